@@ -1,0 +1,1 @@
+"""The `pond` command line: a thin layer over `duckpond.Pond`."""

@@ -1,0 +1,131 @@
+"""Rendering results for people (rich tables) and scripts (JSON on stdout)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+STATUS_STYLE = {
+    "completed": "green",
+    "committed": "yellow",
+    "incomplete": "red",
+    "failed": "red",
+    "pending": "yellow",
+    "started": "yellow",
+}
+
+_out: Console | None = None
+
+
+def console() -> Console:
+    global _out
+    if _out is None:
+        _out = Console(highlight=False, soft_wrap=False)
+    return _out
+
+
+def err_console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+def status(text: str | None) -> str:
+    if text is None:
+        return ""
+    style = STATUS_STYLE.get(text)
+    return f"[{style}]{text}[/{style}]" if style else text
+
+
+def ms(value: int | None) -> str:
+    if value is None:
+        return ""
+    return f"{value} ms" if value < 10_000 else f"{value / 1000:.1f} s"
+
+
+def human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def control_recent(txns: list[dict[str, Any]]) -> None:
+    t = Table(title="transactions (newest last)", title_justify="left")
+    for col, just in (
+        ("seq", "right"),
+        ("status", "left"),
+        ("command", "left"),
+        ("started", "left"),
+        ("duration", "right"),
+        ("tasks", "left"),
+    ):
+        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    for x in txns:
+        tasks = ", ".join(f"{p['execution_seq']}:{status(p['status'])}" for p in x["post_commit"])
+        t.add_row(
+            str(x["txn_seq"]),
+            status(x["status"]),
+            x["command"],
+            x["started"] or "",
+            ms(x["duration_ms"]),
+            tasks,
+        )
+    console().print(t)
+    for x in txns:
+        if x["error_message"]:
+            console().print(f"  [red]txn {x['txn_seq']} failed:[/red] {x['error_message']}")
+        for p in x["post_commit"]:
+            if p["status"] == "failed":
+                console().print(
+                    f"  [red]txn {x['txn_seq']} task {p['execution_seq']} "
+                    f"({p['config_path']}) failed:[/red] {p['error_message']}"
+                )
+
+
+def control_detail(d: dict[str, Any]) -> None:
+    for s in d.get("transactions", []):
+        console().print(
+            f"txn {s['txn_seq']}  {status(s['status'])}  {s['command']}  "
+            f"({ms(s['duration_ms'])})  id {s['txn_id']}"
+        )
+    t = Table()
+    cols = (
+        "txn_seq",
+        "record_type",
+        "transaction_type",
+        "timestamp",
+        "execution_seq",
+        "factory_name",
+        "config_path",
+        "attempt",
+        "data_fs_version",
+        "duration_ms",
+        "error_message",
+    )
+    for c in cols:
+        t.add_column(c)
+    for r in d["records"]:
+        t.add_row(*["" if r.get(c) is None else str(r.get(c)) for c in cols])
+    console().print(t)
+
+
+def control_incomplete(d: dict[str, Any]) -> None:
+    if not d["transactions"] and not d["tasks"]:
+        console().print("nothing incomplete")
+        return
+    for s in d["transactions"]:
+        console().print(f"txn {s['txn_seq']} {status(s['status'])}: {s['command']}")
+    for t in d["tasks"]:
+        console().print(
+            f"task {t['parent_txn_seq']}.{t['execution_seq']} {t['config_path']} "
+            f"({t['factory_name']}) {status(t['state'])} attempt {t['attempt']}"
+        )

@@ -1,0 +1,122 @@
+"""What a factory is, and what it may touch when it runs."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Protocol
+
+import yaml
+
+from ..errors import FactoryError
+
+EXECUTOR = "executor"
+
+_ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class RunContext(Protocol):
+    """What a running factory may do: read the pond, write in its own transaction, log."""
+
+    pond_path: str
+    txn_seq: int
+    parent_txn_seq: int | None
+    args: list[str]
+    vars: dict[str, str]
+
+    def read_bytes(self, path: str) -> bytes: ...
+
+    def exists(self, path: str) -> bool: ...
+
+    def write_bytes(self, path: str, data: bytes) -> None: ...
+
+    def log(self, message: str) -> None: ...
+
+
+class Factory:
+    name: str = ""
+    description: str = ""
+    kind: str = EXECUTOR
+    file_type: str = "file:data:dynamic"
+
+    def validate(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Check a config (env references unexpanded); raise FactoryError with the reason."""
+        raise NotImplementedError
+
+    def run(self, config: dict[str, Any], ctx: RunContext) -> None:
+        raise FactoryError(f"factory {self.name} cannot be run")
+
+
+def parse_config(raw: bytes | str, what: str = "config") -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(raw) if raw else {}
+    except yaml.YAMLError as e:
+        reason = " ".join(str(e).split())
+        raise FactoryError(f"{what} is not valid YAML: {reason}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise FactoryError(f"{what} must be a YAML mapping, not {type(data).__name__}")
+    return data
+
+
+def expand_env(value: Any) -> Any:
+    """Expand `${env:NAME}` at run time; the stored config keeps the reference."""
+    if isinstance(value, str):
+
+        def sub(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name not in os.environ:
+                raise FactoryError(f"environment variable {name} is not set")
+            return os.environ[name]
+
+        return _ENV_REF.sub(sub, value)
+    if isinstance(value, list):
+        return [expand_env(v) for v in value]
+    if isinstance(value, dict):
+        return {k: expand_env(v) for k, v in value.items()}
+    return value
+
+
+class Fields:
+    """Small strict validator: known keys only, typed, with defaults."""
+
+    def __init__(self, factory: str, config: dict[str, Any]) -> None:
+        self.factory = factory
+        self.config = config
+        self.seen: set[str] = set()
+
+    def get(
+        self, key: str, typ: type | tuple[type, ...], default: Any = None, required: bool = False
+    ) -> Any:
+        self.seen.add(key)
+        if key not in self.config or self.config[key] is None:
+            if required:
+                raise FactoryError(f"{self.factory}: config needs '{key}'")
+            return default
+        value = self.config[key]
+        # bool is an int in Python; refuse it where a number is wanted.
+        if (isinstance(value, bool) and bool not in _types(typ)) or not isinstance(value, typ):
+            raise FactoryError(f"{self.factory}: '{key}' must be {_type_name(typ)}, got {value!r}")
+        return value
+
+    def done(self) -> None:
+        extra = sorted(set(self.config) - self.seen)
+        if extra:
+            raise FactoryError(f"{self.factory}: unknown config key(s): {', '.join(extra)}")
+
+
+def _types(typ: type | tuple[type, ...]) -> tuple[type, ...]:
+    return typ if isinstance(typ, tuple) else (typ,)
+
+
+def _type_name(typ: type | tuple[type, ...]) -> str:
+    names = {
+        str: "a string",
+        int: "an integer",
+        bool: "true or false",
+        list: "a list",
+        dict: "a mapping",
+        float: "a number",
+    }
+    return " or ".join(names.get(t, t.__name__) for t in _types(typ))

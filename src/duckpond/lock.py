@@ -1,0 +1,164 @@
+"""The pond's exclusive write lock (`$POND/write.lock`).
+
+The lock is a `flock(2)` on a permanent file. flock is tied to the open file description, so
+the kernel drops it when the holder exits for any reason, SIGKILL included: there are no stale
+locks to clean up, and the file is never deleted (deleting it would let two writers lock two
+different inodes). The file's content is only a note for humans and error messages: who holds
+the lock. It is advisory and may be stale if a holder was killed; flock is the truth.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import shlex
+import socket
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from duckpond.errors import PondError, PondLockedError
+
+_POLL_INTERVAL = 0.05  # seconds between attempts while waiting for the lock
+_MAX_COMMAND_CHARS = 200  # keep the one-line error message readable
+
+
+def read_holder(path: Path | str) -> dict[str, Any] | None:
+    """Return the holder info recorded in the lock file, or None if absent/empty/garbled.
+
+    This only reads the note: it does not check that the lock is really held (a killed
+    holder leaves its note behind until the next writer overwrites it).
+    """
+    try:
+        data = Path(path).read_bytes()
+    except (FileNotFoundError, IsADirectoryError):
+        return None
+    if not data.strip():
+        return None
+    try:
+        info = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def _describe(info: dict[str, Any] | None) -> str:
+    """One-line description of a lock holder for error messages."""
+    if info is None or "pid" not in info:
+        return "unknown holder"
+    text = f"pid {info['pid']} since {info.get('since', 'unknown time')}"
+    if host := info.get("host"):
+        text += f" on {host}"
+    command = info.get("command")
+    if isinstance(command, list) and command:
+        cmd = shlex.join(str(c) for c in command)
+        if len(cmd) > _MAX_COMMAND_CHARS:
+            cmd = cmd[: _MAX_COMMAND_CHARS - 3] + "..."
+        text += f" ({cmd})"
+    # Error messages are one line; the note is untrusted text.
+    return " ".join(text.split())
+
+
+def _holder_info() -> bytes:
+    info = {
+        "pid": os.getpid(),
+        "since": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "host": socket.gethostname(),
+        "command": list(sys.argv),
+    }
+    return (json.dumps(info) + "\n").encode()
+
+
+class WriteLock:
+    """Exclusive, non-reentrant write lock on `path`, usable as a context manager.
+
+    `wait` is how many seconds `acquire()` keeps retrying while another writer holds the lock
+    before raising PondLockedError; 0 means fail immediately. Two WriteLock objects conflict
+    even within one process (flock locks belong to the open file, not the process).
+    """
+
+    def __init__(self, path: Path | str, wait: float = 0.0) -> None:
+        self.path = Path(path)
+        self.wait = wait
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        """True while this object holds the lock."""
+        return self._fd is not None
+
+    def acquire(self) -> None:
+        """Take the lock, waiting up to `self.wait` seconds; then record who holds it."""
+        if self._fd is not None:
+            raise RuntimeError(f"write lock {self.path} is already held by this object")
+        try:
+            # O_CLOEXEC: a child process we exec must not inherit (and so prolong) the lock.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise PondError(f"cannot open lock file {self.path}: {e.strerror}") from e
+        try:
+            self._flock(fd)
+            self._write_info(fd)
+        except BaseException:
+            os.close(fd)  # closing also drops the flock if we got it
+            raise
+        self._fd = fd
+
+    def _flock(self, fd: int) -> None:
+        deadline = time.monotonic() + max(self.wait, 0.0)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except OSError as e:
+                if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise PondError(f"cannot lock {self.path}: {e.strerror}") from e
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            time.sleep(min(_POLL_INTERVAL, remaining))
+        holder = _describe(read_holder(self.path))
+        waited = f" (waited {self.wait:g}s)" if self.wait > 0 else ""
+        raise PondLockedError(f"pond is locked by another writer: {holder}{waited}")
+
+    def _write_info(self, fd: int) -> None:
+        data = _holder_info()
+        os.ftruncate(fd, 0)
+        written = 0
+        while written < len(data):
+            written += os.pwrite(fd, data[written:], written)
+        os.fsync(fd)
+
+    def release(self) -> None:
+        """Clear the holder note, unlock and close. A no-op if not held."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            # Clear the note first so nobody reads us as the holder after we let go.
+            os.ftruncate(fd, 0)
+        finally:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+
+    def __enter__(self) -> Self:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        return f"WriteLock({str(self.path)!r}, wait={self.wait!r}, held={self.held})"

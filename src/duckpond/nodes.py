@@ -1,0 +1,108 @@
+"""The node model: ids, entry types and the row that stores one version of one node."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+
+# The root directory has a fixed id so every pond agrees on where the tree starts.
+ROOT_ID = "00000000-0000-7000-8000-000000000000"
+
+# Entry types as shown by `list -l` and in JSON (SPEC §3).
+DIR_PHYSICAL = "dir:physical"
+DIR_DYNAMIC = "dir:dynamic"
+SYMLINK = "symlink"
+FILE_DATA = "file:data:physical"
+FILE_TABLE = "file:table:physical"
+FILE_SERIES = "file:series:physical"
+FILE_DATA_DYNAMIC = "file:data:dynamic"
+FILE_TABLE_DYNAMIC = "file:table:dynamic"
+FILE_SERIES_DYNAMIC = "file:series:dynamic"
+
+ENTRY_TYPES = (
+    DIR_PHYSICAL,
+    DIR_DYNAMIC,
+    SYMLINK,
+    FILE_DATA,
+    FILE_TABLE,
+    FILE_SERIES,
+    FILE_DATA_DYNAMIC,
+    FILE_TABLE_DYNAMIC,
+    FILE_SERIES_DYNAMIC,
+)
+
+# Contents at or above this size live outside the rows, in the blob store.
+LARGE_CONTENT_THRESHOLD = 64 * 1024
+
+
+def is_dir(file_type: str) -> bool:
+    return file_type.startswith("dir:")
+
+
+def is_file(file_type: str) -> bool:
+    return file_type.startswith("file:")
+
+
+def is_table(file_type: str) -> bool:
+    return file_type.startswith("file:table:")
+
+
+def is_series(file_type: str) -> bool:
+    return file_type.startswith("file:series:")
+
+
+def is_dynamic(file_type: str) -> bool:
+    return file_type.endswith(":dynamic")
+
+
+_last_ms = 0
+_seq = 0
+
+
+def uuid7() -> str:
+    """A UUIDv7 string: time-ordered, so ids sort by creation time."""
+    global _last_ms, _seq
+    ms = time.time_ns() // 1_000_000
+    if ms <= _last_ms:
+        # Same millisecond: bump a counter in rand_a so ids stay monotonic in-process.
+        _seq += 1
+        ms = _last_ms
+    else:
+        _seq = 0
+        _last_ms = ms
+    rand_a = _seq & 0xFFF
+    rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
+    return str(uuid.UUID(int=value))
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+@dataclass
+class NodeRow:
+    """One version of one node, as stored in the data table."""
+
+    part_id: str
+    node_id: str
+    file_type: str
+    version: int
+    timestamp: int  # µs since epoch, UTC
+    content: bytes | None  # inline content; None when it lives in the blob store
+    content_hash: str | None  # sha256 hex of the content
+    size: int
+    txn_seq: int
+    min_event_time: int | None = None
+    max_event_time: int | None = None
+    extended_attributes: dict = field(default_factory=dict)
+    factory: str | None = None
+
+    @property
+    def in_blob(self) -> bool:
+        return self.content is None and self.content_hash is not None
+
+    def with_changes(self, **kw: object) -> NodeRow:
+        return replace(self, **kw)

@@ -1,0 +1,1 @@
+"""The steward: write transactions, the control table, post-commit tasks and recovery."""

@@ -1,0 +1,170 @@
+"""The control table (`$POND/control`, SPEC §5): the steward's record of every write
+transaction and every post-commit task. Rows are appended durably; rows that need not be
+durable on their own are batched into one Delta commit."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from deltalake import DeltaTable
+
+from ..nodes import now_us
+from ..storage import deltafiles
+from ..storage.durability import fsync_dir
+
+CONTROL_SCHEMA = pa.schema(
+    [
+        ("txn_seq", pa.int64()),
+        ("txn_id", pa.string()),
+        ("record_type", pa.string()),
+        ("transaction_type", pa.string()),
+        ("timestamp", pa.timestamp("us", tz="UTC")),
+        ("parent_txn_seq", pa.int64()),
+        ("execution_seq", pa.int32()),
+        ("factory_name", pa.string()),
+        ("config_path", pa.string()),
+        ("data_fs_version", pa.int64()),
+        ("duration_ms", pa.int64()),
+        ("error_message", pa.string()),
+        ("attempt", pa.int32()),
+        ("cli_args", pa.string()),
+        ("vars", pa.string()),
+    ]
+)
+COLUMNS = [f.name for f in CONTROL_SCHEMA]
+
+# Record types (SPEC §5).
+BEGIN = "begin"
+DATA_COMMITTED = "data_committed"
+COMPLETED = "completed"
+FAILED = "failed"
+PC_PENDING = "post_commit_pending"
+PC_STARTED = "post_commit_started"
+PC_COMPLETED = "post_commit_completed"
+PC_FAILED = "post_commit_failed"
+TERMINAL = (COMPLETED, FAILED)
+PC_TERMINAL = (PC_COMPLETED, PC_FAILED)
+
+WRITE = "write"
+POST_COMMIT = "post_commit"
+
+# Small appends pile up as small files; fold them together once this many are unfolded.
+COMPACT_FILES = 16
+COMPACT_TIERS = (64, 4096, 262_144)
+CHECKPOINT_AFTER = 32
+
+
+_last_ts = 0
+
+
+def next_timestamp() -> int:
+    """Strictly increasing µs clock, so rows sort in recorded order within a process."""
+    global _last_ts
+    _last_ts = max(now_us(), _last_ts + 1)
+    return _last_ts
+
+
+@dataclass
+class Record:
+    txn_seq: int
+    txn_id: str
+    record_type: str
+    transaction_type: str = WRITE
+    timestamp: int = field(default_factory=next_timestamp)
+    parent_txn_seq: int | None = None
+    execution_seq: int | None = None
+    factory_name: str | None = None
+    config_path: str | None = None
+    data_fs_version: int | None = None
+    duration_ms: int | None = None
+    error_message: str | None = None
+    attempt: int | None = None
+    cli_args: str | None = None
+    vars: str | None = None
+
+
+def records_to_table(records: Iterable[Record]) -> pa.Table:
+    cols: dict[str, list[Any]] = {c: [] for c in COLUMNS}
+    for r in records:
+        for c in COLUMNS:
+            cols[c].append(getattr(r, c))
+    return pa.table(cols, schema=CONTROL_SCHEMA)
+
+
+class ControlTable:
+    def __init__(self, path: Path, dt: DeltaTable) -> None:
+        self.path = path
+        self.dt = dt
+
+    @classmethod
+    def create(cls, path: Path, identity: dict[str, Any]) -> ControlTable:
+        dt = DeltaTable.create(
+            str(path),
+            CONTROL_SCHEMA,
+            name="pond-control",
+            description=json.dumps({"pond": identity}, sort_keys=True),
+        )
+        deltafiles.sync_commit_version(path, dt.version())
+        fsync_dir(path)
+        return cls(path, dt)
+
+    @classmethod
+    def open(cls, path: Path) -> ControlTable:
+        return cls(path, DeltaTable(str(path)))
+
+    @staticmethod
+    def exists(path: Path) -> bool:
+        return DeltaTable.is_deltatable(str(path))
+
+    def identity(self) -> dict[str, Any]:
+        desc = self.dt.metadata().description
+        try:
+            return json.loads(desc or "{}").get("pond", {})
+        except ValueError:
+            return {}
+
+    def append(self, records: list[Record]) -> int:
+        """Append records as one durable Delta commit."""
+        action = deltafiles.write_file(self.path, records_to_table(records))
+        version = deltafiles.commit(self.dt, self.path, [action])
+        if version % COMPACT_FILES == 0:
+            self._upkeep(version)
+        return version
+
+    def _upkeep(self, version: int) -> None:
+        """Fold small files together in size tiers: amortised O(log n) rewrites per row."""
+        self.dt.update_incremental()
+        actions = deltafiles.add_actions(self.dt)
+        files = list(
+            zip(
+                actions.column("path").to_pylist(),
+                actions.column("num_records").to_pylist(),
+                strict=True,
+            )
+        )
+        for limit in COMPACT_TIERS:
+            tier = [p for p, n in files if (n or 0) < limit]
+            if len(tier) >= COMPACT_FILES:
+                merged = pa.concat_tables(
+                    [pq.read_table(self.path / p, schema=CONTROL_SCHEMA) for p in tier]
+                )
+                deltafiles.compact(self.dt, self.path, tier, merged)
+                break
+        if self.dt.version() - deltafiles.last_checkpoint_version(self.path) >= CHECKPOINT_AFTER:
+            deltafiles.checkpoint(self.dt, self.path)
+
+    def read_all(self) -> pa.Table:
+        """Every row, in recorded order (Parquet files straight, never `to_pyarrow_*`)."""
+        self.dt.update_incremental()
+        actions = deltafiles.add_actions(self.dt)
+        paths = actions.column("path").to_pylist()
+        if not paths:
+            return CONTROL_SCHEMA.empty_table()
+        tables = [pq.read_table(self.path / p, schema=CONTROL_SCHEMA) for p in paths]
+        return pa.concat_tables(tables).sort_by([("timestamp", "ascending")])

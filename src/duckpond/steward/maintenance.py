@@ -1,0 +1,62 @@
+"""`pond maintain`: checkpoint, compact and clean both tables, under the write lock.
+
+Compaction rewrites a partition's files into one without changing a row, so no version is
+ever lost; blobs and the lock file live outside both Delta directories, out of vacuum's reach.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..storage import deltafiles
+from .control import CONTROL_SCHEMA
+
+if TYPE_CHECKING:
+    from ..pond import Pond
+
+
+def maintain(pond: Pond, retention_hours: float = 1.0) -> dict[str, Any]:
+    report: dict[str, Any] = {}
+    with pond.steward.locked():
+        data = pond.data
+        data.refresh()
+        before = data.file_count()
+        compacted = [p for p in data.partitions() if data.compact_partition(p)]
+        deltafiles.checkpoint(data.dt, data.path)
+        report["data"] = {
+            "files_before": before,
+            "files_after": data.file_count(),
+            "partitions_compacted": len(compacted),
+            **_clean(data.dt, retention_hours),
+            "version": data.version(),
+        }
+        control = pond.control
+        control.dt.update_incremental()
+        actions = deltafiles.add_actions(control.dt)
+        files = actions.column("path").to_pylist()
+        if len(files) > 1:
+            merged = pa.concat_tables(
+                [pq.read_table(control.path / f, schema=CONTROL_SCHEMA) for f in files]
+            )
+            deltafiles.compact(control.dt, control.path, files, merged)
+        deltafiles.checkpoint(control.dt, control.path)
+        report["control"] = {
+            "files_before": len(files),
+            "files_after": min(len(files), 1),
+            **_clean(control.dt, retention_hours),
+            "version": control.dt.version(),
+        }
+    return report
+
+
+def _clean(dt: Any, retention_hours: float) -> dict[str, Any]:
+    removed = dt.vacuum(
+        retention_hours=max(0, int(retention_hours)),
+        dry_run=False,
+        enforce_retention_duration=False,
+    )
+    dt.cleanup_metadata()
+    return {"files_vacuumed": len(removed)}

@@ -1,0 +1,130 @@
+"""`pond rebuild-control`: reconstruct the control table from the data table's history.
+
+Every data commit carries `pond_txn` (seq, id, argv, vars, and for a post-commit task its
+parent and execution_seq), so each committed transaction and each task that wrote data can
+be recorded again with the same identity. What left no data commit (failed or no-op writes,
+tasks that wrote nothing, durations) cannot be recovered, and the report says so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ..errors import AlreadyExistsError, NotFoundError
+from ..lock import WriteLock
+from ..storage.datatable import DataTable
+from .control import (
+    BEGIN,
+    COMPLETED,
+    DATA_COMMITTED,
+    PC_COMPLETED,
+    PC_PENDING,
+    PC_STARTED,
+    POST_COMMIT,
+    WRITE,
+    ControlTable,
+    Record,
+)
+
+
+def rebuild_control(root: Path, force: bool = False, wait: float = 0.0) -> dict[str, Any]:
+    root = Path(root).absolute()
+    if not DataTable.is_table(root / "data"):
+        raise NotFoundError(f"no pond at {root}")
+    messages: list[str] = []
+    with WriteLock(root / "write.lock", wait):
+        target = root / "control"
+        if target.exists():
+            if not force:
+                raise AlreadyExistsError(
+                    f"{target} exists; use --force to move it aside and rebuild"
+                )
+            stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+            aside = root / f"control.bak-{stamp}"
+            shutil.move(str(target), str(aside))
+            messages.append(f"moved the old control table to {aside}")
+        data = DataTable.open(root / "data")
+        try:
+            identity = json.loads(data.description() or "{}").get("pond", {})
+        except ValueError:
+            identity = {}
+        history = data.dt.history()
+        commits = sorted(
+            (int(h["version"]), int(h.get("timestamp", 0)), json.loads(h["pond_txn"]))
+            for h in history
+            if h.get("pond_txn")
+        )
+        records: list[Record] = []
+        for version, ts_ms, p in commits:
+            records.extend(_records_for(version, ts_ms * 1000, p))
+        oldest = min((int(h["version"]) for h in history), default=0)
+        control = ControlTable.create(target, identity)
+        if records:
+            control.append(records)
+        seqs = sorted(p["txn_seq"] for _, _, p in commits)
+        messages.append(f"rebuilt {len(commits)} committed transaction(s) into {target}")
+        if oldest > 0:
+            messages.append(
+                f"data log before Delta version {oldest} was cleaned up: transactions "
+                "committed before it are not in the rebuilt table"
+            )
+        missing = sorted(set(range(seqs[0], seqs[-1] + 1)) - set(seqs)) if seqs else []
+        if missing:
+            messages.append(f"no data commit for txn_seq {_ranges(missing)}")
+        messages.append(
+            "not recoverable from data: failed and no-op writes, post-commit tasks that wrote "
+            "nothing, task failures, durations"
+        )
+    return {"transactions": len(commits), "messages": messages}
+
+
+def _records_for(version: int, ts: int, p: dict[str, Any]) -> list[Record]:
+    seq, txn_id = int(p["txn_seq"]), str(p["txn_id"])
+    args = json.dumps(p.get("args", []))
+    vars = json.dumps(p.get("vars", {}), sort_keys=True)
+    parent = p.get("parent_txn_seq")
+    if parent is None:
+        return [
+            Record(seq, txn_id, BEGIN, WRITE, timestamp=ts, cli_args=args, vars=vars),
+            Record(seq, txn_id, DATA_COMMITTED, WRITE, timestamp=ts + 1, data_fs_version=version),
+            Record(seq, txn_id, COMPLETED, WRITE, timestamp=ts + 2),
+        ]
+    link = {
+        "parent_txn_seq": int(parent),
+        "execution_seq": p.get("execution_seq"),
+        "attempt": p.get("attempt", 1),
+    }
+    task = {"factory_name": p.get("factory_name"), "config_path": p.get("config_path"), **link}
+    parent_id = p.get("parent_txn_id") or txn_id
+    return [
+        Record(int(parent), parent_id, PC_PENDING, POST_COMMIT, timestamp=ts - 3, **task),
+        Record(int(parent), parent_id, PC_STARTED, POST_COMMIT, timestamp=ts - 2, **task),
+        Record(seq, txn_id, BEGIN, POST_COMMIT, timestamp=ts, cli_args=args, vars=vars, **link),
+        Record(
+            seq,
+            txn_id,
+            DATA_COMMITTED,
+            POST_COMMIT,
+            timestamp=ts + 1,
+            data_fs_version=version,
+            **link,
+        ),
+        Record(seq, txn_id, COMPLETED, POST_COMMIT, timestamp=ts + 2, **link),
+        Record(int(parent), parent_id, PC_COMPLETED, POST_COMMIT, timestamp=ts + 3, **task),
+    ]
+
+
+def _ranges(values: list[int]) -> str:
+    out, start, prev = [], values[0], values[0]
+    for v in [*values[1:], None]:
+        if v is not None and v == prev + 1:
+            prev = v
+            continue
+        out.append(str(start) if start == prev else f"{start}-{prev}")
+        if v is not None:
+            start = prev = v
+    return ", ".join(out)

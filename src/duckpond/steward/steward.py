@@ -1,0 +1,372 @@
+"""The steward: wraps every write in a recorded transaction and runs post-commit tasks.
+
+Lifecycle of one write (SPEC §5-6): `begin` (durable before anything else) -> data commit
+(one Delta version) -> `data_committed` + every `post_commit_pending` (one control commit)
+-> per task `post_commit_started`, then `post_commit_completed|failed` -> `completed`.
+The write lock is held from `begin` to the last row.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import nodes, paths
+from ..errors import FactoryError, PondError
+from ..factories import base as factory_base
+from ..factories import registry
+from ..lock import WriteLock
+from ..storage.blobs import BlobStore
+from ..storage.datatable import DataTable
+from ..storage.fs import PondFS, StagedTxn
+from ..txn import WriteTxn
+from .control import (
+    BEGIN,
+    COMPLETED,
+    DATA_COMMITTED,
+    FAILED,
+    PC_COMPLETED,
+    PC_FAILED,
+    PC_PENDING,
+    PC_STARTED,
+    POST_COMMIT,
+    WRITE,
+    ControlTable,
+    Record,
+)
+
+log = logging.getLogger("pond")
+
+SYSTEM_DIR = "/etc/system.d"
+
+
+def one_line(e: BaseException | str) -> str:
+    text = " ".join(str(e).split())
+    return text or type(e).__name__ if isinstance(e, BaseException) else text
+
+
+@dataclass(frozen=True)
+class Task:
+    parent_txn_seq: int
+    parent_txn_id: str
+    execution_seq: int
+    factory_name: str
+    config_path: str
+
+
+class TaskContext:
+    """What a running factory sees: the pond as committed, plus its own staged writes."""
+
+    def __init__(
+        self,
+        pond_path: str,
+        staged: StagedTxn,
+        parent_txn_seq: int | None,
+        args: list[str],
+        vars: dict[str, str],
+        label: str,
+    ) -> None:
+        self.pond_path = pond_path
+        self.staged = staged
+        self.txn_seq = staged.txn_seq
+        self.parent_txn_seq = parent_txn_seq
+        self.args = args
+        self.vars = vars
+        self.label = label
+
+    def read_bytes(self, path: str) -> bytes:
+        return self.staged.read_bytes(path)
+
+    def exists(self, path: str) -> bool:
+        return self.staged.exists(path)
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        self.staged.write(path, nodes.FILE_DATA, data, parents=True)
+
+    def log(self, message: str) -> None:
+        log.info("[%s] %s", self.label, message)
+
+
+class Steward:
+    def __init__(
+        self,
+        root: Path,
+        data: DataTable,
+        control: ControlTable,
+        blobs: BlobStore,
+        wait: float = 0.0,
+    ) -> None:
+        self.root = root
+        self.data = data
+        self.control = control
+        self.fs = PondFS(data, blobs)
+        self.lock = WriteLock(root / "write.lock", wait)
+        self._lock_depth = 0
+        self.failed_tasks: list[tuple[Task, str]] = []
+
+    # -- lock ------------------------------------------------------------------------------
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        if self._lock_depth == 0:
+            self.lock.acquire()
+        self._lock_depth += 1
+        try:
+            yield
+        finally:
+            self._lock_depth -= 1
+            if self._lock_depth == 0:
+                self.lock.release()
+
+    def record(self, records: list[Record]) -> None:
+        """Append lifecycle rows that are not the durability point: a failure is logged."""
+        try:
+            self.control.append(records)
+        except Exception as e:  # noqa: BLE001 - recording must never stop the work
+            log.warning(
+                "could not record %s in the control table: %s",
+                ", ".join(r.record_type for r in records),
+                one_line(e),
+            )
+
+    # -- user writes -----------------------------------------------------------------------
+    @contextmanager
+    def transaction(
+        self, args: list[str], vars: dict[str, str] | None = None, run_post_commit: bool = True
+    ) -> Iterator[WriteTxn]:
+        """One write transaction: all or nothing, recorded, then its post-commit phase."""
+        vars = dict(vars or {})
+        with self.locked():
+            self.data.refresh()
+            seq = self.data.last_txn_seq() + 1
+            txn_id = nodes.uuid7()
+            t0 = time.monotonic()
+            # The begin row is durable before any data is written.
+            self.control.append(
+                [
+                    Record(
+                        seq,
+                        txn_id,
+                        BEGIN,
+                        WRITE,
+                        cli_args=json.dumps(args),
+                        vars=json.dumps(vars, sort_keys=True),
+                    )
+                ]
+            )
+            staged = StagedTxn(self.fs, seq)
+            tx = WriteTxn(staged, {"txn_seq": seq, "txn_id": txn_id, "args": args, "vars": vars})
+            try:
+                yield tx
+                rows = staged.rows()
+                version = None
+                if rows:
+                    pond_txn = {"txn_seq": seq, "txn_id": txn_id, "args": args, "vars": vars}
+                    version = self.data.commit(rows, pond_txn)
+            except BaseException as e:
+                self.record(
+                    [
+                        Record(
+                            seq,
+                            txn_id,
+                            FAILED,
+                            WRITE,
+                            duration_ms=_ms(t0),
+                            error_message=one_line(e),
+                        )
+                    ]
+                )
+                raise
+            if version is None:
+                self.record([Record(seq, txn_id, COMPLETED, WRITE, duration_ms=_ms(t0))])
+                return
+            self._upkeep({r.part_id for r in rows})
+            tasks = self.discover(seq, txn_id) if run_post_commit else []
+            committed = Record(seq, txn_id, DATA_COMMITTED, WRITE, data_fs_version=version)
+            pending = [self._task_record(t, PC_PENDING, attempt=1) for t in tasks]
+            if not tasks:
+                done = Record(seq, txn_id, COMPLETED, WRITE, duration_ms=_ms(t0))
+                self.record([committed, done])
+                return
+            self.record([committed, *pending])
+            self.run_tasks(tasks, args, vars, attempt_of=lambda t: 1)
+            self.record([Record(seq, txn_id, COMPLETED, WRITE, duration_ms=_ms(t0))])
+
+    def _upkeep(self, parts: set[str]) -> None:
+        try:
+            self.data.auto_maintain(parts)
+        except Exception as e:  # noqa: BLE001 - upkeep is an optimisation, never a failure
+            log.warning("automatic maintenance skipped: %s", one_line(e))
+
+    # -- post-commit -----------------------------------------------------------------------
+    def discover(self, parent_seq: int, parent_txn_id: str) -> list[Task]:
+        self.data.refresh()
+        loc = self.fs.lookup(SYSTEM_DIR)
+        if loc is None or not nodes.is_dir(loc.file_type):
+            return []
+        tasks: list[Task] = []
+        for child in self.fs.children(loc):
+            if child.row.factory is None:
+                log.warning("skipping %s: not a factory node", child.path)
+                continue
+            tasks.append(
+                Task(parent_seq, parent_txn_id, len(tasks) + 1, child.row.factory, child.path)
+            )
+        return tasks
+
+    def _task_record(self, task: Task, record_type: str, **kw: Any) -> Record:
+        return Record(
+            task.parent_txn_seq,
+            task.parent_txn_id,
+            record_type,
+            POST_COMMIT,
+            parent_txn_seq=task.parent_txn_seq,
+            execution_seq=task.execution_seq,
+            factory_name=task.factory_name,
+            config_path=task.config_path,
+            **kw,
+        )
+
+    def run_tasks(
+        self, tasks: list[Task], args: list[str], vars: dict[str, str], attempt_of: Any
+    ) -> None:
+        for task in tasks:
+            self.run_task(task, args, vars, attempt_of(task))
+
+    def run_task(self, task: Task, args: list[str], vars: dict[str, str], attempt: int) -> bool:
+        """Run one task in its own fresh write transaction; never raises for its failure."""
+        self.record([self._task_record(task, PC_STARTED, attempt=attempt)])
+        t0 = time.monotonic()
+        task_seq: int | None = None
+        task_txn_id: str | None = None
+        try:
+            self.data.refresh()
+            factory, config = self.load_factory(task.config_path)
+            task_seq = self.data.last_txn_seq() + 1
+            staged = StagedTxn(self.fs, task_seq)
+            label = paths.basename(task.config_path)
+            ctx = TaskContext(str(self.root), staged, task.parent_txn_seq, args, vars, label)
+            factory.run(config, ctx)
+            rows = staged.rows()
+            closing: list[Record] = []
+            if rows:
+                task_txn_id = nodes.uuid7()
+                link = {
+                    "parent_txn_seq": task.parent_txn_seq,
+                    "execution_seq": task.execution_seq,
+                    "attempt": attempt,
+                }
+                facts = {
+                    "factory_name": task.factory_name,
+                    "config_path": task.config_path,
+                    "parent_txn_id": task.parent_txn_id,
+                }
+                self.control.append(
+                    [
+                        Record(
+                            task_seq,
+                            task_txn_id,
+                            BEGIN,
+                            POST_COMMIT,
+                            cli_args=json.dumps(args),
+                            **link,
+                        )
+                    ]
+                )
+                pond_txn = {
+                    "txn_seq": task_seq,
+                    "txn_id": task_txn_id,
+                    "args": args,
+                    "vars": vars,
+                    **link,
+                    **facts,
+                }
+                version = self.data.commit(rows, pond_txn)
+                closing = [
+                    Record(
+                        task_seq,
+                        task_txn_id,
+                        DATA_COMMITTED,
+                        POST_COMMIT,
+                        data_fs_version=version,
+                        **link,
+                    ),
+                    Record(
+                        task_seq, task_txn_id, COMPLETED, POST_COMMIT, duration_ms=_ms(t0), **link
+                    ),
+                ]
+                task_txn_id = None
+                self._upkeep({r.part_id for r in rows})
+            self.record(
+                [
+                    *closing,
+                    self._task_record(task, PC_COMPLETED, attempt=attempt, duration_ms=_ms(t0)),
+                ]
+            )
+            return True
+        except Exception as e:  # noqa: BLE001 - a task's failure is recorded, not raised
+            err = one_line(e)
+            closing = []
+            if task_txn_id is not None and task_seq is not None:
+                closing = [
+                    Record(
+                        task_seq,
+                        task_txn_id,
+                        FAILED,
+                        POST_COMMIT,
+                        duration_ms=_ms(t0),
+                        error_message=err,
+                        parent_txn_seq=task.parent_txn_seq,
+                        execution_seq=task.execution_seq,
+                        attempt=attempt,
+                    )
+                ]
+            self.record(
+                [
+                    *closing,
+                    self._task_record(
+                        task, PC_FAILED, attempt=attempt, duration_ms=_ms(t0), error_message=err
+                    ),
+                ]
+            )
+            self.failed_tasks.append((task, err))
+            log.warning(
+                "post-commit task %s (%s) failed: %s", task.config_path, task.factory_name, err
+            )
+            return False
+
+    def load_factory(self, path: str) -> tuple[factory_base.Factory, dict[str, Any]]:
+        loc = self.fs.lookup(path)
+        if loc is None:
+            raise FactoryError(f"factory node {path} no longer exists")
+        if loc.row.factory is None:
+            raise FactoryError(f"{path} is not a factory node")
+        factory = registry.get(loc.row.factory)
+        raw = factory_base.parse_config(self.fs.content(loc.row), f"config of {path}")
+        factory.validate(raw)
+        return factory, factory_base.expand_env(raw)
+
+    # -- pond run --------------------------------------------------------------------------
+    def run_node(
+        self, path: str, run_args: list[str], args: list[str], vars: dict[str, str]
+    ) -> int:
+        """`pond run PATH ARGS...`: the factory's job in one write transaction."""
+        with self.transaction(args, vars) as tx:
+            factory, config = self.load_factory(path)
+            if factory.kind != factory_base.EXECUTOR:
+                raise PondError(f"{path} ({factory.name}) is not a runnable factory")
+            ctx = TaskContext(
+                str(self.root), tx._staged, None, run_args, vars, paths.basename(path)
+            )
+            factory.run(config, ctx)
+            return tx.txn_seq
+        raise AssertionError("unreachable")
+
+
+def _ms(t0: float) -> int:
+    return int((time.monotonic() - t0) * 1000)

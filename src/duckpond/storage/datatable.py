@@ -1,0 +1,250 @@
+"""The data table: one row per node version, partitioned by owning directory (SPEC §2).
+
+The pond writes its own Parquet files (fsynced) and commits them with
+`create_write_transaction`, then fsyncs the new log entry: delta-rs alone never syncs.
+Reads go straight to the Parquet files of one partition (never `to_pyarrow_*`, which makes
+the process abort at exit), cached per immutable file so a process stays coherent by
+refreshing the snapshot and reading only files it has not seen.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from deltalake import DeltaTable
+
+from ..nodes import NodeRow
+from . import deltafiles
+from .durability import fsync_dir, sync_commit
+
+APP_ID = "pond"
+PARTITION = "part_id"
+
+DATA_SCHEMA = pa.schema(
+    [
+        ("part_id", pa.string()),
+        ("node_id", pa.string()),
+        ("file_type", pa.string()),
+        ("version", pa.int64()),
+        ("timestamp", pa.timestamp("us", tz="UTC")),
+        ("content", pa.binary()),
+        ("content_hash", pa.string()),
+        ("size", pa.int64()),
+        ("min_event_time", pa.int64()),
+        ("max_event_time", pa.int64()),
+        ("extended_attributes", pa.string()),
+        ("factory", pa.string()),
+        ("txn_seq", pa.int64()),
+    ]
+)
+# Delta keeps partition values in the path, not in the files.
+FILE_SCHEMA = pa.schema([f for f in DATA_SCHEMA if f.name != PARTITION])
+
+# Automatic upkeep: cheap enough to run inside a write, keeps opening and reading fast.
+COMPACT_PARTITION_FILES = 32
+
+
+def rows_to_table(rows: Iterable[NodeRow]) -> pa.Table:
+    rows = list(rows)
+    cols: dict[str, list[Any]] = {f.name: [] for f in FILE_SCHEMA}
+    for r in rows:
+        cols["node_id"].append(r.node_id)
+        cols["file_type"].append(r.file_type)
+        cols["version"].append(r.version)
+        cols["timestamp"].append(r.timestamp)
+        cols["content"].append(r.content)
+        cols["content_hash"].append(r.content_hash)
+        cols["size"].append(r.size)
+        cols["min_event_time"].append(r.min_event_time)
+        cols["max_event_time"].append(r.max_event_time)
+        cols["extended_attributes"].append(
+            json.dumps(r.extended_attributes, sort_keys=True) if r.extended_attributes else None
+        )
+        cols["factory"].append(r.factory)
+        cols["txn_seq"].append(r.txn_seq)
+    return pa.table(cols, schema=FILE_SCHEMA)
+
+
+def table_to_rows(part_id: str, table: pa.Table) -> list[NodeRow]:
+    out = []
+    i = table.schema.get_field_index("timestamp")
+    table = table.set_column(i, "timestamp", table.column(i).cast(pa.int64()))
+    for d in table.to_pylist():
+        out.append(
+            NodeRow(
+                part_id=part_id,
+                node_id=d["node_id"],
+                file_type=d["file_type"],
+                version=d["version"],
+                timestamp=d["timestamp"],
+                content=d["content"],
+                content_hash=d["content_hash"],
+                size=d["size"],
+                txn_seq=d["txn_seq"],
+                min_event_time=d["min_event_time"],
+                max_event_time=d["max_event_time"],
+                extended_attributes=json.loads(d["extended_attributes"])
+                if d["extended_attributes"]
+                else {},
+                factory=d["factory"],
+            )
+        )
+    return out
+
+
+class DataTable:
+    """The `$POND/data` Delta table."""
+
+    def __init__(self, path: Path, dt: DeltaTable) -> None:
+        self.path = path
+        self.dt = dt
+        self._files_version = -1
+        self._files_by_part: dict[str, list[str]] = {}
+        self._file_cache: dict[str, pa.Table] = {}
+        self._pending_refresh = False
+        self._index_cache: dict[str, tuple[tuple[str, ...], dict[str, list[NodeRow]]]] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: Path, description: str) -> DataTable:
+        dt = DeltaTable.create(
+            str(path),
+            DATA_SCHEMA,
+            partition_by=[PARTITION],
+            name="pond-data",
+            description=description,
+        )
+        sync_commit(path, dt.version())
+        fsync_dir(path)
+        return cls(path, dt)
+
+    @staticmethod
+    def is_table(path: Path) -> bool:
+        return DeltaTable.is_deltatable(str(path))
+
+    @classmethod
+    def open(cls, path: Path) -> DataTable:
+        return cls(path, DeltaTable(str(path)))
+
+    def refresh(self) -> None:
+        """See commits made since this handle was opened (ours or another process's)."""
+        self.dt.update_incremental()
+        self._pending_refresh = False
+
+    def _sync(self) -> None:
+        if self._pending_refresh:
+            self.refresh()
+
+    def version(self) -> int:
+        self._sync()
+        return self.dt.version()
+
+    def last_txn_seq(self) -> int:
+        self._sync()
+        v = self.dt.transaction_version(APP_ID)
+        return int(v) if v is not None else 0
+
+    def description(self) -> str | None:
+        return self.dt.metadata().description
+
+    # -- writing ---------------------------------------------------------------------------
+    def commit(self, rows: list[NodeRow], pond_txn: dict[str, Any]) -> int:
+        """Commit rows atomically as one Delta version; returns that version, durable."""
+        by_part: dict[str, list[NodeRow]] = defaultdict(list)
+        for r in rows:
+            by_part[r.part_id].append(r)
+        actions = [
+            deltafiles.write_file(self.path, rows_to_table(prows), {PARTITION: part})
+            for part, prows in by_part.items()
+        ]
+        seq = int(pond_txn["txn_seq"])
+        version = deltafiles.commit(
+            self.dt,
+            self.path,
+            actions,
+            metadata={"pond_txn": json.dumps(pond_txn, sort_keys=True)},
+            app_txn=(APP_ID, seq),
+        )
+        self._pending_refresh = True
+        return version
+
+    # -- reading ---------------------------------------------------------------------------
+    def _ensure_file_map(self) -> None:
+        v = self.version()
+        if v == self._files_version:
+            return
+        actions = deltafiles.add_actions(self.dt)
+        parts = actions.column(f"partition.{PARTITION}").to_pylist()
+        paths = actions.column("path").to_pylist()
+        by_part: dict[str, list[str]] = defaultdict(list)
+        for p, f in zip(parts, paths, strict=True):
+            by_part[p].append(f)
+        self._files_by_part = dict(by_part)
+        self._files_version = v
+
+    def partitions(self) -> list[str]:
+        self._ensure_file_map()
+        return list(self._files_by_part)
+
+    def partition_files(self, part_id: str) -> list[str]:
+        self._ensure_file_map()
+        return self._files_by_part.get(part_id, [])
+
+    def file_count(self) -> int:
+        self._ensure_file_map()
+        return sum(len(v) for v in self._files_by_part.values())
+
+    def _read_file(self, rel: str) -> pa.Table:
+        t = self._file_cache.get(rel)
+        if t is None:
+            t = pq.read_table(self.path / rel, schema=FILE_SCHEMA)
+            self._file_cache[rel] = t
+        return t
+
+    def partition_index(self, part_id: str) -> dict[str, list[NodeRow]]:
+        """node_id -> its rows in this partition, oldest version first."""
+        files = tuple(sorted(self.partition_files(part_id)))
+        cached = self._index_cache.get(part_id)
+        if cached is not None and cached[0] == files:
+            return cached[1]
+        index: dict[str, list[NodeRow]] = defaultdict(list)
+        if files:
+            table = pa.concat_tables([self._read_file(f) for f in files])
+            for row in table_to_rows(part_id, table):
+                index[row.node_id].append(row)
+        for rows in index.values():
+            rows.sort(key=lambda r: r.version)
+        result = dict(index)
+        self._index_cache[part_id] = (files, result)
+        return result
+
+    def pond_txns(self, limit: int | None = None) -> list[tuple[int, dict[str, Any]]]:
+        """(delta version, pond_txn) of data commits, newest first."""
+        self._sync()
+        return deltafiles.history_metadata(self.dt, "pond_txn", limit)
+
+    # -- maintenance -----------------------------------------------------------------------
+    def compact_partition(self, part_id: str) -> bool:
+        files = self.partition_files(part_id)
+        if len(files) < 2:
+            return False
+        merged = pa.concat_tables([self._read_file(f) for f in files])
+        deltafiles.compact(self.dt, self.path, files, merged, {PARTITION: part_id})
+        return True
+
+    def auto_maintain(self, touched_parts: Iterable[str]) -> None:
+        """Keep a long-lived pond fast without anyone running `pond maintain`."""
+        for part in set(touched_parts):
+            if len(self.partition_files(part)) >= COMPACT_PARTITION_FILES:
+                self.compact_partition(part)
+        if (
+            self.version() - deltafiles.last_checkpoint_version(self.path)
+            >= deltafiles.CHECKPOINT_EVERY
+        ):
+            deltafiles.checkpoint(self.dt, self.path)

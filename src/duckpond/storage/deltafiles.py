@@ -1,0 +1,195 @@
+"""Durable Delta appends: the pond writes and fsyncs its own Parquet files, commits them with
+`create_write_transaction`, then fsyncs the log entry. Shared by the data and control tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from deltalake import DeltaTable
+
+from ..errors import PondError
+from .durability import fsync_dir, fsync_file, sync_commit
+
+# Each commit replays the log since the last checkpoint, so checkpoint often.
+CHECKPOINT_EVERY = 25
+
+
+@dataclass
+class FileAction:
+    """An add (or, for compaction, remove) of one Parquet file."""
+
+    path: str
+    size: int
+    partition_values: dict[str, str]
+    num_records: int
+    modification_time: int
+    remove: bool = False
+
+    def to_json(self, now_ms: int) -> dict[str, Any]:
+        if self.remove:
+            return {
+                "remove": {
+                    "path": self.path,
+                    "deletionTimestamp": now_ms,
+                    "dataChange": False,
+                    "extendedFileMetadata": True,
+                    "partitionValues": self.partition_values,
+                    "size": self.size,
+                }
+            }
+        return {
+            "add": {
+                "path": self.path,
+                "partitionValues": self.partition_values,
+                "size": self.size,
+                "modificationTime": self.modification_time,
+                "dataChange": True,
+                "stats": json.dumps({"numRecords": self.num_records}),
+            }
+        }
+
+
+def write_file(
+    table_dir: Path, table: pa.Table, partition_values: dict[str, str] | None = None
+) -> FileAction:
+    """Write one Parquet file into the table directory (synced); return its add action."""
+    sub = "/".join(f"{k}={v}" for k, v in (partition_values or {}).items())
+    name = f"part-{time.time_ns()}-{os.urandom(6).hex()}.zstd.parquet"
+    rel = f"{sub}/{name}" if sub else name
+    full = table_dir / rel
+    if sub and not full.parent.exists():
+        full.parent.mkdir(parents=True, exist_ok=True)
+        fsync_dir(full.parent.parent)
+    pq.write_table(table, full, compression="zstd")
+    fsync_file(full)
+    fsync_dir(full.parent)
+    st = full.stat()
+    return FileAction(
+        rel, st.st_size, dict(partition_values or {}), table.num_rows, int(st.st_mtime * 1000)
+    )
+
+
+def commit(
+    dt: DeltaTable,
+    table_dir: Path,
+    actions: list[FileAction],
+    *,
+    operation: str = "WRITE",
+    metadata: dict[str, str] | None = None,
+    app_txn: tuple[str, int] | None = None,
+) -> int:
+    """Append one durable Delta commit; returns its version.
+
+    The pond writes the log entry itself rather than through delta-rs: delta-rs neither
+    fsyncs nor advances its handle, and replays the log on every commit. The entry is
+    written to a temp file, synced, then linked into place (put-if-absent, atomic), and the
+    log directory synced. Callers hold the write lock, so a clash means a foreign writer.
+    """
+    log_dir = table_dir / "_delta_log"
+    now_ms = int(time.time() * 1000)
+    info: dict[str, Any] = {
+        "timestamp": now_ms,
+        "operation": operation,
+        "operationParameters": {"mode": "Append"},
+        "clientVersion": "duckpond",
+        **(metadata or {}),
+    }
+    lines = [{"commitInfo": info}]
+    if app_txn is not None:
+        lines.append({"txn": {"appId": app_txn[0], "version": app_txn[1], "lastUpdated": now_ms}})
+    lines.extend(a.to_json(now_ms) for a in actions)
+    body = "".join(json.dumps(x, separators=(",", ":")) + "\n" for x in lines).encode()
+    tmp = log_dir / f".tmp-{os.getpid()}-{os.urandom(6).hex()}.json"
+    with open(tmp, "wb") as f:
+        f.write(body)
+        f.flush()
+        os.fsync(f.fileno())
+    try:
+        for _ in range(3):
+            version = _next_version(dt, table_dir)
+            try:
+                os.link(tmp, log_dir / f"{version:020d}.json")
+            except FileExistsError:
+                dt.update_incremental()
+                continue
+            fsync_dir(log_dir)
+            _known_version[str(table_dir)] = version
+            return version
+        raise PondError(f"another process is writing {table_dir} without the pond's lock")
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# Last version this process committed per table: the next commit needs no log listing.
+_known_version: dict[str, int] = {}
+
+
+def _next_version(dt: DeltaTable, table_dir: Path) -> int:
+    known = _known_version.get(str(table_dir), -1)
+    return max(known, dt.version()) + 1
+
+
+def compact(
+    dt: DeltaTable,
+    table_dir: Path,
+    files: list[str],
+    merged: pa.Table,
+    partition_values: dict[str, str] | None = None,
+) -> int:
+    """Replace `files` by one file holding `merged` (their rows), without changing data."""
+    add = write_file(table_dir, merged, partition_values)
+    removes = [FileAction(f, 0, dict(partition_values or {}), 0, 0, remove=True) for f in files]
+    version = commit(
+        dt,
+        table_dir,
+        [add, *removes],
+        operation="OPTIMIZE",
+        metadata={"pond_maintenance": "compact"},
+    )
+    dt.update_incremental()
+    return version
+
+
+def checkpoint(dt: DeltaTable, table_dir: Path) -> None:
+    dt.update_incremental()
+    dt.create_checkpoint()
+    log = table_dir / "_delta_log"
+    names = [f"{dt.version():020d}.checkpoint.parquet", "_last_checkpoint"]
+    for name in names:
+        if (log / name).exists():
+            fsync_file(log / name)
+    fsync_dir(log)
+
+
+def last_checkpoint_version(table_dir: Path) -> int:
+    try:
+        return int(
+            json.loads((table_dir / "_delta_log" / "_last_checkpoint").read_text())["version"]
+        )
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def sync_commit_version(table_dir: Path, version: int) -> None:
+    sync_commit(table_dir, version)
+
+
+def add_actions(dt: DeltaTable) -> pa.Table:
+    return pa.table(dt.get_add_actions(flatten=True))
+
+
+def history_metadata(dt: DeltaTable, key: str, limit: int | None = None) -> list[tuple[int, Any]]:
+    """(version, parsed custom metadata `key`) for commits that carry it, newest first."""
+    out = []
+    for h in dt.history(limit):
+        raw = h.get(key)
+        if raw:
+            out.append((int(h["version"]), json.loads(raw)))
+    return out

@@ -1,0 +1,257 @@
+"""The write-transaction API a caller (CLI, library user, factory) works with.
+
+It turns user-level operations (write a table from Arrow, ingest a CSV, create a factory
+node) into staged node rows. Nothing is visible to anyone until the steward commits.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import nodes, paths
+from .errors import FormatError, InvalidPathError, NotFoundError
+from .query import ingest
+from .storage.fs import StagedTxn
+
+
+def _as_arrow(data: Any) -> pa.Table:
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    if hasattr(data, "__arrow_c_stream__") and not hasattr(data, "to_parquet"):
+        return pa.table(data)
+    try:
+        import pandas as pd
+
+        if isinstance(data, pd.DataFrame):
+            return pa.Table.from_pandas(data, preserve_index=False)
+    except ImportError:
+        pass
+    raise FormatError(f"cannot store {type(data).__name__} as a table: give Arrow or pandas data")
+
+
+class WriteTxn:
+    """One write transaction. Use through `Pond.transaction()`; all or nothing."""
+
+    def __init__(self, staged: StagedTxn, info: dict[str, Any]) -> None:
+        self._staged = staged
+        self.info = info
+
+    @property
+    def txn_seq(self) -> int:
+        return self._staged.txn_seq
+
+    @property
+    def changed(self) -> bool:
+        return self._staged.changed
+
+    # -- reads (see this transaction's own changes) -------------------------------------
+    def exists(self, path: str) -> bool:
+        return self._staged.exists(path)
+
+    def read_bytes(self, path: str) -> bytes:
+        return self._staged.read_bytes(path)
+
+    # -- writes -------------------------------------------------------------------------
+    def mkdir(self, path: str, parents: bool = False) -> None:
+        self._staged.mkdir(path, parents=parents)
+
+    def write_bytes(self, path: str, data: bytes, parents: bool = False) -> None:
+        self._staged.write(path, nodes.FILE_DATA, bytes(data), parents=parents)
+
+    def write_host_file(self, path: str, host_path: str | Path, parents: bool = False) -> None:
+        """Copy a host file as raw bytes, streaming large ones straight to the blob store."""
+        src = Path(host_path)
+        size = _host_size(src)
+        if size < nodes.LARGE_CONTENT_THRESHOLD:
+            self.write_bytes(path, src.read_bytes(), parents=parents)
+            return
+        self._check_target(path, nodes.FILE_DATA, parents)
+        with open(src, "rb") as f:
+            blob = self._staged.fs.blobs.put_chunks(iter(lambda: f.read(1 << 20), b""))
+        self._staged.write(path, nodes.FILE_DATA, blob=blob, parents=parents)
+
+    def write_table(
+        self,
+        path: str,
+        data: Any,
+        *,
+        series: bool = False,
+        time_column: str | None = None,
+        parents: bool = False,
+    ) -> None:
+        """Store Arrow/pandas data as a table version (or a series version when `series`)."""
+        table = _as_arrow(data)
+        ftype = nodes.FILE_SERIES if series else nodes.FILE_TABLE
+        self._check_target(path, ftype, parents)
+        lo = hi = None
+        attrs: dict[str, Any] = {}
+        if series:
+            col = ingest.detect_time_column(table.schema, time_column)
+            if col is None:
+                raise FormatError(f"a series needs a time column; none found in {path}")
+            lo, hi = ingest.event_time_range(table, col)
+            attrs["time_column"] = col
+        content = ingest.table_to_parquet_bytes(table)
+        self._staged.write(
+            path,
+            ftype,
+            content,
+            min_event_time=lo,
+            max_event_time=hi,
+            attrs=attrs,
+            parents=parents,
+        )
+
+    def write_series(
+        self, path: str, data: Any, *, time_column: str | None = None, parents: bool = False
+    ) -> None:
+        self.write_table(path, data, series=True, time_column=time_column, parents=parents)
+
+    def write_parquet_file(
+        self,
+        path: str,
+        host_path: str | Path,
+        *,
+        series: bool = False,
+        time_column: str | None = None,
+        parents: bool = False,
+    ) -> None:
+        """Store a host Parquet file as a table/series version without loading it whole."""
+        src = Path(host_path)
+        _host_size(src)
+        try:
+            schema = pq.read_schema(src)
+        except (pa.ArrowInvalid, OSError) as e:
+            raise FormatError(f"not a Parquet file: {src} ({_one_line(e)})") from None
+        ftype = nodes.FILE_SERIES if series else nodes.FILE_TABLE
+        self._check_target(path, ftype, parents)
+        lo = hi = None
+        attrs: dict[str, Any] = {}
+        if series:
+            col = ingest.detect_time_column(schema, time_column)
+            if col is None:
+                raise FormatError(f"a series needs a time column; none found in {src}")
+            lo, hi = ingest.event_time_range_parquet(src, col)
+            attrs["time_column"] = col
+        self._stage_file_content(path, ftype, src, lo, hi, attrs, parents)
+
+    def write_csv_file(
+        self,
+        path: str,
+        host_path: str | Path,
+        *,
+        series: bool = False,
+        time_column: str | None = None,
+        compression: str | None = None,
+        parents: bool = False,
+    ) -> None:
+        """Convert a host CSV to Parquet on the way in (streamed) and store it."""
+        src = Path(host_path)
+        _host_size(src)
+        ftype = nodes.FILE_SERIES if series else nodes.FILE_TABLE
+        self._check_target(path, ftype, parents)
+        blobs = self._staged.fs.blobs
+        tmp = blobs.temp_path()
+        try:
+            schema = ingest.csv_to_parquet_file(src, tmp, compression=compression)
+            lo = hi = None
+            attrs: dict[str, Any] = {}
+            if series:
+                col = ingest.detect_time_column(schema, time_column)
+                if col is None:
+                    raise FormatError(f"a series needs a time column; none found in {src}")
+                lo, hi = ingest.event_time_range_parquet(tmp, col)
+                attrs["time_column"] = col
+            self._stage_file_content(path, ftype, tmp, lo, hi, attrs, parents, adopt=True)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _stage_file_content(
+        self,
+        path: str,
+        ftype: str,
+        src: Path,
+        lo: int | None,
+        hi: int | None,
+        attrs: dict[str, Any],
+        parents: bool,
+        adopt: bool = False,
+    ) -> None:
+        size = src.stat().st_size
+        if size < nodes.LARGE_CONTENT_THRESHOLD:
+            self._staged.write(
+                path,
+                ftype,
+                src.read_bytes(),
+                min_event_time=lo,
+                max_event_time=hi,
+                attrs=attrs,
+                parents=parents,
+            )
+            return
+        blobs = self._staged.fs.blobs
+        if adopt:
+            blob = blobs.adopt_file(src)
+        else:
+            with open(src, "rb") as f:
+                blob = blobs.put_chunks(iter(lambda: f.read(1 << 20), b""))
+        self._staged.write(
+            path,
+            ftype,
+            blob=blob,
+            min_event_time=lo,
+            max_event_time=hi,
+            attrs=attrs,
+            parents=parents,
+        )
+
+    def mknod(
+        self, path: str, factory: str, file_type: str, config: bytes, overwrite: bool = False
+    ) -> None:
+        found = self._staged.lookup(path)
+        if found is not None and not overwrite:
+            raise InvalidPathError(f"{paths.normalize(path)} exists (use --overwrite)")
+        if found is not None and nodes.is_dir(found[2]) and found[2] != nodes.DIR_DYNAMIC:
+            raise InvalidPathError(f"cannot replace a directory: {paths.normalize(path)}")
+        self._staged.write(
+            path, file_type, config, factory=factory, overwrite_type=True, parents=True
+        )
+
+    def symlink(self, path: str, target: str) -> None:
+        self._staged.symlink(path, target)
+
+    def _check_target(self, path: str, ftype: str, parents: bool) -> None:
+        """Fail before expensive work (a big CSV conversion) when the target is wrong."""
+        path = paths.normalize(path)
+        found = self._staged.lookup(path)
+        if found is not None:
+            if nodes.is_dir(found[2]):
+                raise InvalidPathError(f"cannot write over a directory: {path}")
+            if found[2] != ftype:
+                raise InvalidPathError(f"{path} is a {found[2]}; cannot write a {ftype} there")
+            return
+        parent = self._staged.lookup(paths.parent(path))
+        if parent is None and not parents:
+            raise NotFoundError(f"no such directory: {paths.parent(path)}")
+        if parent is not None and not nodes.is_dir(parent[2]):
+            raise InvalidPathError(f"not a directory: {paths.parent(path)}")
+
+
+def _host_size(src: Path) -> int:
+    try:
+        st = src.stat()
+    except FileNotFoundError:
+        raise NotFoundError(f"no such host file: {src}") from None
+    if not src.is_file():
+        raise InvalidPathError(f"not a regular host file: {src}")
+    return st.st_size
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
