@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +46,12 @@ from .control import (
 log = logging.getLogger("pond")
 
 SYSTEM_DIR = "/etc/system.d"
+
+
+def crash_point(name: str) -> None:
+    """Test hook: `POND_CRASH_AT=name` SIGKILLs this process here, a real crash at a phase."""
+    if os.environ.get("POND_CRASH_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def one_line(e: BaseException | str) -> str:
@@ -167,7 +175,9 @@ class Steward:
                 version = None
                 if rows:
                     pond_txn = {"txn_seq": seq, "txn_id": txn_id, "args": args, "vars": vars}
+                    crash_point("before_data_commit")
                     version = self.data.commit(rows, pond_txn)
+                    crash_point("after_data_commit")
             except BaseException as e:
                 self.record(
                     [
@@ -194,7 +204,9 @@ class Steward:
                 self.record([committed, done])
                 return
             self.record([committed, *pending])
+            crash_point("after_pending")
             self.run_tasks(tasks, args, vars, attempt_of=lambda t: 1)
+            crash_point("before_completed")
             self.record([Record(seq, txn_id, COMPLETED, WRITE, duration_ms=_ms(t0))])
 
     def _upkeep(self, parts: set[str]) -> None:
@@ -235,7 +247,9 @@ class Steward:
     def run_tasks(
         self, tasks: list[Task], args: list[str], vars: dict[str, str], attempt_of: Any
     ) -> None:
-        for task in tasks:
+        for i, task in enumerate(tasks):
+            if i:
+                crash_point("between_tasks")
             self.run_task(task, args, vars, attempt_of(task))
 
     def run_task(self, task: Task, args: list[str], vars: dict[str, str], attempt: int) -> bool:
@@ -286,7 +300,9 @@ class Steward:
                     **link,
                     **facts,
                 }
+                crash_point("task_before_data_commit")
                 version = self.data.commit(rows, pond_txn)
+                crash_point("task_after_data_commit")
                 closing = [
                     Record(
                         task_seq,
