@@ -24,8 +24,15 @@ _out: Console | None = None
 def console() -> Console:
     global _out
     if _out is None:
-        _out = Console(highlight=False, soft_wrap=False)
+        # A pipe gets a wide, uncoloured layout rather than rich's 80-column default.
+        width = None if sys.stdout.isatty() else 160
+        _out = Console(highlight=False, soft_wrap=False, width=width)
     return _out
+
+
+def when(ts: str | None) -> str:
+    """ISO time, shortened for tables: `2026-11-25 20:53:01`."""
+    return (ts or "")[:19].replace("T", " ")
 
 
 def err_console() -> Console:
@@ -92,30 +99,37 @@ def control_recent(txns: list[dict[str, Any]]) -> None:
 
 
 def control_detail(d: dict[str, Any]) -> None:
+    c = console()
     for s in d.get("transactions", []):
-        console().print(
-            f"txn {s['txn_seq']}  {status(s['status'])}  {s['command']}  "
-            f"({ms(s['duration_ms'])})  id {s['txn_id']}"
+        c.print(
+            f"[bold]txn {s['txn_seq']}[/bold]  {status(s['status'])}  {s['command']}  "
+            f"{ms(s['duration_ms'])}  id {s['txn_id']}"
         )
-    t = Table()
-    cols = (
-        "txn_seq",
-        "record_type",
-        "transaction_type",
-        "timestamp",
-        "execution_seq",
-        "factory_name",
-        "config_path",
-        "attempt",
-        "data_fs_version",
-        "duration_ms",
-        "error_message",
-    )
-    for c in cols:
-        t.add_column(c)
+    t = Table(box=None, pad_edge=False)
+    for col in ("seq", "record", "type", "time", "task", "attempt", "version", "duration", "error"):
+        t.add_column(col)
     for r in d["records"]:
-        t.add_row(*["" if r.get(c) is None else str(r.get(c)) for c in cols])
-    console().print(t)
+        task = ""
+        if r.get("execution_seq") is not None:
+            task = f"{r['execution_seq']}" + (
+                f" {r['config_path']}" if r.get("config_path") else ""
+            )
+        t.add_row(
+            str(r["txn_seq"]),
+            status(_short(r["record_type"])),
+            r["transaction_type"],
+            (r["timestamp"] or "")[11:23],
+            task,
+            "" if r.get("attempt") is None else str(r["attempt"]),
+            "" if r.get("data_fs_version") is None else str(r["data_fs_version"]),
+            ms(r.get("duration_ms")),
+            r.get("error_message") or "",
+        )
+    c.print(t)
+
+
+def _short(record_type: str) -> str:
+    return record_type.replace("post_commit_", "task_")
 
 
 def control_incomplete(d: dict[str, Any]) -> None:

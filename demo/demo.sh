@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The pond demo: a small sensor pond with two post-commit jobs, a crash, and a recovery.
+# Run with `make demo` (which puts the project's `pond` on PATH).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+export POND="$here/pond"
+work="$here/pond-inputs"
+rm -rf "$POND" "$work"
+mkdir -p "$work"
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "create a pond"
+pond init
+
+step "configure two post-commit jobs: one validates, one always fails"
+cat > "$work/validate.yaml" <<'YAML'
+message: "validated the new data"
+write_path: /reports/last-validation.txt
+YAML
+cat > "$work/notify.yaml" <<'YAML'
+message: "notification service is down"
+fail: true
+YAML
+pond mknod test-executor /etc/system.d/10-validate --config-path "$work/validate.yaml"
+pond mknod test-executor /etc/system.d/20-notify --config-path "$work/notify.yaml"
+
+step "write some data: a CSV as a series, twice (two versions), and a raw file"
+python3 - "$work" <<'PY'
+import sys, datetime as dt
+out = sys.argv[1]
+for day in (1, 2):
+    with open(f"{out}/temps-{day}.csv", "w") as f:
+        f.write("timestamp,sensor,celsius\n")
+        for h in range(24):
+            t = dt.datetime(2026, 11, day, h, tzinfo=dt.timezone.utc).isoformat()
+            f.write(f"{t},well-{h % 3},{10 + (h * 7 % 11) / 2}\n")
+PY
+pond mkdir -p /sensors
+pond copy "host+csv+series://$work/temps-1.csv" /sensors/temps
+pond copy "host+csv+series://$work/temps-2.csv" /sensors/temps
+pond copy "host://$work/validate.yaml" /sensors/README.yaml
+
+step "list and query"
+pond list -l
+pond cat /sensors/temps --format table --sql \
+  "SELECT sensor, count(*) AS n, round(avg(celsius), 2) AS avg_c FROM source GROUP BY sensor ORDER BY sensor"
+pond cat /sensors/temps --format csv --time-start 2026-11-02T00:00:00Z --time-end 2026-11-02T02:00:00Z \
+  --sql "SELECT * FROM source ORDER BY timestamp"
+
+step "the control table: every transaction and every job"
+pond control --limit 5
+seq=$(pond control recent --limit 1 --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["txn_seq"])')
+pond control detail --txn-seq "$seq"
+
+step "simulate a crash: the machine dies between the two jobs of the next write"
+POND_CRASH_AT=between_tasks pond mkdir /incoming || echo "(pond was killed: exit $?)"
+
+step "what the crash left unfinished"
+pond control incomplete
+
+step "recover finishes it"
+pond recover
+pond recover   # a second run has nothing to do
+pond control --limit 2
+
+step "the recovery queries run as plain SQL"
+pond control --sql "SELECT parent_txn_seq, execution_seq, factory_name, config_path, error_message, duration_ms
+FROM control_table
+WHERE record_type = 'post_commit_failed'
+ORDER BY timestamp DESC
+LIMIT 3"
+echo
+echo "demo pond left at $POND"
