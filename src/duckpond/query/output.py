@@ -164,8 +164,11 @@ def _timestamp_text(arr: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Arr
     if t.tz and t.tz.lower() not in _UTC_NAMES:
         return None
     try:
-        # Arrow's %S carries the unit's fraction digits, matching _timestamp_formatter
-        text = pc.strftime(arr, format="%Y-%m-%dT%H:%M:%S")
+        # Arrow's cast of a zone-less timestamp to text is ~20x faster than strftime (or than
+        # the cast with a zone) and gives "YYYY-MM-DD HH:MM:SS[.fraction]" with the unit's
+        # fraction digits, matching _timestamp_formatter once the space becomes a 'T'.
+        text = arr.cast(pa.timestamp(t.unit)).cast(pa.string())
+        text = pc.replace_substring(text, " ", "T", max_replacements=1)
         return pc.binary_join_element_wise(text, "Z", "") if t.tz else text
     except (pa.ArrowException, ValueError):
         return None
@@ -306,7 +309,7 @@ def print_table(
     (None = all) with a caption saying how many were left out."""
     total = table.num_rows
     shown = table if max_rows is None or total <= max_rows else table.slice(0, max_rows)
-    out = RichTable(title=title, show_lines=False, header_style="bold")
+    out = RichTable(show_lines=False, header_style="bold")
     for field in shown.schema:
         out.add_column(
             field.name,
@@ -319,7 +322,11 @@ def print_table(
             *(Text("NULL", style="dim") if v is None else Text(format_value(v)) for v in row)
         )
     if shown.num_rows < total:
-        out.caption = f"{shown.num_rows} of {total} rows shown"
+        summary = f"{shown.num_rows} of {total} rows shown"
     else:
-        out.caption = f"{total} row{'' if total == 1 else 's'}"
+        summary = f"{total} row{'' if total == 1 else 's'}"
+    # title and summary as their own lines: as table title/caption they wrap to a narrow table
+    if title:
+        console.print(Text(title, style="bold"))
     console.print(out)
+    console.print(Text(summary, style="dim"))
