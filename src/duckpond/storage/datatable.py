@@ -108,6 +108,7 @@ class DataTable:
         self._files_by_part: dict[str, list[str]] = {}
         self._file_cache: dict[str, pa.Table] = {}
         self._pending_refresh = False
+        self._own = (-1, 0)  # (version, txn_seq) of this handle's last commit
         self._index_cache: dict[str, tuple[tuple[str, ...], dict[str, list[NodeRow]]]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -143,10 +144,12 @@ class DataTable:
 
     def version(self) -> int:
         self._sync()
-        return self.dt.version()
+        return max(self.dt.version(), self._own[0])
 
     def last_txn_seq(self) -> int:
         self._sync()
+        if self._own[0] > self.dt.version():
+            return self._own[1]
         v = self.dt.transaction_version(APP_ID)
         return int(v) if v is not None else 0
 
@@ -159,19 +162,31 @@ class DataTable:
         by_part: dict[str, list[NodeRow]] = defaultdict(list)
         for r in rows:
             by_part[r.part_id].append(r)
-        actions = [
-            deltafiles.write_file(self.path, rows_to_table(prows), {PARTITION: part})
-            for part, prows in by_part.items()
-        ]
+        written = []
+        for part, prows in by_part.items():
+            table = rows_to_table(prows)
+            written.append((deltafiles.write_file(self.path, table, {PARTITION: part}), table))
         seq = int(pond_txn["txn_seq"])
+        before = self._files_version
         version = deltafiles.commit(
             self.dt,
             self.path,
-            actions,
+            [a for a, _ in written],
             metadata={"pond_txn": json.dumps(pond_txn, sort_keys=True)},
             app_txn=(APP_ID, seq),
         )
-        self._pending_refresh = True
+        # Apply our own commit to the in-process view instead of re-reading the log and
+        # the files we just wrote: the handle catches up at the next refresh().
+        for action, table in written:
+            self._file_cache[action.path] = table
+        if before == version - 1:
+            for action, _ in written:
+                part = action.partition_values[PARTITION]
+                self._files_by_part.setdefault(part, []).append(action.path)
+            self._files_version = version
+            self._own = (version, seq)
+        else:
+            self._pending_refresh = True
         return version
 
     # -- reading ---------------------------------------------------------------------------
@@ -208,25 +223,34 @@ class DataTable:
         return t
 
     def partition_index(self, part_id: str) -> dict[str, list[NodeRow]]:
-        """node_id -> its rows in this partition, oldest version first."""
+        """node_id -> its rows in this partition, oldest version first.
+
+        Files are immutable, so when a commit only adds files the index is extended with
+        the new files' rows instead of re-reading the partition.
+        """
         files = tuple(sorted(self.partition_files(part_id)))
         cached = self._index_cache.get(part_id)
         if cached is not None and cached[0] == files:
             return cached[1]
-        index: dict[str, list[NodeRow]] = defaultdict(list)
-        if files:
-            table = pa.concat_tables([self._read_file(f) for f in files])
-            for row in table_to_rows(part_id, table):
-                index[row.node_id].append(row)
-        for rows in index.values():
-            rows.sort(key=lambda r: r.version)
-        result = dict(index)
-        self._index_cache[part_id] = (files, result)
-        return result
+        if cached is not None and set(cached[0]) <= set(files):
+            new_files = [f for f in files if f not in set(cached[0])]
+            index = {k: list(v) for k, v in cached[1].items()}
+        else:
+            new_files = list(files)
+            index = {}
+        touched: set[str] = set()
+        for f in new_files:
+            for row in table_to_rows(part_id, self._read_file(f)):
+                index.setdefault(row.node_id, []).append(row)
+                touched.add(row.node_id)
+        for node_id in touched:
+            index[node_id].sort(key=lambda r: r.version)
+        self._index_cache[part_id] = (files, index)
+        return index
 
     def pond_txns(self, limit: int | None = None) -> list[tuple[int, dict[str, Any]]]:
         """(delta version, pond_txn) of data commits, newest first."""
-        self._sync()
+        self.refresh()
         return deltafiles.history_metadata(self.dt, "pond_txn", limit)
 
     # -- maintenance -----------------------------------------------------------------------
