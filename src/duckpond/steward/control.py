@@ -101,6 +101,13 @@ class ControlTable:
     def __init__(self, path: Path, dt: DeltaTable) -> None:
         self.path = path
         self.dt = dt
+        self._written: dict[str, pa.Table] = {}  # files this process appended: no re-read
+
+    def _read(self, rel: str) -> pa.Table:
+        table = self._written.pop(rel, None)
+        if table is not None:
+            return table
+        return pq.read_table(self.path / rel, schema=CONTROL_SCHEMA)
 
     @classmethod
     def create(cls, path: Path, identity: dict[str, Any]) -> ControlTable:
@@ -131,8 +138,10 @@ class ControlTable:
 
     def append(self, records: list[Record]) -> int:
         """Append records as one durable Delta commit."""
-        action = deltafiles.write_file(self.path, records_to_table(records))
+        table = records_to_table(records)
+        action = deltafiles.write_file(self.path, table)
         version = deltafiles.commit(self.dt, self.path, [action])
+        self._written[action.path] = table
         if version % COMPACT_FILES == 0:
             self._upkeep(version)
         return version
@@ -151,9 +160,7 @@ class ControlTable:
         for limit in COMPACT_TIERS:
             tier = [p for p, n in files if (n or 0) < limit]
             if len(tier) >= COMPACT_FILES:
-                merged = pa.concat_tables(
-                    [pq.read_table(self.path / p, schema=CONTROL_SCHEMA) for p in tier]
-                )
+                merged = pa.concat_tables([self._read(p) for p in tier])
                 deltafiles.compact(self.dt, self.path, tier, merged)
                 break
         if self.dt.version() - deltafiles.last_checkpoint_version(self.path) >= CHECKPOINT_AFTER:
