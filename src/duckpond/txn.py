@@ -6,8 +6,9 @@ node) into staged node rows. Nothing is visible to anyone until the steward comm
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -64,16 +65,26 @@ class WriteTxn:
     def write_bytes(self, path: str, data: bytes, parents: bool = False) -> None:
         self._staged.write(path, nodes.FILE_DATA, bytes(data), parents=parents)
 
-    def write_host_file(self, path: str, host_path: str | Path, parents: bool = False) -> None:
-        """Copy a host file as raw bytes, streaming large ones straight to the blob store."""
+    def write_host_file(
+        self,
+        path: str,
+        host_path: str | Path,
+        parents: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """Copy a host file as raw bytes, streaming large ones straight to the blob store.
+
+        `progress(n)` is called with each chunk's size (a CLI shows a bar with it)."""
         src = Path(host_path)
         size = _host_size(src)
         if size < nodes.LARGE_CONTENT_THRESHOLD:
             self.write_bytes(path, src.read_bytes(), parents=parents)
+            if progress:
+                progress(size)
             return
         self._check_target(path, nodes.FILE_DATA, parents)
         with open(src, "rb") as f:
-            blob = self._staged.fs.blobs.put_chunks(iter(lambda: f.read(1 << 20), b""))
+            blob = self._staged.fs.blobs.put_chunks(_chunks(f, progress))
         self._staged.write(path, nodes.FILE_DATA, blob=blob, parents=parents)
 
     def write_table(
@@ -241,6 +252,13 @@ class WriteTxn:
             raise NotFoundError(f"no such directory: {paths.parent(path)}")
         if parent is not None and not nodes.is_dir(parent[2]):
             raise InvalidPathError(f"not a directory: {paths.parent(path)}")
+
+
+def _chunks(f: BinaryIO, progress: Callable[[int], None] | None) -> Iterator[bytes]:
+    while chunk := f.read(1 << 20):
+        if progress:
+            progress(len(chunk))
+        yield chunk
 
 
 def _host_size(src: Path) -> int:

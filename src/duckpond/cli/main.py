@@ -140,11 +140,22 @@ def copy(st: State, sources: tuple[str, ...], dest: str, time_column: str | None
         )
         if len(parsed) > 1 and not (tx.exists(dest_norm) and _is_dir(pond, dest_norm)):
             raise InvalidPathError(f"copying several files needs a directory: {dest_norm}")
-        with _progress(len(parsed)) as advance:
-            for s in parsed:
+        sizes = [_size(s.path) for s in parsed]
+        with _progress(sum(sizes)) as advance:
+            for s, size in zip(parsed, sizes, strict=True):
                 target = paths.join(dest_norm, Path(s.path).name) if into_dir else dest_norm
-                _copy_in(tx, s, target, time_column)
-                advance()
+                if s.fmt == "raw" and not s.compression:
+                    tx.write_host_file(target, s.path, progress=advance)
+                else:
+                    _copy_in(tx, s, target, time_column)
+                    advance(size)
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
 
 
 def _is_dir(pond: Pond, path: str) -> bool:
@@ -174,21 +185,36 @@ def _copy_in(tx: Any, s: Any, target: str, time_column: str | None) -> None:
 
 
 class _progress:
-    """A progress bar on a terminal for multi-file copies; silent otherwise."""
+    """A byte-count progress bar on a terminal for large copies; silent otherwise."""
+
+    MIN_BYTES = 16 << 20
 
     def __init__(self, total: int) -> None:
         self.total = total
         self.bar: Any = None
 
     def __enter__(self) -> Any:
-        if self.total > 1 and sys.stderr.isatty():
-            from rich.progress import Progress
+        if self.total >= self.MIN_BYTES and sys.stderr.isatty():
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TransferSpeedColumn,
+            )
 
-            self.bar = Progress(console=render.err_console(), transient=True)
+            self.bar = Progress(
+                TextColumn("copying"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                console=render.err_console(),
+                transient=True,
+            )
             self.bar.start()
             task = self.bar.add_task("copying", total=self.total)
-            return lambda: self.bar.advance(task)
-        return lambda: None
+            return lambda n: self.bar.advance(task, n)
+        return lambda n: None
 
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
