@@ -133,7 +133,13 @@ _known_version: dict[str, int] = {}
 
 def _next_version(dt: DeltaTable, table_dir: Path) -> int:
     known = _known_version.get(str(table_dir), -1)
-    return max(known, dt.version()) + 1
+    version = max(known, dt.version()) + 1
+    # A gap in the log would corrupt the table: the previous entry must exist.
+    if version > 0 and not (table_dir / "_delta_log" / f"{version - 1:020d}.json").exists():
+        _known_version.pop(str(table_dir), None)
+        dt.update_incremental()
+        version = dt.version() + 1
+    return version
 
 
 def compact(
