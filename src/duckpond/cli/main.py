@@ -141,9 +141,14 @@ def copy(st: State, sources: tuple[str, ...], dest: str, time_column: str | None
         if len(parsed) > 1 and not (tx.exists(dest_norm) and _is_dir(pond, dest_norm)):
             raise InvalidPathError(f"copying several files needs a directory: {dest_norm}")
         sizes = [_size(s.path) for s in parsed]
+        targets = [
+            paths.join(dest_norm, Path(s.path).name) if into_dir else dest_norm for s in parsed
+        ]
+        for i, target in enumerate(targets):
+            if target in targets[:i]:
+                raise InvalidPathError(f"two sources would be copied to {target}")
         with _progress(sum(sizes)) as advance:
-            for s, size in zip(parsed, sizes, strict=True):
-                target = paths.join(dest_norm, Path(s.path).name) if into_dir else dest_norm
+            for s, size, target in zip(parsed, sizes, targets, strict=True):
                 if s.fmt == "raw" and not s.compression:
                     tx.write_host_file(target, s.path, progress=advance)
                 else:
@@ -173,7 +178,11 @@ def _copy_in(tx: Any, s: Any, target: str, time_column: str | None) -> None:
         )
     elif s.fmt in ("table", "series") or s.entry in ("table", "series"):
         tx.write_parquet_file(
-            target, s.path, series=series or s.fmt == "series", time_column=time_column
+            target,
+            s.path,
+            series=series or s.fmt == "series",
+            time_column=time_column,
+            compression=s.compression,
         )
     else:
         if s.compression:
@@ -239,7 +248,11 @@ def _copy_out(st: State, patterns: tuple[str, ...], dest: str) -> None:
             rel = e.path[len(prefix) :].lstrip("/") if e.path != prefix else Path(e.path).name
             host = out_dir / rel
             host.parent.mkdir(parents=True, exist_ok=True)
-            host.write_bytes(pond.read_bytes(e.path))
+            if nodes.is_series(e.type) and e.version > 1:
+                # a series is the union of its versions, not its latest one
+                host.write_bytes(output.to_parquet_bytes(pond.read_table(e.path)))
+            else:
+                host.write_bytes(pond.read_bytes(e.path))
             count += 1
     logging.getLogger("pond").info("copied %d file(s) to %s", count, out_dir)
 
@@ -367,7 +380,7 @@ def cat(
     elif fmt == "csv":
         sys.stdout.buffer.write(output.to_csv_bytes(table))
     elif fmt == "json":
-        sys.stdout.write(output.to_json_text(table) + "\n")
+        sys.stdout.write(output.to_json_text(table).rstrip("\n") + "\n")
     else:
         sys.stdout.buffer.write(output.to_parquet_bytes(table))
     sys.stdout.flush()
@@ -421,7 +434,9 @@ def list_factories(fmt: str) -> None:
 @cli.group(invoke_without_command=True)
 @click.option("--sql", "query", help="SQL over `control_table`.")
 @click.option("--format", "fmt", type=FORMATS, default="table")
-@click.option("--limit", type=int, default=20, help="How many transactions (recent).")
+@click.option(
+    "--limit", type=click.IntRange(min=0), default=20, help="How many transactions (recent)."
+)
 @click.pass_context
 def control(ctx: click.Context, query: str | None, fmt: str, limit: int) -> None:
     """Transaction summaries, newest last (see the subcommands)."""
@@ -434,7 +449,7 @@ def control(ctx: click.Context, query: str | None, fmt: str, limit: int) -> None
 
         table = control_sql(ctx.obj.open(), query)
         if fmt == "json":
-            sys.stdout.write(output.to_json_text(table) + "\n")
+            sys.stdout.write(output.to_json_text(table).rstrip("\n") + "\n")
         else:
             output.print_table(table, render.console())
         return
@@ -447,7 +462,7 @@ def _fmt(ctx: click.Context, fmt: str | None) -> str:
 
 
 @control.command()
-@click.option("--limit", type=int, default=20)
+@click.option("--limit", type=click.IntRange(min=0), default=20)
 @click.option("--format", "fmt", type=FORMATS, default=None)
 @click.pass_context
 def recent(ctx: click.Context, limit: int, fmt: str | None) -> None:

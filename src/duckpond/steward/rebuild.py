@@ -45,6 +45,10 @@ def rebuild_control(root: Path, force: bool = False, wait: float = 0.0) -> dict[
                 )
             stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
             aside = root / f"control.bak-{stamp}"
+            n = 1
+            while aside.exists():  # never move into (or over) an earlier backup
+                n += 1
+                aside = root / f"control.bak-{stamp}-{n}"
             shutil.move(str(target), str(aside))
             messages.append(f"moved the old control table to {aside}")
         data = DataTable.open(root / "data")
@@ -58,9 +62,7 @@ def rebuild_control(root: Path, force: bool = False, wait: float = 0.0) -> dict[
             for h in history
             if h.get("pond_txn")
         )
-        records: list[Record] = []
-        for version, ts_ms, p in commits:
-            records.extend(_records_for(version, ts_ms * 1000, p))
+        records = _lifecycle_order(commits)
         oldest = min((int(h["version"]) for h in history), default=0)
         control = ControlTable.create(target, identity)
         if records:
@@ -80,6 +82,30 @@ def rebuild_control(root: Path, force: bool = False, wait: float = 0.0) -> dict[
             "nothing, task failures, durations"
         )
     return {"transactions": len(commits), "messages": messages}
+
+
+def _lifecycle_order(commits: list[tuple[int, int, dict[str, Any]]]) -> list[Record]:
+    """Each write's rows with its tasks' rows inside them, in the SPEC §5 order (begin,
+    data_committed, every pending, each task's rows, completed), timestamps strictly rising."""
+    groups: list[list[Record]] = []
+    writes: dict[int, list[Record]] = {}
+    for version, ts_ms, p in commits:
+        recs = _records_for(version, ts_ms * 1000, p)
+        parent = p.get("parent_txn_seq")
+        host = writes.get(int(parent)) if parent is not None else None
+        if host is None:  # a user write, or a task whose parent's commit is gone
+            groups.append(recs)
+            if parent is None:
+                writes[int(p["txn_seq"])] = recs
+            continue
+        at = 2 + sum(r.record_type == PC_PENDING for r in host)
+        host[at:at] = [r for r in recs if r.record_type == PC_PENDING]
+        host[-1:-1] = [r for r in recs if r.record_type != PC_PENDING]
+    out = [r for recs in groups for r in recs]
+    last = 0
+    for r in out:
+        r.timestamp = last = max(r.timestamp, last + 1)
+    return out
 
 
 def _records_for(version: int, ts: int, p: dict[str, Any]) -> list[Record]:

@@ -179,6 +179,7 @@ def recover(steward: Steward, retry_failed: bool = False) -> dict[str, Any]:
             key = (task.parent_txn_seq, task.execution_seq)
             attempt = t["attempt"] + 1 if t["state"] in ("started", "failed") else t["attempt"]
             if key in finished_by_data:
+                attempt = t["attempt"]  # not run again: the attempt whose data committed
                 steward.record(
                     [steward._task_record(task, PC_COMPLETED, attempt=t["attempt"], duration_ms=0)]
                 )

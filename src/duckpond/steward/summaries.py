@@ -199,7 +199,7 @@ def recent(ctl: pa.Table, limit: int = 20) -> list[dict[str, Any]]:
     begins = ctl.filter(
         pc.and_(_eq(ctl, "record_type", BEGIN), _eq(ctl, "transaction_type", WRITE))
     )
-    if begins.num_rows == 0:
+    if begins.num_rows == 0 or limit <= 0:
         return []
     begins = begins.sort_by([("timestamp", "ascending")])
     tail = begins.slice(max(0, begins.num_rows - limit))
