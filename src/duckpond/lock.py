@@ -132,7 +132,8 @@ class WriteLock:
         written = 0
         while written < len(data):
             written += os.pwrite(fd, data[written:], written)
-        os.fsync(fd)
+        # No fsync: the holder info only names a live process; after a crash it is stale
+        # anyway, and the flock itself is what excludes other writers.
 
     def release(self) -> None:
         """Clear the holder note, unlock and close. A no-op if not held."""

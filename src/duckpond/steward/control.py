@@ -57,7 +57,7 @@ POST_COMMIT = "post_commit"
 # Small appends pile up as small files; fold them together once this many are unfolded.
 COMPACT_FILES = 16
 COMPACT_TIERS = (64, 4096, 262_144)
-CHECKPOINT_AFTER = 32
+CHECKPOINT_AFTER = 100
 
 
 _last_ts = 0

@@ -7,9 +7,10 @@ from pathlib import Path
 
 
 def fsync_file(path: Path | str) -> None:
+    """Sync a file's data and the metadata needed to read it (size); fdatasync suffices."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(fd)
+        os.fdatasync(fd)
     finally:
         os.close(fd)
 
