@@ -132,10 +132,27 @@ class WriteTxn:
         series: bool = False,
         time_column: str | None = None,
         parents: bool = False,
+        compression: str | None = None,
     ) -> None:
-        """Store a host Parquet file as a table/series version without loading it whole."""
+        """Store a host Parquet file as a table/series version without loading it whole.
+
+        `compression` (gzip/zstd): the file is compressed Parquet; it is undone on the way in."""
         src = Path(host_path)
         _host_size(src)
+        if compression:
+            tmp = self._staged.fs.blobs.temp_path()
+            try:
+                _decompress_file(src, tmp, compression)
+                if _file_head(tmp) != b"PAR1":
+                    raise FormatError(f"not a Parquet file: {src} (after {compression} decoding)")
+                self.write_parquet_file(
+                    path, tmp, series=series, time_column=time_column, parents=parents
+                )
+            except FormatError as e:  # name the user's file, not the temp copy
+                raise FormatError(str(e).replace(str(tmp), str(src))) from None
+            finally:
+                tmp.unlink(missing_ok=True)
+            return
         try:
             schema = pq.read_schema(src)
         except (pa.ArrowInvalid, OSError) as e:
@@ -259,6 +276,21 @@ def _chunks(f: BinaryIO, progress: Callable[[int], None] | None) -> Iterator[byt
         if progress:
             progress(len(chunk))
         yield chunk
+
+
+def _decompress_file(src: Path, dest: Path, compression: str) -> None:
+    try:
+        with pa.CompressedInputStream(pa.OSFile(str(src)), compression) as f:
+            with open(dest, "wb") as out:
+                while chunk := f.read(1 << 20):
+                    out.write(chunk)
+    except (pa.ArrowException, OSError, ValueError) as e:
+        raise FormatError(f"cannot decompress {src} as {compression}: {_one_line(e)}") from None
+
+
+def _file_head(path: Path, n: int = 4) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(n)
 
 
 def _host_size(src: Path) -> int:

@@ -113,6 +113,10 @@ def _link_dir(ctx: SessionContext, parts: Sequence[Part]) -> str | None:
             with open(entry, "wb") as f:
                 f.write(part.data)
             continue
+        if not os.path.isfile(part.path or ""):
+            # a listing skips a dangling link: a lost part would silently drop its rows
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise NotFoundError(f"no such file: {part.path}")
         try:
             os.symlink(os.path.abspath(part.path or ""), entry)
         except OSError:

@@ -136,9 +136,10 @@ class DataTable:
     def refresh(self) -> None:
         """See commits made since this handle was opened (ours or another process's)."""
         known = max(self.dt.version(), self._own[0])
-        if not self._pending_refresh and not (
-            self.path / "_delta_log" / f"{known + 1:020d}.json"
-        ).exists():
+        if (
+            not self._pending_refresh
+            and not (self.path / "_delta_log" / f"{known + 1:020d}.json").exists()
+        ):
             return  # nothing new: a stat instead of a log listing
         self.dt.update_incremental()
         self._pending_refresh = False
@@ -256,6 +257,9 @@ class DataTable:
     def pond_txns(self, limit: int | None = None) -> list[tuple[int, dict[str, Any]]]:
         """(delta version, pond_txn) of data commits, newest first."""
         self.refresh()
+        if self._own[0] > self.dt.version():
+            # our own commits are applied to the view, not the handle: history needs the log
+            self.dt.update_incremental()
         return deltafiles.history_metadata(self.dt, "pond_txn", limit)
 
     # -- maintenance -----------------------------------------------------------------------
