@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 from deltalake import DeltaTable
@@ -27,7 +27,10 @@ from . import nodes
 from .errors import AlreadyExistsError, InvalidPathError, NotFoundError, PondError, QueryError
 from .factories import base as factory_base
 from .factories import registry
-from .query import ingest, sql
+from .query import ingest
+
+if TYPE_CHECKING:
+    from .query import sql
 from .steward.control import ControlTable
 from .steward.steward import Steward
 from .storage.blobs import BlobStore
@@ -231,6 +234,8 @@ class Pond:
         return out
 
     def _part(self, row: nodes.NodeRow) -> sql.Part:
+        from .query import sql
+
         path = str(self.blobs.path_for(row.content_hash or "")) if row.in_blob else None
         return sql.Part(
             path=path,
@@ -248,6 +253,8 @@ class Pond:
         time_end: int | None = None,
     ) -> pa.Table:
         """Run read-only SQL over a pond file (as `source`/`series`) or a host URL."""
+        from .query import sql
+
         ctx = sql.make_context()
         if path is not None:
             self._register(ctx, path, version, time_start, time_end)
@@ -305,6 +312,7 @@ def register_source(
     time_end: int | None = None,
 ) -> None:
     """Register what `url` names as the SQL tables `source` and `series`."""
+    from .query import sql
     from .query.urls import parse_source
 
     src = parse_source(url)

@@ -16,7 +16,7 @@ from .. import nodes, paths
 from ..errors import InvalidPathError, PondError, PondUsageError
 from ..factories import registry
 from ..pond import Pond, pond_path_from_env, register_source
-from ..query import output, sql
+from ..query import output
 from ..query.urls import parse_source
 from . import render
 
@@ -283,6 +283,8 @@ def list_(st: State, long: bool, fmt: str, pattern: str) -> None:
 def describe(st: State, path: str, fmt: str) -> None:
     """Type, size, schema and versions of a pond file."""
     if path.startswith("host"):
+        from ..query import sql
+
         ctx = sql.make_context()
         register_source(ctx, path, None)
         table = sql.run_sql(ctx, "SELECT * FROM source LIMIT 0")
@@ -371,6 +373,8 @@ def cat(
         raise PondUsageError(
             "--format raw is for raw files; tables print as table/csv/json/parquet"
         )
+    from ..query import sql
+
     ctx = sql.make_context()
     register_source(ctx, path, pond, version, t0, t1)
     table = sql.run_sql(ctx, query or "SELECT * FROM source")

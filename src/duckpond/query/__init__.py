@@ -26,15 +26,6 @@ from .output import (
     to_json_text,
     to_parquet_bytes,
 )
-from .sql import (
-    SOURCE_NAMES,
-    Part,
-    make_context,
-    plain_types,
-    register_parts,
-    register_table_arrow,
-    run_sql,
-)
 from .urls import SourceURL, is_host, parse_source
 
 __all__ = [
@@ -68,3 +59,23 @@ __all__ = [
     "to_json_text",
     "to_parquet_bytes",
 ]
+
+_SQL_NAMES = {
+    "SOURCE_NAMES",
+    "Part",
+    "make_context",
+    "plain_types",
+    "register_parts",
+    "register_table_arrow",
+    "run_sql",
+}
+
+
+def __getattr__(name: str) -> object:
+    # DataFusion takes ~170 ms to import: load it only for commands that run SQL.
+    if name == "sql" or name in _SQL_NAMES:
+        import importlib
+
+        sql = importlib.import_module(".sql", __name__)
+        return sql if name == "sql" else getattr(sql, name)
+    raise AttributeError(name)
