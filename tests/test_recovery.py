@@ -124,7 +124,7 @@ def test_two_writers_racing(tmp_path):
         _wait_until_locked(root, first.pid)
         wait_for(  # and its transaction has begun
             lambda: any(
-                r["record_type"] == "begin" and "block" in (r["cli_args"] or "")
+                r["record_type"] == "begin" and '"run"' in (r["cli_args"] or "")
                 for r in control_rows(root)
             )
         )
