@@ -28,6 +28,9 @@ _POLL_INTERVAL = 0.05  # seconds between attempts while waiting for the lock
 _MAX_COMMAND_CHARS = 200  # keep the one-line error message readable
 
 
+_NOTE_RETRIES = 20
+
+
 def read_holder(path: Path | str) -> dict[str, Any] | None:
     """Return the holder info recorded in the lock file, or None if absent/empty/garbled.
 
@@ -122,16 +125,28 @@ class WriteLock:
             if remaining <= 0:
                 break
             time.sleep(min(_POLL_INTERVAL, remaining))
-        holder = _describe(read_holder(self.path))
+        info = read_holder(self.path)
+        for _ in range(_NOTE_RETRIES):
+            # A new holder writes its note just after taking the lock: give it a moment,
+            # and take the lock ourselves if it was released meanwhile.
+            if info is not None:
+                break
+            time.sleep(0.01)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except OSError:
+                info = read_holder(self.path)
+        holder = _describe(info)
         waited = f" (waited {self.wait:g}s)" if self.wait > 0 else ""
         raise PondLockedError(f"pond is locked by another writer: {holder}{waited}")
 
     def _write_info(self, fd: int) -> None:
         data = _holder_info()
-        os.ftruncate(fd, 0)
         written = 0
         while written < len(data):
             written += os.pwrite(fd, data[written:], written)
+        os.ftruncate(fd, len(data))  # after the write, so the note is never seen empty
         # No fsync: the holder info only names a live process; after a crash it is stale
         # anyway, and the flock itself is what excludes other writers.
 
