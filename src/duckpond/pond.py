@@ -285,7 +285,16 @@ class Pond:
     def control_incomplete(self) -> dict[str, Any]:
         from .steward import summaries
 
-        return summaries.incomplete(self.control.read_all())
+        report = summaries.incomplete(self.control.read_all())
+        # The control table may not know yet that a commit landed (a crash right after the
+        # data commit): the data table's pond_txn metadata is the authority. A read only.
+        unsure = [t for t in report["transactions"] if t["status"] == "incomplete"]
+        if unsure:
+            committed = {p.get("txn_id") for _, p in self.data.pond_txns()}
+            for t in unsure:
+                if t["txn_id"] in committed:
+                    t["status"] = "committed"
+        return report
 
     def control_sql(self, query: str) -> pa.Table:
         from .steward.queries import control_sql
