@@ -471,11 +471,12 @@ def _fmt(ctx: click.Context, fmt: str | None) -> str:
 @click.pass_context
 def recent(ctx: click.Context, limit: int, fmt: str | None) -> None:
     """The latest write transactions with their post-commit tasks."""
-    txns = ctx.obj.open().control_recent(limit)
+    pond = ctx.obj.open()
+    txns = pond.control_recent(limit)
     if _fmt(ctx, fmt) == "json":
         render.print_json(txns)
     else:
-        render.control_recent(txns)
+        render.control_recent(txns, pond.identity())
 
 
 @control.command()

@@ -65,8 +65,14 @@ def human_size(n: int) -> str:
     return f"{n} B"
 
 
-def control_recent(txns: list[dict[str, Any]]) -> None:
-    t = Table(title="transactions (newest last)", title_justify="left")
+def control_recent(txns: list[dict[str, Any]], identity: dict[str, Any] | None = None) -> None:
+    title = "transactions (newest last)"
+    if identity:
+        title = (
+            f"pond {identity.get('pond_id', '?')} (created {when(identity.get('created'))}"
+            f" by {identity.get('user', '?')}@{identity.get('host', '?')}): {title}"
+        )
+    t = Table(title=title, title_justify="left")
     for col, just in (
         ("seq", "right"),
         ("status", "left"),
