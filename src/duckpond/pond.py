@@ -271,8 +271,10 @@ class Pond:
     # -- steward views -----------------------------------------------------------------------
     def control_recent(self, limit: int = 20) -> list[dict[str, Any]]:
         from .steward import summaries
+        from .steward.control import STATE_COLUMNS
 
-        return summaries.recent(self.control.read_all(), limit)
+        state = self.control.read_all(columns=STATE_COLUMNS)
+        return summaries.recent(state, limit, load=lambda s: self.control.read_all(min_seq=s))
 
     def control_detail(self, txn_seq: int) -> dict[str, Any]:
         from .steward import summaries
@@ -284,7 +286,10 @@ class Pond:
 
     def control_incomplete(self) -> dict[str, Any]:
         from .steward import summaries
+        from .steward.control import STATE_COLUMNS
 
+        if not summaries.anything_unfinished(self.control.read_all(columns=STATE_COLUMNS)):
+            return {"transactions": [], "tasks": []}
         report = summaries.incomplete(self.control.read_all())
         # The control table may not know yet that a commit landed (a crash right after the
         # data commit): the data table's pond_txn metadata is the authority. A read only.

@@ -18,7 +18,7 @@ from ..factories import registry
 from ..pond import Pond, pond_path_from_env, register_source
 from ..query import output
 from ..query.urls import parse_source
-from . import render
+from . import keep_pandas_out, render
 
 FORMATS = click.Choice(["table", "json"])
 
@@ -563,6 +563,7 @@ def maintain(st: State, retention_hours: float, fmt: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    keep_pandas_out()
     try:
         cli.main(args=argv, prog_name="pond", standalone_mode=False)
     except click.UsageError as e:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
 from ..nodes import now_us
@@ -38,6 +37,16 @@ CONTROL_SCHEMA = pa.schema(
     ]
 )
 COLUMNS = [f.name for f in CONTROL_SCHEMA]
+# Enough to tell every transaction's and task's state, without argv and vars.
+STATE_COLUMNS = [
+    "txn_seq",
+    "txn_id",
+    "record_type",
+    "transaction_type",
+    "timestamp",
+    "parent_txn_seq",
+    "execution_seq",
+]
 
 # Record types (SPEC §5).
 BEGIN = "begin"
@@ -107,7 +116,7 @@ class ControlTable:
         table = self._written.pop(rel, None)
         if table is not None:
             return table
-        return pq.read_table(self.path / rel, schema=CONTROL_SCHEMA)
+        return deltafiles.read_parquet(self.path / rel)
 
     @classmethod
     def create(cls, path: Path, identity: dict[str, Any]) -> ControlTable:
@@ -160,18 +169,33 @@ class ControlTable:
         for limit in COMPACT_TIERS:
             tier = [p for p, n in files if (n or 0) < limit]
             if len(tier) >= COMPACT_FILES:
-                merged = pa.concat_tables([self._read(p) for p in tier])
+                merged = pa.concat_tables([self._read(p) for p in tier]).sort_by(
+                    [("timestamp", "ascending")]
+                )
                 deltafiles.compact(self.dt, self.path, tier, merged)
                 break
         if self.dt.version() - deltafiles.last_checkpoint_version(self.path) >= CHECKPOINT_AFTER:
             deltafiles.checkpoint(self.dt, self.path)
 
-    def read_all(self) -> pa.Table:
-        """Every row, in recorded order (Parquet files straight, never `to_pyarrow_*`)."""
+    def read_all(self, columns: list[str] | None = None, min_seq: int | None = None) -> pa.Table:
+        """Rows in recorded order (Parquet files straight, never `to_pyarrow_*`).
+
+        `columns` reads only those (the lifecycle state is a small part of each row);
+        `min_seq` keeps rows with txn_seq >= it, skipping row groups by their statistics.
+        """
         self.dt.update_incremental()
         actions = deltafiles.add_actions(self.dt)
         paths = actions.column("path").to_pylist()
+        schema = (
+            CONTROL_SCHEMA
+            if columns is None
+            else pa.schema([CONTROL_SCHEMA.field(c) for c in columns])
+        )
         if not paths:
-            return CONTROL_SCHEMA.empty_table()
-        tables = [pq.read_table(self.path / p, schema=CONTROL_SCHEMA) for p in paths]
+            return schema.empty_table()
+        floor = ("txn_seq", min_seq) if min_seq is not None else None
+        tables = [
+            deltafiles.read_parquet(self.path / p, columns=columns, min_value=floor).cast(schema)
+            for p in paths
+        ]
         return pa.concat_tables(tables).sort_by([("timestamp", "ascending")])

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ..storage import deltafiles
 from .control import CONTROL_SCHEMA
@@ -39,7 +38,7 @@ def maintain(pond: Pond, retention_hours: float = 1.0) -> dict[str, Any]:
         files = actions.column("path").to_pylist()
         if len(files) > 1:
             merged = pa.concat_tables(
-                [pq.read_table(control.path / f, schema=CONTROL_SCHEMA) for f in files]
+                [deltafiles.read_parquet(control.path / f).cast(CONTROL_SCHEMA) for f in files]
             )
             deltafiles.compact(control.dt, control.path, files, merged)
         deltafiles.checkpoint(control.dt, control.path)

@@ -19,11 +19,12 @@ from .control import (
     PC_COMPLETED,
     PC_PENDING,
     POST_COMMIT,
+    STATE_COLUMNS,
     WRITE,
     Record,
 )
 from .steward import Steward, Task
-from .summaries import failed_tasks, unfinished_tasks, unfinished_txn_ids
+from .summaries import anything_unfinished, failed_tasks, unfinished_tasks, unfinished_txn_ids
 
 INTERRUPTED = "interrupted before data commit"
 
@@ -57,6 +58,9 @@ def recover(steward: Steward, retry_failed: bool = False) -> dict[str, Any]:
     report: dict[str, Any] = {"transactions": [], "tasks": []}
     with steward.locked():
         steward.data.refresh()
+        state = steward.control.read_all(columns=STATE_COLUMNS)
+        if not anything_unfinished(state, include_failed=retry_failed):
+            return report  # the common case: only the small state columns were read
         ctl = steward.control.read_all()
         open_writes = unfinished_txn_ids(ctl, WRITE)
         open_task_txns = unfinished_txn_ids(ctl, POST_COMMIT)

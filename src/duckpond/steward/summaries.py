@@ -194,7 +194,15 @@ def related_rows(ctl: pa.Table, min_seq: int) -> list[dict[str, Any]]:
     return ctl.filter(mask).to_pylist()
 
 
-def recent(ctl: pa.Table, limit: int = 20) -> list[dict[str, Any]]:
+def anything_unfinished(state: pa.Table, include_failed: bool = False) -> bool:
+    """Cheap check on the state columns only: is there anything for recover to do?"""
+    if unfinished_txn_ids(state, WRITE) or unfinished_txn_ids(state, POST_COMMIT):
+        return True
+    wanted = (PC_PENDING, PC_STARTED, PC_FAILED) if include_failed else (PC_PENDING, PC_STARTED)
+    return any(s["record_type"] in wanted for s in task_states(state))
+
+
+def recent(ctl: pa.Table, limit: int = 20, load: Any = None) -> list[dict[str, Any]]:
     """The newest `limit` user write transactions, newest last."""
     begins = ctl.filter(
         pc.and_(_eq(ctl, "record_type", BEGIN), _eq(ctl, "transaction_type", WRITE))
@@ -204,7 +212,9 @@ def recent(ctl: pa.Table, limit: int = 20) -> list[dict[str, Any]]:
     begins = begins.sort_by([("timestamp", "ascending")])
     tail = begins.slice(max(0, begins.num_rows - limit))
     ids = tail["txn_id"].to_pylist()
-    rows = related_rows(ctl, int(pc.min(tail["txn_seq"]).as_py()))
+    min_seq = int(pc.min(tail["txn_seq"]).as_py())
+    # Every row of those writes and their tasks has txn_seq >= min_seq.
+    rows = load(min_seq).to_pylist() if load is not None else related_rows(ctl, min_seq)
     return [summarize(rows, i) for i in ids]
 
 

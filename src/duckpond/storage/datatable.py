@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
 from ..nodes import NodeRow
@@ -224,7 +223,7 @@ class DataTable:
     def _read_file(self, rel: str) -> pa.Table:
         t = self._file_cache.get(rel)
         if t is None:
-            t = pq.read_table(self.path / rel, schema=FILE_SCHEMA)
+            t = deltafiles.read_parquet(self.path / rel).cast(FILE_SCHEMA)
             self._file_cache[rel] = t
         return t
 
