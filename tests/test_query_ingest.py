@@ -170,6 +170,7 @@ def test_empty_csv(tmp_path: Path) -> None:
 
 def test_csv_to_parquet_streams_in_row_groups(tmp_path: Path, monkeypatch) -> None:
     # small buffers force many blocks and row groups: proof that the file is streamed
+    monkeypatch.setattr(ingest, "WHOLE_FILE_CSV_BYTES", 0)  # the path for files too big
     monkeypatch.setattr(ingest, "_CSV_STREAM_BLOCK", 4096)
     monkeypatch.setattr(ingest, "_ROW_GROUP_ROWS", 1000)
     rows = "".join(f"2024-01-01T00:00:{i % 60:02d}Z,{i},{i * 0.5}\n" for i in range(5000))
@@ -185,8 +186,22 @@ def test_csv_to_parquet_streams_in_row_groups(tmp_path: Path, monkeypatch) -> No
     assert pq.read_table(dest).equals(whole.cast(schema))
 
 
+def test_csv_to_parquet_whole_file_and_stream_agree(tmp_path: Path, monkeypatch) -> None:
+    rows = "".join(f"2024-01-01T00:00:{i % 60:02d}Z,{i},{i * 0.5},s{i % 7}\n" for i in range(3000))
+    src = write(tmp_path / "x.csv", ("ts,n,x,s\n" + rows).encode())
+    whole = csv_to_parquet_file(src, tmp_path / "whole.parquet")
+    monkeypatch.setattr(ingest, "WHOLE_FILE_CSV_BYTES", 0)
+    monkeypatch.setattr(ingest, "_CSV_STREAM_BLOCK", 2048)
+    streamed = csv_to_parquet_file(src, tmp_path / "stream.parquet")
+    assert whole == streamed
+    a = pq.read_table(tmp_path / "whole.parquet")
+    b = pq.read_table(tmp_path / "stream.parquet")
+    assert a.equals(b)
+
+
 def test_csv_to_parquet_widens_late_type_changes(tmp_path: Path, monkeypatch) -> None:
     # the first block says int; later blocks hold a float then text: the whole-file type wins
+    monkeypatch.setattr(ingest, "WHOLE_FILE_CSV_BYTES", 0)
     monkeypatch.setattr(ingest, "_CSV_STREAM_BLOCK", 1024)
     body = "".join(f"{i},{i}\n" for i in range(2000)) + "2000,2.5\n2001,oops\n"
     src = write(tmp_path / "w.csv", ("id,v\n" + body).encode())
