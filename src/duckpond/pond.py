@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-from deltalake import DeltaTable
 
 from . import nodes
 from .errors import AlreadyExistsError, InvalidPathError, NotFoundError, PondError, QueryError
@@ -95,20 +94,20 @@ class Pond:
     @classmethod
     def open(cls, path: str | Path, wait: float = 0.0) -> Pond:
         root = Path(path).absolute()
-        if not DeltaTable.is_deltatable(str(root / "data")):
+        if not (root / "data" / "_delta_log").is_dir():
             raise NotFoundError(f"no pond at {root} (create one with `pond init`)")
         data = DataTable.open(root / "data")
         if data.last_txn_seq() == 0:
             raise PondError(
                 f"the pond at {root} was never initialized completely; remove it and run init"
             )
-        control = (
-            ControlTable.open(root / "control") if ControlTable.exists(root / "control") else None
-        )
-        return cls(root, data, control, wait)
+        # The control table is opened on first use: plain reads never need it.
+        return cls(root, data, None, wait)
 
     @property
     def control(self) -> ControlTable:
+        if self._control is None and (self.root / "control" / "_delta_log").is_dir():
+            self._control = ControlTable.open(self.root / "control")
         if self._control is None:
             raise PondError(
                 f"the control table of {self.root} is missing; run `pond rebuild-control`"
@@ -167,7 +166,7 @@ class Pond:
         self.data.refresh()
 
     def lookup(self, path: str) -> Located | None:
-        return self.steward.fs.lookup(path) if self._control else self._fs().lookup(path)
+        return self._fs().lookup(path)
 
     def _fs(self):  # noqa: ANN202 - PondFS without a steward (control table may be missing)
         from .storage.fs import PondFS

@@ -46,7 +46,8 @@ DATA_SCHEMA = pa.schema(
 FILE_SCHEMA = pa.schema([f for f in DATA_SCHEMA if f.name != PARTITION])
 
 # Automatic upkeep: cheap enough to run inside a write, keeps opening and reading fast.
-COMPACT_PARTITION_FILES = 32
+COMPACT_PARTITION_FILES = 8
+SMALL_FILE_BYTES = 256 * 1024
 
 
 def rows_to_table(rows: Iterable[NodeRow]) -> pa.Table:
@@ -107,7 +108,8 @@ class DataTable:
         self._files_by_part: dict[str, list[str]] = {}
         self._file_cache: dict[str, pa.Table] = {}
         self._pending_refresh = False
-        self._own = (-1, 0)  # (version, txn_seq) of this handle's last commit
+        self._own = (-1, 0)
+        self._file_sizes: dict[str, int] = {}  # (version, txn_seq) of this handle's last commit
         self._index_cache: dict[str, tuple[tuple[str, ...], dict[str, list[NodeRow]]]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -188,6 +190,7 @@ class DataTable:
             for action, _ in written:
                 part = action.partition_values[PARTITION]
                 self._files_by_part.setdefault(part, []).append(action.path)
+                self._file_sizes[action.path] = action.size
             self._files_version = version
             self._own = (version, seq)
         else:
@@ -202,10 +205,12 @@ class DataTable:
         actions = deltafiles.add_actions(self.dt)
         parts = actions.column(f"partition.{PARTITION}").to_pylist()
         paths = actions.column("path").to_pylist()
+        sizes = actions.column("size_bytes").to_pylist()
         by_part: dict[str, list[str]] = defaultdict(list)
         for p, f in zip(parts, paths, strict=True):
             by_part[p].append(f)
         self._files_by_part = dict(by_part)
+        self._file_sizes = dict(zip(paths, sizes, strict=True))
         self._files_version = v
 
     def partitions(self) -> list[str]:
@@ -262,8 +267,10 @@ class DataTable:
         return deltafiles.history_metadata(self.dt, "pond_txn", limit)
 
     # -- maintenance -----------------------------------------------------------------------
-    def compact_partition(self, part_id: str) -> bool:
+    def compact_partition(self, part_id: str, only_small: bool = False) -> bool:
         files = self.partition_files(part_id)
+        if only_small:
+            files = [f for f in files if self._file_sizes.get(f, 0) < SMALL_FILE_BYTES]
         if len(files) < 2:
             return False
         merged = pa.concat_tables([self._read_file(f) for f in files])
@@ -273,8 +280,15 @@ class DataTable:
     def auto_maintain(self, touched_parts: Iterable[str]) -> None:
         """Keep a long-lived pond fast without anyone running `pond maintain`."""
         for part in set(touched_parts):
-            if len(self.partition_files(part)) >= COMPACT_PARTITION_FILES:
-                self.compact_partition(part)
+            small = [
+                f
+                for f in self.partition_files(part)
+                if self._file_sizes.get(f, 0) < SMALL_FILE_BYTES
+            ]
+            # Fold small files in tiers: a read of the partition opens few files, and the
+            # big files already folded are not rewritten on every round.
+            if len(small) >= COMPACT_PARTITION_FILES:
+                self.compact_partition(part, only_small=True)
         if (
             self.version() - deltafiles.last_checkpoint_version(self.path)
             >= deltafiles.CHECKPOINT_EVERY
