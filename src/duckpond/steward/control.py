@@ -111,6 +111,8 @@ class ControlTable:
         self.path = path
         self.dt = dt
         self._written: dict[str, pa.Table] = {}  # files this process appended: no re-read
+        self._files: dict[str, int] | None = None
+        self._files_version = -1
 
     def _read(self, rel: str) -> pa.Table:
         table = self._written.pop(rel, None)
@@ -151,30 +153,48 @@ class ControlTable:
         action = deltafiles.write_file(self.path, table)
         version = deltafiles.commit(self.dt, self.path, [action])
         self._written[action.path] = table
+        self._note_commit(version, [(action.path, table.num_rows)], [])
         if version % COMPACT_FILES == 0:
             self._upkeep(version)
         return version
 
+    def _file_list(self) -> dict[str, int]:
+        """path -> num_records of the live files, kept in-process; the log is re-read only
+        when another process has committed since (a stat of the next entry tells)."""
+        newer = self.path / "_delta_log" / f"{self._files_version + 1:020d}.json"
+        if self._files is None or newer.exists():
+            self.dt.update_incremental()
+            actions = deltafiles.add_actions(self.dt)
+            self._files = dict(
+                zip(
+                    actions.column("path").to_pylist(),
+                    [n or 0 for n in actions.column("num_records").to_pylist()],
+                    strict=True,
+                )
+            )
+            self._files_version = self.dt.version()
+        return self._files
+
+    def _note_commit(self, version: int, added: list[tuple[str, int]], removed: list[str]) -> None:
+        if self._files is not None and self._files_version == version - 1:
+            for p in removed:
+                self._files.pop(p, None)
+            self._files.update(added)
+            self._files_version = version
+
     def _upkeep(self, version: int) -> None:
         """Fold small files together in size tiers: amortised O(log n) rewrites per row."""
-        self.dt.update_incremental()
-        actions = deltafiles.add_actions(self.dt)
-        files = list(
-            zip(
-                actions.column("path").to_pylist(),
-                actions.column("num_records").to_pylist(),
-                strict=True,
-            )
-        )
+        files = self._file_list()
         for limit in COMPACT_TIERS:
-            tier = [p for p, n in files if (n or 0) < limit]
+            tier = [p for p, n in files.items() if n < limit]
             if len(tier) >= COMPACT_FILES:
                 merged = pa.concat_tables([self._read(p) for p in tier]).sort_by(
                     [("timestamp", "ascending")]
                 )
-                deltafiles.compact(self.dt, self.path, tier, merged)
+                v, add = deltafiles.compact(self.dt, self.path, tier, merged)
+                self._note_commit(v, [(add.path, merged.num_rows)], tier)
                 break
-        if self.dt.version() - deltafiles.last_checkpoint_version(self.path) >= CHECKPOINT_AFTER:
+        if self._files_version - deltafiles.last_checkpoint_version(self.path) >= CHECKPOINT_AFTER:
             deltafiles.checkpoint(self.dt, self.path)
 
     def read_all(self, columns: list[str] | None = None, min_seq: int | None = None) -> pa.Table:

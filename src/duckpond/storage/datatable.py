@@ -274,7 +274,19 @@ class DataTable:
         if len(files) < 2:
             return False
         merged = pa.concat_tables([self._read_file(f) for f in files])
-        deltafiles.compact(self.dt, self.path, files, merged, {PARTITION: part_id})
+        before, seq = self._files_version, self.last_txn_seq()
+        version, add = deltafiles.compact(self.dt, self.path, files, merged, {PARTITION: part_id})
+        self._file_cache[add.path] = merged
+        if before == version - 1:  # apply to the in-process view, as commit() does
+            gone = set(files)
+            self._files_by_part[part_id] = [
+                f for f in self._files_by_part.get(part_id, []) if f not in gone
+            ] + [add.path]
+            self._file_sizes[add.path] = add.size
+            self._files_version = version
+            self._own = (version, seq)
+        else:
+            self._pending_refresh = True
         return True
 
     def auto_maintain(self, touched_parts: Iterable[str]) -> None:

@@ -159,8 +159,11 @@ def compact(
     files: list[str],
     merged: pa.Table,
     partition_values: dict[str, str] | None = None,
-) -> int:
-    """Replace `files` by one file holding `merged` (their rows), without changing data."""
+) -> tuple[int, FileAction]:
+    """Replace `files` by one file holding `merged` (their rows), without changing data.
+
+    Returns the commit's version and the new file; the caller applies both to its view
+    (the handle is not advanced: that would re-read the log)."""
     add = write_file(table_dir, merged, partition_values)
     removes = [FileAction(f, 0, dict(partition_values or {}), 0, 0, remove=True) for f in files]
     version = commit(
@@ -170,8 +173,7 @@ def compact(
         operation="OPTIMIZE",
         metadata={"pond_maintenance": "compact"},
     )
-    dt.update_incremental()
-    return version
+    return version, add
 
 
 def checkpoint(dt: DeltaTable, table_dir: Path) -> None:
