@@ -147,11 +147,11 @@ class ControlTable:
         except ValueError:
             return {}
 
-    def append(self, records: list[Record]) -> int:
-        """Append records as one durable Delta commit."""
+    def append(self, records: list[Record], durable: bool = True) -> int:
+        """Append records as one Delta commit (`durable`: it survives a power loss)."""
         table = records_to_table(records)
         action = deltafiles.write_file(self.path, table)
-        version = deltafiles.commit(self.dt, self.path, [action])
+        version = deltafiles.commit(self.dt, self.path, [action], durable=durable)
         self._written[action.path] = table
         self._note_commit(version, [(action.path, table.num_rows)], [])
         if version % COMPACT_FILES == 0:

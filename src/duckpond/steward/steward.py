@@ -132,9 +132,13 @@ class Steward:
                 self.lock.release()
 
     def record(self, records: list[Record]) -> None:
-        """Append lifecycle rows that are not the durability point: a failure is logged."""
+        """Append lifecycle rows that are not the durability point: a failure is logged.
+
+        Only `begin` rows must survive a power loss (they precede the data commit); every
+        other row can be re-derived by `pond recover` from the data table, so these skip
+        the final directory sync."""
         try:
-            self.control.append(records)
+            self.control.append(records, durable=False)
         except Exception as e:  # noqa: BLE001 - recording must never stop the work
             log.warning(
                 "could not record %s in the control table: %s",

@@ -95,8 +95,11 @@ def commit(
     operation: str = "WRITE",
     metadata: dict[str, str] | None = None,
     app_txn: tuple[str, int] | None = None,
+    durable: bool = True,
 ) -> int:
-    """Append one durable Delta commit; returns its version.
+    """Append one Delta commit; returns its version. `durable=False` skips only the last
+    sync (the log directory): after a power loss such a commit may be missing, but the
+    table is never torn, since its files and entry were synced before being linked.
 
     The pond writes the log entry itself rather than through delta-rs: delta-rs neither
     fsyncs nor advances its handle, and replays the log on every commit. The entry is
@@ -130,7 +133,8 @@ def commit(
             except FileExistsError:
                 dt.update_incremental()
                 continue
-            fsync_dir(log_dir)
+            if durable:
+                fsync_dir(log_dir)
             _known_version[str(table_dir)] = version
             return version
         raise PondError(f"another process is writing {table_dir} without the pond's lock")
