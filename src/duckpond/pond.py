@@ -270,9 +270,8 @@ class Pond:
     # -- steward views -----------------------------------------------------------------------
     def control_recent(self, limit: int = 20) -> list[dict[str, Any]]:
         from .steward import summaries
-        from .steward.control import STATE_COLUMNS
 
-        state = self.control.read_all(columns=STATE_COLUMNS)
+        state = self.control.read_all(columns=summaries.RECENT_COLUMNS)
         return summaries.recent(state, limit, load=lambda s: self.control.read_all(min_seq=s))
 
     def control_detail(self, txn_seq: int) -> dict[str, Any]:
@@ -285,9 +284,9 @@ class Pond:
 
     def control_incomplete(self) -> dict[str, Any]:
         from .steward import summaries
-        from .steward.control import STATE_COLUMNS
 
-        if not summaries.anything_unfinished(self.control.read_all(columns=STATE_COLUMNS)):
+        counts = self.control.read_all(columns=summaries.COUNT_COLUMNS)
+        if not summaries.maybe_unfinished(counts):
             return {"transactions": [], "tasks": []}
         report = summaries.incomplete(self.control.read_all())
         # The control table may not know yet that a commit landed (a crash right after the

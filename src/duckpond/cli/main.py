@@ -584,8 +584,20 @@ def main(argv: list[str] | None = None) -> None:
         # A closed pipe (`pond cat ... | head`) is not an error worth a trace.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)
+    except KeyboardInterrupt:
+        click.echo("error: interrupted", err=True)
+        sys.exit(130)
     except OSError as e:
         click.echo(
             f"error: {e.strerror or e}: {getattr(e, 'filename', '') or ''}".rstrip(": "), err=True
+        )
+        sys.exit(1)
+    except Exception as e:  # noqa: BLE001 - the last resort still prints one line
+        if os.environ.get("POND_DEBUG"):
+            raise
+        click.echo(
+            f"error: internal error: {type(e).__name__}: {' '.join(str(e).split())[:300]}"
+            " (POND_DEBUG=1 shows the traceback)",
+            err=True,
         )
         sys.exit(1)

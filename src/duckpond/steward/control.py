@@ -218,4 +218,7 @@ class ControlTable:
             deltafiles.read_parquet(self.path / p, columns=columns, min_value=floor).cast(schema)
             for p in paths
         ]
-        return pa.concat_tables(tables).sort_by([("timestamp", "ascending")])
+        table = pa.concat_tables(tables)
+        if "timestamp" in table.column_names:
+            table = table.sort_by([("timestamp", "ascending")])
+        return table

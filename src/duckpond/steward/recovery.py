@@ -24,7 +24,14 @@ from .control import (
     Record,
 )
 from .steward import Steward, Task
-from .summaries import anything_unfinished, failed_tasks, unfinished_tasks, unfinished_txn_ids
+from .summaries import (
+    COUNT_COLUMNS,
+    anything_unfinished,
+    failed_tasks,
+    maybe_unfinished,
+    unfinished_tasks,
+    unfinished_txn_ids,
+)
 
 INTERRUPTED = "interrupted before data commit"
 
@@ -58,9 +65,13 @@ def recover(steward: Steward, retry_failed: bool = False) -> dict[str, Any]:
     report: dict[str, Any] = {"transactions": [], "tasks": []}
     with steward.locked():
         steward.data.refresh()
+        if not retry_failed:
+            counts = steward.control.read_all(columns=COUNT_COLUMNS)
+            if not maybe_unfinished(counts):
+                return report  # the common case: three small columns read, nothing to do
         state = steward.control.read_all(columns=STATE_COLUMNS)
         if not anything_unfinished(state, include_failed=retry_failed):
-            return report  # the common case: only the small state columns were read
+            return report
         ctl = steward.control.read_all()
         open_writes = unfinished_txn_ids(ctl, WRITE)
         open_task_txns = unfinished_txn_ids(ctl, POST_COMMIT)

@@ -211,11 +211,50 @@ def recent(ctl: pa.Table, limit: int = 20, load: Any = None) -> list[dict[str, A
         return []
     begins = begins.sort_by([("timestamp", "ascending")])
     tail = begins.slice(max(0, begins.num_rows - limit))
-    ids = tail["txn_id"].to_pylist()
     min_seq = int(pc.min(tail["txn_seq"]).as_py())
     # Every row of those writes and their tasks has txn_seq >= min_seq.
-    rows = load(min_seq).to_pylist() if load is not None else related_rows(ctl, min_seq)
+    if load is None:
+        rows = related_rows(ctl, min_seq)
+    else:
+        rows = load(min_seq).to_pylist()
+    ts_of = {
+        r["txn_id"]: r["timestamp"]
+        for r in rows
+        if r["record_type"] == BEGIN and r["transaction_type"] == WRITE
+    }
+    ids = sorted(ts_of, key=lambda i: ts_of[i])[-limit:]
     return [summarize(rows, i) for i in ids]
+
+
+# Read to find where recent history starts: no ids or argv, so cheap at any length.
+RECENT_COLUMNS = ["txn_seq", "record_type", "transaction_type", "timestamp"]
+# Read to tell whether anything may be unfinished, by counting record types.
+COUNT_COLUMNS = ["record_type", "transaction_type", "attempt"]
+
+
+def maybe_unfinished(counts: pa.Table) -> bool:
+    """False only when nothing can be unfinished, judged by counts alone.
+
+    Each begin gets exactly one terminal row; each task has at most one started row
+    without a terminal, and exactly one started row of attempt 1 once it ever ran. So equal
+    counts mean every transaction ended and every task that was queued has run and ended.
+    """
+    rt, tt = counts["record_type"], counts["transaction_type"]
+
+    def n(mask: Any) -> int:
+        return int(pc.sum(pc.cast(pc.fill_null(mask, False), pa.int64())).as_py() or 0)
+
+    for ttype in (WRITE, POST_COMMIT):
+        of_type = pc.equal(tt, ttype)
+        begun = n(pc.and_(of_type, pc.equal(rt, BEGIN)))
+        ended = n(pc.and_(of_type, pc.is_in(rt, pa.array([COMPLETED, FAILED]))))
+        if begun != ended:
+            return True
+    started = n(pc.equal(rt, PC_STARTED))
+    if started != n(pc.is_in(rt, pa.array([PC_COMPLETED, PC_FAILED]))):
+        return True
+    first_runs = n(pc.and_(pc.equal(rt, PC_STARTED), pc.equal(counts["attempt"], 1)))
+    return n(pc.equal(rt, PC_PENDING)) != first_runs
 
 
 def detail(ctl: pa.Table, txn_seq: int) -> dict[str, Any] | None:
