@@ -24,7 +24,7 @@ def maintain(pond: Pond, retention_hours: float = 1.0) -> dict[str, Any]:
         data.refresh()
         before = data.file_count()
         compacted = [p for p in data.partitions() if data.compact_partition(p)]
-        deltafiles.checkpoint(data.dt, data.path)
+        deltafiles.checkpoint(data.dt, data.path, archive_key="pond_txn")
         report["data"] = {
             "files_before": before,
             "files_after": data.file_count(),
@@ -57,5 +57,5 @@ def _clean(dt: Any, retention_hours: float) -> dict[str, Any]:
         dry_run=False,
         enforce_retention_duration=False,
     )
-    dt.cleanup_metadata()
+    # No cleanup_metadata(): checkpoint() prunes the log itself, archiving pond_txn first.
     return {"files_vacuumed": len(removed)}

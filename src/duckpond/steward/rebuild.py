@@ -56,14 +56,12 @@ def rebuild_control(root: Path, force: bool = False, wait: float = 0.0) -> dict[
             identity = json.loads(data.description() or "{}").get("pond", {})
         except ValueError:
             identity = {}
-        history = data.dt.history()
-        commits = sorted(
-            (int(h["version"]), int(h.get("timestamp", 0)), json.loads(h["pond_txn"]))
-            for h in history
-            if h.get("pond_txn")
-        )
+        commits = sorted(data.commit_history())
         records = _lifecycle_order(commits)
-        oldest = min((int(h["version"]) for h in history), default=0)
+        oldest = min((v for v, _, _ in commits), default=0)
+        # The first data commit (init, txn_seq 1) is Delta version 1; a later oldest means
+        # entries were lost without being archived.
+        oldest = 0 if oldest <= 1 else oldest
         control = ControlTable.create(target, identity)
         if records:
             control.append(records)

@@ -258,13 +258,18 @@ class DataTable:
         self._index_cache[part_id] = (files, index)
         return index
 
-    def pond_txns(self, limit: int | None = None) -> list[tuple[int, dict[str, Any]]]:
-        """(delta version, pond_txn) of data commits, newest first."""
+    def commit_history(self) -> list[tuple[int, int, dict[str, Any]]]:
+        """(delta version, timestamp ms, pond_txn) of every data commit, newest first,
+        including those whose log entries were pruned into the archive."""
         self.refresh()
         if self._own[0] > self.dt.version():
             # our own commits are applied to the view, not the handle: history needs the log
             self.dt.update_incremental()
-        return deltafiles.history_metadata(self.dt, "pond_txn", limit)
+        return deltafiles.history_metadata(self.dt, self.path, "pond_txn")
+
+    def pond_txns(self, limit: int | None = None) -> list[tuple[int, dict[str, Any]]]:
+        """(delta version, pond_txn) of data commits, newest first."""
+        return [(v, p) for v, _, p in self.commit_history()][:limit]
 
     # -- maintenance -----------------------------------------------------------------------
     def compact_partition(self, part_id: str, only_small: bool = False) -> bool:
@@ -305,4 +310,4 @@ class DataTable:
             self.version() - deltafiles.last_checkpoint_version(self.path)
             >= deltafiles.CHECKPOINT_EVERY
         ):
-            deltafiles.checkpoint(self.dt, self.path)
+            deltafiles.checkpoint(self.dt, self.path, archive_key="pond_txn")

@@ -180,7 +180,15 @@ def compact(
     return version, add
 
 
-def checkpoint(dt: DeltaTable, table_dir: Path) -> None:
+def checkpoint(dt: DeltaTable, table_dir: Path, archive_key: str | None = None) -> None:
+    """Take a synced checkpoint, then prune the log behind the previous one.
+
+    Opening a table lists `_delta_log`; with tens of thousands of entries that listing
+    costs more than reading the state, so entries older than the previous checkpoint are
+    removed (one interval is kept for readers still catching up). With `archive_key`, that
+    custom commit metadata (the data table's `pond_txn`) is first saved to an archive.
+    """
+    previous = last_checkpoint_version(table_dir)
     dt.update_incremental()
     dt.create_checkpoint()
     log = table_dir / "_delta_log"
@@ -189,6 +197,67 @@ def checkpoint(dt: DeltaTable, table_dir: Path) -> None:
         if (log / name).exists():
             fsync_file(log / name)
     fsync_dir(log)
+    prune_log(table_dir, previous, archive_key)
+
+
+ARCHIVE_DIR = "_pond_archive"  # '_' prefix: ignored by Delta readers and by vacuum
+ARCHIVE_SCHEMA = pa.schema(
+    [("version", pa.int64()), ("timestamp", pa.int64()), ("metadata", pa.string())]
+)
+
+
+def prune_log(table_dir: Path, keep_from: int, archive_key: str | None) -> None:
+    """Remove log entries and checkpoints older than version `keep_from`."""
+    log = table_dir / "_delta_log"
+    old: list[tuple[int, Path]] = []
+    for entry in os.scandir(log):
+        stem, _, rest = entry.name.partition(".")
+        if stem.isdigit() and int(stem) < keep_from and rest in ("json", "checkpoint.parquet"):
+            old.append((int(stem), Path(entry.path)))
+    if not old:
+        return
+    if archive_key is not None:
+        rows: dict[str, list[Any]] = {"version": [], "timestamp": [], "metadata": []}
+        for version, path in sorted(old):
+            if not path.name.endswith(".json"):
+                continue
+            for line in path.read_text().splitlines():
+                info = json.loads(line).get("commitInfo") if line.strip() else None
+                if info and info.get(archive_key):
+                    rows["version"].append(version)
+                    rows["timestamp"].append(int(info.get("timestamp", 0)))
+                    rows["metadata"].append(info[archive_key])
+        if rows["version"]:
+            arch = table_dir / ARCHIVE_DIR
+            arch.mkdir(exist_ok=True)
+            name = f"{rows['version'][0]:020d}-{rows['version'][-1]:020d}.parquet"
+            tmp = arch / f".tmp-{name}"
+            pq.write_table(pa.table(rows, schema=ARCHIVE_SCHEMA), tmp, compression="zstd")
+            fsync_file(tmp)
+            os.replace(tmp, arch / name)
+            fsync_dir(arch)
+    for _, path in old:
+        path.unlink(missing_ok=True)
+    fsync_dir(log)
+
+
+def archived_metadata(table_dir: Path) -> list[tuple[int, int, str]]:
+    """(version, timestamp ms, raw metadata) saved by prune_log, oldest first."""
+    arch = table_dir / ARCHIVE_DIR
+    if not arch.is_dir():
+        return []
+    out: list[tuple[int, int, str]] = []
+    for path in sorted(arch.glob("*.parquet")):
+        t = pq.ParquetFile(path).read()
+        out.extend(
+            zip(
+                t["version"].to_pylist(),
+                t["timestamp"].to_pylist(),
+                t["metadata"].to_pylist(),
+                strict=True,
+            )
+        )
+    return out
 
 
 def last_checkpoint_version(table_dir: Path) -> int:
@@ -237,11 +306,15 @@ def add_actions(dt: DeltaTable) -> pa.Table:
     return pa.RecordBatchReader.from_stream(dt.get_add_actions(flatten=True)).read_all()
 
 
-def history_metadata(dt: DeltaTable, key: str, limit: int | None = None) -> list[tuple[int, Any]]:
-    """(version, parsed custom metadata `key`) for commits that carry it, newest first."""
-    out = []
-    for h in dt.history(limit):
+def history_metadata(dt: DeltaTable, table_dir: Path, key: str) -> list[tuple[int, int, Any]]:
+    """(version, timestamp ms, parsed custom metadata `key`) of every commit that carries
+    it, from the archive and the live log, newest first."""
+    seen: dict[int, tuple[int, int, Any]] = {}
+    for version, ts, raw in archived_metadata(table_dir):
+        seen[version] = (version, ts, json.loads(raw))
+    for h in dt.history():
         raw = h.get(key)
         if raw:
-            out.append((int(h["version"]), json.loads(raw)))
-    return out
+            v = int(h["version"])
+            seen[v] = (v, int(h.get("timestamp", 0)), json.loads(raw))
+    return [seen[v] for v in sorted(seen, reverse=True)]
