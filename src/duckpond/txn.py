@@ -159,14 +159,7 @@ class WriteTxn:
             raise FormatError(f"not a Parquet file: {src} ({_one_line(e)})") from None
         ftype = nodes.FILE_SERIES if series else nodes.FILE_TABLE
         self._check_target(path, ftype, parents)
-        lo = hi = None
-        attrs: dict[str, Any] = {}
-        if series:
-            col = ingest.detect_time_column(schema, time_column)
-            if col is None:
-                raise FormatError(f"a series needs a time column; none found in {src}")
-            lo, hi = ingest.event_time_range_parquet(src, col)
-            attrs["time_column"] = col
+        lo, hi, attrs = _event_span(series, schema, src, src, time_column)
         self._stage_file_content(path, ftype, src, lo, hi, attrs, parents)
 
     def write_csv_file(
@@ -188,14 +181,7 @@ class WriteTxn:
         tmp = blobs.temp_path()
         try:
             schema = ingest.csv_to_parquet_file(src, tmp, compression=compression)
-            lo = hi = None
-            attrs: dict[str, Any] = {}
-            if series:
-                col = ingest.detect_time_column(schema, time_column)
-                if col is None:
-                    raise FormatError(f"a series needs a time column; none found in {src}")
-                lo, hi = ingest.event_time_range_parquet(tmp, col)
-                attrs["time_column"] = col
+            lo, hi, attrs = _event_span(series, schema, tmp, src, time_column)
             self._stage_file_content(path, ftype, tmp, lo, hi, attrs, parents, adopt=True)
         finally:
             tmp.unlink(missing_ok=True)
@@ -269,6 +255,19 @@ class WriteTxn:
             raise NotFoundError(f"no such directory: {paths.parent(path)}")
         if parent is not None and not nodes.is_dir(parent[2]):
             raise InvalidPathError(f"not a directory: {paths.parent(path)}")
+
+
+def _event_span(
+    series: bool, schema: pa.Schema, parquet: Path, src: Path, time_column: str | None
+) -> tuple[int | None, int | None, dict[str, Any]]:
+    """A series version's event-time range and attributes (nothing for a table)."""
+    if not series:
+        return None, None, {}
+    col = ingest.detect_time_column(schema, time_column)
+    if col is None:
+        raise FormatError(f"a series needs a time column; none found in {src}")
+    lo, hi = ingest.event_time_range_parquet(parquet, col)
+    return lo, hi, {"time_column": col}
 
 
 def _chunks(f: BinaryIO, progress: Callable[[int], None] | None) -> Iterator[bytes]:
