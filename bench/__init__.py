@@ -1,0 +1,4 @@
+"""Benchmarks of the pond against bare Delta Lake / DataFusion / pyarrow baselines.
+
+Run `python -m bench.run [--quick]` from the repository root (`make bench`).
+"""
