@@ -127,6 +127,7 @@ class ControlTable:
             CONTROL_SCHEMA,
             name="pond-control",
             description=json.dumps({"pond": identity}, sort_keys=True),
+            configuration=deltafiles.TABLE_CONFIG,
         )
         deltafiles.sync_commit_version(path, dt.version())
         fsync_dir(path)

@@ -121,6 +121,7 @@ class DataTable:
             partition_by=[PARTITION],
             name="pond-data",
             description=description,
+            configuration=deltafiles.TABLE_CONFIG,
         )
         sync_commit(path, dt.version())
         fsync_dir(path)

@@ -20,6 +20,11 @@ from .durability import fsync_dir, fsync_file, sync_commit
 
 # Each commit replays the log since the last checkpoint, so checkpoint often.
 CHECKPOINT_EVERY = 100
+# Compaction leaves a tombstone per replaced file, and checkpoints keep tombstones for this
+# long: with Delta's default (a week) they pile up into every open. Replaced files stay on
+# disk until `pond maintain` vacuums them (its own retention, default 1 hour), so readers
+# in flight are unaffected.
+TABLE_CONFIG = {"delta.deletedFileRetentionDuration": "interval 1 minutes"}
 SMALL_ROWS = 64
 ROW_GROUP_ROWS = 16_384
 SMALL_BYTES = 16 * 1024
