@@ -60,7 +60,7 @@ class Pond:
         self, root: Path, data: DataTable, control: ControlTable | None, wait: float = 0.0
     ) -> None:
         self.root = root
-        self.data = data
+        self._data = data
         self._control = control
         self.blobs = BlobStore(root / "blobs")
         self.wait = wait
@@ -96,13 +96,21 @@ class Pond:
         root = Path(path).absolute()
         if not (root / "data" / "_delta_log").is_dir():
             raise NotFoundError(f"no pond at {root} (create one with `pond init`)")
-        data = DataTable.open(root / "data")
-        if data.last_txn_seq() == 0:
-            raise PondError(
-                f"the pond at {root} was never initialized completely; remove it and run init"
-            )
-        # The control table is opened on first use: plain reads never need it.
-        return cls(root, data, None, wait)
+        # Both tables are opened on first use: plain reads never need the control table,
+        # and `pond control` never needs the data table.
+        return cls(root, None, None, wait)
+
+    @property
+    def data(self) -> DataTable:
+        if self._data is None:
+            data = DataTable.open(self.root / "data")
+            if data.last_txn_seq() == 0:
+                raise PondError(
+                    f"the pond at {self.root} was never initialized completely; "
+                    "remove it and run init"
+                )
+            self._data = data
+        return self._data
 
     @property
     def control(self) -> ControlTable:
@@ -305,8 +313,15 @@ class Pond:
         return control_sql(self, query)
 
     def recover(self, retry_failed: bool = False) -> dict[str, Any]:
+        from .steward import summaries
         from .steward.recovery import recover
 
+        if not retry_failed:
+            # The idle case, without the lock or the data table: a writer at work shows an
+            # open `begin`, and then recover waits its turn at the lock like any writer.
+            counts = self.control.read_all(columns=summaries.COUNT_COLUMNS)
+            if not summaries.maybe_unfinished(counts):
+                return {"transactions": [], "tasks": []}
         return recover(self.steward, retry_failed=retry_failed)
 
     def maintain(self, retention_hours: float = 1.0) -> dict[str, Any]:
