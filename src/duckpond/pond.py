@@ -129,6 +129,9 @@ class Pond:
         return self._steward
 
     def identity(self) -> dict[str, Any]:
+        """Pond id, creation time, user and host, recorded once at init (in both tables)."""
+        if self._data is None and (self.root / "control" / "_delta_log").is_dir():
+            return self.control.identity()
         try:
             return json.loads(self.data.description() or "{}").get("pond", {})
         except ValueError:
@@ -279,7 +282,7 @@ class Pond:
     def control_recent(self, limit: int = 20) -> list[dict[str, Any]]:
         from .steward import summaries
 
-        state = self.control.read_all(columns=summaries.RECENT_COLUMNS)
+        state = self.control.read_all(columns=summaries.RECENT_COLUMNS, ordered=False)
         return summaries.recent(state, limit, load=lambda s: self.control.read_all(min_seq=s))
 
     def control_detail(self, txn_seq: int) -> dict[str, Any]:

@@ -198,7 +198,9 @@ class ControlTable:
         if self._files_version - deltafiles.last_checkpoint_version(self.path) >= CHECKPOINT_AFTER:
             deltafiles.checkpoint(self.dt, self.path)
 
-    def read_all(self, columns: list[str] | None = None, min_seq: int | None = None) -> pa.Table:
+    def read_all(
+        self, columns: list[str] | None = None, min_seq: int | None = None, ordered: bool = True
+    ) -> pa.Table:
         """Rows in recorded order (Parquet files straight, never `to_pyarrow_*`).
 
         `columns` reads only those (the lifecycle state is a small part of each row);
@@ -220,6 +222,6 @@ class ControlTable:
             for p in paths
         ]
         table = pa.concat_tables(tables)
-        if "timestamp" in table.column_names:
+        if ordered and "timestamp" in table.column_names:
             table = table.sort_by([("timestamp", "ascending")])
         return table

@@ -209,8 +209,12 @@ def recent(ctl: pa.Table, limit: int = 20, load: Any = None) -> list[dict[str, A
     )
     if begins.num_rows == 0 or limit <= 0:
         return []
-    begins = begins.sort_by([("timestamp", "ascending")])
-    tail = begins.slice(max(0, begins.num_rows - limit))
+    # Only the newest `limit` begins matter: select them rather than sort them all.
+    tail = begins.take(
+        pc.select_k_unstable(
+            begins, k=min(limit, begins.num_rows), sort_keys=[("timestamp", "descending")]
+        )
+    )
     min_seq = int(pc.min(tail["txn_seq"]).as_py())
     # Every row of those writes and their tasks has txn_seq >= min_seq.
     if load is None:
