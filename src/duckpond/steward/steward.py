@@ -384,8 +384,8 @@ class Steward:
                 str(self.root), tx._staged, None, run_args, vars, paths.basename(path)
             )
             factory.run(config, ctx)
-            return tx.txn_seq
-        raise AssertionError("unreachable")
+            seq = tx.txn_seq
+        return seq
 
 
 def _ms(t0: float) -> int:
