@@ -220,12 +220,7 @@ class Pond:
         if loc.row.factory:
             out["factory"] = loc.row.factory
         if nodes.is_table(loc.file_type) or nodes.is_series(loc.file_type):
-            row = loc.row
-            source = (
-                str(self.blobs.path_for(row.content_hash or ""))
-                if row.in_blob
-                else (row.content or b"")
-            )
+            source = fs.blob_path(loc.row) or loc.row.content or b""
             schema = ingest.read_parquet_schema(source, loc.path)
             out["schema"] = [{"name": f.name, "type": str(f.type)} for f in schema]
             if nodes.is_series(loc.file_type):
@@ -246,7 +241,7 @@ class Pond:
     def _part(self, row: nodes.NodeRow) -> sql.Part:
         from .query import sql
 
-        path = str(self.blobs.path_for(row.content_hash or "")) if row.in_blob else None
+        path = self._fs().blob_path(row)
         return sql.Part(
             path=path,
             data=row.content if path is None else None,

@@ -15,7 +15,7 @@ from deltalake import DeltaTable
 
 from ..nodes import now_us
 from ..storage import deltafiles
-from ..storage.durability import fsync_dir
+from ..storage.durability import fsync_dir, sync_commit
 
 CONTROL_SCHEMA = pa.schema(
     [
@@ -129,7 +129,7 @@ class ControlTable:
             description=json.dumps({"pond": identity}, sort_keys=True),
             configuration=deltafiles.TABLE_CONFIG,
         )
-        deltafiles.sync_commit_version(path, dt.version())
+        sync_commit(path, dt.version())
         fsync_dir(path)
         return cls(path, dt)
 

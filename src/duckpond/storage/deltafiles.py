@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
 from ..errors import PondError
-from .durability import fsync_dir, fsync_file, sync_commit
+from .durability import fsync_dir, fsync_file
 
 # Each commit replays the log since the last checkpoint, so checkpoint often.
 CHECKPOINT_EVERY = 100
@@ -272,10 +272,6 @@ def last_checkpoint_version(table_dir: Path) -> int:
         )
     except (OSError, ValueError, KeyError):
         return 0
-
-
-def sync_commit_version(table_dir: Path, version: int) -> None:
-    sync_commit(table_dir, version)
 
 
 def read_parquet(
