@@ -66,7 +66,7 @@ POST_COMMIT = "post_commit"
 # Small appends pile up as small files; fold them together once this many are unfolded.
 COMPACT_FILES = 32
 COMPACT_TIERS = (64, 4096, 262_144)
-CHECKPOINT_AFTER = 200
+CHECKPOINT_AFTER = 100
 
 
 _last_ts = 0
