@@ -108,8 +108,8 @@ class DataTable:
         self._files_by_part: dict[str, list[str]] = {}
         self._file_cache: dict[str, pa.Table] = {}
         self._pending_refresh = False
-        self._own = (-1, 0)
-        self._file_sizes: dict[str, int] = {}  # (version, txn_seq) of this handle's last commit
+        self._own = (-1, 0)  # (version, txn_seq) of this handle's last commit
+        self._file_sizes: dict[str, int] = {}
         self._index_cache: dict[str, tuple[tuple[str, ...], dict[str, list[NodeRow]]]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -143,7 +143,10 @@ class DataTable:
             and not (self.path / "_delta_log" / f"{known + 1:020d}.json").exists()
         ):
             return  # nothing new: a stat instead of a log listing
-        self.dt.update_incremental()
+        try:
+            self.dt.update_incremental()
+        except Exception:  # noqa: BLE001 - a handle left behind entries another process pruned
+            self.dt = DeltaTable(str(self.path))
         self._pending_refresh = False
 
     def _sync(self) -> None:
@@ -183,20 +186,36 @@ class DataTable:
             metadata={"pond_txn": json.dumps(pond_txn, sort_keys=True)},
             app_txn=(APP_ID, seq),
         )
-        # Apply our own commit to the in-process view instead of re-reading the log and
-        # the files we just wrote: the handle catches up at the next refresh().
-        for action, table in written:
-            self._file_cache[action.path] = table
-        if before == version - 1:
-            for action, _ in written:
-                part = action.partition_values[PARTITION]
-                self._files_by_part.setdefault(part, []).append(action.path)
-                self._file_sizes[action.path] = action.size
-            self._files_version = version
-            self._own = (version, seq)
-        else:
-            self._pending_refresh = True
+        self._apply_own(before, version, seq, written, removed=[])
         return version
+
+    def _apply_own(
+        self,
+        before: int,
+        version: int,
+        seq: int,
+        added: list[tuple[deltafiles.FileAction, pa.Table]],
+        removed: list[str],
+    ) -> None:
+        """Apply this handle's own commit to the in-process view instead of re-reading the
+        log and the files just written; the handle itself catches up at the next refresh().
+        `before` is the view's version when the commit started: if the view was behind,
+        it is rebuilt from the log instead."""
+        for action, table in added:
+            self._file_cache[action.path] = table
+        if before != version - 1:
+            self._pending_refresh = True
+            return
+        gone = set(removed)
+        for part, files in self._files_by_part.items():
+            if gone:
+                self._files_by_part[part] = [f for f in files if f not in gone]
+        for action, _ in added:
+            part = action.partition_values[PARTITION]
+            self._files_by_part.setdefault(part, []).append(action.path)
+            self._file_sizes[action.path] = action.size
+        self._files_version = version
+        self._own = (version, seq)
 
     # -- reading ---------------------------------------------------------------------------
     def _ensure_file_map(self) -> None:
@@ -243,8 +262,9 @@ class DataTable:
         cached = self._index_cache.get(part_id)
         if cached is not None and cached[0] == files:
             return cached[1]
-        if cached is not None and set(cached[0]) <= set(files):
-            new_files = [f for f in files if f not in set(cached[0])]
+        known = set(cached[0]) if cached is not None else set()
+        if cached is not None and known <= set(files):
+            new_files = [f for f in files if f not in known]
             index = {k: list(v) for k, v in cached[1].items()}
         else:
             new_files = list(files)
@@ -273,39 +293,29 @@ class DataTable:
         return [(v, p) for v, _, p in self.commit_history()][:limit]
 
     # -- maintenance -----------------------------------------------------------------------
+    def _small_files(self, part_id: str) -> list[str]:
+        return [
+            f
+            for f in self.partition_files(part_id)
+            if self._file_sizes.get(f, 0) < SMALL_FILE_BYTES
+        ]
+
     def compact_partition(self, part_id: str, only_small: bool = False) -> bool:
-        files = self.partition_files(part_id)
-        if only_small:
-            files = [f for f in files if self._file_sizes.get(f, 0) < SMALL_FILE_BYTES]
+        files = self._small_files(part_id) if only_small else self.partition_files(part_id)
         if len(files) < 2:
             return False
         merged = pa.concat_tables([self._read_file(f) for f in files])
         before, seq = self._files_version, self.last_txn_seq()
         version, add = deltafiles.compact(self.dt, self.path, files, merged, {PARTITION: part_id})
-        self._file_cache[add.path] = merged
-        if before == version - 1:  # apply to the in-process view, as commit() does
-            gone = set(files)
-            self._files_by_part[part_id] = [
-                f for f in self._files_by_part.get(part_id, []) if f not in gone
-            ] + [add.path]
-            self._file_sizes[add.path] = add.size
-            self._files_version = version
-            self._own = (version, seq)
-        else:
-            self._pending_refresh = True
+        self._apply_own(before, version, seq, [(add, merged)], removed=files)
         return True
 
     def auto_maintain(self, touched_parts: Iterable[str]) -> None:
         """Keep a long-lived pond fast without anyone running `pond maintain`."""
         for part in set(touched_parts):
-            small = [
-                f
-                for f in self.partition_files(part)
-                if self._file_sizes.get(f, 0) < SMALL_FILE_BYTES
-            ]
             # Fold small files in tiers: a read of the partition opens few files, and the
             # big files already folded are not rewritten on every round.
-            if len(small) >= COMPACT_PARTITION_FILES:
+            if len(self._small_files(part)) >= COMPACT_PARTITION_FILES:
                 self.compact_partition(part, only_small=True)
         if (
             self.version() - deltafiles.last_checkpoint_version(self.path)

@@ -1,5 +1,6 @@
-"""Durable Delta appends: the pond writes and fsyncs its own Parquet files, commits them with
-`create_write_transaction`, then fsyncs the log entry. Shared by the data and control tables."""
+"""Durable Delta appends: the pond writes and syncs its own Parquet files and `_delta_log`
+entries (delta-rs does neither). Shared by the data and control tables, with their
+checkpoints, log pruning and direct Parquet reads."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from deltalake import DeltaTable
 from ..errors import PondError
 from .durability import fsync_dir, fsync_file
 
-# Each commit replays the log since the last checkpoint, so checkpoint often.
+# Opening a table replays the log entries since its last checkpoint.
 CHECKPOINT_EVERY = 100
 # Compaction leaves a tombstone per replaced file, and checkpoints keep tombstones for this
 # long: with Delta's default (a week) they pile up into every open. Replaced files stay on
@@ -293,11 +294,11 @@ def read_parquet(
         if stats is None or not stats.has_min_max or stats.max >= value:
             groups.append(i)
     want = columns if columns is None or name in columns else [*columns, name]
-    table = pf.read_row_groups(groups, columns=want) if groups else pf.schema_arrow.empty_table()
-    if columns is None and not groups:
+    if groups:
+        table = pf.read_row_groups(groups, columns=want)
+    else:
         table = pf.schema_arrow.empty_table()
-    elif not groups:
-        table = table.select(want)
+        table = table if want is None else table.select(want)
     table = table.filter(pc.greater_equal(table[name], value))
     return table if columns is None or name in columns else table.drop_columns([name])
 

@@ -178,7 +178,6 @@ class StagedTxn:
         self.now = nodes.now_us()
         self._staged: dict[str, NodeRow] = {}  # node_id -> new row
         self._dirs: dict[str, dict[str, Entry]] = {}  # dir id -> entries after this txn
-        self._dir_parts: dict[str, str] = {}
 
     @property
     def changed(self) -> bool:
@@ -192,9 +191,7 @@ class StagedTxn:
             content = encode_dir(entries)
             if dir_id not in out and base.content == content:
                 continue
-            out[dir_id] = self._new_row(
-                dir_part(dir_id), dir_id, base.file_type, content, base_row=base
-            )
+            out[dir_id] = self._new_row(dir_part(dir_id), dir_id, base.file_type, content)
         return list(out.values())
 
     # -- overlay lookups -------------------------------------------------------------------
@@ -246,7 +243,6 @@ class StagedTxn:
         file_type: str,
         content: bytes | None,
         *,
-        base_row: NodeRow | None,
         content_hash: str | None = None,
         size: int | None = None,
         min_event_time: int | None = None,
@@ -316,9 +312,7 @@ class StagedTxn:
             raise AlreadyExistsError(f"a file exists at {path}")
         dir_parent, name = self._parent_dir(path, create=parents)
         node_id = nodes.uuid7()
-        row = self._new_row(
-            dir_part(node_id), node_id, nodes.DIR_PHYSICAL, encode_dir({}), base_row=None
-        )
+        row = self._new_row(dir_part(node_id), node_id, nodes.DIR_PHYSICAL, encode_dir({}))
         self._staged[node_id] = row
         self._dirs[node_id] = {}
         self._link(dir_parent, Entry(name, node_id, nodes.DIR_PHYSICAL))
@@ -357,7 +351,6 @@ class StagedTxn:
             node_id,
             file_type,
             content,
-            base_row=None,
             content_hash=blob[0] if blob else None,
             size=blob[1] if blob else None,
             min_event_time=min_event_time,
@@ -372,7 +365,7 @@ class StagedTxn:
 
     def create_root(self) -> None:
         """The first transaction of a pond: the root directory, with its fixed id."""
-        row = self._new_row(ROOT_ID, ROOT_ID, nodes.DIR_PHYSICAL, encode_dir({}), base_row=None)
+        row = self._new_row(ROOT_ID, ROOT_ID, nodes.DIR_PHYSICAL, encode_dir({}))
         self._staged[ROOT_ID] = row
         self._dirs[ROOT_ID] = {}
 
