@@ -291,8 +291,7 @@ class Pond:
     def control_incomplete(self) -> dict[str, Any]:
         from .steward import summaries
 
-        counts = self.control.read_all(columns=summaries.COUNT_COLUMNS)
-        if not summaries.maybe_unfinished(counts):
+        if summaries.nothing_unfinished(self.control):
             return {"transactions": [], "tasks": []}
         report = summaries.incomplete(self.control.read_all())
         # The control table may not know yet that a commit landed (a crash right after the
@@ -314,12 +313,10 @@ class Pond:
         from .steward import summaries
         from .steward.recovery import recover
 
-        if not retry_failed:
-            # The idle case, without the lock or the data table: a writer at work shows an
-            # open `begin`, and then recover waits its turn at the lock like any writer.
-            counts = self.control.read_all(columns=summaries.COUNT_COLUMNS)
-            if not summaries.maybe_unfinished(counts):
-                return {"transactions": [], "tasks": []}
+        # The idle case, without the lock or the data table: a writer at work shows an
+        # open `begin`, and then recover waits its turn at the lock like any writer.
+        if not retry_failed and summaries.nothing_unfinished(self.control):
+            return {"transactions": [], "tasks": []}
         return recover(self.steward, retry_failed=retry_failed)
 
     def maintain(self, retention_hours: float = 1.0) -> dict[str, Any]:

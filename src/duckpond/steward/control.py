@@ -37,17 +37,6 @@ CONTROL_SCHEMA = pa.schema(
     ]
 )
 COLUMNS = [f.name for f in CONTROL_SCHEMA]
-# Enough to tell every transaction's and task's state, without argv and vars.
-STATE_COLUMNS = [
-    "txn_seq",
-    "txn_id",
-    "record_type",
-    "transaction_type",
-    "timestamp",
-    "parent_txn_seq",
-    "execution_seq",
-]
-
 # Record types (SPEC §5).
 BEGIN = "begin"
 DATA_COMMITTED = "data_committed"
@@ -66,7 +55,6 @@ POST_COMMIT = "post_commit"
 # Small appends pile up as small files; fold them together once this many are unfolded.
 COMPACT_FILES = 32
 COMPACT_TIERS = (64, 4096, 262_144)
-CHECKPOINT_AFTER = 100
 
 
 _last_ts = 0
@@ -156,7 +144,7 @@ class ControlTable:
         self._written[action.path] = table
         self._note_commit(version, [(action.path, table.num_rows)], [])
         if version % COMPACT_FILES == 0:
-            self._upkeep(version)
+            self._upkeep()
         return version
 
     def _file_list(self) -> dict[str, int]:
@@ -174,6 +162,8 @@ class ControlTable:
                 )
             )
             self._files_version = self.dt.version()
+            # Tables kept for compaction whose files are gone (compacted elsewhere) are dropped.
+            self._written = {p: t for p, t in self._written.items() if p in self._files}
         return self._files
 
     def _note_commit(self, version: int, added: list[tuple[str, int]], removed: list[str]) -> None:
@@ -183,7 +173,7 @@ class ControlTable:
             self._files.update(added)
             self._files_version = version
 
-    def _upkeep(self, version: int) -> None:
+    def _upkeep(self) -> None:
         """Fold small files together in size tiers: amortised O(log n) rewrites per row."""
         files = self._file_list()
         for limit in COMPACT_TIERS:
@@ -195,7 +185,10 @@ class ControlTable:
                 v, add = deltafiles.compact(self.dt, self.path, tier, merged)
                 self._note_commit(v, [(add.path, merged.num_rows)], tier)
                 break
-        if self._files_version - deltafiles.last_checkpoint_version(self.path) >= CHECKPOINT_AFTER:
+        if (
+            self._files_version - deltafiles.last_checkpoint_version(self.path)
+            >= deltafiles.CHECKPOINT_EVERY
+        ):
             deltafiles.checkpoint(self.dt, self.path)
 
     def read_all(
@@ -206,9 +199,7 @@ class ControlTable:
         `columns` reads only those (the lifecycle state is a small part of each row);
         `min_seq` keeps rows with txn_seq >= it, skipping row groups by their statistics.
         """
-        self.dt.update_incremental()
-        actions = deltafiles.add_actions(self.dt)
-        paths = actions.column("path").to_pylist()
+        paths = list(self._file_list())
         schema = (
             CONTROL_SCHEMA
             if columns is None

@@ -19,16 +19,13 @@ from .control import (
     PC_COMPLETED,
     PC_PENDING,
     POST_COMMIT,
-    STATE_COLUMNS,
     WRITE,
     Record,
 )
 from .steward import Steward, Task
 from .summaries import (
-    COUNT_COLUMNS,
-    anything_unfinished,
     failed_tasks,
-    maybe_unfinished,
+    nothing_unfinished,
     unfinished_tasks,
     unfinished_txn_ids,
 )
@@ -65,13 +62,8 @@ def recover(steward: Steward, retry_failed: bool = False) -> dict[str, Any]:
     report: dict[str, Any] = {"transactions": [], "tasks": []}
     with steward.locked():
         steward.data.refresh()
-        if not retry_failed:
-            counts = steward.control.read_all(columns=COUNT_COLUMNS)
-            if not maybe_unfinished(counts):
-                return report  # the common case: three small columns read, nothing to do
-        state = steward.control.read_all(columns=STATE_COLUMNS)
-        if not anything_unfinished(state, include_failed=retry_failed):
-            return report
+        if not retry_failed and nothing_unfinished(steward.control):
+            return report  # the common case: three small columns read, nothing to do
         ctl = steward.control.read_all()
         open_writes = unfinished_txn_ids(ctl, WRITE)
         open_task_txns = unfinished_txn_ids(ctl, POST_COMMIT)

@@ -209,7 +209,7 @@ class Steward:
                 return
             self.record([committed, *pending])
             crash_point("after_pending")
-            self.run_tasks(tasks, args, vars, attempt_of=lambda t: 1)
+            self.run_tasks(tasks, args, vars)
             crash_point("before_completed")
             self.record([Record(seq, txn_id, COMPLETED, WRITE, duration_ms=_ms(t0))])
 
@@ -248,13 +248,12 @@ class Steward:
             **kw,
         )
 
-    def run_tasks(
-        self, tasks: list[Task], args: list[str], vars: dict[str, str], attempt_of: Any
-    ) -> None:
+    def run_tasks(self, tasks: list[Task], args: list[str], vars: dict[str, str]) -> None:
+        """A write's post-commit phase: each task's first attempt, in order."""
         for i, task in enumerate(tasks):
             if i:
                 crash_point("between_tasks")
-            self.run_task(task, args, vars, attempt_of(task))
+            self.run_task(task, args, vars, attempt=1)
 
     def run_task(self, task: Task, args: list[str], vars: dict[str, str], attempt: int) -> bool:
         """Run one task in its own fresh write transaction; never raises for its failure."""

@@ -24,6 +24,7 @@ from .control import (
     PC_STARTED,
     POST_COMMIT,
     WRITE,
+    ControlTable,
 )
 
 TASK_STATES = {
@@ -194,14 +195,6 @@ def related_rows(ctl: pa.Table, min_seq: int) -> list[dict[str, Any]]:
     return ctl.filter(mask).to_pylist()
 
 
-def anything_unfinished(state: pa.Table, include_failed: bool = False) -> bool:
-    """Cheap check on the state columns only: is there anything for recover to do?"""
-    if unfinished_txn_ids(state, WRITE) or unfinished_txn_ids(state, POST_COMMIT):
-        return True
-    wanted = (PC_PENDING, PC_STARTED, PC_FAILED) if include_failed else (PC_PENDING, PC_STARTED)
-    return any(s["record_type"] in wanted for s in task_states(state))
-
-
 def recent(ctl: pa.Table, limit: int = 20, load: Any = None) -> list[dict[str, Any]]:
     """The newest `limit` user write transactions, newest last."""
     begins = ctl.filter(
@@ -234,6 +227,12 @@ def recent(ctl: pa.Table, limit: int = 20, load: Any = None) -> list[dict[str, A
 RECENT_COLUMNS = ["txn_seq", "record_type", "transaction_type", "timestamp"]
 # Read to tell whether anything may be unfinished, by counting record types.
 COUNT_COLUMNS = ["record_type", "transaction_type", "attempt"]
+
+
+def nothing_unfinished(control: ControlTable) -> bool:
+    """True when the record-type counts prove there is nothing for recover to do; reads
+    three small columns only (the idle case of `recover` and `control incomplete`)."""
+    return not maybe_unfinished(control.read_all(columns=COUNT_COLUMNS))
 
 
 def maybe_unfinished(counts: pa.Table) -> bool:
