@@ -34,3 +34,18 @@ def test_pruned_log_keeps_history_for_recovery_and_rebuild(tmp_path: Path) -> No
     rebuilt = Pond.open(root)
     assert len(rebuilt.control_recent(limit=writes + 10)) == writes + 1
     assert rebuilt.recover() == {"transactions": [], "tasks": []}
+
+
+def test_a_handle_left_behind_pruned_entries_catches_up(tmp_path: Path) -> None:
+    root = tmp_path / "pond"
+    Pond.create(root)
+    early = Pond.open(root)
+    assert early.list() == []
+    writer = Pond.open(root)
+    for i in range(260):  # the log behind `early`'s version is pruned meanwhile
+        with writer.transaction(["pond", "w", str(i)]) as tx:
+            tx.write_bytes(f"/f{i % 10}", b"v%d" % i)
+    assert not (root / "data" / "_delta_log" / f"{1:020d}.json").exists()
+    early.refresh()
+    assert early.read_bytes("/f9") == b"v259"
+    assert len(early.list()) == 10

@@ -150,8 +150,7 @@ class ControlTable:
     def _file_list(self) -> dict[str, int]:
         """path -> num_records of the live files, kept in-process; the log is re-read only
         when another process has committed since (a stat of the next entry tells)."""
-        newer = self.path / "_delta_log" / f"{self._files_version + 1:020d}.json"
-        if self._files is None or newer.exists():
+        if self._files is None or deltafiles.has_commits_after(self.path, self._files_version):
             self.dt.update_incremental()
             actions = deltafiles.add_actions(self.dt)
             self._files = dict(

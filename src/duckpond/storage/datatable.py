@@ -138,10 +138,7 @@ class DataTable:
     def refresh(self) -> None:
         """See commits made since this handle was opened (ours or another process's)."""
         known = max(self.dt.version(), self._own[0])
-        if (
-            not self._pending_refresh
-            and not (self.path / "_delta_log" / f"{known + 1:020d}.json").exists()
-        ):
+        if not self._pending_refresh and not deltafiles.has_commits_after(self.path, known):
             return  # nothing new: a stat instead of a log listing
         try:
             self.dt.update_incremental()

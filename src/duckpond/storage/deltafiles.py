@@ -266,6 +266,14 @@ def archived_metadata(table_dir: Path) -> list[tuple[int, int, str]]:
     return out
 
 
+def has_commits_after(table_dir: Path, version: int) -> bool:
+    """Whether the table has moved past `version`: a stat of the next log entry, or, when
+    that entry was pruned meanwhile, a newer checkpoint."""
+    if (table_dir / "_delta_log" / f"{version + 1:020d}.json").exists():
+        return True
+    return last_checkpoint_version(table_dir) > version
+
+
 def last_checkpoint_version(table_dir: Path) -> int:
     try:
         return int(
