@@ -235,6 +235,10 @@ class Steward:
             )
         return tasks
 
+    def task_record(self, task: Task, record_type: str, **kw: Any) -> Record:
+        """A lifecycle row of `task` (recovery records rows for tasks it does not run)."""
+        return self._task_record(task, record_type, **kw)
+
     def _task_record(self, task: Task, record_type: str, **kw: Any) -> Record:
         return Record(
             task.parent_txn_seq,
@@ -380,7 +384,7 @@ class Steward:
             if factory.kind != factory_base.EXECUTOR:
                 raise PondError(f"{path} ({factory.name}) is not a runnable factory")
             ctx = TaskContext(
-                str(self.root), tx._staged, None, run_args, vars, paths.basename(path)
+                str(self.root), tx.staged, None, run_args, vars, paths.basename(path)
             )
             factory.run(config, ctx)
             seq = tx.txn_seq
