@@ -51,7 +51,7 @@ def test_retry_failed_reruns_failed_tasks_with_next_attempt(tmp_path):
     assert pond_json(root, "recover", "--format", "json") == {"transactions": [], "tasks": []}
     # --retry-failed while the factory still fails: attempt 2, failed again
     report = pond_json(root, "recover", "--retry-failed", "--format", "json")
-    assert [(t["parent_txn_seq"], t["attempt"], t["outcome"]) for t in report.to_json()["tasks"]] == [
+    assert [(t["parent_txn_seq"], t["attempt"], t["outcome"]) for t in report["tasks"]] == [
         (mknod_seq, 2, "failed"),
         (x, 2, "failed"),
     ]
@@ -65,7 +65,7 @@ def test_retry_failed_reruns_failed_tasks_with_next_attempt(tmp_path):
         overwrite=True,
     )
     report = Pond.open(root).recover(retry_failed=True)
-    assert [(t["parent_txn_seq"], t["attempt"], t["outcome"]) for t in report.to_json()["tasks"]] == [
+    assert [(t.parent_txn_seq, t.attempt, t.outcome) for t in report.tasks] == [
         (mknod_seq, 3, "completed"),
         (x, 3, "completed"),
     ]

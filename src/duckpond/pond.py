@@ -446,7 +446,8 @@ class Pond:
 
     def maintain(self, retention_hours: float = 1.0) -> MaintainReport:
         """Checkpoint, compact and clean both tables; files replaced within the last
-        `retention_hours` (fractions count) stay for readers still using them."""
+        `retention_hours` stay for readers still using them (Delta vacuums in whole hours:
+        a fraction rounds up, never down)."""
         from .steward.maintenance import maintain
 
         return MaintainReport.from_dict(maintain(self, retention_hours=retention_hours))

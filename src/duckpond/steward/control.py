@@ -129,6 +129,16 @@ class ControlTable:
     def exists(path: Path) -> bool:
         return DeltaTable.is_deltatable(str(path))
 
+    def refresh(self) -> DeltaTable:
+        """`dt` brought up to the latest commit (ours or another process's), for SQL over
+        it: the appends above write the log themselves and leave `dt` where it was."""
+        if deltafiles.has_commits_after(self.path, self.dt.version()):
+            try:
+                self.dt.update_incremental()
+            except Exception:  # noqa: BLE001 - left behind entries that were pruned meanwhile
+                self.dt = DeltaTable(str(self.path))
+        return self.dt
+
     def identity(self) -> dict[str, Any]:
         desc = self.dt.metadata().description
         try:

@@ -14,5 +14,5 @@ if TYPE_CHECKING:
 
 def control_sql(pond: Pond, query: str) -> pa.Table:
     ctx = sql.make_context()
-    ctx.register_table("control_table", pond.control.dt)
+    ctx.register_table("control_table", pond.control.refresh())
     return sql.run_sql(ctx, query)
