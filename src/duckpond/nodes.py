@@ -57,22 +57,32 @@ def is_dynamic(file_type: str) -> bool:
     return file_type.endswith(":dynamic")
 
 
-_last_ms = 0
-_seq = 0
+class _Uuid7Clock:
+    """Millisecond time plus a counter, so ids made within one millisecond stay ordered."""
+
+    def __init__(self) -> None:
+        self.last_ms = 0
+        self.seq = 0
+
+    def tick(self) -> tuple[int, int]:
+        ms = time.time_ns() // 1_000_000
+        if ms <= self.last_ms:
+            self.seq += 1
+            ms = self.last_ms
+        else:
+            self.seq = 0
+            self.last_ms = ms
+        return ms, self.seq
+
+
+_uuid7_clock = _Uuid7Clock()
 
 
 def uuid7() -> str:
     """A UUIDv7 string: time-ordered, so ids sort by creation time."""
-    global _last_ms, _seq
-    ms = time.time_ns() // 1_000_000
-    if ms <= _last_ms:
-        # Same millisecond: bump a counter in rand_a so ids stay monotonic in-process.
-        _seq += 1
-        ms = _last_ms
-    else:
-        _seq = 0
-        _last_ms = ms
-    rand_a = _seq & 0xFFF
+    # Same millisecond: the counter goes in rand_a so ids stay monotonic in-process.
+    ms, seq = _uuid7_clock.tick()
+    rand_a = seq & 0xFFF
     rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
     value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
     return str(uuid.UUID(int=value))

@@ -57,14 +57,18 @@ COMPACT_FILES = 32
 COMPACT_TIERS = (64, 4096, 262_144)
 
 
-_last_ts = 0
-
-
-def next_timestamp() -> int:
+class _RecordClock:
     """Strictly increasing µs clock, so rows sort in recorded order within a process."""
-    global _last_ts
-    _last_ts = max(now_us(), _last_ts + 1)
-    return _last_ts
+
+    def __init__(self) -> None:
+        self.last = 0
+
+    def next(self) -> int:
+        self.last = max(now_us(), self.last + 1)
+        return self.last
+
+
+next_timestamp = _RecordClock().next
 
 
 @dataclass
