@@ -6,6 +6,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 # The root directory has a fixed id so every pond agrees on where the tree starts.
 ROOT_ID = "00000000-0000-7000-8000-000000000000"
@@ -107,12 +108,12 @@ class NodeRow:
     txn_seq: int
     min_event_time: int | None = None
     max_event_time: int | None = None
-    extended_attributes: dict = field(default_factory=dict)
+    extended_attributes: dict[str, Any] = field(default_factory=dict)
     factory: str | None = None
 
     @property
     def in_blob(self) -> bool:
         return self.content is None and self.content_hash is not None
 
-    def with_changes(self, **kw: object) -> NodeRow:
+    def with_changes(self, **kw: Any) -> NodeRow:
         return replace(self, **kw)

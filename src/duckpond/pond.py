@@ -9,6 +9,7 @@ pond.sql("SELECT avg(value) FROM source", path="/sensors/temp")
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import getpass
 import json
@@ -148,7 +149,8 @@ class Pond:
         if self._data is None and (self.root / "control" / "_delta_log").is_dir():
             return self.control.identity()
         try:
-            return json.loads(self.data.description() or "{}").get("pond", {})
+            identity = json.loads(self.data.description() or "{}").get("pond", {})
+            return identity if isinstance(identity, dict) else {}
         except ValueError:
             return {}
 
@@ -251,7 +253,7 @@ class Pond:
 
         if isinstance(patterns, str):
             patterns = [patterns]
-        plan: list[tuple[str, EntryInfo]] = []
+        plan: builtins.list[tuple[str, EntryInfo]] = []
         for pattern in patterns:
             prefix = paths.compile_glob(pattern).literal_prefix
             matches = self.list(pattern)
@@ -305,7 +307,7 @@ class Pond:
             for loc in self.fs.glob(pattern)
         ]
 
-    def versions(self, path: str) -> list[nodes.NodeRow]:
+    def versions(self, path: str) -> builtins.list[nodes.NodeRow]:
         loc = self.require(path)
         return self.fs.versions(loc.part_id, loc.node_id)
 
@@ -373,7 +375,7 @@ class Pond:
         return self.sql("SELECT * FROM source", path=path, version=version)
 
     # -- steward views -----------------------------------------------------------------------
-    def control_recent(self, limit: int = 20) -> list[TxnSummary]:
+    def control_recent(self, limit: int = 20) -> builtins.list[TxnSummary]:
         """The newest `limit` user write transactions with their tasks, newest last."""
         from .steward import summaries
 

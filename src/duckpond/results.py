@@ -15,7 +15,9 @@ JSON = Any
 
 
 def _int(value: object) -> int:
-    return int(value)  # type: ignore[call-overload]
+    if isinstance(value, int):
+        return value
+    raise TypeError(f"expected an integer, got {value!r}")
 
 
 def _opt_int(value: object) -> int | None:

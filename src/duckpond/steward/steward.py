@@ -277,7 +277,7 @@ class Steward:
             closing: list[Record] = []
             if rows:
                 task_txn_id = nodes.uuid7()
-                link = {
+                link: dict[str, Any] = {
                     "parent_txn_seq": task.parent_txn_seq,
                     "execution_seq": task.execution_seq,
                     "attempt": attempt,

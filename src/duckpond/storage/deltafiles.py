@@ -320,8 +320,8 @@ def history_metadata(dt: DeltaTable, table_dir: Path, key: str) -> list[tuple[in
     """(version, timestamp ms, parsed custom metadata `key`) of every commit that carries
     it, from the archive and the live log, newest first."""
     seen: dict[int, tuple[int, int, Any]] = {}
-    for version, ts, raw in archived_metadata(table_dir):
-        seen[version] = (version, ts, json.loads(raw))
+    for version, ts, archived in archived_metadata(table_dir):
+        seen[version] = (version, ts, json.loads(archived))
     for h in dt.history():
         raw = h.get(key)
         if raw:

@@ -11,6 +11,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from .. import nodes, paths
 from ..errors import AlreadyExistsError, InvalidPathError, NotFoundError, PondError
@@ -247,7 +248,7 @@ class StagedTxn:
         size: int | None = None,
         min_event_time: int | None = None,
         max_event_time: int | None = None,
-        attrs: dict | None = None,
+        attrs: dict[str, Any] | None = None,
         factory: str | None = None,
     ) -> NodeRow:
         if node_id in self._staged:
@@ -327,7 +328,7 @@ class StagedTxn:
         blob: tuple[str, int] | None = None,
         min_event_time: int | None = None,
         max_event_time: int | None = None,
-        attrs: dict | None = None,
+        attrs: dict[str, Any] | None = None,
         factory: str | None = None,
         parents: bool = False,
         overwrite_type: bool = False,
