@@ -47,7 +47,6 @@ from .steward.control import ControlTable
 from .storage.blobs import BlobStore
 from .storage.datatable import DataTable
 from .storage.fs import Located, PondFS, StagedTxn
-from .txn import WriteTxn
 
 if TYPE_CHECKING:
     # Imported for types only: pyarrow, DataFusion and the factories load on first use,
@@ -58,6 +57,7 @@ if TYPE_CHECKING:
     from .query import sql
     from .query.urls import SourceURL
     from .steward.steward import Steward
+    from .txn import WriteTxn
 
 
 def _iso(us: int | None) -> str | None:
