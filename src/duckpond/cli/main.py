@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -16,6 +14,9 @@ from ..errors import InvalidPathError, PondError, PondUsageError
 from . import keep_pandas_out
 
 if TYPE_CHECKING:
+    import logging
+    from pathlib import Path
+
     from ..pond import Pond
 
 # Only click is imported up front: pyarrow, deltalake, DataFusion, numpy and yaml load when
@@ -80,7 +81,15 @@ def cli(
     ctx.obj = State(pond_path, _parse_vars(vars_), wait)
 
 
+def _log() -> logging.Logger:
+    import logging
+
+    return logging.getLogger("pond")
+
+
 def _setup_logging(quiet: bool) -> None:
+    import logging
+
     class Fmt(logging.Formatter):
         def format(self, record: logging.LogRecord) -> str:
             msg = record.getMessage()
@@ -102,7 +111,7 @@ def init(st: State) -> None:
     from ..pond import Pond
 
     pond = Pond.create(st.path(), wait=st.wait, args=st.argv)
-    logging.getLogger("pond").info("created pond at %s", pond.root)
+    _log().info("created pond at %s", pond.root)
 
 
 @cli.command()
@@ -136,7 +145,7 @@ def copy(st: State, sources: tuple[str, ...], dest: str, time_column: str | None
         if target.fmt != "raw":
             raise PondUsageError(f"copy out of the pond goes to host:///dir, not {dest}")
         written = st.open().copy_out(sources, target.path)
-        logging.getLogger("pond").info("copied %d file(s) to %s", len(written), target.path)
+        _log().info("copied %d file(s) to %s", len(written), target.path)
         return
     total = 0
     for s in sources:
@@ -303,7 +312,8 @@ def _print_table(table: Any, fmt: str) -> None:
 def mknod(st: State, factory: str, path: str, config_path: str, overwrite: bool) -> None:
     """Create a factory node from a YAML config (validated first)."""
     try:
-        config = Path(config_path).read_bytes()
+        with open(config_path, "rb") as f:
+            config = f.read()
     except FileNotFoundError:
         raise PondError(f"no such config file: {config_path}") from None
     st.open().mknod(factory, path, config, overwrite=overwrite, args=st.argv, vars=st.vars)
