@@ -127,6 +127,13 @@ def test_every_target_is_checked_before_any_is_written(tmp_path: Path) -> None:
     assert tree(dest) == {"d": b"a file where a directory is needed"}
 
 
+def test_a_refused_copy_leaves_no_new_destination(pond: Pond, tmp_path: Path) -> None:
+    dest = tmp_path / "new" / "dest"
+    with pytest.raises(InvalidPathError, match="two entries for one target"):
+        pond.copy_out(["/a.txt", "/a.txt"], dest)
+    assert not dest.exists()
+
+
 def test_copy_out_library_call_refuses_the_same(pond: Pond, tmp_path: Path) -> None:
     dest = tmp_path / "dest"
     dest.mkdir()

@@ -46,13 +46,21 @@ class HostDir:
         path.parent.mkdir(parents=True, exist_ok=True)
         parent = os.open(path.parent, _DIR_FLAGS & ~os.O_NOFOLLOW)
         try:
+            created = not os.path.lexists(path)
             fd = _open_dir(parent, path.name, create=True, shown=path)
+            try:
+                yield cls(fd, path)
+            except BaseException:
+                if created:  # a refused copy leaves no trace, not even the directory
+                    try:
+                        os.rmdir(path.name, dir_fd=parent)
+                    except OSError:
+                        pass
+                raise
+            finally:
+                os.close(fd)
         finally:
             os.close(parent)
-        try:
-            yield cls(fd, path)
-        finally:
-            os.close(fd)
 
     def check(self, targets: Sequence[str]) -> None:
         """Refuse the whole copy when any target cannot be written: a name too long for
