@@ -257,28 +257,41 @@ class RecoverReport:
         }
 
 
+Scalar = int | float | str | bool | None
+
+
 @dataclass(frozen=True)
 class MaintainReport:
     """`Pond.maintain`: per table (`data`, `control`, and any other part maintenance
-    reports) the counts it reported, e.g. `files_before`, `files_after`,
-    `files_vacuumed`, `version`."""
+    reports) the counts it reported, e.g. `files_before`, `files_after`, `files_vacuumed`,
+    `version`; `other` keeps any top-level figure that is not a per-part mapping."""
 
-    tables: dict[str, dict[str, int]]
+    tables: dict[str, dict[str, Scalar]]
+    other: dict[str, JSON] = field(default_factory=dict)
 
     @property
-    def data(self) -> dict[str, int]:
+    def data(self) -> dict[str, Scalar]:
         return self.tables.get("data", {})
 
     @property
-    def control(self) -> dict[str, int]:
+    def control(self) -> dict[str, Scalar]:
         return self.tables.get("control", {})
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MaintainReport:
-        return cls({str(k): {str(n): _int(v) for n, v in t.items()} for k, t in d.items()})
+        tables: dict[str, dict[str, Scalar]] = {}
+        other: dict[str, JSON] = {}
+        for k, v in d.items():
+            if isinstance(v, dict) and all(
+                isinstance(x, int | float | str | bool | None) for x in v.values()
+            ):
+                tables[str(k)] = {str(n): x for n, x in v.items()}
+            else:
+                other[str(k)] = v
+        return cls(tables, other)
 
     def to_json(self) -> dict[str, JSON]:
-        return {k: dict(v) for k, v in self.tables.items()}
+        return {**{k: dict(v) for k, v in self.tables.items()}, **self.other}
 
 
 @dataclass(frozen=True)

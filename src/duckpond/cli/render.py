@@ -186,5 +186,5 @@ def recover(report: RecoverReport) -> None:
 
 
 def maintain(report: MaintainReport) -> None:
-    for name, counts in report.tables.items():
-        console().print(f"{name}: {json.dumps(counts)}")
+    for name, counts in report.to_json().items():
+        console().print(f"{name}: {json.dumps(counts, default=str)}")
