@@ -38,6 +38,8 @@ def run(work: Path, quick: bool) -> Result:
         "pass": [py, "-c", "pass"],
         "click": [py, "-c", "import click"],
         "pyarrow": [py, "-c", "import pyarrow"],
+        # what any read needs loaded: the floor of `pond list` with deltalake and click
+        "deps": [py, "-c", "import pyarrow, pyarrow.parquet, deltalake, click"],
         "help": pond_cmd(pond, "--help"),
         "version": pond_cmd(pond, "--version"),
         "list": pond_cmd(pond, "list"),
@@ -87,7 +89,9 @@ def run(work: Path, quick: bool) -> Result:
     notes = [
         f"10: medians of {reps} reps; `python -c pass` {fmt_s(floor)}, "
         f"`python -c 'import pyarrow'` {fmt_s(t.median('pyarrow'))}, "
-        f"`python -c 'import click'` {fmt_s(click_s)}, `pond --version` "
+        f"`python -c 'import click'` {fmt_s(click_s)}, `python -c 'import pyarrow, "
+        f"pyarrow.parquet, deltalake, click'` {fmt_s(t.median('deps'))} "
+        f"({t.median('deps') / t.median('pyarrow'):.2f}× of pyarrow), `pond --version` "
         f"{fmt_s(t.median('version'))}; `pond --help` above the bare interpreter: "
         f"{fmt_s(help_s - floor)}, of which importing click {fmt_s(click_s - floor)}",
     ]
