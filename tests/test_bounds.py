@@ -101,6 +101,7 @@ def test_library_timeout_and_signal_state(pond_dir: Path) -> None:
         # the caller's handler is back, and a quick query is not disturbed
         assert signal.getsignal(signal.SIGALRM) is mine
         assert pond.sql("SELECT 1 AS one", timeout=0.5).to_pylist() == [{"one": 1}]
+        assert pond.sql("SELECT 1 AS one", timeout=1e300).num_rows == 1  # as good as none
         time.sleep(0.7)
         assert fired == []  # no stray alarm after the query
     finally:
@@ -109,7 +110,14 @@ def test_library_timeout_and_signal_state(pond_dir: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "size"),
-    [("512M", 512 << 20), ("2G", 2 << 30), ("1.5g", 3 << 29), ("64MiB", 64 << 20), ("0", None)],
+    [
+        ("512M", 512 << 20),
+        ("2G", 2 << 30),
+        ("1.5g", 3 << 29),
+        ("64MiB", 64 << 20),
+        ("0", None),
+        ("9" * 30 + "T", 1 << 60),
+    ],
 )
 def test_parse_size(text: str, size: int | None) -> None:
     assert limits.parse_size(text) == size

@@ -23,6 +23,7 @@ from duckpond.errors import PondUsageError, clip
 
 DEFAULT_MEMORY_LIMIT = 2 << 30  # bytes: 2 GiB
 DEFAULT_TIMEOUT = 600.0  # seconds
+_MAX_TIMER = 1e8  # seconds (~3 years): setitimer overflows time_t far beyond; as good as none
 # Below this DataFusion cannot even reserve a sort's merge buffer (10 MiB per partition).
 MIN_MEMORY_LIMIT = 32 << 20
 
@@ -38,7 +39,8 @@ def parse_size(text: str) -> int | None:
     m = _SIZE_RE.match(text)
     if m is None:
         raise PondUsageError(f"not a size: {clip(text)!r} (use e.g. 512M or 2G)")
-    size = int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+    # far beyond any machine's memory: clamped so the pool size stays a valid usize
+    size = min(int(float(m.group(1)) * _UNITS[m.group(2).upper()]), 1 << 60)
     if size == 0:
         return None
     if size < MIN_MEMORY_LIMIT:
@@ -82,7 +84,7 @@ def deadline(seconds: float | None) -> Iterator[None]:
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
     started = time.monotonic()
-    outer_delay, outer_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
+    outer_delay, outer_interval = signal.setitimer(signal.ITIMER_REAL, min(seconds, _MAX_TIMER))
     try:
         yield
     finally:
