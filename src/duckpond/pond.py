@@ -30,6 +30,7 @@ from .errors import (
     PondUsageError,
     QueryError,
 )
+from .query.limits import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
 from .results import (
     Description,
     EntryInfo,
@@ -349,14 +350,18 @@ class Pond:
         version: int | None = None,
         time_start: int | None = None,
         time_end: int | None = None,
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
     ) -> pa.Table:
-        """Run read-only SQL over a pond file (as `source`/`series`) or a host URL."""
+        """Run read-only SQL over a pond file (as `source`/`series`) or a host URL, within
+        `timeout` seconds and `memory_limit` bytes (None: unbounded; see query/limits.py)."""
         from .query import sql
 
-        ctx = sql.make_context()
+        ctx = sql.make_context(memory_limit)
         if path is not None:
             register_source(ctx, path, self, version, time_start, time_end)
-        return sql.run_sql(ctx, query)
+        return sql.run_sql(ctx, query, timeout)
 
     def read(
         self,
@@ -364,12 +369,24 @@ class Pond:
         sql: str | None = None,
         version: int | None = None,
         time_range: tuple[TimeLike, TimeLike] | None = None,
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
     ) -> pa.Table:
         """A pond table/series, a raw pond file read as CSV (`csv:///path`) or a host file
         (`host+csv:///x.csv`, `host+table:///x.parquet`) as Arrow, optionally through
         read-only SQL over it as `source`. `time_range` (start, end), each None, µs since
-        the epoch, an ISO 8601 string or a datetime, limits a series to those event times."""
-        return read_source(url, self, sql=sql, version=version, time_range=time_range)
+        the epoch, an ISO 8601 string or a datetime, limits a series to those event times.
+        The query runs within `timeout` seconds and `memory_limit` bytes (None: unbounded)."""
+        return read_source(
+            url,
+            self,
+            sql=sql,
+            version=version,
+            time_range=time_range,
+            timeout=timeout,
+            memory_limit=memory_limit,
+        )
 
     def read_table(self, path: str, version: int | None = None) -> pa.Table:
         return self.sql("SELECT * FROM source", path=path, version=version)
@@ -429,11 +446,18 @@ class Pond:
         ]
         return IncompleteReport(txns, tasks)
 
-    def control_sql(self, query: str) -> pa.Table:
-        """Read-only SQL over the control table as `control_table`, as of now."""
+    def control_sql(
+        self,
+        query: str,
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
+    ) -> pa.Table:
+        """Read-only SQL over the control table as `control_table`, as of now, within
+        `timeout` seconds and `memory_limit` bytes (None: unbounded)."""
         from .steward.queries import control_sql
 
-        return control_sql(self, query)
+        return control_sql(self, query, timeout, memory_limit)
 
     def recover(self, retry_failed: bool = False) -> RecoverReport:
         """Finish what crashes interrupted (SPEC §6); safe to run at any time."""
@@ -530,14 +554,16 @@ def read_source(
     sql: str | None = None,
     version: int | None = None,
     time_range: tuple[TimeLike, TimeLike] | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
 ) -> pa.Table:
     """`Pond.read`, also without a pond for host URLs (`pond cat host+csv:///x.csv`)."""
     from .query import sql as sqlmod
 
     t0, t1 = (to_us(time_range[0]), to_us(time_range[1])) if time_range else (None, None)
-    ctx = sqlmod.make_context()
+    ctx = sqlmod.make_context(memory_limit)
     register_source(ctx, url, pond, version, t0, t1)
-    return sqlmod.run_sql(ctx, sql or "SELECT * FROM source")
+    return sqlmod.run_sql(ctx, sql or "SELECT * FROM source", timeout)
 
 
 def describe_source(url: str, pond: Pond | None) -> Description:

@@ -11,6 +11,7 @@ import click
 
 from .. import __version__
 from ..errors import InvalidPathError, PondError, PondUsageError
+from ..query import limits
 from . import keep_pandas_out
 
 if TYPE_CHECKING:
@@ -238,6 +239,27 @@ def describe(st: State, path: str, fmt: str) -> None:
         render.describe(d)
 
 
+def query_limits(f: Any) -> Any:
+    """`--timeout` and `--memory-limit` (SPEC §7), parsed to seconds/bytes (None = no limit)."""
+    f = click.option(
+        "--memory-limit",
+        metavar="SIZE",
+        default=limits.format_size(limits.DEFAULT_MEMORY_LIMIT),
+        show_default=True,
+        callback=lambda _c, _p, v: limits.parse_size(v),
+        help="Memory a query may use (512M, 2G; 0 = no limit); beyond it, spill or fail.",
+    )(f)
+    return click.option(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        default=limits.DEFAULT_TIMEOUT,
+        show_default=True,
+        callback=lambda _c, _p, v: limits.check_timeout(v),
+        help="Seconds a query may run (0 = no limit).",
+    )(f)
+
+
 @cli.command()
 @click.argument("path")
 @click.option("--sql", "query", help="A read-only SQL query over the file as `source`.")
@@ -250,6 +272,7 @@ def describe(st: State, path: str, fmt: str) -> None:
     type=click.Choice(["table", "csv", "json", "parquet", "raw"]),
     help="Output format (terminal: table; pipe: raw bytes or Parquet).",
 )
+@query_limits
 @click.pass_obj
 def cat(
     st: State,
@@ -259,6 +282,8 @@ def cat(
     time_start: str | None,
     time_end: str | None,
     fmt: str | None,
+    timeout: float | None,
+    memory_limit: int | None,
 ) -> None:
     """Raw bytes of a file, or a table/series/query result."""
     from ..pond import read_source
@@ -277,7 +302,15 @@ def cat(
         raise PondUsageError(
             "--format raw is for raw files; tables print as table/csv/json/parquet"
         )
-    table = read_source(path, pond, sql=query, version=version, time_range=(time_start, time_end))
+    table = read_source(
+        path,
+        pond,
+        sql=query,
+        version=version,
+        time_range=(time_start, time_end),
+        timeout=timeout,
+        memory_limit=memory_limit,
+    )
     _print_table(table, fmt or ("table" if sys.stdout.isatty() else "parquet"))
 
 
@@ -352,15 +385,25 @@ def list_factories(fmt: str) -> None:
 @click.option(
     "--limit", type=click.IntRange(min=0), default=20, help="How many transactions (recent)."
 )
+@query_limits
 @click.pass_context
-def control(ctx: click.Context, query: str | None, fmt: str, limit: int) -> None:
+def control(
+    ctx: click.Context,
+    query: str | None,
+    fmt: str,
+    limit: int,
+    timeout: float | None,
+    memory_limit: int | None,
+) -> None:
     """Transaction summaries, newest last (see the subcommands)."""
     ctx.ensure_object(State)
     ctx.meta["control_fmt"] = fmt
     if query is not None:
         if ctx.invoked_subcommand is not None:
             raise PondUsageError("--sql is used on its own, without a subcommand")
-        _print_table(ctx.obj.open().control_sql(query), fmt)
+        _print_table(
+            ctx.obj.open().control_sql(query, timeout=timeout, memory_limit=memory_limit), fmt
+        )
         return
     if ctx.invoked_subcommand is None:
         ctx.invoke(recent, limit=limit, fmt=fmt)
