@@ -1,0 +1,132 @@
+"""A job's host processes: started in their own process group, tied to the pond's life, and
+ended as a group, so that at most one attempt of a task runs at any moment (SPEC §8).
+
+- Each job leads a new session (its pid is its process group id) and gets a parent-death
+  signal (Linux `prctl(PR_SET_PDEATHSIG)`): when the pond process dies, even by SIGKILL,
+  the job's main process is killed with it.
+- Processes the job started itself stay in its group but do not get that signal. The pond
+  ends the whole group when the job's main process exits, and `pond recover` ends what an
+  earlier attempt left (recorded as pid + start time in its `post_commit_started` row)
+  before it starts the next attempt.
+- A recorded pid is only acted on while it still names the same process group: the group
+  leader's start time (`/proc/PID/stat`, clock ticks since boot) must match the record, or,
+  the leader being gone, the remaining members must have started no earlier than it (the
+  kernel does not reuse a pid while a process group of that id exists).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import PondError
+
+PR_SET_PDEATHSIG = 1
+# SIGKILL, not SIGTERM: a job that traps SIGTERM would otherwise outlive the pond, and a
+# job abandoned by a crash is retried from the start anyway (its writes were rolled back).
+DEATH_SIGNAL = signal.SIGKILL
+# How long a group gets to exit after SIGTERM before SIGKILL.
+TERM_GRACE_S = 3.0
+# How long SIGKILLed processes may take to disappear before that is an error.
+KILL_WAIT_S = 10.0
+
+_PROC = Path("/proc")
+
+
+def _prctl() -> Callable[..., int] | None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl  # type: ignore[no-any-return]
+    except (OSError, AttributeError):
+        return None  # not Linux: no parent-death signal; recover's check still applies
+
+
+def tie_to_parent() -> Callable[[], None]:
+    """A `preexec_fn` giving the child the parent-death signal. It only calls prctl and
+    getppid (no allocation, no locks) between fork and exec; prctl is resolved here, in
+    the parent. If the parent died before prctl took effect, the child kills itself."""
+    prctl = _prctl()
+    parent = os.getpid()
+    sig = int(DEATH_SIGNAL)
+
+    def preexec() -> None:
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec
+
+
+def _stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, process group, start time in clock ticks) of a live process, or None."""
+    try:
+        raw = (_PROC / str(pid) / "stat").read_bytes()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    fields = raw[raw.rindex(b")") + 2 :].split()
+    state = fields[0].decode()
+    if state in ("Z", "X"):
+        return None  # exited; only its parent's wait is missing
+    return state, int(fields[2]), int(fields[19])
+
+
+def start_time(pid: int) -> int | None:
+    s = _stat(pid)
+    return None if s is None else s[2]
+
+
+def group_members(pgid: int) -> dict[int, int]:
+    """pid -> start time of every live process in process group `pgid`."""
+    out: dict[int, int] = {}
+    for entry in os.scandir(_PROC):
+        if entry.name.isdigit():
+            s = _stat(int(entry.name))
+            if s is not None and s[1] == pgid:
+                out[int(entry.name)] = s[2]
+    return out
+
+
+def group_start_time(pgid: int) -> int | None:
+    """The fingerprint recorded for a job just started: its leader's start time, or, if
+    the leader has already exited, the earliest of what it left in its group."""
+    members = group_members(pgid)
+    if pgid in members:
+        return members[pgid]
+    return min(members.values()) if members else None
+
+
+def _ours(pgid: int, started: int, members: dict[int, int]) -> bool:
+    if pgid in members:
+        return members[pgid] == started
+    return any(t >= started for t in members.values())
+
+
+def end_group(pgid: int, started: int | None, grace: float = TERM_GRACE_S) -> bool:
+    """Make sure the process group a job attempt ran in is gone: SIGTERM, then SIGKILL
+    after `grace` seconds; returns once no member is left (True if any was found)."""
+    if started is None:
+        return False
+    members = group_members(pgid)
+    if not members or not _ours(pgid, started, members):
+        return False
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, KILL_WAIT_S)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            raise PondError(
+                f"cannot stop process group {pgid} of an earlier attempt: permission denied"
+            ) from None
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not group_members(pgid):
+                return True
+            time.sleep(0.02)
+    raise PondError(f"process group {pgid} of an earlier attempt did not exit after SIGKILL")
