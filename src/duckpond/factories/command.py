@@ -70,7 +70,7 @@ class CommandFactory(Factory):
                 )
             except FileNotFoundError:
                 raise FactoryError(f"command not found: {argv[0]}") from None
-            started = process.group_start_time(proc.pid)
+            started = process.child_start_time(proc.pid)
             try:
                 ctx.job_started(proc.pid, started)
                 proc.wait(timeout=cfg["timeout_s"])

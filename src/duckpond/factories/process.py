@@ -63,22 +63,19 @@ def tie_to_parent() -> Callable[[], None]:
 
 
 def _stat(pid: int) -> tuple[str, int, int] | None:
-    """(state, process group, start time in clock ticks) of a live process, or None."""
+    """(state, process group, start time in clock ticks) of a process, or None."""
     try:
         raw = (_PROC / str(pid) / "stat").read_bytes()
     except OSError:
         return None
     # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
     fields = raw[raw.rindex(b")") + 2 :].split()
-    state = fields[0].decode()
-    if state in ("Z", "X"):
-        return None  # exited; only its parent's wait is missing
-    return state, int(fields[2]), int(fields[19])
+    return fields[0].decode(), int(fields[2]), int(fields[19])
 
 
-def start_time(pid: int) -> int | None:
-    s = _stat(pid)
-    return None if s is None else s[2]
+def _live(s: tuple[str, int, int] | None) -> bool:
+    # Z/X: exited, only its parent's wait is missing; it runs nothing any more.
+    return s is not None and s[0] not in ("Z", "X")
 
 
 def group_members(pgid: int) -> dict[int, int]:
@@ -87,18 +84,16 @@ def group_members(pgid: int) -> dict[int, int]:
     for entry in os.scandir(_PROC):
         if entry.name.isdigit():
             s = _stat(int(entry.name))
-            if s is not None and s[1] == pgid:
+            if _live(s) and s is not None and s[1] == pgid:
                 out[int(entry.name)] = s[2]
     return out
 
 
-def group_start_time(pgid: int) -> int | None:
-    """The fingerprint recorded for a job just started: its leader's start time, or, if
-    the leader has already exited, the earliest of what it left in its group."""
-    members = group_members(pgid)
-    if pgid in members:
-        return members[pgid]
-    return min(members.values()) if members else None
+def child_start_time(pid: int) -> int | None:
+    """The start time of a child not yet waited for (readable even once it has exited):
+    the fingerprint recorded for the group it leads."""
+    s = _stat(pid)
+    return None if s is None else s[2]
 
 
 def _ours(pgid: int, started: int, members: dict[int, int]) -> bool:
