@@ -46,16 +46,26 @@ def _prctl() -> Callable[..., int] | None:
 
 
 def tie_to_parent() -> Callable[[], None]:
-    """A `preexec_fn` giving the child the parent-death signal. It only calls prctl and
-    getppid (no allocation, no locks) between fork and exec; prctl is resolved here, in
-    the parent. If the parent died before prctl took effect, the child kills itself."""
+    """A `preexec_fn` giving the child the parent-death signal. Between fork and exec it
+    only calls prctl and getppid (no import, no lock: safe beside deltalake's threads);
+    prctl and its arguments (unsigned longs: prctl is variadic) are made here, in the
+    parent. If the parent died before prctl took effect, the child kills itself.
+
+    The signal fires when the *thread* that started the child ends: jobs are started from
+    the pond's main thread, whose end is the process's."""
     prctl = _prctl()
     parent = os.getpid()
-    sig = int(DEATH_SIGNAL)
+    args = (
+        ctypes.c_int(PR_SET_PDEATHSIG),
+        ctypes.c_ulong(int(DEATH_SIGNAL)),
+        ctypes.c_ulong(0),
+        ctypes.c_ulong(0),
+        ctypes.c_ulong(0),
+    )
 
     def preexec() -> None:
         if prctl is not None:
-            prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
+            prctl(*args)
         if os.getppid() != parent:
             os.kill(os.getpid(), signal.SIGKILL)
 
@@ -81,6 +91,8 @@ def _live(s: tuple[str, int, int] | None) -> bool:
 def group_members(pgid: int) -> dict[int, int]:
     """pid -> start time of every live process in process group `pgid`."""
     out: dict[int, int] = {}
+    if not _PROC.is_dir():
+        return out  # no /proc (not Linux): nothing is recorded to end either
     for entry in os.scandir(_PROC):
         if entry.name.isdigit():
             s = _stat(int(entry.name))
