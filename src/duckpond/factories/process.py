@@ -119,6 +119,12 @@ def end_group(pgid: int, started: int | None, grace: float = TERM_GRACE_S) -> bo
     after `grace` seconds; returns once no member is left (True if any was found)."""
     if started is None:
         return False
+    try:
+        os.killpg(pgid, 0)  # the common case, an empty group, without scanning /proc
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # someone else's group, or ours with a member that changed user: look closer
     members = group_members(pgid)
     if not members or not _ours(pgid, started, members):
         return False
