@@ -59,6 +59,12 @@ def one_line(e: BaseException | str) -> str:
     return text or type(e).__name__ if isinstance(e, BaseException) else text
 
 
+def error_text(e: BaseException, secrets: factory_base.Secrets) -> str:
+    """The one-line error the pond records and prints for a failed job: the one place a
+    job's error becomes text, with every secret value it resolved put back as reference."""
+    return one_line(secrets.redact(str(e))) or type(e).__name__
+
+
 @dataclass(frozen=True)
 class Task:
     parent_txn_seq: int
@@ -92,7 +98,7 @@ class TaskContext:
         self.args = args
         self.vars = vars
         self.label = label
-        self.secrets = secrets or factory_base.Secrets()
+        self.secrets = secrets if secrets is not None else factory_base.Secrets()
         self._on_job_started = on_job_started
 
     def read_bytes(self, path: str) -> bytes:
@@ -115,8 +121,7 @@ class TaskContext:
             self._on_job_started(pid, start_time)
 
     def error_text(self, e: BaseException) -> str:
-        """The one-line error the pond records and prints for a failed run."""
-        return one_line(self.redact(str(e))) or type(e).__name__
+        return error_text(e, self.secrets)
 
 
 class Steward:
@@ -376,7 +381,7 @@ class Steward:
             return True
         except Exception as e:  # noqa: BLE001 - a task's failure is recorded, not raised
             mark_started()
-            err = one_line(secrets.redact(str(e))) or type(e).__name__
+            err = error_text(e, secrets)
             closing = []
             if task_txn_id is not None and task_seq is not None:
                 closing = [
