@@ -101,19 +101,31 @@ class _FileMeta:
     group_starts: list[int] | None  # first row of each row group; None = not read yet
 
 
+# Nodes whose row positions a partition index remembers (the directory itself, files
+# looked up), carried to the next index when a commit only adds files.
+NODE_MEMO_MAX = 256
+
+NodeVersions = list[tuple[int, int, str | None]]  # (version, position, attributes), sorted
+
+
 class PartIndex:
     """Every row of one partition, without contents, as one Arrow table.
 
-    Lookups of one node filter the table (no Python object per row); listing builds the
-    latest row of every node once. Rows come out as NodeRows whose content loads on use.
+    Looking a node up filters the table once (no Python object per row) and remembers
+    where its rows are; listing builds the latest row of every node once. When a commit
+    only adds files, the next index takes both over and adds the new files' rows, so a
+    write into a big directory never rescans it. Rows come out as NodeRows whose content
+    loads on use.
     """
 
-    def __init__(self, table: DataTable, part_id: str, files: tuple[str, ...]) -> None:
+    def __init__(
+        self, table: DataTable, part_id: str, files: tuple[str, ...], prev: PartIndex | None
+    ) -> None:
         self.part_id = part_id
         self.files = files
         self._table = table
-        metas = [table._meta(f) for f in files]
-        tables = [m.index for m in metas]
+        tables = [table._meta(f).index for f in files]
+        self._tables = tables
         self.index = pa.concat_tables(tables) if tables else INDEX_SCHEMA.empty_table()
         self._starts: list[int] = []  # first position of each file's rows
         at = 0
@@ -121,6 +133,35 @@ class PartIndex:
             self._starts.append(at)
             at += t.num_rows
         self._latest: dict[str, NodeRow] | None = None
+        self._memo: OrderedDict[str, NodeVersions] = OrderedDict()
+        if prev is not None and files[: len(prev.files)] == prev.files:
+            self._take_over(prev, len(prev.files))
+
+    def _take_over(self, prev: PartIndex, kept: int) -> None:
+        """Positions of old rows are unchanged: extend prev's memo and latest rows with
+        the rows of the files added after them."""
+        new: dict[str, NodeVersions] = {}
+        for i in range(kept, len(self.files)):
+            t, start = self._tables[i], self._starts[i]
+            cols = zip(
+                t.column("node_id").to_pylist(),
+                t.column("version").to_pylist(),
+                t.column("extended_attributes").to_pylist(),
+                strict=True,
+            )
+            for r, (node_id, version, attrs) in enumerate(cols):
+                new.setdefault(node_id, []).append((version, start + r, attrs))
+        self._memo, prev._memo = prev._memo, OrderedDict()
+        for node_id, rows in new.items():
+            if node_id in self._memo:
+                self._memo[node_id] = sorted([*self._memo[node_id], *rows])
+        if prev._latest is not None:
+            self._latest, prev._latest = prev._latest, None
+            for node_id, rows in new.items():
+                version, pos, _ = max(rows)
+                old = self._latest.get(node_id)
+                if old is None or version > old.version:
+                    self._latest[node_id] = self._rows_at([pos])[0]
 
     def _row(self, d: dict[str, Any], pos: int) -> NodeRow:
         i = bisect.bisect_right(self._starts, pos) - 1
@@ -144,17 +185,37 @@ class PartIndex:
         )
 
     def _rows_at(self, positions: list[int]) -> list[NodeRow]:
-        if not positions:
+        if len(positions) > 64:  # many rows: one gather over the whole index
+            picked = self.index.take(pa.array(positions, pa.int64())).to_pylist()
+            return [self._row(d, p) for d, p in zip(picked, positions, strict=True)]
+        out = []
+        for pos in positions:  # a few rows: slice them out of their files' tables
+            i = bisect.bisect_right(self._starts, pos) - 1
+            d = self._tables[i].slice(pos - self._starts[i], 1).to_pylist()[0]
+            out.append(self._row(d, pos))
+        return out
+
+    def node_versions(self, node_id: str) -> NodeVersions:
+        """(version, position, extended_attributes) of the node's rows, oldest first."""
+        found = self._memo.get(node_id)
+        if found is not None:
+            self._memo.move_to_end(node_id)
+            return found
+        if self._latest is not None and node_id not in self._latest:
             return []
-        picked = self.index.take(pa.array(positions, pa.int64())).to_pylist()
-        return [self._row(d, p) for d, p in zip(picked, positions, strict=True)]
-
-    def _positions(self, node_id: str) -> pa.Array:
-        return pc.indices_nonzero(pc.equal(self.index.column("node_id"), node_id))
-
-    def select(self, node_id: str, columns: list[str]) -> pa.Table:
-        """Some columns of the node's rows (vectorized: no Python object per row)."""
-        return self.index.select(columns).take(self._positions(node_id))
+        mask = pc.equal(self.index.column("node_id"), node_id)
+        found = sorted(
+            zip(
+                pc.filter(self.index.column("version"), mask).to_pylist(),
+                pc.indices_nonzero(mask).to_pylist(),
+                pc.filter(self.index.column("extended_attributes"), mask).to_pylist(),
+                strict=True,
+            )
+        )
+        self._memo[node_id] = found
+        while len(self._memo) > NODE_MEMO_MAX:
+            self._memo.popitem(last=False)
+        return found
 
     def versions(self, node_id: str) -> list[NodeRow]:
         """The node's rows in this partition, oldest version first."""
@@ -162,23 +223,15 @@ class PartIndex:
 
     def versions_from(self, node_id: str, version: int) -> list[NodeRow]:
         """The node's rows from `version` on, oldest first."""
-        if self._latest is not None and node_id not in self._latest:
-            return []
-        positions = self._positions(node_id)
-        if version > 0:
-            found = pc.take(self.index.column("version"), positions)
-            positions = positions.filter(pc.greater_equal(found, version))
-        return sorted(self._rows_at(positions.to_pylist()), key=lambda r: r.version)
+        found = self.node_versions(node_id)
+        start = bisect.bisect_left(found, (version,))
+        return self._rows_at([pos for _, pos, _ in found[start:]])
 
     def latest(self, node_id: str) -> NodeRow | None:
         if self._latest is not None:
             return self._latest.get(node_id)
-        positions = self._positions(node_id)
-        if len(positions) == 0:
-            return None
-        found = pc.take(self.index.column("version"), positions)
-        best = pc.index(found, pc.max(found)).as_py()
-        return self._rows_at([positions[best].as_py()])[0]
+        found = self.node_versions(node_id)
+        return self._rows_at([found[-1][1]])[0] if found else None
 
     def latest_rows(self) -> dict[str, NodeRow]:
         """node_id -> its latest row, for every node of the partition (built once)."""
@@ -310,7 +363,13 @@ class DataTable:
         `before` is the view's version when the commit started: if the view was behind,
         it is rebuilt from the log instead."""
         for action, table in added:
-            self._metas[action.path] = _FileMeta(_index_table(table), None)
+            # A file this handle just wrote: index it (and, when small, keep its contents)
+            # from the table in hand, as write_file laid out its row groups.
+            starts = list(range(0, max(table.num_rows, 1), deltafiles.ROW_GROUP_ROWS))
+            self._metas[action.path] = _FileMeta(_index_table(table), starts)
+            content = table.column("content")
+            if len(starts) == 1 and content.nbytes <= CONTENT_CACHE_BYTES // 4:
+                self._cache_content((action.path, 0), content.combine_chunks())
         if before != version - 1:
             self._pending_refresh = True
             return
@@ -393,14 +452,17 @@ class DataTable:
             pf = pq.ParquetFile(self.path / rel)
             column = pf.read_row_group(group, columns=["content"]).column(0).combine_chunks()
             if column.nbytes <= CONTENT_CACHE_BYTES // 4:  # a huge group is read, not kept
-                self._contents[key] = column
-                self._content_bytes += column.nbytes
-                while self._content_bytes > CONTENT_CACHE_BYTES:
-                    _, old = self._contents.popitem(last=False)
-                    self._content_bytes -= old.nbytes
+                self._cache_content(key, column)
         else:
             self._contents.move_to_end(key)
         return column[row - meta.group_starts[group]].as_py()
+
+    def _cache_content(self, key: tuple[str, int], column: pa.Array) -> None:
+        self._contents[key] = column
+        self._content_bytes += column.nbytes
+        while self._content_bytes > CONTENT_CACHE_BYTES:
+            _, old = self._contents.popitem(last=False)
+            self._content_bytes -= old.nbytes
 
     def _read_file(self, rel: str) -> pa.Table:
         """A whole file, contents included (compaction); not cached."""
@@ -415,7 +477,7 @@ class DataTable:
         cached = self._index_cache.get(part_id)
         if cached is not None and cached.files == files:
             return cached
-        index = PartIndex(self, part_id, files)
+        index = PartIndex(self, part_id, files, cached)
         self._index_cache[part_id] = index
         return index
 

@@ -199,6 +199,7 @@ class DirState:
     version: int
     entries: DirEntries
     deltas: int  # delta versions folded on top of the snapshot
+    index: object = None  # the partition index it was read from (same index: still valid)
 
 
 class _Tree(Protocol):
@@ -278,18 +279,20 @@ class PondFS:
         index = self.table.partition_index(dir_part(dir_id))
         cache = self.table.derived
         cached = cache.get(dir_id)
-        rows = index.select(dir_id, ["version", "extended_attributes"])
-        if rows.num_rows == 0:
+        if isinstance(cached, DirState) and cached.index is index:
+            return cached  # the partition has not changed since
+        found = index.node_versions(dir_id)
+        if not found:
             raise PondError(f"directory {dir_id} has no rows (damaged pond)")
-        latest = pc.max(rows["version"]).as_py()
+        latest = found[-1][0]
         if isinstance(cached, DirState) and cached.version == latest:
+            cached.index = index
             cache.move_to_end(dir_id)
             return cached
-        is_delta = pc.fill_null(pc.equal(rows["extended_attributes"], _DELTA_ATTRS_JSON), False)
-        snapshots = rows["version"].filter(pc.invert(is_delta))
-        base_version = pc.max(snapshots).as_py() if len(snapshots) else None
-        if base_version is None:
+        snapshots = [v for v, _, attrs in found if attrs != _DELTA_ATTRS_JSON]
+        if not snapshots:
             raise PondError(f"directory {dir_id} has no snapshot (damaged pond)")
+        base_version = snapshots[-1]
         state: DirState
         if isinstance(cached, DirState) and cached.version >= base_version:
             state, start = cached, cached.version + 1
@@ -302,6 +305,7 @@ class PondFS:
                 state = DirState(row.version, entries, state.deltas + 1)
             else:
                 state = DirState(row.version, DirEntries(decode_snapshot(data)), 0)
+        state.index = index
         cache[dir_id] = state
         cache.move_to_end(dir_id)
         while len(cache) > DIR_CACHE_MAX:
@@ -473,9 +477,12 @@ class StagedTxn:
         max_event_time: int | None = None,
         attrs: dict | None = None,
         factory: str | None = None,
+        new: bool = False,
     ) -> NodeRow:
         if node_id in self._staged:
             version = self._staged[node_id].version
+        elif new:  # an id just made: no earlier version to look up
+            version = 1
         else:
             prev = self.fs.latest(part_id, node_id)
             version = prev.version + 1 if prev else 1
@@ -540,7 +547,9 @@ class StagedTxn:
 
     def _stage_new_dir(self, part_id: str, node_id: str) -> None:
         empty = encode_snapshot(SNAPSHOT_SCHEMA.empty_table())
-        self._staged[node_id] = self._new_row(part_id, node_id, nodes.DIR_PHYSICAL, empty)
+        self._staged[node_id] = self._new_row(
+            part_id, node_id, nodes.DIR_PHYSICAL, empty, new=node_id != ROOT_ID
+        )
         self._dirs[node_id] = {}
         self._new_dirs.add(node_id)
 
@@ -583,6 +592,7 @@ class StagedTxn:
             max_event_time=max_event_time,
             attrs=attrs,
             factory=factory,
+            new=existing is None,
         )
         self._staged[node_id] = row
         if existing is None or existing.file_type != file_type:
