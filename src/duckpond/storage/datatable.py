@@ -16,6 +16,7 @@ import json
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,19 @@ class _FileMeta:
 # looked up), carried to the next index when a commit only adds files.
 NODE_MEMO_MAX = 256
 
+_ROW_COLUMNS = [
+    "node_id",
+    "file_type",
+    "version",
+    "timestamp",
+    "content_hash",
+    "size",
+    "txn_seq",
+    "min_event_time",
+    "max_event_time",
+    "extended_attributes",
+    "factory",
+]
 NodeVersions = list[tuple[int, int, str | None]]  # (version, position, attributes), sorted
 
 
@@ -163,36 +177,41 @@ class PartIndex:
                 if old is None or version > old.version:
                     self._latest[node_id] = self._rows_at([pos])[0]
 
-    def _row(self, d: dict[str, Any], pos: int) -> NodeRow:
-        i = bisect.bisect_right(self._starts, pos) - 1
-        rel, row = self.files[i], pos - self._starts[i]
-        attrs = d["extended_attributes"]
-        return NodeRow(
-            part_id=self.part_id,
-            node_id=d["node_id"],
-            file_type=d["file_type"],
-            version=d["version"],
-            timestamp=d["timestamp"],
-            content=None,
-            content_hash=d["content_hash"],
-            size=d["size"],
-            txn_seq=d["txn_seq"],
-            min_event_time=d["min_event_time"],
-            max_event_time=d["max_event_time"],
-            extended_attributes=json.loads(attrs) if attrs else {},
-            factory=d["factory"],
-            loader=lambda: self._table._content(rel, row),
-        )
-
     def _rows_at(self, positions: list[int]) -> list[NodeRow]:
         if len(positions) > 64:  # many rows: one gather over the whole index
-            picked = self.index.take(pa.array(positions, pa.int64())).to_pylist()
-            return [self._row(d, p) for d, p in zip(picked, positions, strict=True)]
+            picked = self.index.take(pa.array(positions, pa.int64()))
+        elif positions:  # a few rows: slice them out of their files' tables
+            slices = []
+            for pos in positions:
+                i = bisect.bisect_right(self._starts, pos) - 1
+                slices.append(self._tables[i].slice(pos - self._starts[i], 1))
+            picked = pa.concat_tables(slices)
+        else:
+            return []
+        cols = [picked.column(name).to_pylist() for name in _ROW_COLUMNS]
+        starts, files, load = self._starts, self.files, self._table._content
         out = []
-        for pos in positions:  # a few rows: slice them out of their files' tables
-            i = bisect.bisect_right(self._starts, pos) - 1
-            d = self._tables[i].slice(pos - self._starts[i], 1).to_pylist()[0]
-            out.append(self._row(d, pos))
+        for pos, values in zip(positions, zip(*cols, strict=True), strict=True):
+            i = bisect.bisect_right(starts, pos) - 1
+            node_id, ftype, version, ts, chash, size, txn, lo, hi, attrs, factory = values
+            out.append(
+                NodeRow(
+                    self.part_id,
+                    node_id,
+                    ftype,
+                    version,
+                    ts,
+                    None,
+                    chash,
+                    size,
+                    txn,
+                    lo,
+                    hi,
+                    json.loads(attrs) if attrs else {},
+                    factory,
+                    partial(load, files[i], pos - starts[i]),
+                )
+            )
         return out
 
     def node_versions(self, node_id: str) -> NodeVersions:

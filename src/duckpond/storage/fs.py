@@ -366,7 +366,22 @@ class PondFS:
             if pattern.endswith("/") and start_loc and nodes.is_dir(start_loc.file_type):
                 return list(self.children(start_loc))
             return [start_loc] if start_loc else []
-        return [loc for loc in self.walk(start) if pat.match(loc.path)]
+        out: list[Located] = []
+        self._glob_walk(pat, start, pat.states_of(start.path), out)
+        return out
+
+    def _glob_walk(
+        self, pat: paths.GlobPattern, loc: Located, states: set[int], out: list[Located]
+    ) -> None:
+        """walk(), matching as it goes and not descending where nothing can match."""
+        if pat.accepts(states):
+            out.append(loc)
+        if not nodes.is_dir(loc.file_type):
+            return
+        for child in self.children(loc):
+            after = pat.step(states, paths.basename(child.path))
+            if after:
+                self._glob_walk(pat, child, after, out)
 
 
 class StagedTxn:
