@@ -58,7 +58,7 @@ INDEX_SCHEMA = pa.schema(
     [pa.field(f.name, pa.int64()) if f.name == "timestamp" else f for f in FILE_SCHEMA]
 ).remove(FILE_SCHEMA.get_field_index("content"))
 # Row groups of contents kept in memory (least recently used dropped first).
-CONTENT_CACHE_BYTES = 32 * 1024 * 1024
+CONTENT_CACHE_BYTES = 16 * 1024 * 1024
 
 # Automatic upkeep: cheap enough to run inside a write, keeps opening and reading fast.
 COMPACT_PARTITION_FILES = 8
