@@ -148,6 +148,7 @@ class PartIndex:
             at += t.num_rows
         self._latest: dict[str, NodeRow] | None = None
         self._memo: OrderedDict[str, NodeVersions] = OrderedDict()
+        self._latest_memo: OrderedDict[str, NodeRow] = OrderedDict()
         if prev is not None and files[: len(prev.files)] == prev.files:
             self._take_over(prev, len(prev.files))
 
@@ -166,6 +167,9 @@ class PartIndex:
             for r, (node_id, version, attrs) in enumerate(cols):
                 new.setdefault(node_id, []).append((version, start + r, attrs))
         self._memo, prev._memo = prev._memo, OrderedDict()
+        self._latest_memo, prev._latest_memo = prev._latest_memo, OrderedDict()
+        for node_id in new:
+            self._latest_memo.pop(node_id, None)
         for node_id, rows in new.items():
             if node_id in self._memo:
                 self._memo[node_id] = sorted([*self._memo[node_id], *rows])
@@ -249,8 +253,15 @@ class PartIndex:
     def latest(self, node_id: str) -> NodeRow | None:
         if self._latest is not None:
             return self._latest.get(node_id)
-        found = self.node_versions(node_id)
-        return self._rows_at([found[-1][1]])[0] if found else None
+        row = self._latest_memo.get(node_id)
+        if row is None:
+            found = self.node_versions(node_id)
+            if not found:
+                return None
+            row = self._latest_memo[node_id] = self._rows_at([found[-1][1]])[0]
+            while len(self._latest_memo) > NODE_MEMO_MAX:
+                self._latest_memo.popitem(last=False)
+        return row
 
     def latest_rows(self) -> dict[str, NodeRow]:
         """node_id -> its latest row, for every node of the partition (built once)."""

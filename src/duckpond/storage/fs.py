@@ -74,22 +74,26 @@ class DirEntries:
     binary-searched.
     """
 
-    def __init__(self, base: pa.Table | None = None, layers: tuple[Changes, ...] = ()) -> None:
+    def __init__(
+        self,
+        base: pa.Table | None = None,
+        layers: tuple[Changes, ...] = (),
+        _lookup: _BaseLookup | None = None,
+    ) -> None:
         self.base = base if base is not None else SNAPSHOT_SCHEMA.empty_table()
-        self._names = self.base.column("name").combine_chunks()
+        self._lookup = _lookup or _BaseLookup(self.base)
         self.layers = layers  # newest first
 
     def with_layer(self, changes: Changes) -> DirEntries:
-        return DirEntries(self.base, (changes, *self.layers)) if changes else self
+        if not changes:
+            return self
+        return DirEntries(self.base, (changes, *self.layers), self._lookup)
 
     def get(self, name: str) -> Entry | None:
         for layer in self.layers:
             if name in layer:
                 return layer[name]
-        i = _bisect(self._names, name)
-        if i < len(self._names) and self._names[i].as_py() == name:
-            return Entry(name, self.base["node_id"][i].as_py(), self.base["file_type"][i].as_py())
-        return None
+        return self._lookup.get(name)
 
     def changes(self) -> Changes:
         """Every layer merged, oldest first."""
@@ -138,15 +142,37 @@ class DirEntries:
         return self.snapshot().num_rows
 
 
-def _bisect(names: pa.Array, name: str) -> int:
-    lo, hi = 0, len(names)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if names[mid].as_py() < name:
-            lo = mid + 1
+class _BaseLookup:
+    """Names of a snapshot: binary search over the Arrow column for the first lookups (a
+    process that writes one file never turns the snapshot into Python objects), a dict
+    once a process looks up many."""
+
+    DICT_AFTER = 32
+
+    def __init__(self, base: pa.Table) -> None:
+        self.base = base
+        self.names = base.column("name").combine_chunks()
+        self.lookups = 0
+        self.by_name: dict[str, int] | None = None
+
+    def get(self, name: str) -> Entry | None:
+        self.lookups += 1
+        if self.by_name is None and self.lookups > self.DICT_AFTER:
+            self.by_name = {n: i for i, n in enumerate(self.names.to_pylist())}
+        if self.by_name is not None:
+            i = self.by_name.get(name, -1)
         else:
-            hi = mid
-    return lo
+            lo, hi = 0, len(self.names)
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if self.names[mid].as_py() < name:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            i = lo if lo < len(self.names) and self.names[lo].as_py() == name else -1
+        if i < 0:
+            return None
+        return Entry(name, self.base["node_id"][i].as_py(), self.base["file_type"][i].as_py())
 
 
 def encode_snapshot(table: pa.Table) -> bytes:
