@@ -569,7 +569,10 @@ class StagedTxn:
         return found.node_id, paths.basename(path)
 
     def _link(self, dir_id: str, entry: Entry) -> None:
-        self._dirs.setdefault(dir_id, {})[entry.name] = entry
+        changes = self._dirs.setdefault(dir_id, {})
+        if self._entries(dir_id).get(entry.name) is None:  # every new name passes here
+            paths.check_new_name(entry.name)
+        changes[entry.name] = entry
 
     def mkdir(self, path: str, parents: bool = False) -> str:
         path = paths.normalize(path)
