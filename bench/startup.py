@@ -1,4 +1,4 @@
-"""Benchmark 10: start-up of whole `pond` processes (issue 7).
+"""Benchmark 13: start-up of whole `pond` processes (issue 7).
 
 Each figure is the median wall time of a subprocess of `.venv/bin/pond` (output to
 /dev/null), interleaved with its baselines in the same run so that machine load hits all
@@ -59,7 +59,7 @@ def run(work: Path, quick: bool) -> Result:
     help_s, floor, click_s = t.median("help"), t.median("pass"), t.median("click")
     rows = [
         Row(
-            "10a",
+            "13a",
             "`pond --help` process (absolute goal) vs `python -c 'import click'`",
             fmt_s(help_s),
             fmt_s(click_s),
@@ -69,21 +69,21 @@ def run(work: Path, quick: bool) -> Result:
             {"figure_s": help_s, "baseline_s": click_s, "python_s": floor},
         ),
         ratio_row(
-            "10b",
+            "13b",
             "`pond list` process, small pond, vs `python -c 'import pyarrow'`",
             t.median("list"),
             t.median("pyarrow"),
             1.5,
         ),
         ratio_row(
-            "10c",
+            "13c",
             "`pond cat FILE` (raw) process, small pond, vs importing pyarrow",
             t.median("cat"),
             t.median("pyarrow"),
             1.5,
         ),
         ratio_row(
-            "10d",
+            "13d",
             "`pond cat TABLE --format csv` (DataFusion) process vs importing pyarrow",
             t.median("cat_table"),
             t.median("pyarrow"),
@@ -91,7 +91,7 @@ def run(work: Path, quick: bool) -> Result:
         ),
     ]
     notes = [
-        f"10: medians of {reps} reps, .pyc files written; `python -c pass` {fmt_s(floor)}, "
+        f"13: medians of {reps} reps, .pyc files written; `python -c pass` {fmt_s(floor)}, "
         f"`python -c 'import pyarrow'` {fmt_s(t.median('pyarrow'))}, "
         f"`python -c 'import click'` {fmt_s(click_s)}, `python -c 'import pyarrow, "
         f"pyarrow.parquet, deltalake, click'` {fmt_s(t.median('deps'))} "

@@ -38,7 +38,8 @@ class EntryInfo:
     size: int
 
     def to_json(self) -> dict[str, JSON]:
-        return asdict(self)
+        # not asdict(): its deep copy costs more than the listing itself for big ones
+        return {"path": self.path, "type": self.type, "version": self.version, "size": self.size}
 
 
 @dataclass(frozen=True)
