@@ -30,6 +30,7 @@ from .query import ingest
 
 if TYPE_CHECKING:
     from .query import sql
+    from .steward.fsck import FsckResult
 from .steward.control import ControlTable
 from .steward.steward import Steward
 from .storage.blobs import BlobStore
@@ -323,6 +324,12 @@ class Pond:
         from .steward.maintenance import maintain
 
         return maintain(self, retention_hours=retention_hours)
+
+    def fsck(self, repair: bool = False) -> FsckResult:
+        """Check the pond for damage; `repair` does what is safe (see steward/fsck.py)."""
+        from .steward.fsck import fsck
+
+        return fsck(self.root, repair=repair, wait=self.wait)
 
 
 def register_source(

@@ -14,7 +14,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 
 from ..nodes import now_us
-from ..storage import deltafiles
+from ..storage import deltafiles, logcheck
 from ..storage.durability import fsync_dir, sync_commit
 
 CONTROL_SCHEMA = pa.schema(
@@ -123,7 +123,7 @@ class ControlTable:
 
     @classmethod
     def open(cls, path: Path) -> ControlTable:
-        return cls(path, DeltaTable(str(path)))
+        return cls(path, logcheck.open_table(path))
 
     @staticmethod
     def exists(path: Path) -> bool:

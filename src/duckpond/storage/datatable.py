@@ -19,7 +19,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 
 from ..nodes import NodeRow
-from . import deltafiles
+from . import deltafiles, logcheck
 from .durability import fsync_dir, sync_commit
 
 APP_ID = "pond"
@@ -133,7 +133,7 @@ class DataTable:
 
     @classmethod
     def open(cls, path: Path) -> DataTable:
-        return cls(path, DeltaTable(str(path)))
+        return cls(path, logcheck.open_table(path))
 
     def refresh(self) -> None:
         """See commits made since this handle was opened (ours or another process's)."""
@@ -143,7 +143,7 @@ class DataTable:
         try:
             self.dt.update_incremental()
         except Exception:  # noqa: BLE001 - a handle left behind entries another process pruned
-            self.dt = DeltaTable(str(self.path))
+            self.dt = logcheck.open_table(self.path)
         self._pending_refresh = False
 
     def _sync(self) -> None:
