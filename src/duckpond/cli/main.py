@@ -577,6 +577,8 @@ def fsck(st: State, repair: bool, fmt: str) -> None:
         out = render.console()
         for p in result.problems:
             state = f" [repaired: {p.action}]" if p.repaired else ""
+            if p.action and not p.repaired:
+                state = f" [not repaired: {p.action}]"
             out.print(f"{p.table} {p.kind}: {p.message}{state}", markup=False)
             for path in p.paths:
                 out.print(f"  {path}", markup=False)

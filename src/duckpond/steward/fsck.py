@@ -355,7 +355,9 @@ class _Fsck:
                 )
             )
         lc_bad = scan.last_checkpoint_garbage or (
-            scan.last_checkpoint is not None and scan.last_checkpoint not in scan.checkpoints
+            scan.last_checkpoint is not None
+            and scan.last_checkpoint not in scan.checkpoints
+            and scan.last_checkpoint not in scan.bad_checkpoints  # reported just above
         )
         if lc_bad:
             name = f"{log}/_last_checkpoint"
@@ -773,18 +775,25 @@ class _Fsck:
         """Drop entries without rows from their directories: one recorded transaction."""
         from .steward import Steward
 
-        data = DataTable.open(self.root / "data")
-        control = ControlTable.open(self.root / "control")
-        steward = Steward(self.root, data, control, self.blobs)
-        with steward.transaction(["pond", "fsck", "--repair"], run_post_commit=False) as tx:
-            staged = tx._staged
-            for dir_id, name, _ in self.dangling:
-                try:
-                    entries = dict(staged._entries(dir_id))
-                except Exception:  # noqa: BLE001 - its own entry is dangling: dropped above
-                    continue
-                entries.pop(name, None)
-                staged._dirs[dir_id] = entries
+        problem = next(p for p in self.problems if p.kind == "dangling_entry")
+        try:
+            data = DataTable.open(self.root / "data")
+            control = ControlTable.open(self.root / "control")
+            steward = Steward(self.root, data, control, self.blobs)
+            with steward.transaction(["pond", "fsck", "--repair"], run_post_commit=False) as tx:
+                staged = tx._staged
+                for dir_id, name, _ in self.dangling:
+                    try:
+                        entries = dict(staged._entries(dir_id))
+                    except Exception:  # noqa: BLE001 - its own entry dangles: dropped above
+                        continue
+                    entries.pop(name, None)
+                    staged._dirs[dir_id] = entries
+        except Exception as e:  # noqa: BLE001 - e.g. no control table, a tip still damaged
+            problem.repaired = False
+            problem.action = f"not unlinked: {e}"
+            names = {f"{c}: no version of it is left" for _, _, c in self.dangling}
+            self.lost[:] = [line for line in self.lost if line not in names]
 
 
 def _node_paths(rows: list[nodes.NodeRow]) -> dict[str, str]:
