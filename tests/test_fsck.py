@@ -283,3 +283,18 @@ def test_missing_middle_entry_is_a_gap_that_repair_fills(tmp_path: Path) -> None
     assert fixed["ok"] is True and fixed["lost"] == []  # its file was still on disk
     assert run_pond("cat", "/d/f2", pond=root).stdout == b"file 2\n"
     assert fsck(root)["problems"] == []
+
+
+def test_newest_entry_deleted_whole_is_put_back_from_the_control_record(tmp_path: Path) -> None:
+    root = make_pond(tmp_path)
+    entry = newest_entry(root, "data")
+    entry.unlink()  # the log is consistent without it: only the control table knows
+    report = fsck(root, check=1)
+    p = problem(report, "lost_commit")
+    assert p["txn_seqs"] == [7] and f"data/_delta_log/{entry.name}" in p["paths"]
+    fixed = fsck(root, "--repair")
+    assert fixed["ok"] is True and fixed["lost"] == []
+    assert run_pond("cat", "/top", pond=root).stdout == b"top\n"
+    run_pond("mkdir", "/after", pond=root)
+    assert Pond.open(root).data.last_txn_seq() == 8
+    assert fsck(root)["problems"] == []

@@ -654,19 +654,20 @@ class _Fsck:
         t = self.control_rows
         recorded = defaultdict(set)  # txn_id -> record types
         committed_ctl: dict[int, set[str]] = defaultdict(set)
-        for seq, txn_id, kind in zip(
+        committed_at: dict[int, int] = {}  # txn_seq -> data version the control table names
+        for seq, txn_id, kind, at in zip(
             t["txn_seq"].to_pylist(),
             t["txn_id"].to_pylist(),
             t["record_type"].to_pylist(),
+            t["data_fs_version"].to_pylist(),
             strict=True,
         ):
             recorded[txn_id].add(kind)
             if kind == DATA_COMMITTED:
                 committed_ctl[int(seq)].add(txn_id)
+                if at is not None:
+                    committed_at[int(seq)] = int(at)
         data_ids = {t_id for commits in by_seq.values() for _, t_id in commits}
-        repaired_versions = {
-            v for p in self.problems if p.table == "data" and p.repaired for v in p.versions
-        }
         for seq, ids in sorted(committed_ctl.items()):
             in_data = {t_id for _, t_id in by_seq.get(seq, [])}
             if ids <= in_data:
@@ -684,17 +685,23 @@ class _Fsck:
                     )
                 )
             elif not any(seq in p.txn_seqs for p in self.problems if p.repaired):
-                self.add(
+                at = committed_at.get(seq)
+                name = f"data/_delta_log/{logcheck.entry_name(at)}" if at is not None else ""
+                p = self.add(
                     Problem(
                         "lost_commit",
                         "data",
-                        f"the control table records txn_seq {seq} as committed, the data "
-                        "table holds no such commit",
-                        [],
-                        sorted(repaired_versions),
+                        f"the control table records txn_seq {seq} as committed"
+                        + (f" as data version {at}" if at is not None else "")
+                        + ", the data table holds no such commit",
+                        [name] if name else [],
+                        [at] if at is not None else [],
                         [seq],
                     )
                 )
+                # The newest entry vanished whole: put it back (its files may still be there).
+                if self.repair and at is not None and at == data.dt.version() + 1:
+                    self.replace_entry("data", at, None, self.pond_txn_of("data", at, None), p)
         missing = [(v, ts, p) for v, ts, p in history if str(p.get("txn_id")) not in recorded]
         for v, ts, p in missing:
             prob = self.add(
