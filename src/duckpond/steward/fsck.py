@@ -38,7 +38,7 @@ from ..lock import WriteLock
 from ..storage import deltafiles, logcheck
 from ..storage.blobs import CHUNK, BlobStore
 from ..storage.datatable import APP_ID, FILE_SCHEMA, PARTITION, DataTable, table_to_rows
-from ..storage.fs import decode_dir
+from . import fsck_tree
 from .control import BEGIN, COMPLETED, DATA_COMMITTED, FAILED, ControlTable
 from .rebuild import _records_for
 
@@ -510,7 +510,7 @@ class _Fsck:
                 continue
             t = deltafiles.read_parquet(data.path / rel).cast(FILE_SCHEMA)
             rows.extend((rel, r) for r in table_to_rows(part, t))
-        self.node_paths = _node_paths([r for _, r in rows])
+        self.node_paths = fsck_tree.node_paths([r for _, r in rows])
         for p in self.problems:
             if p.table == "data" and p.kind in ("missing_file", "damaged_file"):
                 part = p.paths[0].split("/")[1].split("=", 1)[-1]
@@ -731,37 +731,11 @@ class _Fsck:
 
     # -- the tree ----------------------------------------------------------------------------
     def find_dangling(self, rows: list[tuple[str, nodes.NodeRow]]) -> None:
-        latest: dict[tuple[str, str], nodes.NodeRow] = {}
-        for _, r in rows:
-            key = (r.part_id, r.node_id)
-            if key not in latest or r.version > latest[key].version:
-                latest[key] = r
-        root = latest.get((nodes.ROOT_ID, nodes.ROOT_ID))
-        if root is None:
+        found = fsck_tree.dangling_entries([r for _, r in rows], self.blobs)
+        if found is None:
             self.add(Problem("missing_root", "data", "the root directory has no rows"))
             return
-        stack = [("/", root)]
-        while stack:
-            path, row = stack.pop()
-            if row.file_type != nodes.DIR_PHYSICAL:
-                continue
-            try:
-                content = (
-                    row.content
-                    if row.content is not None
-                    else self.blobs.read(row.content_hash or "")
-                )
-                entries = decode_dir(content)
-            except Exception:  # noqa: BLE001 - reported as a blob problem already
-                continue
-            for name, e in sorted(entries.items()):
-                child = f"{path.rstrip('/')}/{name}"
-                part = e.node_id if nodes.is_dir(e.file_type) else row.node_id
-                found = latest.get((part, e.node_id))
-                if found is None:
-                    self.dangling.append((row.node_id, name, child))
-                elif nodes.is_dir(found.file_type):
-                    stack.append((child, found))
+        self.dangling = found
         if self.dangling:
             names = [c for _, _, c in self.dangling]
             p = self.add(
@@ -780,54 +754,14 @@ class _Fsck:
 
     def unlink_dangling(self) -> None:
         """Drop entries without rows from their directories: one recorded transaction."""
-        from .steward import Steward
-
         problem = next(p for p in self.problems if p.kind == "dangling_entry")
         try:
-            data = DataTable.open(self.root / "data")
-            control = ControlTable.open(self.root / "control")
-            steward = Steward(self.root, data, control, self.blobs)
-            with steward.transaction(["pond", "fsck", "--repair"], run_post_commit=False) as tx:
-                staged = tx._staged
-                for dir_id, name, _ in self.dangling:
-                    try:
-                        entries = dict(staged._entries(dir_id))
-                    except Exception:  # noqa: BLE001 - its own entry dangles: dropped above
-                        continue
-                    entries.pop(name, None)
-                    staged._dirs[dir_id] = entries
+            fsck_tree.unlink_entries(self.root, self.blobs, self.dangling)
         except Exception as e:  # noqa: BLE001 - e.g. no control table, a tip still damaged
             problem.repaired = False
             problem.action = f"not unlinked: {e}"
             names = {f"{c}: no version of it is left" for _, _, c in self.dangling}
             self.lost[:] = [line for line in self.lost if line not in names]
-
-
-def _node_paths(rows: list[nodes.NodeRow]) -> dict[str, str]:
-    """node id -> pond path, from the newest directory snapshots among `rows`."""
-    latest: dict[str, nodes.NodeRow] = {}
-    for r in rows:
-        if nodes.is_dir(r.file_type) and r.content is not None:
-            if r.node_id not in latest or r.version > latest[r.node_id].version:
-                latest[r.node_id] = r
-    out = {nodes.ROOT_ID: "/"}
-    stack = [nodes.ROOT_ID]
-    while stack:
-        dir_id = stack.pop()
-        row = latest.get(dir_id)
-        if row is None:
-            continue
-        try:
-            entries = decode_dir(row.content or b"")
-        except ValueError:
-            continue
-        for name, e in entries.items():
-            if e.node_id in out:
-                continue
-            out[e.node_id] = f"{out[dir_id].rstrip('/')}/{name}"
-            if nodes.is_dir(e.file_type):
-                stack.append(e.node_id)
-    return out
 
 
 def _sha256(path: Path) -> tuple[str, int]:
