@@ -113,7 +113,13 @@ class _Fsck:
         self.problems: list[Problem] = []
         self.lost: list[str] = []
         self.notes: list[str] = []
-        self.checked: dict[str, int] = {}
+        # Every key is present even when a table could not be opened (JSON shape is stable).
+        self.checked: dict[str, int] = dict.fromkeys(
+            [f"{t}_log_entries" for t in TABLES]
+            + [f"{t}_files" for t in TABLES]
+            + ["blobs", "transactions"],
+            0,
+        )
         self.stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         self.moved_any = False
         self.blobs = BlobStore(root / "blobs")
