@@ -16,6 +16,8 @@ GROUPS: dict[str, tuple[str, str]] = {
     "ingest": ("bench.ingest", "3"),
     "manyfiles": ("bench.manyfiles", "4, 5"),
     "history": ("bench.history", "9"),
+    "dirs": ("bench.dirs", "10, 11"),
+    "memory": ("bench.memory", "12"),
 }
 
 

@@ -37,7 +37,7 @@ from ..errors import NotFoundError
 from ..lock import WriteLock
 from ..storage import deltafiles, logcheck
 from ..storage.blobs import CHUNK, BlobStore
-from ..storage.datatable import APP_ID, FILE_SCHEMA, PARTITION, DataTable, table_to_rows
+from ..storage.datatable import APP_ID, FILE_SCHEMA, PARTITION, DataTable
 from . import fsck_tree
 from .control import BEGIN, COMPLETED, DATA_COMMITTED, FAILED, ControlTable
 from .rebuild import _records_for
@@ -515,8 +515,8 @@ class _Fsck:
             if rel in bad:
                 continue
             t = deltafiles.read_parquet(data.path / rel).cast(FILE_SCHEMA)
-            rows.extend((rel, r) for r in table_to_rows(part, t))
-        self.node_paths = fsck_tree.node_paths([r for _, r in rows])
+            rows.extend((rel, r) for r in _rows_of(part, t))
+        self.node_paths = fsck_tree.node_paths([r for _, r in rows], self.blobs)
         for p in self.problems:
             if p.table == "data" and p.kind in ("missing_file", "damaged_file"):
                 part = p.paths[0].split("/")[1].split("=", 1)[-1]
@@ -768,6 +768,32 @@ class _Fsck:
             problem.action = f"not unlinked: {e}"
             names = {f"{c}: no version of it is left" for _, _, c in self.dangling}
             self.lost[:] = [line for line in self.lost if line not in names]
+
+
+def _rows_of(part_id: str, table: pa.Table) -> list[nodes.NodeRow]:
+    """The rows of one data file (every column, content included)."""
+    i = table.schema.get_field_index("timestamp")
+    table = table.set_column(i, "timestamp", table.column(i).cast(pa.int64()))
+    return [
+        nodes.NodeRow(
+            part_id=part_id,
+            node_id=d["node_id"],
+            file_type=d["file_type"],
+            version=d["version"],
+            timestamp=d["timestamp"],
+            content=d["content"],
+            content_hash=d["content_hash"],
+            size=d["size"],
+            txn_seq=d["txn_seq"],
+            min_event_time=d["min_event_time"],
+            max_event_time=d["max_event_time"],
+            extended_attributes=json.loads(d["extended_attributes"])
+            if d["extended_attributes"]
+            else {},
+            factory=d["factory"],
+        )
+        for d in table.to_pylist()
+    ]
 
 
 def _sha256(path: Path) -> tuple[str, int]:

@@ -8,27 +8,53 @@ from pathlib import Path
 from .. import nodes
 from ..storage.blobs import BlobStore
 from ..storage.datatable import DataTable
-from ..storage.fs import decode_dir
+from ..storage.fs import DELTA_ATTRS, Entry, decode_delta, decode_dir
 from .control import ControlTable
 
 
-def node_paths(rows: list[nodes.NodeRow]) -> dict[str, str]:
-    """node id -> pond path, from the newest directory snapshots among `rows`."""
-    latest: dict[str, nodes.NodeRow] = {}
+def _dir_rows(rows: list[nodes.NodeRow]) -> dict[str, list[nodes.NodeRow]]:
+    out: dict[str, list[nodes.NodeRow]] = {}
     for r in rows:
-        if nodes.is_dir(r.file_type) and r.content is not None:
-            if r.node_id not in latest or r.version > latest[r.node_id].version:
-                latest[r.node_id] = r
+        if nodes.is_dir(r.file_type) and r.part_id == r.node_id:
+            out.setdefault(r.node_id, []).append(r)
+    for versions in out.values():
+        versions.sort(key=lambda r: r.version)
+    return out
+
+
+def _entries(versions: list[nodes.NodeRow], blobs: BlobStore) -> dict[str, Entry]:
+    """A directory's entries: its latest snapshot with the later deltas folded on top."""
+    start = 0
+    for i in range(len(versions) - 1, -1, -1):
+        if versions[i].extended_attributes != DELTA_ATTRS:
+            start = i
+            break
+    out: dict[str, Entry] = {}
+    for k, r in enumerate(versions[start:]):
+        content = r.content if r.content is not None else blobs.read(r.content_hash or "")
+        if k == 0 and r.extended_attributes != DELTA_ATTRS:
+            out = dict(decode_dir(content))
+            continue
+        for name, e in decode_delta(content).items():
+            if e is None:
+                out.pop(name, None)
+            else:
+                out[name] = e
+    return out
+
+
+def node_paths(rows: list[nodes.NodeRow], blobs: BlobStore) -> dict[str, str]:
+    """node id -> pond path, from the newest directory versions among `rows`."""
+    dirs = _dir_rows(rows)
     out = {nodes.ROOT_ID: "/"}
     stack = [nodes.ROOT_ID]
     while stack:
         dir_id = stack.pop()
-        row = latest.get(dir_id)
-        if row is None:
+        if dir_id not in dirs:
             continue
         try:
-            entries = decode_dir(row.content or b"")
-        except ValueError:
+            entries = _entries(dirs[dir_id], blobs)
+        except Exception:  # noqa: BLE001 - reported as damage elsewhere
             continue
         for name, e in entries.items():
             if e.node_id in out:
@@ -52,6 +78,7 @@ def dangling_entries(
     root = latest.get((nodes.ROOT_ID, nodes.ROOT_ID))
     if root is None:
         return None
+    dirs = _dir_rows(rows)
     out: list[tuple[str, str, str]] = []
     stack = [("/", root)]
     while stack:
@@ -59,8 +86,7 @@ def dangling_entries(
         if row.file_type != nodes.DIR_PHYSICAL:
             continue
         try:
-            content = row.content if row.content is not None else blobs.read(row.content_hash or "")
-            entries = decode_dir(content)
+            entries = _entries(dirs.get(row.node_id, [row]), blobs)
         except Exception:  # noqa: BLE001 - reported as a blob problem already
             continue
         for name, e in sorted(entries.items()):
@@ -82,12 +108,7 @@ def unlink_entries(root: Path, blobs: BlobStore, dangling: list[tuple[str, str, 
     control = ControlTable.open(root / "control")
     steward = Steward(root, data, control, blobs)
     with steward.transaction(["pond", "fsck", "--repair"], run_post_commit=False) as tx:
-        # StagedTxn has no unlink yet: set the directory's next snapshot directly.
+        # StagedTxn.remove() refuses directories: stage the entry's removal directly.
         staged = tx._staged
         for dir_id, name, _ in dangling:
-            try:
-                entries = dict(staged._entries(dir_id))
-            except Exception:  # noqa: BLE001 - its own entry dangles: dropped with it
-                continue
-            entries.pop(name, None)
-            staged._dirs[dir_id] = entries
+            staged._dirs.setdefault(dir_id, {})[name] = None  # the entry removed

@@ -292,12 +292,7 @@ def read_parquet(
     """Read one Parquet file without `pyarrow.dataset` (whose import pulls in pandas,
     ~190 ms per process). `min_value=(col, v)` keeps rows with col >= v, skipping row
     groups whose statistics say they hold none."""
-    try:
-        pf = pq.ParquetFile(path)
-    except FileNotFoundError:
-        raise PondError(f"{_rel(path)} is missing; run `pond fsck`") from None
-    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
-        raise PondError(f"{_rel(path)} is unreadable ({e}); run `pond fsck`") from None
+    pf = open_parquet(path)
     if min_value is None:
         return pf.read(columns=columns)
     name, value = min_value
@@ -315,6 +310,16 @@ def read_parquet(
         table = table if want is None else table.select(want)
     table = table.filter(pc.greater_equal(table[name], value))
     return table if columns is None or name in columns else table.drop_columns([name])
+
+
+def open_parquet(path: Path) -> pq.ParquetFile:
+    """Open a table's Parquet file; a missing or unreadable one is one line naming it."""
+    try:
+        return pq.ParquetFile(path)
+    except FileNotFoundError:
+        raise PondError(f"{_rel(path)} is missing; run `pond fsck`") from None
+    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+        raise PondError(f"{_rel(path)} is unreadable ({e}); run `pond fsck`") from None
 
 
 def _rel(path: Path) -> str:
