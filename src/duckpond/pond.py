@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 
     from .query import sql
     from .query.urls import SourceURL
+    from .steward.fsck import FsckResult
     from .steward.steward import Steward
     from .txn import WriteTxn
 
@@ -487,6 +488,12 @@ class Pond:
         self._control = None
         self._steward = None
         return RebuildReport(int(report["transactions"]), list(report["messages"]))
+
+    def fsck(self, repair: bool = False) -> FsckResult:
+        """Check the pond for damage; `repair` does what is safe (see steward/fsck.py)."""
+        from .steward.fsck import fsck
+
+        return fsck(self.root, repair=repair, wait=self.wait)
 
 
 TimeLike = int | str | dt.datetime | None

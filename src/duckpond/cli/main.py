@@ -511,6 +511,47 @@ def maintain(st: State, retention_hours: float, fmt: str) -> None:
         render.maintain(report)
 
 
+@cli.command()
+@click.option("--repair", is_flag=True, help="Repair what is safe and say what was lost.")
+@click.option("--format", "fmt", type=FORMATS, default="table")
+@click.pass_obj
+def fsck(st: State, repair: bool, fmt: str) -> None:
+    """Check every log entry, live file and blob, and the data/control agreement.
+
+    Exits 1 when problems were found and not all of them were repaired."""
+    from . import render
+
+    result = st.open().fsck(repair=repair)
+    if fmt == "json":
+        render.print_json(result.to_json())
+    else:
+        out = render.console()
+        for p in result.problems:
+            state = f" [repaired: {p.action}]" if p.repaired else ""
+            if p.action and not p.repaired:
+                state = f" [not repaired: {p.action}]"
+            out.print(f"{p.table} {p.kind}: {p.message}{state}", markup=False)
+            for path in p.paths:
+                out.print(f"  {path}", markup=False)
+            if p.txn_seqs:
+                out.print(f"  txn_seq {', '.join(map(str, p.txn_seqs))}", markup=False)
+        for line in result.lost:
+            out.print(f"lost: {line}", markup=False)
+        if result.lost_found:
+            out.print(f"damaged files moved to {result.lost_found}", markup=False)
+        for line in result.notes:
+            out.print(line, markup=False)
+        fixed = sum(p.repaired for p in result.problems)
+        out.print(
+            "no problems found"
+            if not result.problems
+            else f"{len(result.problems)} problem(s), {fixed} repaired",
+            markup=False,
+        )
+    if not result.ok:
+        sys.exit(1)  # click swallows Exit codes outside standalone mode
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI and end the process without interpreter teardown.
 

@@ -15,7 +15,7 @@ from deltalake import DeltaTable, Field
 from deltalake.schema import PrimitiveType
 
 from ..nodes import now_us
-from ..storage import deltafiles
+from ..storage import deltafiles, logcheck
 from ..storage.durability import fsync_dir, sync_commit
 
 CONTROL_SCHEMA = pa.schema(
@@ -146,7 +146,7 @@ class ControlTable:
 
     @classmethod
     def open(cls, path: Path) -> ControlTable:
-        return cls(path, DeltaTable(str(path)))
+        return cls(path, logcheck.open_table(path))
 
     @staticmethod
     def exists(path: Path) -> bool:

@@ -92,4 +92,4 @@ class BlobStore:
         except FileNotFoundError:
             from ..errors import PondError
 
-            raise PondError(f"blob {digest} is missing from the blob store") from None
+            raise PondError(f"blob {digest} is missing; run `pond fsck`") from None

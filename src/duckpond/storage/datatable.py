@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
 from ..nodes import NodeRow
-from . import deltafiles
+from . import deltafiles, logcheck
 from .durability import fsync_dir, sync_commit
 
 APP_ID = "pond"
@@ -327,7 +327,7 @@ class DataTable:
 
     @classmethod
     def open(cls, path: Path) -> DataTable:
-        return cls(path, DeltaTable(str(path)))
+        return cls(path, logcheck.open_table(path))
 
     def refresh(self) -> None:
         """See commits made since this handle was opened (ours or another process's)."""
@@ -337,7 +337,7 @@ class DataTable:
         try:
             self.dt.update_incremental()
         except Exception:  # noqa: BLE001 - a handle left behind entries another process pruned
-            self.dt = DeltaTable(str(self.path))
+            self.dt = logcheck.open_table(self.path)
         self._pending_refresh = False
 
     def _sync(self) -> None:
@@ -461,7 +461,7 @@ class DataTable:
     def _meta(self, rel: str) -> _FileMeta:
         meta = self._metas.get(rel)
         if meta is None:
-            pf = pq.ParquetFile(self.path / rel)
+            pf = deltafiles.open_parquet(self.path / rel)
             table = pf.read(columns=[c for c in INDEX_COLUMNS if c in pf.schema_arrow.names])
             for f in FILE_SCHEMA:  # columns a future version may add are null in old files
                 if f.name in INDEX_COLUMNS and f.name not in table.column_names:

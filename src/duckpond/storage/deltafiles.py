@@ -124,6 +124,7 @@ def commit(
     if app_txn is not None:
         lines.append({"txn": {"appId": app_txn[0], "version": app_txn[1], "lastUpdated": now_ms}})
     lines.extend(a.to_json(now_ms) for a in actions)
+    info["pond_lines"] = len(lines)  # an entry cut at a line boundary is then seen (fsck)
     body = "".join(json.dumps(x, separators=(",", ":")) + "\n" for x in lines).encode()
     tmp = log_dir / f".tmp-{os.getpid()}-{os.urandom(6).hex()}.json"
     with open(tmp, "wb") as f:
@@ -290,7 +291,7 @@ def read_parquet(
     """Read one Parquet file without `pyarrow.dataset` (whose import pulls in pandas,
     ~190 ms per process). `min_value=(col, v)` keeps rows with col >= v, skipping row
     groups whose statistics say they hold none."""
-    pf = pq.ParquetFile(path)
+    pf = open_parquet(path)
     if min_value is None:
         return pf.read(columns=columns)
     name, value = min_value
@@ -310,6 +311,25 @@ def read_parquet(
 
     table = table.filter(pc.greater_equal(table[name], value))
     return table if columns is None or name in columns else table.drop_columns([name])
+
+
+def open_parquet(path: Path) -> pq.ParquetFile:
+    """Open a table's Parquet file; a missing or unreadable one is one line naming it."""
+    try:
+        return pq.ParquetFile(path)
+    except FileNotFoundError:
+        raise PondError(f"{_rel(path)} is missing; run `pond fsck`") from None
+    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+        raise PondError(f"{_rel(path)} is unreadable ({e}); run `pond fsck`") from None
+
+
+def _rel(path: Path) -> str:
+    """A table file's path from the pond's directory (`data/part_id=.../part-...`)."""
+    parts = path.parts
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] in ("data", "control"):
+            return "/".join(parts[i:])
+    return str(path)
 
 
 def add_actions(dt: DeltaTable) -> pa.Table:
