@@ -319,10 +319,30 @@ class Pond:
             return {"transactions": [], "tasks": []}
         return recover(self.steward, retry_failed=retry_failed)
 
-    def maintain(self, retention_hours: float = 1.0) -> dict[str, Any]:
+    def maintain(self, retention_hours: float | None = None) -> dict[str, Any]:
+        """Compact, checkpoint and clean (see README "Disk use"); `retention_hours` None
+        keeps the pond's retention window (`retention()`)."""
         from .steward.maintenance import maintain
 
         return maintain(self, retention_hours=retention_hours)
+
+    def retention(self) -> float:
+        """The retention window in seconds: files no longer referenced stay this long."""
+        from .storage.deltafiles import retention_seconds
+
+        self.data.refresh()
+        return retention_seconds(self.data.dt)
+
+    def set_retention(self, seconds: float) -> None:
+        """Set the retention window of both tables (their `delta.deletedFileRetentionDuration`).
+        0 lets automatic upkeep delete replaced files at once: readers in flight may fail."""
+        from .storage.deltafiles import set_retention
+
+        if not seconds >= 0:
+            raise PondError(f"retention must be >= 0 seconds, got {seconds}")
+        with self.steward.locked():
+            for table in (self.data, self.control):
+                set_retention(table.dt, table.path, float(seconds))
 
 
 def register_source(

@@ -546,14 +546,13 @@ def rebuild_control(st: State, force: bool, fmt: str) -> None:
 @click.option(
     "--retention-hours",
     type=float,
-    default=1.0,
-    show_default=True,
-    help="Keep files replaced within this window for readers still using them.",
+    default=None,
+    help="Keep unreferenced files younger than this (default: the pond's retention window).",
 )
 @click.option("--format", "fmt", type=FORMATS, default="table")
 @click.pass_obj
-def maintain(st: State, retention_hours: float, fmt: str) -> None:
-    """Checkpoint, compact and clean both tables."""
+def maintain(st: State, retention_hours: float | None, fmt: str) -> None:
+    """Compact, checkpoint and clean both tables and the blob store."""
     report = st.open().maintain(retention_hours=retention_hours)
     if fmt == "json":
         render.print_json(report)

@@ -307,6 +307,18 @@ class DataTable:
         self._apply_own(before, version, seq, [(add, merged)], removed=files)
         return True
 
+    def referenced_hashes(self) -> set[str]:
+        """Every content hash in any row of the latest snapshot, which holds every node
+        version (compaction keeps all rows): the blobs that must stay."""
+        self.refresh()
+        self._ensure_file_map()
+        hashes: set[str] = set()
+        for files in self._files_by_part.values():
+            for f in files:
+                col = deltafiles.read_parquet(self.path / f, columns=["content_hash"])
+                hashes.update(h for h in col.column(0).to_pylist() if h)
+        return hashes
+
     def auto_maintain(self, touched_parts: Iterable[str]) -> None:
         """Keep a long-lived pond fast without anyone running `pond maintain`."""
         for part in set(touched_parts):
