@@ -48,10 +48,9 @@ def test_retention_default_and_setting_keeps_fractions(pond_dir: Path) -> None:
     assert pond.retention() == HOUR
     pond.set_retention(1800.5)
     assert Pond.open(pond_dir).retention() == 1800.5
-    # It is Delta's own property, on both tables, so other Delta tools honour it too.
-    for name in ("data", "control"):
-        conf = DeltaTable(str(pond_dir / name)).metadata().configuration
-        assert deltafiles.parse_interval(conf["delta.deletedFileRetentionDuration"]) == 1800.5
+    for name in ("data", "control"):  # both tables keep it in their description
+        assert deltafiles.retention_seconds(DeltaTable(str(pond_dir / name))) == 1800.5
+    assert Pond.open(pond_dir).identity() == pond.identity()
     with pytest.raises(PondError):
         pond.set_retention(-1)
 

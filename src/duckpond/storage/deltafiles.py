@@ -24,12 +24,18 @@ from .durability import fsync_dir, fsync_file, sync_commit, unlink_if_older
 CHECKPOINT_EVERY = 100
 # The retention window: a file a table no longer references (replaced by compaction, or
 # never committed) stays on disk this long, so that readers that listed it (pond processes,
-# other Delta readers at a recent version) can still read it; checkpoints keep the
-# tombstones as long. It is Delta's own table property, so other Delta tools' VACUUM
-# honours the same window. Every checkpoint vacuums what is older (see vacuum()).
-RETENTION_KEY = "delta.deletedFileRetentionDuration"
+# other Delta readers at a recent version) can still read it. Kept as `retention_s` in the
+# table's description (JSON; Delta accepts no custom table properties here). Every
+# checkpoint vacuums what is older (see vacuum()).
+RETENTION_KEY = "retention_s"
 DEFAULT_RETENTION_S = 3600.0
-TABLE_CONFIG = {RETENTION_KEY: "interval 3600 seconds"}
+# Checkpoints keep a tombstone per replaced file for this long (Delta's default is a week):
+# they would pile up into every open and every checkpoint written (two per write in the
+# control table). The window above does not need them: compaction stamps a replaced file's
+# mtime with its removal time, which is what vacuum() measures.
+TOMBSTONE_KEY = "delta.deletedFileRetentionDuration"
+TOMBSTONE_MAX_S = 60.0
+TABLE_CONFIG = {TOMBSTONE_KEY: "interval 1 minutes"}
 SMALL_ROWS = 64
 ROW_GROUP_ROWS = 16_384
 SMALL_BYTES = 16 * 1024
@@ -185,50 +191,40 @@ def _next_version(dt: DeltaTable, table_dir: Path) -> int:
     return version
 
 
-_UNIT_S = {
-    "nanosecond": 1e-9,
-    "microsecond": 1e-6,
-    "millisecond": 1e-3,
-    "second": 1.0,
-    "minute": 60.0,
-    "hour": 3600.0,
-    "day": 86400.0,
-    "week": 604800.0,
-}
-
-
-def parse_interval(text: str) -> float | None:
-    """Seconds of a Delta interval (`interval 3600 seconds`, `interval 1 hours`)."""
-    parts = text.strip().lower().split()
-    if len(parts) == 3 and parts[0] == "interval":
-        unit = _UNIT_S.get(parts[2].removesuffix("s"))
-        try:
-            value = float(parts[1])
-        except ValueError:
-            return None
-        if unit is not None and value >= 0:
-            return value * unit
-    return None
-
-
 def format_interval(seconds: float) -> str:
     if float(seconds).is_integer():
         return f"interval {int(seconds)} seconds"
     return f"interval {round(seconds * 1000)} milliseconds"
 
 
+def _description(dt: DeltaTable) -> dict[str, Any]:
+    try:
+        desc = json.loads(dt.metadata().description or "{}")
+    except ValueError:
+        return {}
+    return desc if isinstance(desc, dict) else {}
+
+
 def retention_seconds(dt: DeltaTable) -> float:
-    """The table's retention window (its `delta.deletedFileRetentionDuration`)."""
-    raw = dt.metadata().configuration.get(RETENTION_KEY)
-    parsed = parse_interval(raw) if raw else None
-    return DEFAULT_RETENTION_S if parsed is None else parsed
+    """The table's retention window in seconds (default one hour)."""
+    value = _description(dt).get(RETENTION_KEY)
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    return DEFAULT_RETENTION_S
 
 
 def set_retention(dt: DeltaTable, table_dir: Path, seconds: float) -> None:
-    """Set the retention window (a metadata commit, made durable). Caller holds the lock."""
+    """Set the retention window (metadata commits, made durable); tombstones expire from
+    checkpoints after min(window, a minute). Caller holds the write lock."""
     dt.update_incremental()
-    dt.alter.set_table_properties({RETENTION_KEY: format_interval(seconds)})
+    desc = _description(dt)
+    desc[RETENTION_KEY] = seconds
+    dt.alter.set_table_description(json.dumps(desc, sort_keys=True))
     sync_commit(table_dir, dt.version())
+    tombstones = format_interval(min(seconds, TOMBSTONE_MAX_S))
+    if dt.metadata().configuration.get(TOMBSTONE_KEY) != tombstones:
+        dt.alter.set_table_properties({TOMBSTONE_KEY: tombstones})
+        sync_commit(table_dir, dt.version())
     _known_version[str(table_dir)] = dt.version()
 
 
