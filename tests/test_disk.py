@@ -55,6 +55,15 @@ def test_retention_default_and_setting_keeps_fractions(pond_dir: Path) -> None:
         pond.set_retention(-1)
 
 
+def test_retention_cli(pond_dir: Path) -> None:
+    assert run_pond("retention", pond=pond_dir).stdout.strip() == b"3600"
+    assert run_pond("retention", "90.5", pond=pond_dir).stdout.strip() == b"90.5"
+    assert Pond.open(pond_dir).retention() == 90.5
+    bad = run_pond("retention", "nan", pond=pond_dir, check=1)
+    assert bad.stderr.startswith(b"error: ")
+    assert Pond.open(pond_dir).retention() == 90.5
+
+
 def test_orphan_blob_of_rolled_back_txn_removed_after_retention_not_before(
     pond_dir: Path,
 ) -> None:

@@ -561,6 +561,18 @@ def maintain(st: State, retention_hours: float | None, fmt: str) -> None:
             render.console().print(f"{k}: {json.dumps(v)}")
 
 
+@cli.command()
+@click.argument("seconds", type=float, required=False)
+@click.pass_obj
+def retention(st: State, seconds: float | None) -> None:
+    """Show or set the retention window: how many seconds files no version needs any
+    more stay on disk for readers still using them (default 3600)."""
+    pond = st.open()
+    if seconds is not None:
+        pond.set_retention(seconds)
+    click.echo(f"{pond.retention():g}")
+
+
 def main(argv: list[str] | None = None) -> None:
     keep_pandas_out()
     try:
