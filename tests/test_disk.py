@@ -228,3 +228,41 @@ def test_files_written_per_write_are_few_and_small(pond_dir: Path) -> None:
     assert sum(new.values()) < 13_000, new
     # Control rows are tiny: their files carry little besides the footer.
     assert all(s < 2_600 for p, s in new.items() if p.parts[-2] == "control"), new
+
+
+@pytest.mark.parametrize(
+    "phase",
+    [
+        "maintain_after_compact",
+        "maintain_after_data",
+        "maintain_after_control_compact",
+        "maintain_before_blobs",
+    ],
+)
+def test_crash_during_maintain_leaves_a_valid_pond(pond_dir: Path, phase: str) -> None:
+    pond = Pond.open(pond_dir)
+    contents = [b"1" * BIG, b"2", b"3" * BIG]
+    for c in contents:
+        with pond.transaction(args=["v"]) as tx:
+            tx.write_bytes("/d/f", c, parents=True)
+    _fill(pond, 9)
+    for blob in (pond_dir / "blobs").glob("??/*"):
+        age(blob, 2 * HOUR)
+    proc = run_pond(
+        "maintain",
+        "--retention-hours",
+        "0",
+        pond=pond_dir,
+        env={"POND_CRASH_AT": phase},
+        check=False,
+    )
+    assert proc.returncode == -9
+    for v, c in enumerate(contents, start=1):
+        assert run_pond("cat", "--version", v, "/d/f", pond=pond_dir).stdout == c
+    assert run_pond("cat", "/d/f8", pond=pond_dir).stdout == b"x" * 100
+    run_pond("maintain", "--retention-hours", "0", pond=pond_dir)
+    for v, c in enumerate(contents, start=1):
+        assert run_pond("cat", "--version", v, "/d/f", pond=pond_dir).stdout == c
+    assert (pond_dir / "write.lock").exists()
+    data = pond_dir / "data"
+    assert parquet_on_disk(data) == live_files(data)

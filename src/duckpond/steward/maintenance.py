@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from ..storage import deltafiles
 from .control import CONTROL_SCHEMA
+from .steward import crash_point
 
 if TYPE_CHECKING:
     from ..pond import Pond
@@ -31,6 +32,7 @@ def maintain(pond: Pond, retention_hours: float | None = None) -> dict[str, Any]
         data.refresh()
         before = data.file_count()
         compacted = [p for p in data.partitions() if data.compact_partition(p)]
+        crash_point("maintain_after_compact")
         vacuumed = deltafiles.checkpoint(data.dt, data.path, "pond_txn", retention_s)
         report["data"] = {
             "files_before": before,
@@ -39,6 +41,7 @@ def maintain(pond: Pond, retention_hours: float | None = None) -> dict[str, Any]
             "files_vacuumed": vacuumed,
             "version": data.version(),
         }
+        crash_point("maintain_after_data")
         control = pond.control
         control.dt.update_incremental()
         actions = deltafiles.add_actions(control.dt)
@@ -48,6 +51,7 @@ def maintain(pond: Pond, retention_hours: float | None = None) -> dict[str, Any]
                 [deltafiles.read_parquet(control.path / f).cast(CONTROL_SCHEMA) for f in files]
             )
             deltafiles.compact(control.dt, control.path, files, merged)
+        crash_point("maintain_after_control_compact")
         vacuumed = deltafiles.checkpoint(control.dt, control.path, retention_s=retention_s)
         report["control"] = {
             "files_before": len(files),
@@ -55,6 +59,7 @@ def maintain(pond: Pond, retention_hours: float | None = None) -> dict[str, Any]
             "files_vacuumed": vacuumed,
             "version": control.dt.version(),
         }
+        crash_point("maintain_before_blobs")
         # Blobs belong to the data table: its window applies unless one is given.
         window = deltafiles.retention_seconds(data.dt) if retention_s is None else retention_s
         blobs, temps = pond.blobs.collect_garbage(data.referenced_hashes(), window)
