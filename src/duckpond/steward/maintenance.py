@@ -33,7 +33,7 @@ def maintain(pond: Pond, retention_hours: float | None = None) -> dict[str, Any]
         before = data.file_count()
         compacted = [p for p in data.partitions() if data.compact_partition(p)]
         crash_point("maintain_after_compact")
-        vacuumed = deltafiles.checkpoint(data.dt, data.path, "pond_txn", retention_s)
+        vacuumed = deltafiles.checkpoint(data.dt, data.path, "pond_txn", retention_s, full=True)
         report["data"] = {
             "files_before": before,
             "files_after": data.file_count(),
@@ -52,7 +52,9 @@ def maintain(pond: Pond, retention_hours: float | None = None) -> dict[str, Any]
             )
             deltafiles.compact(control.dt, control.path, files, merged)
         crash_point("maintain_after_control_compact")
-        vacuumed = deltafiles.checkpoint(control.dt, control.path, retention_s=retention_s)
+        vacuumed = deltafiles.checkpoint(
+            control.dt, control.path, retention_s=retention_s, full=True
+        )
         report["control"] = {
             "files_before": len(files),
             "files_after": min(len(files), 1),

@@ -228,7 +228,7 @@ def set_retention(dt: DeltaTable, table_dir: Path, seconds: float) -> None:
     _known_version[str(table_dir)] = dt.version()
 
 
-def vacuum(dt: DeltaTable, table_dir: Path, retention_s: float) -> int:
+def vacuum(dt: DeltaTable, table_dir: Path, retention_s: float, since: float | None = None) -> int:
     """Delete what no version within the retention window needs; returns the count.
 
     That is every Parquet file the latest snapshot does not reference whose mtime is older
@@ -237,6 +237,12 @@ def vacuum(dt: DeltaTable, table_dir: Path, retention_s: float) -> int:
     a crash. `dt` must be at the latest version and the caller must hold the write lock (a
     writer's files are unreferenced until its commit). Deleting is idempotent: a crash
     halfway leaves a valid table.
+
+    `since` (epoch seconds) skips partition directories unchanged since then: a file
+    turns into garbage when its partition gains a file (compaction's output, a crashed
+    write's file), which moves the directory's mtime, so a directory older than the
+    previous vacuum's cutoff holds no garbage that vacuum left. Checkpoints pass it, so
+    upkeep does not stat every partition of a pond with many directories.
     """
     if has_commits_after(table_dir, dt.version()):
         return 0  # the snapshot is stale: its file list cannot tell garbage apart
@@ -246,7 +252,12 @@ def vacuum(dt: DeltaTable, table_dir: Path, retention_s: float) -> int:
     for dirpath, dirnames, filenames in os.walk(table_dir):
         if dirpath == str(table_dir):
             # `_delta_log`, `_pond_archive` and other `_`/`.` names are not data (Delta).
-            dirnames[:] = [d for d in dirnames if not d.startswith(("_", "."))]
+            dirnames[:] = [
+                d
+                for d in dirnames
+                if not d.startswith(("_", "."))
+                and (since is None or _mtime(os.path.join(dirpath, d)) >= since)
+            ]
         for name in filenames:
             if not name.endswith(".parquet") or name.startswith(("_", ".")):
                 continue
@@ -260,6 +271,17 @@ def vacuum(dt: DeltaTable, table_dir: Path, retention_s: float) -> int:
                 if entry.name.startswith(".tmp-"):
                     removed += unlink_if_older(entry.path, cutoff)
     return removed
+
+
+def _mtime(path: str | Path) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
+# Margin for `since`: mtimes and the clock are read at slightly different moments.
+VACUUM_SLACK_S = 60.0
 
 
 def _stamp_removed(table_dir: Path, files: list[str]) -> None:
@@ -300,10 +322,12 @@ def checkpoint(
     table_dir: Path,
     archive_key: str | None = None,
     retention_s: float | None = None,
+    full: bool = False,
 ) -> int:
     """Take a synced checkpoint, prune the log behind the previous one, then vacuum files
     older than the retention window (the table's own unless `retention_s` is given);
-    returns the number of files vacuumed.
+    returns the number of files vacuumed. Not `full`: only partitions changed since the
+    previous checkpoint's vacuum could have garbage left (see vacuum()).
 
     Opening a table lists `_delta_log`; with tens of thousands of entries that listing
     costs more than reading the state, so entries older than the previous checkpoint are
@@ -313,6 +337,8 @@ def checkpoint(
     checkpoint has just read the snapshot the vacuum needs.
     """
     previous = last_checkpoint_version(table_dir)
+    # The previous checkpoint's vacuum ran after this file was written.
+    previous_at = _mtime(table_dir / "_delta_log" / "_last_checkpoint")
     dt.update_incremental()
     dt.create_checkpoint()
     log = table_dir / "_delta_log"
@@ -322,7 +348,9 @@ def checkpoint(
             fsync_file(log / name)
     fsync_dir(log)
     prune_log(table_dir, previous, archive_key)
-    return vacuum(dt, table_dir, retention_seconds(dt) if retention_s is None else retention_s)
+    window = retention_seconds(dt) if retention_s is None else retention_s
+    since = None if full or not previous_at else previous_at - window - VACUUM_SLACK_S
+    return vacuum(dt, table_dir, window, since)
 
 
 ARCHIVE_DIR = "_pond_archive"  # '_' prefix: ignored by Delta readers and by vacuum
