@@ -231,8 +231,9 @@ def test_files_written_per_write_are_few_and_small(pond_dir: Path) -> None:
     )
     assert kinds == ["control", "control", "data", "log", "log", "log"], kinds
     assert sum(new.values()) < 13_000, new
-    # Control rows are tiny: their files carry little besides the footer.
-    assert all(s < 2_600 for p, s in new.items() if p.parts[-2] == "control"), new
+    # Control rows are tiny: their files carry little besides the footer (17 columns:
+    # 2.7 KB with statistics and without the ARROW:schema copy, ~3.3 KB with it).
+    assert all(s < 3_000 for p, s in new.items() if p.parts[-2] == "control"), new
 
 
 @pytest.mark.parametrize(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from typing import Any, Protocol
 
 import yaml
 
-from ..errors import FactoryError
+from ..errors import FactoryError, clip
 
 EXECUTOR = "executor"
 
@@ -32,11 +33,23 @@ class RunContext(Protocol):
 
     def log(self, message: str) -> None: ...
 
+    def redact(self, text: str) -> str:
+        """`text` with every secret value this run resolved replaced by its reference;
+        a factory calls it on raw output before trimming, so no fragment survives."""
+        ...
+
+    def job_started(self, pid: int, start_time: int | None) -> None:
+        """A job's process was started (pid = its process group): recorded before it
+        can do much, so that `recover` can make sure it is gone before a retry."""
+        ...
+
 
 class Factory:
     name: str = ""
     description: str = ""
     kind: str = EXECUTOR
+    # Runs a host process: its `post_commit_started` row waits for the pid (job_started).
+    spawns_process: bool = False
     file_type: str = "file:data:dynamic"
 
     def validate(self, config: dict[str, Any]) -> dict[str, Any]:
@@ -47,12 +60,68 @@ class Factory:
         raise FactoryError(f"factory {self.name} cannot be run")
 
 
+# How many nodes YAML aliases (`*name`) may add to a document once expanded. A config is a
+# few dozen nodes; an "alias bomb" (each level repeating the previous one 10 times) reaches
+# billions, and building it took gigabytes before any check could see it.
+MAX_ALIAS_EXPANSION = 10_000
+_MAX_YAML_ERROR = 300
+
+
+def _expanded_size(root: yaml.Node, what: str) -> tuple[int, int]:
+    """(distinct nodes, nodes after expanding every alias) of a composed document.
+
+    Aliases compose to shared node objects, so the graph stays small however large its
+    expansion is: sizes are memoized per node and the walk is iterative (no recursion limit).
+    """
+    size: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        if done:
+            on_path.discard(key)
+            size[key] = 1 + sum(size[id(c)] for c in children)
+            continue
+        if key in size:
+            continue
+        if key in on_path:
+            raise FactoryError(f"{what} has a YAML alias that refers to itself")
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in size)
+    return len(size), size[id(root)]
+
+
 def parse_config(raw: bytes | str, what: str = "config") -> dict[str, Any]:
+    """Parse a YAML config mapping, refusing alias expansion beyond MAX_ALIAS_EXPANSION nodes
+    before anything is built."""
+    if not raw:
+        return {}
+    loader = yaml.SafeLoader(raw)
     try:
-        data = yaml.safe_load(raw) if raw else {}
+        node = loader.get_single_node()
+        data: Any = None
+        if node is not None:
+            distinct, expanded = _expanded_size(node, what)
+            if expanded - distinct > MAX_ALIAS_EXPANSION:
+                raise FactoryError(
+                    f"{what} uses YAML aliases that expand to more than "
+                    f"{MAX_ALIAS_EXPANSION:,} extra nodes: refused"
+                )
+            data = loader.construct_document(node)
     except yaml.YAMLError as e:
-        reason = " ".join(str(e).split())
+        reason = clip(" ".join(str(e).split()), _MAX_YAML_ERROR)
         raise FactoryError(f"{what} is not valid YAML: {reason}") from None
+    except RecursionError:
+        raise FactoryError(f"{what} is nested too deeply") from None
+    finally:
+        loader.dispose()
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -60,22 +129,65 @@ def parse_config(raw: bytes | str, what: str = "config") -> dict[str, Any]:
     return data
 
 
-def expand_env(value: Any) -> Any:
-    """Expand `${env:NAME}` at run time; the stored config keeps the reference."""
+def expand_env(value: Any, secrets: Secrets | None = None) -> Any:
+    """Expand `${env:NAME}` at run time; the stored config keeps the reference.
+
+    `secrets` collects every value substituted, so that whatever the run prints or the
+    pond records can have it replaced by its reference again."""
     if isinstance(value, str):
 
         def sub(m: re.Match[str]) -> str:
             name = m.group(1)
             if name not in os.environ:
                 raise FactoryError(f"environment variable {name} is not set")
+            if secrets is not None:
+                secrets.add(name, os.environ[name])
             return os.environ[name]
 
         return _ENV_REF.sub(sub, value)
     if isinstance(value, list):
-        return [expand_env(v) for v in value]
+        return [expand_env(v, secrets) for v in value]
     if isinstance(value, dict):
-        return {k: expand_env(v) for k, v in value.items()}
+        return {k: expand_env(v, secrets) for k, v in value.items()}
     return value
+
+
+class Secrets:
+    """The values `${env:NAME}` references resolved to in one run (SPEC §4, §8: never stored).
+
+    `redact` puts the reference back in place of each value, also in the forms a message
+    commonly carries it: whitespace-collapsed (one-line errors), repr- and JSON-escaped,
+    and each line of a multi-line value. Values shorter than MIN_LEN characters (flags
+    such as `1` or `yes`) are not treated as secret: replacing them would garble every
+    message without protecting anything."""
+
+    MIN_LEN = 4
+
+    def __init__(self) -> None:
+        self._forms: dict[str, str] = {}  # a form of a secret value -> its reference
+
+    def add(self, name: str, value: str) -> None:
+        ref = f"${{env:{name}}}"
+        forms = {
+            value,
+            " ".join(value.split()),
+            repr(value)[1:-1],
+            json.dumps(value)[1:-1],
+            *(line.strip() for line in value.splitlines()),
+        }
+        for form in forms:
+            if len(form) >= self.MIN_LEN and not form.isspace():
+                self._forms.setdefault(form, ref)
+
+    def __bool__(self) -> bool:
+        return bool(self._forms)
+
+    def redact(self, text: str) -> str:
+        # Longest first, so a value containing another is replaced whole.
+        for form in sorted(self._forms, key=len, reverse=True):
+            if form in text:
+                text = text.replace(form, self._forms[form])
+        return text
 
 
 class Fields:

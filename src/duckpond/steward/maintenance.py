@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from ..storage import deltafiles
-from .control import CONTROL_SCHEMA
+from .control import conform
 from .steward import crash_point
 
 if TYPE_CHECKING:
@@ -43,12 +43,13 @@ def maintain(pond: Pond, retention_hours: float | None = None) -> dict[str, Any]
         }
         crash_point("maintain_after_data")
         control = pond.control
+        control.evolve_schema()  # compacted files carry every column: the table must too
         control.dt.update_incremental()
         actions = deltafiles.add_actions(control.dt)
         files = actions.column("path").to_pylist()
         if len(files) > 1:
             merged = pa.concat_tables(
-                [deltafiles.read_parquet(control.path / f).cast(CONTROL_SCHEMA) for f in files]
+                [conform(deltafiles.read_parquet(control.path / f)) for f in files]
             )
             deltafiles.compact(control.dt, control.path, files, merged)
         crash_point("maintain_after_control_compact")
