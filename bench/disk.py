@@ -1,17 +1,17 @@
-"""Benchmark 10: disk use of a pond under automatic maintenance only.
+"""Benchmark 13: disk use of a pond under automatic maintenance only.
 
 A pond is built through the library with N write transactions, each writing one new
 1 KiB file (random bytes, so compression does not flatter the figures), round-robin over
 100 directories; the retention window is set to its minimum (0) first, and no
 `pond maintain` runs. Measured:
 
-10a: bytes on disk under `$POND` / live bytes, where live bytes are the Parquet files of
+13a: bytes on disk under `$POND` / live bytes, where live bytes are the Parquet files of
      both tables' latest snapshots plus the blobs they reference (the Delta log,
      checkpoints and the commit archive count as overhead).
-10b: bytes written per 1 KiB write, amortised over all N writes and the upkeep they ran
+13b: bytes written per 1 KiB write, amortised over all N writes and the upkeep they ran
      (`wchar` of /proc/self/io: every byte passed to write(2), files later deleted
      included), against the same figure measured on the code before this work.
-10c: files created per write: names that appear under `$POND` during each of the last 20
+13c: files created per write: names that appear under `$POND` during each of the last 20
      writes (upkeep included), mean.
 """
 
@@ -96,7 +96,7 @@ def run(work: Path, quick: bool) -> Result:
         for d in range(ndirs):
             tx.mkdir(f"/d{d:03d}")
     rnd = random.Random(7)
-    log(f"10: {n:,} one-file writes (1 KiB each) over {ndirs} directories")
+    log(f"13: {n:,} one-file writes (1 KiB each) over {ndirs} directories")
     t0 = time.perf_counter()
     w0 = wchar()
     new_files: list[int] = []
@@ -120,7 +120,7 @@ def run(work: Path, quick: bool) -> Result:
     pw_ratio = per_write / BASELINE_BYTES_PER_WRITE
     rows = [
         Row(
-            "10a",
+            "13a",
             f"disk / live bytes after {n:,} txns, automatic upkeep, minimum retention",
             f"{disk / 2**20:.1f} MiB",
             f"{live / 2**20:.1f} MiB live",
@@ -130,7 +130,7 @@ def run(work: Path, quick: bool) -> Result:
             {"disk": disk, "live": live, "files_on_disk": nfiles, "ratio": ratio},
         ),
         Row(
-            "10b",
+            "13b",
             "bytes written per 1 KiB write (amortised, upkeep included) vs before",
             f"{per_write / 1000:.1f} KB",
             f"{BASELINE_BYTES_PER_WRITE / 1000:.1f} KB before",
@@ -140,7 +140,7 @@ def run(work: Path, quick: bool) -> Result:
             {"bytes_per_write": per_write, "baseline": BASELINE_BYTES_PER_WRITE},
         ),
         Row(
-            "10c",
+            "13c",
             "files created per write (last 20 writes, upkeep included)",
             f"{files_per_write:.2f}",
             "—",
@@ -151,7 +151,7 @@ def run(work: Path, quick: bool) -> Result:
         ),
     ]
     notes = [
-        f"10: {n:,} writes took {build_s:.0f} s ({build_s / n * 1e3:.1f} ms each); "
+        f"13: {n:,} writes took {build_s:.0f} s ({build_s / n * 1e3:.1f} ms each); "
         f"{nfiles:,} files on disk, {disk / 2**20:.1f} MiB for {live / 2**20:.1f} MiB live; "
         f"{written / 2**20:.0f} MiB written in all; retention setting "
         f"{'set to 0' if had_setting else 'absent (old code)'}",
