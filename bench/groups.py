@@ -19,6 +19,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "dirs": ("bench.dirs", "10, 11"),
     "memory": ("bench.memory", "12"),
     "startup": ("bench.startup", "13"),
+    "disk": ("bench.disk", "14"),
 }
 
 

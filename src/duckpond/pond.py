@@ -471,10 +471,10 @@ class Pond:
             return RecoverReport()
         return RecoverReport.from_dict(recover(self.steward, retry_failed=retry_failed))
 
-    def maintain(self, retention_hours: float = 1.0) -> MaintainReport:
-        """Checkpoint, compact and clean both tables; files replaced within the last
-        `retention_hours` stay for readers still using them (Delta vacuums in whole hours:
-        a fraction rounds up, never down)."""
+    def maintain(self, retention_hours: float | None = None) -> MaintainReport:
+        """Compact, checkpoint and clean (see README "Disk use"); `retention_hours` None
+        keeps the pond's retention window (`retention()`); files replaced within the window
+        stay for readers still using them."""
         from .steward.maintenance import maintain
 
         return MaintainReport.from_dict(maintain(self, retention_hours=retention_hours))
@@ -494,6 +494,24 @@ class Pond:
         from .steward.fsck import fsck
 
         return fsck(self.root, repair=repair, wait=self.wait)
+
+    def retention(self) -> float:
+        """The retention window in seconds: files no longer referenced stay this long."""
+        from .storage.deltafiles import retention_seconds
+
+        self.data.refresh()
+        return retention_seconds(self.data.dt)
+
+    def set_retention(self, seconds: float) -> None:
+        """Set the retention window of both tables (their `delta.deletedFileRetentionDuration`).
+        0 lets automatic upkeep delete replaced files at once: readers in flight may fail."""
+        from .storage.deltafiles import set_retention
+
+        if not seconds >= 0:
+            raise PondError(f"retention must be >= 0 seconds, got {seconds}")
+        with self.steward.locked():
+            for table in (self.data, self.control):
+                set_retention(table.dt, table.path, float(seconds))
 
 
 TimeLike = int | str | dt.datetime | None
@@ -630,6 +648,7 @@ def _part(fs: PondFS, row: nodes.NodeRow) -> sql.Part:
         min_time=row.min_event_time,
         max_time=row.max_event_time,
     )
+
 
 
 def register_source(

@@ -494,14 +494,13 @@ def rebuild_control(st: State, force: bool, fmt: str) -> None:
 @click.option(
     "--retention-hours",
     type=float,
-    default=1.0,
-    show_default=True,
-    help="Keep files replaced within this window for readers still using them.",
+    default=None,
+    help="Keep unreferenced files younger than this (default: the pond's retention window).",
 )
 @click.option("--format", "fmt", type=FORMATS, default="table")
 @click.pass_obj
-def maintain(st: State, retention_hours: float, fmt: str) -> None:
-    """Checkpoint, compact and clean both tables."""
+def maintain(st: State, retention_hours: float | None, fmt: str) -> None:
+    """Compact, checkpoint and clean both tables and the blob store."""
     from . import render
 
     report = st.open().maintain(retention_hours=retention_hours)
@@ -550,6 +549,18 @@ def fsck(st: State, repair: bool, fmt: str) -> None:
         )
     if not result.ok:
         sys.exit(1)  # click swallows Exit codes outside standalone mode
+
+
+@cli.command()
+@click.argument("seconds", type=float, required=False)
+@click.pass_obj
+def retention(st: State, seconds: float | None) -> None:
+    """Show or set the retention window: how many seconds files no version needs any
+    more stay on disk for readers still using them (default 3600)."""
+    pond = st.open()
+    if seconds is not None:
+        pond.set_retention(seconds)
+    click.echo(f"{pond.retention():g}")
 
 
 def main(argv: list[str] | None = None) -> None:
