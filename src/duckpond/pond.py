@@ -160,6 +160,11 @@ class Pond:
         fac.validate(parsed)  # a bad config is refused before anything is written
         with self.transaction(args or ["pond", "mknod", factory, path], vars) as tx:
             tx.mknod(path, factory, fac.file_type, config, overwrite=overwrite)
+            if fac.kind == factory_base.DATA:
+                from .dynamic import check_node
+
+                # a missing input, a cycle or SQL that does not plan fails before the commit
+                check_node(tx._staged, path)
 
     def run(
         self,

@@ -11,6 +11,7 @@ import yaml
 from ..errors import FactoryError
 
 EXECUTOR = "executor"
+DATA = "data"  # makes a dynamic file or directory, computed on read (factories/live.py)
 
 _ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -45,6 +46,10 @@ class Factory:
 
     def run(self, config: dict[str, Any], ctx: RunContext) -> None:
         raise FactoryError(f"factory {self.name} cannot be run")
+
+    def build(self, config: dict[str, Any], ctx: Any) -> Any:
+        """A data factory's live node (factories/live.py) from a validated config."""
+        raise FactoryError(f"factory {self.name} does not make a file or directory")
 
 
 def parse_config(raw: bytes | str, what: str = "config") -> dict[str, Any]:

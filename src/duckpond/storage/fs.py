@@ -346,8 +346,10 @@ class StagedTxn:
             node_id = existing.node_id
         else:
             node_id = nodes.uuid7()
+        # a dynamic directory's row lives in its own partition, like every directory's
+        part = dir_part(node_id) if nodes.is_dir(file_type) else dir_id
         row = self._new_row(
-            dir_id,
+            part,
             node_id,
             file_type,
             content,
