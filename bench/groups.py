@@ -16,6 +16,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "ingest": ("bench.ingest", "3"),
     "manyfiles": ("bench.manyfiles", "4, 5"),
     "history": ("bench.history", "9"),
+    "factories": ("bench.factories", "10"),
 }
 
 

@@ -414,3 +414,65 @@ def test_cache_keyed_by_input_versions(pond: Pond, tmp_path: Path) -> None:
 
     shutil.rmtree(pond.root / "cache")
     assert Resolver.for_pond(pond).require("/r/x/res=1h.series").scan().equals(c)
+
+
+def test_a_year_of_hourly_data_through_dynamic_dir_join_reduce(pond: Pond) -> None:
+    def station(amplitude: float) -> dict[str, Any]:
+        return {
+            "start": "2023-01-01T00:00:00Z",
+            "end": "2023-12-31T23:00:00Z",
+            "interval": "1h",
+            "points": [
+                {
+                    "name": "temp",
+                    "components": [
+                        {"type": "sine", "amplitude": amplitude, "period": "1d", "offset": 10}
+                    ],
+                }
+            ],
+        }
+
+    mknod(
+        pond,
+        "/year",
+        "dynamic-dir",
+        {
+            "entries": [
+                {"name": "a", "factory": "synthetic-timeseries", "config": station(5)},
+                {"name": "b", "factory": "synthetic-timeseries", "config": station(2)},
+                {
+                    "name": "joined",
+                    "factory": "timeseries-join",
+                    "config": {
+                        "inputs": [
+                            {"pattern": "/year/a", "scope": "a"},
+                            {"pattern": "/year/b", "scope": "b"},
+                        ]
+                    },
+                },
+                {
+                    "name": "reduced",
+                    "factory": "temporal-reduce",
+                    "config": {
+                        "in_pattern": "/year/joined",
+                        "out_pattern": "joined",
+                        "resolutions": ["1h", "2h", "4h", "12h", "24h"],
+                        "aggregations": [{"type": "avg"}, {"type": "count"}],
+                    },
+                },
+            ]
+        },
+    )
+    r = Resolver.for_pond(pond, cache=False)
+    joined = r.require("/year/joined").scan()
+    assert joined.num_rows == 8760
+    counts = {
+        res: r.require(f"/year/reduced/joined/res={res}.series").scan().num_rows
+        for res in ["1h", "2h", "4h", "12h", "24h"]
+    }
+    assert counts == {"1h": 8760, "2h": 4380, "4h": 2190, "12h": 730, "24h": 365}
+    day = r.require("/year/reduced/joined/res=24h.series").scan()
+    # a whole period of a sine averages to its offset; 24 hourly points per day
+    assert day.column("a.temp.avg").to_pylist() == pytest.approx([10.0] * 365)
+    assert set(day.column("b.temp.count").to_pylist()) == {24}
+    assert day.column("timestamp")[0].value == 1_672_531_200_000_000

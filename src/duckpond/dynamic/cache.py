@@ -18,8 +18,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 DEFAULT_MAX_BYTES = 256 << 20
-# Tiny results are as cheap to recompute as to read back from a file.
-MIN_ROWS = 64
 
 
 class DerivedCache:
@@ -45,7 +43,7 @@ class DerivedCache:
         return table
 
     def put(self, key: str, table: pa.Table) -> None:
-        if table.num_rows < MIN_ROWS or table.nbytes > self.max_bytes // 4:
+        if table.nbytes > self.max_bytes // 4:
             return
         try:
             self.root.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ class StoredFile(LiveFile):
         self.file_type = loc.file_type
         self.version = loc.row.version
         self.size = loc.row.size
+        self._schema: pa.Schema | None = None
         self.time_column = (
             loc.row.extended_attributes.get("time_column")
             if nodes.is_series(loc.file_type)
@@ -55,11 +56,14 @@ class StoredFile(LiveFile):
     def schema(self) -> pa.Schema:
         from ..query import sql
 
+        if self._schema is not None:
+            return self._schema
         schemas = []
         for row in self._rows():
             source = self.fs.blob_path(row) or row.content or b""
             schemas.append(ingest.read_parquet_schema(source, self.path))
-        return sql._unify(schemas)
+        self._schema = sql._unify(schemas)
+        return self._schema
 
     def register(
         self, ctx: Any, names: Any, start: int | None = None, end: int | None = None

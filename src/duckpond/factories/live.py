@@ -287,6 +287,9 @@ def register_union(
     columns = {f.time_column for f in files}
     if all(p is not None for p in stored) and (len(columns) == 1 or start is end is None):
         parts = [p for ps in stored for p in (ps or [])]
+        # the superset schema costs a footer read per part: only needed when the window
+        # leaves no part to scan (DataFusion merges the scanned parts' schemas itself)
+        kept = [p for p in parts if sql._overlaps(p, start, end)]
         sql.register_parts(
             ctx,
             parts,
@@ -294,7 +297,7 @@ def register_union(
             time_column=next(iter(columns)),
             time_start=start,
             time_end=end,
-            schema=union_schema(files),
+            schema=None if kept else union_schema(files),
         )
         return
     schema = union_schema(files)

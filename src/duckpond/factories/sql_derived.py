@@ -86,14 +86,15 @@ class SqlFile(DerivedFile):
         self.config = config
         self.inputs = inputs
         self._schema: pa.Schema | None = None
-        self.time_column = config["time_column"]
-        if self.series and self.time_column is None:
-            self.time_column = self._detect_time()
+        self._time_column: str | None = config["time_column"]
 
-    def _detect_time(self) -> str | None:
-        from ..query import ingest
+    @property  # type: ignore[override]
+    def time_column(self) -> str | None:  # type: ignore[override]
+        if self.series and self._time_column is None:
+            from ..query import ingest
 
-        return ingest.detect_time_column(self.schema())
+            self._time_column = ingest.detect_time_column(self.schema())
+        return self._time_column
 
     def key(self) -> str:
         ins = {n: [(f.path, f.key()) for f in fs] for n, fs in self.inputs.items()}
@@ -121,8 +122,12 @@ class SqlFile(DerivedFile):
         if not self.series:
             start = end = None
         table = self._run(lambda ctx, name, files: register_union(ctx, name, files, start, end))
-        if self.time_column:
-            table = window(table, self.time_column, start, end)
+        if self.series and (start is not None or end is not None):
+            from ..query import ingest
+
+            column = self._time_column or ingest.detect_time_column(table.schema)
+            if column:
+                table = window(table, column, start, end)
         return table
 
 
