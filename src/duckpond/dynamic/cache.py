@@ -13,9 +13,10 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 DEFAULT_MAX_BYTES = 256 << 20
 
@@ -31,6 +32,9 @@ class DerivedCache:
         return self.root / f"{key}.parquet"
 
     def get(self, key: str) -> pa.Table | None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         path = self._path(key)
         try:
             table = pq.read_table(path)
@@ -43,6 +47,9 @@ class DerivedCache:
         return table
 
     def put(self, key: str, table: pa.Table) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         if table.nbytes > self.max_bytes // 4:
             return
         try:

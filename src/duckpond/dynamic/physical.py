@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from .. import nodes
 from ..factories.live import LiveData, LiveDir, LiveFile, LiveNode
-from ..query import ingest
 from ..storage.fs import Located, PondFS
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class StoredFile(LiveFile):
@@ -54,7 +54,7 @@ class StoredFile(LiveFile):
         return out
 
     def schema(self) -> pa.Schema:
-        from ..query import sql
+        from ..query import ingest, sql
 
         if self._schema is not None:
             return self._schema

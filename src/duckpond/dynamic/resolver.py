@@ -10,9 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from .. import nodes, paths
 from ..errors import FactoryError, NotFoundError, PondError
@@ -22,6 +20,9 @@ from ..factories.live import LiveDir, LiveFile, LiveNode
 from ..storage.fs import Entry, Located, PondFS, StagedTxn
 from .cache import DerivedCache
 from .physical import StoredData, StoredDir, StoredFile
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 log = logging.getLogger("pond")
 

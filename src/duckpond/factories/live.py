@@ -14,14 +14,22 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import paths
 from ..errors import FactoryError
 
-TIME_TYPE = pa.timestamp("us", tz="UTC")
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+def __getattr__(name: str) -> Any:
+    # pyarrow loads on first use, so listing a pond without derived files stays fast
+    if name == "TIME_TYPE":
+        import pyarrow as pa
+
+        return pa.timestamp("us", tz="UTC")
+    raise AttributeError(name)
 
 
 class LiveNode:
@@ -242,22 +250,24 @@ def parse_time(value: Any, what: str) -> int:
 
 def time_to_us(table: pa.Table, column: str) -> pa.Table:
     """`table` with its time column as timestamp[us, UTC] (derived series agree on it)."""
+    import pyarrow as pa
+
     idx = table.schema.get_field_index(column)
     if idx < 0:
         raise FactoryError(f"time column '{column}' not found")
     t = table.schema.field(idx).type
-    if t == TIME_TYPE:
+    if t == pa.timestamp("us", tz="UTC"):
         return table
     arr = table.column(idx)
     if pa.types.is_timestamp(t):
-        arr = arr.cast(pa.timestamp(t.unit, tz="UTC")).cast(TIME_TYPE)
+        arr = arr.cast(pa.timestamp(t.unit, tz="UTC")).cast(pa.timestamp("us", tz="UTC"))
     elif pa.types.is_integer(t):
-        arr = arr.cast(pa.int64()).cast(TIME_TYPE)
+        arr = arr.cast(pa.int64()).cast(pa.timestamp("us", tz="UTC"))
     elif pa.types.is_date(t):
-        arr = arr.cast(pa.timestamp("us")).cast(TIME_TYPE)
+        arr = arr.cast(pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC"))
     else:
         raise FactoryError(f"time column '{column}' has type {t}, not a time")
-    return table.set_column(idx, pa.field(column, TIME_TYPE), arr)
+    return table.set_column(idx, pa.field(column, arr.type), arr)
 
 
 def schema_fields(schema: pa.Schema) -> list[dict[str, str]]:
@@ -278,6 +288,8 @@ def register_union(
 
     Stored files go in as one list of Parquet parts, so versions outside [start, end] are
     skipped unopened and DataFusion scans them in parallel; derived ones as Arrow."""
+    import pyarrow as pa
+
     from ..query import sql
 
     if len(files) == 1:
@@ -306,6 +318,8 @@ def register_union(
 
 
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    import pyarrow as pa
+
     cols = []
     for field in schema:
         idx = table.schema.get_field_index(field.name)
@@ -317,6 +331,8 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 def empty_like(schema: pa.Schema) -> pa.Table:
+    import pyarrow as pa
+
     return pa.table([pa.array([], f.type) for f in schema], schema=schema)
 
 
@@ -326,6 +342,7 @@ def sort_by_time(table: pa.Table, column: str) -> pa.Table:
 
 def window(table: pa.Table, column: str, start: int | None, end: int | None) -> pa.Table:
     """Rows of `table` whose time is in [start, end] (µs UTC, inclusive, either optional)."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     if (start is None and end is None) or table.schema.get_field_index(column) < 0:
