@@ -233,7 +233,10 @@ def _action(pond: Pond, d: Doc) -> str:
         return "created"
     if loc.row.factory is None:
         raise InvalidPathError(f"{d.where}: {d.path} exists and is a {loc.file_type}")
-    stored = base.parse_config(pond.read_bytes(d.path), f"config of {d.path}")
+    from .storage.fs import PondFS
+
+    raw = PondFS(pond.data, pond.blobs).content(loc.row)  # the config, not the derived data
+    stored = base.parse_config(raw, f"config of {d.path}")
     same = loc.row.factory == d.spec["factory"] and stored == d.spec["config"]
     return "unchanged" if same else "updated"
 

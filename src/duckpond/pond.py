@@ -29,6 +29,8 @@ from .factories import registry
 from .query import ingest
 
 if TYPE_CHECKING:
+    from .dynamic import Resolver
+    from .factories.live import LiveNode
     from .query import sql
 from .steward.control import ControlTable
 from .steward.steward import Steward
@@ -192,12 +194,28 @@ class Pond:
     def require(self, path: str) -> Located:
         return self._fs().require(path)
 
+    def resolver(self) -> Resolver:
+        """Turns factory nodes into live (derived) nodes for one read; see dynamic/."""
+        from .dynamic import Resolver
+
+        return Resolver.for_pond(self)
+
+    def derived(self, path: str) -> LiveNode | None:
+        """The live node when `path` is derived (a data factory node or inside a dynamic
+        directory), None when it is stored; NotFoundError when there is nothing."""
+        from .dynamic import reads
+
+        return reads.derived(self.resolver(), path)
+
+    def node_type(self, path: str) -> str:
+        """The entry type of `path`, also inside dynamic directories."""
+        node = self.derived(path)
+        return node.file_type if node is not None else self.require(path).file_type
+
     def list(self, pattern: str = "/**/*") -> list[EntryInfo]:
-        fs = self._fs()
-        return [
-            EntryInfo(loc.path, loc.file_type, loc.row.version, loc.row.size)
-            for loc in fs.glob(pattern)
-        ]
+        from .dynamic import reads
+
+        return [EntryInfo(*e) for e in reads.entries(self.resolver(), pattern)]
 
     def versions(self, path: str) -> list[nodes.NodeRow]:
         loc = self.require(path)
@@ -212,12 +230,21 @@ class Pond:
         raise NotFoundError(f"{loc.path} has no version {version}")
 
     def read_bytes(self, path: str, version: int | None = None) -> bytes:
+        node = self.derived(path)
+        if node is not None:
+            from .dynamic import reads
+
+            _no_version(node.path, version)
+            return reads.read_bytes(node)
         loc = self.require(path)
         if nodes.is_dir(loc.file_type):
             raise InvalidPathError(f"is a directory: {loc.path}")
         return self._fs().content(self._row(loc, version))
 
     def describe(self, path: str) -> dict[str, Any]:
+        node = self.derived(path)
+        if node is not None:
+            return self._describe_derived(node)
         loc = self.require(path)
         fs = self._fs()
         versions = fs.versions(loc.part_id, loc.node_id)
@@ -240,6 +267,26 @@ class Pond:
                 "max_event_time": _iso(r.max_event_time),
             }
             for r in versions
+        ]
+        return out
+
+    def _describe_derived(self, node: LiveNode) -> dict[str, Any]:
+        from .dynamic import reads
+
+        loc = self.lookup(node.path)
+        stored = loc is not None and loc.row.factory is not None
+        out = reads.describe(node, self._fs().content(loc.row) if stored and loc else None)
+        if stored and loc is not None:
+            out["size"] = loc.row.size
+        rows = self._fs().versions(loc.part_id, loc.node_id) if stored and loc else []
+        out["versions"] = [
+            {
+                "version": r.version,
+                "txn_seq": r.txn_seq,
+                "timestamp": _iso(r.timestamp),
+                "size": r.size,
+            }
+            for r in rows
         ]
         return out
 
@@ -356,6 +403,13 @@ def register_source(
         return
     if pond is None:
         raise PondError("no pond given (use --pond PATH or set $POND)")
+    node = pond.derived(src.path)
+    if node is not None:
+        from .dynamic import reads
+
+        _no_version(node.path, version)
+        reads.register(ctx, node, src.scheme, src.compression, time_start, time_end)
+        return
     loc = pond.require(src.path)
     fs = pond._fs()
     if src.scheme == "csv":
@@ -385,6 +439,13 @@ def register_source(
     else:
         raise QueryError(
             f"{loc.path} is a raw file; query it as csv://{loc.path} or store it as a table"
+        )
+
+
+def _no_version(path: str, version: int | None) -> None:
+    if version is not None:
+        raise InvalidPathError(
+            f"{path} is derived: it is computed from its inputs, it has no stored versions"
         )
 
 

@@ -247,6 +247,8 @@ class WriteTxn:
         if found is not None:
             if nodes.is_dir(found[2]):
                 raise InvalidPathError(f"cannot write over a directory: {path}")
+            if found[2] != ftype and nodes.is_dynamic(found[2]):
+                raise InvalidPathError(f"{path} is derived ({found[2]}): not writable")
             if found[2] != ftype:
                 raise InvalidPathError(f"{path} is a {found[2]}; cannot write a {ftype} there")
             return

@@ -243,8 +243,10 @@ def _copy_out(st: State, patterns: tuple[str, ...], dest: str) -> None:
         if not matches:
             raise PondError(f"no pond files match {pattern}")
         for e in matches:
-            if not e.type.startswith("file:") or nodes.is_dynamic(e.type):
+            if not e.type.startswith("file:"):
                 continue
+            if nodes.is_dynamic(e.type) and pond.derived(e.path) is None:
+                continue  # an executor factory's node: a job, not data
             rel = e.path[len(prefix) :].lstrip("/") if e.path != prefix else Path(e.path).name
             host = out_dir / rel
             host.parent.mkdir(parents=True, exist_ok=True)
@@ -362,10 +364,10 @@ def cat(
     pond = None if src.scheme == "host" else st.open()
     t0, t1 = parse_time(time_start), parse_time(time_end)
     if pond is not None and src.scheme == "pond" and query is None and fmt in (None, "raw"):
-        loc = pond.require(src.path)
-        if not (nodes.is_table(loc.file_type) or nodes.is_series(loc.file_type)):
-            if fmt is None and sys.stdout.isatty() and nodes.is_dir(loc.file_type):
-                raise InvalidPathError(f"is a directory: {loc.path}")
+        ftype = pond.node_type(src.path)
+        if not (nodes.is_table(ftype) or nodes.is_series(ftype)):
+            if fmt is None and sys.stdout.isatty() and nodes.is_dir(ftype):
+                raise InvalidPathError(f"is a directory: {paths.normalize(src.path)}")
             sys.stdout.buffer.write(pond.read_bytes(src.path, version))
             sys.stdout.flush()
             return
@@ -418,6 +420,36 @@ def mknod(st: State, factory: str, path: str, config_path: str, overwrite: bool)
 def run(st: State, path: str, args: tuple[str, ...]) -> None:
     """Run a factory node's job in one write transaction."""
     st.open().run(path, list(args), args=st.argv, vars=st.vars)
+
+
+@cli.command()
+@click.option(
+    "-f",
+    "--filename",
+    "files",
+    multiple=True,
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="A YAML file of documents (repeatable).",
+)
+@click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")
+@click.option("--format", "fmt", type=FORMATS, default="table")
+@click.pass_obj
+def apply(st: State, files: tuple[str, ...], dry_run: bool, fmt: str) -> None:
+    """Declare directories, copies and factory nodes in YAML; one transaction, idempotent."""
+    from ..apply import apply as apply_docs
+
+    plan = apply_docs(st.open(), list(files), dry_run=dry_run, args=st.argv, vars=st.vars)
+    if fmt == "json":
+        render.print_json([p.to_json() for p in plan])
+        return
+    for p in plan:
+        click.echo(f"{p.action:<10} {p.kind:<6} {p.path}")
+    changed = sum(p.action != "unchanged" for p in plan)
+    if dry_run:
+        logging.getLogger("pond").info("dry run: %d change(s) planned, nothing written", changed)
+    elif not changed:
+        logging.getLogger("pond").info("everything unchanged: nothing committed")
 
 
 @cli.command(name="list-factories")

@@ -129,12 +129,12 @@ class Resolver:
         warning and without children, so one broken node does not hide the whole pond."""
         pat = paths.compile_glob(pattern)
         if not paths.has_glob(pattern):
-            node = self.lookup(pattern)
-            if node is None:
+            try:  # a literal path lists a symlink itself, not its target
+                loc = self.fs.lookup(pattern, follow=False)
+            except NotFoundError:
                 return []
-            if pattern.endswith("/") and isinstance(node, LiveDir):
-                return self._children(node, strict)
-            return [node]
+            node = self.node_for(loc) if loc is not None else self.lookup(pattern)
+            return [] if node is None else [node]
         start = self.lookup(pat.literal_prefix)
         if start is None:
             return []

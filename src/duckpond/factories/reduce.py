@@ -185,7 +185,7 @@ class ReduceFile(DerivedFile):
         for agg in self.config["aggregations"]:
             for c in agg["columns"] or numeric:
                 if schema.get_field_index(c) < 0:
-                    raise FactoryError(f"{self.path}: column '{c}' not in {self.input.path}")
+                    continue  # inputs may differ: a listed column reduces where it exists
                 kind = agg["type"]
                 selects.append(f"{kind}({_q(c)}) AS {_q(c + '.' + kind)}")
         if not selects:

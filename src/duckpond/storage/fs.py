@@ -213,6 +213,8 @@ class StagedTxn:
         for name in paths.split(paths.normalize(path)):
             if not nodes.is_dir(ftype):
                 raise NotFoundError(f"not a directory: {walked}")
+            if ftype == nodes.DIR_DYNAMIC:
+                raise InvalidPathError(f"{walked} is a derived directory: nothing is written in it")
             entry = self._entries(node_id).get(name)
             if entry is None:
                 return None
@@ -340,6 +342,9 @@ class StagedTxn:
             if nodes.is_dir(existing.file_type):
                 raise InvalidPathError(f"cannot write over a directory: {path}")
             if existing.file_type != file_type and not overwrite_type:
+                if nodes.is_dynamic(existing.file_type):
+                    kind = existing.file_type
+                    raise InvalidPathError(f"{path} is derived ({kind}): not writable")
                 raise InvalidPathError(
                     f"{path} is a {existing.file_type}; cannot write a {file_type} there"
                 )
