@@ -476,3 +476,15 @@ def test_a_year_of_hourly_data_through_dynamic_dir_join_reduce(pond: Pond) -> No
     assert day.column("a.temp.avg").to_pylist() == pytest.approx([10.0] * 365)
     assert set(day.column("b.temp.count").to_pylist()) == {24}
     assert day.column("timestamp")[0].value == 1_672_531_200_000_000
+
+
+def test_template_errors_refused_at_mknod(pond: Pond) -> None:
+    write_series(pond, "/s/x", [T0], v=[1.0])
+    base = {"in_pattern": "/s/*", "out_pattern": "$0.txt"}
+    with pytest.raises(FactoryError, match="template line 1"):
+        mknod(pond, "/t", "template", {**base, "template": "{% for %}"})
+    with pytest.raises(FactoryError, match="'nope' is undefined"):
+        mknod(pond, "/t", "template", {**base, "template": "{{ nope }}"})
+    with pytest.raises(FactoryError, match=r"\$1"):
+        mknod(pond, "/t", "template", {**base, "out_pattern": "$1", "template": "x"})
+    assert pond.lookup("/t") is None

@@ -16,7 +16,7 @@ from .. import nodes, paths
 from ..errors import FactoryError, NotFoundError, PondError
 from ..factories import base as factory_base
 from ..factories import registry
-from ..factories.live import LiveDir, LiveFile, LiveNode
+from ..factories.live import LiveData, LiveDir, LiveFile, LiveNode
 from ..storage.fs import Entry, Located, PondFS, StagedTxn
 from .cache import DerivedCache
 from .physical import StoredData, StoredDir, StoredFile
@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 log = logging.getLogger("pond")
+
+# how many generated children per level a mknod check builds (they share one config)
+CHECK_CHILDREN = 3
 
 
 class Resolver:
@@ -229,6 +232,13 @@ def check_node(staged: StagedTxn, path: str) -> None:
 def _check(node: LiveNode, depth: int) -> None:
     if isinstance(node, LiveFile):
         node.schema()
+    elif isinstance(node, LiveData):
+        node.read_bytes()  # a template that does not render fails here
     elif isinstance(node, LiveDir) and depth < 3:
-        for child in node.children():
-            _check(child, depth + 1)
+        # every child of a dynamic-dir (they differ); the first few of a generated one
+        names = node.names()
+        every = node.factory == "dynamic-dir"
+        for name in names if every else names[:CHECK_CHILDREN]:
+            child = node.child(name)
+            if child is not None:
+                _check(child, depth + 1)

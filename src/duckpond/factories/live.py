@@ -32,6 +32,11 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
+# part of every cached result's key: bump it when a factory's output changes meaning, so
+# results cached by an older pond are never read back
+RESULT_FORMAT = "derived-1"
+
+
 class LiveNode:
     path: str = ""
     file_type: str = ""
@@ -117,7 +122,8 @@ class DerivedFile(LiveFile):
         raise NotImplementedError
 
     def scan(self, start: int | None = None, end: int | None = None) -> pa.Table:
-        return self.ctx.cached(digest(self.key(), start, end), lambda: self.compute(start, end))
+        key = digest(RESULT_FORMAT, self.key(), start, end)
+        return self.ctx.cached(key, lambda: self.compute(start, end))
 
 
 def digest(*parts: Any) -> str:
