@@ -126,6 +126,7 @@ class SiteDir(LiveDir):
         self.version = getattr(parent, "version", 0)
         self.size = 0
         self.input = parent.sites[name]
+        self._contexts: dict[tuple[int | None, int | None], Any] = {}
         self.files = {
             f"res={r}.series": ReduceFile(parent.ctx, self, r, parent.config)
             for r in parent.config["resolutions"]
@@ -133,6 +134,17 @@ class SiteDir(LiveDir):
 
     def key(self) -> str:
         return digest(self.path, self.input.key())
+
+    def context(self, lo: int | None, hi: int | None) -> Any:
+        """One DataFusion context with the input registered, shared by the resolutions
+        read over the same window (registering lists and plans the input's parts)."""
+        from ..query import sql
+
+        if (lo, hi) not in self._contexts:
+            ctx = sql.make_context()
+            self.input.register(ctx, ["source"], lo, hi)
+            self._contexts[(lo, hi)] = ctx
+        return self._contexts[(lo, hi)]
 
     def names(self) -> list[str]:
         return sorted(self.files)
@@ -153,6 +165,7 @@ class ReduceFile(DerivedFile):
         )
         self.version = site.version
         self.size = 0
+        self.site = site
         self.input = site.input
         self.resolution = resolution
         self.bucket = parse_duration(resolution)
@@ -211,9 +224,7 @@ class ReduceFile(DerivedFile):
         # whole buckets: read from the start of the first one to the end of the last
         lo = None if start is None else start // self.bucket * self.bucket
         hi = None if end is None else end // self.bucket * self.bucket + self.bucket - 1
-        ctx = sql.make_context()
-        self.input.register(ctx, ["source"], lo, hi)
-        table = sql.run_sql(ctx, self._query(self.input.schema()))
+        table = sql.run_sql(self.site.context(lo, hi), self._query(self.input.schema()))
         table = time_to_us(table, self.time_column)
         return window(table, self.time_column, start, end)
 
