@@ -3,6 +3,7 @@ usage, 3 for a locked pond), nothing on stdout, and the pond unchanged."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -36,12 +37,30 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
     (h / "bad.csv").write_text("a,b\n1,2\n3\n4,5\n")
     (h / "binary.csv").write_bytes(b"\xff\xfe\x00\x01garbage\x00")
     (h / "sub").write_text("a host file named like a pond directory\n")
+    (h / "latin1-header.csv").write_bytes(b"timestamp,temp\xb0C\n2024-01-01T00:00:00Z,1.5\n")
+    (h / "latin1-value.csv").write_bytes(b"a,place\n1,Bonn\n2,K\xf6ln\n")
+    (h / "latin1.csv.gz").write_bytes(gzip.compress(b"a,place\n1,Bonn\n2,K\xf6ln\n"))
+    (h / "dup.csv").write_text("timestamp,a,a\n2024-01-01T00:00:00Z,1,2\n")
+    (h / "text-time.csv").write_text("timestamp,v\nyesterday,1\ntoday,2\n")
+    (h / "new\nline.csv").write_text("a\n1\n")
+    (h / "ok.yaml").write_text("message: hi\n")
+    (h / "bomb.yaml").write_text(_alias_bomb(levels=5))
+    (h / "long-value.yaml").write_text("message: [" + ", ".join(["xyz"] * 50_000) + "]\n")
     pond = Pond.create(e.pond)
     with pond.transaction() as tx:
         tx.mkdir("/d/sub", parents=True)
         tx.write_bytes("/d/raw.txt", b"raw\n")
         tx.write_table("/d/t", pa.table({"x": [1, 2, 3]}))
     return e
+
+
+def _alias_bomb(levels: int) -> str:
+    """YAML whose aliases expand 10x per level ("billion laughs"): tiny text, 10**levels
+    strings once expanded."""
+    text = "a0: &a0 [" + ", ".join(["lol"] * 10) + "]\n"
+    for i in range(1, levels):
+        text += f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]\n"
+    return text + f"message: *a{levels - 1}\n"
 
 
 def state(root: Path) -> dict[str, Any]:
@@ -66,6 +85,9 @@ def check_error(proc: subprocess.CompletedProcess[bytes], code: int) -> str:
     assert proc.stdout == b""
     return lines[0]
 
+
+BIG_AGG = "SELECT array_agg(value) FROM range(20000000)"  # needs ~160 MB, cannot spill
+ENDLESS = "SELECT count(*) FROM range(1, 100000000000)"
 
 CASES = [
     # (id, args, exit code, text the message must contain)
@@ -103,6 +125,72 @@ CASES = [
     ("unknown-option", ["list", "--bogus"], 2, "--bogus"),
     ("missing-argument", ["cat"], 2, "PATH"),
     ("init-existing", ["init"], 1, "exists"),
+    # issue 6 item 6: bounded queries, YAML aliases, echoed values
+    ("memory-cat", ["cat", "/d/t", "--sql", BIG_AGG, "--memory-limit", "64M"], 1, "memory limit"),
+    ("memory-control", ["control", "--sql", BIG_AGG, "--memory-limit", "64M"], 1, "memory limit"),
+    ("timeout-cat", ["cat", "/d/t", "--sql", ENDLESS, "--timeout", "1"], 1, "time limit of 1s"),
+    ("timeout-control", ["control", "--sql", ENDLESS, "--timeout", "1"], 1, "time limit of 1s"),
+    ("bad-memory-limit", ["cat", "/d/t", "--memory-limit", "lots"], 2, "lots"),
+    ("tiny-memory-limit", ["control", "--sql", "SELECT 1", "--memory-limit", "1K"], 2, "minimum"),
+    ("bad-timeout", ["control", "--sql", "SELECT 1", "--timeout", "-5"], 2, "timeout"),
+    (
+        "yaml-bomb",
+        ["mknod", "test-executor", "/bomb", "--config-path", "{h}/bomb.yaml"],
+        1,
+        "alias",
+    ),
+    (
+        "long-value",
+        ["mknod", "test-executor", "/lv", "--config-path", "{h}/long-value.yaml"],
+        1,
+        "chars)",
+    ),
+    ("long-sql", ["cat", "/d/t", "--sql", "SELECT " + "x" * 100_000], 1, "x..."),
+    # issue 6 item 7: encodings, duplicate headers, text times, names
+    (
+        "latin1-header",
+        ["copy", "host+csv+table://{h}/latin1-header.csv", "/d/l1"],
+        1,
+        "latin1-header.csv is not UTF-8 text: byte 0xb0 on line 1",
+    ),
+    (
+        "latin1-value",
+        ["copy", "host+csv+table://{h}/latin1-value.csv", "/d/l2"],
+        1,
+        "latin1-value.csv is not UTF-8 text: byte 0xf6 on line 3",
+    ),
+    ("latin1-gzip", ["copy", "host+csv+gzip+table://{h}/latin1.csv.gz", "/d/l3"], 1, "line 3"),
+    ("latin1-cat", ["cat", "host+csv://{h}/latin1-value.csv"], 1, "not UTF-8"),
+    (
+        "dup-header",
+        ["copy", "host+csv+table://{h}/dup.csv", "/d/dup"],
+        1,
+        "two columns named 'a' (columns 2 and 3)",
+    ),
+    ("dup-header-series", ["copy", "host+csv+series://{h}/dup.csv", "/d/dup"], 1, "unique"),
+    (
+        "text-time",
+        ["copy", "host+csv+series://{h}/text-time.csv", "/d/tt"],
+        1,
+        "column 'timestamp' holds text values",
+    ),
+    ("newline-name-copy", ["copy", "host://{h}/new\nline.csv", "/d/"], 1, "control character"),
+    ("newline-name-mkdir", ["mkdir", "/d/a\nb"], 1, "control character ('\\n')"),
+    ("tab-name-mkdir", ["mkdir", "-p", "/d/x\ty/z"], 1, "control character"),
+    (
+        "newline-name-mknod",
+        ["mknod", "test-executor", "/e\rx", "--config-path", "{h}/ok.yaml"],
+        1,
+        "control",
+    ),
+    (
+        "long-name-copy",
+        ["copy", "host://{h}/x.csv", "/d/" + "n" * 256],
+        1,
+        "longer than 255 bytes",
+    ),
+    ("long-name-mkdir", ["mkdir", "/" + "\u00e9" * 128], 1, "256 bytes"),
+    ("long-name-table", ["copy", "host+csv+table://{h}/x.csv", "/d/" + "t" * 300], 1, "255"),
 ]
 
 
@@ -136,6 +224,8 @@ def test_bad_input(
 ) -> None:
     line = check_error(results[case], code)
     assert text.replace("{h}", str(env.host)) in line
+    # every echoed value is clipped: no hostile input turns into a huge error line
+    assert len(line) < 2_200, len(line)
 
 
 def test_no_pond(tmp_path: Path) -> None:

@@ -5,6 +5,10 @@ the kernel drops it when the holder exits for any reason, SIGKILL included: ther
 locks to clean up, and the file is never deleted (deleting it would let two writers lock two
 different inodes). The file's content is only a note for humans and error messages: who holds
 the lock. It is advisory and may be stale if a holder was killed; flock is the truth.
+
+The pond often runs as root: the lock file is opened without following a symlink and without
+truncating on open, and anything but a plain regular file with one link is refused, so a link
+planted at `$POND/write.lock` can never make a writer overwrite the file it points to.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import json
 import os
 import shlex
 import socket
+import stat
 import sys
 import time
 from datetime import UTC, datetime
@@ -29,18 +34,44 @@ _MAX_COMMAND_CHARS = 200  # keep the one-line error message readable
 
 
 _NOTE_RETRIES = 20
+_MAX_NOTE_BYTES = 64 << 10  # a real note is a few hundred bytes
+# No-follow, never truncate on open; O_NONBLOCK so a FIFO planted there cannot hang us.
+_OPEN_FLAGS = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
+
+
+def _check_regular(fd: int, path: Path) -> None:
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise PondError(f"lock file {path} is not a regular file: refusing to use it")
+    if st.st_nlink != 1:
+        raise PondError(f"lock file {path} has {st.st_nlink} hard links: refusing to use it")
+
+
+def _open_error(path: Path, e: OSError) -> PondError:
+    if e.errno == errno.ELOOP:
+        return PondError(f"lock file {path} is a symbolic link: refusing to follow it")
+    return PondError(f"cannot open lock file {path}: {e.strerror}")
 
 
 def read_holder(path: Path | str) -> dict[str, Any] | None:
     """Return the holder info recorded in the lock file, or None if absent/empty/garbled.
 
     This only reads the note: it does not check that the lock is really held (a killed
-    holder leaves its note behind until the next writer overwrites it).
+    holder leaves its note behind until the next writer overwrites it). Like the lock itself,
+    it never follows a symlink and reads nothing but a regular file.
     """
     try:
-        data = Path(path).read_bytes()
-    except (FileNotFoundError, IsADirectoryError):
+        fd = os.open(path, os.O_RDONLY | _OPEN_FLAGS)
+    except OSError:
         return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        data = os.read(fd, _MAX_NOTE_BYTES)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     if not data.strip():
         return None
     try:
@@ -101,10 +132,11 @@ class WriteLock:
             raise RuntimeError(f"write lock {self.path} is already held by this object")
         try:
             # O_CLOEXEC: a child process we exec must not inherit (and so prolong) the lock.
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _OPEN_FLAGS, 0o644)
         except OSError as e:
-            raise PondError(f"cannot open lock file {self.path}: {e.strerror}") from e
+            raise _open_error(self.path, e) from None
         try:
+            _check_regular(fd, self.path)
             self._flock(fd)
             self._write_info(fd)
         except BaseException:

@@ -2,6 +2,9 @@
 
 Pond paths are absolute, `/`-separated and purely lexical (there are no symlinks inside a
 pond), so `..` is resolved textually. Names may contain any character except `/` and NUL.
+A write refuses to create a name that copy-out could not recreate on a host filesystem or that
+breaks line-based tools: control characters (newline, tab, ...) or more than 255 bytes of UTF-8
+(`check_new_name`). Reads accept any stored name.
 
 Glob syntax (matched one path part at a time, so nothing ever matches across a `/`):
 
@@ -22,23 +25,42 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from duckpond.errors import InvalidPathError
+from duckpond.errors import InvalidPathError, clip
 
 ROOT = "/"
 _GLOBSTAR = "**"
+MAX_NAME_BYTES = 255  # NAME_MAX of ext4, XFS, btrfs, APFS, NTFS (in UTF-16 units there)
+# C0 and C1 control characters, DEL, and the Unicode line/paragraph separators
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def check_new_name(name: str) -> None:
+    """Refuse a name a write may not create: control characters, more than MAX_NAME_BYTES
+    bytes of UTF-8, or text that is not valid Unicode (lone surrogates from a host name)."""
+    m = _CONTROL.search(name)
+    if m:
+        raise InvalidPathError(f"name contains a control character ({m.group()!r}): {clip(name)}")
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidPathError(f"name is not valid UTF-8: {clip(ascii(name))}") from None
+    if size > MAX_NAME_BYTES:
+        raise InvalidPathError(
+            f"name is longer than {MAX_NAME_BYTES} bytes ({size} bytes of UTF-8): {clip(name)}"
+        )
 
 
 def _resolve(path: str, what: str) -> list[str]:
     """Split `path` into parts, resolving `.`/`..` and empty parts; reject NUL and escapes."""
     if "\0" in path:
-        raise InvalidPathError(f"{what} contains a NUL character: {path!r}")
+        raise InvalidPathError(f"{what} contains a NUL character: {clip(path)}")
     parts: list[str] = []
     for part in path.split("/"):
         if part in ("", "."):
             continue
         if part == "..":
             if not parts:
-                raise InvalidPathError(f"path escapes /: {path}")
+                raise InvalidPathError(f"path escapes /: {clip(path)}")
             parts.pop()
         else:
             parts.append(part)
@@ -194,7 +216,7 @@ def has_glob(pattern: str) -> bool:
     using it as a literal path would be wrong.
     """
     if "\0" in pattern:
-        raise InvalidPathError(f"pattern contains a NUL character: {pattern!r}")
+        raise InvalidPathError(f"pattern contains a NUL character: {clip(pattern)}")
     if pattern.endswith("/") and pattern.strip("/"):
         return True
     return any(_compile_part(p).has_syntax for p in pattern.split("/") if p not in ("", ".", ".."))

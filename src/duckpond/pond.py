@@ -27,6 +27,7 @@ from .errors import AlreadyExistsError, InvalidPathError, NotFoundError, PondErr
 from .factories import base as factory_base
 from .factories import registry
 from .query import ingest
+from .query.limits import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
 
 if TYPE_CHECKING:
     from .dynamic import Resolver
@@ -308,14 +309,18 @@ class Pond:
         version: int | None = None,
         time_start: int | None = None,
         time_end: int | None = None,
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
     ) -> pa.Table:
-        """Run read-only SQL over a pond file (as `source`/`series`) or a host URL."""
+        """Run read-only SQL over a pond file (as `source`/`series`) or a host URL, within
+        `timeout` seconds and `memory_limit` bytes (None: unbounded; see query/limits.py)."""
         from .query import sql
 
-        ctx = sql.make_context()
+        ctx = sql.make_context(memory_limit)
         if path is not None:
             self._register(ctx, path, version, time_start, time_end)
-        return sql.run_sql(ctx, query)
+        return sql.run_sql(ctx, query, timeout)
 
     def read_table(self, path: str, version: int | None = None) -> pa.Table:
         return self.sql("SELECT * FROM source", path=path, version=version)
@@ -356,10 +361,16 @@ class Pond:
                     t["status"] = "committed"
         return report
 
-    def control_sql(self, query: str) -> pa.Table:
+    def control_sql(
+        self,
+        query: str,
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
+    ) -> pa.Table:
         from .steward.queries import control_sql
 
-        return control_sql(self, query)
+        return control_sql(self, query, timeout, memory_limit)
 
     def recover(self, retry_failed: bool = False) -> dict[str, Any]:
         from .steward import summaries

@@ -102,10 +102,9 @@ class WriteTxn:
         self._check_target(path, ftype, parents)
         lo = hi = None
         attrs: dict[str, Any] = {}
+        ingest.check_column_names(table.schema, path)
         if series:
-            col = ingest.detect_time_column(table.schema, time_column)
-            if col is None:
-                raise FormatError(f"a series needs a time column; none found in {path}")
+            col = ingest.require_time_column(table.schema, time_column, path)
             lo, hi = ingest.event_time_range(table, col)
             attrs["time_column"] = col
         content = ingest.table_to_parquet_bytes(table)
@@ -157,6 +156,7 @@ class WriteTxn:
             schema = pq.read_schema(src)
         except (pa.ArrowInvalid, OSError) as e:
             raise FormatError(f"not a Parquet file: {src} ({_one_line(e)})") from None
+        ingest.check_column_names(schema, str(src))
         ftype = nodes.FILE_SERIES if series else nodes.FILE_TABLE
         self._check_target(path, ftype, parents)
         lo, hi, attrs = _event_span(series, schema, src, src, time_column)
@@ -252,6 +252,7 @@ class WriteTxn:
             if found[2] != ftype:
                 raise InvalidPathError(f"{path} is a {found[2]}; cannot write a {ftype} there")
             return
+        paths.check_new_name(paths.basename(path))  # before a costly conversion, too
         parent = self._staged.lookup(paths.parent(path))
         if parent is None and not parents:
             raise NotFoundError(f"no such directory: {paths.parent(path)}")
@@ -265,9 +266,7 @@ def _event_span(
     """A series version's event-time range and attributes (nothing for a table)."""
     if not series:
         return None, None, {}
-    col = ingest.detect_time_column(schema, time_column)
-    if col is None:
-        raise FormatError(f"a series needs a time column; none found in {src}")
+    col = ingest.require_time_column(schema, time_column, str(src))
     lo, hi = ingest.event_time_range_parquet(parquet, col)
     return lo, hi, {"time_column": col}
 

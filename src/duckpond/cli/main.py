@@ -16,7 +16,7 @@ from .. import nodes, paths
 from ..errors import InvalidPathError, PondError, PondUsageError
 from ..factories import registry
 from ..pond import Pond, pond_path_from_env, register_source
-from ..query import output
+from ..query import limits, output
 from ..query.urls import parse_source
 from . import keep_pandas_out, render
 
@@ -337,6 +337,27 @@ def parse_time(value: str | None) -> int | None:
     return int(t.timestamp() * 1_000_000)
 
 
+def query_limits(f: Any) -> Any:
+    """`--timeout` and `--memory-limit` (SPEC §7), parsed to seconds/bytes (None = no limit)."""
+    f = click.option(
+        "--memory-limit",
+        metavar="SIZE",
+        default=limits.format_size(limits.DEFAULT_MEMORY_LIMIT),
+        show_default=True,
+        callback=lambda _c, _p, v: limits.parse_size(v),
+        help="Memory a query may use (512M, 2G; 0 = no limit); beyond it, spill or fail.",
+    )(f)
+    return click.option(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        default=limits.DEFAULT_TIMEOUT,
+        show_default=True,
+        callback=lambda _c, _p, v: limits.check_timeout(v),
+        help="Seconds a query may run (0 = no limit).",
+    )(f)
+
+
 @cli.command()
 @click.argument("path")
 @click.option("--sql", "query", help="A read-only SQL query over the file as `source`.")
@@ -349,6 +370,7 @@ def parse_time(value: str | None) -> int | None:
     type=click.Choice(["table", "csv", "json", "parquet", "raw"]),
     help="Output format (terminal: table; pipe: raw bytes or Parquet).",
 )
+@query_limits
 @click.pass_obj
 def cat(
     st: State,
@@ -358,6 +380,8 @@ def cat(
     time_start: str | None,
     time_end: str | None,
     fmt: str | None,
+    timeout: float | None,
+    memory_limit: int | None,
 ) -> None:
     """Raw bytes of a file, or a table/series/query result."""
     src = parse_source(path)
@@ -377,9 +401,9 @@ def cat(
         )
     from ..query import sql
 
-    ctx = sql.make_context()
+    ctx = sql.make_context(memory_limit)
     register_source(ctx, path, pond, version, t0, t1)
-    table = sql.run_sql(ctx, query or "SELECT * FROM source")
+    table = sql.run_sql(ctx, query or "SELECT * FROM source", timeout)
     fmt = fmt or ("table" if sys.stdout.isatty() else "parquet")
     if fmt == "table":
         output.print_table(table, render.console())
@@ -473,8 +497,16 @@ def list_factories(fmt: str) -> None:
 @click.option(
     "--limit", type=click.IntRange(min=0), default=20, help="How many transactions (recent)."
 )
+@query_limits
 @click.pass_context
-def control(ctx: click.Context, query: str | None, fmt: str, limit: int) -> None:
+def control(
+    ctx: click.Context,
+    query: str | None,
+    fmt: str,
+    limit: int,
+    timeout: float | None,
+    memory_limit: int | None,
+) -> None:
     """Transaction summaries, newest last (see the subcommands)."""
     ctx.ensure_object(State)
     ctx.meta["control_fmt"] = fmt
@@ -483,7 +515,7 @@ def control(ctx: click.Context, query: str | None, fmt: str, limit: int) -> None
             raise PondUsageError("--sql is used on its own, without a subcommand")
         from ..steward.queries import control_sql
 
-        table = control_sql(ctx.obj.open(), query)
+        table = control_sql(ctx.obj.open(), query, timeout, memory_limit)
         if fmt == "json":
             sys.stdout.write(output.to_json_text(table).rstrip("\n") + "\n")
         else:

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 import yaml
 
-from ..errors import FactoryError
+from ..errors import FactoryError, clip
 
 EXECUTOR = "executor"
 DATA = "data"  # makes a dynamic file or directory, computed on read (factories/live.py)
@@ -52,12 +52,68 @@ class Factory:
         raise FactoryError(f"factory {self.name} does not make a file or directory")
 
 
+# How many nodes YAML aliases (`*name`) may add to a document once expanded. A config is a
+# few dozen nodes; an "alias bomb" (each level repeating the previous one 10 times) reaches
+# billions, and building it took gigabytes before any check could see it.
+MAX_ALIAS_EXPANSION = 10_000
+_MAX_YAML_ERROR = 300
+
+
+def _expanded_size(root: yaml.Node, what: str) -> tuple[int, int]:
+    """(distinct nodes, nodes after expanding every alias) of a composed document.
+
+    Aliases compose to shared node objects, so the graph stays small however large its
+    expansion is: sizes are memoized per node and the walk is iterative (no recursion limit).
+    """
+    size: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        if done:
+            on_path.discard(key)
+            size[key] = 1 + sum(size[id(c)] for c in children)
+            continue
+        if key in size:
+            continue
+        if key in on_path:
+            raise FactoryError(f"{what} has a YAML alias that refers to itself")
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in size)
+    return len(size), size[id(root)]
+
+
 def parse_config(raw: bytes | str, what: str = "config") -> dict[str, Any]:
+    """Parse a YAML config mapping, refusing alias expansion beyond MAX_ALIAS_EXPANSION nodes
+    before anything is built."""
+    if not raw:
+        return {}
+    loader = yaml.SafeLoader(raw)
     try:
-        data = yaml.safe_load(raw) if raw else {}
+        node = loader.get_single_node()
+        data: Any = None
+        if node is not None:
+            distinct, expanded = _expanded_size(node, what)
+            if expanded - distinct > MAX_ALIAS_EXPANSION:
+                raise FactoryError(
+                    f"{what} uses YAML aliases that expand to more than "
+                    f"{MAX_ALIAS_EXPANSION:,} extra nodes: refused"
+                )
+            data = loader.construct_document(node)
     except yaml.YAMLError as e:
-        reason = " ".join(str(e).split())
+        reason = clip(" ".join(str(e).split()), _MAX_YAML_ERROR)
         raise FactoryError(f"{what} is not valid YAML: {reason}") from None
+    except RecursionError:
+        raise FactoryError(f"{what} is nested too deeply") from None
+    finally:
+        loader.dispose()
     if data is None:
         data = {}
     if not isinstance(data, dict):

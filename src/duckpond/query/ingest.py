@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-from duckpond.errors import FormatError, NotFoundError, PondError
+from duckpond.errors import FormatError, NotFoundError, PondError, clip
 
 PathLike = str | os.PathLike[str]
 ParquetSource = PathLike | bytes | pa.Buffer | IO[bytes]
@@ -195,7 +195,67 @@ def _csv_opener(
     return open_stream
 
 
+def _utf8_error(open_stream: Callable[[], pa.NativeFile], what: str) -> FormatError:
+    """Where the input stops being UTF-8 (error path only: one streamed pass)."""
+    line, carry = 1, b""
+    with open_stream() as s:
+        while chunk := s.read(1 << 20):
+            data = carry + chunk
+            try:
+                data.decode("utf-8")
+                carry = b""
+            except UnicodeDecodeError as e:
+                if e.reason == "unexpected end of data" and len(data) - e.start < 4:
+                    carry = data[e.start :]  # a character split between chunks
+                    data = data[: e.start]
+                else:
+                    line += data.count(b"\n", 0, e.start)
+                    return FormatError(
+                        f"{what} is not UTF-8 text: byte 0x{data[e.start]:02x} on line {line} "
+                        "cannot be decoded; convert the file to UTF-8 first "
+                        "(for example: iconv -f latin1 -t utf-8)"
+                    )
+            line += data.count(b"\n")
+    if carry:
+        return FormatError(f"{what} is not UTF-8 text: it ends in the middle of a character")
+    return FormatError(f"{what} is not UTF-8 text")
+
+
+def check_column_names(schema: pa.Schema, what: str) -> None:
+    """Refuse duplicate column names: Parquet keeps both, but SQL, CSV and JSON output can
+    only show one of them."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(schema.names, start=1):
+        if name in seen:
+            raise FormatError(
+                f"{what} has two columns named {clip(name)!r} (columns {seen[name]} and {i}): "
+                "column names must be unique"
+            )
+        seen[name] = i
+
+
+def _check_csv_schema(
+    schema: pa.Schema, open_stream: Callable[[], pa.NativeFile], what: str
+) -> None:
+    """Only UTF-8 CSV is accepted: pyarrow keeps undecodable header names as raw bytes and
+    infers undecodable values as a binary column (never inferred otherwise). Header names
+    must be unique."""
+    try:
+        schema.names  # noqa: B018 - decoding the names is the check
+    except UnicodeDecodeError:
+        raise _utf8_error(open_stream, what) from None
+    if any(pa.types.is_binary(t) or pa.types.is_large_binary(t) for t in schema.types):
+        raise _utf8_error(open_stream, what)
+    check_column_names(schema, what)
+
+
 def _read_csv(open_stream: Callable[[], pa.NativeFile], what: str) -> pa.Table:
+    table = _parse_csv(open_stream, what)
+    _check_csv_schema(table.schema, open_stream, what)
+    return table
+
+
+def _parse_csv(open_stream: Callable[[], pa.NativeFile], what: str) -> pa.Table:
     try:
         with open_stream() as s:
             return pcsv.read_csv(s)
@@ -303,6 +363,7 @@ def _stream_csv(
         except _ARROW_ERRORS as e:
             raise _csv_error(what, e) from None
         schema = reader.schema
+        _check_csv_schema(schema, opener, what)
         with pq.ParquetWriter(str(dest), schema, compression=PARQUET_COMPRESSION) as writer:
             pending: list[pa.RecordBatch] = []
             pending_bytes = pending_rows = 0
@@ -312,6 +373,8 @@ def _stream_csv(
                 except StopIteration:
                     break
                 except _ARROW_ERRORS as e:
+                    if "invalid UTF8" in str(e):
+                        raise _utf8_error(opener, what) from None
                     m = _CONVERSION_RE.match(_one_line(e))
                     if m and int(m.group(1)) < len(schema):
                         field = schema.field(int(m.group(1)))
@@ -360,6 +423,33 @@ def detect_time_column(schema: pa.Schema, preferred: str | None = None) -> str |
         if pa.types.is_timestamp(f.type):
             return f.name
     return None
+
+
+def require_time_column(schema: pa.Schema, preferred: str | None, what: str) -> str:
+    """detect_time_column, or a FormatError saying which column was looked at and why it
+    does not qualify."""
+    found = detect_time_column(schema, preferred)
+    if found is not None:
+        return found
+    by_name = {f.name: f for f in schema}
+    hint = "write times as ISO 8601 (2024-01-01T00:00:00Z) or choose one with --time-column"
+    for name in TIME_COLUMN_NAMES:
+        f = by_name.get(name)
+        if f is not None:
+            kind = (
+                "text" if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) else f.type
+            )
+            raise FormatError(
+                f"a series needs a time column; none found in {what}: column '{clip(name)}' "
+                f"holds {kind} values, not timestamps, dates or integers ({hint})"
+            )
+    names = ", ".join(clip(n, 40) for n in schema.names[:10])
+    more = ", ..." if len(schema.names) > 10 else ""
+    raise FormatError(
+        f"a series needs a time column; none found in {what}: no column is named "
+        f"{', '.join(TIME_COLUMN_NAMES)} or has a timestamp type (columns: {names}{more}; "
+        f"{hint})"
+    )
 
 
 def _to_micros(value: int, t: pa.DataType) -> int:

@@ -26,11 +26,20 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from datafusion import DataFrame, SessionConfig, SessionContext, SQLOptions, col, lit
+from datafusion import (
+    DataFrame,
+    RuntimeEnvBuilder,
+    SessionConfig,
+    SessionContext,
+    SQLOptions,
+    col,
+    lit,
+)
 
 from duckpond.errors import FormatError, NotFoundError, QueryError
 
 from .ingest import read_parquet_schema
+from .limits import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT, QueryTimeout, deadline, format_size
 
 SOURCE_NAMES: tuple[str, ...] = ("source", "series")
 
@@ -60,9 +69,21 @@ class Part:
         return self.path if self.path is not None else f"<inline {len(self.data or b'')} bytes>"
 
 
-def make_context() -> SessionContext:
+def make_context(memory_limit: int | None = DEFAULT_MEMORY_LIMIT) -> SessionContext:
+    """A context whose queries may reserve at most `memory_limit` bytes (None: no limit),
+    spilling to the OS temp directory where an operator can (see limits.py)."""
     # information_schema lets users run SHOW TABLES / SHOW COLUMNS, which are reads
-    return SessionContext(SessionConfig().with_information_schema(True))
+    config = SessionConfig().with_information_schema(True)
+    runtime = RuntimeEnvBuilder().with_disk_manager_os()
+    if memory_limit:
+        runtime = runtime.with_fair_spill_pool(memory_limit)
+    ctx = SessionContext(config, runtime)
+    _memory_limits[ctx] = memory_limit
+    return ctx
+
+
+# what each context was built with, for the error message when a query exceeds it
+_memory_limits: weakref.WeakKeyDictionary[SessionContext, int | None] = weakref.WeakKeyDictionary()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -308,8 +329,14 @@ def _clean_message(raw: str) -> str:
     return msg if len(msg) <= _MAX_MESSAGE else msg[: _MAX_MESSAGE - 3] + "..."
 
 
-def _query_error(err: BaseException) -> QueryError:
+def _query_error(err: BaseException, memory_limit: int | None = None) -> QueryError:
     raw = " ".join(str(err).split())
+    if "Resources exhausted" in raw:
+        limit = f" of {format_size(memory_limit)}" if memory_limit else ""
+        return QueryError(
+            f"query exceeded the memory limit{limit} (raise it with --memory-limit SIZE): "
+            f"{_clean_message(raw)}"
+        )
     refused = _REFUSED_RE.search(raw)
     if refused:
         kind, what = refused.groups()
@@ -353,14 +380,20 @@ def plain_types(table: pa.Table) -> pa.Table:
     return table if target == table.schema else table.cast(target)
 
 
-def run_sql(ctx: SessionContext, query: str) -> pa.Table:
-    """Run one read-only query; DDL, DML, COPY and SET are refused. Errors are one-line
-    QueryErrors."""
+def run_sql(ctx: SessionContext, query: str, timeout: float | None = DEFAULT_TIMEOUT) -> pa.Table:
+    """Run one read-only query, stopped after `timeout` seconds (None: no limit; enforced in
+    the main thread only, see limits.py); DDL, DML, COPY and SET are refused. Errors are
+    one-line QueryErrors."""
     try:
-        df = ctx.sql_with_options(query, _READ_ONLY)
-        table = df.to_arrow_table()
+        with deadline(timeout):
+            df = ctx.sql_with_options(query, _READ_ONLY)
+            table = df.to_arrow_table()
+    except QueryTimeout:
+        raise QueryError(
+            f"query exceeded the time limit of {timeout:g}s (raise it with --timeout SECONDS)"
+        ) from None
     except (QueryError, FormatError, NotFoundError):
         raise
     except Exception as e:  # DataFusion raises plain Exception/ValueError subclasses
-        raise _query_error(e) from None
+        raise _query_error(e, _memory_limits.get(ctx)) from None
     return plain_types(table)

@@ -7,12 +7,18 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from ..query import sql
+from ..query.limits import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
 
 if TYPE_CHECKING:
     from ..pond import Pond
 
 
-def control_sql(pond: Pond, query: str) -> pa.Table:
-    ctx = sql.make_context()
+def control_sql(
+    pond: Pond,
+    query: str,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
+) -> pa.Table:
+    ctx = sql.make_context(memory_limit)
     ctx.register_table("control_table", pond.control.dt)
-    return sql.run_sql(ctx, query)
+    return sql.run_sql(ctx, query, timeout)

@@ -300,6 +300,8 @@ class StagedTxn:
 
     def _link(self, dir_id: str, entry: Entry) -> None:
         entries = dict(self._entries(dir_id))
+        if entry.name not in entries:  # every new name of every write passes here
+            paths.check_new_name(entry.name)
         entries[entry.name] = entry
         self._dirs[dir_id] = entries
 

@@ -1,0 +1,96 @@
+"""Bounds on every query the pond runs for a user (SPEC §7): a memory limit and a timeout.
+
+Memory: DataFusion's fair spill pool caps what its operators may reserve; sorts, joins and
+aggregations that can spill write to the OS temp directory ($TMPDIR) instead of growing, and
+one that cannot spill fails with "Resources exhausted", reported as the memory limit.
+
+Time: DataFusion's Python bindings poll for Python signals while a query runs (about once a
+second), so a SIGALRM whose handler raises stops the query and drops its tasks. Signal handlers
+only run in the main thread: a query started from another thread runs without a time limit.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+from duckpond.errors import PondUsageError, clip
+
+DEFAULT_MEMORY_LIMIT = 2 << 30  # bytes: 2 GiB
+DEFAULT_TIMEOUT = 600.0  # seconds
+_MAX_TIMER = 1e8  # seconds (~3 years): setitimer overflows time_t far beyond; as good as none
+# Below this DataFusion cannot even reserve a sort's merge buffer (10 MiB per partition).
+MIN_MEMORY_LIMIT = 32 << 20
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int | None:
+    """`512M`, `2G`, `1.5G`, `1048576` (bytes; units are powers of 1024) -> bytes; `0`,
+    `none` or `unlimited` -> None (no limit)."""
+    if text.strip().lower() in ("0", "none", "unlimited"):
+        return None
+    m = _SIZE_RE.match(text)
+    if m is None:
+        raise PondUsageError(f"not a size: {clip(text)!r} (use e.g. 512M or 2G)")
+    # far beyond any machine's memory: clamped so the pool size stays a valid usize
+    size = min(int(float(m.group(1)) * _UNITS[m.group(2).upper()]), 1 << 60)
+    if size == 0:
+        return None
+    if size < MIN_MEMORY_LIMIT:
+        raise PondUsageError(f"memory limit {clip(text)} is below the minimum of 32M")
+    return size
+
+
+def format_size(size: int) -> str:
+    for unit in ("T", "G", "M", "K"):
+        if size >= _UNITS[unit] and size % _UNITS[unit] == 0:
+            return f"{size // _UNITS[unit]}{unit}"
+    return f"{size} bytes"
+
+
+def check_timeout(seconds: float | None) -> float | None:
+    """None or 0 mean no limit; a negative or non-finite value is a usage error."""
+    if seconds is None or seconds == 0:
+        return None
+    if not 0 < seconds < float("inf"):
+        raise PondUsageError(f"not a timeout: {seconds!r} (use a number of seconds > 0)")
+    return float(seconds)
+
+
+class QueryTimeout(BaseException):
+    """Raised by the SIGALRM handler inside a running query. A BaseException so that no
+    `except Exception` on the way out can swallow it."""
+
+
+@contextmanager
+def deadline(seconds: float | None) -> Iterator[None]:
+    """Raise QueryTimeout in the main thread once `seconds` have passed; a no-op without a
+    limit or outside the main thread. A timer already running (the caller's) is put back."""
+    if seconds is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    armed = True
+
+    def on_alarm(signum: int, frame: FrameType | None) -> None:
+        if armed:
+            raise QueryTimeout
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    started = time.monotonic()
+    outer_delay, outer_interval = signal.setitimer(signal.ITIMER_REAL, min(seconds, _MAX_TIMER))
+    try:
+        yield
+    finally:
+        armed = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if outer_delay > 0:
+            left = max(outer_delay - (time.monotonic() - started), 0.001)
+            signal.setitimer(signal.ITIMER_REAL, left, outer_interval)
