@@ -488,3 +488,33 @@ def test_template_errors_refused_at_mknod(pond: Pond) -> None:
     with pytest.raises(FactoryError, match=r"\$1"):
         mknod(pond, "/t", "template", {**base, "out_pattern": "$1", "template": "x"})
     assert pond.lookup("/t") is None
+
+
+def test_pond_library_reads_derived_nodes(pond: Pond) -> None:
+    write_series(pond, "/s/x", [T0 + i * H for i in range(6)], v=[float(i) for i in range(6)])
+    reduce_cfg = {"in_pattern": "/s/*", "resolutions": ["2h"], "aggregations": [{"type": "sum"}]}
+    mknod(pond, "/r", "temporal-reduce", reduce_cfg)
+    pond.refresh()
+    assert [(e.path, e.type) for e in pond.list("/r/**")] == [
+        ("/r", "dir:dynamic"),
+        ("/r/x", "dir:dynamic"),
+        ("/r/x/res=2h.series", "file:series:dynamic"),
+    ]
+    got = pond.sql('SELECT sum("v.sum") AS t FROM source', path="/r/x/res=2h.series")
+    assert got.column("t").to_pylist() == [15.0]
+    window = pond.sql(
+        "SELECT * FROM source",
+        path="/r/x/res=2h.series",
+        time_start=T0 + 2 * H,
+        time_end=T0 + 3 * H,
+    )
+    assert window.column("v.sum").to_pylist() == [5.0]  # 2.0 + 3.0
+    d = pond.describe("/r/x/res=2h.series")
+    assert d["factory"] == "temporal-reduce" and d["type"] == "file:series:dynamic"
+    assert [f["name"] for f in d["schema"]] == ["timestamp", "v.sum"]
+    top = pond.describe("/r")
+    assert top["config"]["resolutions"] == ["2h"] and top["entries"] == ["x"]
+    assert [v["version"] for v in top["versions"]] == [1]
+    assert pond.read_bytes("/r/x/res=2h.series")[:4] == b"PAR1"
+    with pytest.raises(PondError, match="derived"):
+        pond.read_bytes("/r/x/res=2h.series", version=1)
