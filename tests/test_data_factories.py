@@ -169,6 +169,23 @@ def test_input_removed_later_is_a_clear_read_error(pond: Pond) -> None:
         )
     with pytest.raises(FactoryError, match="/raw/gone"):
         resolve(pond, "/d")
+    with pond.transaction() as tx:  # and a node over it, stored without the mknod check
+        tx.mknod(
+            "/r",
+            "temporal-reduce",
+            "dir:dynamic",
+            b"{in_pattern: /d, out_pattern: d, resolutions: [1h], aggregations: [{type: avg}]}",
+        )
+    pond.refresh()
+    # listing still shows both (with a warning); reading them is the clear error
+    assert [(e.path, e.type) for e in pond.list("/**/*") if e.path in ("/d", "/r")] == [
+        ("/d", "file:series:dynamic"),
+        ("/r", "dir:dynamic"),
+    ]
+    with pytest.raises(FactoryError, match="/raw/gone"):
+        pond.sql(path="/d")
+    with pytest.raises(FactoryError, match="/raw/gone"):
+        pond.sql(path="/r/d/res=1h.series")
 
 
 # -- temporal-reduce --------------------------------------------------------------------------

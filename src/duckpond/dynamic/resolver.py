@@ -8,7 +8,8 @@ cycle between derived nodes is an error naming the cycle instead of endless recu
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,7 @@ class Resolver:
         self._built: dict[str, LiveNode] = {}
         self._stack: list[str] = []
         self._results: dict[str, pa.Table] = {}
+        self._lenient = False  # listing: a node that cannot be built is listed, with a warning
 
     @classmethod
     def for_pond(cls, pond: Any, cache: bool = True) -> Resolver:
@@ -50,7 +52,13 @@ class Resolver:
         if loc.row.factory and nodes.is_dynamic(loc.file_type):
             fac = registry.get(loc.row.factory)
             if fac.kind == factory_base.DATA:
-                return self._build_stored(loc, fac)
+                if not self._lenient:
+                    return self._build_stored(loc, fac)
+                try:
+                    return self._build_stored(loc, fac)
+                except PondError as e:
+                    log.warning("%s: %s", loc.path, " ".join(str(e).split()))
+                    return Unbuilt(loc)
         if nodes.is_dir(loc.file_type):
             return StoredDir(self, loc)
         if nodes.is_table(loc.file_type) or nodes.is_series(loc.file_type):
@@ -128,8 +136,14 @@ class Resolver:
     def glob(self, pattern: str, strict: bool = True) -> list[LiveNode]:
         """Nodes matching a glob, descending into dynamic directories.
 
-        strict=False (listing): a dynamic directory that cannot be built is listed with a
-        warning and without children, so one broken node does not hide the whole pond."""
+        strict=False (listing): a factory node that cannot be built is listed with a warning
+        (a directory without children), so one broken node does not hide the whole pond."""
+        if not strict:
+            self._lenient = True
+            try:
+                return self.glob(pattern, strict=True)
+            finally:
+                self._lenient = False
         pat = paths.compile_glob(pattern)
         if not paths.has_glob(pattern):
             try:  # a literal path lists a symlink itself, not its target
@@ -142,11 +156,11 @@ class Resolver:
         if start is None:
             return []
         out: list[LiveNode] = []
-        self._walk(start, pat, out, strict)
+        self._walk(start, pat, out)
         return out
 
-    def _children(self, node: LiveDir, strict: bool) -> list[LiveNode]:
-        if strict:
+    def _children(self, node: LiveDir) -> list[LiveNode]:
+        if not self._lenient:
             return node.children()
         try:
             return node.children()
@@ -154,14 +168,12 @@ class Resolver:
             log.warning("%s: %s", node.path, " ".join(str(e).split()))
             return []
 
-    def _walk(
-        self, node: LiveNode, pat: paths.GlobPattern, out: list[LiveNode], strict: bool
-    ) -> None:
+    def _walk(self, node: LiveNode, pat: paths.GlobPattern, out: list[LiveNode]) -> None:
         if pat.match(node.path):
             out.append(node)
         if isinstance(node, LiveDir) and pat.could_match_below(node.path):
-            for child in self._children(node, strict):
-                self._walk(child, pat, out, strict)
+            for child in self._children(node):
+                self._walk(child, pat, out)
 
     # -- results ---------------------------------------------------------------------------
     def cached(self, key: str, compute: Callable[[], pa.Table]) -> pa.Table:
@@ -176,6 +188,20 @@ class Resolver:
         return table
 
 
+class Unbuilt(LiveNode):
+    """A stored factory node that could not be built (listing shows it all the same)."""
+
+    def __init__(self, loc: Located) -> None:
+        self.path = loc.path
+        self.file_type = loc.file_type
+        self.factory = loc.row.factory
+        self.version = loc.row.version
+        self.size = loc.row.size
+
+    def key(self) -> str:
+        return self.path
+
+
 class _Context:
     """The BuildContext a factory sees while building the node at `path`."""
 
@@ -183,14 +209,27 @@ class _Context:
         self.resolver = resolver
         self.path = path
 
+    # a factory's inputs are strict even while listing: a broken input is an error,
+    # never silently missing from the result
     def glob(self, pattern: str) -> list[LiveNode]:
-        return self.resolver.glob(pattern, strict=True)
+        with self._strict():
+            return self.resolver.glob(pattern, strict=True)
 
     def lookup(self, path: str) -> LiveNode | None:
-        return self.resolver.lookup(path)
+        with self._strict():
+            return self.resolver.lookup(path)
 
     def build(self, path: str, factory: str, config: dict[str, Any]) -> LiveNode:
-        return self.resolver.build(path, factory, config)
+        with self._strict():
+            return self.resolver.build(path, factory, config)
+
+    @contextmanager
+    def _strict(self) -> Iterator[None]:
+        saved, self.resolver._lenient = self.resolver._lenient, False
+        try:
+            yield
+        finally:
+            self.resolver._lenient = saved
 
     def cached(self, key: str, compute: Callable[[], pa.Table]) -> pa.Table:
         return self.resolver.cached(key, compute)
