@@ -627,6 +627,30 @@ def maintain(st: State, retention_hours: float, fmt: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run the CLI and end the process without interpreter teardown.
+
+    Native libraries (deltalake, DataFusion) keep runtime threads that, destroyed during
+    interpreter shutdown, occasionally abort the process ("terminate called without an
+    active exception", exit 134) after the command's work is done. Every exit path flushes
+    the standard streams and leaves with os._exit, so the exit code is always the command's.
+    """
+    try:
+        _run(argv)
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if e.code is not None and not isinstance(e.code, int):
+            print(e.code, file=sys.stderr)
+    else:
+        code = 0
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said
+            pass
+    os._exit(code)
+
+
+def _run(argv: list[str] | None) -> None:
     keep_pandas_out()
     try:
         cli.main(args=argv, prog_name="pond", standalone_mode=False)

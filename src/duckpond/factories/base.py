@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from typing import Any, Protocol
@@ -33,11 +34,23 @@ class RunContext(Protocol):
 
     def log(self, message: str) -> None: ...
 
+    def redact(self, text: str) -> str:
+        """`text` with every secret value this run resolved replaced by its reference;
+        a factory calls it on raw output before trimming, so no fragment survives."""
+        ...
+
+    def job_started(self, pid: int, start_time: int | None) -> None:
+        """A job's process was started (pid = its process group): recorded before it
+        can do much, so that `recover` can make sure it is gone before a retry."""
+        ...
+
 
 class Factory:
     name: str = ""
     description: str = ""
     kind: str = EXECUTOR
+    # Runs a host process: its `post_commit_started` row waits for the pid (job_started).
+    spawns_process: bool = False
     file_type: str = "file:data:dynamic"
 
     def validate(self, config: dict[str, Any]) -> dict[str, Any]:
@@ -121,22 +134,65 @@ def parse_config(raw: bytes | str, what: str = "config") -> dict[str, Any]:
     return data
 
 
-def expand_env(value: Any) -> Any:
-    """Expand `${env:NAME}` at run time; the stored config keeps the reference."""
+def expand_env(value: Any, secrets: Secrets | None = None) -> Any:
+    """Expand `${env:NAME}` at run time; the stored config keeps the reference.
+
+    `secrets` collects every value substituted, so that whatever the run prints or the
+    pond records can have it replaced by its reference again."""
     if isinstance(value, str):
 
         def sub(m: re.Match[str]) -> str:
             name = m.group(1)
             if name not in os.environ:
                 raise FactoryError(f"environment variable {name} is not set")
+            if secrets is not None:
+                secrets.add(name, os.environ[name])
             return os.environ[name]
 
         return _ENV_REF.sub(sub, value)
     if isinstance(value, list):
-        return [expand_env(v) for v in value]
+        return [expand_env(v, secrets) for v in value]
     if isinstance(value, dict):
-        return {k: expand_env(v) for k, v in value.items()}
+        return {k: expand_env(v, secrets) for k, v in value.items()}
     return value
+
+
+class Secrets:
+    """The values `${env:NAME}` references resolved to in one run (SPEC §4, §8: never stored).
+
+    `redact` puts the reference back in place of each value, also in the forms a message
+    commonly carries it: whitespace-collapsed (one-line errors), repr- and JSON-escaped,
+    and each line of a multi-line value. Values shorter than MIN_LEN characters (flags
+    such as `1` or `yes`) are not treated as secret: replacing them would garble every
+    message without protecting anything."""
+
+    MIN_LEN = 4
+
+    def __init__(self) -> None:
+        self._forms: dict[str, str] = {}  # a form of a secret value -> its reference
+
+    def add(self, name: str, value: str) -> None:
+        ref = f"${{env:{name}}}"
+        forms = {
+            value,
+            " ".join(value.split()),
+            repr(value)[1:-1],
+            json.dumps(value)[1:-1],
+            *(line.strip() for line in value.splitlines()),
+        }
+        for form in forms:
+            if len(form) >= self.MIN_LEN and not form.isspace():
+                self._forms.setdefault(form, ref)
+
+    def __bool__(self) -> bool:
+        return bool(self._forms)
+
+    def redact(self, text: str) -> str:
+        # Longest first, so a value containing another is replaced whole.
+        for form in sorted(self._forms, key=len, reverse=True):
+            if form in text:
+                text = text.replace(form, self._forms[form])
+        return text
 
 
 class Fields:

@@ -5,17 +5,22 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 from typing import Any
 
 from ..errors import FactoryError
+from . import process
 from .base import Factory, Fields, RunContext
 from .registry import register
 
 STDERR_TAIL = 500
+# Read this much of stderr's end: enough for the tail once secrets are put back as references.
+STDERR_READ = 64 * 1024
 
 
 class CommandFactory(Factory):
     name = "command"
+    spawns_process = True
     description = (
         "Runs a host command (argv list `command`, optional `env`, `cwd`, `timeout_s`) with "
         "POND, POND_TXN_SEQ, POND_PARENT_TXN_SEQ, POND_ARGS in its environment; "
@@ -49,23 +54,43 @@ class CommandFactory(Factory):
         env["POND_ARGS"] = json.dumps(ctx.args)
         env["POND_VARS"] = json.dumps(ctx.vars)
         argv = [*cfg["command"], *ctx.args] if ctx.parent_txn_seq is None else cfg["command"]
-        try:
-            proc = subprocess.run(
-                argv,
-                env=env,
-                cwd=cfg["cwd"],
-                capture_output=True,
-                timeout=cfg["timeout_s"],
-                stdin=subprocess.DEVNULL,
-            )
-        except FileNotFoundError:
-            raise FactoryError(f"command not found: {argv[0]}") from None
-        except subprocess.TimeoutExpired:
-            raise FactoryError(f"command timed out after {cfg['timeout_s']} s") from None
-        for line in proc.stdout.decode("utf-8", "replace").splitlines():
+        # Output goes to files, not pipes: a process the job leaves behind holding a pipe
+        # open would keep the pond waiting after the job itself has exited.
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            try:
+                proc = subprocess.Popen(
+                    argv,
+                    env=env,
+                    cwd=cfg["cwd"],
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    start_new_session=True,
+                    preexec_fn=process.tie_to_parent(),
+                )
+            except FileNotFoundError:
+                raise FactoryError(f"command not found: {argv[0]}") from None
+            started = process.child_start_time(proc.pid)
+            try:
+                ctx.job_started(proc.pid, started)
+                proc.wait(timeout=cfg["timeout_s"])
+            except subprocess.TimeoutExpired:
+                raise FactoryError(f"command timed out after {cfg['timeout_s']} s") from None
+            finally:
+                # Nothing of this attempt outlives it: the job's group goes with the job.
+                process.end_group(proc.pid, started)
+                proc.wait()
+            out.seek(0)
+            stdout = ctx.redact(out.read().decode("utf-8", "replace"))
+            if proc.returncode != 0:
+                err.seek(0, os.SEEK_END)
+                err.seek(max(0, err.tell() - STDERR_READ))
+                stderr = ctx.redact(err.read().decode("utf-8", "replace"))
+        for line in stdout.splitlines():
             ctx.log(line)
         if proc.returncode != 0:
-            tail = " ".join(proc.stderr.decode("utf-8", "replace").split())[-STDERR_TAIL:]
+            # Redacted before trimming: a cut can then never leave part of a secret.
+            tail = " ".join(stderr.split())[-STDERR_TAIL:]
             raise FactoryError(f"command exited with status {proc.returncode}: {tail}")
 
 

@@ -49,9 +49,10 @@ class TestExecutor(Factory):
                 raise FactoryError(f"{self.name}: file_to_read {path} does not exist")
             got = ctx.read_bytes(path).decode("utf-8", "replace")
             if got != cfg["expected_content"]:
+                # Redacted before the cut, so no fragment of a secret value is echoed.
+                shown, wanted = ctx.redact(got), ctx.redact(cfg["expected_content"])
                 raise FactoryError(
-                    f"{self.name}: {path} holds {got[:80]!r}, expected "
-                    f"{cfg['expected_content'][:80]!r}"
+                    f"{self.name}: {path} holds {shown[:80]!r}, expected {wanted[:80]!r}"
                 )
         if cfg["write_path"] is not None:
             ctx.write_bytes(cfg["write_path"], cfg["message"].encode())

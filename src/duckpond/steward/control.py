@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from deltalake import DeltaTable
+from deltalake import DeltaTable, Field
+from deltalake.schema import PrimitiveType
 
 from ..nodes import now_us
 from ..storage import deltafiles
@@ -34,9 +35,16 @@ CONTROL_SCHEMA = pa.schema(
         ("attempt", pa.int32()),
         ("cli_args", pa.string()),
         ("vars", pa.string()),
+        # post_commit_started of a job that runs a host process: its pid (= its process
+        # group) and start time (/proc/PID/stat, clock ticks), so `recover` can end it.
+        ("pid", pa.int64()),
+        ("pid_starttime", pa.int64()),
     ]
 )
 COLUMNS = [f.name for f in CONTROL_SCHEMA]
+# Columns added after the first release: a control table created before them gets them by
+# schema evolution on its next append, and its older files read them as null.
+ADDED_COLUMNS = ("pid", "pid_starttime")
 # Record types (SPEC §5).
 BEGIN = "begin"
 DATA_COMMITTED = "data_committed"
@@ -84,6 +92,8 @@ class Record:
     attempt: int | None = None
     cli_args: str | None = None
     vars: str | None = None
+    pid: int | None = None
+    pid_starttime: int | None = None
 
 
 def records_to_table(records: Iterable[Record]) -> pa.Table:
@@ -94,6 +104,14 @@ def records_to_table(records: Iterable[Record]) -> pa.Table:
     return pa.table(cols, schema=CONTROL_SCHEMA)
 
 
+def conform(table: pa.Table, schema: pa.Schema = CONTROL_SCHEMA) -> pa.Table:
+    """`table` in `schema`: columns a file written before they existed are read as null."""
+    missing = [f for f in schema if f.name not in table.column_names]
+    for f in missing:
+        table = table.append_column(f, pa.nulls(table.num_rows, f.type))
+    return table.select(schema.names).cast(schema)
+
+
 class ControlTable:
     def __init__(self, path: Path, dt: DeltaTable) -> None:
         self.path = path
@@ -101,6 +119,7 @@ class ControlTable:
         self._written: dict[str, pa.Table] = {}  # files this process appended: no re-read
         self._files: dict[str, int] | None = None
         self._files_version = -1
+        self._schema_checked = False
 
     def _read(self, rel: str) -> pa.Table:
         table = self._written.pop(rel, None)
@@ -138,6 +157,7 @@ class ControlTable:
 
     def append(self, records: list[Record], durable: bool = True) -> int:
         """Append records as one Delta commit (`durable`: it survives a power loss)."""
+        self.evolve_schema()
         table = records_to_table(records)
         action = deltafiles.write_file(self.path, table)
         version = deltafiles.commit(self.dt, self.path, [action], durable=durable)
@@ -146,6 +166,24 @@ class ControlTable:
         if version % COMPACT_FILES == 0:
             self._upkeep()
         return version
+
+    def evolve_schema(self) -> None:
+        """Add the columns a table created by an older pond lacks (a metaData commit)."""
+        if self._schema_checked:
+            return
+        have = {f.name for f in self.dt.schema().fields}
+        if not all(c in have for c in ADDED_COLUMNS):
+            self.dt.update_incremental()
+            have = {f.name for f in self.dt.schema().fields}
+            missing = [
+                Field(c, PrimitiveType("long"), nullable=True)
+                for c in ADDED_COLUMNS
+                if c not in have
+            ]
+            if missing:
+                self.dt.alter.add_columns(missing)
+                sync_commit(self.path, self.dt.version())
+        self._schema_checked = True
 
     def _file_list(self) -> dict[str, int]:
         """path -> num_records of the live files, kept in-process; the log is re-read only
@@ -207,11 +245,25 @@ class ControlTable:
         if not paths:
             return schema.empty_table()
         floor = ("txn_seq", min_seq) if min_seq is not None else None
-        tables = [
-            deltafiles.read_parquet(self.path / p, columns=columns, min_value=floor).cast(schema)
-            for p in paths
-        ]
+        tables = [self._read_columns(p, columns, floor, schema) for p in paths]
         table = pa.concat_tables(tables)
         if ordered and "timestamp" in table.column_names:
             table = table.sort_by([("timestamp", "ascending")])
         return table
+
+    def _read_columns(
+        self,
+        rel: str,
+        columns: list[str] | None,
+        floor: tuple[str, int] | None,
+        schema: pa.Schema,
+    ) -> pa.Table:
+        path = self.path / rel
+        try:
+            table = deltafiles.read_parquet(path, columns=columns, min_value=floor)
+        except (KeyError, ValueError, pa.ArrowInvalid):
+            if columns is None:
+                raise
+            # A file from before a column was added: read what it has, the rest is null.
+            table = deltafiles.read_parquet(path, min_value=floor)
+        return conform(table, schema)

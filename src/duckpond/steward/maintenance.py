@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from ..storage import deltafiles
-from .control import CONTROL_SCHEMA
+from .control import conform
 
 if TYPE_CHECKING:
     from ..pond import Pond
@@ -33,12 +33,13 @@ def maintain(pond: Pond, retention_hours: float = 1.0) -> dict[str, Any]:
             "version": data.version(),
         }
         control = pond.control
+        control.evolve_schema()  # compacted files carry every column: the table must too
         control.dt.update_incremental()
         actions = deltafiles.add_actions(control.dt)
         files = actions.column("path").to_pylist()
         if len(files) > 1:
             merged = pa.concat_tables(
-                [deltafiles.read_parquet(control.path / f).cast(CONTROL_SCHEMA) for f in files]
+                [conform(deltafiles.read_parquet(control.path / f)) for f in files]
             )
             deltafiles.compact(control.dt, control.path, files, merged)
         deltafiles.checkpoint(control.dt, control.path)

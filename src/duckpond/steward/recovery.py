@@ -5,12 +5,14 @@ committed; the control table only says what was being attempted."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..factories import process
 from .control import (
     BEGIN,
     COMPLETED,
@@ -18,6 +20,7 @@ from .control import (
     FAILED,
     PC_COMPLETED,
     PC_PENDING,
+    PC_STARTED,
     POST_COMMIT,
     WRITE,
     Record,
@@ -31,6 +34,8 @@ from .summaries import (
 )
 
 INTERRUPTED = "interrupted before data commit"
+
+log = logging.getLogger("pond")
 
 
 def _rows_of(ctl: pa.Table, txn_id: str) -> list[dict[str, Any]]:
@@ -55,6 +60,30 @@ def _args_vars(begin: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
 
 def _since_ms(ts: Any) -> int:
     return max(0, int(time.time() * 1000 - ts.timestamp() * 1000))
+
+
+def _end_earlier_attempts(ctl: pa.Table, key: tuple[int, int]) -> None:
+    """End the process group of every recorded attempt of task `key` still running (a job
+    that outlived a crashed pond); raises PondError if one cannot be ended."""
+    if "pid" not in ctl.column_names:
+        return
+    mask = pc.and_(
+        pc.and_(_eq(ctl, "parent_txn_seq", key[0]), _eq(ctl, "execution_seq", key[1])),
+        pc.and_(_eq(ctl, "record_type", PC_STARTED), pc.is_valid(ctl["pid"])),
+    )
+    for r in ctl.filter(mask).to_pylist():
+        if process.end_group(r["pid"], r["pid_starttime"]):
+            log.warning(
+                "ended process group %d left running by attempt %s of task %d/%d",
+                r["pid"],
+                r["attempt"],
+                key[0],
+                key[1],
+            )
+
+
+def _eq(table: pa.Table, column: str, value: Any) -> pa.ChunkedArray:
+    return pc.fill_null(pc.equal(table[column], value), False)
 
 
 def recover(steward: Steward, retry_failed: bool = False) -> dict[str, Any]:
@@ -192,6 +221,8 @@ def recover(steward: Steward, retry_failed: bool = False) -> dict[str, Any]:
                 )
                 outcome = "completed (its data had committed)"
             else:
+                # At most one attempt at a time: what an earlier one left running ends first.
+                _end_earlier_attempts(ctl, key)
                 ok = steward.run_task(task, args, vars, attempt)
                 outcome = "completed" if ok else "failed"
             report["tasks"].append(

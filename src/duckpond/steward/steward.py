@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +59,12 @@ def one_line(e: BaseException | str) -> str:
     return text or type(e).__name__ if isinstance(e, BaseException) else text
 
 
+def error_text(e: BaseException, secrets: factory_base.Secrets) -> str:
+    """The one-line error the pond records and prints for a failed job: the one place a
+    job's error becomes text, with every secret value it resolved put back as reference."""
+    return one_line(secrets.redact(str(e))) or type(e).__name__
+
+
 @dataclass(frozen=True)
 class Task:
     parent_txn_seq: int
@@ -69,7 +75,10 @@ class Task:
 
 
 class TaskContext:
-    """What a running factory sees: the pond as committed, plus its own staged writes."""
+    """What a running factory sees: the pond as committed, plus its own staged writes.
+
+    It knows the secret values the factory's config resolved (`secrets`): every message
+    it logs, and the error the steward records and prints, goes through `redact`."""
 
     def __init__(
         self,
@@ -79,6 +88,8 @@ class TaskContext:
         args: list[str],
         vars: dict[str, str],
         label: str,
+        secrets: factory_base.Secrets | None = None,
+        on_job_started: Callable[[int, int | None], None] | None = None,
     ) -> None:
         self.pond_path = pond_path
         self.staged = staged
@@ -87,6 +98,8 @@ class TaskContext:
         self.args = args
         self.vars = vars
         self.label = label
+        self.secrets = secrets if secrets is not None else factory_base.Secrets()
+        self._on_job_started = on_job_started
 
     def read_bytes(self, path: str) -> bytes:
         return self.staged.read_bytes(path)
@@ -98,7 +111,17 @@ class TaskContext:
         self.staged.write(path, nodes.FILE_DATA, data, parents=True)
 
     def log(self, message: str) -> None:
-        log.info("[%s] %s", self.label, message)
+        log.info("[%s] %s", self.label, self.redact(message))
+
+    def redact(self, text: str) -> str:
+        return self.secrets.redact(text)
+
+    def job_started(self, pid: int, start_time: int | None) -> None:
+        if self._on_job_started is not None:
+            self._on_job_started(pid, start_time)
+
+    def error_text(self, e: BaseException) -> str:
+        return error_text(e, self.secrets)
 
 
 class Steward:
@@ -257,18 +280,46 @@ class Steward:
 
     def run_task(self, task: Task, args: list[str], vars: dict[str, str], attempt: int) -> bool:
         """Run one task in its own fresh write transaction; never raises for its failure."""
-        self.record([self._task_record(task, PC_STARTED, attempt=attempt)])
+        started = False
+
+        def mark_started(pid: int | None = None, start_time: int | None = None) -> None:
+            nonlocal started
+            if not started:
+                started = True
+                self.record(
+                    [
+                        self._task_record(
+                            task, PC_STARTED, attempt=attempt, pid=pid, pid_starttime=start_time
+                        )
+                    ]
+                )
+
+        # A job running a host process is recorded started once its pid is known (an
+        # instant later), so that `recover` can end it; any other task before it runs.
+        if not _spawns_process(task.factory_name):
+            mark_started()
         t0 = time.monotonic()
         task_seq: int | None = None
         task_txn_id: str | None = None
+        secrets = factory_base.Secrets()
         try:
             self.data.refresh()
-            factory, config = self.load_factory(task.config_path)
+            factory, config = self.load_factory(task.config_path, secrets)
             task_seq = self.data.last_txn_seq() + 1
             staged = StagedTxn(self.fs, task_seq)
             label = paths.basename(task.config_path)
-            ctx = TaskContext(str(self.root), staged, task.parent_txn_seq, args, vars, label)
+            ctx = TaskContext(
+                str(self.root),
+                staged,
+                task.parent_txn_seq,
+                args,
+                vars,
+                label,
+                secrets,
+                on_job_started=mark_started,
+            )
             factory.run(config, ctx)
+            mark_started()
             rows = staged.rows()
             closing: list[Record] = []
             if rows:
@@ -329,7 +380,8 @@ class Steward:
             )
             return True
         except Exception as e:  # noqa: BLE001 - a task's failure is recorded, not raised
-            err = one_line(e)
+            mark_started()
+            err = error_text(e, secrets)
             closing = []
             if task_txn_id is not None and task_seq is not None:
                 closing = [
@@ -359,7 +411,11 @@ class Steward:
             )
             return False
 
-    def load_factory(self, path: str) -> tuple[factory_base.Factory, dict[str, Any]]:
+    def load_factory(
+        self, path: str, secrets: factory_base.Secrets | None = None
+    ) -> tuple[factory_base.Factory, dict[str, Any]]:
+        """The factory node's factory and its config, `${env:...}` expanded (the values
+        substituted are collected in `secrets`)."""
         loc = self.fs.lookup(path)
         if loc is None:
             raise FactoryError(f"factory node {path} no longer exists")
@@ -368,7 +424,7 @@ class Steward:
         factory = registry.get(loc.row.factory)
         raw = factory_base.parse_config(self.fs.content(loc.row), f"config of {path}")
         factory.validate(raw)
-        return factory, factory_base.expand_env(raw)
+        return factory, factory_base.expand_env(raw, secrets)
 
     # -- pond run --------------------------------------------------------------------------
     def run_node(
@@ -376,15 +432,27 @@ class Steward:
     ) -> int:
         """`pond run PATH ARGS...`: the factory's job in one write transaction."""
         with self.transaction(args, vars) as tx:
-            factory, config = self.load_factory(path)
+            secrets = factory_base.Secrets()
+            factory, config = self.load_factory(path, secrets)
             if factory.kind != factory_base.EXECUTOR:
                 raise PondError(f"{path} ({factory.name}) is not a runnable factory")
             ctx = TaskContext(
-                str(self.root), tx._staged, None, run_args, vars, paths.basename(path)
+                str(self.root), tx._staged, None, run_args, vars, paths.basename(path), secrets
             )
-            factory.run(config, ctx)
+            try:
+                factory.run(config, ctx)
+            except Exception as e:
+                # Recorded as the write's error and printed: never with a secret value.
+                raise FactoryError(ctx.error_text(e)) from None
             seq = tx.txn_seq
         return seq
+
+
+def _spawns_process(factory_name: str) -> bool:
+    try:
+        return registry.get(factory_name).spawns_process
+    except FactoryError:
+        return False
 
 
 def _ms(t0: float) -> int:
