@@ -165,3 +165,26 @@ def test_dry_run_writes_nothing(pond_dir: Path, files: dict[str, Path]) -> None:
     assert {p.action for p in plan} == {"created"}
     assert (data_version(pond_dir), len(control_rows(pond_dir))) == before
     _ = json, run_pond
+
+
+def test_copy_of_a_host_directory(pond_dir: Path, tmp_path: Path) -> None:
+    src = tmp_path / "site"
+    (src / "css").mkdir(parents=True)
+    (src / "index.html").write_text("<h1>hi</h1>")
+    (src / "css" / "a.css").write_text("h1 {}")
+    f = tmp_path / "m.yaml"
+    f.write_text(
+        f"version: v1\nkind: copy\nmetadata: {{path: /www}}\nspec: {{source: 'host://{src}'}}\n"
+    )
+    assert [p.action for p in apply_mod.apply(Pond.open(pond_dir), [f])] == ["created"]
+    pond = Pond.open(pond_dir)
+    assert [e.path for e in pond.list("/www/**/*")] == [
+        "/www/css",
+        "/www/css/a.css",
+        "/www/index.html",
+    ]
+    assert pond.read_bytes("/www/css/a.css") == b"h1 {}"
+    assert [p.action for p in apply_mod.apply(Pond.open(pond_dir), [f])] == ["unchanged"]
+    (src / "new.txt").write_text("new")
+    assert [p.action for p in apply_mod.apply(Pond.open(pond_dir), [f])] == ["updated"]
+    assert Pond.open(pond_dir).read_bytes("/www/new.txt") == b"new"
