@@ -16,7 +16,9 @@ GROUPS: dict[str, tuple[str, str]] = {
     "ingest": ("bench.ingest", "3"),
     "manyfiles": ("bench.manyfiles", "4, 5"),
     "history": ("bench.history", "9"),
-    "factories": ("bench.factories", "10"),
+    "dirs": ("bench.dirs", "10, 11"),
+    "memory": ("bench.memory", "12"),
+    "factories": ("bench.factories", "13"),
 }
 
 

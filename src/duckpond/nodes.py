@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
 
 # The root directory has a fixed id so every pond agrees on where the tree starts.
 ROOT_ID = "00000000-0000-7000-8000-000000000000"
@@ -82,27 +82,101 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
-@dataclass
 class NodeRow:
-    """One version of one node, as stored in the data table."""
+    """One version of one node, as stored in the data table.
 
-    part_id: str
-    node_id: str
-    file_type: str
-    version: int
-    timestamp: int  # µs since epoch, UTC
-    content: bytes | None  # inline content; None when it lives in the blob store
-    content_hash: str | None  # sha256 hex of the content
-    size: int
-    txn_seq: int
-    min_event_time: int | None = None
-    max_event_time: int | None = None
-    extended_attributes: dict = field(default_factory=dict)
-    factory: str | None = None
+    `content` is inline bytes, or None when it lives in the blob store. Rows made from the
+    partition index load it on first use (`loader`): listing a big directory never reads
+    the contents of its files.
+    """
+
+    __slots__ = (
+        "part_id",
+        "node_id",
+        "file_type",
+        "version",
+        "timestamp",
+        "_content",
+        "_loader",
+        "content_hash",
+        "size",
+        "txn_seq",
+        "min_event_time",
+        "max_event_time",
+        "extended_attributes",
+        "factory",
+    )
+    FIELDS = (
+        "part_id",
+        "node_id",
+        "file_type",
+        "version",
+        "timestamp",
+        "content",
+        "content_hash",
+        "size",
+        "txn_seq",
+        "min_event_time",
+        "max_event_time",
+        "extended_attributes",
+        "factory",
+    )
+
+    def __init__(
+        self,
+        part_id: str,
+        node_id: str,
+        file_type: str,
+        version: int,
+        timestamp: int,  # µs since epoch, UTC
+        content: bytes | None,
+        content_hash: str | None,  # sha256 hex of the content
+        size: int,
+        txn_seq: int,
+        min_event_time: int | None = None,
+        max_event_time: int | None = None,
+        extended_attributes: dict | None = None,
+        factory: str | None = None,
+        loader: Callable[[], bytes | None] | None = None,
+    ) -> None:
+        self.part_id = part_id
+        self.node_id = node_id
+        self.file_type = file_type
+        self.version = version
+        self.timestamp = timestamp
+        self._content = content
+        self._loader = loader
+        self.content_hash = content_hash
+        self.size = size
+        self.txn_seq = txn_seq
+        self.min_event_time = min_event_time
+        self.max_event_time = max_event_time
+        self.extended_attributes = extended_attributes if extended_attributes is not None else {}
+        self.factory = factory
+
+    @property
+    def content(self) -> bytes | None:
+        if self._loader is not None:
+            self._content, self._loader = self._loader(), None
+        return self._content
 
     @property
     def in_blob(self) -> bool:
-        return self.content is None and self.content_hash is not None
+        return self.content_hash is not None and self.content is None
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, f) for f in self.FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, NodeRow) and self._values() == other._values()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaces
+
+    def __repr__(self) -> str:
+        shown = {f: getattr(self, f) for f in self.FIELDS if f != "content"}
+        return f"NodeRow({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     def with_changes(self, **kw: object) -> NodeRow:
-        return replace(self, **kw)
+        values = {f: getattr(self, f) for f in self.FIELDS}
+        values.update(kw)
+        return NodeRow(**values)  # type: ignore[arg-type]

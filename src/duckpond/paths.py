@@ -292,6 +292,17 @@ class GlobPattern:
                     break
         return states
 
+    # A walk matches incrementally: the states after a directory, stepped by each child's
+    # name, instead of running every path from the root.
+    def states_of(self, path: str) -> set[int]:
+        return self._run(path)
+
+    def step(self, states: set[int], name: str) -> set[int]:
+        return self._advance(states, name)
+
+    def accepts(self, states: set[int]) -> bool:
+        return len(self._parts) in states
+
     def match(self, path: str) -> bool:
         """True if the normalized absolute `path` matches the whole pattern."""
         return len(self._parts) in self._run(path)

@@ -231,7 +231,11 @@ class WriteTxn:
         found = self._staged.lookup(path)
         if found is not None and not overwrite:
             raise InvalidPathError(f"{paths.normalize(path)} exists (use --overwrite)")
-        if found is not None and nodes.is_dir(found[2]) and found[2] != nodes.DIR_DYNAMIC:
+        if (
+            found is not None
+            and nodes.is_dir(found.file_type)
+            and found.file_type != nodes.DIR_DYNAMIC
+        ):
             raise InvalidPathError(f"cannot replace a directory: {paths.normalize(path)}")
         self._staged.write(
             path, file_type, config, factory=factory, overwrite_type=True, parents=True
@@ -245,18 +249,20 @@ class WriteTxn:
         path = paths.normalize(path)
         found = self._staged.lookup(path)
         if found is not None:
-            if nodes.is_dir(found[2]):
+            if nodes.is_dir(found.file_type):
                 raise InvalidPathError(f"cannot write over a directory: {path}")
-            if found[2] != ftype and nodes.is_dynamic(found[2]):
-                raise InvalidPathError(f"{path} is derived ({found[2]}): not writable")
-            if found[2] != ftype:
-                raise InvalidPathError(f"{path} is a {found[2]}; cannot write a {ftype} there")
+            if found.file_type != ftype and nodes.is_dynamic(found.file_type):
+                raise InvalidPathError(f"{path} is derived ({found.file_type}): not writable")
+            if found.file_type != ftype:
+                raise InvalidPathError(
+                    f"{path} is a {found.file_type}; cannot write a {ftype} there"
+                )
             return
         paths.check_new_name(paths.basename(path))  # before a costly conversion, too
-        parent = self._staged.lookup(paths.parent(path))
+        parent = self._staged.lookup(paths.parent(path), follow=True)
         if parent is None and not parents:
             raise NotFoundError(f"no such directory: {paths.parent(path)}")
-        if parent is not None and not nodes.is_dir(parent[2]):
+        if parent is not None and not nodes.is_dir(parent.file_type):
             raise InvalidPathError(f"not a directory: {paths.parent(path)}")
 
 

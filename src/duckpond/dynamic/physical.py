@@ -119,7 +119,7 @@ class StoredDir(LiveDir):
         return f"{self.loc.node_id}@{self.loc.row.version}"
 
     def names(self) -> list[str]:
-        return sorted(self.resolver.fs.entries_of(self.loc))
+        return [e.name for e in self.resolver.fs.entries_of(self.loc).entries()]
 
     def child(self, name: str) -> LiveNode | None:
         return self.resolver.lookup(f"{self.path.rstrip('/')}/{name}")

@@ -18,7 +18,7 @@ from ..errors import FactoryError, NotFoundError, PondError
 from ..factories import base as factory_base
 from ..factories import registry
 from ..factories.live import LiveData, LiveDir, LiveFile, LiveNode
-from ..storage.fs import Entry, Located, PondFS, StagedTxn
+from ..storage.fs import DirEntries, Located, PondFS, StagedTxn, locate
 from .cache import DerivedCache
 from .physical import StoredData, StoredDir, StoredFile
 
@@ -253,10 +253,15 @@ class StagedView(PondFS):
             rows = [r for r in rows if r.version != new.version] + [new]
         return rows
 
-    def entries_of(self, loc: Located) -> dict[str, Entry]:
-        if loc.file_type != nodes.DIR_DYNAMIC and loc.node_id in self.staged._dirs:
-            return self.staged._dirs[loc.node_id]
-        return super().entries_of(loc)
+    def latest(self, part_id: str, node_id: str) -> nodes.NodeRow | None:
+        return self.staged.latest(part_id, node_id)
+
+    def entries_of(self, loc: Located) -> DirEntries:
+        return self.staged.entries_of(loc)
+
+    def children(self, loc: Located) -> Iterator[Located]:
+        for entry in self.entries_of(loc).entries():
+            yield locate(self, loc, entry, paths.join(loc.path, entry.name))
 
 
 def check_node(staged: StagedTxn, path: str) -> None:

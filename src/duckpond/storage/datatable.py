@@ -3,19 +3,26 @@
 The pond writes its own Parquet files (fsynced) and commits them with
 `create_write_transaction`, then fsyncs the new log entry: delta-rs alone never syncs.
 Reads go straight to the Parquet files of one partition (never `to_pyarrow_*`, which makes
-the process abort at exit), cached per immutable file so a process stays coherent by
-refreshing the snapshot and reading only files it has not seen.
+the process abort at exit). A partition is indexed without its `content` column (an Arrow
+table per immutable file, so a refresh reads only files it has not seen); contents are read
+per row group on demand, through a cache bounded in bytes. Files no longer live (compacted
+away) leave every cache.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
 from ..nodes import NodeRow
@@ -45,6 +52,14 @@ DATA_SCHEMA = pa.schema(
 # Delta keeps partition values in the path, not in the files.
 FILE_SCHEMA = pa.schema([f for f in DATA_SCHEMA if f.name != PARTITION])
 
+# Every column but `content`: what indexing a partition reads.
+INDEX_COLUMNS = [f.name for f in FILE_SCHEMA if f.name != "content"]
+INDEX_SCHEMA = pa.schema(
+    [pa.field(f.name, pa.int64()) if f.name == "timestamp" else f for f in FILE_SCHEMA]
+).remove(FILE_SCHEMA.get_field_index("content"))
+# Row groups of contents kept in memory (least recently used dropped first).
+CONTENT_CACHE_BYTES = 16 * 1024 * 1024
+
 # Automatic upkeep: cheap enough to run inside a write, keeps opening and reading fast.
 COMPACT_PARTITION_FILES = 8
 SMALL_FILE_BYTES = 256 * 1024
@@ -71,31 +86,204 @@ def rows_to_table(rows: Iterable[NodeRow]) -> pa.Table:
     return pa.table(cols, schema=FILE_SCHEMA)
 
 
-def table_to_rows(part_id: str, table: pa.Table) -> list[NodeRow]:
-    out = []
+def _index_table(table: pa.Table) -> pa.Table:
+    """A file's rows without contents, timestamps as int64 µs (cheap to turn into rows)."""
+    table = table.select(INDEX_COLUMNS)
     i = table.schema.get_field_index("timestamp")
     table = table.set_column(i, "timestamp", table.column(i).cast(pa.int64()))
-    for d in table.to_pylist():
-        out.append(
-            NodeRow(
-                part_id=part_id,
-                node_id=d["node_id"],
-                file_type=d["file_type"],
-                version=d["version"],
-                timestamp=d["timestamp"],
-                content=d["content"],
-                content_hash=d["content_hash"],
-                size=d["size"],
-                txn_seq=d["txn_seq"],
-                min_event_time=d["min_event_time"],
-                max_event_time=d["max_event_time"],
-                extended_attributes=json.loads(d["extended_attributes"])
-                if d["extended_attributes"]
-                else {},
-                factory=d["factory"],
+    return table.cast(INDEX_SCHEMA)
+
+
+@dataclass
+class _FileMeta:
+    """One immutable data file: its rows without contents, and its row-group offsets."""
+
+    index: pa.Table
+    group_starts: list[int] | None  # first row of each row group; None = not read yet
+
+
+# Nodes whose row positions a partition index remembers (the directory itself, files
+# looked up), carried to the next index when a commit only adds files.
+NODE_MEMO_MAX = 256
+
+_ROW_COLUMNS = [
+    "node_id",
+    "file_type",
+    "version",
+    "timestamp",
+    "content_hash",
+    "size",
+    "txn_seq",
+    "min_event_time",
+    "max_event_time",
+    "extended_attributes",
+    "factory",
+]
+NodeVersions = list[tuple[int, int, str | None]]  # (version, position, attributes), sorted
+
+
+class PartIndex:
+    """Every row of one partition, without contents, as one Arrow table.
+
+    Looking a node up filters the table once (no Python object per row) and remembers
+    where its rows are; listing builds the latest row of every node once. When a commit
+    only adds files, the next index takes both over and adds the new files' rows, so a
+    write into a big directory never rescans it. Rows come out as NodeRows whose content
+    loads on use.
+    """
+
+    def __init__(
+        self, table: DataTable, part_id: str, files: tuple[str, ...], prev: PartIndex | None
+    ) -> None:
+        self.part_id = part_id
+        self.files = files
+        self._table = table
+        tables = [table._meta(f).index for f in files]
+        self._tables = tables
+        self.index = pa.concat_tables(tables) if tables else INDEX_SCHEMA.empty_table()
+        self._starts: list[int] = []  # first position of each file's rows
+        at = 0
+        for t in tables:
+            self._starts.append(at)
+            at += t.num_rows
+        self._latest: dict[str, NodeRow] | None = None
+        self._memo: OrderedDict[str, NodeVersions] = OrderedDict()
+        self._latest_memo: OrderedDict[str, NodeRow] = OrderedDict()
+        if prev is not None and files[: len(prev.files)] == prev.files:
+            self._take_over(prev, len(prev.files))
+
+    def _take_over(self, prev: PartIndex, kept: int) -> None:
+        """Positions of old rows are unchanged: extend prev's memo and latest rows with
+        the rows of the files added after them."""
+        new: dict[str, NodeVersions] = {}
+        for i in range(kept, len(self.files)):
+            t, start = self._tables[i], self._starts[i]
+            cols = zip(
+                t.column("node_id").to_pylist(),
+                t.column("version").to_pylist(),
+                t.column("extended_attributes").to_pylist(),
+                strict=True,
+            )
+            for r, (node_id, version, attrs) in enumerate(cols):
+                new.setdefault(node_id, []).append((version, start + r, attrs))
+        self._memo, prev._memo = prev._memo, OrderedDict()
+        self._latest_memo, prev._latest_memo = prev._latest_memo, OrderedDict()
+        for node_id in new:
+            self._latest_memo.pop(node_id, None)
+        for node_id, rows in new.items():
+            if node_id in self._memo:
+                self._memo[node_id] = sorted([*self._memo[node_id], *rows])
+        if prev._latest is not None:
+            self._latest, prev._latest = prev._latest, None
+            for node_id, rows in new.items():
+                version, pos, _ = max(rows)
+                old = self._latest.get(node_id)
+                if old is None or version > old.version:
+                    self._latest[node_id] = self._rows_at([pos])[0]
+
+    def _rows_at(self, positions: list[int]) -> list[NodeRow]:
+        if len(positions) > 64:  # many rows: one gather over the whole index
+            picked = self.index.take(pa.array(positions, pa.int64()))
+        elif positions:  # a few rows: slice them out of their files' tables
+            slices = []
+            for pos in positions:
+                i = bisect.bisect_right(self._starts, pos) - 1
+                slices.append(self._tables[i].slice(pos - self._starts[i], 1))
+            picked = pa.concat_tables(slices)
+        else:
+            return []
+        cols = [picked.column(name).to_pylist() for name in _ROW_COLUMNS]
+        starts, files, load = self._starts, self.files, self._table._content
+        out = []
+        for pos, values in zip(positions, zip(*cols, strict=True), strict=True):
+            i = bisect.bisect_right(starts, pos) - 1
+            node_id, ftype, version, ts, chash, size, txn, lo, hi, attrs, factory = values
+            out.append(
+                NodeRow(
+                    self.part_id,
+                    node_id,
+                    ftype,
+                    version,
+                    ts,
+                    None,
+                    chash,
+                    size,
+                    txn,
+                    lo,
+                    hi,
+                    json.loads(attrs) if attrs else {},
+                    factory,
+                    partial(load, files[i], pos - starts[i]),
+                )
+            )
+        return out
+
+    def node_versions(self, node_id: str) -> NodeVersions:
+        """(version, position, extended_attributes) of the node's rows, oldest first."""
+        found = self._memo.get(node_id)
+        if found is not None:
+            self._memo.move_to_end(node_id)
+            return found
+        if self._latest is not None and node_id not in self._latest:
+            return []
+        mask = pc.equal(self.index.column("node_id"), node_id)
+        found = sorted(
+            zip(
+                pc.filter(self.index.column("version"), mask).to_pylist(),
+                pc.indices_nonzero(mask).to_pylist(),
+                pc.filter(self.index.column("extended_attributes"), mask).to_pylist(),
+                strict=True,
             )
         )
-    return out
+        self._memo[node_id] = found
+        while len(self._memo) > NODE_MEMO_MAX:
+            self._memo.popitem(last=False)
+        return found
+
+    def versions(self, node_id: str) -> list[NodeRow]:
+        """The node's rows in this partition, oldest version first."""
+        return self.versions_from(node_id, 0)
+
+    def versions_from(self, node_id: str, version: int) -> list[NodeRow]:
+        """The node's rows from `version` on, oldest first."""
+        found = self.node_versions(node_id)
+        start = bisect.bisect_left(found, (version,))
+        return self._rows_at([pos for _, pos, _ in found[start:]])
+
+    def latest(self, node_id: str) -> NodeRow | None:
+        if self._latest is not None:
+            return self._latest.get(node_id)
+        row = self._latest_memo.get(node_id)
+        if row is None:
+            found = self.node_versions(node_id)
+            if not found:
+                return None
+            row = self._latest_memo[node_id] = self._rows_at([found[-1][1]])[0]
+            while len(self._latest_memo) > NODE_MEMO_MAX:
+                self._latest_memo.popitem(last=False)
+        return row
+
+    def latest_rows(self) -> dict[str, NodeRow]:
+        """node_id -> its latest row, for every node of the partition (built once)."""
+        if self._latest is None:
+            best: dict[str, tuple[int, int]] = {}
+            ids = self.index.column("node_id").to_pylist()
+            versions = self.index.column("version").to_pylist()
+            for pos, (node_id, version) in enumerate(zip(ids, versions, strict=True)):
+                seen = best.get(node_id)
+                if seen is None or version > seen[0]:
+                    best[node_id] = (version, pos)
+            positions = [pos for _, pos in best.values()]
+            self._latest = {r.node_id: r for r in self._rows_at(positions)}
+        return self._latest
+
+
+def _group_starts(pf: pq.ParquetFile) -> list[int]:
+    starts, at = [], 0
+    for i in range(pf.metadata.num_row_groups):
+        starts.append(at)
+        at += pf.metadata.row_group(i).num_rows
+    return starts or [0]
 
 
 class DataTable:
@@ -106,11 +294,17 @@ class DataTable:
         self.dt = dt
         self._files_version = -1
         self._files_by_part: dict[str, list[str]] = {}
-        self._file_cache: dict[str, pa.Table] = {}
         self._pending_refresh = False
         self._own = (-1, 0)  # (version, txn_seq) of this handle's last commit
         self._file_sizes: dict[str, int] = {}
-        self._index_cache: dict[str, tuple[tuple[str, ...], dict[str, list[NodeRow]]]] = {}
+        # Caches, all keyed by live files: entries for files compacted away are dropped.
+        self._metas: dict[str, _FileMeta] = {}
+        self._contents: OrderedDict[tuple[str, int], pa.Array] = OrderedDict()
+        self._content_bytes = 0
+        self._index_cache: dict[str, PartIndex] = {}
+        # Derived per-partition state kept by the layer above (directory entry sets):
+        # dropped with the partition's index, bounded by `DERIVED_MAX` entries.
+        self.derived: OrderedDict[str, Any] = OrderedDict()
 
     # -- lifecycle -------------------------------------------------------------------------
     @classmethod
@@ -199,7 +393,13 @@ class DataTable:
         `before` is the view's version when the commit started: if the view was behind,
         it is rebuilt from the log instead."""
         for action, table in added:
-            self._file_cache[action.path] = table
+            # A file this handle just wrote: index it (and, when small, keep its contents)
+            # from the table in hand, as write_file laid out its row groups.
+            starts = list(range(0, max(table.num_rows, 1), deltafiles.ROW_GROUP_ROWS))
+            self._metas[action.path] = _FileMeta(_index_table(table), starts)
+            content = table.column("content")
+            if len(starts) == 1 and content.nbytes <= CONTENT_CACHE_BYTES // 4:
+                self._cache_content((action.path, 0), content.combine_chunks())
         if before != version - 1:
             self._pending_refresh = True
             return
@@ -207,6 +407,9 @@ class DataTable:
         for part, files in self._files_by_part.items():
             if gone:
                 self._files_by_part[part] = [f for f in files if f not in gone]
+        for f in gone:
+            self._file_sizes.pop(f, None)
+        self._forget(gone)
         for action, _ in added:
             part = action.partition_values[PARTITION]
             self._files_by_part.setdefault(part, []).append(action.path)
@@ -229,6 +432,19 @@ class DataTable:
         self._files_by_part = dict(by_part)
         self._file_sizes = dict(zip(paths, sizes, strict=True))
         self._files_version = v
+        self._forget({f for f in self._metas if f not in self._file_sizes})
+        for part in [p for p in self._index_cache if p not in self._files_by_part]:
+            del self._index_cache[part]
+            self.derived.pop(part, None)
+
+    def _forget(self, files: set[str]) -> None:
+        """Drop the cached rows and contents of files that are no longer live."""
+        if not files:
+            return
+        for f in files:
+            self._metas.pop(f, None)
+        for key in [k for k in self._contents if k[0] in files]:
+            self._content_bytes -= self._contents.pop(key).nbytes
 
     def partitions(self) -> list[str]:
         self._ensure_file_map()
@@ -242,39 +458,69 @@ class DataTable:
         self._ensure_file_map()
         return sum(len(v) for v in self._files_by_part.values())
 
-    def _read_file(self, rel: str) -> pa.Table:
-        t = self._file_cache.get(rel)
-        if t is None:
-            t = deltafiles.read_parquet(self.path / rel).cast(FILE_SCHEMA)
-            self._file_cache[rel] = t
-        return t
+    def _meta(self, rel: str) -> _FileMeta:
+        meta = self._metas.get(rel)
+        if meta is None:
+            pf = pq.ParquetFile(self.path / rel)
+            table = pf.read(columns=[c for c in INDEX_COLUMNS if c in pf.schema_arrow.names])
+            for f in FILE_SCHEMA:  # columns a future version may add are null in old files
+                if f.name in INDEX_COLUMNS and f.name not in table.column_names:
+                    table = table.append_column(f, pa.nulls(table.num_rows, f.type))
+            meta = _FileMeta(_index_table(table), _group_starts(pf))
+            self._metas[rel] = meta
+        return meta
 
-    def partition_index(self, part_id: str) -> dict[str, list[NodeRow]]:
-        """node_id -> its rows in this partition, oldest version first.
-
-        Files are immutable, so when a commit only adds files the index is extended with
-        the new files' rows instead of re-reading the partition.
-        """
-        files = tuple(sorted(self.partition_files(part_id)))
-        cached = self._index_cache.get(part_id)
-        if cached is not None and cached[0] == files:
-            return cached[1]
-        known = set(cached[0]) if cached is not None else set()
-        if cached is not None and known <= set(files):
-            new_files = [f for f in files if f not in known]
-            index = {k: list(v) for k, v in cached[1].items()}
+    def _content(self, rel: str, row: int) -> bytes | None:
+        """The `content` of one row of one file, reading (and caching) its row group."""
+        meta = self._meta(rel)
+        if meta.group_starts is None:
+            meta.group_starts = _group_starts(pq.ParquetFile(self.path / rel))
+        group = max(i for i, start in enumerate(meta.group_starts) if start <= row)
+        key = (rel, group)
+        column = self._contents.get(key)
+        if column is None:
+            pf = pq.ParquetFile(self.path / rel)
+            column = pf.read_row_group(group, columns=["content"]).column(0).combine_chunks()
+            if column.nbytes <= CONTENT_CACHE_BYTES // 4:  # a huge group is read, not kept
+                self._cache_content(key, column)
         else:
-            new_files = list(files)
-            index = {}
-        touched: set[str] = set()
-        for f in new_files:
-            for row in table_to_rows(part_id, self._read_file(f)):
-                index.setdefault(row.node_id, []).append(row)
-                touched.add(row.node_id)
-        for node_id in touched:
-            index[node_id].sort(key=lambda r: r.version)
-        self._index_cache[part_id] = (files, index)
+            self._contents.move_to_end(key)
+        return column[row - meta.group_starts[group]].as_py()
+
+    def _cache_content(self, key: tuple[str, int], column: pa.Array) -> None:
+        self._contents[key] = column
+        self._content_bytes += column.nbytes
+        while self._content_bytes > CONTENT_CACHE_BYTES:
+            _, old = self._contents.popitem(last=False)
+            self._content_bytes -= old.nbytes
+
+    def _read_file(self, rel: str) -> pa.Table:
+        """A whole file, contents included (compaction); not cached."""
+        return deltafiles.read_parquet(self.path / rel).cast(FILE_SCHEMA)
+
+    def partition_index(self, part_id: str) -> PartIndex:
+        """Every row of the partition, without contents (see PartIndex).
+
+        Files are immutable: a file already indexed is never read again, so after a commit
+        the index is rebuilt from the cached per-file tables plus the new file's."""
+        files = tuple(self.partition_files(part_id))
+        cached = self._index_cache.get(part_id)
+        if cached is not None and cached.files == files:
+            return cached
+        index = PartIndex(self, part_id, files, cached)
+        self._index_cache[part_id] = index
         return index
+
+    def cache_size(self) -> dict[str, int]:
+        """What the read caches hold: indexed files, content row groups and their bytes."""
+        return {
+            "indexed_files": len(self._metas),
+            "index_rows": sum(m.index.num_rows for m in self._metas.values()),
+            "content_groups": len(self._contents),
+            "content_bytes": self._content_bytes,
+            "partitions": len(self._index_cache),
+            "derived": len(self.derived),
+        }
 
     def commit_history(self) -> list[tuple[int, int, dict[str, Any]]]:
         """(delta version, timestamp ms, pond_txn) of every data commit, newest first,

@@ -1,8 +1,16 @@
 """The filesystem view over the data table, and the staging area of one write transaction.
 
 A directory's rows live in the partition named by its own id; a file's rows live in the
-partition of the directory that owns it. Each directory version is a full snapshot of its
-entries (JSON), so reading a directory is one partition read, never a scan of history.
+partition of the directory that owns it.
+
+A directory version records what changed: a *delta* (JSON `{"changes": [[name, node_id,
+type], [name, null, null] (removed), ...]}`, marked by `extended_attributes`
+`{"dir": "delta"}`) or, every so often, a full *snapshot* (an Arrow IPC stream of
+name/node_id/file_type sorted by name; ponds written before deltas hold JSON
+`{"entries": [...]}` snapshots, still read). The entry set is the latest snapshot with the
+later deltas folded on top. A write stores only its changes, so its cost does not grow with
+the directory; a snapshot is taken once the deltas since the last one reach 1/64 of the
+directory (at least 64), which bounds both the fold and the snapshot bytes per write.
 """
 
 from __future__ import annotations
@@ -11,6 +19,10 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Protocol
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .. import nodes, paths
 from ..errors import AlreadyExistsError, InvalidPathError, NotFoundError, PondError
@@ -19,6 +31,19 @@ from .blobs import BlobStore
 from .datatable import DataTable
 
 MAX_SYMLINK_DEPTH = 32
+
+# A snapshot once the deltas since the last one reach max(MIN, entries // RATIO).
+SNAPSHOT_MIN_DELTAS = 64
+SNAPSHOT_RATIO = 64
+# Directory entry sets kept per DataTable (least recently used dropped first).
+DIR_CACHE_MAX = 64
+
+DELTA_ATTRS = {"dir": "delta"}
+_DELTA_ATTRS_JSON = json.dumps(DELTA_ATTRS, sort_keys=True)  # as the data table stores it
+
+SNAPSHOT_SCHEMA = pa.schema(
+    [("name", pa.string()), ("node_id", pa.string()), ("file_type", pa.string())]
+)
 
 
 @dataclass(frozen=True)
@@ -39,20 +64,213 @@ class Located:
     row: NodeRow
 
 
-def encode_dir(entries: dict[str, Entry]) -> bytes:
+Changes = dict[str, Entry | None]  # name -> new entry, or None when removed
+
+
+class DirEntries:
+    """A directory's entry set: a snapshot (Arrow, sorted by name) under layers of changes.
+
+    Lookups never decode the whole directory: the layers are dicts, the snapshot is
+    binary-searched.
+    """
+
+    def __init__(
+        self,
+        base: pa.Table | None = None,
+        layers: tuple[Changes, ...] = (),
+        _lookup: _BaseLookup | None = None,
+    ) -> None:
+        self.base = base if base is not None else SNAPSHOT_SCHEMA.empty_table()
+        self._lookup = _lookup or _BaseLookup(self.base)
+        self.layers = layers  # newest first
+
+    def with_layer(self, changes: Changes) -> DirEntries:
+        if not changes:
+            return self
+        return DirEntries(self.base, (changes, *self.layers), self._lookup)
+
+    def get(self, name: str) -> Entry | None:
+        for layer in self.layers:
+            if name in layer:
+                return layer[name]
+        return self._lookup.get(name)
+
+    def changes(self) -> Changes:
+        """Every layer merged, oldest first."""
+        merged: Changes = {}
+        for layer in reversed(self.layers):
+            merged.update(layer)
+        return merged
+
+    @property
+    def changed_count(self) -> int:
+        return sum(len(layer) for layer in self.layers)
+
+    def snapshot(self) -> pa.Table:
+        """The whole entry set as a snapshot table (vectorized: no object per entry)."""
+        changes = self.changes()
+        if not changes:
+            return self.base
+        keep = self.base.filter(
+            pc.invert(pc.is_in(self.base["name"], value_set=pa.array(list(changes), pa.string())))
+        )
+        added = [e for e in changes.values() if e is not None]
+        extra = pa.table(
+            {
+                "name": [e.name for e in added],
+                "node_id": [e.node_id for e in added],
+                "file_type": [e.file_type for e in added],
+            },
+            schema=SNAPSHOT_SCHEMA,
+        )
+        return pa.concat_tables([keep, extra]).sort_by("name").combine_chunks()
+
+    def entries(self) -> list[Entry]:
+        """Every entry, sorted by name."""
+        t = self.snapshot()
+        return [
+            Entry(n, i, f)
+            for n, i, f in zip(
+                t["name"].to_pylist(),
+                t["node_id"].to_pylist(),
+                t["file_type"].to_pylist(),
+                strict=True,
+            )
+        ]
+
+    def __len__(self) -> int:
+        return self.snapshot().num_rows
+
+
+class _BaseLookup:
+    """Names of a snapshot: binary search over the Arrow column for the first lookups (a
+    process that writes one file never turns the snapshot into Python objects), a dict
+    once a process looks up many."""
+
+    DICT_AFTER = 32
+
+    def __init__(self, base: pa.Table) -> None:
+        self.base = base
+        self.names = base.column("name").combine_chunks()
+        self.lookups = 0
+        self.by_name: dict[str, int] | None = None
+
+    def get(self, name: str) -> Entry | None:
+        self.lookups += 1
+        if self.by_name is None and self.lookups > self.DICT_AFTER:
+            self.by_name = {n: i for i, n in enumerate(self.names.to_pylist())}
+        if self.by_name is not None:
+            i = self.by_name.get(name, -1)
+        else:
+            lo, hi = 0, len(self.names)
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if self.names[mid].as_py() < name:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            i = lo if lo < len(self.names) and self.names[lo].as_py() == name else -1
+        if i < 0:
+            return None
+        return Entry(name, self.base["node_id"][i].as_py(), self.base["file_type"][i].as_py())
+
+
+def encode_snapshot(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, SNAPSHOT_SCHEMA) as writer:
+        writer.write_table(table.cast(SNAPSHOT_SCHEMA))
+    return sink.getvalue().to_pybytes()
+
+
+def encode_delta(changes: Changes) -> bytes:
     items = [
-        [e.name, e.node_id, e.file_type] for e in sorted(entries.values(), key=lambda e: e.name)
+        [name, e.node_id, e.file_type] if e is not None else [name, None, None]
+        for name, e in sorted(changes.items())
     ]
-    return json.dumps({"entries": items}, separators=(",", ":")).encode()
+    return json.dumps({"changes": items}, separators=(",", ":")).encode()
+
+
+def decode_snapshot(content: bytes) -> pa.Table:
+    """A full snapshot, in either form (Arrow IPC, or the JSON of older ponds)."""
+    if content[:1] == b"{":
+        items = json.loads(content)["entries"]
+        cols = list(zip(*items, strict=True)) if items else [(), (), ()]
+        table = pa.table(
+            {"name": list(cols[0]), "node_id": list(cols[1]), "file_type": list(cols[2])},
+            schema=SNAPSHOT_SCHEMA,
+        )
+        return table.sort_by("name")
+    return pa.ipc.open_stream(pa.py_buffer(content)).read_all().combine_chunks()
+
+
+def decode_delta(content: bytes) -> Changes:
+    return {
+        n: Entry(n, i, t) if i is not None else None for n, i, t in json.loads(content)["changes"]
+    }
 
 
 def decode_dir(content: bytes) -> dict[str, Entry]:
-    items = json.loads(content)["entries"]
-    return {n: Entry(n, i, t) for n, i, t in items}
+    """A full snapshot as a dict (tools and tests; the pond itself never decodes whole)."""
+    return {e.name: e for e in DirEntries(decode_snapshot(content)).entries()}
 
 
 def dir_part(node_id: str) -> str:
     return node_id
+
+
+@dataclass
+class DirState:
+    """A directory's entry set as of its latest version `version`."""
+
+    version: int
+    entries: DirEntries
+    deltas: int  # delta versions folded on top of the snapshot
+    index: object = None  # the partition index it was read from (same index: still valid)
+
+
+class _Tree(Protocol):
+    """What the path walk needs: the committed pond (PondFS) or a transaction's view."""
+
+    def root(self) -> Located: ...
+    def entries_of(self, loc: Located) -> DirEntries: ...
+    def latest(self, part_id: str, node_id: str) -> NodeRow | None: ...
+    def content(self, row: NodeRow) -> bytes: ...
+
+
+def resolve(tree: _Tree, path: str, follow: bool, depth: int = 0) -> Located | None:
+    """The one path walk: None when the path (or a parent) does not exist.
+
+    Symbolic links are followed in every part but the last, and in the last when `follow`;
+    a relative target is resolved against the link's directory."""
+    if depth > MAX_SYMLINK_DEPTH:
+        raise InvalidPathError(f"too many levels of symbolic links: {path}")
+    cur = tree.root()
+    parts = paths.split(paths.normalize(path))
+    walked = "/"
+    for i, name in enumerate(parts):
+        if not nodes.is_dir(cur.file_type):
+            raise NotFoundError(f"not a directory: {walked}")
+        entry = tree.entries_of(cur).get(name)
+        if entry is None:
+            return None
+        walked = paths.join(walked, name)
+        loc = locate(tree, cur, entry, walked)
+        last = i == len(parts) - 1
+        if loc.file_type == nodes.SYMLINK and (follow or not last):
+            target = tree.content(loc.row).decode()
+            if not target.startswith("/"):
+                target = paths.join(paths.parent(walked), target)
+            return resolve(tree, paths.join(target, *parts[i + 1 :]), follow, depth + 1)
+        cur = loc
+    return cur
+
+
+def locate(tree: _Tree, parent: Located, entry: Entry, path: str) -> Located:
+    part = dir_part(entry.node_id) if nodes.is_dir(entry.file_type) else parent.node_id
+    row = tree.latest(part, entry.node_id)
+    if row is None:
+        raise PondError(f"entry {path} has no rows (damaged pond)")
+    return Located(path, entry.node_id, part, row.file_type, row)
 
 
 class PondFS:
@@ -64,11 +282,10 @@ class PondFS:
 
     # -- rows ------------------------------------------------------------------------------
     def versions(self, part_id: str, node_id: str) -> list[NodeRow]:
-        return self.table.partition_index(part_id).get(node_id, [])
+        return self.table.partition_index(part_id).versions(node_id)
 
     def latest(self, part_id: str, node_id: str) -> NodeRow | None:
-        rows = self.versions(part_id, node_id)
-        return rows[-1] if rows else None
+        return self.table.partition_index(part_id).latest(node_id)
 
     def content(self, row: NodeRow) -> bytes:
         if row.content is not None:
@@ -82,11 +299,47 @@ class PondFS:
             return str(self.blobs.path_for(row.content_hash or ""))
         return None
 
-    def dir_entries(self, dir_id: str) -> dict[str, Entry]:
-        row = self.latest(dir_part(dir_id), dir_id)
-        if row is None:
+    def dir_state(self, dir_id: str) -> DirState:
+        """The directory's entries at its latest version: the cached state moved forward
+        by the deltas since, or the latest snapshot with the deltas after it folded in."""
+        index = self.table.partition_index(dir_part(dir_id))
+        cache = self.table.derived
+        cached = cache.get(dir_id)
+        if isinstance(cached, DirState) and cached.index is index:
+            return cached  # the partition has not changed since
+        found = index.node_versions(dir_id)
+        if not found:
             raise PondError(f"directory {dir_id} has no rows (damaged pond)")
-        return decode_dir(self.content(row))
+        latest = found[-1][0]
+        if isinstance(cached, DirState) and cached.version == latest:
+            cached.index = index
+            cache.move_to_end(dir_id)
+            return cached
+        snapshots = [v for v, _, attrs in found if attrs != _DELTA_ATTRS_JSON]
+        if not snapshots:
+            raise PondError(f"directory {dir_id} has no snapshot (damaged pond)")
+        base_version = snapshots[-1]
+        state: DirState
+        if isinstance(cached, DirState) and cached.version >= base_version:
+            state, start = cached, cached.version + 1
+        else:
+            state, start = DirState(0, DirEntries(), 0), base_version
+        for row in index.versions_from(dir_id, start):
+            data = self.content(row)
+            if row.extended_attributes == DELTA_ATTRS:
+                entries = state.entries.with_layer(decode_delta(data))
+                state = DirState(row.version, entries, state.deltas + 1)
+            else:
+                state = DirState(row.version, DirEntries(decode_snapshot(data)), 0)
+        state.index = index
+        cache[dir_id] = state
+        cache.move_to_end(dir_id)
+        while len(cache) > DIR_CACHE_MAX:
+            cache.popitem(last=False)
+        return state
+
+    def dir_entries(self, dir_id: str) -> DirEntries:
+        return self.dir_state(dir_id).entries
 
     def root(self) -> Located:
         row = self.latest(ROOT_ID, ROOT_ID)
@@ -97,43 +350,12 @@ class PondFS:
     # -- paths -----------------------------------------------------------------------------
     def lookup(self, path: str, follow: bool = True) -> Located | None:
         """Resolve an absolute path; None when it (or a parent) does not exist."""
-        return self._lookup(paths.normalize(path), follow, 0)
+        return resolve(self, path, follow)
 
-    def _lookup(self, path: str, follow: bool, depth: int) -> Located | None:
-        if depth > MAX_SYMLINK_DEPTH:
-            raise InvalidPathError(f"too many levels of symbolic links: {path}")
-        cur = self.root()
-        parts = paths.split(path)
-        walked = "/"
-        for i, name in enumerate(parts):
-            if not nodes.is_dir(cur.file_type):
-                raise NotFoundError(f"not a directory: {walked}")
-            entry = self.entries_of(cur).get(name)
-            if entry is None:
-                return None
-            walked = paths.join(walked, name)
-            loc = self._locate(cur, entry, walked)
-            last = i == len(parts) - 1
-            if loc.file_type == nodes.SYMLINK and (follow or not last):
-                target = self.content(loc.row).decode()
-                if not target.startswith("/"):
-                    target = paths.join(paths.parent(walked), target)
-                rest = parts[i + 1 :]
-                return self._lookup(paths.join(target, *rest), follow, depth + 1)
-            cur = loc
-        return cur
-
-    def _locate(self, parent: Located, entry: Entry, path: str) -> Located:
-        part = dir_part(entry.node_id) if nodes.is_dir(entry.file_type) else parent.node_id
-        row = self.latest(part, entry.node_id)
-        if row is None:
-            raise PondError(f"entry {path} has no rows (damaged pond)")
-        return Located(path, entry.node_id, part, row.file_type, row)
-
-    def entries_of(self, loc: Located) -> dict[str, Entry]:
+    def entries_of(self, loc: Located) -> DirEntries:
         if loc.file_type == nodes.DIR_DYNAMIC:
-            return {}  # dynamic directories are expanded by the factory layer, not storage
-        return decode_dir(self.content(loc.row))
+            return DirEntries()  # dynamic directories are expanded by the factory layer
+        return self.dir_entries(loc.node_id)
 
     def require(self, path: str, follow: bool = True) -> Located:
         loc = self.lookup(path, follow)
@@ -142,8 +364,16 @@ class PondFS:
         return loc
 
     def children(self, loc: Located) -> Iterator[Located]:
-        for name, entry in sorted(self.entries_of(loc).items()):
-            yield self._locate(loc, entry, paths.join(loc.path, name))
+        entries = self.entries_of(loc).entries()
+        # Files live in this directory's partition: one pass gives all their latest rows.
+        files = self.table.partition_index(loc.node_id).latest_rows() if len(entries) > 8 else {}
+        for entry in entries:
+            path = paths.join(loc.path, entry.name)
+            row = files.get(entry.node_id)
+            if row is None:
+                yield locate(self, loc, entry, path)
+            else:
+                yield Located(path, entry.node_id, loc.node_id, row.file_type, row)
 
     def walk(self, loc: Located) -> Iterator[Located]:
         """loc and everything below it, depth first, sorted by name."""
@@ -162,14 +392,31 @@ class PondFS:
             if pattern.endswith("/") and start_loc and nodes.is_dir(start_loc.file_type):
                 return list(self.children(start_loc))
             return [start_loc] if start_loc else []
-        return [loc for loc in self.walk(start) if pat.match(loc.path)]
+        out: list[Located] = []
+        self._glob_walk(pat, start, pat.states_of(start.path), out)
+        return out
+
+    def _glob_walk(
+        self, pat: paths.GlobPattern, loc: Located, states: set[int], out: list[Located]
+    ) -> None:
+        """walk(), matching as it goes and not descending where nothing can match."""
+        if pat.accepts(states):
+            out.append(loc)
+        if not nodes.is_dir(loc.file_type):
+            return
+        for child in self.children(loc):
+            after = pat.step(states, paths.basename(child.path))
+            if after:
+                self._glob_walk(pat, child, after, out)
 
 
 class StagedTxn:
     """The changes of one write transaction, staged in memory until commit.
 
-    Each node gets at most one new version per transaction; directories touched get one new
-    snapshot each. Large contents are written to the blob store (synced) as they are staged.
+    Each node gets at most one new version per transaction; each directory whose entries
+    change gets one new version recording those changes. Large contents are written to the
+    blob store (synced) as they are staged. Paths resolve with the same walk as PondFS,
+    over the committed state with this transaction's changes on top.
     """
 
     def __init__(self, fs: PondFS, txn_seq: int) -> None:
@@ -177,65 +424,85 @@ class StagedTxn:
         self.txn_seq = txn_seq
         self.now = nodes.now_us()
         self._staged: dict[str, NodeRow] = {}  # node_id -> new row
-        self._dirs: dict[str, dict[str, Entry]] = {}  # dir id -> entries after this txn
+        self._dirs: dict[str, Changes] = {}  # dir id -> entry changes of this txn
+        self._new_dirs: set[str] = set()  # directories this txn creates
 
     @property
     def changed(self) -> bool:
-        return bool(self._staged)
+        return bool(self._staged) or any(self._real_changes(d) for d in self._dirs)
+
+    def _real_changes(self, dir_id: str) -> Changes:
+        changes = self._dirs.get(dir_id, {})
+        if dir_id in self._new_dirs:
+            return changes
+        committed = self.fs.dir_entries(dir_id)
+        return {n: e for n, e in changes.items() if committed.get(n) != e}
 
     def rows(self) -> list[NodeRow]:
         out = dict(self._staged)
-        for dir_id, entries in self._dirs.items():
-            base = out.get(dir_id) or self._latest(dir_part(dir_id), dir_id)
-            assert base is not None
-            content = encode_dir(entries)
-            if dir_id not in out and base.content == content:
+        for dir_id in self._dirs:
+            changes = self._real_changes(dir_id)
+            if dir_id in self._new_dirs:
+                snap = encode_snapshot(DirEntries(None, (changes,)).snapshot())
+                row = out[dir_id]
+                out[dir_id] = self._new_row(row.part_id, dir_id, row.file_type, snap)
                 continue
-            out[dir_id] = self._new_row(dir_part(dir_id), dir_id, base.file_type, content)
+            if not changes:
+                continue
+            state = self.fs.dir_state(dir_id)
+            base = self.fs.latest(dir_part(dir_id), dir_id)
+            assert base is not None
+            entries = state.entries.with_layer(changes)
+            due = max(SNAPSHOT_MIN_DELTAS, entries.base.num_rows // SNAPSHOT_RATIO)
+            if state.deltas + 1 >= due or entries.changed_count >= due * 16:
+                content, attrs = encode_snapshot(entries.snapshot()), None
+            else:
+                content, attrs = encode_delta(changes), DELTA_ATTRS
+            out[dir_id] = self._new_row(
+                dir_part(dir_id), dir_id, base.file_type, content, attrs=attrs
+            )
         return list(out.values())
 
-    # -- overlay lookups -------------------------------------------------------------------
-    def _latest(self, part_id: str, node_id: str) -> NodeRow | None:
+    # -- the transaction's view (for the path walk) ---------------------------------------
+    def root(self) -> Located:
+        row = self.latest(ROOT_ID, ROOT_ID)
+        if row is None:
+            raise PondError("the pond has no root directory (damaged pond)")
+        return Located("/", ROOT_ID, ROOT_ID, row.file_type, row)
+
+    def latest(self, part_id: str, node_id: str) -> NodeRow | None:
         staged = self._staged.get(node_id)
         return staged if staged is not None else self.fs.latest(part_id, node_id)
 
-    def _entries(self, dir_id: str) -> dict[str, Entry]:
-        if dir_id in self._dirs:
-            return self._dirs[dir_id]
-        if dir_id in self._staged:
-            return decode_dir(self.fs.content(self._staged[dir_id]))
-        return self.fs.dir_entries(dir_id)
+    def content(self, row: NodeRow) -> bytes:
+        return self.fs.content(row)
 
-    def lookup(self, path: str) -> tuple[str, str, str] | None:
-        """(node_id, part_id, file_type) of a path as this transaction sees it."""
-        node_id, part, ftype = ROOT_ID, ROOT_ID, nodes.DIR_PHYSICAL
-        walked = "/"
-        for name in paths.split(paths.normalize(path)):
-            if not nodes.is_dir(ftype):
-                raise NotFoundError(f"not a directory: {walked}")
-            if ftype == nodes.DIR_DYNAMIC:
-                raise InvalidPathError(f"{walked} is a derived directory: nothing is written in it")
-            entry = self._entries(node_id).get(name)
-            if entry is None:
-                return None
-            walked = paths.join(walked, name)
-            new_part = dir_part(entry.node_id) if nodes.is_dir(entry.file_type) else node_id
-            node_id, part, ftype = entry.node_id, new_part, entry.file_type
-        return node_id, part, ftype
+    def _entries(self, dir_id: str) -> DirEntries:
+        changes = self._dirs.get(dir_id, {})
+        if dir_id in self._new_dirs:
+            return DirEntries(None, (changes,))
+        return self.fs.dir_entries(dir_id).with_layer(changes)
+
+    def entries_of(self, loc: Located) -> DirEntries:
+        if loc.file_type == nodes.DIR_DYNAMIC:
+            return DirEntries()
+        return self._entries(loc.node_id)
+
+    def lookup(self, path: str, follow: bool = False) -> Located | None:
+        """A path as this transaction sees it. Links in the parents are always followed,
+        a link in the last part only when `follow`."""
+        return resolve(self, path, follow)
 
     def exists(self, path: str) -> bool:
-        return self.lookup(path) is not None
+        return self.lookup(path, follow=True) is not None
 
     def read_bytes(self, path: str) -> bytes:
-        found = self.lookup(path)
-        if found is None:
+        loc = self.lookup(path, follow=True)
+        if loc is None:
             raise NotFoundError(f"no such file: {paths.normalize(path)}")
-        node_id, part, ftype = found
-        if nodes.is_dir(ftype):
+        if nodes.is_dir(loc.file_type):
             raise InvalidPathError(f"is a directory: {paths.normalize(path)}")
-        row = self._latest(part, node_id)
-        assert row is not None
-        return self.fs.content(row)
+        return self.fs.content(loc.row)
 
     # -- changes ---------------------------------------------------------------------------
     def _new_row(
@@ -251,9 +518,12 @@ class StagedTxn:
         max_event_time: int | None = None,
         attrs: dict | None = None,
         factory: str | None = None,
+        new: bool = False,
     ) -> NodeRow:
         if node_id in self._staged:
             version = self._staged[node_id].version
+        elif new:  # an id just made: no earlier version to look up
+            version = 1
         else:
             prev = self.fs.latest(part_id, node_id)
             version = prev.version + 1 if prev else 1
@@ -285,42 +555,47 @@ class StagedTxn:
         if path == "/":
             raise AlreadyExistsError("/ already exists")
         parent = paths.parent(path)
-        found = self.lookup(parent)
+        found = self.lookup(parent, follow=True)
         if found is None:
             if not create:
                 raise NotFoundError(f"no such directory: {parent}")
             self.mkdir(parent, parents=True)
-            found = self.lookup(parent)
+            found = self.lookup(parent, follow=True)
             assert found is not None
-        if not nodes.is_dir(found[2]):
+        if not nodes.is_dir(found.file_type):
             raise InvalidPathError(f"not a directory: {parent}")
-        if found[2] == nodes.DIR_DYNAMIC:
+        if found.file_type == nodes.DIR_DYNAMIC:
             raise InvalidPathError(f"cannot write inside a dynamic directory: {parent}")
-        return found[0], paths.basename(path)
+        return found.node_id, paths.basename(path)
 
     def _link(self, dir_id: str, entry: Entry) -> None:
-        entries = dict(self._entries(dir_id))
-        if entry.name not in entries:  # every new name of every write passes here
+        changes = self._dirs.setdefault(dir_id, {})
+        if self._entries(dir_id).get(entry.name) is None:  # every new name passes here
             paths.check_new_name(entry.name)
-        entries[entry.name] = entry
-        self._dirs[dir_id] = entries
+        changes[entry.name] = entry
 
     def mkdir(self, path: str, parents: bool = False) -> str:
         path = paths.normalize(path)
-        found = self.lookup(path)
+        found = self.lookup(path, follow=True)
         if found is not None:
-            if parents and nodes.is_dir(found[2]):
-                return found[0]
-            if nodes.is_dir(found[2]):
+            if parents and nodes.is_dir(found.file_type):
+                return found.node_id
+            if nodes.is_dir(found.file_type):
                 raise AlreadyExistsError(f"directory exists: {path}")
             raise AlreadyExistsError(f"a file exists at {path}")
         dir_parent, name = self._parent_dir(path, create=parents)
         node_id = nodes.uuid7()
-        row = self._new_row(dir_part(node_id), node_id, nodes.DIR_PHYSICAL, encode_dir({}))
-        self._staged[node_id] = row
-        self._dirs[node_id] = {}
+        self._stage_new_dir(dir_part(node_id), node_id)
         self._link(dir_parent, Entry(name, node_id, nodes.DIR_PHYSICAL))
         return node_id
+
+    def _stage_new_dir(self, part_id: str, node_id: str) -> None:
+        empty = encode_snapshot(SNAPSHOT_SCHEMA.empty_table())
+        self._staged[node_id] = self._new_row(
+            part_id, node_id, nodes.DIR_PHYSICAL, empty, new=node_id != ROOT_ID
+        )
+        self._dirs[node_id] = {}
+        self._new_dirs.add(node_id)
 
     def write(
         self,
@@ -354,9 +629,8 @@ class StagedTxn:
         else:
             node_id = nodes.uuid7()
         # a dynamic directory's row lives in its own partition, like every directory's
-        part = dir_part(node_id) if nodes.is_dir(file_type) else dir_id
         row = self._new_row(
-            part,
+            dir_part(node_id) if nodes.is_dir(file_type) else dir_id,
             node_id,
             file_type,
             content,
@@ -366,17 +640,29 @@ class StagedTxn:
             max_event_time=max_event_time,
             attrs=attrs,
             factory=factory,
+            new=existing is None,
         )
         self._staged[node_id] = row
         if existing is None or existing.file_type != file_type:
             self._link(dir_id, Entry(name, node_id, file_type))
         return row
 
+    def remove(self, path: str) -> None:
+        """Remove a file or symlink entry (its rows stay: earlier versions of the
+        directory still list it)."""
+        path = paths.normalize(path)
+        dir_id, name = self._parent_dir(path, create=False)
+        existing = self._entries(dir_id).get(name)
+        if existing is None:
+            raise NotFoundError(f"no such file: {path}")
+        if nodes.is_dir(existing.file_type):
+            raise InvalidPathError(f"is a directory: {path}")
+        self._dirs.setdefault(dir_id, {})[name] = None
+        self._staged.pop(existing.node_id, None)
+
     def create_root(self) -> None:
         """The first transaction of a pond: the root directory, with its fixed id."""
-        row = self._new_row(ROOT_ID, ROOT_ID, nodes.DIR_PHYSICAL, encode_dir({}))
-        self._staged[ROOT_ID] = row
-        self._dirs[ROOT_ID] = {}
+        self._stage_new_dir(ROOT_ID, ROOT_ID)
 
     def symlink(self, path: str, target: str) -> NodeRow:
         return self.write(path, nodes.SYMLINK, target.encode())

@@ -1,0 +1,288 @@
+"""Directories stored as deltas with snapshots, the one path walk, and bounded read caches.
+
+Sizes stay small here (a few hundred entries, enough to cross several snapshots);
+the scaling figures are in bench/dirs.py."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import run_pond
+
+from duckpond import nodes
+from duckpond.errors import InvalidPathError, NotFoundError
+from duckpond.pond import Pond
+from duckpond.storage import datatable, fs
+from duckpond.storage.fs import DELTA_ATTRS, PondFS, StagedTxn
+
+
+def listing(pond: Pond, pattern: str = "/**") -> dict[str, tuple[str, int]]:
+    return {e.path: (e.type, e.version) for e in pond.list(pattern)}
+
+
+def contents(pond: Pond, prefix: str) -> dict[str, bytes]:
+    return {
+        e.path: pond.read_bytes(e.path)
+        for e in pond.list(prefix + "/*")
+        if nodes.is_file(e.type) or e.type == nodes.SYMLINK
+    }
+
+
+def storage_txn(pond: Pond, change: Callable[[StagedTxn], None]) -> None:
+    """A transaction through the storage layer alone (removal has no pond command yet)."""
+    pond.refresh()
+    staged = StagedTxn(PondFS(pond.data, pond.blobs), pond.data.last_txn_seq() + 1)
+    change(staged)
+    pond.data.commit(staged.rows(), {"txn_seq": staged.txn_seq, "txn_id": nodes.uuid7()})
+
+
+def data_bytes(root: Path) -> int:
+    return sum(p.stat().st_size for p in (root / "data").rglob("*.parquet"))
+
+
+# -- one path walk -----------------------------------------------------------------------
+
+
+def test_write_through_a_symlinked_directory(pond_dir: Path, tmp_path: Path) -> None:
+    pond = Pond.open(pond_dir)
+    with pond.transaction() as tx:
+        tx.mkdir("/real")
+        tx.write_bytes("/real/x", b"x")
+        tx.symlink("/link", "/real")
+        tx.symlink("/rel", "real")  # relative to the link's directory
+    assert pond.read_bytes("/link/x") == b"x"
+    with pond.transaction() as tx:
+        tx.write_bytes("/link/y", b"y")
+        tx.write_bytes("/rel/z", b"z")
+        assert tx.read_bytes("/link/y") == b"y"  # the transaction sees it the same way
+        assert tx.exists("/rel/x")
+    assert contents(pond, "/real") == {"/real/x": b"x", "/real/y": b"y", "/real/z": b"z"}
+    host = tmp_path / "w"
+    host.write_bytes(b"w")
+    run_pond("copy", f"host://{host}", "/link/w", pond=pond_dir)
+    assert Pond.open(pond_dir).read_bytes("/real/w") == b"w"
+    # the link itself stays a link: writing over it as a file is refused
+    with pytest.raises(InvalidPathError, match="symlink"):
+        with pond.transaction() as tx:
+            tx.write_bytes("/link", b"no")
+
+
+def test_symlink_loops_and_files_as_directories(pond_dir: Path) -> None:
+    pond = Pond.open(pond_dir)
+    with pond.transaction() as tx:
+        tx.symlink("/a", "/b")
+        tx.symlink("/b", "/a")
+        tx.write_bytes("/f", b"f")
+    for call in (lambda: pond.read_bytes("/a/x"), lambda: pond.lookup("/a/x")):
+        with pytest.raises(InvalidPathError, match="too many levels"):
+            call()
+    with pytest.raises(InvalidPathError, match="too many levels"):
+        with pond.transaction() as tx:
+            tx.write_bytes("/a/x", b"x")
+    with pytest.raises((InvalidPathError, NotFoundError), match="not a directory: /f"):
+        with pond.transaction() as tx:
+            tx.write_bytes("/f/x", b"x")
+
+
+def test_lookup_returns_a_named_type(pond_dir: Path) -> None:
+    pond = Pond.open(pond_dir)
+    with pond.transaction() as tx:
+        tx.write_bytes("/d/f", b"1", parents=True)
+    loc = pond.lookup("/d/f")
+    assert loc is not None and loc.path == "/d/f" and loc.file_type == nodes.FILE_DATA
+    assert loc.row.version == 1 and loc.part_id == pond.lookup("/d").node_id
+
+
+# -- directories as deltas ---------------------------------------------------------------
+
+
+def test_big_directory_add_overwrite_remove_symlink(pond_dir: Path) -> None:
+    """Several snapshots' worth of single-entry writes, with every kind of change; a
+    fresh handle, the long-lived one, and the CLI agree with a model at every stage."""
+    pond = Pond.open(pond_dir)
+    model: dict[str, bytes] = {}
+    dir_versions = 1
+    with pond.transaction() as tx:
+        tx.mkdir("/big")
+    n = 3 * fs.SNAPSHOT_MIN_DELTAS + 10
+    for i in range(n):
+        with pond.transaction() as tx:
+            tx.write_bytes(f"/big/f{i:04d}", f"v1 {i}".encode())
+        model[f"/big/f{i:04d}"] = f"v1 {i}".encode()
+        dir_versions += 1
+        if i % 20 == 7:  # a new version of an existing file: no new directory version
+            with pond.transaction() as tx:
+                tx.write_bytes(f"/big/f{i // 2:04d}", f"v2 {i}".encode())
+            model[f"/big/f{i // 2:04d}"] = f"v2 {i}".encode()
+    with pond.transaction() as tx:  # several changes in one transaction: one version
+        tx.symlink("/big/link", "f0001")
+        tx.mknod("/big/f0004", "test-executor", nodes.FILE_DATA_DYNAMIC, b"message: hi\n", True)
+    storage_txn(pond, lambda st: st.remove("/big/f0002"))
+    dir_versions += 2
+    model["/big/link"] = model["/big/f0001"]
+    del model["/big/f0002"]
+    del model["/big/f0004"]
+
+    def check(p: Pond) -> None:
+        got = listing(p, "/big/*")
+        assert set(got) == set(model) | {"/big/f0004"}
+        assert got["/big/link"][0] == nodes.SYMLINK
+        assert got["/big/f0004"][0] == nodes.FILE_DATA_DYNAMIC
+        assert contents(p, "/big") == model | {"/big/f0004": b"message: hi\n"}
+        versions = p.versions("/big")
+        assert [v.version for v in versions] == list(range(1, dir_versions + 1))
+        # an earlier version of a file is still readable
+        assert p.read_bytes("/big/f0003", version=1) == b"v1 3"
+
+    check(pond)
+    check(Pond.open(pond_dir))
+    out = json.loads(run_pond("list", "/big/*", "--format", "json", pond=pond_dir).stdout)
+    assert {e["path"] for e in out} == set(model) | {"/big/f0004"}
+    # most directory versions record only their change; some are snapshots
+    rows = Pond.open(pond_dir).versions("/big")
+    deltas = [r for r in rows if r.extended_attributes == DELTA_ATTRS]
+    assert len(rows) - 1 > len(deltas) >= len(rows) - 6
+    assert max(r.size for r in deltas) < 200
+    # maintenance (compaction + checkpoint) changes nothing anyone sees
+    before = listing(Pond.open(pond_dir))
+    pond.maintain(retention_hours=0)
+    for p in (pond, Pond.open(pond_dir)):
+        p.refresh()
+        assert listing(p) == before
+        check(p)
+
+
+def test_removed_entries_and_new_directories_in_one_transaction(pond_dir: Path) -> None:
+    pond = Pond.open(pond_dir)
+    with pond.transaction() as tx:
+        tx.write_bytes("/d/a", b"a", parents=True)
+        tx.write_bytes("/d/b", b"b")
+
+    def change(st: StagedTxn) -> None:
+        st.remove("/d/a")
+        assert not st.exists("/d/a")
+        st.write("/d/a", nodes.FILE_DATA, b"new a")  # a new node under the old name
+        st.mkdir("/d/sub/deeper", parents=True)
+        st.write("/d/sub/deeper/x", nodes.FILE_DATA, b"x")
+
+    storage_txn(pond, change)
+    fresh = Pond.open(pond_dir)
+    assert listing(fresh, "/d/**/*") == {
+        "/d/a": (nodes.FILE_DATA, 1),
+        "/d/b": (nodes.FILE_DATA, 1),
+        "/d/sub": (nodes.DIR_PHYSICAL, 1),
+        "/d/sub/deeper": (nodes.DIR_PHYSICAL, 1),
+        "/d/sub/deeper/x": (nodes.FILE_DATA, 1),
+    }
+    assert fresh.read_bytes("/d/a") == b"new a"
+    with pytest.raises(NotFoundError):
+        storage_txn(pond, lambda st: st.remove("/d/nope"))
+
+
+def test_a_write_into_a_big_directory_stores_only_its_change(pond_dir: Path) -> None:
+    pond = Pond.open(pond_dir)
+    with pond.transaction() as tx:
+        for i in range(3000):
+            tx.write_bytes(f"/big/f{i:05d}", b"x", parents=True)
+    small = _added_bytes(pond, pond_dir, "/small")
+    big = _added_bytes(pond, pond_dir, "/big")
+    # a snapshot of 3,000 entries is ~200 KB; a delta is a few hundred bytes
+    assert big < small + 2_000, (big, small)
+
+
+def _added_bytes(pond: Pond, root: Path, d: str) -> int:
+    with pond.transaction() as tx:
+        tx.mkdir(d, parents=True)
+        tx.write_bytes(f"{d}/first", b"x")
+    before = data_bytes(root) + sum(p.stat().st_size for p in (root / "blobs").rglob("*"))
+    with pond.transaction() as tx:
+        tx.write_bytes(f"{d}/one-more", os.urandom(1024))
+    after = data_bytes(root) + sum(p.stat().st_size for p in (root / "blobs").rglob("*"))
+    return after - before
+
+
+def test_crash_mid_write_leaves_the_old_listing(pond_dir: Path, tmp_path: Path) -> None:
+    pond = Pond.open(pond_dir)
+    for i in range(fs.SNAPSHOT_MIN_DELTAS - 1):  # the next write into /d is a snapshot
+        with pond.transaction() as tx:
+            tx.write_bytes(f"/d/f{i}", b"x", parents=True)
+    before = listing(Pond.open(pond_dir))
+    host = tmp_path / "h"
+    host.write_bytes(b"h")
+    for point in ("before_data_commit", "after_data_commit"):
+        proc = run_pond(
+            "copy",
+            f"host://{host}",
+            f"/d/crash-{point}",
+            pond=pond_dir,
+            env={"POND_CRASH_AT": point},
+            check=None,
+        )
+        assert proc.returncode != 0
+        run_pond("recover", pond=pond_dir)
+        got = listing(Pond.open(pond_dir))
+        if point == "before_data_commit":
+            assert got == before
+        else:  # the commit landed: the whole change is there
+            assert got["/d/crash-after_data_commit"] == (nodes.FILE_DATA, 1)
+            assert {k: v for k, v in got.items() if "crash" not in k and k != "/d"} == {
+                k: v for k, v in before.items() if k != "/d"
+            }
+    with pond.transaction() as tx:
+        tx.write_bytes("/d/after", b"a")
+    assert Pond.open(pond_dir).read_bytes("/d/after") == b"a"
+
+
+def test_ponds_with_json_snapshots_still_read_and_write(pond_dir: Path) -> None:
+    """Directory versions written before deltas hold a JSON snapshot of all entries."""
+    pond = Pond.open(pond_dir)
+    with pond.transaction() as tx:
+        tx.write_bytes("/old/a", b"a", parents=True)
+        tx.write_bytes("/old/b", b"b")
+    loc = pond.lookup("/old")
+    entries = PondFS(pond.data, pond.blobs).dir_entries(loc.node_id).entries()
+    legacy = json.dumps(
+        {"entries": [[e.name, e.node_id, e.file_type] for e in entries]}, separators=(",", ":")
+    ).encode()
+    # a directory version as the previous format wrote it: the full JSON snapshot
+    prev = pond.versions("/old")[-1]
+    row = prev.with_changes(
+        version=prev.version + 1, content=legacy, size=len(legacy), extended_attributes={}
+    )
+    seq = pond.data.last_txn_seq() + 1
+    pond.data.commit([row.with_changes(txn_seq=seq)], {"txn_seq": seq, "txn_id": nodes.uuid7()})
+    fs.decode_dir(legacy)  # both forms decode
+    for p in (pond, Pond.open(pond_dir)):
+        p.refresh()
+        assert contents(p, "/old") == {"/old/a": b"a", "/old/b": b"b"}
+    with pond.transaction() as tx:
+        tx.write_bytes("/old/c", b"c")
+    assert contents(Pond.open(pond_dir), "/old") == {
+        "/old/a": b"a",
+        "/old/b": b"b",
+        "/old/c": b"c",
+    }
+
+
+# -- bounded caches ----------------------------------------------------------------------
+
+
+def test_read_caches_stay_bounded(pond_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(datatable, "CONTENT_CACHE_BYTES", 64 * 1024)
+    pond = Pond.open(pond_dir)
+    payload = {i: os.urandom(8 * 1024) for i in range(60)}
+    for i, data in payload.items():
+        with pond.transaction() as tx:
+            tx.write_bytes(f"/d{i % 3}/f{i}", data, parents=True)
+        assert pond.read_bytes(f"/d{i % 3}/f{i}") == data
+        sizes = pond.data.cache_size()
+        assert sizes["content_bytes"] <= 64 * 1024
+        # only live files are indexed: compacted-away files leave the cache
+        assert sizes["indexed_files"] <= pond.data.file_count()
+    for i, data in payload.items():  # everything still reads back, in any order
+        assert pond.read_bytes(f"/d{i % 3}/f{i}") == data
+    assert pond.data.cache_size()["content_bytes"] <= 64 * 1024
