@@ -15,10 +15,12 @@ setup: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests $(wildcard bench)
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests $(wildcard bench)
+	$(BIN)/mypy
 
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash demo/demo.sh
@@ -27,4 +29,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache demo/pond
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache .mypy_cache demo/pond

@@ -18,7 +18,8 @@ GROUPS: dict[str, tuple[str, str]] = {
     "history": ("bench.history", "9"),
     "dirs": ("bench.dirs", "10, 11"),
     "memory": ("bench.memory", "12"),
-    "factories": ("bench.factories", "13"),
+    "startup": ("bench.startup", "13"),
+    "factories": ("bench.factories", "14"),
 }
 
 

@@ -146,9 +146,9 @@ def test_crash_at_phase_then_recover(tmp_path, baseline, phase):
         assert [r["record_type"] for r in write] == ["begin", "failed"]
         assert write[-1]["error_message"] == "interrupted before data commit"
         assert Pond.open(root).lookup("/x.txt") is None
-        [summary] = [t for t in Pond.open(root).control_recent(5) if t["txn_seq"] == s]
-        assert summary["status"] == "failed"
-        assert summary["error_message"] == "interrupted before data commit"
+        [summary] = [t for t in Pond.open(root).control_recent(5) if t.txn_seq == s]
+        assert summary.status == "failed"
+        assert summary.error_message == "interrupted before data commit"
         pond_cli(root, "copy", f"host://{host}", "/x.txt")
     else:
         assert write[-1]["record_type"] == "completed"

@@ -526,10 +526,10 @@ def test_pond_library_reads_derived_nodes(pond: Pond) -> None:
         time_end=T0 + 3 * H,
     )
     assert window.column("v.sum").to_pylist() == [5.0]  # 2.0 + 3.0
-    d = pond.describe("/r/x/res=2h.series")
+    d = pond.describe("/r/x/res=2h.series").to_json()
     assert d["factory"] == "temporal-reduce" and d["type"] == "file:series:dynamic"
     assert [f["name"] for f in d["schema"]] == ["timestamp", "v.sum"]
-    top = pond.describe("/r")
+    top = pond.describe("/r").to_json()
     assert top["config"]["resolutions"] == ["2h"] and top["entries"] == ["x"]
     assert [v["version"] for v in top["versions"]] == [1]
     assert pond.read_bytes("/r/x/res=2h.series")[:4] == b"PAR1"

@@ -218,7 +218,7 @@ def test_describe(pond: Pond) -> None:
         with pond.transaction() as tx:
             tx.write_series("/s", series_batch(day))
             seqs.append(tx.txn_seq)
-    d = pond.describe("/s")
+    d = pond.describe("/s").to_json()
     assert d["path"] == "/s"
     assert d["type"] == "file:series:physical"
     assert d["size"] > 0
@@ -231,7 +231,7 @@ def test_describe(pond: Pond) -> None:
 
     with pond.transaction() as tx:
         tx.write_bytes("/raw", b"12345")
-    d = pond.describe("/raw")
+    d = pond.describe("/raw").to_json()
     assert d["type"] == "file:data:physical" and d["size"] == 5 and "schema" not in d
     with pytest.raises(NotFoundError):
         pond.describe("/nope")

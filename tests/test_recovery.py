@@ -65,7 +65,7 @@ def test_retry_failed_reruns_failed_tasks_with_next_attempt(tmp_path):
         overwrite=True,
     )
     report = Pond.open(root).recover(retry_failed=True)
-    assert [(t["parent_txn_seq"], t["attempt"], t["outcome"]) for t in report["tasks"]] == [
+    assert [(t.parent_txn_seq, t.attempt, t.outcome) for t in report.tasks] == [
         (mknod_seq, 3, "completed"),
         (x, 3, "completed"),
     ]
@@ -95,11 +95,11 @@ def test_retry_failed_reruns_failed_tasks_with_next_attempt(tmp_path):
     ]
     assert sorted(parents) == sorted([mknod_fix, mknod_seq, x])
     # the summary shows the latest attempt
-    [tx] = [t for t in pond.control_recent(100) if t["txn_seq"] == x]
+    [tx] = [t.to_json() for t in pond.control_recent(100) if t.txn_seq == x]
     assert tx["post_commit"][0]["status"] == "completed"
     assert tx["post_commit"][0]["attempt"] == 3
     # nothing left to retry
-    assert Pond.open(root).recover(retry_failed=True) == {"transactions": [], "tasks": []}
+    assert not Pond.open(root).recover(retry_failed=True)
     failures = Pond.open(root).control_sql(Q_RECENT_FAILURES).to_pylist()
     assert len(failures) == 4
 
@@ -190,7 +190,7 @@ def test_rebuild_control(tmp_path):
     write_file(pond, "/b", b"b")
     identity = ControlTable.open(root / "control").identity()
     assert identity.get("pond_id")
-    before = {t["txn_id"]: t for t in Pond.open(root).control_recent(100)}
+    before = {t.txn_id: t.to_json() for t in Pond.open(root).control_recent(100)}
 
     # lose the control table
     shutil.rmtree(root / "control")
@@ -200,7 +200,7 @@ def test_rebuild_control(tmp_path):
     control = ControlTable.open(root / "control")
     assert control.identity() == identity == Pond.open(root).identity()
 
-    after = {t["txn_id"]: t for t in Pond.open(root).control_recent(100)}
+    after = {t.txn_id: t.to_json() for t in Pond.open(root).control_recent(100)}
     committed = {p["txn_id"] for p in pond_txns(root) if "parent_txn_seq" not in p}
     assert set(after) == committed == set(before) - {noop}
     for s, t in after.items():
@@ -217,7 +217,7 @@ def test_rebuild_control(tmp_path):
             wrote
         )
     # the rebuilt rows of a write follow the lifecycle order (tasks that wrote nothing are gone)
-    detail = Pond.open(root).control_detail(a)["records"]
+    detail = Pond.open(root).control_detail(a).records
     assert [(r["record_type"], r["execution_seq"]) for r in detail if r["txn_seq"] == a] == [
         ("begin", None),
         ("data_committed", None),
@@ -293,10 +293,10 @@ def test_maintain_keeps_the_control_record_and_recovery(tmp_path):
     rows = control_rows(root)
     inc = pond_json(root, "control", "incomplete", "--format", "json")
     report = Pond.open(root).maintain(retention_hours=0)
-    assert report["control"]["files_after"] == 1
+    assert report.control["files_after"] == 1
     assert control_rows(root) == rows
     assert pond_json(root, "control", "incomplete", "--format", "json") == inc
-    assert [t["outcome"] for t in Pond.open(root).recover()["tasks"]] == ["completed"]
-    assert Pond.open(root).control_incomplete() == {"transactions": [], "tasks": []}
+    assert [t.outcome for t in Pond.open(root).recover().tasks] == ["completed"]
+    assert not Pond.open(root).control_incomplete()
     assert len(Pond.open(root).versions("/out/a")) == 22
     assert (root / "write.lock").exists()

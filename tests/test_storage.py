@@ -186,7 +186,7 @@ def test_maintain_keeps_every_version_blob_and_lock(pond_dir: Path) -> None:
     assert (pond_dir / "write.lock").exists()
 
     report = pond.maintain(retention_hours=0)
-    assert report["data"]["files_after"] < report["data"]["files_before"]
+    assert report.data["files_after"] < report.data["files_before"]
 
     fresh = Pond.open(pond_dir)
     assert everything(fresh) == before

@@ -1,7 +1,35 @@
-"""pond: a local-first, versioned, SQL-queryable data store on Delta Lake."""
+"""pond: a local-first, versioned, SQL-queryable data store on Delta Lake.
 
-from .errors import PondError
-from .pond import EntryInfo, Pond
+`from duckpond import Pond` loads the library on first use (PEP 562), so that importing
+the package for the CLI or `__version__` costs nothing.
+"""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+# The single source of the version: pyproject.toml reads it from here.
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .errors import PondError
+    from .pond import Pond
+    from .results import EntryInfo
+
 __all__ = ["EntryInfo", "Pond", "PondError", "__version__"]
+
+
+def __getattr__(name: str) -> object:
+    if name == "Pond":
+        from .pond import Pond
+
+        return Pond
+    if name == "EntryInfo":
+        from .results import EntryInfo
+
+        return EntryInfo
+    if name == "PondError":
+        from .errors import PondError
+
+        return PondError
+    raise AttributeError(f"module 'duckpond' has no attribute {name!r}")

@@ -209,7 +209,7 @@ def apply(
         for d, p in zip(docs, plan, strict=True):
             if d.kind == "mknod" and p.action != "unchanged":
                 if registry.get(d.spec["factory"]).kind == "data":
-                    check_node(tx._staged, d.path)
+                    check_node(tx.staged, d.path)
     return plan
 
 
@@ -275,7 +275,7 @@ def _same_content(pond: Pond, url: SourceURL, loc: Any) -> bool:
     else:
         new = ingest.read_parquet_bytes(ingest.read_host_bytes(url.path, url.compression), url.path)
     old = ingest.read_parquet_bytes(stored, loc.path)
-    return new.replace_schema_metadata(None).equals(old.replace_schema_metadata(None))
+    return bool(new.replace_schema_metadata(None).equals(old.replace_schema_metadata(None)))
 
 
 def _copy(tx: WriteTxn, url: SourceURL, target: str) -> None:

@@ -6,6 +6,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 # The root directory has a fixed id so every pond agrees on where the tree starts.
 ROOT_ID = "00000000-0000-7000-8000-000000000000"
@@ -57,22 +58,32 @@ def is_dynamic(file_type: str) -> bool:
     return file_type.endswith(":dynamic")
 
 
-_last_ms = 0
-_seq = 0
+class _Uuid7Clock:
+    """Millisecond time plus a counter, so ids made within one millisecond stay ordered."""
+
+    def __init__(self) -> None:
+        self.last_ms = 0
+        self.seq = 0
+
+    def tick(self) -> tuple[int, int]:
+        ms = time.time_ns() // 1_000_000
+        if ms <= self.last_ms:
+            self.seq += 1
+            ms = self.last_ms
+        else:
+            self.seq = 0
+            self.last_ms = ms
+        return ms, self.seq
+
+
+_uuid7_clock = _Uuid7Clock()
 
 
 def uuid7() -> str:
     """A UUIDv7 string: time-ordered, so ids sort by creation time."""
-    global _last_ms, _seq
-    ms = time.time_ns() // 1_000_000
-    if ms <= _last_ms:
-        # Same millisecond: bump a counter in rand_a so ids stay monotonic in-process.
-        _seq += 1
-        ms = _last_ms
-    else:
-        _seq = 0
-        _last_ms = ms
-    rand_a = _seq & 0xFFF
+    # Same millisecond: the counter goes in rand_a so ids stay monotonic in-process.
+    ms, seq = _uuid7_clock.tick()
+    rand_a = seq & 0xFFF
     rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
     value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
     return str(uuid.UUID(int=value))
@@ -135,7 +146,7 @@ class NodeRow:
         txn_seq: int,
         min_event_time: int | None = None,
         max_event_time: int | None = None,
-        extended_attributes: dict | None = None,
+        extended_attributes: dict[str, Any] | None = None,
         factory: str | None = None,
         loader: Callable[[], bytes | None] | None = None,
     ) -> None:
@@ -179,4 +190,4 @@ class NodeRow:
     def with_changes(self, **kw: object) -> NodeRow:
         values = {f: getattr(self, f) for f in self.FIELDS}
         values.update(kw)
-        return NodeRow(**values)  # type: ignore[arg-type]
+        return NodeRow(**values)

@@ -9,48 +9,58 @@ pond.sql("SELECT avg(value) FROM source", path="/sensors/temp")
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import getpass
 import json
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-
-from . import nodes
-from .errors import AlreadyExistsError, InvalidPathError, NotFoundError, PondError, QueryError
-from .factories import base as factory_base
-from .factories import registry
-from .query import ingest
+from . import nodes, paths
+from .errors import (
+    AlreadyExistsError,
+    InvalidPathError,
+    NotFoundError,
+    PondError,
+    PondUsageError,
+    QueryError,
+)
 from .query.limits import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
+from .results import (
+    Description,
+    EntryInfo,
+    FieldInfo,
+    IncompleteReport,
+    IncompleteTask,
+    MaintainReport,
+    RebuildReport,
+    RecoverReport,
+    TxnDetail,
+    TxnSummary,
+    VersionInfo,
+)
+from .steward.control import ControlTable
+from .storage.blobs import BlobStore
+from .storage.datatable import DataTable
+from .storage.fs import Located, PondFS, StagedTxn
 
 if TYPE_CHECKING:
+    # Imported for types only: pyarrow, DataFusion and the factories load on first use,
+    # so `pond --help` and `pond list` start fast.
+    import pyarrow as pa
+    from datafusion import SessionContext
+
     from .dynamic import Resolver
     from .factories.live import LiveNode
     from .query import sql
-from .steward.control import ControlTable
-from .steward.steward import Steward
-from .storage.blobs import BlobStore
-from .storage.datatable import DataTable
-from .storage.fs import Located, StagedTxn
-from .txn import WriteTxn
-
-
-@dataclass(frozen=True)
-class EntryInfo:
-    path: str
-    type: str
-    version: int
-    size: int
-
-    def to_json(self) -> dict[str, Any]:
-        # not asdict(): its deep copy costs more than the listing itself for big ones
-        return {"path": self.path, "type": self.type, "version": self.version, "size": self.size}
+    from .query.urls import SourceURL
+    from .steward.steward import Steward
+    from .txn import WriteTxn
 
 
 def _iso(us: int | None) -> str | None:
@@ -60,8 +70,11 @@ def _iso(us: int | None) -> str | None:
 
 
 class Pond:
+    """A pond: open one with `Pond.open(path)` (or `Pond.create(path)`); every `pond`
+    command is one call on it. Handles are cheap; a long-lived one sees new commits."""
+
     def __init__(
-        self, root: Path, data: DataTable, control: ControlTable | None, wait: float = 0.0
+        self, root: Path, data: DataTable | None, control: ControlTable | None, wait: float = 0.0
     ) -> None:
         self.root = root
         self._data = data
@@ -92,7 +105,7 @@ class Pond:
         pond = cls(root, data, control, wait)
         with pond.steward.locked():
             with pond.steward.transaction(args or ["pond", "init"], {}) as tx:
-                tx._staged.create_root()
+                tx.create_root()
         return pond
 
     @classmethod
@@ -129,6 +142,8 @@ class Pond:
     @property
     def steward(self) -> Steward:
         if self._steward is None:
+            from .steward.steward import Steward
+
             self._steward = Steward(self.root, self.data, self.control, self.blobs, self.wait)
         return self._steward
 
@@ -137,7 +152,8 @@ class Pond:
         if self._data is None and (self.root / "control" / "_delta_log").is_dir():
             return self.control.identity()
         try:
-            return json.loads(self.data.description() or "{}").get("pond", {})
+            identity = json.loads(self.data.description() or "{}").get("pond", {})
+            return identity if isinstance(identity, dict) else {}
         except ValueError:
             return {}
 
@@ -159,6 +175,9 @@ class Pond:
         args: list[str] | None = None,
         vars: dict[str, str] | None = None,
     ) -> None:
+        from .factories import base as factory_base
+        from .factories import registry
+
         fac = registry.get(factory)
         parsed = factory_base.parse_config(config, "the config")
         fac.validate(parsed)  # a bad config is refused before anything is written
@@ -168,7 +187,7 @@ class Pond:
                 from .dynamic import check_node
 
                 # a missing input, a cycle or SQL that does not plan fails before the commit
-                check_node(tx._staged, path)
+                check_node(tx.staged, path)
 
     def run(
         self,
@@ -181,20 +200,116 @@ class Pond:
             path, run_args or [], args or ["pond", "run", path], vars or {}
         )
 
+    # -- copying ---------------------------------------------------------------------------
+    def copy_in(
+        self,
+        sources: Sequence[str],
+        dest: str,
+        *,
+        time_column: str | None = None,
+        args: list[str] | None = None,
+        vars: dict[str, str] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[str]:
+        """Copy host files into the pond in one transaction; returns the pond paths written.
+
+        Each source is a host URL (SPEC §7): `host:///abs/path` (raw bytes),
+        `host+table:///x.parquet`, `host+series:///x.parquet`, `host+csv+table:///x.csv`,
+        `host+csv+series:///x.csv`, with `+gzip`/`+zstd` after the format. Into a directory
+        when `dest` ends with `/`, names an existing directory, or there are several
+        sources; onto an existing series path, a series source appends a version.
+        `progress` is called with byte counts as they are copied.
+        """
+        from .query.urls import parse_source
+
+        if not sources:
+            raise PondUsageError("copy needs at least one source")
+        if not dest:
+            raise InvalidPathError("empty destination: name a pond path such as / or /dir/")
+        parsed = [parse_source(s) for s in sources]
+        for s in parsed:
+            if s.scheme != "host":
+                raise PondUsageError(
+                    f"copy into the pond reads host files: use host:///abs/path, not {s.path!r}"
+                )
+        dest_norm = paths.normalize(dest)
+        tick = progress or (lambda n: None)
+        with self.transaction(args or ["pond", "copy", *sources, dest], vars) as tx:
+            dest_is_dir = tx.exists(dest_norm) and self._is_dir(dest_norm)
+            into_dir = dest.endswith("/") or len(parsed) > 1 or dest_is_dir
+            if len(parsed) > 1 and not dest_is_dir:
+                raise InvalidPathError(f"copying several files needs a directory: {dest_norm}")
+            targets = [
+                paths.join(dest_norm, Path(s.path).name) if into_dir else dest_norm for s in parsed
+            ]
+            for i, target in enumerate(targets):
+                if target in targets[:i]:
+                    raise InvalidPathError(f"two sources would be copied to {target}")
+            for s, target in zip(parsed, targets, strict=True):
+                _copy_one(tx, s, target, time_column, tick)
+        return targets
+
+    def copy_out(self, patterns: str | Sequence[str], host_dir: str | Path) -> list[Path]:
+        """Copy the pond files matching glob(s) into `host_dir`, keeping the tree below each
+        pattern's literal prefix; returns the host paths written.
+
+        A series is written as the Parquet union of its versions; dynamic nodes are skipped.
+        Every target is checked before the first is written (a bad name or a symlink in the
+        way writes nothing), and no symlink at or below `host_dir` is ever followed.
+        """
+        from .hostdir import HostDir
+
+        if isinstance(patterns, str):
+            patterns = [patterns]
+        plan: builtins.list[tuple[str, EntryInfo]] = []
+        for pattern in patterns:
+            prefix = paths.compile_glob(pattern).literal_prefix
+            matches = self.list(pattern)
+            if not matches:
+                raise NotFoundError(f"no pond files match {pattern}")
+            for e in matches:
+                if not e.type.startswith("file:"):
+                    continue
+                if nodes.is_dynamic(e.type) and self.derived(e.path) is None:
+                    continue  # an executor factory's node: a job, not data
+                rel = (
+                    e.path[len(prefix) :].lstrip("/")
+                    if e.path != prefix
+                    else paths.basename(e.path)
+                )
+                plan.append((rel, e))
+        with HostDir.open(Path(host_dir)) as out:
+            out.check([rel for rel, _ in plan])
+            written = []
+            for rel, e in plan:
+                if nodes.is_series(e.type) and e.version > 1:
+                    from .query import output
+
+                    # a series is the union of its versions, not its latest one
+                    data = output.to_parquet_bytes(self.read_table(e.path))
+                else:
+                    data = self.read_bytes(e.path)
+                written.append(out.write(rel, data))
+        return written
+
     # -- reading ---------------------------------------------------------------------------
     def refresh(self) -> None:
         self.data.refresh()
 
-    def lookup(self, path: str) -> Located | None:
-        return self._fs().lookup(path)
-
-    def _fs(self):  # noqa: ANN202 - PondFS without a steward (control table may be missing)
-        from .storage.fs import PondFS
-
+    @property
+    def fs(self) -> PondFS:
+        """A read-only view of the latest committed state (needs no control table)."""
         return PondFS(self.data, self.blobs)
 
+    def lookup(self, path: str) -> Located | None:
+        return self.fs.lookup(path)
+
     def require(self, path: str) -> Located:
-        return self._fs().require(path)
+        return self.fs.require(path)
+
+    def _is_dir(self, path: str) -> bool:
+        loc = self.lookup(path)
+        return loc is not None and nodes.is_dir(loc.file_type)
 
     def resolver(self) -> Resolver:
         """Turns factory nodes into live (derived) nodes for one read; see dynamic/."""
@@ -215,23 +330,27 @@ class Pond:
         return node.file_type if node is not None else self.require(path).file_type
 
     def list(self, pattern: str = "/**/*") -> list[EntryInfo]:
+        """Entries matching a glob; dynamic directories list their children."""
         from .dynamic import reads
 
         return [EntryInfo(*e) for e in reads.entries(self.resolver(), pattern)]
 
-    def versions(self, path: str) -> list[nodes.NodeRow]:
+    def versions(self, path: str) -> builtins.list[nodes.NodeRow]:
         loc = self.require(path)
-        return self._fs().versions(loc.part_id, loc.node_id)
+        return self.fs.versions(loc.part_id, loc.node_id)
 
-    def _row(self, loc: Located, version: int | None) -> nodes.NodeRow:
+    def row_at(self, loc: Located, version: int | None) -> nodes.NodeRow:
+        """The row of `version` of a located node (None: its latest)."""
         if version is None:
             return loc.row
-        for row in self._fs().versions(loc.part_id, loc.node_id):
+        for row in self.fs.versions(loc.part_id, loc.node_id):
             if row.version == version:
                 return row
         raise NotFoundError(f"{loc.path} has no version {version}")
 
     def read_bytes(self, path: str, version: int | None = None) -> bytes:
+        """The bytes of a pond file (a table or series version: its Parquet bytes; a derived
+        table or series: its computed rows as Parquet)."""
         node = self.derived(path)
         if node is not None:
             from .dynamic import reads
@@ -241,67 +360,22 @@ class Pond:
         loc = self.require(path)
         if nodes.is_dir(loc.file_type):
             raise InvalidPathError(f"is a directory: {loc.path}")
-        return self._fs().content(self._row(loc, version))
+        return self.fs.content(self.row_at(loc, version))
 
-    def describe(self, path: str) -> dict[str, Any]:
-        node = self.derived(path)
-        if node is not None:
-            return self._describe_derived(node)
-        loc = self.require(path)
-        fs = self._fs()
-        versions = fs.versions(loc.part_id, loc.node_id)
-        out: dict[str, Any] = {"path": loc.path, "type": loc.file_type, "size": loc.row.size}
-        if loc.row.factory:
-            out["factory"] = loc.row.factory
-        if nodes.is_table(loc.file_type) or nodes.is_series(loc.file_type):
-            source = fs.blob_path(loc.row) or loc.row.content or b""
-            schema = ingest.read_parquet_schema(source, loc.path)
-            out["schema"] = [{"name": f.name, "type": str(f.type)} for f in schema]
-            if nodes.is_series(loc.file_type):
-                out["time_column"] = loc.row.extended_attributes.get("time_column")
-        out["versions"] = [
-            {
-                "version": r.version,
-                "txn_seq": r.txn_seq,
-                "timestamp": _iso(r.timestamp),
-                "size": r.size,
-                "min_event_time": _iso(r.min_event_time),
-                "max_event_time": _iso(r.max_event_time),
-            }
-            for r in versions
-        ]
-        return out
+    def is_raw(self, url: str) -> bool:
+        """True when `url` is a bare pond path to a node that is not a table or series:
+        what `pond cat` prints as raw bytes rather than as a table."""
+        from .query.urls import parse_source
 
-    def _describe_derived(self, node: LiveNode) -> dict[str, Any]:
-        from .dynamic import reads
+        src = parse_source(url)
+        if src.scheme != "pond":
+            return False
+        ftype = self.node_type(src.path)
+        return not (nodes.is_table(ftype) or nodes.is_series(ftype))
 
-        loc = self.lookup(node.path)
-        stored = loc is not None and loc.row.factory is not None
-        out = reads.describe(node, self._fs().content(loc.row) if stored and loc else None)
-        if stored and loc is not None:
-            out["size"] = loc.row.size
-        rows = self._fs().versions(loc.part_id, loc.node_id) if stored and loc else []
-        out["versions"] = [
-            {
-                "version": r.version,
-                "txn_seq": r.txn_seq,
-                "timestamp": _iso(r.timestamp),
-                "size": r.size,
-            }
-            for r in rows
-        ]
-        return out
-
-    def _part(self, row: nodes.NodeRow) -> sql.Part:
-        from .query import sql
-
-        path = self._fs().blob_path(row)
-        return sql.Part(
-            path=path,
-            data=row.content if path is None else None,
-            min_time=row.min_event_time,
-            max_time=row.max_event_time,
-        )
+    def describe(self, path: str) -> Description:
+        """Type, size, schema and versions of a pond node; the schema of a host URL."""
+        return describe_source(path, self)
 
     def sql(
         self,
@@ -320,47 +394,91 @@ class Pond:
 
         ctx = sql.make_context(memory_limit)
         if path is not None:
-            self._register(ctx, path, version, time_start, time_end)
+            register_source(ctx, path, self, version, time_start, time_end)
         return sql.run_sql(ctx, query, timeout)
+
+    def read(
+        self,
+        url: str,
+        sql: str | None = None,
+        version: int | None = None,
+        time_range: tuple[TimeLike, TimeLike] | None = None,
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
+    ) -> pa.Table:
+        """A pond table/series, a raw pond file read as CSV (`csv:///path`) or a host file
+        (`host+csv:///x.csv`, `host+table:///x.parquet`) as Arrow, optionally through
+        read-only SQL over it as `source`. `time_range` (start, end), each None, µs since
+        the epoch, an ISO 8601 string or a datetime, limits a series to those event times.
+        The query runs within `timeout` seconds and `memory_limit` bytes (None: unbounded)."""
+        return read_source(
+            url,
+            self,
+            sql=sql,
+            version=version,
+            time_range=time_range,
+            timeout=timeout,
+            memory_limit=memory_limit,
+        )
 
     def read_table(self, path: str, version: int | None = None) -> pa.Table:
         return self.sql("SELECT * FROM source", path=path, version=version)
 
-    def _register(
-        self, ctx: Any, url: str, version: int | None, time_start: int | None, time_end: int | None
-    ) -> None:
-        register_source(ctx, url, self, version, time_start, time_end)
-
     # -- steward views -----------------------------------------------------------------------
-    def control_recent(self, limit: int = 20) -> list[dict[str, Any]]:
+    def control_recent(self, limit: int = 20) -> builtins.list[TxnSummary]:
+        """The newest `limit` user write transactions with their tasks, newest last."""
         from .steward import summaries
 
         state = self.control.read_all(columns=summaries.RECENT_COLUMNS, ordered=False)
-        return summaries.recent(state, limit, load=lambda s: self.control.read_all(min_seq=s))
+        txns = summaries.recent(state, limit, load=lambda s: self.control.read_all(min_seq=s))
+        return [TxnSummary.from_dict(t) for t in txns]
 
-    def control_detail(self, txn_seq: int) -> dict[str, Any]:
+    def control_detail(self, txn_seq: int) -> TxnDetail:
+        """Every control row of one transaction and its tasks, in recorded order."""
         from .steward import summaries
 
         d = summaries.detail(self.control.read_all(), txn_seq)
         if d is None:
             raise NotFoundError(f"no transaction with txn_seq {txn_seq}")
-        return d
+        txns = [TxnSummary.from_dict(t) for t in d["transactions"]]
+        return TxnDetail(
+            txn_seq=txn_seq,
+            summary=txns[-1] if txns else None,
+            transactions=txns,
+            records=d["records"],
+        )
 
-    def control_incomplete(self) -> dict[str, Any]:
+    def control_incomplete(self) -> IncompleteReport:
+        """What a crash left unfinished (`pond recover` would finish it)."""
         from .steward import summaries
 
         if summaries.nothing_unfinished(self.control):
-            return {"transactions": [], "tasks": []}
+            return IncompleteReport([], [])
         report = summaries.incomplete(self.control.read_all())
+        txns = [TxnSummary.from_dict(t) for t in report["transactions"]]
         # The control table may not know yet that a commit landed (a crash right after the
         # data commit): the data table's pond_txn metadata is the authority. A read only.
-        unsure = [t for t in report["transactions"] if t["status"] == "incomplete"]
-        if unsure:
+        if any(t.status == "incomplete" for t in txns):
             committed = {p.get("txn_id") for _, p in self.data.pond_txns()}
-            for t in unsure:
-                if t["txn_id"] in committed:
-                    t["status"] = "committed"
-        return report
+            txns = [
+                replace(t, status="committed")
+                if t.status == "incomplete" and t.txn_id in committed
+                else t
+                for t in txns
+            ]
+        tasks = [
+            IncompleteTask(
+                parent_txn_seq=int(t["parent_txn_seq"]),
+                execution_seq=int(t["execution_seq"]),
+                factory_name=t["factory_name"],
+                config_path=t["config_path"],
+                state=str(t["state"]),
+                attempt=int(t["attempt"]),
+            )
+            for t in report["tasks"]
+        ]
+        return IncompleteReport(txns, tasks)
 
     def control_sql(
         self,
@@ -369,28 +487,221 @@ class Pond:
         timeout: float | None = DEFAULT_TIMEOUT,
         memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
     ) -> pa.Table:
+        """Read-only SQL over the control table as `control_table`, as of now, within
+        `timeout` seconds and `memory_limit` bytes (None: unbounded)."""
         from .steward.queries import control_sql
 
         return control_sql(self, query, timeout, memory_limit)
 
-    def recover(self, retry_failed: bool = False) -> dict[str, Any]:
+    def recover(self, retry_failed: bool = False) -> RecoverReport:
+        """Finish what crashes interrupted (SPEC §6); safe to run at any time."""
         from .steward import summaries
         from .steward.recovery import recover
 
         # The idle case, without the lock or the data table: a writer at work shows an
         # open `begin`, and then recover waits its turn at the lock like any writer.
         if not retry_failed and summaries.nothing_unfinished(self.control):
-            return {"transactions": [], "tasks": []}
-        return recover(self.steward, retry_failed=retry_failed)
+            return RecoverReport()
+        return RecoverReport.from_dict(recover(self.steward, retry_failed=retry_failed))
 
-    def maintain(self, retention_hours: float = 1.0) -> dict[str, Any]:
+    def maintain(self, retention_hours: float = 1.0) -> MaintainReport:
+        """Checkpoint, compact and clean both tables; files replaced within the last
+        `retention_hours` stay for readers still using them (Delta vacuums in whole hours:
+        a fraction rounds up, never down)."""
         from .steward.maintenance import maintain
 
-        return maintain(self, retention_hours=retention_hours)
+        return MaintainReport.from_dict(maintain(self, retention_hours=retention_hours))
+
+    def rebuild_control(self, force: bool = False) -> RebuildReport:
+        """Rebuild a lost control table from the data table's history (`force`: move an
+        existing one aside first)."""
+        from .steward.rebuild import rebuild_control
+
+        report = rebuild_control(self.root, force=force, wait=self.wait)
+        self._control = None
+        self._steward = None
+        return RebuildReport(int(report["transactions"]), list(report["messages"]))
+
+
+TimeLike = int | str | dt.datetime | None
+
+
+def to_us(value: TimeLike) -> int | None:
+    """µs since the epoch from an int (µs), an ISO 8601 string (UTC unless an offset is
+    given) or a datetime (naive = UTC)."""
+    if value is None or isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            pass
+        try:
+            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise PondUsageError(
+                f"not a time: {value!r} (use ISO 8601 or µs since epoch)"
+            ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return int(value.timestamp() * 1_000_000)
+
+
+def _copy_one(
+    tx: WriteTxn, s: SourceURL, target: str, time_column: str | None, tick: Callable[[int], None]
+) -> None:
+    series = s.entry == "series"
+    if s.fmt == "raw" and not s.compression:
+        tx.write_host_file(target, s.path, progress=tick)
+        return
+    if s.fmt == "csv":
+        if s.entry is None:
+            raise PondUsageError("say how to store a CSV: host+csv+table:// or host+csv+series://")
+        tx.write_csv_file(
+            target, s.path, series=series, time_column=time_column, compression=s.compression
+        )
+    elif s.fmt in ("table", "series") or s.entry in ("table", "series"):
+        tx.write_parquet_file(
+            target,
+            s.path,
+            series=series or s.fmt == "series",
+            time_column=time_column,
+            compression=s.compression,
+        )
+    else:
+        from .query import ingest
+
+        tx.write_bytes(target, ingest.read_host_bytes(s.path, s.compression))
+    tick(_host_size(s.path))
+
+
+def _host_size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def read_source(
+    url: str,
+    pond: Pond | None,
+    sql: str | None = None,
+    version: int | None = None,
+    time_range: tuple[TimeLike, TimeLike] | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
+) -> pa.Table:
+    """`Pond.read`, also without a pond for host URLs (`pond cat host+csv:///x.csv`)."""
+    from .query import sql as sqlmod
+
+    t0, t1 = (to_us(time_range[0]), to_us(time_range[1])) if time_range else (None, None)
+    ctx = sqlmod.make_context(memory_limit)
+    register_source(ctx, url, pond, version, t0, t1)
+    return sqlmod.run_sql(ctx, sql or "SELECT * FROM source", timeout)
+
+
+def describe_source(url: str, pond: Pond | None) -> Description:
+    """`Pond.describe`, also without a pond for host URLs."""
+    from .query.urls import is_host, parse_source
+
+    if is_host(url):
+        table = read_source(url, None, sql="SELECT * FROM source LIMIT 0")
+        return Description(
+            path=url,
+            type="host",
+            schema=[FieldInfo(f.name, str(f.type)) for f in table.schema],
+        )
+    if pond is None:
+        raise PondError("no pond given: use --pond PATH or set $POND")
+    node = pond.derived(parse_source(url).path)
+    if node is not None:
+        return _describe_derived(pond, node)
+    loc = pond.require(parse_source(url).path)
+    fs = pond.fs
+    schema = None
+    time_column = None
+    if nodes.is_table(loc.file_type) or nodes.is_series(loc.file_type):
+        from .query import ingest
+
+        source = fs.blob_path(loc.row) or loc.row.content or b""
+        schema = [
+            FieldInfo(f.name, str(f.type)) for f in ingest.read_parquet_schema(source, loc.path)
+        ]
+        if nodes.is_series(loc.file_type):
+            time_column = loc.row.extended_attributes.get("time_column")
+    return Description(
+        path=loc.path,
+        type=loc.file_type,
+        size=loc.row.size,
+        factory=loc.row.factory or None,
+        schema=schema,
+        time_column=time_column,
+        versions=[
+            VersionInfo(
+                version=r.version,
+                txn_seq=r.txn_seq,
+                timestamp=_iso(r.timestamp),
+                size=r.size,
+                min_event_time=_iso(r.min_event_time),
+                max_event_time=_iso(r.max_event_time),
+            )
+            for r in fs.versions(loc.part_id, loc.node_id)
+        ],
+    )
+
+
+def _describe_derived(pond: Pond, node: LiveNode) -> Description:
+    """Factory, config, resulting schema and (for a stored factory node) its versions."""
+    from .dynamic import reads
+
+    loc = pond.lookup(node.path)
+    stored = loc if loc is not None and loc.row.factory is not None else None
+    d = reads.describe(node, pond.fs.content(stored.row) if stored else None)
+    rows = pond.fs.versions(stored.part_id, stored.node_id) if stored else []
+    return Description(
+        path=node.path,
+        type=node.file_type,
+        size=stored.row.size if stored else 0,
+        factory=node.factory,
+        schema=[FieldInfo(f["name"], f["type"]) for f in d["schema"]] if "schema" in d else None,
+        time_column=d.get("time_column"),
+        versions=[
+            VersionInfo(
+                version=r.version,
+                txn_seq=r.txn_seq,
+                timestamp=_iso(r.timestamp),
+                size=r.size,
+                min_event_time=None,
+                max_event_time=None,
+            )
+            for r in rows
+        ],
+        config=d.get("config"),
+        entries=d.get("entries"),
+    )
+
+
+def _no_version(path: str, version: int | None) -> None:
+    if version is not None:
+        raise InvalidPathError(
+            f"{path} is derived: it is computed from its inputs, it has no stored versions"
+        )
+
+
+def _part(fs: PondFS, row: nodes.NodeRow) -> sql.Part:
+    from .query import sql
+
+    path = fs.blob_path(row)
+    return sql.Part(
+        path=path,
+        data=row.content if path is None else None,
+        min_time=row.min_event_time,
+        max_time=row.max_event_time,
+    )
 
 
 def register_source(
-    ctx: Any,
+    ctx: SessionContext,
     url: str,
     pond: Pond | None,
     version: int | None = None,
@@ -398,7 +709,7 @@ def register_source(
     time_end: int | None = None,
 ) -> None:
     """Register what `url` names as the SQL tables `source` and `series`."""
-    from .query import sql
+    from .query import ingest, sql
     from .query.urls import parse_source
 
     src = parse_source(url)
@@ -414,7 +725,7 @@ def register_source(
             raise QueryError(f"{url} is raw bytes; read it as host+csv:// or host+table://")
         return
     if pond is None:
-        raise PondError("no pond given (use --pond PATH or set $POND)")
+        raise PondError("no pond given: use --pond PATH or set $POND")
     node = pond.derived(src.path)
     if node is not None:
         from .dynamic import reads
@@ -423,11 +734,11 @@ def register_source(
         reads.register(ctx, node, src.scheme, src.compression, time_start, time_end)
         return
     loc = pond.require(src.path)
-    fs = pond._fs()
+    fs = pond.fs
     if src.scheme == "csv":
         if not nodes.is_file(loc.file_type):
             raise InvalidPathError(f"not a file: {loc.path}")
-        data = fs.content(pond._row(loc, version))
+        data = fs.content(pond.row_at(loc, version))
         sql.register_table_arrow(ctx, ingest.read_csv_bytes(data, src.compression, loc.path))
         return
     if nodes.is_dir(loc.file_type):
@@ -435,15 +746,15 @@ def register_source(
     if nodes.is_dynamic(loc.file_type):
         raise QueryError(f"{loc.path} is a {loc.row.factory} factory node, not a table")
     if nodes.is_table(loc.file_type):
-        sql.register_parts(ctx, [pond._part(pond._row(loc, version))])
+        sql.register_parts(ctx, [_part(fs, pond.row_at(loc, version))])
     elif nodes.is_series(loc.file_type):
         rows = fs.versions(loc.part_id, loc.node_id)
         if version is not None:
-            rows = [pond._row(loc, version)]
+            rows = [pond.row_at(loc, version)]
         column = loc.row.extended_attributes.get("time_column")
         sql.register_parts(
             ctx,
-            [pond._part(r) for r in rows],
+            [_part(fs, r) for r in rows],
             time_column=column,
             time_start=time_start,
             time_end=time_end,
@@ -454,13 +765,6 @@ def register_source(
         )
 
 
-def _no_version(path: str, version: int | None) -> None:
-    if version is not None:
-        raise InvalidPathError(
-            f"{path} is derived: it is computed from its inputs, it has no stored versions"
-        )
-
-
 def pond_path_from_env(explicit: str | None) -> Path:
     value = explicit or os.environ.get("POND")
     if not value:
@@ -468,4 +772,19 @@ def pond_path_from_env(explicit: str | None) -> Path:
     return Path(value)
 
 
-__all__ = ["Pond", "EntryInfo", "StagedTxn", "pond_path_from_env"]
+__all__ = [
+    "Description",
+    "EntryInfo",
+    "IncompleteReport",
+    "MaintainReport",
+    "Pond",
+    "RebuildReport",
+    "RecoverReport",
+    "StagedTxn",
+    "TxnDetail",
+    "TxnSummary",
+    "describe_source",
+    "pond_path_from_env",
+    "read_source",
+    "to_us",
+]

@@ -44,6 +44,11 @@ class WriteTxn:
         self.info = info
 
     @property
+    def staged(self) -> StagedTxn:
+        """The staging area under this transaction (for the steward and factories)."""
+        return self._staged
+
+    @property
     def txn_seq(self) -> int:
         return self._staged.txn_seq
 
@@ -59,6 +64,10 @@ class WriteTxn:
         return self._staged.read_bytes(path)
 
     # -- writes -------------------------------------------------------------------------
+    def create_root(self) -> None:
+        """The root directory: the first write of `Pond.create`."""
+        self._staged.create_root()
+
     def mkdir(self, path: str, parents: bool = False) -> None:
         self._staged.mkdir(path, parents=parents)
 

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import logging
 import os
 import sys
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from .. import nodes, paths
+from .. import __version__
 from ..errors import InvalidPathError, PondError, PondUsageError
-from ..factories import registry
-from ..pond import Pond, pond_path_from_env, register_source
-from ..query import limits, output
-from ..query.urls import parse_source
-from . import keep_pandas_out, render
+from ..query import limits
+from . import keep_pandas_out
+
+if TYPE_CHECKING:
+    import logging
+    from pathlib import Path
+
+    from ..pond import Pond
+
+# Only click is imported up front: pyarrow, deltalake, DataFusion, numpy and yaml load when
+# a command needs them, so `pond --help` and `pond list` start fast (bench group `startup`).
 
 FORMATS = click.Choice(["table", "json"])
 
@@ -31,14 +34,18 @@ class State:
         self.argv = ["pond", *sys.argv[1:]]
 
     def path(self) -> Path:
+        from ..pond import pond_path_from_env
+
         return pond_path_from_env(self.pond_arg)
 
     def open(self) -> Pond:
+        from ..pond import Pond
+
         return Pond.open(self.path(), wait=self.wait)
 
 
 def _parse_vars(values: tuple[str, ...]) -> dict[str, str]:
-    out = {}
+    out: dict[str, str] = {}
     for v in values:
         if "=" not in v:
             raise PondUsageError(f"--var wants KEY=VALUE, got {v!r}")
@@ -48,6 +55,7 @@ def _parse_vars(values: tuple[str, ...]) -> dict[str, str]:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="pond", message="%(prog)s %(version)s")
 @click.option("--pond", "pond_path", metavar="PATH", help="The pond directory (else $POND).")
 @click.option(
     "-v",
@@ -74,7 +82,15 @@ def cli(
     ctx.obj = State(pond_path, _parse_vars(vars_), wait)
 
 
+def _log() -> logging.Logger:
+    import logging
+
+    return logging.getLogger("pond")
+
+
 def _setup_logging(quiet: bool) -> None:
+    import logging
+
     class Fmt(logging.Formatter):
         def format(self, record: logging.LogRecord) -> str:
             msg = record.getMessage()
@@ -93,8 +109,10 @@ def _setup_logging(quiet: bool) -> None:
 @click.pass_obj
 def init(st: State) -> None:
     """Create a pond (error if one exists)."""
+    from ..pond import Pond
+
     pond = Pond.create(st.path(), wait=st.wait, args=st.argv)
-    logging.getLogger("pond").info("created pond at %s", pond.root)
+    _log().info("created pond at %s", pond.root)
 
 
 @cli.command()
@@ -121,76 +139,27 @@ def copy(st: State, sources: tuple[str, ...], dest: str, time_column: str | None
     host -> pond:  pond copy host:///data/a.csv host+csv+table:///data/b.csv /dir/
     pond -> host:  pond copy '/dir/**' host:///tmp/out
     """
-    if dest.startswith("host"):
-        _copy_out(st, sources, dest)
+    from ..query.urls import is_host, parse_source
+
+    if is_host(dest):
+        target = parse_source(dest)
+        if target.fmt != "raw":
+            raise PondUsageError(f"copy out of the pond goes to host:///dir, not {dest}")
+        written = st.open().copy_out(sources, target.path)
+        _log().info("copied %d file(s) to %s", len(written), target.path)
         return
-    parsed = [parse_source(s) for s in sources]
-    for s in parsed:
-        if s.scheme != "host":
-            raise PondUsageError(
-                f"copy into the pond reads host files: use host:///abs/path, not {s.path!r}"
-            )
-    pond = st.open()
-    dest_norm = paths.normalize(dest)
-    with pond.transaction(st.argv, st.vars) as tx:
-        into_dir = (
-            dest.endswith("/")
-            or len(parsed) > 1
-            or (tx.exists(dest_norm) and _is_dir(pond, dest_norm))
+    total = 0
+    for s in sources:
+        src = parse_source(s)
+        if src.scheme == "host":
+            try:
+                total += os.stat(src.path).st_size
+            except OSError:
+                pass
+    with _progress(total) as advance:
+        st.open().copy_in(
+            sources, dest, time_column=time_column, args=st.argv, vars=st.vars, progress=advance
         )
-        if len(parsed) > 1 and not (tx.exists(dest_norm) and _is_dir(pond, dest_norm)):
-            raise InvalidPathError(f"copying several files needs a directory: {dest_norm}")
-        sizes = [_size(s.path) for s in parsed]
-        targets = [
-            paths.join(dest_norm, Path(s.path).name) if into_dir else dest_norm for s in parsed
-        ]
-        for i, target in enumerate(targets):
-            if target in targets[:i]:
-                raise InvalidPathError(f"two sources would be copied to {target}")
-        with _progress(sum(sizes)) as advance:
-            for s, size, target in zip(parsed, sizes, targets, strict=True):
-                if s.fmt == "raw" and not s.compression:
-                    tx.write_host_file(target, s.path, progress=advance)
-                else:
-                    _copy_in(tx, s, target, time_column)
-                    advance(size)
-
-
-def _size(path: str) -> int:
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return 0
-
-
-def _is_dir(pond: Pond, path: str) -> bool:
-    loc = pond.lookup(path)
-    return loc is not None and nodes.is_dir(loc.file_type)
-
-
-def _copy_in(tx: Any, s: Any, target: str, time_column: str | None) -> None:
-    series = s.entry == "series"
-    if s.fmt == "csv":
-        if s.entry is None:
-            raise PondUsageError("say how to store a CSV: host+csv+table:// or host+csv+series://")
-        tx.write_csv_file(
-            target, s.path, series=series, time_column=time_column, compression=s.compression
-        )
-    elif s.fmt in ("table", "series") or s.entry in ("table", "series"):
-        tx.write_parquet_file(
-            target,
-            s.path,
-            series=series or s.fmt == "series",
-            time_column=time_column,
-            compression=s.compression,
-        )
-    else:
-        if s.compression:
-            from ..query import ingest
-
-            tx.write_bytes(target, ingest.read_host_bytes(s.path, s.compression))
-        else:
-            tx.write_host_file(target, s.path)
 
 
 class _progress:
@@ -202,7 +171,7 @@ class _progress:
         self.total = total
         self.bar: Any = None
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> Callable[[int], None]:
         if self.total >= self.MIN_BYTES and sys.stderr.isatty():
             from rich.progress import (
                 BarColumn,
@@ -211,6 +180,8 @@ class _progress:
                 TextColumn,
                 TransferSpeedColumn,
             )
+
+            from . import render
 
             self.bar = Progress(
                 TextColumn("copying"),
@@ -230,35 +201,6 @@ class _progress:
             self.bar.stop()
 
 
-def _copy_out(st: State, patterns: tuple[str, ...], dest: str) -> None:
-    target = parse_source(dest)
-    if target.scheme != "host" or target.fmt != "raw":
-        raise PondUsageError(f"copy out of the pond goes to host:///dir, not {dest}")
-    pond = st.open()
-    out_dir = Path(target.path)
-    count = 0
-    for pattern in patterns:
-        prefix = paths.compile_glob(pattern).literal_prefix
-        matches = pond.list(pattern)
-        if not matches:
-            raise PondError(f"no pond files match {pattern}")
-        for e in matches:
-            if not e.type.startswith("file:"):
-                continue
-            if nodes.is_dynamic(e.type) and pond.derived(e.path) is None:
-                continue  # an executor factory's node: a job, not data
-            rel = e.path[len(prefix) :].lstrip("/") if e.path != prefix else Path(e.path).name
-            host = out_dir / rel
-            host.parent.mkdir(parents=True, exist_ok=True)
-            if nodes.is_series(e.type) and e.version > 1:
-                # a series is the union of its versions, not its latest one
-                host.write_bytes(output.to_parquet_bytes(pond.read_table(e.path)))
-            else:
-                host.write_bytes(pond.read_bytes(e.path))
-            count += 1
-    logging.getLogger("pond").info("copied %d file(s) to %s", count, out_dir)
-
-
 # -- pond list / describe / cat ---------------------------------------------------------------
 @cli.command(name="list")
 @click.option("-l", "long", is_flag=True, help="Show type, version and size.")
@@ -269,6 +211,8 @@ def list_(st: State, long: bool, fmt: str, pattern: str) -> None:
     """Entries matching a glob (default: everything)."""
     entries = st.open().list(pattern)
     if fmt == "json":
+        from . import render
+
         render.print_json([e.to_json() for e in entries])
         return
     for e in entries:
@@ -284,57 +228,15 @@ def list_(st: State, long: bool, fmt: str, pattern: str) -> None:
 @click.pass_obj
 def describe(st: State, path: str, fmt: str) -> None:
     """Type, size, schema and versions of a pond file."""
-    if path.startswith("host"):
-        from ..query import sql
+    from ..pond import describe_source
+    from ..query.urls import is_host
+    from . import render
 
-        ctx = sql.make_context()
-        register_source(ctx, path, None)
-        table = sql.run_sql(ctx, "SELECT * FROM source LIMIT 0")
-        d: dict[str, Any] = {
-            "path": path,
-            "type": "host",
-            "schema": [{"name": f.name, "type": str(f.type)} for f in table.schema],
-        }
-    else:
-        d = st.open().describe(parse_source(path).path)
+    d = describe_source(path, None if is_host(path) else st.open())
     if fmt == "json":
-        render.print_json(d)
-        return
-    c = render.console()
-    c.print(f"[bold]{d['path']}[/bold]  {d['type']}  {render.human_size(d.get('size', 0))}")
-    if d.get("factory"):
-        c.print(f"factory: {d['factory']}")
-    if d.get("schema"):
-        c.print("schema:")
-        for f in d["schema"]:
-            c.print(f"  {f['name']}: {f['type']}")
-    if d.get("versions"):
-        c.print("versions:")
-        for v in d["versions"]:
-            span = ""
-            if v.get("min_event_time"):
-                span = f"  events {v['min_event_time']} .. {v['max_event_time']}"
-            c.print(
-                f"  v{v['version']}  txn {v['txn_seq']}  {v['timestamp']}  "
-                f"{render.human_size(v['size'])}{span}"
-            )
-
-
-def parse_time(value: str | None) -> int | None:
-    """ISO 8601 (UTC unless an offset is given) or an integer of µs since the epoch."""
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        pass
-    try:
-        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise PondUsageError(f"not a time: {value!r} (use ISO 8601 or µs since epoch)") from None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.UTC)
-    return int(t.timestamp() * 1_000_000)
+        render.print_json(d.to_json())
+    else:
+        render.describe(d)
 
 
 def query_limits(f: Any) -> Any:
@@ -384,28 +286,39 @@ def cat(
     memory_limit: int | None,
 ) -> None:
     """Raw bytes of a file, or a table/series/query result."""
-    src = parse_source(path)
-    pond = None if src.scheme == "host" else st.open()
-    t0, t1 = parse_time(time_start), parse_time(time_end)
-    if pond is not None and src.scheme == "pond" and query is None and fmt in (None, "raw"):
-        ftype = pond.node_type(src.path)
-        if not (nodes.is_table(ftype) or nodes.is_series(ftype)):
-            if fmt is None and sys.stdout.isatty() and nodes.is_dir(ftype):
-                raise InvalidPathError(f"is a directory: {paths.normalize(src.path)}")
-            sys.stdout.buffer.write(pond.read_bytes(src.path, version))
-            sys.stdout.flush()
-            return
+    from ..pond import read_source
+    from ..query.urls import is_host
+
+    pond = None if is_host(path) else st.open()
+    if pond is not None and query is None and fmt in (None, "raw") and pond.is_raw(path):
+        if fmt is None and sys.stdout.isatty():
+            if pond.node_type(path).startswith("dir:"):
+                raise InvalidPathError(f"is a directory: {path}")
+        sys.stdout.buffer.write(pond.read_bytes(path, version))
+        sys.stdout.flush()
+        return
     if fmt == "raw":
         raise PondUsageError(
             "--format raw is for raw files; tables print as table/csv/json/parquet"
         )
-    from ..query import sql
+    table = read_source(
+        path,
+        pond,
+        sql=query,
+        version=version,
+        time_range=(time_start, time_end),
+        timeout=timeout,
+        memory_limit=memory_limit,
+    )
+    _print_table(table, fmt or ("table" if sys.stdout.isatty() else "parquet"))
 
-    ctx = sql.make_context(memory_limit)
-    register_source(ctx, path, pond, version, t0, t1)
-    table = sql.run_sql(ctx, query or "SELECT * FROM source", timeout)
-    fmt = fmt or ("table" if sys.stdout.isatty() else "parquet")
+
+def _print_table(table: Any, fmt: str) -> None:
+    from ..query import output
+
     if fmt == "table":
+        from . import render
+
         output.print_table(table, render.console())
     elif fmt == "csv":
         sys.stdout.buffer.write(output.to_csv_bytes(table))
@@ -431,7 +344,8 @@ def cat(
 def mknod(st: State, factory: str, path: str, config_path: str, overwrite: bool) -> None:
     """Create a factory node from a YAML config (validated first)."""
     try:
-        config = Path(config_path).read_bytes()
+        with open(config_path, "rb") as f:
+            config = f.read()
     except FileNotFoundError:
         raise PondError(f"no such config file: {config_path}") from None
     st.open().mknod(factory, path, config, overwrite=overwrite, args=st.argv, vars=st.vars)
@@ -461,7 +375,10 @@ def run(st: State, path: str, args: tuple[str, ...]) -> None:
 @click.pass_obj
 def apply(st: State, files: tuple[str, ...], dry_run: bool, fmt: str) -> None:
     """Declare directories, copies and factory nodes in YAML; one transaction, idempotent."""
+    import logging
+
     from ..apply import apply as apply_docs
+    from . import render
 
     plan = apply_docs(st.open(), list(files), dry_run=dry_run, args=st.argv, vars=st.vars)
     if fmt == "json":
@@ -480,6 +397,9 @@ def apply(st: State, files: tuple[str, ...], dry_run: bool, fmt: str) -> None:
 @click.option("--format", "fmt", type=FORMATS, default="table")
 def list_factories(fmt: str) -> None:
     """The registered factories and what each does."""
+    from ..factories import registry
+    from . import render
+
     facs = registry.all_factories()
     if fmt == "json":
         render.print_json(
@@ -513,13 +433,9 @@ def control(
     if query is not None:
         if ctx.invoked_subcommand is not None:
             raise PondUsageError("--sql is used on its own, without a subcommand")
-        from ..steward.queries import control_sql
-
-        table = control_sql(ctx.obj.open(), query, timeout, memory_limit)
-        if fmt == "json":
-            sys.stdout.write(output.to_json_text(table).rstrip("\n") + "\n")
-        else:
-            output.print_table(table, render.console())
+        _print_table(
+            ctx.obj.open().control_sql(query, timeout=timeout, memory_limit=memory_limit), fmt
+        )
         return
     if ctx.invoked_subcommand is None:
         ctx.invoke(recent, limit=limit, fmt=fmt)
@@ -537,8 +453,10 @@ def recent(ctx: click.Context, limit: int, fmt: str | None) -> None:
     """The latest write transactions with their post-commit tasks."""
     pond = ctx.obj.open()
     txns = pond.control_recent(limit)
+    from . import render
+
     if _fmt(ctx, fmt) == "json":
-        render.print_json(txns)
+        render.print_json([t.to_json() for t in txns])
     else:
         render.control_recent(txns, pond.identity())
 
@@ -550,8 +468,10 @@ def recent(ctx: click.Context, limit: int, fmt: str | None) -> None:
 def detail(ctx: click.Context, txn_seq: int, fmt: str | None) -> None:
     """The full lifecycle of one transaction and its tasks."""
     d = ctx.obj.open().control_detail(txn_seq)
+    from . import render
+
     if _fmt(ctx, fmt) == "json":
-        render.print_json(d)
+        render.print_json(d.to_json())
     else:
         render.control_detail(d)
 
@@ -562,8 +482,10 @@ def detail(ctx: click.Context, txn_seq: int, fmt: str | None) -> None:
 def incomplete(ctx: click.Context, fmt: str | None) -> None:
     """What a crash left unfinished."""
     d = ctx.obj.open().control_incomplete()
+    from . import render
+
     if _fmt(ctx, fmt) == "json":
-        render.print_json(d)
+        render.print_json(d.to_json())
     else:
         render.control_incomplete(d)
 
@@ -574,20 +496,13 @@ def incomplete(ctx: click.Context, fmt: str | None) -> None:
 @click.pass_obj
 def recover(st: State, retry_failed: bool, fmt: str) -> None:
     """Finish what crashes interrupted."""
+    from . import render
+
     report = st.open().recover(retry_failed=retry_failed)
     if fmt == "json":
-        render.print_json(report)
-        return
-    if not report["transactions"] and not report["tasks"]:
-        render.console().print("nothing to recover")
-    for t in report["transactions"]:
-        render.console().print(f"txn {t['txn_seq']}: {t['action']}")
-    for t in report["tasks"]:
-        render.console().print(
-            f"task {t['parent_txn_seq']}.{t['execution_seq']} {t['config_path']} "
-            f"attempt {t['attempt']}: {render.status(t['outcome'].split()[0])}"
-            + (t["outcome"][len(t["outcome"].split()[0]) :])
-        )
+        render.print_json(report.to_json())
+    else:
+        render.recover(report)
 
 
 @cli.command(name="rebuild-control")
@@ -596,13 +511,14 @@ def recover(st: State, retry_failed: bool, fmt: str) -> None:
 @click.pass_obj
 def rebuild_control(st: State, force: bool, fmt: str) -> None:
     """Rebuild a lost control table from the data table."""
-    from ..steward.rebuild import rebuild_control as rebuild
+    from ..pond import Pond
+    from . import render
 
-    report = rebuild(st.path(), force=force, wait=st.wait)
+    report = Pond.open(st.path(), wait=st.wait).rebuild_control(force=force)
     if fmt == "json":
-        render.print_json(report)
+        render.print_json(report.to_json())
         return
-    for line in report["messages"]:
+    for line in report.messages:
         render.console().print(line)
 
 
@@ -618,12 +534,13 @@ def rebuild_control(st: State, force: bool, fmt: str) -> None:
 @click.pass_obj
 def maintain(st: State, retention_hours: float, fmt: str) -> None:
     """Checkpoint, compact and clean both tables."""
+    from . import render
+
     report = st.open().maintain(retention_hours=retention_hours)
     if fmt == "json":
-        render.print_json(report)
+        render.print_json(report.to_json())
     else:
-        for k, v in report.items():
-            render.console().print(f"{k}: {json.dumps(v)}")
+        render.maintain(report)
 
 
 def main(argv: list[str] | None = None) -> None:

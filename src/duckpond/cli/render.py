@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from ..results import (
+        Description,
+        IncompleteReport,
+        MaintainReport,
+        RecoverReport,
+        TxnDetail,
+        TxnSummary,
+    )
 
 STATUS_STYLE = {
     "completed": "green",
@@ -18,16 +29,13 @@ STATUS_STYLE = {
     "started": "yellow",
 }
 
-_out: Console | None = None
 
-
+@functools.cache
 def console() -> Console:
-    global _out
-    if _out is None:
-        # A pipe gets a wide, uncoloured layout rather than rich's 80-column default.
-        width = None if sys.stdout.isatty() else 160
-        _out = Console(highlight=False, soft_wrap=False, width=width)
-    return _out
+    """The one stdout console of this process."""
+    # A pipe gets a wide, uncoloured layout rather than rich's 80-column default.
+    width = None if sys.stdout.isatty() else 160
+    return Console(highlight=False, soft_wrap=False, width=width)
 
 
 def when(ts: str | None) -> str:
@@ -39,7 +47,7 @@ def err_console() -> Console:
     return Console(stderr=True, highlight=False)
 
 
-def print_json(value: Any) -> None:
+def print_json(value: object) -> None:
     sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
 
 
@@ -65,7 +73,25 @@ def human_size(n: int) -> str:
     return f"{n} B"
 
 
-def control_recent(txns: list[dict[str, Any]], identity: dict[str, Any] | None = None) -> None:
+def describe(d: Description) -> None:
+    c = console()
+    c.print(f"[bold]{d.path}[/bold]  {d.type}  {human_size(d.size or 0)}")
+    if d.factory:
+        c.print(f"factory: {d.factory}")
+    if d.schema:
+        c.print("schema:")
+        for f in d.schema:
+            c.print(f"  {f.name}: {f.type}")
+    if d.versions:
+        c.print("versions:")
+        for v in d.versions:
+            span = ""
+            if v.min_event_time:
+                span = f"  events {v.min_event_time} .. {v.max_event_time}"
+            c.print(f"  v{v.version}  txn {v.txn_seq}  {v.timestamp}  {human_size(v.size)}{span}")
+
+
+def control_recent(txns: list[TxnSummary], identity: dict[str, Any] | None = None) -> None:
     title = "transactions (newest last)"
     if identity:
         title = (
@@ -83,38 +109,33 @@ def control_recent(txns: list[dict[str, Any]], identity: dict[str, Any] | None =
     ):
         t.add_column(col, justify=just)  # type: ignore[arg-type]
     for x in txns:
-        tasks = ", ".join(f"{p['execution_seq']}:{status(p['status'])}" for p in x["post_commit"])
+        tasks = ", ".join(f"{p.execution_seq}:{status(p.status)}" for p in x.post_commit)
         t.add_row(
-            str(x["txn_seq"]),
-            status(x["status"]),
-            x["command"],
-            x["started"] or "",
-            ms(x["duration_ms"]),
-            tasks,
+            str(x.txn_seq), status(x.status), x.command, x.started or "", ms(x.duration_ms), tasks
         )
     console().print(t)
     for x in txns:
-        if x["error_message"]:
-            console().print(f"  [red]txn {x['txn_seq']} failed:[/red] {x['error_message']}")
-        for p in x["post_commit"]:
-            if p["status"] == "failed":
+        if x.error_message:
+            console().print(f"  [red]txn {x.txn_seq} failed:[/red] {x.error_message}")
+        for p in x.post_commit:
+            if p.status == "failed":
                 console().print(
-                    f"  [red]txn {x['txn_seq']} task {p['execution_seq']} "
-                    f"({p['config_path']}) failed:[/red] {p['error_message']}"
+                    f"  [red]txn {x.txn_seq} task {p.execution_seq} "
+                    f"({p.config_path}) failed:[/red] {p.error_message}"
                 )
 
 
-def control_detail(d: dict[str, Any]) -> None:
+def control_detail(d: TxnDetail) -> None:
     c = console()
-    for s in d.get("transactions", []):
+    for s in d.transactions:
         c.print(
-            f"[bold]txn {s['txn_seq']}[/bold]  {status(s['status'])}  {s['command']}  "
-            f"{ms(s['duration_ms'])}  id {s['txn_id']}"
+            f"[bold]txn {s.txn_seq}[/bold]  {status(s.status)}  {s.command}  "
+            f"{ms(s.duration_ms)}  id {s.txn_id}"
         )
     t = Table(box=None, pad_edge=False)
     for col in ("seq", "record", "type", "time", "task", "attempt", "version", "duration", "error"):
         t.add_column(col)
-    for r in d["records"]:
+    for r in d.records:
         task = ""
         if r.get("execution_seq") is not None:
             task = f"{r['execution_seq']}" + (
@@ -122,14 +143,14 @@ def control_detail(d: dict[str, Any]) -> None:
             )
         t.add_row(
             str(r["txn_seq"]),
-            status(_short(r["record_type"])),
-            r["transaction_type"],
-            (r["timestamp"] or "")[11:23],
+            status(_short(str(r["record_type"]))),
+            str(r["transaction_type"]),
+            str(r["timestamp"] or "")[11:23],
             task,
             "" if r.get("attempt") is None else str(r["attempt"]),
             "" if r.get("data_fs_version") is None else str(r["data_fs_version"]),
             ms(r.get("duration_ms")),
-            r.get("error_message") or "",
+            str(r.get("error_message") or ""),
         )
     c.print(t)
 
@@ -138,14 +159,32 @@ def _short(record_type: str) -> str:
     return record_type.replace("post_commit_", "task_")
 
 
-def control_incomplete(d: dict[str, Any]) -> None:
-    if not d["transactions"] and not d["tasks"]:
+def control_incomplete(d: IncompleteReport) -> None:
+    if not d:
         console().print("nothing incomplete")
         return
-    for s in d["transactions"]:
-        console().print(f"txn {s['txn_seq']} {status(s['status'])}: {s['command']}")
-    for t in d["tasks"]:
+    for s in d.transactions:
+        console().print(f"txn {s.txn_seq} {status(s.status)}: {s.command}")
+    for t in d.tasks:
         console().print(
-            f"task {t['parent_txn_seq']}.{t['execution_seq']} {t['config_path']} "
-            f"({t['factory_name']}) {status(t['state'])} attempt {t['attempt']}"
+            f"task {t.parent_txn_seq}.{t.execution_seq} {t.config_path} "
+            f"({t.factory_name}) {status(t.state)} attempt {t.attempt}"
         )
+
+
+def recover(report: RecoverReport) -> None:
+    if not report:
+        console().print("nothing to recover")
+    for t in report.transactions:
+        console().print(f"txn {t.txn_seq}: {t.action}")
+    for k in report.tasks:
+        word, _, rest = k.outcome.partition(" ")
+        console().print(
+            f"task {k.parent_txn_seq}.{k.execution_seq} {k.config_path} "
+            f"attempt {k.attempt}: {status(word)}" + (f" {rest}" if rest else "")
+        )
+
+
+def maintain(report: MaintainReport) -> None:
+    for name, counts in report.to_json().items():
+        console().print(f"{name}: {json.dumps(counts, default=str)}")

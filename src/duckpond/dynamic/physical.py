@@ -122,7 +122,8 @@ class StoredDir(LiveDir):
         return [e.name for e in self.resolver.fs.entries_of(self.loc).entries()]
 
     def child(self, name: str) -> LiveNode | None:
-        return self.resolver.lookup(f"{self.path.rstrip('/')}/{name}")
+        node: LiveNode | None = self.resolver.lookup(f"{self.path.rstrip('/')}/{name}")
+        return node
 
     def children(self) -> list[LiveNode]:
         return [self.resolver.node_for(c) for c in self.resolver.fs.children(self.loc)]

@@ -87,7 +87,7 @@ class Resolver:
         self._stack.append(path)
         try:
             cfg = fac.validate(factory_base.expand_env(config))
-            node = fac.build(cfg, _Context(self, path))
+            node: LiveNode = fac.build(cfg, _Context(self, path))
         finally:
             self._stack.pop()
         node.path = path

@@ -100,7 +100,8 @@ class JoinedFile(DerivedFile):
         super().__init__(ctx, ctx.path, "file:series:dynamic", factory)
         self.config = config
         self.groups = groups
-        self.time_column = config["time_column"]
+        self.tc: str = config["time_column"]
+        self.time_column = self.tc
         self._schema: pa.Schema | None = None
 
     def key(self) -> str:
@@ -111,20 +112,20 @@ class JoinedFile(DerivedFile):
             fields: list[pa.Field] = []
             seen: dict[str, str] = {}
             for g in self.groups:
-                for f in g.value_fields(self.time_column):
-                    if f.name in seen or f.name == self.time_column:
+                for f in g.value_fields(self.tc):
+                    if f.name in seen or f.name == self.tc:
                         raise FactoryError(
                             f"{self.path}: column '{f.name}' comes from more than one input "
                             "(give the inputs a scope)"
                         )
                     seen[f.name] = g.files[0].path
                     fields.append(f)
-            self._schema = _schema(self.time_column, fields)
+            self._schema = _schema(self.tc, fields)
         return self._schema
 
     def compute(self, start: int | None, end: int | None) -> pa.Table:
         schema = self.schema()
-        tc = self.time_column
+        tc = self.tc
         result: pa.Table | None = None
         for g in self.groups:
             side = g.read(tc, start, end)

@@ -40,7 +40,7 @@ _PROC = Path("/proc")
 def _prctl() -> Callable[..., int] | None:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl  # type: ignore[no-any-return]
+        return libc.prctl
     except (OSError, AttributeError):
         return None  # not Linux: no parent-death signal; recover's check still applies
 

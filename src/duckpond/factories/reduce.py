@@ -170,14 +170,15 @@ class ReduceFile(DerivedFile):
         self.resolution = resolution
         self.bucket = parse_duration(resolution)
         self.config = config
-        self.time_column = config["time_column"]
+        self.tc: str = config["time_column"]
+        self.time_column = self.tc
         self._schema: pa.Schema | None = None
 
     def key(self) -> str:
         return digest(self.factory, self.config, self.resolution, self.input.key())
 
     def _query(self, schema: pa.Schema) -> str:
-        tc = self.time_column
+        tc = self.tc
         idx = schema.get_field_index(tc)
         if idx < 0:
             raise FactoryError(f"{self.path}: time column '{tc}' not in {self.input.path}")
@@ -215,7 +216,7 @@ class ReduceFile(DerivedFile):
             ctx = sql.make_context()
             sql.register_table_arrow(ctx, empty_like(self.input.schema()))
             table = sql.run_sql(ctx, self._query(self.input.schema()))
-            self._schema = time_to_us(table, self.time_column).schema
+            self._schema = time_to_us(table, self.tc).schema
         return self._schema
 
     def compute(self, start: int | None, end: int | None) -> pa.Table:
@@ -225,8 +226,8 @@ class ReduceFile(DerivedFile):
         lo = None if start is None else start // self.bucket * self.bucket
         hi = None if end is None else end // self.bucket * self.bucket + self.bucket - 1
         table = sql.run_sql(self.site.context(lo, hi), self._query(self.input.schema()))
-        table = time_to_us(table, self.time_column)
-        return window(table, self.time_column, start, end)
+        table = time_to_us(table, self.tc)
+        return window(table, self.tc, start, end)
 
 
 def _q(name: str) -> str:

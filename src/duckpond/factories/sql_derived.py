@@ -88,7 +88,7 @@ class SqlFile(DerivedFile):
         self._schema: pa.Schema | None = None
         self._time_column: str | None = config["time_column"]
 
-    @property  # type: ignore[override]
+    @property
     def time_column(self) -> str | None:  # type: ignore[override]
         if self.series and self._time_column is None:
             from ..query import ingest

@@ -133,16 +133,19 @@ class SyntheticFile(DerivedFile):
 def wave(comp: dict[str, Any], t: np.ndarray) -> np.ndarray:
     """One component's values at `t` seconds since start (formulas in the issue/README)."""
     kind, a, off = comp["type"], comp["amplitude"], comp["offset"]
+    out: np.ndarray
     if kind == "line":
-        return off + comp["slope"] * t
+        out = off + comp["slope"] * t
+        return out
     # position within the period in [0, 1), phase (radians) shifting it
     frac = np.mod(t / comp["period"] + comp["phase"] / (2 * math.pi), 1.0)
     if kind == "sine":
-        return off + a * np.sin(2 * math.pi * t / comp["period"] + comp["phase"])
-    if kind == "triangle":
-        return off + a * np.where(frac < 0.5, -1 + 4 * frac, 3 - 4 * frac)
-    # square: sign(sin) with sign(0) = +1, i.e. +1 on [0, 1/2], -1 on (1/2, 1)
-    return off + a * np.where(frac <= 0.5, 1.0, -1.0)
+        out = off + a * np.sin(2 * math.pi * t / comp["period"] + comp["phase"])
+    elif kind == "triangle":
+        out = off + a * np.where(frac < 0.5, -1 + 4 * frac, 3 - 4 * frac)
+    else:  # square: sign(sin) with sign(0) = +1, i.e. +1 on [0, 1/2], -1 on (1/2, 1)
+        out = off + a * np.where(frac <= 0.5, 1.0, -1.0)
+    return out
 
 
 register(SyntheticTimeseries())

@@ -128,7 +128,7 @@ class Rendered(LiveData):
             text = _environment().from_string(self.template).render(context)
         except TemplateError as e:
             raise FactoryError(f"{self.path}: template failed: {e}") from None
-        return text.encode()
+        return str(text).encode()
 
 
 register(Template())

@@ -3,31 +3,6 @@
 Depends only on duckpond.errors, so storage and the steward can both build on it.
 """
 
-from .ingest import (
-    csv_to_parquet_file,
-    decompress_bytes,
-    detect_time_column,
-    event_time_range,
-    event_time_range_parquet,
-    read_csv_bytes,
-    read_csv_file,
-    read_host_bytes,
-    read_parquet_bytes,
-    read_parquet_file,
-    read_parquet_schema,
-    table_to_parquet_bytes,
-)
-from .output import (
-    column_values,
-    format_value,
-    print_table,
-    to_csv_bytes,
-    to_json_records,
-    to_json_text,
-    to_parquet_bytes,
-)
-from .urls import SourceURL, is_host, parse_source
-
 __all__ = [
     "SOURCE_NAMES",
     "Part",
@@ -60,22 +35,61 @@ __all__ = [
     "to_parquet_bytes",
 ]
 
-_SQL_NAMES = {
-    "SOURCE_NAMES",
-    "Part",
-    "make_context",
-    "plain_types",
-    "register_parts",
-    "register_table_arrow",
-    "run_sql",
+# Every name loads its module on first use: pyarrow.compute and rich (output, ingest) and
+# DataFusion (sql, ~170 ms) are imported only by commands that need them, so that
+# `pond list` or `pond cat FILE` start fast.
+_MODULE_OF = {
+    **dict.fromkeys(
+        [
+            "csv_to_parquet_file",
+            "decompress_bytes",
+            "detect_time_column",
+            "event_time_range",
+            "event_time_range_parquet",
+            "read_csv_bytes",
+            "read_csv_file",
+            "read_host_bytes",
+            "read_parquet_bytes",
+            "read_parquet_file",
+            "read_parquet_schema",
+            "table_to_parquet_bytes",
+        ],
+        "ingest",
+    ),
+    **dict.fromkeys(
+        [
+            "column_values",
+            "format_value",
+            "print_table",
+            "to_csv_bytes",
+            "to_json_records",
+            "to_json_text",
+            "to_parquet_bytes",
+        ],
+        "output",
+    ),
+    **dict.fromkeys(["SourceURL", "is_host", "parse_source"], "urls"),
+    **dict.fromkeys(
+        [
+            "SOURCE_NAMES",
+            "Part",
+            "make_context",
+            "plain_types",
+            "register_parts",
+            "register_table_arrow",
+            "run_sql",
+        ],
+        "sql",
+    ),
 }
 
 
 def __getattr__(name: str) -> object:
-    # DataFusion takes ~170 ms to import: load it only for commands that run SQL.
-    if name == "sql" or name in _SQL_NAMES:
-        import importlib
+    import importlib
 
-        sql = importlib.import_module(".sql", __name__)
-        return sql if name == "sql" else getattr(sql, name)
-    raise AttributeError(name)
+    if name in ("ingest", "output", "sql", "urls"):
+        return importlib.import_module(f".{name}", __name__)
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(name)
+    return getattr(importlib.import_module(f".{module}", __name__), name)

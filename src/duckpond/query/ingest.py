@@ -11,7 +11,7 @@ import re
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeAlias
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from duckpond.errors import FormatError, NotFoundError, PondError, clip
 
 PathLike = str | os.PathLike[str]
-ParquetSource = PathLike | bytes | pa.Buffer | IO[bytes]
+ParquetSource: TypeAlias = PathLike | bytes | pa.Buffer | IO[bytes]
 
 TIME_COLUMN_NAMES = ("timestamp", "time", "ts", "event_time")
 PARQUET_COMPRESSION = "zstd"
@@ -42,7 +42,7 @@ _MAX_MESSAGE = 300
 _ARROW_ERRORS = (pa.ArrowException, OSError, ValueError)
 
 
-def _one_line(text: str, limit: int = _MAX_MESSAGE) -> str:
+def _one_line(text: object, limit: int = _MAX_MESSAGE) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -94,8 +94,8 @@ def _check_compression(head: bytes, compression: str | None, what: str) -> None:
     """Catch the common mix-ups (compressed input without +gzip, or the wrong codec) early,
     with a hint, instead of a confusing parse error."""
     if compression is None:
-        for codec, magic in _COMPRESSION_MAGIC.items():
-            if head.startswith(magic):
+        for codec, codec_magic in _COMPRESSION_MAGIC.items():
+            if head.startswith(codec_magic):
                 raise FormatError(f"{what} looks {codec}-compressed: add +{codec} to the URL")
         return
     magic = _COMPRESSION_MAGIC.get(compression)

@@ -65,14 +65,18 @@ COMPACT_FILES = 32
 COMPACT_TIERS = (64, 4096, 262_144)
 
 
-_last_ts = 0
-
-
-def next_timestamp() -> int:
+class _RecordClock:
     """Strictly increasing µs clock, so rows sort in recorded order within a process."""
-    global _last_ts
-    _last_ts = max(now_us(), _last_ts + 1)
-    return _last_ts
+
+    def __init__(self) -> None:
+        self.last = 0
+
+    def next(self) -> int:
+        self.last = max(now_us(), self.last + 1)
+        return self.last
+
+
+next_timestamp = _RecordClock().next
 
 
 @dataclass
@@ -147,6 +151,16 @@ class ControlTable:
     @staticmethod
     def exists(path: Path) -> bool:
         return DeltaTable.is_deltatable(str(path))
+
+    def refresh(self) -> DeltaTable:
+        """`dt` brought up to the latest commit (ours or another process's), for SQL over
+        it: the appends above write the log themselves and leave `dt` where it was."""
+        if deltafiles.has_commits_after(self.path, self.dt.version()):
+            try:
+                self.dt.update_incremental()
+            except Exception:  # noqa: BLE001 - left behind entries that were pruned meanwhile
+                self.dt = DeltaTable(str(self.path))
+        return self.dt
 
     def identity(self) -> dict[str, Any]:
         desc = self.dt.metadata().description

@@ -6,6 +6,7 @@ ever lost; blobs and the lock file live outside both Delta directories, out of v
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -53,8 +54,10 @@ def maintain(pond: Pond, retention_hours: float = 1.0) -> dict[str, Any]:
 
 
 def _clean(dt: Any, retention_hours: float) -> dict[str, Any]:
+    # vacuum takes whole hours: round up, so a fractional window never removes a file
+    # a reader in flight may still need (int() made 0.5 mean 0).
     removed = dt.vacuum(
-        retention_hours=max(0, int(retention_hours)),
+        retention_hours=max(0, math.ceil(retention_hours)),
         dry_run=False,
         enforce_retention_duration=False,
     )

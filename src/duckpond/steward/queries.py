@@ -20,5 +20,5 @@ def control_sql(
     memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
 ) -> pa.Table:
     ctx = sql.make_context(memory_limit)
-    ctx.register_table("control_table", pond.control.dt)
+    ctx.register_table("control_table", pond.control.refresh())
     return sql.run_sql(ctx, query, timeout)

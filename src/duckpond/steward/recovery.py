@@ -176,7 +176,7 @@ def recover(steward: Steward, retry_failed: bool = False) -> dict[str, Any]:
                 steward.record(
                     [
                         Record(seq, txn_id, DATA_COMMITTED, WRITE, data_fs_version=version),
-                        *[steward._task_record(t, PC_PENDING, attempt=1) for t in tasks],
+                        *[steward.task_record(t, PC_PENDING, attempt=1) for t in tasks],
                     ]
                 )
                 todo.extend(
@@ -217,7 +217,7 @@ def recover(steward: Steward, retry_failed: bool = False) -> dict[str, Any]:
             if key in finished_by_data:
                 attempt = t["attempt"]  # not run again: the attempt whose data committed
                 steward.record(
-                    [steward._task_record(task, PC_COMPLETED, attempt=t["attempt"], duration_ms=0)]
+                    [steward.task_record(task, PC_COMPLETED, attempt=t["attempt"], duration_ms=0)]
                 )
                 outcome = "completed (its data had committed)"
             else:

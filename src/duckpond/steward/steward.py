@@ -258,6 +258,10 @@ class Steward:
             )
         return tasks
 
+    def task_record(self, task: Task, record_type: str, **kw: Any) -> Record:
+        """A lifecycle row of `task` (recovery records rows for tasks it does not run)."""
+        return self._task_record(task, record_type, **kw)
+
     def _task_record(self, task: Task, record_type: str, **kw: Any) -> Record:
         return Record(
             task.parent_txn_seq,
@@ -324,7 +328,7 @@ class Steward:
             closing: list[Record] = []
             if rows:
                 task_txn_id = nodes.uuid7()
-                link = {
+                link: dict[str, Any] = {
                     "parent_txn_seq": task.parent_txn_seq,
                     "execution_seq": task.execution_seq,
                     "attempt": attempt,
@@ -437,7 +441,7 @@ class Steward:
             if factory.kind != factory_base.EXECUTOR:
                 raise PondError(f"{path} ({factory.name}) is not a runnable factory")
             ctx = TaskContext(
-                str(self.root), tx._staged, None, run_args, vars, paths.basename(path), secrets
+                str(self.root), tx.staged, None, run_args, vars, paths.basename(path), secrets
             )
             try:
                 factory.run(config, ctx)

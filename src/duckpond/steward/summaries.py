@@ -53,7 +53,8 @@ def unfinished_txn_ids(ctl: pa.Table, transaction_type: str) -> list[str]:
     begins = ctl.filter(pc.and_(is_type, _eq(ctl, "record_type", BEGIN)))
     terminal = ctl.filter(pc.is_in(ctl["record_type"], pa.array([COMPLETED, FAILED])))
     open_mask = pc.invert(pc.is_in(begins["txn_id"], terminal["txn_id"]))
-    return begins.filter(open_mask)["txn_id"].to_pylist()
+    ids: list[str] = begins.filter(open_mask)["txn_id"].to_pylist()
+    return ids
 
 
 def task_states(ctl: pa.Table) -> list[dict[str, Any]]:
@@ -69,8 +70,8 @@ def task_states(ctl: pa.Table) -> list[dict[str, Any]]:
     )
     idx = pa.table({"k": keys, "i": pa.array(range(rows.num_rows))})
     last = idx.group_by("k").aggregate([("i", "max")])["i_max"]
-    latest = rows.take(last)
-    return latest.to_pylist()
+    latest: list[dict[str, Any]] = rows.take(last).to_pylist()
+    return latest
 
 
 def unfinished_tasks(ctl: pa.Table) -> list[dict[str, Any]]:
@@ -192,7 +193,8 @@ def related_rows(ctl: pa.Table, min_seq: int) -> list[dict[str, Any]]:
         pc.fill_null(pc.greater_equal(ctl["txn_seq"], min_seq), False),
         pc.fill_null(pc.greater_equal(ctl["parent_txn_seq"], min_seq), False),
     )
-    return ctl.filter(mask).to_pylist()
+    rows: list[dict[str, Any]] = ctl.filter(mask).to_pylist()
+    return rows
 
 
 def recent(ctl: pa.Table, limit: int = 20, load: Any = None) -> list[dict[str, Any]]:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
@@ -307,6 +306,8 @@ def read_parquet(
     else:
         table = pf.schema_arrow.empty_table()
         table = table if want is None else table.select(want)
+    import pyarrow.compute as pc  # ~100 ms to import: only when a floor is given
+
     table = table.filter(pc.greater_equal(table[name], value))
     return table if columns is None or name in columns else table.drop_columns([name])
 
@@ -320,8 +321,8 @@ def history_metadata(dt: DeltaTable, table_dir: Path, key: str) -> list[tuple[in
     """(version, timestamp ms, parsed custom metadata `key`) of every commit that carries
     it, from the archive and the live log, newest first."""
     seen: dict[int, tuple[int, int, Any]] = {}
-    for version, ts, raw in archived_metadata(table_dir):
-        seen[version] = (version, ts, json.loads(raw))
+    for version, ts, archived in archived_metadata(table_dir):
+        seen[version] = (version, ts, json.loads(archived))
     for h in dt.history():
         raw = h.get(key)
         if raw:

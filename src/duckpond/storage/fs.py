@@ -19,7 +19,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -516,7 +516,7 @@ class StagedTxn:
         size: int | None = None,
         min_event_time: int | None = None,
         max_event_time: int | None = None,
-        attrs: dict | None = None,
+        attrs: dict[str, Any] | None = None,
         factory: str | None = None,
         new: bool = False,
     ) -> NodeRow:
@@ -606,7 +606,7 @@ class StagedTxn:
         blob: tuple[str, int] | None = None,
         min_event_time: int | None = None,
         max_event_time: int | None = None,
-        attrs: dict | None = None,
+        attrs: dict[str, Any] | None = None,
         factory: str | None = None,
         parents: bool = False,
         overwrite_type: bool = False,

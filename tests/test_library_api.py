@@ -1,0 +1,111 @@
+"""The library surface of issue 7: bugs found by reading (a long-lived handle's control SQL,
+fractional retention), `__version__`, and what `Pond.copy_in/copy_out/read/describe` return."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from conftest import run_pond
+
+import duckpond
+from duckpond.errors import InvalidPathError, PondUsageError
+from duckpond.pond import Pond
+from duckpond.results import Description, MaintainReport, TxnSummary
+
+
+def test_control_sql_on_a_long_lived_handle_sees_its_own_writes(pond_dir: Path) -> None:
+    pond = Pond.open(pond_dir)
+    q = "SELECT count(*) AS n FROM control_table"
+    before = pond.control_sql(q).to_pylist()[0]["n"]
+    for i in range(4):
+        with pond.transaction(["test", str(i)]) as tx:
+            tx.write_bytes(f"/f{i}", b"x")
+    fresh = Pond.open(pond_dir).control_sql(q).to_pylist()[0]["n"]
+    assert fresh == before + 4 * 3  # begin, data_committed, completed per write
+    assert pond.control_sql(q).to_pylist()[0]["n"] == fresh
+
+
+def _replaced_files(pond_dir: Path) -> Pond:
+    """A pond whose data partition holds several small files, so maintain compacts them
+    and the replaced files become vacuum candidates right away."""
+    pond = Pond.open(pond_dir)
+    for i in range(6):
+        with pond.transaction() as tx:
+            tx.write_bytes("/f", str(i).encode())
+    return pond
+
+
+def test_maintain_keeps_files_replaced_within_a_fractional_retention(pond_dir: Path) -> None:
+    pond = _replaced_files(pond_dir)
+    on_disk = set((pond_dir / "data").rglob("*.parquet"))
+    report = pond.maintain(retention_hours=0.5)
+    assert isinstance(report, MaintainReport)
+    assert report.data["files_after"] < report.data["files_before"]  # something was replaced
+    assert report.data["files_vacuumed"] == 0
+    assert on_disk <= set((pond_dir / "data").rglob("*.parquet"))  # nothing deleted
+    # retention 0 does remove them: the figure above could have been otherwise
+    assert pond.maintain(retention_hours=0).data["files_vacuumed"] > 0
+    assert pond.read_bytes("/f") == b"5"
+
+
+def test_version_from_package_and_cli() -> None:
+    assert duckpond.__version__ and duckpond.__version__[0].isdigit()
+    out = run_pond("--version").stdout.decode()
+    assert out.strip() == f"pond {duckpond.__version__}"
+
+
+def test_importing_the_package_loads_no_data_stack() -> None:
+    code = (
+        "import sys, duckpond, duckpond.cli.main; "
+        "print(sorted(m for m in ('pyarrow', 'deltalake', 'numpy', 'yaml', 'datafusion') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)
+    assert out.stdout.decode().strip() == "[]"
+
+
+def test_copy_in_read_describe(pond_dir: Path, tmp_path: Path) -> None:
+    csv = tmp_path / "t.csv"
+    csv.write_text("ts,v\n2024-01-01T00:00:00Z,1\n2024-01-01T01:00:00Z,2\n")
+    raw = tmp_path / "r.bin"
+    raw.write_bytes(b"raw bytes")
+    pond = Pond.open(pond_dir)
+    with pond.transaction() as tx:
+        tx.mkdir("/d")
+    written = pond.copy_in([f"host+csv+series://{csv}", f"host://{raw}"], "/d")
+    assert written == ["/d/t.csv", "/d/r.bin"]
+    table = pond.read("/d/t.csv", sql="SELECT sum(v) AS s FROM source")
+    assert isinstance(table, pa.Table) and table.to_pylist() == [{"s": 3}]
+    late = pond.read("/d/t.csv", time_range=("2024-01-01T00:30:00Z", None))
+    assert late.column("v").to_pylist() == [2]
+    assert pond.is_raw("/d/r.bin") and not pond.is_raw("/d/t.csv")
+    d = pond.describe("/d/t.csv")
+    assert isinstance(d, Description) and d.time_column == "ts"
+    assert [f.name for f in d.schema or []] == ["ts", "v"]
+    host = pond.describe(f"host+csv://{csv}").to_json()
+    assert set(host) == {"path", "type", "schema"} and host["type"] == "host"
+    assert [(f["name"], f["type"][:9]) for f in host["schema"]] == [
+        ("ts", "timestamp"),
+        ("v", "int64"),
+    ]
+    [summary] = pond.control_recent(1)
+    assert isinstance(summary, TxnSummary) and summary.status == "completed"
+
+
+def test_copy_in_refuses_an_empty_destination(pond_dir: Path, tmp_path: Path) -> None:
+    src = tmp_path / "a.txt"
+    src.write_bytes(b"a")
+    pond = Pond.open(pond_dir)
+    version = pond.data.version()
+    with pytest.raises(InvalidPathError, match="empty destination"):
+        pond.copy_in([f"host://{src}"], "")
+    with pytest.raises(PondUsageError):
+        pond.copy_in(["/not/a/host/url"], "/x")
+    proc = run_pond("copy", f"host://{src}", "", pond=pond_dir, check=1)
+    assert proc.stderr.decode().startswith("error: empty destination")
+    assert Pond.open(pond_dir).list() == []
+    assert Pond.open(pond_dir).data.version() == version
