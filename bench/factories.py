@@ -1,11 +1,11 @@
-"""Benchmark 14: data factories (issue 9).
+"""Benchmark 15: data factories (issue 9).
 
-14a temporal-reduce of a year of one-minute data (525,600 rows) at 1h/6h/1d/7d through the
+15a temporal-reduce of a year of one-minute data (525,600 rows) at 1h/6h/1d/7d through the
     resolver (no result cache) vs a hand-written DataFusion date_bin query per resolution
     over the very same Parquet file (a fresh SessionContext each rep on both sides).
-14b the second read of the same four reduced series (a fresh resolver, as a new command
+15b the second read of the same four reduced series (a fresh resolver, as a new command
     would, with the on-disk result cache filled) vs the first read with an empty cache.
-14c a sql-derived-series over 100 series nodes (10 versions each) read with a time window
+15c a sql-derived-series over 100 series nodes (10 versions each) read with a time window
     covering 10% of the versions vs the full scan (no result cache).
 """
 
@@ -43,7 +43,7 @@ def minute_year(rows: int) -> pa.Table:
 def run(work: Path, quick: bool) -> Result:
     rows = 52_560 if quick else 525_600
     reps = 3 if quick else 9
-    log(f"14: a series of {rows:,} one-minute rows")
+    log(f"15: a series of {rows:,} one-minute rows")
     pond = Pond.create(work / "pond-factories")
     with pond.transaction(args=["bench", "load"]) as tx:
         tx.write_series("/raw/minute", minute_year(rows), parents=True)
@@ -96,17 +96,17 @@ def run(work: Path, quick: bool) -> Result:
         raise RuntimeError(f"row counts differ: baseline {want}, pond {got}")
 
     t = Timer(warmup=1)
-    log(f"14a/b: {reps} reps (interleaved)")
+    log(f"15a/b: {reps} reps (interleaved)")
     for _ in range(reps + 1):
         t.run("baseline", baseline)
         t.run("reduce", lambda: reduce(False))
         t.run("cold", cold)
         t.run("warm", warm)
 
-    # 14c: 100 series x 10 versions; the window covers one version of each
+    # 15c: 100 series x 10 versions; the window covers one version of each
     nodes, versions = (20, 10) if quick else (100, 10)
     per = 200 if quick else 1_000
-    log(f"14c: {nodes} series x {versions} versions x {per} rows")
+    log(f"15c: {nodes} series x {versions} versions x {per} rows")
     rng = np.random.default_rng(3)
     for v in range(versions):
         with pond.transaction(args=["bench", "append", str(v)]) as tx:
@@ -136,28 +136,28 @@ def run(work: Path, quick: bool) -> Result:
 
     full_rows, window_rows = scan(False), scan(True)
     if not 0 < window_rows * versions < full_rows * 1.5:
-        raise RuntimeError(f"14c: window {window_rows} rows vs full {full_rows}")
+        raise RuntimeError(f"15c: window {window_rows} rows vs full {full_rows}")
     for _ in range(reps + 1):
         t.run("full", lambda: scan(False))
         t.run("window", lambda: scan(True))
 
     rows_out = [
         ratio_row(
-            "14a",
+            "15a",
             f"temporal-reduce {rows:,} rows at 1h/6h/1d/7d vs hand-written DataFusion",
             t.median("reduce"),
             t.median("baseline"),
             1.5,
         ),
         ratio_row(
-            "14b",
+            "15b",
             "second read of the 4 reduced series (result cache) vs the first",
             t.median("warm"),
             t.median("cold"),
             0.1,
         ),
         ratio_row(
-            "14c",
+            "15c",
             f"sql-derived-series over {nodes} series, 10% time window vs full scan",
             t.median("window"),
             t.median("full"),
@@ -165,7 +165,7 @@ def run(work: Path, quick: bool) -> Result:
         ),
     ]
     notes = [
-        f"14: bucket counts checked against DataFusion: {want}",
-        f"14c: {full_rows:,} rows full, {window_rows:,} in the window",
+        f"15: bucket counts checked against DataFusion: {want}",
+        f"15c: {full_rows:,} rows full, {window_rows:,} in the window",
     ]
     return Result(rows_out, notes)

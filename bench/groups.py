@@ -19,7 +19,8 @@ GROUPS: dict[str, tuple[str, str]] = {
     "dirs": ("bench.dirs", "10, 11"),
     "memory": ("bench.memory", "12"),
     "startup": ("bench.startup", "13"),
-    "factories": ("bench.factories", "14"),
+    "disk": ("bench.disk", "14"),
+    "factories": ("bench.factories", "15"),
 }
 
 

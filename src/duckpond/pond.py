@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from .factories.live import LiveNode
     from .query import sql
     from .query.urls import SourceURL
+    from .steward.fsck import FsckResult
     from .steward.steward import Steward
     from .txn import WriteTxn
 
@@ -504,10 +505,10 @@ class Pond:
             return RecoverReport()
         return RecoverReport.from_dict(recover(self.steward, retry_failed=retry_failed))
 
-    def maintain(self, retention_hours: float = 1.0) -> MaintainReport:
-        """Checkpoint, compact and clean both tables; files replaced within the last
-        `retention_hours` stay for readers still using them (Delta vacuums in whole hours:
-        a fraction rounds up, never down)."""
+    def maintain(self, retention_hours: float | None = None) -> MaintainReport:
+        """Compact, checkpoint and clean (see README "Disk use"); `retention_hours` None
+        keeps the pond's retention window (`retention()`); files replaced within the window
+        stay for readers still using them."""
         from .steward.maintenance import maintain
 
         return MaintainReport.from_dict(maintain(self, retention_hours=retention_hours))
@@ -521,6 +522,30 @@ class Pond:
         self._control = None
         self._steward = None
         return RebuildReport(int(report["transactions"]), list(report["messages"]))
+
+    def fsck(self, repair: bool = False) -> FsckResult:
+        """Check the pond for damage; `repair` does what is safe (see steward/fsck.py)."""
+        from .steward.fsck import fsck
+
+        return fsck(self.root, repair=repair, wait=self.wait)
+
+    def retention(self) -> float:
+        """The retention window in seconds: files no longer referenced stay this long."""
+        from .storage.deltafiles import retention_seconds
+
+        self.data.refresh()
+        return retention_seconds(self.data.dt)
+
+    def set_retention(self, seconds: float) -> None:
+        """Set the retention window of both tables (their `delta.deletedFileRetentionDuration`).
+        0 lets automatic upkeep delete replaced files at once: readers in flight may fail."""
+        from .storage.deltafiles import set_retention
+
+        if not seconds >= 0:
+            raise PondError(f"retention must be >= 0 seconds, got {seconds}")
+        with self.steward.locked():
+            for table in (self.data, self.control):
+                set_retention(table.dt, table.path, float(seconds))
 
 
 TimeLike = int | str | dt.datetime | None

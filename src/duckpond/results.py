@@ -284,6 +284,11 @@ class MaintainReport:
     def control(self) -> dict[str, Scalar]:
         return self.tables.get("control", {})
 
+    @property
+    def blobs(self) -> dict[str, Scalar]:
+        """`removed` (unreferenced blobs) and `temp_files_removed` by this run."""
+        return self.tables.get("blobs", {})
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MaintainReport:
         tables: dict[str, dict[str, Scalar]] = {}

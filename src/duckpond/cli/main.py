@@ -526,14 +526,13 @@ def rebuild_control(st: State, force: bool, fmt: str) -> None:
 @click.option(
     "--retention-hours",
     type=float,
-    default=1.0,
-    show_default=True,
-    help="Keep files replaced within this window for readers still using them.",
+    default=None,
+    help="Keep unreferenced files younger than this (default: the pond's retention window).",
 )
 @click.option("--format", "fmt", type=FORMATS, default="table")
 @click.pass_obj
-def maintain(st: State, retention_hours: float, fmt: str) -> None:
-    """Checkpoint, compact and clean both tables."""
+def maintain(st: State, retention_hours: float | None, fmt: str) -> None:
+    """Compact, checkpoint and clean both tables and the blob store."""
     from . import render
 
     report = st.open().maintain(retention_hours=retention_hours)
@@ -541,6 +540,59 @@ def maintain(st: State, retention_hours: float, fmt: str) -> None:
         render.print_json(report.to_json())
     else:
         render.maintain(report)
+
+
+@cli.command()
+@click.option("--repair", is_flag=True, help="Repair what is safe and say what was lost.")
+@click.option("--format", "fmt", type=FORMATS, default="table")
+@click.pass_obj
+def fsck(st: State, repair: bool, fmt: str) -> None:
+    """Check every log entry, live file and blob, and the data/control agreement.
+
+    Exits 1 when problems were found and not all of them were repaired."""
+    from . import render
+
+    result = st.open().fsck(repair=repair)
+    if fmt == "json":
+        render.print_json(result.to_json())
+    else:
+        out = render.console()
+        for p in result.problems:
+            state = f" [repaired: {p.action}]" if p.repaired else ""
+            if p.action and not p.repaired:
+                state = f" [not repaired: {p.action}]"
+            out.print(f"{p.table} {p.kind}: {p.message}{state}", markup=False)
+            for path in p.paths:
+                out.print(f"  {path}", markup=False)
+            if p.txn_seqs:
+                out.print(f"  txn_seq {', '.join(map(str, p.txn_seqs))}", markup=False)
+        for line in result.lost:
+            out.print(f"lost: {line}", markup=False)
+        if result.lost_found:
+            out.print(f"damaged files moved to {result.lost_found}", markup=False)
+        for line in result.notes:
+            out.print(line, markup=False)
+        fixed = sum(p.repaired for p in result.problems)
+        out.print(
+            "no problems found"
+            if not result.problems
+            else f"{len(result.problems)} problem(s), {fixed} repaired",
+            markup=False,
+        )
+    if not result.ok:
+        sys.exit(1)  # click swallows Exit codes outside standalone mode
+
+
+@cli.command()
+@click.argument("seconds", type=float, required=False)
+@click.pass_obj
+def retention(st: State, seconds: float | None) -> None:
+    """Show or set the retention window: how many seconds files no version needs any
+    more stay on disk for readers still using them (default 3600)."""
+    pond = st.open()
+    if seconds is not None:
+        pond.set_retention(seconds)
+    click.echo(f"{pond.retention():g}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,7 +15,7 @@ from deltalake import DeltaTable, Field
 from deltalake.schema import PrimitiveType
 
 from ..nodes import now_us
-from ..storage import deltafiles
+from ..storage import deltafiles, logcheck
 from ..storage.durability import fsync_dir, sync_commit
 
 CONTROL_SCHEMA = pa.schema(
@@ -62,7 +62,10 @@ POST_COMMIT = "post_commit"
 
 # Small appends pile up as small files; fold them together once this many are unfolded.
 COMPACT_FILES = 32
-COMPACT_TIERS = (64, 4096, 262_144)
+# Row-count bands, each COMPACT_FILES times the one below: 32 files of one band fold into
+# about one file of the next, so a row is rewritten once per band (folding everything
+# under a limit rewrote the growing merged file on every round).
+COMPACT_TIERS = (48, 1536, 49_152, 1_572_864)
 
 
 class _RecordClock:
@@ -146,7 +149,7 @@ class ControlTable:
 
     @classmethod
     def open(cls, path: Path) -> ControlTable:
-        return cls(path, DeltaTable(str(path)))
+        return cls(path, logcheck.open_table(path))
 
     @staticmethod
     def exists(path: Path) -> bool:
@@ -225,17 +228,22 @@ class ControlTable:
             self._files_version = version
 
     def _upkeep(self) -> None:
-        """Fold small files together in size tiers: amortised O(log n) rewrites per row."""
+        """Fold small files together in row-count bands: amortised O(log n) rewrites per
+        row."""
         files = self._file_list()
+        floor = 0
         for limit in COMPACT_TIERS:
-            tier = [p for p, n in files.items() if n < limit]
+            tier = [p for p, n in files.items() if floor <= n < limit]
+            floor = limit
             if len(tier) >= COMPACT_FILES:
                 merged = pa.concat_tables([self._read(p) for p in tier]).sort_by(
                     [("timestamp", "ascending")]
                 )
                 v, add = deltafiles.compact(self.dt, self.path, tier, merged)
                 self._note_commit(v, [(add.path, merged.num_rows)], tier)
-                break
+                # No break: upkeep runs every COMPACT_FILES versions, when the lowest
+                # band is full again, so the next band is folded in the same round.
+                files = self._file_list()
         if (
             self._files_version - deltafiles.last_checkpoint_version(self.path)
             >= deltafiles.CHECKPOINT_EVERY

@@ -1,38 +1,47 @@
-"""`pond maintain`: checkpoint, compact and clean both tables, under the write lock.
+"""`pond maintain`: compact, checkpoint and clean both tables and the blob store, under
+the write lock.
 
 Compaction rewrites a partition's files into one without changing a row, so no version is
-ever lost; blobs and the lock file live outside both Delta directories, out of vacuum's reach.
+ever lost. Cleaning removes only what no version references and only once it is older
+than the retention window (readers in flight keep their files): files replaced by
+compaction or left by a crashed write, `.tmp-*` files a crash left, and blobs no row of
+any version references (rolled-back transactions, superseded snapshots). The lock file
+lives outside both tables and the blob store; nothing here touches it.
 """
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from ..storage import deltafiles
 from .control import conform
+from .steward import crash_point
 
 if TYPE_CHECKING:
     from ..pond import Pond
 
 
-def maintain(pond: Pond, retention_hours: float = 1.0) -> dict[str, Any]:
+def maintain(pond: Pond, retention_hours: float | None = None) -> dict[str, Any]:
+    """`retention_hours` None: each table's configured window (`Pond.retention()`)."""
+    retention_s = None if retention_hours is None else max(0.0, float(retention_hours) * 3600)
     report: dict[str, Any] = {}
     with pond.steward.locked():
         data = pond.data
         data.refresh()
         before = data.file_count()
         compacted = [p for p in data.partitions() if data.compact_partition(p)]
-        deltafiles.checkpoint(data.dt, data.path, archive_key="pond_txn")
+        crash_point("maintain_after_compact")
+        vacuumed = deltafiles.checkpoint(data.dt, data.path, "pond_txn", retention_s, full=True)
         report["data"] = {
             "files_before": before,
             "files_after": data.file_count(),
             "partitions_compacted": len(compacted),
-            **_clean(data.dt, retention_hours),
+            "files_vacuumed": vacuumed,
             "version": data.version(),
         }
+        crash_point("maintain_after_data")
         control = pond.control
         control.evolve_schema()  # compacted files carry every column: the table must too
         control.dt.update_incremental()
@@ -43,23 +52,19 @@ def maintain(pond: Pond, retention_hours: float = 1.0) -> dict[str, Any]:
                 [conform(deltafiles.read_parquet(control.path / f)) for f in files]
             )
             deltafiles.compact(control.dt, control.path, files, merged)
-        deltafiles.checkpoint(control.dt, control.path)
+        crash_point("maintain_after_control_compact")
+        vacuumed = deltafiles.checkpoint(
+            control.dt, control.path, retention_s=retention_s, full=True
+        )
         report["control"] = {
             "files_before": len(files),
             "files_after": min(len(files), 1),
-            **_clean(control.dt, retention_hours),
+            "files_vacuumed": vacuumed,
             "version": control.dt.version(),
         }
+        crash_point("maintain_before_blobs")
+        # Blobs belong to the data table: its window applies unless one is given.
+        window = deltafiles.retention_seconds(data.dt) if retention_s is None else retention_s
+        blobs, temps = pond.blobs.collect_garbage(data.referenced_hashes(), window)
+        report["blobs"] = {"removed": blobs, "temp_files_removed": temps}
     return report
-
-
-def _clean(dt: Any, retention_hours: float) -> dict[str, Any]:
-    # vacuum takes whole hours: round up, so a fractional window never removes a file
-    # a reader in flight may still need (int() made 0.5 mean 0).
-    removed = dt.vacuum(
-        retention_hours=max(0, math.ceil(retention_hours)),
-        dry_run=False,
-        enforce_retention_duration=False,
-    )
-    # No cleanup_metadata(): checkpoint() prunes the log itself, archiving pond_txn first.
-    return {"files_vacuumed": len(removed)}

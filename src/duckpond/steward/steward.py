@@ -24,6 +24,7 @@ from ..errors import FactoryError, PondError
 from ..factories import base as factory_base
 from ..factories import registry
 from ..lock import WriteLock
+from ..storage import deltafiles, logcheck
 from ..storage.blobs import BlobStore
 from ..storage.datatable import DataTable
 from ..storage.fs import PondFS, StagedTxn
@@ -146,6 +147,11 @@ class Steward:
     def locked(self) -> Iterator[None]:
         if self._lock_depth == 0:
             self.lock.acquire()
+            try:
+                self._check_tips()
+            except BaseException:
+                self.lock.release()
+                raise
         self._lock_depth += 1
         try:
             yield
@@ -153,6 +159,13 @@ class Steward:
             self._lock_depth -= 1
             if self._lock_depth == 0:
                 self.lock.release()
+
+    def _check_tips(self) -> None:
+        """Refuse to write on a damaged log tip: the next txn_seq is read from it, so a torn
+        newest entry would hand out a sequence number that was already used (`pond fsck`)."""
+        for table in (self.data, self.control):
+            known = deltafiles._known_version.get(str(table.path), -1)
+            logcheck.check_tip(table.path, max(table.dt.version(), known))
 
     def record(self, records: list[Record]) -> None:
         """Append lifecycle rows that are not the durability point: a failure is logged.

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from .durability import fsync_dir
+from .durability import fsync_dir, unlink_if_older
 
 CHUNK = 1 << 20
 
@@ -29,7 +30,9 @@ class BlobStore:
 
     def put_bytes(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
-        if not self.exists(digest):
+        if self.exists(digest):
+            _touch(self.path_for(digest))
+        else:
             self._install(digest, [data])
         return digest
 
@@ -80,6 +83,7 @@ class BlobStore:
     def _move_into_place(self, tmp: Path, digest: str) -> None:
         dest = self.path_for(digest)
         if dest.exists():
+            _touch(dest)
             return
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, dest)
@@ -92,4 +96,35 @@ class BlobStore:
         except FileNotFoundError:
             from ..errors import PondError
 
-            raise PondError(f"blob {digest} is missing from the blob store") from None
+            raise PondError(f"blob {digest} is missing; run `pond fsck`") from None
+
+    def collect_garbage(self, referenced: set[str], retention_s: float) -> tuple[int, int]:
+        """Remove blobs no row references and temp files a crash left, both only once
+        older than the retention window; returns (blobs, temp files) removed.
+
+        The caller holds the write lock and passes every content hash of every version in
+        the data table: a blob written by a transaction that rolled back or crashed is
+        referenced by none. Re-using a stored blob refreshes its mtime (see `_touch`), so
+        a young reference is never older than the window. Idempotent, crash-safe."""
+        if not self.root.is_dir():
+            return 0, 0
+        cutoff = time.time() - retention_s
+        blobs = temps = 0
+        for entry in os.scandir(self.root):
+            if entry.name.startswith(".tmp-"):
+                temps += unlink_if_older(entry.path, cutoff)
+            elif entry.is_dir() and len(entry.name) == 2:
+                for blob in os.scandir(entry.path):
+                    if blob.name.startswith(".tmp-"):
+                        temps += unlink_if_older(blob.path, cutoff)
+                    elif blob.name not in referenced:
+                        blobs += unlink_if_older(blob.path, cutoff)
+        return blobs, temps
+
+
+def _touch(path: Path) -> None:
+    """A blob gaining a new reference is young again for garbage collection."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        pass

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
 from ..nodes import NodeRow
-from . import deltafiles
+from . import deltafiles, logcheck
 from .durability import fsync_dir, sync_commit
 
 APP_ID = "pond"
@@ -63,6 +63,7 @@ CONTENT_CACHE_BYTES = 16 * 1024 * 1024
 # Automatic upkeep: cheap enough to run inside a write, keeps opening and reading fast.
 COMPACT_PARTITION_FILES = 8
 SMALL_FILE_BYTES = 256 * 1024
+COMPACT_TIER_BYTES = (16 * 1024, 96 * 1024, SMALL_FILE_BYTES)
 
 
 def rows_to_table(rows: Iterable[NodeRow]) -> pa.Table:
@@ -327,7 +328,7 @@ class DataTable:
 
     @classmethod
     def open(cls, path: Path) -> DataTable:
-        return cls(path, DeltaTable(str(path)))
+        return cls(path, logcheck.open_table(path))
 
     def refresh(self) -> None:
         """See commits made since this handle was opened (ours or another process's)."""
@@ -337,7 +338,7 @@ class DataTable:
         try:
             self.dt.update_incremental()
         except Exception:  # noqa: BLE001 - a handle left behind entries another process pruned
-            self.dt = DeltaTable(str(self.path))
+            self.dt = logcheck.open_table(self.path)
         self._pending_refresh = False
 
     def _sync(self) -> None:
@@ -461,7 +462,7 @@ class DataTable:
     def _meta(self, rel: str) -> _FileMeta:
         meta = self._metas.get(rel)
         if meta is None:
-            pf = pq.ParquetFile(self.path / rel)
+            pf = deltafiles.open_parquet(self.path / rel)
             table = pf.read(columns=[c for c in INDEX_COLUMNS if c in pf.schema_arrow.names])
             for f in FILE_SCHEMA:  # columns a future version may add are null in old files
                 if f.name in INDEX_COLUMNS and f.name not in table.column_names:
@@ -543,8 +544,11 @@ class DataTable:
             if self._file_sizes.get(f, 0) < SMALL_FILE_BYTES
         ]
 
-    def compact_partition(self, part_id: str, only_small: bool = False) -> bool:
-        files = self._small_files(part_id) if only_small else self.partition_files(part_id)
+    def compact_partition(
+        self, part_id: str, only_small: bool = False, files: list[str] | None = None
+    ) -> bool:
+        if files is None:
+            files = self._small_files(part_id) if only_small else self.partition_files(part_id)
         if len(files) < 2:
             return False
         merged = pa.concat_tables([self._read_file(f) for f in files])
@@ -553,13 +557,33 @@ class DataTable:
         self._apply_own(before, version, seq, [(add, merged)], removed=files)
         return True
 
+    def referenced_hashes(self) -> set[str]:
+        """Every content hash in any row of the latest snapshot, which holds every node
+        version (compaction keeps all rows): the blobs that must stay."""
+        self.refresh()
+        self._ensure_file_map()
+        hashes: set[str] = set()
+        for files in self._files_by_part.values():
+            for f in files:
+                col = deltafiles.read_parquet(self.path / f, columns=["content_hash"])
+                hashes.update(h for h in col.column(0).to_pylist() if h)
+        return hashes
+
     def auto_maintain(self, touched_parts: Iterable[str]) -> None:
         """Keep a long-lived pond fast without anyone running `pond maintain`."""
         for part in set(touched_parts):
-            # Fold small files in tiers: a read of the partition opens few files, and the
-            # big files already folded are not rewritten on every round.
-            if len(self._small_files(part)) >= COMPACT_PARTITION_FILES:
-                self.compact_partition(part, only_small=True)
+            # Fold small files in size tiers: a read of the partition opens few files, and
+            # a row is rewritten about once per tier, not on every fold.
+            small = self._small_files(part)
+            if len(small) < COMPACT_PARTITION_FILES:
+                continue
+            floor = 0
+            for limit in COMPACT_TIER_BYTES:
+                tier = [f for f in small if floor <= self._file_sizes.get(f, 0) < limit]
+                if len(tier) >= COMPACT_PARTITION_FILES:
+                    self.compact_partition(part, files=tier)
+                    break
+                floor = limit
         if (
             self.version() - deltafiles.last_checkpoint_version(self.path)
             >= deltafiles.CHECKPOINT_EVERY

@@ -10,24 +10,35 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
 from ..errors import PondError
-from .durability import fsync_dir, fsync_file
+from .durability import fsync_dir, fsync_file, sync_commit, unlink_if_older
 
 # Opening a table replays the log entries since its last checkpoint.
 CHECKPOINT_EVERY = 100
-# Compaction leaves a tombstone per replaced file, and checkpoints keep tombstones for this
-# long: with Delta's default (a week) they pile up into every open. Replaced files stay on
-# disk until `pond maintain` vacuums them (its own retention, default 1 hour), so readers
-# in flight are unaffected.
-TABLE_CONFIG = {"delta.deletedFileRetentionDuration": "interval 1 minutes"}
+# The retention window: a file a table no longer references (replaced by compaction, or
+# never committed) stays on disk this long, so that readers that listed it (pond processes,
+# other Delta readers at a recent version) can still read it. Kept as `retention_s` in the
+# table's description (JSON; Delta accepts no custom table properties here). Every
+# checkpoint vacuums what is older (see vacuum()).
+RETENTION_KEY = "retention_s"
+DEFAULT_RETENTION_S = 3600.0
+# Checkpoints keep a tombstone per replaced file for this long (Delta's default is a week):
+# they would pile up into every open and every checkpoint written (two per write in the
+# control table). The window above does not need them: compaction stamps a replaced file's
+# mtime with its removal time, which is what vacuum() measures.
+TOMBSTONE_KEY = "delta.deletedFileRetentionDuration"
+TOMBSTONE_MAX_S = 60.0
+TABLE_CONFIG = {TOMBSTONE_KEY: "interval 1 minutes"}
 SMALL_ROWS = 64
 ROW_GROUP_ROWS = 16_384
 SMALL_BYTES = 16 * 1024
+NO_STATS_COLUMNS = ("content",)
 
 
 @dataclass
@@ -76,14 +87,32 @@ def write_file(
     if sub and not full.parent.exists():
         full.parent.mkdir(parents=True, exist_ok=True)
         fsync_dir(full.parent.parent)
+    # Statistics for every column but raw contents (min/max of 1 KiB values would double a
+    # small file and help no reader); no `ARROW:schema` footer entry (a base64 copy of the
+    # schema, ~40 % of a one-row file): readers take the schema from the Delta log, and
+    # Parquet's own logical types carry everything the pond's schemas need.
+    stats = [n for n in table.column_names if n not in NO_STATS_COLUMNS]
     if table.num_rows <= SMALL_ROWS and table.nbytes <= SMALL_BYTES:
-        # Per-commit appends are tiny and soon compacted: plain encoding is 3x cheaper.
+        # Per-commit appends are tiny and soon compacted: plain encoding is 3x cheaper,
+        # except for contents (a directory snapshot shrinks ~3x for +0.06 ms).
         pq.write_table(
-            table, full, compression="none", use_dictionary=False, write_statistics=False
+            table,
+            full,
+            compression={n: "zstd" if n == "content" else "none" for n in table.column_names},
+            use_dictionary=False,
+            write_statistics=stats,
+            store_schema=False,
         )
     else:
         # Small row groups let readers skip old rows by their statistics (min_seq reads).
-        pq.write_table(table, full, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+        pq.write_table(
+            table,
+            full,
+            compression="zstd",
+            row_group_size=ROW_GROUP_ROWS,
+            write_statistics=stats,
+            store_schema=False,
+        )
     fsync_file(full)
     fsync_dir(full.parent)
     st = full.stat()
@@ -124,6 +153,7 @@ def commit(
     if app_txn is not None:
         lines.append({"txn": {"appId": app_txn[0], "version": app_txn[1], "lastUpdated": now_ms}})
     lines.extend(a.to_json(now_ms) for a in actions)
+    info["pond_lines"] = len(lines)  # an entry cut at a line boundary is then seen (fsck)
     body = "".join(json.dumps(x, separators=(",", ":")) + "\n" for x in lines).encode()
     tmp = log_dir / f".tmp-{os.getpid()}-{os.urandom(6).hex()}.json"
     with open(tmp, "wb") as f:
@@ -162,6 +192,108 @@ def _next_version(dt: DeltaTable, table_dir: Path) -> int:
     return version
 
 
+def format_interval(seconds: float) -> str:
+    if float(seconds).is_integer():
+        return f"interval {int(seconds)} seconds"
+    return f"interval {round(seconds * 1000)} milliseconds"
+
+
+def _description(dt: DeltaTable) -> dict[str, Any]:
+    try:
+        desc = json.loads(dt.metadata().description or "{}")
+    except ValueError:
+        return {}
+    return desc if isinstance(desc, dict) else {}
+
+
+def retention_seconds(dt: DeltaTable) -> float:
+    """The table's retention window in seconds (default one hour)."""
+    value = _description(dt).get(RETENTION_KEY)
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    return DEFAULT_RETENTION_S
+
+
+def set_retention(dt: DeltaTable, table_dir: Path, seconds: float) -> None:
+    """Set the retention window (metadata commits, made durable); tombstones expire from
+    checkpoints after min(window, a minute). Caller holds the write lock."""
+    dt.update_incremental()
+    desc = _description(dt)
+    desc[RETENTION_KEY] = seconds
+    dt.alter.set_table_description(json.dumps(desc, sort_keys=True))
+    sync_commit(table_dir, dt.version())
+    tombstones = format_interval(min(seconds, TOMBSTONE_MAX_S))
+    if dt.metadata().configuration.get(TOMBSTONE_KEY) != tombstones:
+        dt.alter.set_table_properties({TOMBSTONE_KEY: tombstones})
+        sync_commit(table_dir, dt.version())
+    _known_version[str(table_dir)] = dt.version()
+
+
+def vacuum(dt: DeltaTable, table_dir: Path, retention_s: float, since: float | None = None) -> int:
+    """Delete what no version within the retention window needs; returns the count.
+
+    That is every Parquet file the latest snapshot does not reference whose mtime is older
+    than the window (compaction stamps a replaced file's mtime with its removal time, and a
+    file from a crashed write was never referenced), and `.tmp-*` files left in the log by
+    a crash. `dt` must be at the latest version and the caller must hold the write lock (a
+    writer's files are unreferenced until its commit). Deleting is idempotent: a crash
+    halfway leaves a valid table.
+
+    `since` (epoch seconds) skips partition directories unchanged since then: a file
+    turns into garbage when its partition gains a file (compaction's output, a crashed
+    write's file), which moves the directory's mtime, so a directory older than the
+    previous vacuum's cutoff holds no garbage that vacuum left. Checkpoints pass it, so
+    upkeep does not stat every partition of a pond with many directories.
+    """
+    if has_commits_after(table_dir, dt.version()):
+        return 0  # the snapshot is stale: its file list cannot tell garbage apart
+    live = {unquote(p) for p in add_actions(dt).column("path").to_pylist()}
+    cutoff = time.time() - retention_s
+    removed = 0
+    for dirpath, dirnames, filenames in os.walk(table_dir):
+        if dirpath == str(table_dir):
+            # `_delta_log`, `_pond_archive` and other `_`/`.` names are not data (Delta).
+            dirnames[:] = [
+                d
+                for d in dirnames
+                if not d.startswith(("_", "."))
+                and (since is None or _mtime(os.path.join(dirpath, d)) >= since)
+            ]
+        for name in filenames:
+            if not name.endswith(".parquet") or name.startswith(("_", ".")):
+                continue
+            full = os.path.join(dirpath, name)
+            if os.path.relpath(full, table_dir) in live:
+                continue
+            removed += unlink_if_older(full, cutoff)
+    for sub in ("_delta_log", ARCHIVE_DIR):
+        if (table_dir / sub).is_dir():
+            for entry in os.scandir(table_dir / sub):
+                if entry.name.startswith(".tmp-"):
+                    removed += unlink_if_older(entry.path, cutoff)
+    return removed
+
+
+def _mtime(path: str | Path) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
+# Margin for `since`: mtimes and the clock are read at slightly different moments.
+VACUUM_SLACK_S = 60.0
+
+
+def _stamp_removed(table_dir: Path, files: list[str]) -> None:
+    """Set replaced files' mtime to now: the retention window counts from their removal."""
+    for f in files:
+        try:
+            os.utime(table_dir / unquote(f))
+        except FileNotFoundError:
+            pass
+
+
 def compact(
     dt: DeltaTable,
     table_dir: Path,
@@ -174,6 +306,7 @@ def compact(
     Returns the commit's version and the new file; the caller applies both to its view
     (the handle is not advanced: that would re-read the log)."""
     add = write_file(table_dir, merged, partition_values)
+    _stamp_removed(table_dir, files)
     removes = [FileAction(f, 0, dict(partition_values or {}), 0, 0, remove=True) for f in files]
     version = commit(
         dt,
@@ -185,15 +318,28 @@ def compact(
     return version, add
 
 
-def checkpoint(dt: DeltaTable, table_dir: Path, archive_key: str | None = None) -> None:
-    """Take a synced checkpoint, then prune the log behind the previous one.
+def checkpoint(
+    dt: DeltaTable,
+    table_dir: Path,
+    archive_key: str | None = None,
+    retention_s: float | None = None,
+    full: bool = False,
+) -> int:
+    """Take a synced checkpoint, prune the log behind the previous one, then vacuum files
+    older than the retention window (the table's own unless `retention_s` is given);
+    returns the number of files vacuumed. Not `full`: only partitions changed since the
+    previous checkpoint's vacuum could have garbage left (see vacuum()).
 
     Opening a table lists `_delta_log`; with tens of thousands of entries that listing
     costs more than reading the state, so entries older than the previous checkpoint are
     removed (one interval is kept for readers still catching up). With `archive_key`, that
     custom commit metadata (the data table's `pond_txn`) is first saved to an archive.
+    Vacuuming here keeps disk use flat without anyone running `pond maintain`: a
+    checkpoint has just read the snapshot the vacuum needs.
     """
     previous = last_checkpoint_version(table_dir)
+    # The previous checkpoint's vacuum ran after this file was written.
+    previous_at = _mtime(table_dir / "_delta_log" / "_last_checkpoint")
     dt.update_incremental()
     dt.create_checkpoint()
     log = table_dir / "_delta_log"
@@ -203,6 +349,9 @@ def checkpoint(dt: DeltaTable, table_dir: Path, archive_key: str | None = None) 
             fsync_file(log / name)
     fsync_dir(log)
     prune_log(table_dir, previous, archive_key)
+    window = retention_seconds(dt) if retention_s is None else retention_s
+    since = None if full or not previous_at else previous_at - window - VACUUM_SLACK_S
+    return vacuum(dt, table_dir, window, since)
 
 
 ARCHIVE_DIR = "_pond_archive"  # '_' prefix: ignored by Delta readers and by vacuum
@@ -290,7 +439,7 @@ def read_parquet(
     """Read one Parquet file without `pyarrow.dataset` (whose import pulls in pandas,
     ~190 ms per process). `min_value=(col, v)` keeps rows with col >= v, skipping row
     groups whose statistics say they hold none."""
-    pf = pq.ParquetFile(path)
+    pf = open_parquet(path)
     if min_value is None:
         return pf.read(columns=columns)
     name, value = min_value
@@ -310,6 +459,25 @@ def read_parquet(
 
     table = table.filter(pc.greater_equal(table[name], value))
     return table if columns is None or name in columns else table.drop_columns([name])
+
+
+def open_parquet(path: Path) -> pq.ParquetFile:
+    """Open a table's Parquet file; a missing or unreadable one is one line naming it."""
+    try:
+        return pq.ParquetFile(path)
+    except FileNotFoundError:
+        raise PondError(f"{_rel(path)} is missing; run `pond fsck`") from None
+    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+        raise PondError(f"{_rel(path)} is unreadable ({e}); run `pond fsck`") from None
+
+
+def _rel(path: Path) -> str:
+    """A table file's path from the pond's directory (`data/part_id=.../part-...`)."""
+    parts = path.parts
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] in ("data", "control"):
+            return "/".join(parts[i:])
+    return str(path)
 
 
 def add_actions(dt: DeltaTable) -> pa.Table:

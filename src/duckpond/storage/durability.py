@@ -1,4 +1,5 @@
-"""fsync helpers: delta-rs never syncs, so the pond syncs what it promises to keep."""
+"""fsync helpers (delta-rs never syncs, so the pond syncs what it promises to keep), and
+the age-checked delete that maintenance uses."""
 
 from __future__ import annotations
 
@@ -28,3 +29,14 @@ def sync_commit(table_dir: Path, version: int) -> None:
     log_dir = table_dir / "_delta_log"
     fsync_file(log_dir / f"{version:020d}.json")
     fsync_dir(log_dir)
+
+
+def unlink_if_older(path: str, cutoff: float) -> int:
+    """Delete `path` if its mtime is before `cutoff` (epoch seconds); 1 if deleted."""
+    try:
+        if os.stat(path).st_mtime >= cutoff:
+            return 0
+        os.unlink(path)
+    except FileNotFoundError:
+        return 0
+    return 1
