@@ -20,6 +20,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "memory": ("bench.memory", "12"),
     "startup": ("bench.startup", "13"),
     "disk": ("bench.disk", "14"),
+    "factories": ("bench.factories", "15"),
 }
 
 

@@ -55,6 +55,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from datafusion import SessionContext
 
+    from .dynamic import Resolver
+    from .factories.live import LiveNode
     from .query import sql
     from .query.urls import SourceURL
     from .steward.fsck import FsckResult
@@ -182,6 +184,11 @@ class Pond:
         fac.validate(parsed)  # a bad config is refused before anything is written
         with self.transaction(args or ["pond", "mknod", factory, path], vars) as tx:
             tx.mknod(path, factory, fac.file_type, config, overwrite=overwrite)
+            if fac.kind == factory_base.DATA:
+                from .dynamic import check_node
+
+                # a missing input, a cycle or SQL that does not plan fails before the commit
+                check_node(tx.staged, path)
 
     def run(
         self,
@@ -262,8 +269,10 @@ class Pond:
             if not matches:
                 raise NotFoundError(f"no pond files match {pattern}")
             for e in matches:
-                if not e.type.startswith("file:") or nodes.is_dynamic(e.type):
+                if not e.type.startswith("file:"):
                     continue
+                if nodes.is_dynamic(e.type) and self.derived(e.path) is None:
+                    continue  # an executor factory's node: a job, not data
                 rel = (
                     e.path[len(prefix) :].lstrip("/")
                     if e.path != prefix
@@ -303,11 +312,29 @@ class Pond:
         loc = self.lookup(path)
         return loc is not None and nodes.is_dir(loc.file_type)
 
+    def resolver(self) -> Resolver:
+        """Turns factory nodes into live (derived) nodes for one read; see dynamic/."""
+        from .dynamic import Resolver
+
+        return Resolver.for_pond(self)
+
+    def derived(self, path: str) -> LiveNode | None:
+        """The live node when `path` is derived (a data factory node or inside a dynamic
+        directory), None when it is stored; NotFoundError when there is nothing."""
+        from .dynamic import reads
+
+        return reads.derived(self.resolver(), path)
+
+    def node_type(self, path: str) -> str:
+        """The entry type of `path`, also inside dynamic directories."""
+        node = self.derived(path)
+        return node.file_type if node is not None else self.require(path).file_type
+
     def list(self, pattern: str = "/**/*") -> list[EntryInfo]:
-        return [
-            EntryInfo(loc.path, loc.file_type, loc.row.version, loc.row.size)
-            for loc in self.fs.glob(pattern)
-        ]
+        """Entries matching a glob; dynamic directories list their children."""
+        from .dynamic import reads
+
+        return [EntryInfo(*e) for e in reads.entries(self.resolver(), pattern)]
 
     def versions(self, path: str) -> builtins.list[nodes.NodeRow]:
         loc = self.require(path)
@@ -323,7 +350,14 @@ class Pond:
         raise NotFoundError(f"{loc.path} has no version {version}")
 
     def read_bytes(self, path: str, version: int | None = None) -> bytes:
-        """The bytes of a pond file (a table or series version: its Parquet bytes)."""
+        """The bytes of a pond file (a table or series version: its Parquet bytes; a derived
+        table or series: its computed rows as Parquet)."""
+        node = self.derived(path)
+        if node is not None:
+            from .dynamic import reads
+
+            _no_version(node.path, version)
+            return reads.read_bytes(node)
         loc = self.require(path)
         if nodes.is_dir(loc.file_type):
             raise InvalidPathError(f"is a directory: {loc.path}")
@@ -337,8 +371,8 @@ class Pond:
         src = parse_source(url)
         if src.scheme != "pond":
             return False
-        loc = self.require(src.path)
-        return not (nodes.is_table(loc.file_type) or nodes.is_series(loc.file_type))
+        ftype = self.node_type(src.path)
+        return not (nodes.is_table(ftype) or nodes.is_series(ftype))
 
     def describe(self, path: str) -> Description:
         """Type, size, schema and versions of a pond node; the schema of a host URL."""
@@ -604,6 +638,9 @@ def describe_source(url: str, pond: Pond | None) -> Description:
         )
     if pond is None:
         raise PondError("no pond given: use --pond PATH or set $POND")
+    node = pond.derived(parse_source(url).path)
+    if node is not None:
+        return _describe_derived(pond, node)
     loc = pond.require(parse_source(url).path)
     fs = pond.fs
     schema = None
@@ -638,6 +675,44 @@ def describe_source(url: str, pond: Pond | None) -> Description:
     )
 
 
+def _describe_derived(pond: Pond, node: LiveNode) -> Description:
+    """Factory, config, resulting schema and (for a stored factory node) its versions."""
+    from .dynamic import reads
+
+    loc = pond.lookup(node.path)
+    stored = loc if loc is not None and loc.row.factory is not None else None
+    d = reads.describe(node, pond.fs.content(stored.row) if stored else None)
+    rows = pond.fs.versions(stored.part_id, stored.node_id) if stored else []
+    return Description(
+        path=node.path,
+        type=node.file_type,
+        size=stored.row.size if stored else 0,
+        factory=node.factory,
+        schema=[FieldInfo(f["name"], f["type"]) for f in d["schema"]] if "schema" in d else None,
+        time_column=d.get("time_column"),
+        versions=[
+            VersionInfo(
+                version=r.version,
+                txn_seq=r.txn_seq,
+                timestamp=_iso(r.timestamp),
+                size=r.size,
+                min_event_time=None,
+                max_event_time=None,
+            )
+            for r in rows
+        ],
+        config=d.get("config"),
+        entries=d.get("entries"),
+    )
+
+
+def _no_version(path: str, version: int | None) -> None:
+    if version is not None:
+        raise InvalidPathError(
+            f"{path} is derived: it is computed from its inputs, it has no stored versions"
+        )
+
+
 def _part(fs: PondFS, row: nodes.NodeRow) -> sql.Part:
     from .query import sql
 
@@ -648,7 +723,6 @@ def _part(fs: PondFS, row: nodes.NodeRow) -> sql.Part:
         min_time=row.min_event_time,
         max_time=row.max_event_time,
     )
-
 
 
 def register_source(
@@ -677,6 +751,13 @@ def register_source(
         return
     if pond is None:
         raise PondError("no pond given: use --pond PATH or set $POND")
+    node = pond.derived(src.path)
+    if node is not None:
+        from .dynamic import reads
+
+        _no_version(node.path, version)
+        reads.register(ctx, node, src.scheme, src.compression, time_start, time_end)
+        return
     loc = pond.require(src.path)
     fs = pond.fs
     if src.scheme == "csv":

@@ -71,6 +71,8 @@ class Description:
     schema: list[FieldInfo] | None = None
     time_column: str | None = None
     versions: list[VersionInfo] | None = None
+    config: JSON = None  # a factory node: its config (parsed YAML)
+    entries: list[str] | None = None  # a dynamic directory: its children's names
 
     @property
     def is_series(self) -> bool:
@@ -86,6 +88,10 @@ class Description:
             out["schema"] = [asdict(f) for f in self.schema]
             if self.is_series:
                 out["time_column"] = self.time_column
+        if self.config is not None:
+            out["config"] = self.config
+        if self.entries is not None:
+            out["entries"] = list(self.entries)
         if self.versions is not None:
             out["versions"] = [asdict(v) for v in self.versions]
         return out

@@ -260,6 +260,8 @@ class WriteTxn:
         if found is not None:
             if nodes.is_dir(found.file_type):
                 raise InvalidPathError(f"cannot write over a directory: {path}")
+            if found.file_type != ftype and nodes.is_dynamic(found.file_type):
+                raise InvalidPathError(f"{path} is derived ({found.file_type}): not writable")
             if found.file_type != ftype:
                 raise InvalidPathError(
                     f"{path} is a {found.file_type}; cannot write a {ftype} there"

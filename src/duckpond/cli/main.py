@@ -292,9 +292,8 @@ def cat(
     pond = None if is_host(path) else st.open()
     if pond is not None and query is None and fmt in (None, "raw") and pond.is_raw(path):
         if fmt is None and sys.stdout.isatty():
-            loc = pond.require(path)
-            if loc.file_type.startswith("dir:"):
-                raise InvalidPathError(f"is a directory: {loc.path}")
+            if pond.node_type(path).startswith("dir:"):
+                raise InvalidPathError(f"is a directory: {path}")
         sys.stdout.buffer.write(pond.read_bytes(path, version))
         sys.stdout.flush()
         return
@@ -359,6 +358,39 @@ def mknod(st: State, factory: str, path: str, config_path: str, overwrite: bool)
 def run(st: State, path: str, args: tuple[str, ...]) -> None:
     """Run a factory node's job in one write transaction."""
     st.open().run(path, list(args), args=st.argv, vars=st.vars)
+
+
+@cli.command()
+@click.option(
+    "-f",
+    "--filename",
+    "files",
+    multiple=True,
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="A YAML file of documents (repeatable).",
+)
+@click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")
+@click.option("--format", "fmt", type=FORMATS, default="table")
+@click.pass_obj
+def apply(st: State, files: tuple[str, ...], dry_run: bool, fmt: str) -> None:
+    """Declare directories, copies and factory nodes in YAML; one transaction, idempotent."""
+    import logging
+
+    from ..apply import apply as apply_docs
+    from . import render
+
+    plan = apply_docs(st.open(), list(files), dry_run=dry_run, args=st.argv, vars=st.vars)
+    if fmt == "json":
+        render.print_json([p.to_json() for p in plan])
+        return
+    for p in plan:
+        click.echo(f"{p.action:<10} {p.kind:<6} {p.path}")
+    changed = sum(p.action != "unchanged" for p in plan)
+    if dry_run:
+        logging.getLogger("pond").info("dry run: %d change(s) planned, nothing written", changed)
+    elif not changed:
+        logging.getLogger("pond").info("everything unchanged: nothing committed")
 
 
 @cli.command(name="list-factories")

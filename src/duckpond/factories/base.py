@@ -12,6 +12,7 @@ import yaml
 from ..errors import FactoryError, clip
 
 EXECUTOR = "executor"
+DATA = "data"  # makes a dynamic file or directory, computed on read (factories/live.py)
 
 _ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -58,6 +59,10 @@ class Factory:
 
     def run(self, config: dict[str, Any], ctx: RunContext) -> None:
         raise FactoryError(f"factory {self.name} cannot be run")
+
+    def build(self, config: dict[str, Any], ctx: Any) -> Any:
+        """A data factory's live node (factories/live.py) from a validated config."""
+        raise FactoryError(f"factory {self.name} does not make a file or directory")
 
 
 # How many nodes YAML aliases (`*name`) may add to a document once expanded. A config is a

@@ -29,4 +29,13 @@ def all_factories() -> list[Factory]:
 
 def _load_builtins() -> None:
     # Imported lazily so the registry module has no import-time cycle with its factories.
-    from . import command, test_executor  # noqa: F401
+    from . import (  # noqa: F401
+        command,
+        dynamic_dir,
+        join,
+        reduce,
+        sql_derived,
+        synthetic,
+        template,
+        test_executor,
+    )

@@ -619,14 +619,18 @@ class StagedTxn:
             if nodes.is_dir(existing.file_type):
                 raise InvalidPathError(f"cannot write over a directory: {path}")
             if existing.file_type != file_type and not overwrite_type:
+                if nodes.is_dynamic(existing.file_type):
+                    kind = existing.file_type
+                    raise InvalidPathError(f"{path} is derived ({kind}): not writable")
                 raise InvalidPathError(
                     f"{path} is a {existing.file_type}; cannot write a {file_type} there"
                 )
             node_id = existing.node_id
         else:
             node_id = nodes.uuid7()
+        # a dynamic directory's row lives in its own partition, like every directory's
         row = self._new_row(
-            dir_id,
+            dir_part(node_id) if nodes.is_dir(file_type) else dir_id,
             node_id,
             file_type,
             content,

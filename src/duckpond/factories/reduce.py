@@ -1,0 +1,237 @@
+"""`temporal-reduce`: per matched series, one downsampled series per resolution."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+from .. import paths
+from ..errors import FactoryError
+from .base import DATA, Factory, Fields
+from .live import (
+    BuildContext,
+    DerivedFile,
+    LiveDir,
+    LiveFile,
+    LiveNode,
+    captures,
+    digest,
+    empty_like,
+    files_of,
+    parse_duration,
+    pattern_path,
+    substitute,
+    time_to_us,
+    window,
+)
+from .registry import register
+
+AGGREGATIONS = ("avg", "min", "max", "sum", "count")
+
+
+class TemporalReduce(Factory):
+    name = "temporal-reduce"
+    kind = DATA
+    file_type = "dir:dynamic"
+    description = (
+        "A directory with one subdirectory per series matching `in_pattern` (named by "
+        "`out_pattern`, $0 = first wildcard), each holding `res=<r>.series` per resolution: "
+        "buckets aligned to the Unix epoch, columns `<column>.<agg>` for "
+        "`aggregations: [{type: avg|min|max|sum|count, columns}]`."
+    )
+
+    def validate(self, config: dict[str, Any]) -> dict[str, Any]:
+        f = Fields(self.name, config)
+        out = {
+            "in_pattern": f.get("in_pattern", str, required=True),
+            "out_pattern": f.get("out_pattern", str, "$0"),
+            "time_column": f.get("time_column", str, "timestamp"),
+            "resolutions": f.get("resolutions", list, required=True),
+            "aggregations": f.get("aggregations", list, required=True),
+        }
+        f.done()
+        pattern_path(out["in_pattern"])
+        if not out["resolutions"]:
+            raise FactoryError(f"{self.name}: 'resolutions' must list at least one")
+        for r in out["resolutions"]:
+            parse_duration(r, f"{self.name}: resolution")
+        if len(set(out["resolutions"])) != len(out["resolutions"]):
+            raise FactoryError(f"{self.name}: a resolution is listed twice")
+        if not out["aggregations"]:
+            raise FactoryError(f"{self.name}: 'aggregations' must list at least one")
+        aggs = []
+        for a in out["aggregations"]:
+            if not isinstance(a, dict):
+                raise FactoryError(f"{self.name}: an aggregation is {{type, columns}}")
+            af = Fields(f"{self.name} aggregation", a)
+            kind = af.get("type", str, required=True)
+            cols = af.get("columns", list)
+            af.done()
+            if kind not in AGGREGATIONS:
+                raise FactoryError(
+                    f"{self.name}: unknown aggregation '{kind}' (use {', '.join(AGGREGATIONS)})"
+                )
+            if cols is not None and not all(isinstance(c, str) for c in cols):
+                raise FactoryError(f"{self.name}: aggregation columns must be names")
+            aggs.append({"type": kind, "columns": cols})
+        out["aggregations"] = aggs
+        if "/" in out["out_pattern"] or not out["out_pattern"]:
+            raise FactoryError(f"{self.name}: 'out_pattern' must be one name (like $0)")
+        return out
+
+    def build(self, config: dict[str, Any], ctx: BuildContext) -> ReduceDir:
+        pattern = pattern_path(config["in_pattern"])
+        sites: dict[str, LiveFile] = {}
+        for f in files_of(ctx.glob(pattern)):
+            name = substitute(config["out_pattern"], captures(pattern, f.path))
+            if not name or "/" in name:
+                raise FactoryError(f"{ctx.path}: out_pattern gives {name!r} for {f.path}")
+            if name in sites:
+                raise FactoryError(
+                    f"{ctx.path}: {sites[name].path} and {f.path} both map to '{name}'"
+                )
+            sites[name] = f
+        return ReduceDir(ctx, config, sites)
+
+
+class ReduceDir(LiveDir):
+    def __init__(self, ctx: BuildContext, config: dict[str, Any], sites: dict[str, LiveFile]):
+        self.ctx = ctx
+        self.path = ctx.path
+        self.config = config
+        self.sites = sites
+        self._made: dict[str, LiveNode] = {}
+
+    def key(self) -> str:
+        return digest(self.config, [(n, f.key()) for n, f in sorted(self.sites.items())])
+
+    def names(self) -> list[str]:
+        return sorted(self.sites)
+
+    def child(self, name: str) -> LiveNode | None:
+        if name not in self.sites:
+            return None
+        if name not in self._made:
+            self._made[name] = SiteDir(self, name)
+        return self._made[name]
+
+
+class SiteDir(LiveDir):
+    def __init__(self, parent: ReduceDir, name: str) -> None:
+        self.parent = parent
+        self.path = paths.join(parent.path, name)
+        self.file_type = "dir:dynamic"
+        self.factory = TemporalReduce.name
+        self.version = getattr(parent, "version", 0)
+        self.size = 0
+        self.input = parent.sites[name]
+        self._contexts: dict[tuple[int | None, int | None], Any] = {}
+        self.files = {
+            f"res={r}.series": ReduceFile(parent.ctx, self, r, parent.config)
+            for r in parent.config["resolutions"]
+        }
+
+    def key(self) -> str:
+        return digest(self.path, self.input.key())
+
+    def context(self, lo: int | None, hi: int | None) -> Any:
+        """One DataFusion context with the input registered, shared by the resolutions
+        read over the same window (registering lists and plans the input's parts)."""
+        from ..query import sql
+
+        if (lo, hi) not in self._contexts:
+            ctx = sql.make_context()
+            self.input.register(ctx, ["source"], lo, hi)
+            self._contexts[(lo, hi)] = ctx
+        return self._contexts[(lo, hi)]
+
+    def names(self) -> list[str]:
+        return sorted(self.files)
+
+    def child(self, name: str) -> LiveNode | None:
+        return self.files.get(name)
+
+
+class ReduceFile(DerivedFile):
+    def __init__(
+        self, ctx: BuildContext, site: SiteDir, resolution: str, config: dict[str, Any]
+    ) -> None:
+        super().__init__(
+            ctx,
+            paths.join(site.path, f"res={resolution}.series"),
+            "file:series:dynamic",
+            TemporalReduce.name,
+        )
+        self.version = site.version
+        self.size = 0
+        self.site = site
+        self.input = site.input
+        self.resolution = resolution
+        self.bucket = parse_duration(resolution)
+        self.config = config
+        self.tc: str = config["time_column"]
+        self.time_column = self.tc
+        self._schema: pa.Schema | None = None
+
+    def key(self) -> str:
+        return digest(self.factory, self.config, self.resolution, self.input.key())
+
+    def _query(self, schema: pa.Schema) -> str:
+        tc = self.tc
+        idx = schema.get_field_index(tc)
+        if idx < 0:
+            raise FactoryError(f"{self.path}: time column '{tc}' not in {self.input.path}")
+        t = schema.field(idx).type
+        if pa.types.is_timestamp(t):
+            origin = "TIMESTAMP '1970-01-01T00:00:00Z'" if t.tz else "TIMESTAMP '1970-01-01'"
+            time_expr = _q(tc)
+        elif pa.types.is_integer(t):
+            origin, time_expr = "TIMESTAMP '1970-01-01'", f"to_timestamp_micros({_q(tc)})"
+        else:
+            raise FactoryError(f"{self.path}: time column '{tc}' has type {t}, not a time")
+        numeric = [
+            f.name
+            for f in schema
+            if f.name != tc and (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))
+        ]
+        selects = []
+        for agg in self.config["aggregations"]:
+            for c in agg["columns"] or numeric:
+                if schema.get_field_index(c) < 0:
+                    continue  # inputs may differ: a listed column reduces where it exists
+                kind = agg["type"]
+                selects.append(f"{kind}({_q(c)}) AS {_q(c + '.' + kind)}")
+        if not selects:
+            raise FactoryError(f"{self.path}: {self.input.path} has no numeric column to reduce")
+        bin_expr = f"date_bin(INTERVAL '{self.bucket} microseconds', {time_expr}, {origin})"
+        return (
+            f"SELECT {bin_expr} AS {_q(tc)}, {', '.join(selects)} FROM source GROUP BY 1 ORDER BY 1"
+        )
+
+    def schema(self) -> pa.Schema:
+        if self._schema is None:
+            from ..query import sql
+
+            ctx = sql.make_context()
+            sql.register_table_arrow(ctx, empty_like(self.input.schema()))
+            table = sql.run_sql(ctx, self._query(self.input.schema()))
+            self._schema = time_to_us(table, self.tc).schema
+        return self._schema
+
+    def compute(self, start: int | None, end: int | None) -> pa.Table:
+        from ..query import sql
+
+        # whole buckets: read from the start of the first one to the end of the last
+        lo = None if start is None else start // self.bucket * self.bucket
+        hi = None if end is None else end // self.bucket * self.bucket + self.bucket - 1
+        table = sql.run_sql(self.site.context(lo, hi), self._query(self.input.schema()))
+        table = time_to_us(table, self.tc)
+        return window(table, self.tc, start, end)
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+register(TemporalReduce())

@@ -1,0 +1,134 @@
+"""`template`: one rendered text file per matched node (Jinja2, sandboxed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import paths
+from ..errors import FactoryError
+from .base import DATA, Factory, Fields
+from .live import (
+    BuildContext,
+    LiveData,
+    LiveDir,
+    LiveFile,
+    LiveNode,
+    captures,
+    digest,
+    pattern_path,
+    schema_fields,
+    substitute,
+)
+from .registry import register
+
+
+def _environment() -> Any:
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
+    )
+
+
+class Template(Factory):
+    name = "template"
+    kind = DATA
+    file_type = "dir:dynamic"
+    description = (
+        "A directory of text files, one per node matching `in_pattern`, named by "
+        "`out_pattern` ($0, $1... = the wildcards' matches), rendered from the Jinja2 "
+        "`template` with `path`, `name`, `captures` and `schema` [{name, type}] in context."
+    )
+
+    def validate(self, config: dict[str, Any]) -> dict[str, Any]:
+        f = Fields(self.name, config)
+        out = {
+            "in_pattern": f.get("in_pattern", str, required=True),
+            "out_pattern": f.get("out_pattern", str, required=True),
+            "template": f.get("template", str, required=True),
+        }
+        f.done()
+        pattern_path(out["in_pattern"])
+        if not out["out_pattern"] or "/" in out["out_pattern"]:
+            raise FactoryError(f"{self.name}: 'out_pattern' must be one name (like $0.md)")
+        from jinja2 import TemplateSyntaxError
+
+        try:
+            _environment().parse(out["template"])
+        except TemplateSyntaxError as e:
+            raise FactoryError(f"{self.name}: template line {e.lineno}: {e.message}") from None
+        return out
+
+    def build(self, config: dict[str, Any], ctx: BuildContext) -> RenderedDir:
+        pattern = pattern_path(config["in_pattern"])
+        out: dict[str, tuple[LiveNode, list[str]]] = {}
+        for node in ctx.glob(pattern):
+            caps = captures(pattern, node.path)
+            name = substitute(config["out_pattern"], caps)
+            if not name or "/" in name or name in (".", ".."):
+                raise FactoryError(f"{ctx.path}: out_pattern gives {name!r} for {node.path}")
+            if name in out:
+                raise FactoryError(
+                    f"{ctx.path}: {out[name][0].path} and {node.path} both render to '{name}'"
+                )
+            out[name] = (node, caps)
+        return RenderedDir(ctx, config, out)
+
+
+class RenderedDir(LiveDir):
+    def __init__(
+        self, ctx: BuildContext, config: dict[str, Any], out: dict[str, tuple[LiveNode, list[str]]]
+    ) -> None:
+        self.ctx = ctx
+        self.path = ctx.path
+        self.config = config
+        self.out = out
+
+    def key(self) -> str:
+        return digest(self.config, [(n, s.path, s.key()) for n, (s, _) in sorted(self.out.items())])
+
+    def names(self) -> list[str]:
+        return sorted(self.out)
+
+    def child(self, name: str) -> LiveNode | None:
+        if name not in self.out:
+            return None
+        source, caps = self.out[name]
+        return Rendered(self, name, source, caps)
+
+
+class Rendered(LiveData):
+    def __init__(self, parent: RenderedDir, name: str, source: LiveNode, caps: list[str]) -> None:
+        self.path = paths.join(parent.path, name)
+        self.file_type = "file:data:dynamic"
+        self.factory = Template.name
+        self.version = getattr(parent, "version", 0)
+        self.size = 0
+        self.template = parent.config["template"]
+        self.source = source
+        self.caps = caps
+
+    def key(self) -> str:
+        return digest(self.template, self.source.key(), self.caps)
+
+    def read_bytes(self) -> bytes:
+        from jinja2 import TemplateError
+
+        schema = schema_fields(self.source.schema()) if isinstance(self.source, LiveFile) else []
+        context = {
+            "path": self.source.path,
+            "name": paths.basename(self.source.path),
+            "captures": self.caps,
+            "schema": schema,
+            "fields": schema,
+            "output": self.path,
+        }
+        try:
+            text = _environment().from_string(self.template).render(context)
+        except TemplateError as e:
+            raise FactoryError(f"{self.path}: template failed: {e}") from None
+        return str(text).encode()
+
+
+register(Template())
