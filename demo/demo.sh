@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The pond demo: a small sensor pond with two post-commit jobs, a crash, and a recovery.
+# The pond demo: a small sensor pond with two post-commit jobs, a crash and a recovery,
+# derived series declared with `pond apply`, and a health check with `pond fsck`.
 # Run with `make demo` (which puts the project's `pond` on PATH).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -70,5 +71,41 @@ FROM control_table
 WHERE record_type = 'post_commit_failed'
 ORDER BY timestamp DESC
 LIMIT 3"
+step "derived series: a pipeline declared in YAML, computed on read"
+cat > "$work/pipeline.yaml" <<'YAML'
+version: v1
+kind: mknod
+metadata: {path: /derived/synthetic}
+spec:
+  factory: synthetic-timeseries
+  config:
+    start: 2026-11-01T00:00:00Z
+    end: 2026-11-02T23:00:00Z
+    interval: 1h
+    points:
+      - name: level
+        components: [{type: sine, amplitude: 2, period: 1d, offset: 10}]
+---
+version: v1
+kind: mknod
+metadata: {path: /derived/reduced}
+spec:
+  factory: temporal-reduce
+  config:
+    in_pattern: series:///sensors/temps
+    out_pattern: temps
+    resolutions: [6h, 1d]
+    aggregations: [{type: avg, columns: [celsius]}, {type: max, columns: [celsius]}]
+YAML
+pond apply -f "$work/pipeline.yaml"
+pond apply -f "$work/pipeline.yaml"   # idempotent: everything unchanged, nothing committed
+pond list -l '/derived/**'
+pond cat '/derived/reduced/temps/res=1d.series' --format table
+pond cat /derived/synthetic --format table --sql \
+  "SELECT min(level) AS low, max(level) AS high, count(*) AS n FROM source"
+
+step "a health check: every log entry, file and blob"
+pond fsck
+
 echo
 echo "demo pond left at $POND"
