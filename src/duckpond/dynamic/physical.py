@@ -62,7 +62,7 @@ class StoredFile(LiveFile):
         for row in self._rows():
             source = self.fs.blob_path(row) or row.content or b""
             schemas.append(ingest.read_parquet_schema(source, self.path))
-        self._schema = sql._unify(schemas)
+        self._schema = sql.unify_schemas(schemas)
         return self._schema
 
     def register(

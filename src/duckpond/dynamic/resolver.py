@@ -133,6 +133,15 @@ class Resolver:
             raise NotFoundError(f"no such file or directory: {paths.normalize(path)}")
         return node
 
+    @contextmanager
+    def strict(self) -> Iterator[None]:
+        """Build errors raise inside, also while a lenient listing is under way."""
+        saved, self._lenient = self._lenient, False
+        try:
+            yield
+        finally:
+            self._lenient = saved
+
     def glob(self, pattern: str, strict: bool = True) -> list[LiveNode]:
         """Nodes matching a glob, descending into dynamic directories.
 
@@ -225,11 +234,8 @@ class _Context:
 
     @contextmanager
     def _strict(self) -> Iterator[None]:
-        saved, self.resolver._lenient = self.resolver._lenient, False
-        try:
+        with self.resolver.strict():
             yield
-        finally:
-            self.resolver._lenient = saved
 
     def cached(self, key: str, compute: Callable[[], pa.Table]) -> pa.Table:
         return self.resolver.cached(key, compute)
@@ -248,7 +254,7 @@ class StagedView(PondFS):
 
     def versions(self, part_id: str, node_id: str) -> list[nodes.NodeRow]:
         rows = list(super().versions(part_id, node_id))
-        new = self.staged._staged.get(node_id)
+        new = self.staged.staged_row(node_id)
         if new is not None:
             rows = [r for r in rows if r.version != new.version] + [new]
         return rows

@@ -284,7 +284,7 @@ def union_schema(files: list[LiveFile]) -> pa.Schema:
     """The superset schema of several files (columns missing in one read as NULL)."""
     from ..query import sql
 
-    return sql._unify([f.schema() for f in files])
+    return sql.unify_schemas([f.schema() for f in files])
 
 
 def register_union(
@@ -307,7 +307,7 @@ def register_union(
         parts = [p for ps in stored for p in (ps or [])]
         # the superset schema costs a footer read per part: only needed when the window
         # leaves no part to scan (DataFusion merges the scanned parts' schemas itself)
-        kept = [p for p in parts if sql._overlaps(p, start, end)]
+        kept = [p for p in parts if sql.overlaps(p, start, end)]
         sql.register_parts(
             ctx,
             parts,

@@ -90,7 +90,7 @@ _memory_limits: weakref.WeakKeyDictionary[SessionContext, int | None] = weakref.
 # registration
 
 
-def _overlaps(part: Part, start: int | None, end: int | None) -> bool:
+def overlaps(part: Part, start: int | None, end: int | None) -> bool:
     if start is not None and part.max_time is not None and part.max_time < start:
         return False
     if end is not None and part.min_time is not None and part.min_time > end:
@@ -104,7 +104,7 @@ def _part_schema(part: Part) -> pa.Schema:
     return read_parquet_schema(part.path or "", part.describe())
 
 
-def _unify(schemas: Sequence[pa.Schema]) -> pa.Schema:
+def unify_schemas(schemas: Sequence[pa.Schema]) -> pa.Schema:
     # Series versions may add columns or widen types; metadata (pandas, ARROW:schema...) is
     # irrelevant to a query and can conflict between parts, so it is dropped.
     clean = [s.remove_metadata() for s in schemas]
@@ -158,11 +158,11 @@ def _scan(ctx: SessionContext, parts: Sequence[Part]) -> DataFrame:
         except Exception:
             # Types differ between versions (or a part is broken): pyarrow names the bad
             # part or widens the types, and DataFusion casts each part to that schema.
-            schema = _unify([_part_schema(p) for p in parts])
+            schema = unify_schemas([_part_schema(p) for p in parts])
             ctx.register_parquet(internal, directory + os.sep, schema=schema)
             return ctx.table(internal)
     # No symlinks on this platform: one read per part, unioned. Slower to plan, same rows.
-    schema = _unify([_part_schema(p) for p in parts])
+    schema = unify_schemas([_part_schema(p) for p in parts])
     frames: list[DataFrame] = []
     for part in parts:
         if part.data is not None:
@@ -252,7 +252,7 @@ def register_parts(
     """
     if not names:
         raise ValueError("register_parts needs at least one table name")
-    kept = [p for p in parts if _overlaps(p, time_start, time_end)]
+    kept = [p for p in parts if overlaps(p, time_start, time_end)]
     if kept:
         df = _scan(ctx, kept)
     else:
@@ -261,7 +261,7 @@ def register_parts(
                 raise NotFoundError("nothing to query: the file has no data")
             # every version lies outside the window: the newest one's footer gives the schema
             schema = _part_schema(parts[-1])
-        empty = _unify([schema])
+        empty = unify_schemas([schema])
         df = ctx.from_arrow(pa.table([pa.array([], f.type) for f in empty], schema=empty))
     if time_column is not None and (time_start is not None or time_end is not None):
         df = _window(df, df.schema(), time_column, time_start, time_end)

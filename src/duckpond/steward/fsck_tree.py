@@ -108,7 +108,7 @@ def unlink_entries(root: Path, blobs: BlobStore, dangling: list[tuple[str, str, 
     control = ControlTable.open(root / "control")
     steward = Steward(root, data, control, blobs)
     with steward.transaction(["pond", "fsck", "--repair"], run_post_commit=False) as tx:
-        # StagedTxn.remove() refuses directories: stage the entry's removal directly.
-        staged = tx._staged
+        # StagedTxn.remove() refuses directories and needs the node: unlink by name.
+        staged = tx.staged
         for dir_id, name, _ in dangling:
-            staged._dirs.setdefault(dir_id, {})[name] = None  # the entry removed
+            staged.unlink_entry(dir_id, name)

@@ -164,7 +164,7 @@ class Steward:
         """Refuse to write on a damaged log tip: the next txn_seq is read from it, so a torn
         newest entry would hand out a sequence number that was already used (`pond fsck`)."""
         for table in (self.data, self.control):
-            known = deltafiles._known_version.get(str(table.path), -1)
+            known = deltafiles.known_version(table.path)
             logcheck.check_tip(table.path, max(table.dt.version(), known))
 
     def record(self, records: list[Record]) -> None:

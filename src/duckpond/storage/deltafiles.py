@@ -181,8 +181,13 @@ def commit(
 _known_version: dict[str, int] = {}
 
 
+def known_version(table_dir: Path) -> int:
+    """The last version this process committed to the table at `table_dir` (-1: none)."""
+    return _known_version.get(str(table_dir), -1)
+
+
 def _next_version(dt: DeltaTable, table_dir: Path) -> int:
-    known = _known_version.get(str(table_dir), -1)
+    known = known_version(table_dir)
     version = max(known, dt.version()) + 1
     # A gap in the log would corrupt the table: the previous entry must exist.
     if version > 0 and not (table_dir / "_delta_log" / f"{version - 1:020d}.json").exists():

@@ -660,6 +660,15 @@ class StagedTxn:
         self._dirs.setdefault(dir_id, {})[name] = None
         self._staged.pop(existing.node_id, None)
 
+    def unlink_entry(self, dir_id: str, name: str) -> None:
+        """Drop the entry `name` from directory `dir_id`, whatever it names, without looking
+        it up (`pond fsck --repair`: the entry may point at a node with no rows left)."""
+        self._dirs.setdefault(dir_id, {})[name] = None
+
+    def staged_row(self, node_id: str) -> NodeRow | None:
+        """The new row this transaction stages for `node_id`, if any."""
+        return self._staged.get(node_id)
+
     def create_root(self) -> None:
         """The first transaction of a pond: the root directory, with its fixed id."""
         self._stage_new_dir(ROOT_ID, ROOT_ID)
