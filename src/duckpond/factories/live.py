@@ -319,21 +319,8 @@ def register_union(
         )
         return
     schema = union_schema(files)
-    tables = [_conform(f.scan(start, end), schema) for f in files]
+    tables = [sql.conform(f.scan(start, end), schema) for f in files]
     sql.register_table_arrow(ctx, pa.concat_tables(tables), names=[name])
-
-
-def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    import pyarrow as pa
-
-    cols = []
-    for field in schema:
-        idx = table.schema.get_field_index(field.name)
-        if idx < 0:
-            cols.append(pa.nulls(table.num_rows, field.type))
-        else:
-            cols.append(table.column(idx).cast(field.type))
-    return pa.Table.from_arrays(cols, schema=schema)
 
 
 def empty_like(schema: pa.Schema) -> pa.Table:

@@ -166,7 +166,7 @@ def _scan(ctx: SessionContext, parts: Sequence[Part]) -> DataFrame:
     frames: list[DataFrame] = []
     for part in parts:
         if part.data is not None:
-            frames.append(ctx.from_arrow(_conform(_read_inline(part), schema)))
+            frames.append(ctx.from_arrow(conform(_read_inline(part), schema)))
         else:
             path = part.path or ""
             ext = os.path.splitext(path)[1]
@@ -181,7 +181,7 @@ def _read_inline(part: Part) -> pa.Table:
     return pq.ParquetFile(pa.BufferReader(part.data or b"")).read()
 
 
-def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """Reorder/cast `table` to `schema`, with nulls for columns it lacks."""
     cols = []
     for field in schema:
