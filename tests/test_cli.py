@@ -262,6 +262,14 @@ def test_describe_json(env: Env) -> None:
     assert "host+csv+series://" + str(env.host / "v2" / "y.csv") in txns[seqs[1]]
 
 
+def test_describe_text_shows_types_verbatim(env: Env) -> None:
+    d = json.loads(run_pond("describe", "/data/in/y.csv", "--format", "json", pond=env.pond).stdout)
+    ts_type = next(f["type"] for f in d["schema"] if f["name"] == "ts")
+    assert "[" in ts_type  # e.g. timestamp[us, tz=UTC]: brackets a markup parser would eat
+    text = run_pond("describe", "/data/in/y.csv", "--format", "table", pond=env.pond).stdout
+    assert f"ts: {ts_type}".encode() in text
+
+
 # -- pond -> host ----------------------------------------------------------------------------
 
 

@@ -124,6 +124,28 @@ def test_discovery_name_order_and_non_factories_skipped(tmp_path):
     assert mine == [(1, "/etc/system.d/10-a"), (2, "/etc/system.d/20-b"), (3, "/etc/system.d/30-c")]
 
 
+def test_data_factory_under_system_d_is_skipped_not_a_failing_job(tmp_path, caplog):
+    root = tmp_path / "pond"
+    pond = make_pond(root)
+    synthetic = {
+        "start": "2024-01-01T00:00:00Z",
+        "end": "2024-01-01T03:00:00Z",
+        "interval": "1h",
+        "points": [{"name": "v", "components": [{"type": "line", "slope": 1}]}],
+    }
+    mknod(pond, "/etc/system.d/05-derived", synthetic, factory="synthetic-timeseries")
+    mknod(pond, "/etc/system.d/10-a", {"message": "a"})
+    with caplog.at_level("WARNING", logger="pond"):
+        seq = write_file(pond, "/x", b"x")
+    pending = [r for r in control_rows(root) if r["record_type"] == "post_commit_pending"]
+    assert [r["config_path"] for r in pending if r["txn_seq"] == seq] == ["/etc/system.d/10-a"]
+    assert not [r for r in control_rows(root) if r["record_type"] == "post_commit_failed"]
+    assert "05-derived: synthetic-timeseries is a data factory" in caplog.text
+    # the node itself still reads as a derived series
+    counted = pond.sql("SELECT count(*) AS n FROM source", path="/etc/system.d/05-derived")
+    assert counted.to_pylist() == [{"n": 4}]
+
+
 def test_factory_created_by_a_write_runs_in_its_own_post_commit(tmp_path):
     root = tmp_path / "pond"
     pond = make_pond(root)

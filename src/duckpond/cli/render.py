@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -75,20 +76,24 @@ def human_size(n: int) -> str:
 
 def describe(d: Description) -> None:
     c = console()
-    c.print(f"[bold]{d.path}[/bold]  {d.type}  {human_size(d.size or 0)}")
+    # Values are printed without markup: a type such as `timestamp[us, tz=UTC]` is text.
+    c.print(f"[bold]{escape(d.path)}[/bold]  {d.type}  {human_size(d.size or 0)}")
     if d.factory:
-        c.print(f"factory: {d.factory}")
+        c.print(f"factory: {d.factory}", markup=False)
     if d.schema:
         c.print("schema:")
         for f in d.schema:
-            c.print(f"  {f.name}: {f.type}")
+            c.print(f"  {f.name}: {f.type}", markup=False)
     if d.versions:
         c.print("versions:")
         for v in d.versions:
             span = ""
             if v.min_event_time:
                 span = f"  events {v.min_event_time} .. {v.max_event_time}"
-            c.print(f"  v{v.version}  txn {v.txn_seq}  {v.timestamp}  {human_size(v.size)}{span}")
+            c.print(
+                f"  v{v.version}  txn {v.txn_seq}  {v.timestamp}  {human_size(v.size)}{span}",
+                markup=False,
+            )
 
 
 def control_recent(txns: list[TxnSummary], identity: dict[str, Any] | None = None) -> None:

@@ -266,6 +266,13 @@ class Steward:
             if child.row.factory is None:
                 log.warning("skipping %s: not a factory node", child.path)
                 continue
+            if _is_data_factory(child.row.factory):
+                log.warning(
+                    "skipping %s: %s is a data factory (computed on read), not a job",
+                    child.path,
+                    child.row.factory,
+                )
+                continue
             tasks.append(
                 Task(parent_seq, parent_txn_id, len(tasks) + 1, child.row.factory, child.path)
             )
@@ -474,3 +481,10 @@ def _spawns_process(factory_name: str) -> bool:
 
 def _ms(t0: float) -> int:
     return int((time.monotonic() - t0) * 1000)
+
+
+def _is_data_factory(name: str) -> bool:
+    try:
+        return registry.get(name).kind == factory_base.DATA
+    except FactoryError:
+        return False  # an unknown factory fails as a task, with its name in the error
