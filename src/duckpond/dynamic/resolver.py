@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from .. import nodes, paths
 from ..errors import FactoryError, NotFoundError, PondError
-from ..factories import base as factory_base
-from ..factories import registry
 from ..factories.live import LiveData, LiveDir, LiveFile, LiveNode
 from ..storage.fs import DirEntries, Located, PondFS, StagedTxn, locate
 from .cache import DerivedCache
@@ -24,6 +22,8 @@ from .physical import StoredData, StoredDir, StoredFile
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from ..factories import base as factory_base
 
 log = logging.getLogger("pond")
 
@@ -50,6 +50,9 @@ class Resolver:
     # -- nodes -----------------------------------------------------------------------------
     def node_for(self, loc: Located) -> LiveNode:
         if loc.row.factory and nodes.is_dynamic(loc.file_type):
+            from ..factories import base as factory_base
+            from ..factories import registry
+
             fac = registry.get(loc.row.factory)
             if fac.kind == factory_base.DATA:
                 if not self._lenient:
@@ -68,6 +71,8 @@ class Resolver:
     def _build_stored(self, loc: Located, fac: factory_base.Factory) -> LiveNode:
         if loc.path in self._built:
             return self._built[loc.path]
+        from ..factories import base as factory_base
+
         raw = factory_base.parse_config(self.fs.content(loc.row), f"config of {loc.path}")
         node = self.build(loc.path, fac.name, raw)
         node.version = loc.row.version  # type: ignore[attr-defined]
@@ -81,6 +86,9 @@ class Resolver:
             raise FactoryError(f"cycle between derived nodes: {' -> '.join(cycle)}")
         if path in self._built:
             return self._built[path]
+        from ..factories import base as factory_base
+        from ..factories import registry
+
         fac = registry.get(factory)
         if fac.kind != factory_base.DATA:
             raise FactoryError(f"{path}: {factory} runs jobs, it does not make a file or directory")
