@@ -101,22 +101,7 @@ class NodeRow:
     the contents of its files.
     """
 
-    __slots__ = (
-        "part_id",
-        "node_id",
-        "file_type",
-        "version",
-        "timestamp",
-        "_content",
-        "_loader",
-        "content_hash",
-        "size",
-        "txn_seq",
-        "min_event_time",
-        "max_event_time",
-        "extended_attributes",
-        "factory",
-    )
+    # The stored columns, in the order of the constructor's parameters.
     FIELDS = (
         "part_id",
         "node_id",
@@ -132,6 +117,8 @@ class NodeRow:
         "extended_attributes",
         "factory",
     )
+    # `content` is a property over `_content`, filled by `_loader` on first use.
+    __slots__ = (*(f for f in FIELDS if f != "content"), "_content", "_loader")
 
     def __init__(
         self,

@@ -107,19 +107,9 @@ class _FileMeta:
 # looked up), carried to the next index when a commit only adds files.
 NODE_MEMO_MAX = 256
 
-_ROW_COLUMNS = [
-    "node_id",
-    "file_type",
-    "version",
-    "timestamp",
-    "content_hash",
-    "size",
-    "txn_seq",
-    "min_event_time",
-    "max_event_time",
-    "extended_attributes",
-    "factory",
-]
+# What a partition index holds per row: every stored column except the partition value
+# (from the path) and contents (loaded on first use), in NodeRow's order.
+_ROW_COLUMNS = [f for f in NodeRow.FIELDS if f not in (PARTITION, "content")]
 NodeVersions = list[tuple[int, int, str | None]]  # (version, position, attributes), sorted
 
 
