@@ -1,17 +1,32 @@
-"""The data log is pruned behind checkpoints, but no transaction's history is lost."""
+"""The data log is pruned behind checkpoints, but no transaction's history is lost.
+
+Entries are kept for `delta.logRetentionDuration` (7 days by default, see
+tests/test_delta_citizen.py): these tables get 0 seconds, so the prune behind the previous
+checkpoint is what is tested."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
+from deltalake import DeltaTable
+
 from duckpond import Pond
 from duckpond.steward.rebuild import rebuild_control
 
 
+def create_without_log_retention(root: Path) -> Pond:
+    Pond.create(root)
+    for name in ("data", "control"):
+        DeltaTable(str(root / name)).alter.set_table_properties(
+            {"delta.logRetentionDuration": "interval 0 seconds"}
+        )
+    return Pond.open(root)
+
+
 def test_pruned_log_keeps_history_for_recovery_and_rebuild(tmp_path: Path) -> None:
     root = tmp_path / "pond"
-    pond = Pond.create(root)
+    pond = create_without_log_retention(root)
     writes = 260  # past two automatic checkpoints, so one prune has run
     for i in range(writes):
         with pond.transaction(["pond", "w", str(i)]) as tx:
@@ -38,7 +53,7 @@ def test_pruned_log_keeps_history_for_recovery_and_rebuild(tmp_path: Path) -> No
 
 def test_a_handle_left_behind_pruned_entries_catches_up(tmp_path: Path) -> None:
     root = tmp_path / "pond"
-    Pond.create(root)
+    create_without_log_retention(root)
     early = Pond.open(root)
     assert early.list() == []
     writer = Pond.open(root)

@@ -127,6 +127,7 @@ class ControlTable:
         self._files: dict[str, int] | None = None
         self._files_version = -1
         self._schema_checked = False
+        self.log = deltafiles.TableLog(path)  # log state: last commit, protocol checked
 
     def _read(self, rel: str) -> pa.Table:
         table = self._written.pop(rel, None)
@@ -177,7 +178,7 @@ class ControlTable:
         self.evolve_schema()
         table = records_to_table(records)
         action = deltafiles.write_file(self.path, table)
-        version = deltafiles.commit(self.dt, self.path, [action], durable=durable)
+        version = deltafiles.commit(self.dt, self.path, [action], durable=durable, log=self.log)
         self._written[action.path] = table
         self._note_commit(version, [(action.path, table.num_rows)], [])
         if version % COMPACT_FILES == 0:
@@ -239,7 +240,7 @@ class ControlTable:
                 merged = pa.concat_tables([self._read(p) for p in tier]).sort_by(
                     [("timestamp", "ascending")]
                 )
-                v, add = deltafiles.compact(self.dt, self.path, tier, merged)
+                v, add = deltafiles.compact(self.dt, self.path, tier, merged, log=self.log)
                 self._note_commit(v, [(add.path, merged.num_rows)], tier)
                 # No break: upkeep runs every COMPACT_FILES versions, when the lowest
                 # band is full again, so the next band is folded in the same round.

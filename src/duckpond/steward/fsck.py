@@ -334,14 +334,8 @@ class _Fsck:
                 best[part] = (born_ns, path)
         out = []
         for part, (_, path) in sorted(best.items()):
-            st = path.stat()
-            rows = pq.ParquetFile(path).metadata.num_rows
             rel = str(path.relative_to(ddir))
-            out.append(
-                deltafiles.FileAction(
-                    rel, st.st_size, {PARTITION: part}, rows, int(st.st_mtime * 1000)
-                )
-            )
+            out.append(deltafiles.action_for_file(ddir, rel, {PARTITION: part}))  # with stats
         return out
 
     def check_checkpoints(self, table: str) -> bool:

@@ -51,7 +51,7 @@ def maintain(pond: Pond, retention_hours: float | None = None) -> dict[str, Any]
             merged = pa.concat_tables(
                 [conform(deltafiles.read_parquet(control.path / f)) for f in files]
             )
-            deltafiles.compact(control.dt, control.path, files, merged)
+            deltafiles.compact(control.dt, control.path, files, merged, log=control.log)
         crash_point("maintain_after_control_compact")
         vacuumed = deltafiles.checkpoint(
             control.dt, control.path, retention_s=retention_s, full=True

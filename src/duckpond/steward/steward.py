@@ -24,7 +24,7 @@ from ..errors import FactoryError, PondError
 from ..factories import base as factory_base
 from ..factories import registry
 from ..lock import WriteLock
-from ..storage import deltafiles, logcheck
+from ..storage import logcheck
 from ..storage.blobs import BlobStore
 from ..storage.datatable import DataTable
 from ..storage.fs import PondFS, StagedTxn
@@ -164,8 +164,9 @@ class Steward:
         """Refuse to write on a damaged log tip: the next txn_seq is read from it, so a torn
         newest entry would hand out a sequence number that was already used (`pond fsck`)."""
         for table in (self.data, self.control):
-            known = deltafiles.known_version(table.path)
-            logcheck.check_tip(table.path, max(table.dt.version(), known))
+            logcheck.check_tip(table.path, max(table.dt.version(), table.log.known))
+            # a table another engine made unwritable is refused before anything is recorded
+            table.log.check_writable(table.dt)
 
     def record(self, records: list[Record]) -> None:
         """Append lifecycle rows that are not the durability point: a failure is logged.

@@ -287,6 +287,7 @@ class DataTable:
         self._files_by_part: dict[str, list[str]] = {}
         self._pending_refresh = False
         self._own = (-1, 0)  # (version, txn_seq) of this handle's last commit
+        self.log = deltafiles.TableLog(path)  # log state: last commit, protocol checked
         self._file_sizes: dict[str, int] = {}
         # Caches, all keyed by live files: entries for files compacted away are dropped.
         self._metas: dict[str, _FileMeta] = {}
@@ -367,6 +368,7 @@ class DataTable:
             [a for a, _ in written],
             metadata={"pond_txn": json.dumps(pond_txn, sort_keys=True)},
             app_txn=(APP_ID, seq),
+            log=self.log,
         )
         self._apply_own(before, version, seq, written, removed=[])
         return version
@@ -543,7 +545,9 @@ class DataTable:
             return False
         merged = pa.concat_tables([self._read_file(f) for f in files])
         before, seq = self._files_version, self.last_txn_seq()
-        version, add = deltafiles.compact(self.dt, self.path, files, merged, {PARTITION: part_id})
+        version, add = deltafiles.compact(
+            self.dt, self.path, files, merged, {PARTITION: part_id}, self.log
+        )
         self._apply_own(before, version, seq, [(add, merged)], removed=files)
         return True
 

@@ -8,6 +8,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -34,7 +35,15 @@ DEFAULT_RETENTION_S = 3600.0
 # mtime with its removal time, which is what vacuum() measures.
 TOMBSTONE_KEY = "delta.deletedFileRetentionDuration"
 TOMBSTONE_MAX_S = 60.0
-TABLE_CONFIG = {TOMBSTONE_KEY: "interval 1 minutes"}
+# Log entries stay this long after a checkpoint made them unneeded, so other Delta readers
+# can time travel to a recent version by number or by timestamp (Delta's own property; a
+# table without it gets the default). Bounded by LOG_KEEP_MAX_VERSIONS: opening a table
+# lists `_delta_log`, and a busy pond's day of entries would make every open slower (bench
+# group `manyfiles`, benchmark 4).
+LOG_RETENTION_KEY = "delta.logRetentionDuration"
+DEFAULT_LOG_RETENTION = "interval 7 days"
+LOG_KEEP_MAX_VERSIONS = 500
+TABLE_CONFIG = {TOMBSTONE_KEY: "interval 1 minutes", LOG_RETENTION_KEY: DEFAULT_LOG_RETENTION}
 SMALL_ROWS = 64
 ROW_GROUP_ROWS = 16_384
 SMALL_BYTES = 16 * 1024
@@ -43,7 +52,9 @@ NO_STATS_COLUMNS = ("content",)
 
 @dataclass
 class FileAction:
-    """An add (or, for compaction, remove) of one Parquet file."""
+    """An add (or, for compaction, remove) of one Parquet file. `stats` is the add's Delta
+    statistics (`numRecords`, `minValues`, `maxValues`, `nullCount`); None: only the count.
+    `data_change` False marks a rewrite of rows already in the table (compaction)."""
 
     path: str
     size: int
@@ -51,6 +62,8 @@ class FileAction:
     num_records: int
     modification_time: int
     remove: bool = False
+    stats: dict[str, Any] | None = None
+    data_change: bool = True
 
     def to_json(self, now_ms: int) -> dict[str, Any]:
         if self.remove:
@@ -58,30 +71,111 @@ class FileAction:
                 "remove": {
                     "path": self.path,
                     "deletionTimestamp": now_ms,
-                    "dataChange": False,
+                    "dataChange": self.data_change,
                     "extendedFileMetadata": True,
                     "partitionValues": self.partition_values,
                     "size": self.size,
                 }
             }
+        stats = self.stats if self.stats is not None else {"numRecords": self.num_records}
         return {
             "add": {
                 "path": self.path,
                 "partitionValues": self.partition_values,
                 "size": self.size,
                 "modificationTime": self.modification_time,
-                "dataChange": True,
-                "stats": json.dumps({"numRecords": self.num_records}),
+                "dataChange": self.data_change,
+                "stats": json.dumps(stats, separators=(",", ":")),
             }
         }
+
+
+# Delta's statistics: strings are cut to this many characters (as Spark does); a cut max
+# gets the highest code point appended, so it stays an upper bound.
+STATS_STRING_PREFIX = 32
+_MAX_CHAR = "\U0010ffff"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_UNIT_US = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": 1}
+
+
+def file_stats(
+    md: pq.FileMetaData, schema: pa.Schema, skip: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Delta statistics of a Parquet file from its footer (no data read): per column with
+    statistics in every row group, its min, max (ints, strings, dates, timestamps) and
+    null count. Columns in `skip` (partition columns: their value is in the path) and
+    columns whose statistics Delta readers cannot use (binary, floats whose NaN Parquet
+    leaves out, booleans) get none."""
+    out: dict[str, Any] = {"numRecords": md.num_rows}
+    mins: dict[str, Any] = {}
+    maxs: dict[str, Any] = {}
+    nulls: dict[str, int] = {}
+    if md.num_columns != len(schema):
+        return out  # nested columns: Parquet's leaves are not the schema's fields
+    groups = [md.row_group(i) for i in range(md.num_row_groups)]
+    for idx, col in enumerate(schema):
+        if col.name in skip:
+            continue
+        stats = [g.column(idx).statistics for g in groups]
+        if not stats or any(s is None or not s.has_null_count for s in stats):
+            continue
+        nulls[col.name] = sum(s.null_count for s in stats)
+        ranged = [s for s in stats if s.has_min_max]
+        if not ranged:
+            continue  # all null (or no min/max written): the null count says enough
+        lo, hi = min(s.min_raw for s in ranged), max(s.max_raw for s in ranged)
+        bounds = _bounds(col.type, lo, hi)
+        if bounds is not None:
+            mins[col.name], maxs[col.name] = bounds
+    if mins:
+        out["minValues"] = mins
+        out["maxValues"] = maxs
+    if nulls:
+        out["nullCount"] = nulls
+    return out
+
+
+def _bounds(t: pa.DataType, lo: Any, hi: Any) -> tuple[Any, Any] | None:
+    """Parquet's physical min/max as Delta's JSON statistics values, or None."""
+    if pa.types.is_integer(t):
+        return int(lo), int(hi)
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        lo_s = lo.decode() if isinstance(lo, bytes) else str(lo)
+        hi_s = hi.decode() if isinstance(hi, bytes) else str(hi)
+        if len(hi_s) > STATS_STRING_PREFIX:
+            hi_s = hi_s[:STATS_STRING_PREFIX] + _MAX_CHAR
+        return lo_s[:STATS_STRING_PREFIX], hi_s
+    if pa.types.is_timestamp(t):
+        unit = t.unit
+        if unit == "ns":  # floor the min, ceil the max: bounds stay bounds at µs
+            lo_us, hi_us = int(lo) // 1000, -(-int(hi) // 1000)
+        else:
+            lo_us, hi_us = int(lo) * _UNIT_US[unit], int(hi) * _UNIT_US[unit]
+        zone = "Z" if t.tz is not None else ""
+        return _iso(lo_us) + zone, _iso(hi_us) + zone
+    if pa.types.is_date32(t):
+        return (
+            (_EPOCH + timedelta(days=int(lo))).date().isoformat(),
+            (_EPOCH + timedelta(days=int(hi))).date().isoformat(),
+        )
+    return None
+
+
+def _iso(us: int) -> str:
+    return (_EPOCH + timedelta(microseconds=us)).strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
 def write_file(
     table_dir: Path, table: pa.Table, partition_values: dict[str, str] | None = None
 ) -> FileAction:
-    """Write one Parquet file into the table directory (synced); return its add action."""
+    """Write one Parquet file into the table directory (synced); return its add action,
+    with Delta statistics taken from the footer just written."""
     sub = "/".join(f"{k}={v}" for k, v in (partition_values or {}).items())
-    name = f"part-{time.time_ns()}-{os.urandom(6).hex()}.zstd.parquet"
+    small = table.num_rows <= SMALL_ROWS and table.nbytes <= SMALL_BYTES
+    # The name says the data columns' codec (Spark's `part-...<codec>.parquet` habit); a
+    # reader never needs it (Parquet records each column's codec) but a person might.
+    codec = "uncompressed" if small else "zstd"
+    name = f"part-{time.time_ns()}-{os.urandom(6).hex()}.{codec}.parquet"
     rel = f"{sub}/{name}" if sub else name
     full = table_dir / rel
     if sub and not full.parent.exists():
@@ -92,7 +186,8 @@ def write_file(
     # schema, ~40 % of a one-row file): readers take the schema from the Delta log, and
     # Parquet's own logical types carry everything the pond's schemas need.
     stats = [n for n in table.column_names if n not in NO_STATS_COLUMNS]
-    if table.num_rows <= SMALL_ROWS and table.nbytes <= SMALL_BYTES:
+    collected: list[pq.FileMetaData] = []
+    if small:
         # Per-commit appends are tiny and soon compacted: plain encoding is 3x cheaper,
         # except for contents (a directory snapshot shrinks ~3x for +0.06 ms).
         pq.write_table(
@@ -102,6 +197,7 @@ def write_file(
             use_dictionary=False,
             write_statistics=stats,
             store_schema=False,
+            metadata_collector=collected,
         )
     else:
         # Small row groups let readers skip old rows by their statistics (min_seq reads).
@@ -112,13 +208,108 @@ def write_file(
             row_group_size=ROW_GROUP_ROWS,
             write_statistics=stats,
             store_schema=False,
+            metadata_collector=collected,
         )
     fsync_file(full)
     fsync_dir(full.parent)
     st = full.stat()
+    pv = dict(partition_values or {})
     return FileAction(
-        rel, st.st_size, dict(partition_values or {}), table.num_rows, int(st.st_mtime * 1000)
+        rel,
+        st.st_size,
+        pv,
+        table.num_rows,
+        int(st.st_mtime * 1000),
+        stats=file_stats(collected[0], table.schema, tuple(pv)) if collected else None,
     )
+
+
+def action_for_file(
+    table_dir: Path, rel: str, partition_values: dict[str, str] | None = None
+) -> FileAction:
+    """The add action of a Parquet file already in the table directory (repairs)."""
+    full = table_dir / rel
+    pf = open_parquet(full)
+    st = full.stat()
+    pv = dict(partition_values or {})
+    return FileAction(
+        rel,
+        st.st_size,
+        pv,
+        pf.metadata.num_rows,
+        int(st.st_mtime * 1000),
+        stats=file_stats(pf.metadata, pf.schema_arrow, tuple(pv)),
+    )
+
+
+class TableLog:
+    """One table handle's view of its log between reads of it: the last version it
+    committed (the next commit then needs no listing) and the version whose protocol and
+    metadata it found writable (checked once, again only when the table has moved)."""
+
+    def __init__(self, table_dir: Path) -> None:
+        self.table_dir = table_dir
+        self.known = -1  # last version this handle committed (-1: none yet)
+        self.checked = -1  # dt version whose protocol the pond may write (-1: unchecked)
+
+    def check_writable(self, dt: DeltaTable) -> None:
+        """Refuse a table whose protocol or metadata needs what the pond does not write."""
+        if self.checked == dt.version() and self.checked >= 0:
+            return
+        problem = protocol_problem(dt)
+        if problem is not None:
+            raise PondError(
+                f"the {self.table_dir.name} table {problem}, which the pond does not write; "
+                "nothing was written"
+            )
+        self.checked = dt.version()
+
+
+# What the pond's own writes are compatible with. Writer features the pond "supports" by
+# refusing to write whenever the table actually uses them (a CHECK constraint, an
+# invariant): a table that only lists them is still written.
+READER_FEATURES_OK: frozenset[str] = frozenset()
+WRITER_FEATURES_OK = frozenset({"appendOnly", "invariants", "checkConstraints"})
+FIELD_METADATA_REFUSED = {
+    "delta.invariants": "a column invariant",
+    "delta.generationExpression": "a generated column",
+    "delta.identity.start": "an identity column",
+    "delta.columnMapping.id": "column mapping",
+}
+
+
+def protocol_problem(dt: DeltaTable) -> str | None:
+    """Why the pond may not write this table (one phrase), or None."""
+    proto = dt.protocol()
+    reader, writer = proto.min_reader_version, proto.min_writer_version
+    rfeat = set(proto.reader_features or ())
+    wfeat = set(proto.writer_features or ())
+    if reader not in (1, 3) or (reader == 3 and rfeat - READER_FEATURES_OK):
+        extra = f" ({', '.join(sorted(rfeat - READER_FEATURES_OK))})" if rfeat else ""
+        return f"needs Delta reader version {reader}{extra}"
+    if writer == 7:
+        if wfeat - WRITER_FEATURES_OK:
+            return f"needs Delta writer features {', '.join(sorted(wfeat - WRITER_FEATURES_OK))}"
+    elif writer > 3:
+        return f"needs Delta writer version {writer}"
+    meta = dt.metadata()
+    config = meta.configuration or {}
+    for key, value in sorted(config.items()):
+        if key.startswith("delta.constraints."):
+            return f"has CHECK constraint {key.removeprefix('delta.constraints.')} ({value})"
+    if str(config.get("delta.appendOnly", "false")).lower() == "true":
+        return "is append-only (delta.appendOnly)"
+    if str(config.get("delta.enableChangeDataFeed", "false")).lower() == "true":
+        return "records a change data feed (delta.enableChangeDataFeed)"
+    for f in json.loads(dt.schema().to_json()).get("fields", []):
+        for key, what in FIELD_METADATA_REFUSED.items():
+            if key in (f.get("metadata") or {}):
+                return f"has {what} on column {f.get('name')}"
+    return None
+
+
+class CommitConflict(PondError):
+    """Another writer committed first and made this commit's actions invalid."""
 
 
 def commit(
@@ -130,6 +321,7 @@ def commit(
     metadata: dict[str, str] | None = None,
     app_txn: tuple[str, int] | None = None,
     durable: bool = True,
+    log: TableLog | None = None,
 ) -> int:
     """Append one Delta commit; returns its version. `durable=False` skips only the last
     sync (the log directory): after a power loss such a commit may be missing, but the
@@ -138,8 +330,13 @@ def commit(
     The pond writes the log entry itself rather than through delta-rs: delta-rs neither
     fsyncs nor advances its handle, and replays the log on every commit. The entry is
     written to a temp file, synced, then linked into place (put-if-absent, atomic), and the
-    log directory synced. Callers hold the write lock, so a clash means a foreign writer.
+    log directory synced. `log` is the table handle's state (a fresh one re-checks the
+    protocol). First the protocol is checked (see TableLog.check_writable). A version
+    taken by another writer (a foreign process, or another handle behind this one) is read:
+    the commit moves on to the next version only if its actions are still valid.
     """
+    log = log if log is not None else TableLog(table_dir)
+    log.check_writable(dt)
     log_dir = table_dir / "_delta_log"
     now_ms = int(time.time() * 1000)
     info: dict[str, Any] = {
@@ -161,37 +358,80 @@ def commit(
         f.flush()
         os.fdatasync(f.fileno())
     try:
-        for _ in range(3):
-            version = _next_version(dt, table_dir)
+        version = _next_version(dt, log)
+        for _ in range(MAX_COMMIT_ATTEMPTS):
             try:
                 os.link(tmp, log_dir / f"{version:020d}.json")
             except FileExistsError:
-                dt.update_incremental()
+                _check_winner(dt, log, version, actions, app_txn)
+                version += 1
                 continue
             if durable:
                 fsync_dir(log_dir)
-            _known_version[str(table_dir)] = version
+            log.known = version
             return version
-        raise PondError(f"another process is writing {table_dir} without the pond's lock")
+        raise CommitConflict(
+            f"another process keeps writing {table_dir} without the pond's lock; nothing "
+            "was written"
+        )
     finally:
         tmp.unlink(missing_ok=True)
 
 
-# Last version this process committed per table: the next commit needs no log listing.
-_known_version: dict[str, int] = {}
+# A commit that finds its version taken reads the winner's entry and tries the next one;
+# after this many taken versions it gives up (someone is writing without the lock).
+MAX_COMMIT_ATTEMPTS = 20
 
 
-def known_version(table_dir: Path) -> int:
-    """The last version this process committed to the table at `table_dir` (-1: none)."""
-    return _known_version.get(str(table_dir), -1)
+def _check_winner(
+    dt: DeltaTable,
+    log: TableLog,
+    version: int,
+    actions: list[FileAction],
+    app_txn: tuple[str, int] | None,
+) -> None:
+    """Whether this commit's actions still hold after the entry another writer put at
+    `version`: raises CommitConflict if not. A file this commit removes must not have been
+    removed by the winner (a compaction would re-add rows, or a delete remove twice); an
+    application transaction must not have been taken to the same or a later number; a new
+    protocol or metadata is checked as at the start."""
+    name = log.table_dir.name
+    path = log.table_dir / "_delta_log" / f"{version:020d}.json"
+    try:
+        winner = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, ValueError) as e:
+        raise CommitConflict(
+            f"the {name} table's version {version} was written by another process and "
+            f"cannot be read ({e}); nothing was written"
+        ) from None
+    removed = {unquote(a["remove"]["path"]) for a in winner if "remove" in a}
+    ours = {unquote(a.path) for a in actions if a.remove}
+    clash = sorted(ours & removed)
+    if clash:
+        raise CommitConflict(
+            f"another writer removed {clash[0]} from the {name} table (version {version}) "
+            "while this commit replaced it; nothing was written"
+        )
+    if app_txn is not None:
+        for a in winner:
+            txn = a.get("txn")
+            if txn and txn.get("appId") == app_txn[0] and int(txn["version"]) >= app_txn[1]:
+                raise CommitConflict(
+                    f"another writer committed {name} transaction {txn['version']} "
+                    f"(version {version}) while this one committed {app_txn[1]}; nothing "
+                    "was written"
+                )
+    if any("protocol" in a or "metaData" in a for a in winner):
+        dt.update_incremental()
+        log.checked = -1
+        log.check_writable(dt)
 
 
-def _next_version(dt: DeltaTable, table_dir: Path) -> int:
-    known = known_version(table_dir)
-    version = max(known, dt.version()) + 1
+def _next_version(dt: DeltaTable, log: TableLog) -> int:
+    version = max(log.known, dt.version()) + 1
     # A gap in the log would corrupt the table: the previous entry must exist.
-    if version > 0 and not (table_dir / "_delta_log" / f"{version - 1:020d}.json").exists():
-        _known_version.pop(str(table_dir), None)
+    if version > 0 and not (log.table_dir / "_delta_log" / f"{version - 1:020d}.json").exists():
+        log.known = -1
         dt.update_incremental()
         version = dt.version() + 1
     return version
@@ -231,7 +471,6 @@ def set_retention(dt: DeltaTable, table_dir: Path, seconds: float) -> None:
     if dt.metadata().configuration.get(TOMBSTONE_KEY) != tombstones:
         dt.alter.set_table_properties({TOMBSTONE_KEY: tombstones})
         sync_commit(table_dir, dt.version())
-    _known_version[str(table_dir)] = dt.version()
 
 
 def vacuum(dt: DeltaTable, table_dir: Path, retention_s: float, since: float | None = None) -> int:
@@ -290,13 +529,18 @@ def _mtime(path: str | Path) -> float:
 VACUUM_SLACK_S = 60.0
 
 
-def _stamp_removed(table_dir: Path, files: list[str]) -> None:
-    """Set replaced files' mtime to now: the retention window counts from their removal."""
+def _stamp_removed(table_dir: Path, files: list[str]) -> dict[str, int]:
+    """Set replaced files' mtime to now (the retention window counts from their removal);
+    returns their sizes, which their remove actions carry."""
+    sizes: dict[str, int] = {}
     for f in files:
+        full = table_dir / unquote(f)
         try:
-            os.utime(table_dir / unquote(f))
+            os.utime(full)
+            sizes[f] = full.stat().st_size
         except FileNotFoundError:
             pass
+    return sizes
 
 
 def compact(
@@ -305,22 +549,63 @@ def compact(
     files: list[str],
     merged: pa.Table,
     partition_values: dict[str, str] | None = None,
+    log: TableLog | None = None,
 ) -> tuple[int, FileAction]:
-    """Replace `files` by one file holding `merged` (their rows), without changing data.
+    """Replace `files` by one file holding `merged` (their rows), without changing data
+    (both sides `dataChange: false`, so readers of the change stream skip it).
 
     Returns the commit's version and the new file; the caller applies both to its view
     (the handle is not advanced: that would re-read the log)."""
     add = write_file(table_dir, merged, partition_values)
-    _stamp_removed(table_dir, files)
-    removes = [FileAction(f, 0, dict(partition_values or {}), 0, 0, remove=True) for f in files]
+    add.data_change = False
+    sizes = _stamp_removed(table_dir, files)
+    pv = dict(partition_values or {})
+    removes = [
+        FileAction(f, sizes.get(f, 0), pv, 0, 0, remove=True, data_change=False) for f in files
+    ]
     version = commit(
         dt,
         table_dir,
         [add, *removes],
         operation="OPTIMIZE",
         metadata={"pond_maintenance": "compact"},
+        log=log,
     )
     return version, add
+
+
+def parse_interval(text: str | None) -> float | None:
+    """Seconds in a Delta interval property (`interval 7 days`), or None if unreadable."""
+    parts = (text or "").strip().lower().split()
+    if len(parts) == 3 and parts[0] == "interval":
+        parts = parts[1:]
+    if len(parts) != 2:
+        return None
+    try:
+        n = float(parts[0])
+    except ValueError:
+        return None
+    unit = parts[1].rstrip("s")
+    scale = _INTERVAL_UNITS.get(unit)
+    return None if scale is None or n < 0 else n * scale
+
+
+_INTERVAL_UNITS = {
+    "nanosecond": 1e-9,
+    "microsecond": 1e-6,
+    "millisecond": 1e-3,
+    "second": 1.0,
+    "minute": 60.0,
+    "hour": 3600.0,
+    "day": 86400.0,
+    "week": 604800.0,
+}
+
+
+def log_retention_seconds(dt: DeltaTable) -> float:
+    """How long log entries are kept (`delta.logRetentionDuration`, default 7 days)."""
+    value = parse_interval((dt.metadata().configuration or {}).get(LOG_RETENTION_KEY))
+    return value if value is not None else float(parse_interval(DEFAULT_LOG_RETENTION) or 0)
 
 
 def checkpoint(
@@ -330,16 +615,17 @@ def checkpoint(
     retention_s: float | None = None,
     full: bool = False,
 ) -> int:
-    """Take a synced checkpoint, prune the log behind the previous one, then vacuum files
+    """Take a synced checkpoint, prune log entries past their retention, then vacuum files
     older than the retention window (the table's own unless `retention_s` is given);
     returns the number of files vacuumed. Not `full`: only partitions changed since the
     previous checkpoint's vacuum could have garbage left (see vacuum()).
 
-    Opening a table lists `_delta_log`; with tens of thousands of entries that listing
-    costs more than reading the state, so entries older than the previous checkpoint are
-    removed (one interval is kept for readers still catching up). With `archive_key`, that
-    custom commit metadata (the data table's `pond_txn`) is first saved to an archive.
-    Vacuuming here keeps disk use flat without anyone running `pond maintain`: a
+    Log entries are kept for `delta.logRetentionDuration` so other readers can time travel,
+    but at most about LOG_KEEP_MAX_VERSIONS versions (opening a table lists `_delta_log`:
+    tens of thousands of entries cost more than reading the state), and always back to the
+    previous checkpoint (readers still catching up). With `archive_key`, that custom
+    commit metadata (the data table's `pond_txn`) of pruned entries is first saved to an
+    archive. Vacuuming here keeps disk use flat without anyone running `pond maintain`: a
     checkpoint has just read the snapshot the vacuum needs.
     """
     previous = last_checkpoint_version(table_dir)
@@ -353,7 +639,7 @@ def checkpoint(
         if (log / name).exists():
             fsync_file(log / name)
     fsync_dir(log)
-    prune_log(table_dir, previous, archive_key)
+    prune_log(table_dir, previous, archive_key, log_retention_seconds(dt), dt.version())
     window = retention_seconds(dt) if retention_s is None else retention_s
     since = None if full or not previous_at else previous_at - window - VACUUM_SLACK_S
     return vacuum(dt, table_dir, window, since)
@@ -365,14 +651,41 @@ ARCHIVE_SCHEMA = pa.schema(
 )
 
 
-def prune_log(table_dir: Path, keep_from: int, archive_key: str | None) -> None:
-    """Remove log entries and checkpoints older than version `keep_from`."""
+def prune_log(
+    table_dir: Path,
+    keep_from: int,
+    archive_key: str | None,
+    log_retention_s: float = 0.0,
+    tip: int | None = None,
+) -> None:
+    """Remove log entries and checkpoints older than the oldest version still to be kept.
+
+    That is `keep_from` (the previous checkpoint), moved back to the checkpoint from which
+    every version committed within `log_retention_s` can be rebuilt (a reader at version
+    v needs a checkpoint at or before v and every entry after it), but not further back
+    than the checkpoint nearest below `tip - LOG_KEEP_MAX_VERSIONS`. Ages are the entries'
+    mtimes, as Delta's own log cleanup measures them."""
     log = table_dir / "_delta_log"
-    old: list[tuple[int, Path]] = []
+    found: list[tuple[int, str, Path, float]] = []
     for entry in os.scandir(log):
         stem, _, rest = entry.name.partition(".")
-        if stem.isdigit() and int(stem) < keep_from and rest in ("json", "checkpoint.parquet"):
-            old.append((int(stem), Path(entry.path)))
+        if stem.isdigit() and rest in ("json", "checkpoint.parquet"):
+            mtime = entry.stat().st_mtime if rest == "json" and log_retention_s > 0 else 0.0
+            found.append((int(stem), rest, Path(entry.path), mtime))
+    if log_retention_s > 0:
+        checkpoints = sorted(v for v, rest, _, _ in found if rest == "checkpoint.parquet")
+        cutoff = time.time() - log_retention_s
+        recent = [v for v, rest, _, m in found if rest == "json" and m >= cutoff]
+        if recent:
+            # the newest checkpoint at or before the oldest recent version
+            first = min(recent)
+            below = [c for c in checkpoints if c <= first]
+            keep_from = min(keep_from, below[-1] if below else first)
+        if tip is not None and checkpoints:
+            floor = [c for c in checkpoints if c <= tip - LOG_KEEP_MAX_VERSIONS]
+            if floor:
+                keep_from = max(keep_from, floor[-1])
+    old = [(v, path) for v, _, path, _ in found if v < keep_from]
     if not old:
         return
     if archive_key is not None:

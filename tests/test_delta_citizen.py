@@ -1,0 +1,367 @@
+"""The pond's tables are good Delta citizens: statistics other engines skip files by,
+compaction marked as no data change, honest file names, log entries kept for time travel,
+a protocol check before every commit, and a lost put-if-absent race handled. Other
+readers (deltalake, DuckDB's delta_scan, Polars) see what the pond sees."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from conftest import run_pond
+from deltalake import DeltaTable, QueryBuilder
+
+from duckpond import Pond
+from duckpond.errors import PondError
+from duckpond.storage import deltafiles
+
+
+def log_actions(table: Path, kind: str) -> list[tuple[int, dict[str, Any], dict[str, Any]]]:
+    """(version, commitInfo, action) of every `kind` action in the table's log entries."""
+    out = []
+    for path in sorted((table / "_delta_log").glob("*.json")):
+        lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+        info = next((a["commitInfo"] for a in lines if "commitInfo" in a), {})
+        out += [(int(path.name[:20]), info, a[kind]) for a in lines if kind in a]
+    return out
+
+
+def live_rows(table: Path) -> int:
+    """Rows in the table's latest snapshot, read as the pond reads them (its files)."""
+    dt = DeltaTable(str(table))
+    paths = deltafiles.add_actions(dt).column("path").to_pylist()
+    return sum(pq.ParquetFile(table / p).metadata.num_rows for p in paths)
+
+
+# -- statistics, compaction, names ---------------------------------------------------------------
+def test_add_actions_carry_the_files_statistics(tmp_path: Path) -> None:
+    pond = Pond.create(tmp_path / "p")
+    with pond.transaction(["t"]) as tx:
+        tx.write_bytes("/a", b"x" * 100, parents=True)
+        tx.write_bytes("/b/c", b"y" * 10, parents=True)
+    for table in ("data", "control"):
+        tdir = tmp_path / "p" / table
+        version, _, add = log_actions(tdir, "add")[-1]
+        stats = json.loads(add["stats"])
+        t = pq.read_table(tdir / add["path"])
+        assert stats["numRecords"] == t.num_rows
+        assert "content" not in stats["minValues"] and "content" not in stats["nullCount"]
+        assert "part_id" not in stats["minValues"]  # a partition column: its value is the path
+        for col in ("txn_seq", "timestamp"):
+            assert stats["minValues"][col] is not None
+        assert stats["minValues"]["txn_seq"] == pc.min(t["txn_seq"]).as_py()
+        assert stats["maxValues"]["txn_seq"] == pc.max(t["txn_seq"]).as_py()
+        ts_max = pc.max(t["timestamp"]).as_py()
+        assert stats["maxValues"]["timestamp"] == ts_max.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        for col, nulls in stats["nullCount"].items():
+            assert nulls == t[col].null_count, (table, col)
+    # the data table's strings: hashes longer than 32 characters are cut, the max kept a bound
+    _, _, add = log_actions(tmp_path / "p" / "data", "add")[-1]
+    stats = json.loads(add["stats"])
+    hashes = [h for h in pq.read_table(tmp_path / "p" / "data" / add["path"])["content_hash"]]
+    top = max(h.as_py() for h in hashes if h.as_py())
+    assert len(stats["minValues"]["content_hash"]) == 32
+    assert stats["maxValues"]["content_hash"] >= top
+
+
+def test_compaction_is_no_data_change_and_removes_carry_sizes(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    pond = Pond.create(root)
+    for i in range(4):
+        with pond.transaction(["w", str(i)]) as tx:
+            tx.write_bytes(f"/f{i}", b"v%d" % i)
+    data = root / "data"
+    adds = {a["path"]: a for _, _, a in log_actions(data, "add")}
+    assert all(p.endswith(".uncompressed.parquet") for p in adds)  # small appends
+    pond.maintain()
+    compactions = [
+        (v, a) for v, info, a in log_actions(data, "add") if info["operation"] == "OPTIMIZE"
+    ]
+    assert compactions
+    for _, add in compactions:
+        assert add["dataChange"] is False
+    removes = [r for _, info, r in log_actions(data, "remove") if info["operation"] == "OPTIMIZE"]
+    assert removes
+    for r in removes:
+        assert r["dataChange"] is False
+        assert r["size"] == adds[r["path"]]["size"] > 0
+        assert r["partitionValues"] == adds[r["path"]]["partitionValues"]
+
+
+def test_file_names_say_the_data_columns_codec(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    pond = Pond.create(root)
+    with pond.transaction(["w"]) as tx:
+        tx.write_bytes("/small", b"s")
+    with pond.transaction(["w"]) as tx:  # > 64 rows: the compressed layout
+        for i in range(70):
+            tx.write_bytes(f"/many/f{i}", b"m", parents=True)
+    names = set()
+    for table in ("data", "control"):
+        for _, _, add in log_actions(root / table, "add"):
+            md = pq.ParquetFile(root / table / add["path"]).metadata
+            codecs = {
+                md.row_group(0).column(i).compression
+                for i in range(md.num_columns)
+                if md.row_group(0).column(i).path_in_schema != "content"
+            }
+            name = add["path"].rsplit(".", 2)[1]
+            assert codecs == {name.upper()}, add["path"]
+            names.add(name)
+    assert names == {"uncompressed", "zstd"}
+
+
+def test_log_entries_are_kept_for_the_log_retention(tmp_path: Path, monkeypatch: Any) -> None:
+    root = tmp_path / "p"
+    pond = Pond.create(root)
+    assert (
+        DeltaTable(str(root / "data")).metadata().configuration["delta.logRetentionDuration"]
+        == deltafiles.DEFAULT_LOG_RETENTION
+    )
+    for i in range(230):  # two automatic checkpoints of the data table
+        with pond.transaction(["w", str(i)]) as tx:
+            tx.write_bytes(f"/f{i % 5}", b"v%d" % i)
+    log = root / "data" / "_delta_log"
+    assert deltafiles.last_checkpoint_version(root / "data") >= 200
+    assert (log / f"{1:020d}.json").exists()  # nothing pruned within 7 days
+    old = DeltaTable(str(root / "data"), version=5)
+    n = QueryBuilder().register("t", old).execute("select count(*) as n from t").read_all()
+    # version 5 = init (the root) + 4 writes (a file and the root each): still readable
+    assert n.column("n")[0].as_py() == 1 + 2 * 4
+    # ... but at most about LOG_KEEP_MAX_VERSIONS versions are kept
+    monkeypatch.setattr(deltafiles, "LOG_KEEP_MAX_VERSIONS", 120)
+    for i in range(110):
+        with pond.transaction(["w", str(i)]) as tx:
+            tx.write_bytes(f"/f{i % 5}", b"w%d" % i)
+    tip = DeltaTable(str(root / "data")).version()
+    kept = sorted(int(p.name[:20]) for p in log.glob("*.json"))
+    # checkpoints every CHECKPOINT_EVERY versions: the bound holds to that granularity
+    assert kept[0] > 1 and tip - kept[0] < 120 + 2 * deltafiles.CHECKPOINT_EVERY
+    assert (log / f"{kept[0]:020d}.checkpoint.parquet").exists()  # the oldest is rebuildable
+
+
+# -- protocol check ----------------------------------------------------------------------------
+@pytest.mark.parametrize("table", ["data", "control"])
+def test_a_table_with_a_constraint_is_refused_and_left_unchanged(
+    tmp_path: Path, table: str
+) -> None:
+    root = tmp_path / "p"
+    run_pond("init", pond=root)
+    src = tmp_path / "ten.bin"
+    src.write_bytes(b"0123456789")
+    run_pond("copy", f"host://{src}", "/first", pond=root)
+    # holds for txns 1 (init) and 2; the next write (txn 3) would violate it
+    DeltaTable(str(root / table)).alter.add_constraint({"early": "txn_seq < 3"})
+    assert DeltaTable(str(root / table)).protocol().min_writer_version >= 3
+    before = {t: DeltaTable(str(root / t)).version() for t in ("data", "control")}
+    files = sorted(str(p) for p in root.rglob("*") if p.is_file())
+    proc = run_pond("copy", f"host://{src}", "/second", pond=root, check=1)
+    err = proc.stderr.decode().strip()
+    assert err.count("\n") == 0 and err.startswith("error: ")
+    assert f"the {table} table has CHECK constraint early (txn_seq < 3)" in err
+    assert "does not write" in err
+    assert {t: DeltaTable(str(root / t)).version() for t in ("data", "control")} == before
+    assert sorted(str(p) for p in root.rglob("*") if p.is_file()) == files
+    # once the constraint is dropped, the pond writes again
+    DeltaTable(str(root / table)).alter.drop_constraint("early")
+    run_pond("copy", f"host://{src}", "/second", pond=root)
+    assert run_pond("cat", "/second", pond=root).stdout == b"0123456789"
+
+
+def test_protocol_problems_are_named(tmp_path: Path) -> None:
+    table = tmp_path / "t"
+    DeltaTable.create(str(table), pa.schema([("x", pa.int64())]))
+    dt = DeltaTable(str(table))
+    assert deltafiles.protocol_problem(dt) is None
+    dt.alter.set_table_properties({"delta.appendOnly": "true"})
+    assert deltafiles.protocol_problem(dt) == "is append-only (delta.appendOnly)"
+    cdf = tmp_path / "cdf"
+    DeltaTable.create(
+        str(cdf),
+        pa.schema([("x", pa.int64())]),
+        configuration={"delta.enableChangeDataFeed": "true"},
+    )
+    problem = deltafiles.protocol_problem(DeltaTable(str(cdf)))
+    assert problem is not None and "writer" in problem or "change data feed" in str(problem)
+
+
+# -- losing the put-if-absent race -------------------------------------------------------------
+def _table(tmp_path: Path) -> Path:
+    path = tmp_path / "t"
+    DeltaTable.create(str(path), pa.schema([("x", pa.int64())]))
+    return path
+
+
+def _append(dt: DeltaTable, path: Path, xs: list[int], **kw: Any) -> int:
+    action = deltafiles.write_file(path, pa.table({"x": pa.array(xs, pa.int64())}))
+    return deltafiles.commit(dt, path, [action], log=deltafiles.TableLog(path), **kw)
+
+
+def _count(path: Path) -> int:
+    q = QueryBuilder().register("t", DeltaTable(str(path)))
+    return q.execute("select count(*) as n from t").read_all().column("n")[0].as_py()
+
+
+def test_an_append_that_loses_the_race_lands_after_the_winner(tmp_path: Path) -> None:
+    path = _table(tmp_path)
+    stale = DeltaTable(str(path))
+    assert _append(DeltaTable(str(path)), path, [1]) == 1
+    assert _append(stale, path, [2, 3]) == 2  # version 1 taken: the winner only added
+    assert _count(path) == 3
+
+
+def test_a_compaction_never_re_adds_files_another_writer_removed(tmp_path: Path) -> None:
+    path = _table(tmp_path)
+    dt = DeltaTable(str(path))
+    _append(dt, path, [1])
+    _append(dt, path, [2])
+    stale = DeltaTable(str(path))
+    files = deltafiles.add_actions(stale).column("path").to_pylist()
+    merged = pa.table({"x": pa.array([1, 2], pa.int64())})
+    v, _ = deltafiles.compact(DeltaTable(str(path)), path, files, merged)
+    with pytest.raises(deltafiles.CommitConflict, match="another writer removed"):
+        deltafiles.compact(stale, path, files, merged, log=deltafiles.TableLog(path))
+    assert DeltaTable(str(path)).version() == v
+    assert _count(path) == 2  # no row twice
+
+
+def test_a_transaction_number_taken_by_the_winner_is_a_conflict(tmp_path: Path) -> None:
+    path = _table(tmp_path)
+    stale = DeltaTable(str(path))
+    _append(DeltaTable(str(path)), path, [1], app_txn=("pond", 7))
+    with pytest.raises(deltafiles.CommitConflict, match="transaction 7"):
+        _append(stale, path, [2], app_txn=("pond", 7))
+    assert _count(path) == 1
+
+
+def test_a_winner_that_adds_a_constraint_makes_the_commit_refuse(tmp_path: Path) -> None:
+    path = _table(tmp_path)
+    stale = DeltaTable(str(path))
+    log = deltafiles.TableLog(path)
+    log.check_writable(stale)  # checked before the other writer moved
+    DeltaTable(str(path)).alter.add_constraint({"pos": "x > 0"})
+    action = deltafiles.write_file(path, pa.table({"x": pa.array([-1], pa.int64())}))
+    with pytest.raises(PondError, match="CHECK constraint pos"):
+        deltafiles.commit(stale, path, [action], log=log)
+    assert _count(path) == 0
+
+
+# -- other readers on a pond made by the real CLI --------------------------------------------
+READERS = r"""
+import datetime, glob, json, os, sys
+from pathlib import Path
+root, plan = Path(sys.argv[1]), json.loads(sys.argv[2])
+out = {}
+try:
+    from deltalake import DeltaTable, QueryBuilder
+except ImportError as e:
+    out["deltalake"] = f"skip: {e}"
+else:
+    def dl(table, at=None):
+        dt = DeltaTable(str(root / table))
+        if at is not None:
+            dt.load_as_version(at)
+        q = QueryBuilder().register("t", dt).execute("select count(*) as n from t")
+        return q.read_all().column("n")[0].as_py()
+    out["deltalake"] = {t: dl(t) for t in ("data", "control")}
+    out["deltalake"]["version"] = dl("data", plan["version"])
+    out["deltalake"]["timestamp"] = dl("data", datetime.datetime.fromisoformat(plan["ts"]))
+    out["deltalake"]["seq_filter"] = QueryBuilder().register(
+        "t", DeltaTable(str(root / "control"))
+    ).execute("select count(*) as n from t where txn_seq >= 3").read_all().column("n")[0].as_py()
+try:
+    import duckdb, duckdb_extension_delta
+except ImportError as e:
+    out["duckdb"] = f"skip: {e}"
+else:
+    base = os.path.dirname(duckdb_extension_delta.__file__)
+    ext = glob.glob(f"{base}/extensions/v{duckdb.__version__}/delta.duckdb_extension")
+    if not ext:
+        out["duckdb"] = f"skip: no delta extension for duckdb {duckdb.__version__} in {base}"
+    else:
+        con = duckdb.connect(config={"allow_unsigned_extensions": "true"})
+        con.execute(f"LOAD '{ext[0]}'")
+        def dd(table, extra="", where=""):
+            sql = f"select count(*) from delta_scan('{root / table}'{extra}) {where}"
+            return con.execute(sql).fetchone()[0]
+        out["duckdb"] = {t: dd(t) for t in ("data", "control")}
+        out["duckdb"]["version"] = dd("data", f", version => {plan['version']}")
+        out["duckdb"]["seq_filter"] = dd("control", where="where txn_seq >= 3")
+try:
+    import polars as pl
+except ImportError as e:
+    out["polars"] = f"skip: {e}"
+else:
+    def po(table, version=None):
+        return pl.scan_delta(str(root / table), version=version).select(pl.len()).collect().item()
+    out["polars"] = {t: po(t) for t in ("data", "control")}
+    out["polars"]["version"] = po("data", plan["version"])
+    out["polars"]["timestamp"] = po("data", datetime.datetime.fromisoformat(plan["ts"]))
+    out["polars"]["seq_filter"] = (
+        pl.scan_delta(str(root / "control")).filter(pl.col("txn_seq") >= 3)
+        .select(pl.len()).collect().item()
+    )
+print(json.dumps(out))
+"""
+
+
+def test_other_readers_see_the_ponds_rows_and_time_travel(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    run_pond("init", pond=root)
+    csv = tmp_path / "t.csv"
+    for i in range(3):
+        src = tmp_path / f"f{i}.txt"
+        src.write_bytes(b"file %d\n" % i)
+        run_pond("mkdir", "-p", f"/d{i % 2}", pond=root)
+        run_pond("copy", f"host://{src}", f"/d{i % 2}/f{i}", pond=root)
+        csv.write_text(
+            f"timestamp,v\n2026-01-0{i + 1}T00:00:00Z,{i}\n2026-01-0{i + 1}T01:00:00Z,1\n"
+        )
+        run_pond("mkdir", "-p", "/s", pond=root)
+        run_pond("copy", f"host+csv+series://{csv}", "/s/temps", pond=root)
+    # the point to travel back to: this version's rows, then a moment before the next write
+    version = DeltaTable(str(root / "data")).version()
+    rows_then = live_rows(root / "data")
+    time.sleep(1.1)
+    moment = datetime.now(UTC)
+    time.sleep(1.1)
+    run_pond("maintain", pond=root)  # compaction (dataChange false) and a checkpoint
+    for i in range(3, 5):
+        src = tmp_path / f"f{i}.txt"
+        src.write_bytes(b"file %d\n" % i)
+        run_pond("copy", f"host://{src}", f"/d0/f{i}", pond=root)
+    assert log_actions(root / "data", "remove"), "maintain should have compacted"
+    assert (root / "data" / "_delta_log" / f"{version:020d}.json").exists()
+
+    pond = Pond.open(root)
+    want = {"data": live_rows(root / "data"), "control": pond.control.read_all().num_rows}
+    assert want["data"] > rows_then
+    seq3 = sum(1 for s in pond.control.read_all(columns=["txn_seq"])["txn_seq"] if s.as_py() >= 3)
+    plan = {"version": version, "ts": moment.isoformat()}
+    proc = subprocess.run(
+        [sys.executable, "-c", READERS, str(root), json.dumps(plan)],
+        capture_output=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    seen = json.loads(proc.stdout)
+    skipped = {k: v for k, v in seen.items() if isinstance(v, str)}
+    for reader, counts in seen.items():
+        if isinstance(counts, str):
+            continue
+        assert counts["data"] == want["data"], reader
+        assert counts["control"] == want["control"], reader
+        assert counts["version"] == rows_then, reader
+        assert counts.get("timestamp", rows_then) == rows_then, reader
+        assert counts["seq_filter"] == seq3, reader
+    if skipped:
+        pytest.skip(f"readers not installed: {skipped}")
