@@ -8,7 +8,6 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -94,8 +93,18 @@ class FileAction:
 # gets the highest code point appended, so it stays an upper bound.
 STATS_STRING_PREFIX = 32
 _MAX_CHAR = "\U0010ffff"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UNIT_US = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": 1}
+# Arrow type ids whose Parquet min/max Delta readers use (a type-id lookup: this runs for
+# every column of every file written, ~3 per write).
+_INT, _STR, _TS, _DATE = range(4)
+_KINDS = {
+    **{t.id: _INT for t in (pa.int8(), pa.int16(), pa.int32(), pa.int64())},
+    **{t.id: _INT for t in (pa.uint8(), pa.uint16(), pa.uint32())},
+    pa.string().id: _STR,
+    pa.large_string().id: _STR,
+    pa.timestamp("us").id: _TS,
+    pa.date32().id: _DATE,
+}
 
 
 def file_stats(
@@ -107,26 +116,31 @@ def file_stats(
     columns whose statistics Delta readers cannot use (binary, floats whose NaN Parquet
     leaves out, booleans) get none."""
     out: dict[str, Any] = {"numRecords": md.num_rows}
+    if md.num_columns != len(schema):
+        return out  # nested columns: Parquet's leaves are not the schema's fields
     mins: dict[str, Any] = {}
     maxs: dict[str, Any] = {}
     nulls: dict[str, int] = {}
-    if md.num_columns != len(schema):
-        return out  # nested columns: Parquet's leaves are not the schema's fields
     groups = [md.row_group(i) for i in range(md.num_row_groups)]
-    for idx, col in enumerate(schema):
-        if col.name in skip:
+    for idx, (name, typ) in enumerate(zip(schema.names, schema.types, strict=True)):
+        if name in skip:
             continue
-        stats = [g.column(idx).statistics for g in groups]
-        if not stats or any(s is None or not s.has_null_count for s in stats):
-            continue
-        nulls[col.name] = sum(s.null_count for s in stats)
-        ranged = [s for s in stats if s.has_min_max]
-        if not ranged:
-            continue  # all null (or no min/max written): the null count says enough
-        lo, hi = min(s.min_raw for s in ranged), max(s.max_raw for s in ranged)
-        bounds = _bounds(col.type, lo, hi)
-        if bounds is not None:
-            mins[col.name], maxs[col.name] = bounds
+        lo = hi = None
+        count = 0
+        for g in groups:
+            st = g.column(idx).statistics
+            if st is None or not st.has_null_count:
+                break
+            count += st.null_count
+            if st.has_min_max:
+                a, b = st.min_raw, st.max_raw
+                lo = a if lo is None or a < lo else lo
+                hi = b if hi is None or b > hi else hi
+        else:
+            nulls[name] = count
+            kind = _KINDS.get(typ.id)
+            if kind is not None and lo is not None:
+                mins[name], maxs[name] = _bounds(kind, typ, lo, hi)
     if mins:
         out["minValues"] = mins
         out["maxValues"] = maxs
@@ -135,17 +149,17 @@ def file_stats(
     return out
 
 
-def _bounds(t: pa.DataType, lo: Any, hi: Any) -> tuple[Any, Any] | None:
-    """Parquet's physical min/max as Delta's JSON statistics values, or None."""
-    if pa.types.is_integer(t):
+def _bounds(kind: int, t: pa.DataType, lo: Any, hi: Any) -> tuple[Any, Any]:
+    """Parquet's physical min/max as Delta's JSON statistics values."""
+    if kind == _INT:
         return int(lo), int(hi)
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
+    if kind == _STR:
         lo_s = lo.decode() if isinstance(lo, bytes) else str(lo)
         hi_s = hi.decode() if isinstance(hi, bytes) else str(hi)
         if len(hi_s) > STATS_STRING_PREFIX:
             hi_s = hi_s[:STATS_STRING_PREFIX] + _MAX_CHAR
         return lo_s[:STATS_STRING_PREFIX], hi_s
-    if pa.types.is_timestamp(t):
+    if kind == _TS:
         unit = t.unit
         if unit == "ns":  # floor the min, ceil the max: bounds stay bounds at µs
             lo_us, hi_us = int(lo) // 1000, -(-int(hi) // 1000)
@@ -153,16 +167,17 @@ def _bounds(t: pa.DataType, lo: Any, hi: Any) -> tuple[Any, Any] | None:
             lo_us, hi_us = int(lo) * _UNIT_US[unit], int(hi) * _UNIT_US[unit]
         zone = "Z" if t.tz is not None else ""
         return _iso(lo_us) + zone, _iso(hi_us) + zone
-    if pa.types.is_date32(t):
-        return (
-            (_EPOCH + timedelta(days=int(lo))).date().isoformat(),
-            (_EPOCH + timedelta(days=int(hi))).date().isoformat(),
-        )
-    return None
+    return _iso_date(int(lo)), _iso_date(int(hi))
 
 
 def _iso(us: int) -> str:
-    return (_EPOCH + timedelta(microseconds=us)).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    """`YYYY-MM-DDTHH:MM:SS.ffffff` (UTC) of µs since the epoch."""
+    sec, frac = divmod(us, 1_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + f".{frac:06d}"
+
+
+def _iso_date(days: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(days * 86400))
 
 
 def write_file(
