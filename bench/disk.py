@@ -68,13 +68,13 @@ def live_bytes(root: Path) -> int:
     pond = Pond.open(root)
     seen: set[str] = set()
     for part in pond.data.partitions():
-        for rows in pond.data.partition_index(part).values():
-            for r in rows:
-                if r.content is None and r.content_hash and r.content_hash not in seen:
-                    seen.add(r.content_hash)
-                    p = pond.blobs.path_for(r.content_hash)
-                    if p.exists():
-                        total += p.stat().st_size
+        # the index holds no contents: a hash with a blob file is a row stored as a blob
+        for h in pond.data.partition_index(part).index.column("content_hash").to_pylist():
+            if h and h not in seen:
+                seen.add(h)
+                p = pond.blobs.path_for(h)
+                if p.exists():
+                    total += p.stat().st_size
     return total
 
 
