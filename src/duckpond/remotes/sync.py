@@ -1,0 +1,965 @@
+"""Push, pull, restore and verify a pond against a remote (see layout.py for the layout).
+
+Push never forks a remote's history: every log entry goes up with put-if-absent, after
+every file it needs (Parquet files, the blobs its rows reference, a checkpoint it starts
+from); a put that finds the entry already there compares bytes: the same bytes are an
+entry pushed before (a push killed half-way resumes), other bytes are a diverged remote
+and nothing more is written. Data goes before control, `_last_checkpoint` last. A
+reader of the remote therefore never sees a half-pushed transaction.
+
+An incremental push starts from the caller's watermark (`since`: the tip the previous push
+returned), checked by fetching that one entry; without one it lists the remote's
+`_delta_log/`. New blobs are found from the new entries' rows, never by listing the remote.
+
+The caller holds the pond's write lock for push and pull; these functions take no lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from .. import nodes
+from ..errors import AlreadyExistsError, NotFoundError, RemoteError, RemoteNotFound
+from ..storage.durability import fsync_dir
+from ..storage.objstore import ObjectInfo, ObjectStore
+from . import layout
+from .layout import LAST_CHECKPOINT, LOG, TABLES, LogListing
+from .reports import MISMATCH, OK, RemoteTip, SyncReport, VerifyReport
+
+Progress = Callable[[int, int], None]
+# Independent uploads and downloads in flight at once.
+WORKERS = 8
+# How far back a tip's txn_seq is looked for in the log before reading a checkpoint.
+TXN_SEQ_LOOKBACK = 64
+
+
+# -- transfers -------------------------------------------------------------------------
+
+
+class _Transfers:
+    """A thread pool moving independent files, counting files and bytes for the report
+    and the progress callback."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+        self.total = 0
+        self.done = 0
+        self.files = 0
+        self.bytes = 0
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="pond-remote")
+
+    def __enter__(self) -> _Transfers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def plan(self, nbytes: int) -> None:
+        with self._lock:
+            self.total += nbytes
+
+    def moved(self, nbytes: int, files: int = 1) -> None:
+        with self._lock:
+            self.files += files
+            self.bytes += nbytes
+            self.done += nbytes
+            done, total = self.done, max(self.total, self.done)
+        if self.progress is not None:
+            self.progress(done, total)
+
+    def submit(self, job: Callable[[], int], files: int = 1) -> Future[int]:
+        def run() -> int:
+            n = job()
+            self.moved(n, files)
+            return n
+
+        return self._pool.submit(run)
+
+    def all(self, futures: Iterable[Future[int]]) -> None:
+        """Wait for `futures`; the first failure is raised (the rest are waited for)."""
+        futures = list(futures)
+        wait(futures)
+        for f in futures:
+            f.result()
+
+
+# -- the local pond --------------------------------------------------------------------
+
+
+def _local_pond_id(root: Path) -> str:
+    from deltalake import DeltaTable
+
+    try:
+        desc = DeltaTable(str(root / "data")).metadata().description or "{}"
+        pond_id = json.loads(desc).get("pond", {}).get("pond_id")
+    except Exception:  # a missing or unreadable table: one line, not a delta-rs trace
+        pond_id = None
+    if not isinstance(pond_id, str):
+        raise NotFoundError(f"no readable pond at {root}")
+    return pond_id
+
+
+def _read_local(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise RemoteError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def _blob_refs(files: Iterable[Path]) -> list[str]:
+    """Content hashes of the rows held in blobs (size >= the inline threshold)."""
+    import pyarrow.parquet as pq
+
+    out: list[str] = []
+    for path in files:
+        try:
+            t = pq.read_table(path, columns=["content_hash", "size"])
+        except FileNotFoundError:
+            continue  # vacuumed locally: the entry is history, its rows live on elsewhere
+        except (OSError, ValueError) as e:
+            raise RemoteError(f"cannot read {path}: {e}") from None
+        for digest, size in zip(
+            t.column("content_hash").to_pylist(), t.column("size").to_pylist(), strict=True
+        ):
+            if digest and size is not None and size >= nodes.LARGE_CONTENT_THRESHOLD:
+                out.append(digest)
+    return out
+
+
+def _checkpoint_adds(files: Iterable[Path | bytes]) -> list[str]:
+    """The file paths a checkpoint lists as live (decoded)."""
+    from urllib.parse import unquote
+
+    import pyarrow.parquet as pq
+
+    out: list[str] = []
+    for f in files:
+        src = io.BytesIO(f) if isinstance(f, bytes) else f
+        try:
+            t = pq.read_table(src, columns=["add"])
+        except (OSError, ValueError) as e:
+            where = f if isinstance(f, Path) else "a remote checkpoint"
+            raise RemoteError(f"cannot read checkpoint {where}: {e}") from None
+        for add in t.column("add").to_pylist():
+            if add and add.get("path"):
+                out.append(layout.check_rel(unquote(add["path"]), "a checkpoint"))
+    return out
+
+
+def _checkpoint_txn_seq(files: Iterable[Path | bytes]) -> int | None:
+    import pyarrow.parquet as pq
+
+    best: int | None = None
+    for f in files:
+        src = io.BytesIO(f) if isinstance(f, bytes) else f
+        try:
+            t = pq.read_table(src, columns=["txn"])
+        except (OSError, ValueError, KeyError):
+            continue
+        for txn in t.column("txn").to_pylist():
+            if txn and txn.get("appId") == layout.APP_ID:
+                v = int(txn["version"])
+                best = v if best is None else max(best, v)
+    return best
+
+
+def _txn_seq_at(
+    listing: LogListing,
+    version: int,
+    read: Callable[[str], bytes | None],
+    where: str,
+) -> int:
+    """The pond's txn_seq as of `version` of a data log: the newest `txn` action at or
+    before it, from the entries, or else from the newest checkpoint at or before it."""
+    if version < 0:
+        return 0
+    floor = max(version - TXN_SEQ_LOOKBACK, -1)
+    for v in range(version, floor, -1):
+        name = listing.entries.get(v)
+        if name is None:
+            continue
+        body = read(name)
+        if body is None:
+            continue
+        seq = layout.parse_entry(body, f"{where} entry {v}").txn_seq
+        if seq is not None:
+            return seq
+        if v in listing.checkpoints:
+            break
+    for v in sorted((c for c in listing.checkpoints if c <= version), reverse=True):
+        bodies = [b for b in (read(n) for n in listing.checkpoints[v]) if b is not None]
+        seq = _checkpoint_txn_seq(bodies)
+        if seq is not None:
+            return seq
+    # Entries older than the look-back (a long run of maintenance commits): walk on.
+    for v in range(floor, -1, -1):
+        name = listing.entries.get(v)
+        body = read(name) if name else None
+        if body is not None:
+            seq = layout.parse_entry(body, f"{where} entry {v}").txn_seq
+            if seq is not None:
+                return seq
+    return 0
+
+
+def _local_reader(table_dir: Path) -> Callable[[str], bytes | None]:
+    def read(name: str) -> bytes | None:
+        try:
+            return (table_dir / LOG / name).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    return read
+
+
+def _remote_reader(store: ObjectStore, table: str) -> Callable[[str], bytes | None]:
+    def read(name: str) -> bytes | None:
+        try:
+            return store.get(layout.log_key(table, name))
+        except RemoteNotFound:
+            return None
+
+    return read
+
+
+def local_tip(root: Path) -> RemoteTip:
+    """Where the local pond stands (read from its log files only)."""
+    data = layout.local_log(root / "data")
+    control = layout.local_log(root / "control")
+    seq = _txn_seq_at(data, data.tip, _local_reader(root / "data"), "data")
+    return RemoteTip(data.tip, control.tip, seq)
+
+
+# -- the remote ------------------------------------------------------------------------
+
+
+def remote_identity(store: ObjectStore) -> dict[str, Any] | None:
+    """The remote's `pond.json` ({"pond_id", "format"}), or None when it holds no pond."""
+    try:
+        body = store.get(layout.POND_JSON)
+    except RemoteNotFound:
+        return None
+    return layout.parse_marker(body, store.url)
+
+
+def _remote_log(store: ObjectStore, table: str, after: str | None = None) -> LogListing:
+    out = LogListing()
+    prefix = f"{table}/{LOG}"
+    for obj in store.list(prefix, after=after):
+        rest = obj.key[len(prefix) + 1 :]
+        if "/" not in rest:
+            out.add(rest, obj.size)
+    return out
+
+
+def remote_tip(store: ObjectStore) -> RemoteTip:
+    """Where the remote stands (lists both logs; reads the entries naming the txn_seq)."""
+    data = _remote_log(store, "data")
+    control = _remote_log(store, "control")
+    seq = _txn_seq_at(data, data.tip, _remote_reader(store, "data"), f"remote {store.url} data")
+    return RemoteTip(data.tip, control.tip, seq)
+
+
+def _diverged(store: ObjectStore, table: str, version: int) -> RemoteError:
+    return RemoteError(
+        f"remote {store.url} has diverged from this pond at {table} version {version}; "
+        "nothing was written"
+    )
+
+
+def _claim(store: ObjectStore, pond_id: str, remote_data: LogListing, t: _Transfers) -> None:
+    """Make sure the remote holds this pond: `pond.json` put-if-absent on the first push."""
+    ident = remote_identity(store)
+    if ident is None:
+        if remote_data.entries:
+            raise RemoteError(f"remote {store.url} holds a data table but no {layout.POND_JSON}")
+        body = layout.marker(pond_id)
+        if store.put_if_absent(layout.POND_JSON, body):
+            t.moved(len(body))
+            return
+        ident = remote_identity(store)
+    if ident is None or ident["pond_id"] != pond_id:
+        other = ident["pond_id"] if ident else "?"
+        raise RemoteError(f"remote {store.url} holds pond {other}, not this pond {pond_id}")
+
+
+# -- push ------------------------------------------------------------------------------
+
+
+@dataclass
+class _TablePush:
+    table: str
+    local: LogListing
+    start: int  # the remote's tip before this push
+    listed: LogListing | None  # the remote log, when it was listed
+    jump: int | None = None  # a checkpoint the push starts from (local log pruned)
+    entries: list[tuple[int, bytes, list[Future[int]]]] = field(default_factory=list)
+    checkpoint_jobs: list[Future[int]] = field(default_factory=list)
+
+
+def _push_start(
+    store: ObjectStore, root: Path, table: str, local: LogListing, hint: int | None
+) -> tuple[int, LogListing | None]:
+    """The remote's tip for `table`: the watermark's entry, checked by one fetch, or else a
+    listing. Refuses a remote that is ahead of this pond or diverged from it."""
+    if hint is not None and hint >= 0 and hint in local.entries:
+        try:
+            body = store.get(layout.entry_key(table, hint))
+        except RemoteNotFound:
+            body = None  # the remote lost what the watermark says: list it
+        if body is not None:
+            if body != _read_local(root / table / LOG / local.entries[hint]):
+                raise _diverged(store, table, hint)
+            if hint > local.tip:
+                raise RemoteError(f"remote {store.url} is ahead of this pond; pull first")
+            return hint, None
+    listed = _remote_log(store, table)
+    tip = listed.tip
+    if tip > local.tip:
+        raise RemoteError(
+            f"remote {store.url} has {table} versions this pond lacks "
+            f"({tip} > {local.tip}); pushing would fork it"
+        )
+    if tip >= 0 and tip in local.entries:
+        if store.get(layout.entry_key(table, tip)) != _read_local(
+            root / table / LOG / local.entries[tip]
+        ):
+            raise _diverged(store, table, tip)
+    return tip, listed
+
+
+def _plan_table(
+    store: ObjectStore, root: Path, tp: _TablePush, t: _Transfers, pushed_blobs: set[str]
+) -> None:
+    """Submit the uploads of every file the new entries need; record each entry's body
+    and the uploads it waits for."""
+    table_dir = root / tp.table
+    local = tp.local
+    first = tp.start + 1
+    if first > local.tip:
+        return
+    deps: list[Future[int]] = []
+    if first not in local.entries:
+        # The local log was pruned behind a checkpoint: push that checkpoint and the files
+        # live at it, then the entries after it (a gap before a checkpoint is valid Delta).
+        bridge = [
+            c
+            for c in local.checkpoints
+            if first - 1 < c <= local.tip and local.contiguous_from(c + 1)
+        ]
+        if not bridge:
+            raise RemoteError(
+                f"cannot push {tp.table} versions {first}..{local.tip}: the local log starts "
+                f"at {local.start} and no checkpoint bridges the gap"
+            )
+        c = max(bridge)
+        tp.jump = c
+        ck_paths = [table_dir / LOG / n for n in local.checkpoints[c]]
+        live = _checkpoint_adds(ck_paths)
+        deps += _upload_files(store, table_dir, tp.table, live, t)
+        if tp.table == "data":
+            deps += _upload_blobs(
+                store, root, _blob_refs(table_dir / p for p in live), t, pushed_blobs
+            )
+        ck = [f for f in (_upload(store, layout.log_key(tp.table, p.name), p, t) for p in ck_paths)]
+        deps += ck
+        first = c if c in local.entries else c + 1
+    for v in range(first, local.tip + 1):
+        name = local.entries.get(v)
+        if name is None:
+            raise RemoteError(f"{tp.table} log entry {v} is missing locally; run `pond fsck`")
+        body = _read_local(table_dir / LOG / name)
+        info = layout.parse_entry(body, f"{tp.table} log entry {v}")
+        jobs = deps + _upload_files(store, table_dir, tp.table, info.adds, t)
+        if tp.table == "data" and not info.maintenance:
+            refs = _blob_refs(table_dir / p for p in info.adds)
+            jobs += _upload_blobs(store, root, refs, t, pushed_blobs)
+        t.plan(len(body))
+        tp.entries.append((v, body, jobs))
+        deps = []
+
+
+def _upload(store: ObjectStore, key: str, path: Path, t: _Transfers) -> Future[int]:
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        size = 0
+    t.plan(size)
+
+    def job() -> int:
+        store.put_file(key, path)
+        return size
+
+    return t.submit(job)
+
+
+def _upload_files(
+    store: ObjectStore, table_dir: Path, table: str, rels: list[str], t: _Transfers
+) -> list[Future[int]]:
+    out = []
+    for rel in rels:
+        path = table_dir / rel
+        if not path.exists():
+            continue  # vacuumed locally after a compaction: history only (documented)
+        out.append(_upload(store, f"{table}/{rel}", path, t))
+    return out
+
+
+def _upload_blobs(
+    store: ObjectStore, root: Path, digests: list[str], t: _Transfers, pushed: set[str]
+) -> list[Future[int]]:
+    out = []
+    for digest in digests:
+        if digest in pushed:
+            continue
+        pushed.add(digest)
+        path = root / layout.BLOBS / digest[:2] / digest
+        if not path.exists():
+            raise RemoteError(f"blob {digest} is missing locally; run `pond fsck`")
+        out.append(_upload(store, layout.blob_key(digest), path, t))
+    return out
+
+
+def _push_entries(store: ObjectStore, tp: _TablePush, t: _Transfers) -> int:
+    """Put the entries in version order, each once its files are up; returns how many
+    were new on the remote."""
+    pushed = 0
+    for version, body, jobs in tp.entries:
+        t.all(jobs)
+        key = layout.entry_key(tp.table, version)
+        if store.put_if_absent(key, body):
+            pushed += 1
+            t.moved(len(body), files=0)
+        elif store.get(key) != body:
+            raise _diverged(store, tp.table, version)
+        else:
+            t.moved(len(body), files=0)  # pushed before a kill: already there
+    return pushed
+
+
+def _push_checkpoints(
+    store: ObjectStore, root: Path, tp: _TablePush, tip: int, t: _Transfers
+) -> None:
+    """Checkpoints of the pushed versions (after their entries), the archive of pruned
+    entries' metadata, then `_last_checkpoint`."""
+    table_dir = root / tp.table
+    log = table_dir / LOG
+    have = tp.listed.checkpoints if tp.listed is not None else {}
+    # From the watermark itself: `pond maintain` checkpoints a version already pushed.
+    lo = -1 if tp.listed is not None else tp.start - 1
+    todo: list[Future[int]] = []
+    for v, names in sorted(tp.local.checkpoints.items()):
+        if lo < v <= tip and v != tp.jump:
+            for name in names:
+                key = layout.log_key(tp.table, name)
+                if name in have.get(v, []):
+                    continue
+                if v == tp.start and tp.listed is None:
+                    info = store.head(key)
+                    if info is not None and info.size == (log / name).stat().st_size:
+                        continue
+                todo.append(_upload(store, key, log / name, t))
+    t.all(todo)
+    if not todo and tp.jump is None and tp.listed is None:
+        return  # nothing new: the archive and `_last_checkpoint` are unchanged
+    arch = table_dir / layout.ARCHIVE_DIR
+    if arch.is_dir():
+        prefix = layout.archive_prefix(tp.table)
+        remote = {o.key: o.size for o in store.list(prefix)}
+        jobs = []
+        for path in sorted(arch.iterdir()):
+            if not layout.is_table_file(path.name) or not path.is_file():
+                continue
+            key = f"{prefix}/{path.name}"
+            if remote.get(key) != path.stat().st_size:
+                jobs.append(_upload(store, key, path, t))
+        t.all(jobs)
+    last = log / LAST_CHECKPOINT
+    if last.exists():
+        body = _read_local(last)
+        try:
+            named = int(json.loads(body)["version"])
+        except (ValueError, KeyError, TypeError):
+            return
+        if named <= tip:
+            store.put(layout.log_key(tp.table, LAST_CHECKPOINT), body)
+            t.moved(len(body))
+
+
+def push(
+    root: Path,
+    store: ObjectStore,
+    progress: Progress | None = None,
+    *,
+    since: RemoteTip | None = None,
+) -> SyncReport:
+    """Push the pond at `root` to `store`. `since`: the tip a previous push to this remote
+    returned (the local watermark); without it the remote's logs are listed. Idempotent
+    and resumable; refuses (RemoteError, nothing written) a remote that holds another
+    pond, is ahead of this one, or diverged from it. The caller holds the write lock."""
+    root = Path(root).absolute()
+    locals_ = {table: layout.local_log(root / table) for table in TABLES}
+    if locals_["data"].tip < 0:
+        raise NotFoundError(f"no pond at {root}")
+    hints = (
+        {"data": None, "control": None}
+        if since is None
+        else {
+            "data": since.data_version,
+            "control": since.control_version,
+        }
+    )
+    with _Transfers(progress) as t:
+        plans: list[_TablePush] = []
+        for table in TABLES:
+            start, listed = _push_start(store, root, table, locals_[table], hints[table])
+            plans.append(_TablePush(table, locals_[table], start, listed))
+        data_plan = plans[0]
+        if data_plan.listed is not None:  # no watermark: check (or claim) the remote first
+            _claim(store, _local_pond_id(root), data_plan.listed, t)
+        pushed_blobs: set[str] = set()
+        for tp in plans:
+            _plan_table(store, root, tp, t, pushed_blobs)
+        entries = 0
+        for tp in plans:
+            entries += _push_entries(store, tp, t)
+            _push_checkpoints(store, root, tp, tp.local.tip, t)
+        start_seq = _txn_seq_at(
+            locals_["data"], data_plan.start, _local_reader(root / "data"), "data"
+        )
+        tip_seq = _txn_seq_at(
+            locals_["data"], locals_["data"].tip, _local_reader(root / "data"), "data"
+        )
+        return SyncReport(
+            url=store.url,
+            direction="push",
+            start=RemoteTip(plans[0].start, plans[1].start, start_seq),
+            tip=RemoteTip(locals_["data"].tip, locals_["control"].tip, tip_seq),
+            entries=entries,
+            files=t.files,
+            bytes=t.bytes,
+        )
+
+
+# -- pull ------------------------------------------------------------------------------
+
+
+def _check_same_pond(root: Path, store: ObjectStore) -> None:
+    ident = remote_identity(store)
+    if ident is None:
+        raise RemoteError(f"remote {store.url} holds no pond ({layout.POND_JSON} is missing)")
+    pond_id = _local_pond_id(root)
+    if ident["pond_id"] != pond_id:
+        raise RemoteError(
+            f"remote {store.url} holds pond {ident['pond_id']}, not this pond {pond_id}"
+        )
+
+
+def _link_entry(log: Path, name: str, body: bytes, store: ObjectStore, table: str, v: int) -> bool:
+    """Install a log entry put-if-absent (temp file, sync, link); False if the same
+    bytes were there already."""
+    tmp = log / f"{layout.TMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}.json"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(body)
+            f.flush()
+            os.fdatasync(f.fileno())
+        try:
+            os.link(tmp, log / name)
+        except FileExistsError:
+            if (log / name).read_bytes() != body:
+                raise RemoteError(
+                    f"this pond has diverged from remote {store.url} at {table} version {v}"
+                ) from None
+            return False
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _download(store: ObjectStore, key: str, dest: Path, t: _Transfers) -> Future[int]:
+    def job() -> int:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        return store.get_file(key, dest)
+
+    return t.submit(job)
+
+
+def pull(root: Path, store: ObjectStore, progress: Progress | None = None) -> SyncReport:
+    """Fast-forward the pond at `root` to the remote: the local log must be a prefix of
+    the remote's (compared by bytes at the local tip). Files first, then the entries in
+    order, each synced and linked into place. The caller holds the write lock."""
+    root = Path(root).absolute()
+    start = local_tip(root)
+    if start.data_version < 0:
+        raise NotFoundError(f"no pond at {root}")
+    _check_same_pond(root, store)
+    entries = 0
+    with _Transfers(progress) as t:
+        for table in TABLES:
+            entries += _pull_table(root, store, table, t)
+        tip = local_tip(root)
+        return SyncReport(store.url, "pull", start, tip, entries, t.files, t.bytes)
+
+
+def _pull_table(root: Path, store: ObjectStore, table: str, t: _Transfers) -> int:
+    table_dir = root / table
+    log = table_dir / LOG
+    local = layout.local_log(table_dir)
+    tip = local.tip
+    try:
+        remote_body = store.get(layout.entry_key(table, tip))
+    except RemoteNotFound:
+        remote_body = None
+    if remote_body is None:
+        listed = _remote_log(store, table)
+        if listed.tip < tip and listed.tip in local.entries:
+            if store.get(layout.entry_key(table, listed.tip)) != _read_local(
+                log / local.entries[listed.tip]
+            ):
+                raise _diverged(store, table, listed.tip)
+            return 0  # the remote is behind this pond: nothing to pull
+        raise RemoteError(
+            f"remote {store.url} lacks {table} version {tip} of this pond; cannot fast-forward"
+        )
+    if remote_body != _read_local(log / local.entries[tip]):
+        raise _diverged(store, table, tip)
+    newer = _remote_log(store, table, after=layout.entry_key(table, tip))
+    if not newer.entries:
+        return 0
+    versions = sorted(newer.entries)
+    if versions != list(range(tip + 1, newer.tip + 1)):
+        raise RemoteError(
+            f"remote {store.url} has a gap in its {table} log after version {tip}; "
+            "cannot fast-forward (restore into a new directory instead)"
+        )
+    fetched: dict[int, bytes] = {}
+    t.all([t.submit(partial(_fetch, store, table, v, fetched), files=0) for v in versions])
+    infos = {v: layout.parse_entry(fetched[v], f"remote {table} entry {v}") for v in versions}
+    # Files the new entries add, then the blobs their rows reference.
+    files = sorted({p for v in versions for p in infos[v].adds})
+    file_jobs = [
+        _download(store, f"{table}/{p}", table_dir / p, t)
+        for p in files
+        if not (table_dir / p).exists()
+    ]
+    t.all(file_jobs)
+    _sync_dirs({(table_dir / p).parent for p in files})
+    if table == "data":
+        refs: set[str] = set()
+        for v in versions:
+            if not infos[v].maintenance:
+                refs.update(_blob_refs(table_dir / p for p in infos[v].adds))
+        blobs = root / layout.BLOBS
+        blob_jobs = [
+            _download(store, layout.blob_key(d), blobs / d[:2] / d, t)
+            for d in sorted(refs)
+            if not (blobs / d[:2] / d).exists()
+        ]
+        t.all(blob_jobs)
+        _sync_dirs({blobs / d[:2] for d in refs} | {blobs})
+    moved = 0
+    for v in versions:
+        if _link_entry(log, layout.entry_name(v), fetched[v], store, table, v):
+            moved += 1
+            t.moved(len(fetched[v]), files=0)
+    fsync_dir(log)
+    # Checkpoints and `_last_checkpoint` after the entries they summarize.
+    ck_jobs = [
+        _download(store, layout.log_key(table, n), log / n, t)
+        for v, names in newer.checkpoints.items()
+        for n in names
+        if v <= newer.tip and not (log / n).exists()
+    ]
+    t.all(ck_jobs)
+    if ck_jobs:
+        _pull_archive(store, table_dir, table, t)
+    if newer.has_last_checkpoint:
+        t.all([_download(store, layout.log_key(table, LAST_CHECKPOINT), log / LAST_CHECKPOINT, t)])
+    fsync_dir(log)
+    return moved
+
+
+def _fetch(store: ObjectStore, table: str, v: int, out: dict[int, bytes]) -> int:
+    out[v] = store.get(layout.entry_key(table, v))
+    return 0  # counted when the entry is linked
+
+
+def _pull_archive(store: ObjectStore, table_dir: Path, table: str, t: _Transfers) -> None:
+    prefix = layout.archive_prefix(table)
+    arch = table_dir / layout.ARCHIVE_DIR
+    jobs = []
+    for obj in store.list(prefix):
+        name = obj.key[len(prefix) + 1 :]
+        if "/" in name or not layout.is_table_file(name):
+            continue
+        if not (arch / name).exists():
+            jobs.append(_download(store, obj.key, arch / name, t))
+    t.all(jobs)
+    if jobs:
+        fsync_dir(arch)
+
+
+def _sync_dirs(dirs: Iterable[Path]) -> None:
+    for d in sorted(set(dirs), key=lambda p: len(p.parts), reverse=True):
+        if d.is_dir():
+            fsync_dir(d)
+
+
+# -- restore ---------------------------------------------------------------------------
+
+
+def restore(root: Path, store: ObjectStore, progress: Progress | None = None) -> SyncReport:
+    """Create the pond at `root` (absent or an empty directory) from the remote: every
+    file of its data, control and blobs, downloaded into a sibling temp directory, synced,
+    then renamed into place. Any failure removes the temp directory: nothing is left."""
+    root = Path(root).absolute()
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise AlreadyExistsError(f"{root} is not empty; restore needs a new or empty directory")
+    ident = remote_identity(store)
+    if ident is None:
+        raise RemoteError(f"remote {store.url} holds no pond ({layout.POND_JSON} is missing)")
+    objects: list[ObjectInfo] = []
+    for prefix in (*TABLES, layout.BLOBS):
+        objects += store.list(prefix)
+    keys = [o for o in objects if _restorable(o.key)]
+    if not any(o.key.startswith(f"data/{LOG}/") and o.key.endswith(".json") for o in keys):
+        raise RemoteError(f"remote {store.url} has no data table log")
+    created: list[Path] = []  # parent directories made here, removed on failure
+    p = root.parent
+    while not p.exists():
+        created.append(p)
+        p = p.parent
+    for d in reversed(created):
+        d.mkdir()
+    tmp = root.parent / f".{root.name}.restore-{os.urandom(6).hex()}"
+    try:
+        tmp.mkdir()
+        dirs = {tmp / layout.BLOBS} | {(tmp / o.key).parent for o in keys}
+        for d in sorted(dirs, key=lambda d: len(d.parts)):
+            d.mkdir(parents=True, exist_ok=True)
+        with _Transfers(progress) as t:
+            for o in keys:
+                t.plan(o.size)
+            t.all([_download(store, o.key, tmp / o.key, t) for o in keys])
+            files, nbytes = t.files, t.bytes
+        parents = set()
+        for d in dirs:
+            while d != tmp:
+                parents.add(d)
+                d = d.parent
+        _sync_dirs(parents | {tmp})
+        os.rename(tmp, root)  # replaces an empty directory atomically
+        fsync_dir(root.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        for d in created:
+            try:
+                d.rmdir()
+            except OSError:
+                break
+        raise
+    tip = local_tip(root)
+    entries = sum(1 for o in keys if o.key.endswith(".json") and f"/{LOG}/" in o.key)
+    return SyncReport(
+        store.url, "restore", RemoteTip(-1, -1, 0), tip, entries, files - entries, nbytes
+    )
+
+
+def _restorable(key: str) -> bool:
+    parts = key.split("/")
+    if any(p in ("", ".", "..") or p.startswith(layout.TMP_PREFIX) for p in parts):
+        return False
+    if parts[0] == layout.BLOBS:
+        return len(parts) == 3 and len(parts[1]) == 2 and parts[2].startswith(parts[1])
+    return parts[0] in TABLES and len(parts) >= 2
+
+
+# -- verify ----------------------------------------------------------------------------
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify(root: Path, store: ObjectStore) -> VerifyReport:
+    """Compare the local pond with the remote: the pond id, every log entry both hold
+    (by bytes), and every remote file by content hash (against the local file; a blob
+    against its name). OK lines when equal or when one side is only behind; MISMATCH
+    when they diverged or a remote file is missing or corrupt."""
+    root = Path(root).absolute()
+    lines: list[tuple[str, str]] = []
+    mine = local_tip(root)
+    if mine.data_version < 0:
+        raise NotFoundError(f"no pond at {root}")
+    ident = remote_identity(store)
+    url = store.url
+    if ident is None:
+        lines.append((MISMATCH, f"{url} holds no pond ({layout.POND_JSON} is missing)"))
+        return VerifyReport(url, lines, mine, RemoteTip(-1, -1, 0))
+    pond_id = _local_pond_id(root)
+    if ident["pond_id"] != pond_id:
+        lines.append((MISMATCH, f"{url} holds pond {ident['pond_id']}, not this pond {pond_id}"))
+        return VerifyReport(url, lines, mine, RemoteTip(-1, -1, 0))
+    lines.append((OK, f"{url} holds this pond ({pond_id})"))
+    theirs = remote_tip(store)
+    objects = {o.key: o.size for o in store.list("")}
+    with ThreadPoolExecutor(WORKERS) as pool:
+        expected: set[str] = set()
+        for table in TABLES:
+            lines += _verify_log(root, store, table, objects, expected, pool)
+        lines += _verify_files(root, store, objects, expected, theirs, pool)
+    if theirs.txn_seq < mine.txn_seq:
+        lines.append(
+            (
+                OK,
+                f"{url} is behind by {mine.txn_seq - theirs.txn_seq} transactions "
+                f"(txn_seq {theirs.txn_seq} < {mine.txn_seq}); push to catch up",
+            )
+        )
+    elif theirs.txn_seq > mine.txn_seq:
+        lines.append(
+            (
+                OK,
+                f"{url} is ahead by {theirs.txn_seq - mine.txn_seq} transactions "
+                f"(txn_seq {theirs.txn_seq} > {mine.txn_seq}); pull to catch up",
+            )
+        )
+    elif all(s == OK for s, _ in lines):
+        lines.append((OK, f"{url} is up to date (txn_seq {mine.txn_seq})"))
+    return VerifyReport(url, lines, mine, theirs)
+
+
+def _remote_sha(store: ObjectStore, key: str) -> str | None:
+    try:
+        return hashlib.sha256(store.get(key)).hexdigest()
+    except RemoteNotFound:
+        return None
+
+
+def _verify_log(
+    root: Path,
+    store: ObjectStore,
+    table: str,
+    objects: dict[str, int],
+    expected: set[str],
+    pool: ThreadPoolExecutor,
+) -> list[tuple[str, str]]:
+    """Compare the entries both sides hold; collect the files the remote must hold."""
+    table_dir = root / table
+    local = layout.local_log(table_dir)
+    remote = LogListing()
+    prefix = f"{table}/{LOG}/"
+    for key, size in objects.items():
+        if key.startswith(prefix) and "/" not in key[len(prefix) :]:
+            remote.add(key[len(prefix) :], size)
+    out: list[tuple[str, str]] = []
+    if remote.tip < 0:
+        return [(MISMATCH, f"{table}: the remote has no log")]
+    gaps = [v for v in range(remote.start, remote.tip + 1) if v not in remote.entries]
+    # a gap is valid only below a checkpoint the remote holds (the log resumes after it)
+    if gaps and not any(c >= gaps[-1] for c in remote.checkpoints if c <= remote.tip):
+        out.append((MISMATCH, f"{table}: remote log entries missing: {_span(gaps)}"))
+    common = sorted(set(local.entries) & set(remote.entries))
+    shas = dict(
+        zip(
+            common,
+            pool.map(lambda v: _remote_sha(store, layout.entry_key(table, v)), common),
+            strict=True,
+        )
+    )
+    diverged = [v for v in common if shas[v] != _sha256_file(table_dir / LOG / local.entries[v])]
+    if diverged:
+        out.append((MISMATCH, f"{table}: diverged from this pond at version {diverged[0]}"))
+    else:
+        out.append(
+            (
+                OK,
+                f"{table}: {len(common)} log entries match (remote version {remote.tip}, "
+                f"local {local.tip})",
+            )
+        )
+    # Files the remote must hold: those added up to its tip (that this pond still has).
+    upto = min(remote.tip, local.tip)
+    ck = [c for c in local.checkpoints if c <= upto]
+    if local.start > 0 and ck:
+        # entries pruned locally: the files live at the oldest checkpoint stand for them
+        oldest = local.checkpoints[min(ck)]
+        for rel in _checkpoint_adds([table_dir / LOG / n for n in oldest]):
+            expected.add(f"{table}/{rel}")
+    for v in range(0, upto + 1):
+        name = local.entries.get(v)
+        if name is None:
+            continue
+        body = (table_dir / LOG / name).read_bytes()
+        for rel in layout.parse_entry(body, f"{table} log entry {v}").adds:
+            expected.add(f"{table}/{rel}")
+    for v, names in local.checkpoints.items():
+        if remote.start <= v <= upto:
+            expected.update(layout.log_key(table, n) for n in names)
+    return out
+
+
+def _span(versions: list[int]) -> str:
+    return str(versions[0]) if len(versions) == 1 else f"{versions[0]}..{versions[-1]}"
+
+
+def _verify_files(
+    root: Path,
+    store: ObjectStore,
+    objects: dict[str, int],
+    expected: set[str],
+    theirs: RemoteTip,
+    pool: ThreadPoolExecutor,
+) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    # Blobs the remote must hold: those the expected data files' rows reference.
+    data_files = [root / k for k in expected if k.startswith("data/") and f"/{LOG}/" not in k]
+    expected_blobs = {layout.blob_key(d) for d in _blob_refs(p for p in data_files if p.exists())}
+    expected = {k for k in expected if (root / k).exists()} | expected_blobs
+    missing = sorted(k for k in expected if k not in objects)
+    for key in missing[:20]:
+        out.append((MISMATCH, f"missing on the remote: {key}"))
+    if len(missing) > 20:
+        out.append((MISMATCH, f"... and {len(missing) - 20} more files missing on the remote"))
+    # Every remote file this pond can check: table files against the local copy, blobs
+    # against their name.
+    checks: list[tuple[str, str]] = []  # (key, wanted sha256)
+    for key in sorted(objects):
+        parts = key.split("/")
+        if parts[0] == layout.BLOBS and len(parts) == 3:
+            checks.append((key, parts[2]))
+        elif parts[0] in TABLES and (root / key).is_file() and parts[-1] != LAST_CHECKPOINT:
+            if f"/{LOG}/" in key and parts[-1].endswith(".json"):
+                continue  # entries: compared above
+            checks.append((key, _sha256_file(root / key)))
+    got = list(pool.map(lambda c: _remote_sha(store, c[0]), checks))
+    corrupt = [
+        key for (key, want), sha in zip(checks, got, strict=True) if sha is not None and sha != want
+    ]
+    for key in corrupt[:20]:
+        out.append((MISMATCH, f"corrupt on the remote (content hash differs): {key}"))
+    if len(corrupt) > 20:
+        out.append((MISMATCH, f"... and {len(corrupt) - 20} more corrupt files on the remote"))
+    if not missing and not corrupt:
+        nbytes = sum(objects[k] for k, _ in checks if k in objects)
+        out.append(
+            (OK, f"{len(checks)} remote files match their content hashes ({nbytes:,} bytes)")
+        )
+    return out
