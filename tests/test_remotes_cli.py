@@ -13,9 +13,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 from conftest import CLI, cli_env, run_pond
 from s3server import Remote
+
+from duckpond.pond import Pond
 
 SECRET_ENV = "POND_TEST_S3_SECRET"
 ENDPOINT_ENV = "POND_TEST_S3_ENDPOINT"
@@ -51,21 +52,21 @@ def err(proc: subprocess.CompletedProcess[bytes]) -> str:
 
 
 def init_pond(tmp_path: Path, name: str = "pond", files: int = 2) -> Path:
-    pond = tmp_path / name
-    run_pond("init", pond=pond)
-    src = tmp_path / f"{name}-src"
-    src.mkdir()
-    (src / "big.bin").write_bytes(os.urandom(BIG))
-    (src / "t.csv").write_text("ts,v\n2024-01-01T00:00:00Z,1\n2024-01-01T01:00:00Z,2\n")
-    run_pond("mkdir", "-p", "/raw", pond=pond)
-    run_pond("copy", f"host://{src / 'big.bin'}", "/raw/big.bin", pond=pond)
-    run_pond("copy", f"host+csv+table://{src / 't.csv'}", "/raw/t", pond=pond)
+    """A pond with a >= 200 KiB blob, a table and `files - 2` small files, each write its
+    own transaction (built through the library: set-up, not the subject)."""
+    import pyarrow as pa
+
+    root = tmp_path / name
+    pond = Pond.create(root)
+    with pond.transaction(["setup"]) as tx:
+        tx.mkdir("/raw")
+        tx.write_bytes("/raw/big.bin", os.urandom(BIG))
+    with pond.transaction(["setup"]) as tx:
+        tx.write_table("/raw/t", pa.table({"ts": ["2024-01-01", "2024-01-02"], "v": [1, 2]}))
     for i in range(files - 2):
-        (src / f"f{i}.txt").write_text(f"file {i}\n" * 50)
-        if i == 0:
-            run_pond("mkdir", "/many", pond=pond)
-        run_pond("copy", f"host://{src / f'f{i}.txt'}", f"/many/f{i}.txt", pond=pond)
-    return pond
+        with pond.transaction(["setup"]) as tx:
+            tx.write_bytes(f"/many/f{i}.txt", f"file {i}\n".encode() * 50, parents=True)
+    return root
 
 
 def tree_bytes(root: Path, skip: tuple[str, ...] = ("write.lock", "cache", "remotes")) -> dict:
@@ -345,30 +346,30 @@ def test_status_and_list_json_shapes(tmp_path: Path) -> None:
     assert push["name"] == "b1" and push["up_to_date"] is True
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ("backup", "add", "b1", "ftp://host/x"),
-        ("backup", "add", "b1", "file://relative/dir"),
-        ("backup", "add", "bad/name", "file:///tmp/x"),
-        ("backup", "add", "b1", "file:///tmp/x", "--endpoint", "http://h"),
-        ("push", "nope"),
-        ("pull", "nope"),
-        ("verify", "nope"),
-        ("remote", "remove", "nope"),
-        ("pull",),
-        ("remote", "add", "r", "s3://Bad_Bucket/x", "/imp"),
-    ],
-)
-def test_bad_input_one_line_error_pond_unchanged(tmp_path: Path, args: tuple[str, ...]) -> None:
+BAD_INPUT = [
+    ("backup", "add", "b1", "ftp://host/x"),
+    ("backup", "add", "b1", "file://relative/dir"),
+    ("backup", "add", "bad/name", "file:///tmp/x"),
+    ("backup", "add", "b1", "file:///tmp/x", "--endpoint", "http://h"),
+    ("push", "nope"),
+    ("pull", "nope"),
+    ("verify", "nope"),
+    ("remote", "remove", "nope"),
+    ("pull",),
+    ("remote", "add", "r", "s3://Bad_Bucket/x", "/imp"),
+]
+
+
+def test_bad_input_one_line_error_pond_unchanged(tmp_path: Path) -> None:
     pond = tmp_path / "pond"
-    run_pond("init", pond=pond)
+    Pond.create(pond)
     before = tree_bytes(pond)
-    proc = run_pond(*args, pond=pond, check=False)
-    assert proc.returncode in (1, 2)
-    lines = err(proc).splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), lines
-    assert tree_bytes(pond) == before
+    for args in BAD_INPUT:
+        proc = run_pond(*args, pond=pond, check=False)
+        assert proc.returncode in (1, 2), args
+        lines = err(proc).splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (args, lines)
+        assert tree_bytes(pond) == before, args
 
 
 def test_restore_refuses_an_existing_pond_and_leaves_nothing_on_failure(tmp_path: Path) -> None:
