@@ -310,7 +310,12 @@ class _TablePush:
 
 
 def _push_start(
-    store: ObjectStore, root: Path, table: str, local: LogListing, hint: int | None
+    store: ObjectStore,
+    root: Path,
+    table: str,
+    local: LogListing,
+    hint: int | None,
+    listed: LogListing | None = None,
 ) -> tuple[int, LogListing | None]:
     """The remote's tip for `table`: the watermark's entry, checked by one fetch, or else a
     listing. Refuses a remote that is ahead of this pond or diverged from it."""
@@ -325,7 +330,8 @@ def _push_start(
             if hint > local.tip:
                 raise RemoteError(f"remote {store.url} is ahead of this pond; pull first")
             return hint, None
-    listed = _remote_log(store, table)
+    if listed is None:
+        listed = _remote_log(store, table)
     tip = listed.tip
     if tip > local.tip:
         raise RemoteError(
@@ -493,9 +499,17 @@ def _push_checkpoints(
             named = int(json.loads(body)["version"])
         except (ValueError, KeyError, TypeError):
             return
-        if named <= tip:
-            store.put(layout.log_key(tp.table, LAST_CHECKPOINT), body)
+        key = layout.log_key(tp.table, LAST_CHECKPOINT)
+        if named <= tip and (todo or tp.jump is not None or _remote_bytes(store, key) != body):
+            store.put(key, body)
             t.moved(len(body))
+
+
+def _remote_bytes(store: ObjectStore, key: str) -> bytes | None:
+    try:
+        return store.get(key)
+    except RemoteNotFound:
+        return None
 
 
 def push(
@@ -522,13 +536,23 @@ def push(
         }
     )
     with _Transfers(progress) as t:
+        data_listed = None
+        if since is None or since.data_version < 0:
+            # no watermark: check (or claim) the remote before anything else
+            data_listed = _remote_log(store, "data")
+            _claim(store, _local_pond_id(root), data_listed, t)
         plans: list[_TablePush] = []
         for table in TABLES:
-            start, listed = _push_start(store, root, table, locals_[table], hints[table])
+            start, listed = _push_start(
+                store,
+                root,
+                table,
+                locals_[table],
+                hints[table],
+                data_listed if table == "data" else None,
+            )
             plans.append(_TablePush(table, locals_[table], start, listed))
         data_plan = plans[0]
-        if data_plan.listed is not None:  # no watermark: check (or claim) the remote first
-            _claim(store, _local_pond_id(root), data_plan.listed, t)
         pushed_blobs: set[str] = set()
         for tp in plans:
             _plan_table(store, root, tp, t, pushed_blobs)
@@ -871,7 +895,7 @@ def _verify_log(
             remote.add(key[len(prefix) :], size)
     out: list[tuple[str, str]] = []
     if remote.tip < 0:
-        return [(MISMATCH, f"{table}: the remote has no log")]
+        return [(OK, f"{table}: the remote holds no log entries yet (push to catch up)")]
     gaps = [v for v in range(remote.start, remote.tip + 1) if v not in remote.entries]
     # a gap is valid only below a checkpoint the remote holds (the log resumes after it)
     if gaps and not any(c >= gaps[-1] for c in remote.checkpoints if c <= remote.tip):
