@@ -191,11 +191,11 @@ class FailingStore(ObjectStore):
     def get(self, key: str) -> bytes:
         return self.inner.get(key)
 
-    def get_file(self, key: str, path: Path) -> int:
+    def get_file(self, key: str, path: Path, sync: bool = True) -> int:
         self.ok -= 1
         if self.ok < 0:
             raise RemoteError(f"remote {self.url}: connection reset")
-        return self.inner.get_file(key, path)
+        return self.inner.get_file(key, path, sync)
 
     def head(self, key: str) -> ObjectInfo | None:
         return self.inner.head(key)
