@@ -42,6 +42,9 @@ Progress = Callable[[int, int], None]
 WORKERS = 8
 # How far back a tip's txn_seq is looked for in the log before reading a checkpoint.
 TXN_SEQ_LOOKBACK = 64
+# Rows this large keep their contents in a blob (an add whose `size` statistics stay below
+# it references none).
+BLOB_THRESHOLD = nodes.LARGE_CONTENT_THRESHOLD
 
 
 # -- transfers -------------------------------------------------------------------------
@@ -387,10 +390,10 @@ def _plan_table(
         if name is None:
             raise RemoteError(f"{tp.table} log entry {v} is missing locally; run `pond fsck`")
         body = _read_local(table_dir / LOG / name)
-        info = layout.parse_entry(body, f"{tp.table} log entry {v}")
+        info = layout.parse_entry(body, f"{tp.table} log entry {v}", BLOB_THRESHOLD)
         jobs = deps + _upload_files(store, table_dir, tp.table, info.adds, t)
         if tp.table == "data" and not info.maintenance:
-            refs = _blob_refs(table_dir / p for p in info.adds)
+            refs = _blob_refs(table_dir / p for p in info.adds if p not in info.blob_free)
             jobs += _upload_blobs(store, root, refs, t, pushed_blobs)
         t.plan(len(body))
         tp.entries.append((v, body, jobs))
@@ -699,7 +702,10 @@ def _pull_table(root: Path, store: ObjectStore, table: str, t: _Transfers) -> in
         )
     fetched: dict[int, bytes] = {}
     t.all([t.submit(partial(_fetch, store, table, v, fetched), files=0) for v in versions])
-    infos = {v: layout.parse_entry(fetched[v], f"remote {table} entry {v}") for v in versions}
+    infos = {
+        v: layout.parse_entry(fetched[v], f"remote {table} entry {v}", BLOB_THRESHOLD)
+        for v in versions
+    }
     # Files the new entries add, then the blobs their rows reference.
     files = sorted({p for v in versions for p in infos[v].adds})
     file_jobs = [
@@ -712,8 +718,9 @@ def _pull_table(root: Path, store: ObjectStore, table: str, t: _Transfers) -> in
     if table == "data":
         refs: set[str] = set()
         for v in versions:
-            if not infos[v].maintenance:
-                refs.update(_blob_refs(table_dir / p for p in infos[v].adds))
+            info = infos[v]
+            if not info.maintenance:
+                refs.update(_blob_refs(table_dir / p for p in info.adds if p not in info.blob_free))
         blobs = root / layout.BLOBS
         blob_jobs = [
             _download(store, layout.blob_key(d), blobs / d[:2] / d, t)
