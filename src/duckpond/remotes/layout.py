@@ -130,19 +130,28 @@ class EntryInfo:
     adds: list[str]  # file paths relative to the table directory (decoded)
     txn_seq: int | None  # the pond `txn` action's version
     maintenance: bool  # a pond maintenance commit (compaction): rows copied, no new blobs
+    # added files whose statistics show no row large enough to live in a blob
+    blob_free: set[str] = field(default_factory=set)
 
 
-def parse_entry(body: bytes, where: str) -> EntryInfo:
+def parse_entry(body: bytes, where: str, blob_threshold: int | None = None) -> EntryInfo:
     adds: list[str] = []
+    blob_free: set[str] = set()
     txn_seq: int | None = None
     maintenance = False
+    changes_data = False
     try:
         for line in body.splitlines():
             if not line.strip():
                 continue
             action = json.loads(line)
             if "add" in action:
-                adds.append(unquote(action["add"]["path"]))
+                add = action["add"]
+                path = unquote(add["path"])
+                adds.append(path)
+                changes_data = changes_data or add.get("dataChange", True) is not False
+                if blob_threshold is not None and _below(add.get("stats"), blob_threshold):
+                    blob_free.add(path)
             elif "txn" in action and action["txn"].get("appId") == APP_ID:
                 txn_seq = int(action["txn"]["version"])
             elif "commitInfo" in action:
@@ -151,7 +160,20 @@ def parse_entry(body: bytes, where: str) -> EntryInfo:
         raise RemoteError(f"{where} is not a readable Delta log entry") from None
     for path in adds:
         check_rel(path, where)
-    return EntryInfo(adds, txn_seq, maintenance)
+    # compaction (dataChange false) rewrites rows already pushed with their blobs
+    maintenance = maintenance or (bool(adds) and not changes_data)
+    return EntryInfo(adds, txn_seq, maintenance, blob_free)
+
+
+def _below(stats: object, threshold: int) -> bool:
+    """Whether an add's statistics say every row's `size` is below `threshold`."""
+    if not isinstance(stats, str):
+        return False
+    try:
+        top = json.loads(stats).get("maxValues", {}).get("size")
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(top, int) and top < threshold
 
 
 def check_rel(path: str, where: str) -> str:

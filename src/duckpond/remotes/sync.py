@@ -42,6 +42,9 @@ Progress = Callable[[int, int], None]
 WORKERS = 8
 # How far back a tip's txn_seq is looked for in the log before reading a checkpoint.
 TXN_SEQ_LOOKBACK = 64
+# Rows this large keep their contents in a blob (an add whose `size` statistics stay below
+# it references none).
+BLOB_THRESHOLD = nodes.LARGE_CONTENT_THRESHOLD
 
 
 # -- transfers -------------------------------------------------------------------------
@@ -310,7 +313,12 @@ class _TablePush:
 
 
 def _push_start(
-    store: ObjectStore, root: Path, table: str, local: LogListing, hint: int | None
+    store: ObjectStore,
+    root: Path,
+    table: str,
+    local: LogListing,
+    hint: int | None,
+    listed: LogListing | None = None,
 ) -> tuple[int, LogListing | None]:
     """The remote's tip for `table`: the watermark's entry, checked by one fetch, or else a
     listing. Refuses a remote that is ahead of this pond or diverged from it."""
@@ -325,7 +333,8 @@ def _push_start(
             if hint > local.tip:
                 raise RemoteError(f"remote {store.url} is ahead of this pond; pull first")
             return hint, None
-    listed = _remote_log(store, table)
+    if listed is None:
+        listed = _remote_log(store, table)
     tip = listed.tip
     if tip > local.tip:
         raise RemoteError(
@@ -381,10 +390,10 @@ def _plan_table(
         if name is None:
             raise RemoteError(f"{tp.table} log entry {v} is missing locally; run `pond fsck`")
         body = _read_local(table_dir / LOG / name)
-        info = layout.parse_entry(body, f"{tp.table} log entry {v}")
+        info = layout.parse_entry(body, f"{tp.table} log entry {v}", BLOB_THRESHOLD)
         jobs = deps + _upload_files(store, table_dir, tp.table, info.adds, t)
         if tp.table == "data" and not info.maintenance:
-            refs = _blob_refs(table_dir / p for p in info.adds)
+            refs = _blob_refs(table_dir / p for p in info.adds if p not in info.blob_free)
             jobs += _upload_blobs(store, root, refs, t, pushed_blobs)
         t.plan(len(body))
         tp.entries.append((v, body, jobs))
@@ -493,9 +502,17 @@ def _push_checkpoints(
             named = int(json.loads(body)["version"])
         except (ValueError, KeyError, TypeError):
             return
-        if named <= tip:
-            store.put(layout.log_key(tp.table, LAST_CHECKPOINT), body)
+        key = layout.log_key(tp.table, LAST_CHECKPOINT)
+        if named <= tip and (todo or tp.jump is not None or _remote_bytes(store, key) != body):
+            store.put(key, body)
             t.moved(len(body))
+
+
+def _remote_bytes(store: ObjectStore, key: str) -> bytes | None:
+    try:
+        return store.get(key)
+    except RemoteNotFound:
+        return None
 
 
 def push(
@@ -522,13 +539,23 @@ def push(
         }
     )
     with _Transfers(progress) as t:
+        data_listed = None
+        if since is None or since.data_version < 0:
+            # no watermark: check (or claim) the remote before anything else
+            data_listed = _remote_log(store, "data")
+            _claim(store, _local_pond_id(root), data_listed, t)
         plans: list[_TablePush] = []
         for table in TABLES:
-            start, listed = _push_start(store, root, table, locals_[table], hints[table])
+            start, listed = _push_start(
+                store,
+                root,
+                table,
+                locals_[table],
+                hints[table],
+                data_listed if table == "data" else None,
+            )
             plans.append(_TablePush(table, locals_[table], start, listed))
         data_plan = plans[0]
-        if data_plan.listed is not None:  # no watermark: check (or claim) the remote first
-            _claim(store, _local_pond_id(root), data_plan.listed, t)
         pushed_blobs: set[str] = set()
         for tp in plans:
             _plan_table(store, root, tp, t, pushed_blobs)
@@ -589,12 +616,40 @@ def _link_entry(log: Path, name: str, body: bytes, store: ObjectStore, table: st
         tmp.unlink(missing_ok=True)
 
 
-def _download(store: ObjectStore, key: str, dest: Path, t: _Transfers) -> Future[int]:
+def _download(
+    store: ObjectStore, key: str, dest: Path, t: _Transfers, sync: bool = True
+) -> Future[int]:
     def job() -> int:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        return store.get_file(key, dest)
+        return store.get_file(key, dest, sync=sync)
 
     return t.submit(job)
+
+
+def _sync_filesystem(path: Path, files: list[Path]) -> None:
+    """Make every file written under `path` durable: one syncfs(2) of its file system
+    where Linux offers it (a restore of thousands of files would otherwise pay one
+    journal commit per file), else one fdatasync per file."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        syncfs = libc.syncfs
+    except (OSError, AttributeError):
+        syncfs = None
+    if syncfs is not None:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            if syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    for f in files:
+        fd = os.open(f, os.O_RDONLY)
+        try:
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
 
 
 def pull(root: Path, store: ObjectStore, progress: Progress | None = None) -> SyncReport:
@@ -647,7 +702,10 @@ def _pull_table(root: Path, store: ObjectStore, table: str, t: _Transfers) -> in
         )
     fetched: dict[int, bytes] = {}
     t.all([t.submit(partial(_fetch, store, table, v, fetched), files=0) for v in versions])
-    infos = {v: layout.parse_entry(fetched[v], f"remote {table} entry {v}") for v in versions}
+    infos = {
+        v: layout.parse_entry(fetched[v], f"remote {table} entry {v}", BLOB_THRESHOLD)
+        for v in versions
+    }
     # Files the new entries add, then the blobs their rows reference.
     files = sorted({p for v in versions for p in infos[v].adds})
     file_jobs = [
@@ -660,8 +718,9 @@ def _pull_table(root: Path, store: ObjectStore, table: str, t: _Transfers) -> in
     if table == "data":
         refs: set[str] = set()
         for v in versions:
-            if not infos[v].maintenance:
-                refs.update(_blob_refs(table_dir / p for p in infos[v].adds))
+            info = infos[v]
+            if not info.maintenance:
+                refs.update(_blob_refs(table_dir / p for p in info.adds if p not in info.blob_free))
         blobs = root / layout.BLOBS
         blob_jobs = [
             _download(store, layout.blob_key(d), blobs / d[:2] / d, t)
@@ -731,9 +790,9 @@ def restore(root: Path, store: ObjectStore, progress: Progress | None = None) ->
     ident = remote_identity(store)
     if ident is None:
         raise RemoteError(f"remote {store.url} holds no pond ({layout.POND_JSON} is missing)")
-    objects: list[ObjectInfo] = []
-    for prefix in (*TABLES, layout.BLOBS):
-        objects += store.list(prefix)
+    with ThreadPoolExecutor(3) as pool:  # three listings at once
+        listings = pool.map(store.list, (*TABLES, layout.BLOBS))
+        objects: list[ObjectInfo] = [o for listing in listings for o in listing]
     keys = [o for o in objects if _restorable(o.key)]
     if not any(o.key.startswith(f"data/{LOG}/") and o.key.endswith(".json") for o in keys):
         raise RemoteError(f"remote {store.url} has no data table log")
@@ -753,8 +812,9 @@ def restore(root: Path, store: ObjectStore, progress: Progress | None = None) ->
         with _Transfers(progress) as t:
             for o in keys:
                 t.plan(o.size)
-            t.all([_download(store, o.key, tmp / o.key, t) for o in keys])
+            t.all([_download(store, o.key, tmp / o.key, t, sync=False) for o in keys])
             files, nbytes = t.files, t.bytes
+        _sync_filesystem(tmp, [tmp / o.key for o in keys])
         parents = set()
         for d in dirs:
             while d != tmp:
@@ -871,7 +931,7 @@ def _verify_log(
             remote.add(key[len(prefix) :], size)
     out: list[tuple[str, str]] = []
     if remote.tip < 0:
-        return [(MISMATCH, f"{table}: the remote has no log")]
+        return [(OK, f"{table}: the remote holds no log entries yet (push to catch up)")]
     gaps = [v for v in range(remote.start, remote.tip + 1) if v not in remote.entries]
     # a gap is valid only below a checkpoint the remote holds (the log resumes after it)
     if gaps and not any(c >= gaps[-1] for c in remote.checkpoints if c <= remote.tip):

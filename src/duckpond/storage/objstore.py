@@ -83,9 +83,10 @@ class ObjectStore(ABC):
         """The object's bytes; `RemoteNotFound` when absent."""
 
     @abstractmethod
-    def get_file(self, key: str, path: Path) -> int:
-        """Stream the object into `path` (replaced atomically, data synced; the caller
-        syncs the directory); returns its size. `RemoteNotFound` when absent."""
+    def get_file(self, key: str, path: Path, sync: bool = True) -> int:
+        """Stream the object into `path` (replaced atomically; data synced unless `sync`
+        is False, for a caller that syncs the whole file system once; the caller syncs the
+        directory); returns its size. `RemoteNotFound` when absent."""
 
     @abstractmethod
     def head(self, key: str) -> ObjectInfo | None:
@@ -152,14 +153,15 @@ class LocalStore(ObjectStore):
         except OSError as e:
             self._fail("read", key, e)
 
-    def get_file(self, key: str, path: Path) -> int:
+    def get_file(self, key: str, path: Path, sync: bool = True) -> int:
         src = self._path(key)
         tmp = path.parent / f"{TMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
         try:
             with open(src, "rb") as fin, open(tmp, "wb") as fout:
                 shutil.copyfileobj(fin, fout, STREAM_CHUNK)
                 fout.flush()
-                os.fdatasync(fout.fileno())
+                if sync:
+                    os.fdatasync(fout.fileno())
                 size = fout.tell()
             os.replace(tmp, path)
             return size
@@ -322,7 +324,7 @@ class S3Store(ObjectStore):
         except Exception as e:
             self._fail("read", key, e)
 
-    def get_file(self, key: str, path: Path) -> int:
+    def get_file(self, key: str, path: Path, sync: bool = True) -> int:
         import obstore
 
         tmp = path.parent / f"{TMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
@@ -330,11 +332,14 @@ class S3Store(ObjectStore):
             result = obstore.get(self._store, _check_key(key))
             size = 0
             with open(tmp, "wb") as f:
-                for chunk in result.stream(min_chunk_size=STREAM_CHUNK):
-                    f.write(chunk)
-                    size += len(chunk)
+                if int(result.meta["size"]) <= STREAM_CHUNK:
+                    size = f.write(result.bytes())
+                else:
+                    for chunk in result.stream(min_chunk_size=STREAM_CHUNK):
+                        size += f.write(chunk)
                 f.flush()
-                os.fdatasync(f.fileno())
+                if sync:
+                    os.fdatasync(f.fileno())
             os.replace(tmp, path)
             return size
         except FileNotFoundError:
