@@ -282,6 +282,25 @@ def test_sigkill_during_push_then_recover(tmp_path: Path) -> None:
     assert jrun("remote", "list", pond=pond)[0]["pushed_txn_seq"] == last_seq(pond)
 
 
+def test_follow_own_backup_and_bidirectional(tmp_path: Path) -> None:
+    a = init_pond(tmp_path, "a")
+    other = init_pond(tmp_path, "other")
+    url = f"file://{tmp_path / 'r'}"
+    run_pond("backup", "add", "b", url, "--bidirectional", pond=a)
+    [info] = jrun("remote", "list", pond=a)
+    assert (info["mode"], info["mount"]) == ("both", "/")
+    assert "already up to date" in run_pond("pull", "b", pond=a).stdout.decode()
+    # PATH / follows a backup of this very pond: another pond's is refused
+    refused = run_pond("remote", "add", "f", url, "/", pond=other, check=1)
+    assert "holds pond" in err(refused)
+    assert jrun("remote", "list", pond=other) == []
+    run_pond("remote", "add", "f", url, "/", pond=a)
+    assert "mirrors f (read-only)" in err(run_pond("mkdir", "/no", pond=a, check=1))
+    assert "already up to date" in run_pond("pull", "f", pond=a).stdout.decode()
+    run_pond("remote", "remove", "f", pond=a)
+    run_pond("mkdir", "/yes", pond=a)
+
+
 # -- imports -------------------------------------------------------------------------------------
 def test_import_is_read_only(tmp_path: Path, remote: Remote) -> None:
     other = init_pond(tmp_path, "other")
