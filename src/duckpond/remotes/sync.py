@@ -350,7 +350,7 @@ def _push_start(
 
 
 def _plan_table(
-    store: ObjectStore, root: Path, tp: _TablePush, t: _Transfers, pushed_blobs: set[str]
+    store: ObjectStore, root: Path, tp: _TablePush, t: _Transfers, blobs: _BlobPusher
 ) -> None:
     """Submit the uploads of every file the new entries need; record each entry's body
     and the uploads it waits for."""
@@ -377,11 +377,9 @@ def _plan_table(
         tp.jump = c
         ck_paths = [table_dir / LOG / n for n in local.checkpoints[c]]
         live = _checkpoint_adds(ck_paths)
-        deps += _upload_files(store, table_dir, tp.table, live, t)
-        if tp.table == "data":
-            deps += _upload_blobs(
-                store, root, _blob_refs(table_dir / p for p in live), t, pushed_blobs
-            )
+        deps += _upload_files(
+            store, table_dir, tp.table, live, t, blobs if tp.table == "data" else None
+        )
         ck = [f for f in (_upload(store, layout.log_key(tp.table, p.name), p, t) for p in ck_paths)]
         deps += ck
         first = c if c in local.entries else c + 1
@@ -391,16 +389,24 @@ def _plan_table(
             raise RemoteError(f"{tp.table} log entry {v} is missing locally; run `pond fsck`")
         body = _read_local(table_dir / LOG / name)
         info = layout.parse_entry(body, f"{tp.table} log entry {v}", BLOB_THRESHOLD)
-        jobs = deps + _upload_files(store, table_dir, tp.table, info.adds, t)
-        if tp.table == "data" and not info.maintenance:
-            refs = _blob_refs(table_dir / p for p in info.adds if p not in info.blob_free)
-            jobs += _upload_blobs(store, root, refs, t, pushed_blobs)
+        finder = blobs if tp.table == "data" and not info.maintenance else None
+        jobs = deps + _upload_files(
+            store, table_dir, tp.table, info.adds, t, finder, info.blob_free
+        )
         t.plan(len(body))
         tp.entries.append((v, body, jobs))
         deps = []
 
 
-def _upload(store: ObjectStore, key: str, path: Path, t: _Transfers) -> Future[int]:
+def _upload(
+    store: ObjectStore,
+    key: str,
+    path: Path,
+    t: _Transfers,
+    blobs: _BlobPusher | None = None,
+) -> Future[int]:
+    """Upload one file in the pool; with `blobs`, a data file whose rows' blobs are then
+    found and uploaded by the same job (reading the rows off the main thread)."""
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -409,35 +415,69 @@ def _upload(store: ObjectStore, key: str, path: Path, t: _Transfers) -> Future[i
 
     def job() -> int:
         store.put_file(key, path)
+        if blobs is not None:
+            blobs.push(_blob_refs([path]))
         return size
 
     return t.submit(job)
 
 
+class _BlobPusher:
+    """Uploads each blob once. A job that meets a blob another job is uploading waits for
+    it: the entry that waits for this job must never land before the blob does."""
+
+    def __init__(self, store: ObjectStore, root: Path, t: _Transfers) -> None:
+        self.store, self.root, self.t = store, root, t
+        self._lock = threading.Lock()
+        self._claims: dict[str, threading.Event] = {}
+        self._failed: set[str] = set()
+
+    def push(self, digests: Iterable[str]) -> None:
+        for digest in digests:
+            with self._lock:
+                event = self._claims.get(digest)
+                mine = event is None
+                if event is None:
+                    event = self._claims[digest] = threading.Event()
+            if not mine:
+                event.wait()  # its uploader is running (not queued): no deadlock
+                if digest in self._failed:
+                    raise RemoteError(f"remote {self.store.url}: blob {digest} failed to upload")
+                continue
+            try:
+                path = self.root / layout.BLOBS / digest[:2] / digest
+                try:
+                    size = path.stat().st_size
+                except FileNotFoundError:
+                    raise RemoteError(
+                        f"blob {digest} is missing locally; run `pond fsck`"
+                    ) from None
+                self.t.plan(size)
+                self.store.put_file(layout.blob_key(digest), path)
+                self.t.moved(size)
+            except BaseException:
+                self._failed.add(digest)
+                raise
+            finally:
+                event.set()
+
+
 def _upload_files(
-    store: ObjectStore, table_dir: Path, table: str, rels: list[str], t: _Transfers
+    store: ObjectStore,
+    table_dir: Path,
+    table: str,
+    rels: Iterable[str],
+    t: _Transfers,
+    blobs: _BlobPusher | None = None,
+    blob_free: set[str] | frozenset[str] = frozenset(),
 ) -> list[Future[int]]:
     out = []
     for rel in rels:
         path = table_dir / rel
         if not path.exists():
             continue  # vacuumed locally after a compaction: history only (documented)
-        out.append(_upload(store, f"{table}/{rel}", path, t))
-    return out
-
-
-def _upload_blobs(
-    store: ObjectStore, root: Path, digests: list[str], t: _Transfers, pushed: set[str]
-) -> list[Future[int]]:
-    out = []
-    for digest in digests:
-        if digest in pushed:
-            continue
-        pushed.add(digest)
-        path = root / layout.BLOBS / digest[:2] / digest
-        if not path.exists():
-            raise RemoteError(f"blob {digest} is missing locally; run `pond fsck`")
-        out.append(_upload(store, layout.blob_key(digest), path, t))
+        finder = None if rel in blob_free else blobs
+        out.append(_upload(store, f"{table}/{rel}", path, t, finder))
     return out
 
 
@@ -556,9 +596,9 @@ def push(
             )
             plans.append(_TablePush(table, locals_[table], start, listed))
         data_plan = plans[0]
-        pushed_blobs: set[str] = set()
+        blobs = _BlobPusher(store, root, t)
         for tp in plans:
-            _plan_table(store, root, tp, t, pushed_blobs)
+            _plan_table(store, root, tp, t, blobs)
         entries = 0
         for tp in plans:
             entries += _push_entries(store, tp, t)
