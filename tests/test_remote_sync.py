@@ -440,3 +440,71 @@ def test_deltalake_reads_the_remote_with_the_ponds_row_counts(
         local = _count(str(root / table))
         assert local > 0
         assert _count(remote.table_uri(table), remote.storage_options or None) == local
+
+
+# -- the object store ------------------------------------------------------------------
+
+
+def test_progress_reports_every_byte_moved(tmp_path: Path, remote: Remote) -> None:
+    root = tmp_path / "pond"
+    make_pond(root)
+    calls: list[tuple[int, int]] = []
+    report = sync.push(root, remote.store(), progress=lambda d, t: calls.append((d, t)))
+    assert calls and all(d <= t for d, t in calls)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+    assert calls[-1][0] == report.bytes
+
+
+def test_pull_from_a_remote_behind_this_pond_moves_nothing(
+    tmp_path: Path, remote: Remote
+) -> None:
+    root = tmp_path / "pond"
+    make_pond(root, big=False)
+    store = remote.store()
+    sync.push(root, store)
+    write(root, "/newer", b"n")
+    assert sync.pull(root, store).up_to_date  # a backup only behind: nothing to pull
+    assert Pond.open(root).read_bytes("/newer") == b"n"
+
+
+def test_put_if_absent_is_atomic_and_keys_are_checked(remote: Remote) -> None:
+    store = remote.store()
+    assert store.put_if_absent("a/b.json", b"first")
+    assert not store.put_if_absent("a/b.json", b"second")
+    assert store.get("a/b.json") == b"first"
+    assert store.head("a/b.json") == ObjectInfo("a/b.json", 5)
+    assert store.head("a/none") is None
+    assert [o.key for o in store.list("a")] == ["a/b.json"]
+    for bad in ("../x", "/abs", "a//b", ""):
+        with pytest.raises(RemoteError, match="invalid remote key"):
+            store.get(bad)
+
+
+def test_bad_urls_are_refused() -> None:
+    from duckpond.storage.objstore import open_store
+
+    for url in ("http://x/y", "file://relative/dir", "s3://", "ftp://h/p", "/plain/path"):
+        with pytest.raises(RemoteError, match="remote URL|unsupported"):
+            open_store(url)
+
+
+def test_a_down_s3_remote_fails_fast_naming_the_url_not_the_secret(tmp_path: Path) -> None:
+    from s3server import ACCESS_KEY, REGION, SECRET_KEY
+
+    from duckpond.storage.objstore import StoreOptions, open_store
+
+    with __import__("socket").socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once closed
+    options = StoreOptions(f"http://127.0.0.1:{port}", REGION, ACCESS_KEY, SECRET_KEY, True)
+    store = open_store("s3://down-bucket/pond", options)
+    assert SECRET_KEY not in repr(options)
+    root = tmp_path / "pond"
+    make_pond(root, writes=1, big=False)
+    t0 = time.monotonic()
+    with pytest.raises(RemoteError) as info:
+        sync.push(root, store)
+    assert time.monotonic() - t0 < 20
+    message = str(info.value)
+    assert "s3://down-bucket/pond" in message and "\n" not in message
+    assert SECRET_KEY not in message
