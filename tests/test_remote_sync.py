@@ -352,6 +352,40 @@ def test_first_push_of_a_pruned_log_starts_from_a_checkpoint(
     assert Pond.open(dst).read_bytes("/later") == b"later"
 
 
+def test_a_remote_left_behind_a_pruned_log_resumes_from_a_checkpoint(
+    tmp_path: Path, remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(deltafiles, "CHECKPOINT_EVERY", 4)
+    root, mirror, fresh = tmp_path / "pond", tmp_path / "mirror", tmp_path / "fresh"
+    make_pond(root, writes=2)
+    store = remote.store()
+    first = sync.push(root, store)
+    sync.restore(mirror, store)
+    for i in range(12):
+        write(root, f"/later/f{i}", os.urandom(BIG if i == 5 else 100))
+    for table in ("data", "control"):
+        path = root / table
+        deltafiles.prune_log(
+            path, deltafiles.last_checkpoint_version(path), "pond_txn" if table == "data" else None
+        )
+    assert layout.local_log(root / "data").start > first.tip.data_version + 1
+    sync.push(root, store, since=first.tip)
+    assert sync.verify(root, store).ok  # a gap below a checkpoint is valid Delta
+    # a restore starts from the checkpoint: a contiguous log, the whole history
+    sync.restore(fresh, store)
+    assert Pond.open(fresh).fsck().problems == []
+    assert history(fresh) == history(root)
+    # a mirror left behind pulls across the gap the same way
+    pulled = sync.pull(mirror, store)
+    assert pulled.tip.txn_seq == sync.local_tip(root).txn_seq
+    copy = Pond.open(mirror)
+    assert copy.fsck().problems == []
+    assert history(mirror) == history(root)
+    for i in range(12):
+        assert copy.read_bytes(f"/later/f{i}") == Pond.open(root).read_bytes(f"/later/f{i}")
+    assert sync.verify(mirror, store).ok
+
+
 # -- crashes -------------------------------------------------------------------------------
 
 PUSHER = """

@@ -712,6 +712,7 @@ def pull(root: Path, store: ObjectStore, progress: Progress | None = None) -> Sy
 def _pull_table(root: Path, store: ObjectStore, table: str, t: _Transfers) -> int:
     table_dir = root / table
     log = table_dir / LOG
+    _close_gap(table_dir, table)
     local = layout.local_log(table_dir)
     tip = local.tip
     try:
@@ -735,11 +736,23 @@ def _pull_table(root: Path, store: ObjectStore, table: str, t: _Transfers) -> in
     if not newer.entries:
         return 0
     versions = sorted(newer.entries)
+    bridge: int | None = None
+    live: list[str] = []
     if versions != list(range(tip + 1, newer.tip + 1)):
-        raise RemoteError(
-            f"remote {store.url} has a gap in its {table} log after version {tip}; "
-            "cannot fast-forward (restore into a new directory instead)"
-        )
+        # The source pushed from a checkpoint after its log was pruned past this copy:
+        # start from that checkpoint (and the files live at it), then prune below it.
+        missing = [v for v in range(tip + 1, newer.tip + 1) if v not in newer.entries]
+        bridges = [c for c in newer.checkpoints if missing[-1] <= c <= newer.tip]
+        if not bridges:
+            raise RemoteError(
+                f"remote {store.url} has a gap in its {table} log after version {tip}; "
+                "cannot fast-forward (restore into a new directory instead)"
+            )
+        bridge = min(bridges)
+        versions = [v for v in versions if v >= bridge]
+        names = newer.checkpoints[bridge]
+        t.all([_download(store, layout.log_key(table, n), log / n, t) for n in names])
+        live = _checkpoint_adds([log / n for n in names])
     fetched: dict[int, bytes] = {}
     t.all([t.submit(partial(_fetch, store, table, v, fetched), files=0) for v in versions])
     infos = {
@@ -747,7 +760,7 @@ def _pull_table(root: Path, store: ObjectStore, table: str, t: _Transfers) -> in
         for v in versions
     }
     # Files the new entries add, then the blobs their rows reference.
-    files = sorted({p for v in versions for p in infos[v].adds})
+    files = sorted({p for v in versions for p in infos[v].adds} | set(live))
     file_jobs = [
         _download(store, f"{table}/{p}", table_dir / p, t)
         for p in files
@@ -761,6 +774,7 @@ def _pull_table(root: Path, store: ObjectStore, table: str, t: _Transfers) -> in
             info = infos[v]
             if not info.maintenance:
                 refs.update(_blob_refs(table_dir / p for p in info.adds if p not in info.blob_free))
+        refs.update(_blob_refs(table_dir / p for p in live))
         blobs = root / layout.BLOBS
         blob_jobs = [
             _download(store, layout.blob_key(d), blobs / d[:2] / d, t)
@@ -783,12 +797,27 @@ def _pull_table(root: Path, store: ObjectStore, table: str, t: _Transfers) -> in
         if v <= newer.tip and not (log / n).exists()
     ]
     t.all(ck_jobs)
-    if ck_jobs:
+    if ck_jobs or bridge is not None:
         _pull_archive(store, table_dir, table, t)
     if newer.has_last_checkpoint:
         t.all([_download(store, layout.log_key(table, LAST_CHECKPOINT), log / LAST_CHECKPOINT, t)])
     fsync_dir(log)
+    if bridge is not None:
+        _close_gap(table_dir, table)
     return moved
+
+
+def _close_gap(table_dir: Path, table: str) -> None:
+    """A local log with a gap below a checkpoint (a pull that started from a checkpoint,
+    perhaps killed before this ran) drops the entries before that checkpoint, their
+    metadata archived as local pruning does: a local log must be contiguous."""
+    from ..storage import deltafiles
+
+    local = layout.local_log(table_dir)
+    gaps = [v for v in range(max(local.start, 0), local.tip + 1) if v not in local.entries]
+    bridges = [c for c in local.checkpoints if gaps and gaps[-1] <= c <= local.tip]
+    if bridges:
+        deltafiles.prune_log(table_dir, min(bridges), "pond_txn" if table == "data" else None)
 
 
 def _fetch(store: ObjectStore, table: str, v: int, out: dict[int, bytes]) -> int:
@@ -836,6 +865,8 @@ def restore(root: Path, store: ObjectStore, progress: Progress | None = None) ->
     keys = [o for o in objects if _restorable(o.key)]
     if not any(o.key.startswith(f"data/{LOG}/") and o.key.endswith(".json") for o in keys):
         raise RemoteError(f"remote {store.url} has no data table log")
+    for table in TABLES:
+        keys = _skip_before_gap(keys, table)
     created: list[Path] = []  # parent directories made here, removed on failure
     p = root.parent
     while not p.exists():
@@ -876,6 +907,33 @@ def restore(root: Path, store: ObjectStore, progress: Progress | None = None) ->
     return SyncReport(
         store.url, "restore", RemoteTip(-1, -1, 0), tip, entries, files - entries, nbytes
     )
+
+
+def _skip_before_gap(keys: list[ObjectInfo], table: str) -> list[ObjectInfo]:
+    """A remote log with a gap (a push that resumed from a checkpoint after the local log
+    was pruned) restores from the checkpoint after the gap: a local log must be
+    contiguous. The entries left out are history only; their metadata is in the archive
+    (`_pond_archive/`), which comes along."""
+    prefix = f"{table}/{LOG}/"
+    listing = LogListing()
+    for o in keys:
+        if o.key.startswith(prefix) and "/" not in o.key[len(prefix) :]:
+            listing.add(o.key[len(prefix) :], o.size)
+    gaps = [v for v in range(max(listing.start, 0), listing.tip + 1) if v not in listing.entries]
+    if not gaps:
+        return keys
+    bridges = [c for c in listing.checkpoints if gaps[-1] <= c <= listing.tip]
+    if not bridges:
+        return keys  # not restorable as a contiguous log; fsck will say what is missing
+    start = min(bridges)
+
+    def keep(o: ObjectInfo) -> bool:
+        if not o.key.startswith(prefix):
+            return True
+        parsed = layout.parse_log_name(o.key[len(prefix) :])
+        return parsed is None or parsed[0] >= start
+
+    return [o for o in keys if keep(o)]
 
 
 def _restorable(key: str) -> bool:
