@@ -386,6 +386,36 @@ def test_a_remote_left_behind_a_pruned_log_resumes_from_a_checkpoint(
     assert sync.verify(mirror, store).ok
 
 
+def test_a_diverged_copy_with_a_pruned_log_cannot_push(
+    tmp_path: Path, remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(deltafiles, "CHECKPOINT_EVERY", 4)
+    src, copy = tmp_path / "src", tmp_path / "copy"
+    make_pond(src, writes=1, big=False)
+    store = remote.store()
+    sync.push(src, store)
+    sync.restore(copy, store)
+    write(src, "/from-src", b"one")
+    sync.push(src, store)
+    for i in range(12):
+        write(copy, f"/from-copy/f{i}", b"two")
+    data, control = copy / "data", copy / "control"
+    deltafiles.prune_log(data, deltafiles.last_checkpoint_version(data), "pond_txn")
+    from deltalake import DeltaTable
+
+    control_table = DeltaTable(str(control))
+    control_table.create_checkpoint()
+    deltafiles.prune_log(control, control_table.version(), None)
+    tip = sync.remote_tip(store)
+    assert layout.local_log(data).start > tip.data_version
+    assert layout.local_log(control).start > tip.control_version
+    before = {o.key: o.size for o in store.list("")}
+    with pytest.raises(RemoteError, match="diverged"):
+        sync.push(copy, store)
+    assert {o.key: o.size for o in store.list("")} == before
+    assert sync.verify(src, store).ok
+
+
 # -- crashes -------------------------------------------------------------------------------
 
 PUSHER = """

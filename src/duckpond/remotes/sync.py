@@ -309,7 +309,6 @@ class _TablePush:
     listed: LogListing | None  # the remote log, when it was listed
     jump: int | None = None  # a checkpoint the push starts from (local log pruned)
     entries: list[tuple[int, bytes, list[Future[int]]]] = field(default_factory=list)
-    checkpoint_jobs: list[Future[int]] = field(default_factory=list)
 
 
 def _push_start(
@@ -330,8 +329,6 @@ def _push_start(
         if body is not None:
             if body != _read_local(root / table / LOG / local.entries[hint]):
                 raise _diverged(store, table, hint)
-            if hint > local.tip:
-                raise RemoteError(f"remote {store.url} is ahead of this pond; pull first")
             return hint, None
     if listed is None:
         listed = _remote_log(store, table)
@@ -346,7 +343,29 @@ def _push_start(
             root / table / LOG / local.entries[tip]
         ):
             raise _diverged(store, table, tip)
+    elif tip >= 0 and table == "data" and not _archive_agrees(store, root, listed):
+        raise _diverged(store, table, tip)
     return tip, listed
+
+
+def _archive_agrees(store: ObjectStore, root: Path, listed: LogListing) -> bool:
+    """Whether the remote's newest transaction (its log entry's `pond_txn`) is the one
+    this pond archived for that version, when this pond's log no longer holds the entry
+    (pruned behind a checkpoint). Unknown (nothing to compare) counts as agreeing: the
+    pond id matched."""
+    from ..storage.deltafiles import archived_metadata
+
+    archived = {v: raw for v, _, raw in archived_metadata(root / "data")}
+    for v in sorted(listed.entries, reverse=True)[:TXN_SEQ_LOOKBACK]:
+        body = store.get(layout.entry_key("data", v))
+        for line in body.splitlines():
+            try:
+                info = json.loads(line).get("commitInfo") if line.strip() else None
+            except ValueError:
+                return False
+            if isinstance(info, dict) and info.get("pond_txn"):
+                return v not in archived or archived[v] == info["pond_txn"]
+    return True
 
 
 def _plan_table(
@@ -380,8 +399,7 @@ def _plan_table(
         deps += _upload_files(
             store, table_dir, tp.table, live, t, blobs if tp.table == "data" else None
         )
-        ck = [f for f in (_upload(store, layout.log_key(tp.table, p.name), p, t) for p in ck_paths)]
-        deps += ck
+        deps += [_upload(store, layout.log_key(tp.table, p.name), p, t) for p in ck_paths]
         first = c if c in local.entries else c + 1
     for v in range(first, local.tip + 1):
         name = local.entries.get(v)
