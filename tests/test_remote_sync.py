@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -416,6 +417,50 @@ def test_a_diverged_copy_with_a_pruned_log_cannot_push(
     assert sync.verify(src, store).ok
 
 
+class RecordingStore(FailingStore):
+    """A real store that records the order in which log entries land, each data entry
+    slowed down (a slow link), so that control entries could overtake them."""
+
+    def __init__(self, inner: ObjectStore) -> None:
+        super().__init__(inner, ok=1 << 30)
+        self.landed: list[str] = []
+        self._lock = threading.Lock()
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        if key.startswith("data/_delta_log/"):
+            time.sleep(0.02)
+        done = self.inner.put_if_absent(key, data)
+        with self._lock:
+            self.landed.append(key)
+        return done
+
+
+def test_control_entries_never_overtake_the_data_they_record(
+    tmp_path: Path, remote: Remote
+) -> None:
+    import pyarrow.parquet as pq
+
+    root = tmp_path / "pond"
+    make_pond(root, writes=8, big=False)
+    store = RecordingStore(remote.store())
+    sync.push(root, store)
+    data_seq = 0
+    for key in store.landed:
+        if "/_delta_log/" not in key:
+            continue  # pond.json
+        version = int(key.rsplit("/", 1)[1].split(".")[0])
+        body = (root / key).read_bytes()
+        entry = layout.parse_entry(body, key)
+        if key.startswith("data/"):
+            data_seq = max(data_seq, entry.txn_seq or 0)
+            continue
+        for rel in entry.adds:
+            seqs = pq.read_table(root / "control" / rel, columns=["txn_seq"]).column(0)
+            recorded = max(x for x in seqs.to_pylist() if x is not None)
+            assert recorded <= data_seq, f"control version {version} landed before its data"
+    assert data_seq == sync.local_tip(root).txn_seq
+
+
 # -- crashes -------------------------------------------------------------------------------
 
 PUSHER = """
@@ -475,6 +520,9 @@ def test_push_killed_midway_resumes(
     # what is there is a readable prefix: no entry without its files
     if tip.data_version >= 0:
         assert sync.verify(root, store).ok
+    # and the remote's control table records no transaction its data table lacks
+    if tip.control_version >= 0:
+        assert _max_txn_seq(remote.table_uri("control"), remote.storage_options) <= tip.txn_seq
     report = sync.push(root, store)
     assert report.tip == sync.local_tip(root)
     assert sync.verify(root, store).ok
@@ -484,6 +532,15 @@ def test_push_killed_midway_resumes(
 
 
 # -- other readers ---------------------------------------------------------------------
+
+
+def _max_txn_seq(uri: str, storage_options: dict[str, str]) -> int:
+    from deltalake import DeltaTable, QueryBuilder
+
+    table = DeltaTable(uri, storage_options=storage_options or None)
+    sql = "SELECT max(txn_seq) AS m FROM t"
+    top = QueryBuilder().register("t", table).execute(sql).read_all().column("m")[0].as_py()
+    return -1 if top is None else int(top)  # None: no rows yet
 
 
 def _count(uri: str, storage_options: dict[str, str] | None = None) -> int:

@@ -302,13 +302,75 @@ def _claim(store: ObjectStore, pond_id: str, remote_data: LogListing, t: _Transf
 
 
 @dataclass
+class _Entry:
+    version: int
+    body: bytes
+    jobs: list[Future[int]]  # uploads it waits for
+    txn_seq: int | None  # data: the transaction it commits
+    # control: the newest txn_seq its rows record (None: unknown, wait for all the data)
+    records_upto: int | None = None
+
+
+@dataclass
 class _TablePush:
     table: str
     local: LogListing
     start: int  # the remote's tip before this push
     listed: LogListing | None  # the remote log, when it was listed
     jump: int | None = None  # a checkpoint the push starts from (local log pruned)
-    entries: list[tuple[int, bytes, list[Future[int]]]] = field(default_factory=list)
+    entries: list[_Entry] = field(default_factory=list)
+
+
+class _Gate:
+    """Lets the control chain follow the data chain: a control entry goes up once the
+    data entries of every transaction it records are up (or the data chain is done), so
+    the remote's control table never records a transaction its data table lacks."""
+
+    def __init__(self, seq: int) -> None:
+        self._cond = threading.Condition()
+        self.seq = seq
+        self.done = False
+        self.aborted = False
+
+    def advance(self, seq: int | None) -> None:
+        if seq is not None:
+            with self._cond:
+                self.seq = max(self.seq, seq)
+                self._cond.notify_all()
+
+    def close(self, aborted: bool) -> None:
+        with self._cond:
+            self.done = True
+            self.aborted = self.aborted or aborted
+            self._cond.notify_all()
+
+    def wait(self, seq: int | None) -> bool:
+        """False when the data chain failed: push nothing more."""
+        with self._cond:
+            while not self.done and (seq is None or self.seq < seq):
+                self._cond.wait()
+            return not self.aborted
+
+
+def _records_upto(paths: Iterable[Path]) -> int | None:
+    """The largest txn_seq in control files, from their Parquet footers' statistics."""
+    import pyarrow.parquet as pq
+
+    top = -1
+    for path in paths:
+        try:
+            meta = pq.ParquetFile(path).metadata
+            idx = meta.schema.to_arrow_schema().get_field_index("txn_seq")
+            if idx < 0:
+                return None
+            for g in range(meta.num_row_groups):
+                stats = meta.row_group(g).column(idx).statistics
+                if stats is None or not stats.has_min_max:
+                    return None
+                top = max(top, int(stats.max))
+        except (OSError, ValueError):
+            return None
+    return top
 
 
 def _push_start(
@@ -396,11 +458,14 @@ def _plan_table(
         tp.jump = c
         ck_paths = [table_dir / LOG / n for n in local.checkpoints[c]]
         live = _checkpoint_adds(ck_paths)
+        live_files = [table_dir / p for p in live]
         deps += _upload_files(
             store, table_dir, tp.table, live, t, blobs if tp.table == "data" else None
         )
         deps += [_upload(store, layout.log_key(tp.table, p.name), p, t) for p in ck_paths]
         first = c if c in local.entries else c + 1
+    else:
+        live_files = []
     for v in range(first, local.tip + 1):
         name = local.entries.get(v)
         if name is None:
@@ -412,8 +477,11 @@ def _plan_table(
             store, table_dir, tp.table, info.adds, t, finder, info.blob_free
         )
         t.plan(len(body))
-        tp.entries.append((v, body, jobs))
-        deps = []
+        upto = None
+        if tp.table == "control":
+            upto = _records_upto([*live_files, *(table_dir / p for p in info.adds)])
+        tp.entries.append(_Entry(v, body, jobs, info.txn_seq, upto))
+        deps, live_files = [], []
 
 
 def _upload(
@@ -499,21 +567,53 @@ def _upload_files(
     return out
 
 
-def _push_entries(store: ObjectStore, tp: _TablePush, t: _Transfers) -> int:
-    """Put the entries in version order, each once its files are up; returns how many
-    were new on the remote."""
+def _push_entries(store: ObjectStore, tp: _TablePush, t: _Transfers, gate: _Gate) -> int:
+    """Put the entries in version order, each once its files are up (and, for control,
+    once the gate lets it); returns how many were new on the remote. The data chain
+    advances the gate."""
     pushed = 0
-    for version, body, jobs in tp.entries:
-        t.all(jobs)
-        key = layout.entry_key(tp.table, version)
-        if store.put_if_absent(key, body):
+    for e in tp.entries:
+        t.all(e.jobs)
+        if tp.table == "control" and not gate.wait(e.records_upto):
+            break  # the data chain failed: its error is the one raised
+        key = layout.entry_key(tp.table, e.version)
+        if store.put_if_absent(key, e.body):
             pushed += 1
-            t.moved(len(body), files=0)
-        elif store.get(key) != body:
-            raise _diverged(store, tp.table, version)
-        else:
-            t.moved(len(body), files=0)  # pushed before a kill: already there
+        elif store.get(key) != e.body:
+            raise _diverged(store, tp.table, e.version)
+        # (else: pushed before a kill, already there)
+        t.moved(len(e.body), files=0)
+        if tp.table == "data":
+            gate.advance(e.txn_seq)
     return pushed
+
+
+def _push_chains(
+    store: ObjectStore, data: _TablePush, control: _TablePush, t: _Transfers, gate: _Gate
+) -> int:
+    """The data entries on this thread, the control entries behind them on another
+    (two sequences of one request each at a time, instead of one)."""
+    result: list[int] = []
+    errors: list[BaseException] = []
+
+    def run_control() -> None:
+        try:
+            result.append(_push_entries(store, control, t, gate))
+        except BaseException as e:  # re-raised on the calling thread
+            errors.append(e)
+
+    thread = threading.Thread(target=run_control, name="pond-remote-control", daemon=True)
+    thread.start()
+    ok = False
+    try:
+        pushed = _push_entries(store, data, t, gate)
+        ok = True
+    finally:
+        gate.close(aborted=not ok)
+        thread.join()
+    if errors:
+        raise errors[0]
+    return pushed + result[0]
 
 
 def _push_checkpoints(
@@ -617,13 +717,12 @@ def push(
         blobs = _BlobPusher(store, root, t)
         for tp in plans:
             _plan_table(store, root, tp, t, blobs)
-        entries = 0
-        for tp in plans:
-            entries += _push_entries(store, tp, t)
-            _push_checkpoints(store, root, tp, tp.local.tip, t)
         start_seq = _txn_seq_at(
             locals_["data"], data_plan.start, _local_reader(root / "data"), "data"
         )
+        entries = _push_chains(store, plans[0], plans[1], t, _Gate(start_seq))
+        for tp in plans:
+            _push_checkpoints(store, root, tp, tp.local.tip, t)
         tip_seq = _txn_seq_at(
             locals_["data"], locals_["data"].tip, _local_reader(root / "data"), "data"
         )
