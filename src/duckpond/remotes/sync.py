@@ -4,8 +4,10 @@ Push never forks a remote's history: every log entry goes up with put-if-absent,
 every file it needs (Parquet files, the blobs its rows reference, a checkpoint it starts
 from); a put that finds the entry already there compares bytes: the same bytes are an
 entry pushed before (a push killed half-way resumes), other bytes are a diverged remote
-and nothing more is written. Data goes before control, `_last_checkpoint` last. A
-reader of the remote therefore never sees a half-pushed transaction.
+and nothing more is written. A control entry goes up only once the data entries of the
+transactions it records are (the two tables' entries go up on two threads), and
+`_last_checkpoint` last. A reader of the remote therefore never sees a half-pushed
+transaction.
 
 An incremental push starts from the caller's watermark (`since`: the tip the previous push
 returned), checked by fetching that one entry; without one it lists the remote's
