@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -352,6 +353,114 @@ def test_first_push_of_a_pruned_log_starts_from_a_checkpoint(
     assert Pond.open(dst).read_bytes("/later") == b"later"
 
 
+def test_a_remote_left_behind_a_pruned_log_resumes_from_a_checkpoint(
+    tmp_path: Path, remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(deltafiles, "CHECKPOINT_EVERY", 4)
+    root, mirror, fresh = tmp_path / "pond", tmp_path / "mirror", tmp_path / "fresh"
+    make_pond(root, writes=2)
+    store = remote.store()
+    first = sync.push(root, store)
+    sync.restore(mirror, store)
+    for i in range(12):
+        write(root, f"/later/f{i}", os.urandom(BIG if i == 5 else 100))
+    for table in ("data", "control"):
+        path = root / table
+        deltafiles.prune_log(
+            path, deltafiles.last_checkpoint_version(path), "pond_txn" if table == "data" else None
+        )
+    assert layout.local_log(root / "data").start > first.tip.data_version + 1
+    sync.push(root, store, since=first.tip)
+    assert sync.verify(root, store).ok  # a gap below a checkpoint is valid Delta
+    # a restore starts from the checkpoint: a contiguous log, the whole history
+    sync.restore(fresh, store)
+    assert Pond.open(fresh).fsck().problems == []
+    assert history(fresh) == history(root)
+    # a mirror left behind pulls across the gap the same way
+    pulled = sync.pull(mirror, store)
+    assert pulled.tip.txn_seq == sync.local_tip(root).txn_seq
+    copy = Pond.open(mirror)
+    assert copy.fsck().problems == []
+    assert history(mirror) == history(root)
+    for i in range(12):
+        assert copy.read_bytes(f"/later/f{i}") == Pond.open(root).read_bytes(f"/later/f{i}")
+    assert sync.verify(mirror, store).ok
+
+
+def test_a_diverged_copy_with_a_pruned_log_cannot_push(
+    tmp_path: Path, remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(deltafiles, "CHECKPOINT_EVERY", 4)
+    src, copy = tmp_path / "src", tmp_path / "copy"
+    make_pond(src, writes=1, big=False)
+    store = remote.store()
+    sync.push(src, store)
+    sync.restore(copy, store)
+    write(src, "/from-src", b"one")
+    sync.push(src, store)
+    for i in range(12):
+        write(copy, f"/from-copy/f{i}", b"two")
+    data, control = copy / "data", copy / "control"
+    deltafiles.prune_log(data, deltafiles.last_checkpoint_version(data), "pond_txn")
+    from deltalake import DeltaTable
+
+    control_table = DeltaTable(str(control))
+    control_table.create_checkpoint()
+    deltafiles.prune_log(control, control_table.version(), None)
+    tip = sync.remote_tip(store)
+    assert layout.local_log(data).start > tip.data_version
+    assert layout.local_log(control).start > tip.control_version
+    before = {o.key: o.size for o in store.list("")}
+    with pytest.raises(RemoteError, match="diverged"):
+        sync.push(copy, store)
+    assert {o.key: o.size for o in store.list("")} == before
+    assert sync.verify(src, store).ok
+
+
+class RecordingStore(FailingStore):
+    """A real store that records the order in which log entries land, each data entry
+    slowed down (a slow link), so that control entries could overtake them."""
+
+    def __init__(self, inner: ObjectStore) -> None:
+        super().__init__(inner, ok=1 << 30)
+        self.landed: list[str] = []
+        self._lock = threading.Lock()
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        if key.startswith("data/_delta_log/"):
+            time.sleep(0.02)
+        done = self.inner.put_if_absent(key, data)
+        with self._lock:
+            self.landed.append(key)
+        return done
+
+
+def test_control_entries_never_overtake_the_data_they_record(
+    tmp_path: Path, remote: Remote
+) -> None:
+    import pyarrow.parquet as pq
+
+    root = tmp_path / "pond"
+    make_pond(root, writes=8, big=False)
+    store = RecordingStore(remote.store())
+    sync.push(root, store)
+    data_seq = 0
+    for key in store.landed:
+        if "/_delta_log/" not in key:
+            continue  # pond.json
+        version = int(key.rsplit("/", 1)[1].split(".")[0])
+        body = (root / key).read_bytes()
+        entry = layout.parse_entry(body, key)
+        if key.startswith("data/"):
+            data_seq = max(data_seq, entry.txn_seq or 0)
+            continue
+        for rel in entry.adds:
+            seqs = pq.read_table(root / "control" / rel, columns=["txn_seq"]).column(0)
+            recorded = max(x for x in seqs.to_pylist() if x is not None)
+            assert recorded <= data_seq, f"control version {version} landed before its data"
+    assert data_seq == sync.local_tip(root).txn_seq
+
+
 # -- crashes -------------------------------------------------------------------------------
 
 PUSHER = """
@@ -411,6 +520,9 @@ def test_push_killed_midway_resumes(
     # what is there is a readable prefix: no entry without its files
     if tip.data_version >= 0:
         assert sync.verify(root, store).ok
+    # and the remote's control table records no transaction its data table lacks
+    if tip.control_version >= 0:
+        assert _max_txn_seq(remote.table_uri("control"), remote.storage_options) <= tip.txn_seq
     report = sync.push(root, store)
     assert report.tip == sync.local_tip(root)
     assert sync.verify(root, store).ok
@@ -420,6 +532,15 @@ def test_push_killed_midway_resumes(
 
 
 # -- other readers ---------------------------------------------------------------------
+
+
+def _max_txn_seq(uri: str, storage_options: dict[str, str]) -> int:
+    from deltalake import DeltaTable, QueryBuilder
+
+    table = DeltaTable(uri, storage_options=storage_options or None)
+    sql = "SELECT max(txn_seq) AS m FROM t"
+    top = QueryBuilder().register("t", table).execute(sql).read_all().column("m")[0].as_py()
+    return -1 if top is None else int(top)  # None: no rows yet
 
 
 def _count(uri: str, storage_options: dict[str, str] | None = None) -> int:
@@ -440,3 +561,71 @@ def test_deltalake_reads_the_remote_with_the_ponds_row_counts(
         local = _count(str(root / table))
         assert local > 0
         assert _count(remote.table_uri(table), remote.storage_options or None) == local
+
+
+# -- the object store ------------------------------------------------------------------
+
+
+def test_progress_reports_every_byte_moved(tmp_path: Path, remote: Remote) -> None:
+    root = tmp_path / "pond"
+    make_pond(root)
+    calls: list[tuple[int, int]] = []
+    report = sync.push(root, remote.store(), progress=lambda d, t: calls.append((d, t)))
+    assert calls and all(d <= t for d, t in calls)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+    assert calls[-1][0] == report.bytes
+
+
+def test_pull_from_a_remote_behind_this_pond_moves_nothing(
+    tmp_path: Path, remote: Remote
+) -> None:
+    root = tmp_path / "pond"
+    make_pond(root, big=False)
+    store = remote.store()
+    sync.push(root, store)
+    write(root, "/newer", b"n")
+    assert sync.pull(root, store).up_to_date  # a backup only behind: nothing to pull
+    assert Pond.open(root).read_bytes("/newer") == b"n"
+
+
+def test_put_if_absent_is_atomic_and_keys_are_checked(remote: Remote) -> None:
+    store = remote.store()
+    assert store.put_if_absent("a/b.json", b"first")
+    assert not store.put_if_absent("a/b.json", b"second")
+    assert store.get("a/b.json") == b"first"
+    assert store.head("a/b.json") == ObjectInfo("a/b.json", 5)
+    assert store.head("a/none") is None
+    assert [o.key for o in store.list("a")] == ["a/b.json"]
+    for bad in ("../x", "/abs", "a//b", ""):
+        with pytest.raises(RemoteError, match="invalid remote key"):
+            store.get(bad)
+
+
+def test_bad_urls_are_refused() -> None:
+    from duckpond.storage.objstore import open_store
+
+    for url in ("http://x/y", "file://relative/dir", "s3://", "ftp://h/p", "/plain/path"):
+        with pytest.raises(RemoteError, match="remote URL|unsupported"):
+            open_store(url)
+
+
+def test_a_down_s3_remote_fails_fast_naming_the_url_not_the_secret(tmp_path: Path) -> None:
+    from s3server import ACCESS_KEY, REGION, SECRET_KEY
+
+    from duckpond.storage.objstore import StoreOptions, open_store
+
+    with __import__("socket").socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once closed
+    options = StoreOptions(f"http://127.0.0.1:{port}", REGION, ACCESS_KEY, SECRET_KEY, True)
+    store = open_store("s3://down-bucket/pond", options)
+    assert SECRET_KEY not in repr(options)
+    root = tmp_path / "pond"
+    make_pond(root, writes=1, big=False)
+    t0 = time.monotonic()
+    with pytest.raises(RemoteError) as info:
+        sync.push(root, store)
+    assert time.monotonic() - t0 < 20
+    message = str(info.value)
+    assert "s3://down-bucket/pond" in message and "\n" not in message
+    assert SECRET_KEY not in message

@@ -4,8 +4,10 @@ Push never forks a remote's history: every log entry goes up with put-if-absent,
 every file it needs (Parquet files, the blobs its rows reference, a checkpoint it starts
 from); a put that finds the entry already there compares bytes: the same bytes are an
 entry pushed before (a push killed half-way resumes), other bytes are a diverged remote
-and nothing more is written. Data goes before control, `_last_checkpoint` last. A
-reader of the remote therefore never sees a half-pushed transaction.
+and nothing more is written. A control entry goes up only once the data entries of the
+transactions it records are (the two tables' entries go up on two threads), and
+`_last_checkpoint` last. A reader of the remote therefore never sees a half-pushed
+transaction.
 
 An incremental push starts from the caller's watermark (`since`: the tip the previous push
 returned), checked by fetching that one entry; without one it lists the remote's
@@ -302,14 +304,75 @@ def _claim(store: ObjectStore, pond_id: str, remote_data: LogListing, t: _Transf
 
 
 @dataclass
+class _Entry:
+    version: int
+    body: bytes
+    jobs: list[Future[int]]  # uploads it waits for
+    txn_seq: int | None  # data: the transaction it commits
+    # control: the newest txn_seq its rows record (None: unknown, wait for all the data)
+    records_upto: int | None = None
+
+
+@dataclass
 class _TablePush:
     table: str
     local: LogListing
     start: int  # the remote's tip before this push
     listed: LogListing | None  # the remote log, when it was listed
     jump: int | None = None  # a checkpoint the push starts from (local log pruned)
-    entries: list[tuple[int, bytes, list[Future[int]]]] = field(default_factory=list)
-    checkpoint_jobs: list[Future[int]] = field(default_factory=list)
+    entries: list[_Entry] = field(default_factory=list)
+
+
+class _Gate:
+    """Lets the control chain follow the data chain: a control entry goes up once the
+    data entries of every transaction it records are up (or the data chain is done), so
+    the remote's control table never records a transaction its data table lacks."""
+
+    def __init__(self, seq: int) -> None:
+        self._cond = threading.Condition()
+        self.seq = seq
+        self.done = False
+        self.aborted = False
+
+    def advance(self, seq: int | None) -> None:
+        if seq is not None:
+            with self._cond:
+                self.seq = max(self.seq, seq)
+                self._cond.notify_all()
+
+    def close(self, aborted: bool) -> None:
+        with self._cond:
+            self.done = True
+            self.aborted = self.aborted or aborted
+            self._cond.notify_all()
+
+    def wait(self, seq: int | None) -> bool:
+        """False when the data chain failed: push nothing more."""
+        with self._cond:
+            while not self.done and (seq is None or self.seq < seq):
+                self._cond.wait()
+            return not self.aborted
+
+
+def _records_upto(paths: Iterable[Path]) -> int | None:
+    """The largest txn_seq in control files, from their Parquet footers' statistics."""
+    import pyarrow.parquet as pq
+
+    top = -1
+    for path in paths:
+        try:
+            meta = pq.ParquetFile(path).metadata
+            idx = meta.schema.to_arrow_schema().get_field_index("txn_seq")
+            if idx < 0:
+                return None
+            for g in range(meta.num_row_groups):
+                stats = meta.row_group(g).column(idx).statistics
+                if stats is None or not stats.has_min_max:
+                    return None
+                top = max(top, int(stats.max))
+        except (OSError, ValueError):
+            return None
+    return top
 
 
 def _push_start(
@@ -330,8 +393,6 @@ def _push_start(
         if body is not None:
             if body != _read_local(root / table / LOG / local.entries[hint]):
                 raise _diverged(store, table, hint)
-            if hint > local.tip:
-                raise RemoteError(f"remote {store.url} is ahead of this pond; pull first")
             return hint, None
     if listed is None:
         listed = _remote_log(store, table)
@@ -346,11 +407,33 @@ def _push_start(
             root / table / LOG / local.entries[tip]
         ):
             raise _diverged(store, table, tip)
+    elif tip >= 0 and table == "data" and not _archive_agrees(store, root, listed):
+        raise _diverged(store, table, tip)
     return tip, listed
 
 
+def _archive_agrees(store: ObjectStore, root: Path, listed: LogListing) -> bool:
+    """Whether the remote's newest transaction (its log entry's `pond_txn`) is the one
+    this pond archived for that version, when this pond's log no longer holds the entry
+    (pruned behind a checkpoint). Unknown (nothing to compare) counts as agreeing: the
+    pond id matched."""
+    from ..storage.deltafiles import archived_metadata
+
+    archived = {v: raw for v, _, raw in archived_metadata(root / "data")}
+    for v in sorted(listed.entries, reverse=True)[:TXN_SEQ_LOOKBACK]:
+        body = store.get(layout.entry_key("data", v))
+        for line in body.splitlines():
+            try:
+                info = json.loads(line).get("commitInfo") if line.strip() else None
+            except ValueError:
+                return False
+            if isinstance(info, dict) and info.get("pond_txn"):
+                return v not in archived or archived[v] == info["pond_txn"]
+    return True
+
+
 def _plan_table(
-    store: ObjectStore, root: Path, tp: _TablePush, t: _Transfers, pushed_blobs: set[str]
+    store: ObjectStore, root: Path, tp: _TablePush, t: _Transfers, blobs: _BlobPusher
 ) -> None:
     """Submit the uploads of every file the new entries need; record each entry's body
     and the uploads it waits for."""
@@ -377,30 +460,41 @@ def _plan_table(
         tp.jump = c
         ck_paths = [table_dir / LOG / n for n in local.checkpoints[c]]
         live = _checkpoint_adds(ck_paths)
-        deps += _upload_files(store, table_dir, tp.table, live, t)
-        if tp.table == "data":
-            deps += _upload_blobs(
-                store, root, _blob_refs(table_dir / p for p in live), t, pushed_blobs
-            )
-        ck = [f for f in (_upload(store, layout.log_key(tp.table, p.name), p, t) for p in ck_paths)]
-        deps += ck
+        live_files = [table_dir / p for p in live]
+        deps += _upload_files(
+            store, table_dir, tp.table, live, t, blobs if tp.table == "data" else None
+        )
+        deps += [_upload(store, layout.log_key(tp.table, p.name), p, t) for p in ck_paths]
         first = c if c in local.entries else c + 1
+    else:
+        live_files = []
     for v in range(first, local.tip + 1):
         name = local.entries.get(v)
         if name is None:
             raise RemoteError(f"{tp.table} log entry {v} is missing locally; run `pond fsck`")
         body = _read_local(table_dir / LOG / name)
         info = layout.parse_entry(body, f"{tp.table} log entry {v}", BLOB_THRESHOLD)
-        jobs = deps + _upload_files(store, table_dir, tp.table, info.adds, t)
-        if tp.table == "data" and not info.maintenance:
-            refs = _blob_refs(table_dir / p for p in info.adds if p not in info.blob_free)
-            jobs += _upload_blobs(store, root, refs, t, pushed_blobs)
+        finder = blobs if tp.table == "data" and not info.maintenance else None
+        jobs = deps + _upload_files(
+            store, table_dir, tp.table, info.adds, t, finder, info.blob_free
+        )
         t.plan(len(body))
-        tp.entries.append((v, body, jobs))
-        deps = []
+        upto = None
+        if tp.table == "control":
+            upto = _records_upto([*live_files, *(table_dir / p for p in info.adds)])
+        tp.entries.append(_Entry(v, body, jobs, info.txn_seq, upto))
+        deps, live_files = [], []
 
 
-def _upload(store: ObjectStore, key: str, path: Path, t: _Transfers) -> Future[int]:
+def _upload(
+    store: ObjectStore,
+    key: str,
+    path: Path,
+    t: _Transfers,
+    blobs: _BlobPusher | None = None,
+) -> Future[int]:
+    """Upload one file in the pool; with `blobs`, a data file whose rows' blobs are then
+    found and uploaded by the same job (reading the rows off the main thread)."""
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -409,53 +503,119 @@ def _upload(store: ObjectStore, key: str, path: Path, t: _Transfers) -> Future[i
 
     def job() -> int:
         store.put_file(key, path)
+        if blobs is not None:
+            blobs.push(_blob_refs([path]))
         return size
 
     return t.submit(job)
 
 
+class _BlobPusher:
+    """Uploads each blob once. A job that meets a blob another job is uploading waits for
+    it: the entry that waits for this job must never land before the blob does."""
+
+    def __init__(self, store: ObjectStore, root: Path, t: _Transfers) -> None:
+        self.store, self.root, self.t = store, root, t
+        self._lock = threading.Lock()
+        self._claims: dict[str, threading.Event] = {}
+        self._failed: set[str] = set()
+
+    def push(self, digests: Iterable[str]) -> None:
+        for digest in digests:
+            with self._lock:
+                event = self._claims.get(digest)
+                mine = event is None
+                if event is None:
+                    event = self._claims[digest] = threading.Event()
+            if not mine:
+                event.wait()  # its uploader is running (not queued): no deadlock
+                if digest in self._failed:
+                    raise RemoteError(f"remote {self.store.url}: blob {digest} failed to upload")
+                continue
+            try:
+                path = self.root / layout.BLOBS / digest[:2] / digest
+                try:
+                    size = path.stat().st_size
+                except FileNotFoundError:
+                    raise RemoteError(
+                        f"blob {digest} is missing locally; run `pond fsck`"
+                    ) from None
+                self.t.plan(size)
+                self.store.put_file(layout.blob_key(digest), path)
+                self.t.moved(size)
+            except BaseException:
+                self._failed.add(digest)
+                raise
+            finally:
+                event.set()
+
+
 def _upload_files(
-    store: ObjectStore, table_dir: Path, table: str, rels: list[str], t: _Transfers
+    store: ObjectStore,
+    table_dir: Path,
+    table: str,
+    rels: Iterable[str],
+    t: _Transfers,
+    blobs: _BlobPusher | None = None,
+    blob_free: set[str] | frozenset[str] = frozenset(),
 ) -> list[Future[int]]:
     out = []
     for rel in rels:
         path = table_dir / rel
         if not path.exists():
             continue  # vacuumed locally after a compaction: history only (documented)
-        out.append(_upload(store, f"{table}/{rel}", path, t))
+        finder = None if rel in blob_free else blobs
+        out.append(_upload(store, f"{table}/{rel}", path, t, finder))
     return out
 
 
-def _upload_blobs(
-    store: ObjectStore, root: Path, digests: list[str], t: _Transfers, pushed: set[str]
-) -> list[Future[int]]:
-    out = []
-    for digest in digests:
-        if digest in pushed:
-            continue
-        pushed.add(digest)
-        path = root / layout.BLOBS / digest[:2] / digest
-        if not path.exists():
-            raise RemoteError(f"blob {digest} is missing locally; run `pond fsck`")
-        out.append(_upload(store, layout.blob_key(digest), path, t))
-    return out
-
-
-def _push_entries(store: ObjectStore, tp: _TablePush, t: _Transfers) -> int:
-    """Put the entries in version order, each once its files are up; returns how many
-    were new on the remote."""
+def _push_entries(store: ObjectStore, tp: _TablePush, t: _Transfers, gate: _Gate) -> int:
+    """Put the entries in version order, each once its files are up (and, for control,
+    once the gate lets it); returns how many were new on the remote. The data chain
+    advances the gate."""
     pushed = 0
-    for version, body, jobs in tp.entries:
-        t.all(jobs)
-        key = layout.entry_key(tp.table, version)
-        if store.put_if_absent(key, body):
+    for e in tp.entries:
+        t.all(e.jobs)
+        if tp.table == "control" and not gate.wait(e.records_upto):
+            break  # the data chain failed: its error is the one raised
+        key = layout.entry_key(tp.table, e.version)
+        if store.put_if_absent(key, e.body):
             pushed += 1
-            t.moved(len(body), files=0)
-        elif store.get(key) != body:
-            raise _diverged(store, tp.table, version)
-        else:
-            t.moved(len(body), files=0)  # pushed before a kill: already there
+        elif store.get(key) != e.body:
+            raise _diverged(store, tp.table, e.version)
+        # (else: pushed before a kill, already there)
+        t.moved(len(e.body), files=0)
+        if tp.table == "data":
+            gate.advance(e.txn_seq)
     return pushed
+
+
+def _push_chains(
+    store: ObjectStore, data: _TablePush, control: _TablePush, t: _Transfers, gate: _Gate
+) -> int:
+    """The data entries on this thread, the control entries behind them on another
+    (two sequences of one request each at a time, instead of one)."""
+    result: list[int] = []
+    errors: list[BaseException] = []
+
+    def run_control() -> None:
+        try:
+            result.append(_push_entries(store, control, t, gate))
+        except BaseException as e:  # re-raised on the calling thread
+            errors.append(e)
+
+    thread = threading.Thread(target=run_control, name="pond-remote-control", daemon=True)
+    thread.start()
+    ok = False
+    try:
+        pushed = _push_entries(store, data, t, gate)
+        ok = True
+    finally:
+        gate.close(aborted=not ok)
+        thread.join()
+    if errors:
+        raise errors[0]
+    return pushed + result[0]
 
 
 def _push_checkpoints(
@@ -556,16 +716,15 @@ def push(
             )
             plans.append(_TablePush(table, locals_[table], start, listed))
         data_plan = plans[0]
-        pushed_blobs: set[str] = set()
+        blobs = _BlobPusher(store, root, t)
         for tp in plans:
-            _plan_table(store, root, tp, t, pushed_blobs)
-        entries = 0
-        for tp in plans:
-            entries += _push_entries(store, tp, t)
-            _push_checkpoints(store, root, tp, tp.local.tip, t)
+            _plan_table(store, root, tp, t, blobs)
         start_seq = _txn_seq_at(
             locals_["data"], data_plan.start, _local_reader(root / "data"), "data"
         )
+        entries = _push_chains(store, plans[0], plans[1], t, _Gate(start_seq))
+        for tp in plans:
+            _push_checkpoints(store, root, tp, tp.local.tip, t)
         tip_seq = _txn_seq_at(
             locals_["data"], locals_["data"].tip, _local_reader(root / "data"), "data"
         )
@@ -626,10 +785,11 @@ def _download(
     return t.submit(job)
 
 
-def _sync_filesystem(path: Path, files: list[Path]) -> None:
+def _sync_filesystem(path: Path, files: list[Path]) -> bool:
     """Make every file written under `path` durable: one syncfs(2) of its file system
     where Linux offers it (a restore of thousands of files would otherwise pay one
-    journal commit per file), else one fdatasync per file."""
+    journal commit per file; it covers the directories too: True), else one fdatasync
+    per file (False: the caller syncs the directories)."""
     import ctypes
 
     try:
@@ -641,7 +801,7 @@ def _sync_filesystem(path: Path, files: list[Path]) -> None:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
         try:
             if syncfs(fd) == 0:
-                return
+                return True
         finally:
             os.close(fd)
     for f in files:
@@ -650,6 +810,7 @@ def _sync_filesystem(path: Path, files: list[Path]) -> None:
             os.fdatasync(fd)
         finally:
             os.close(fd)
+    return False
 
 
 def pull(root: Path, store: ObjectStore, progress: Progress | None = None) -> SyncReport:
@@ -672,6 +833,7 @@ def pull(root: Path, store: ObjectStore, progress: Progress | None = None) -> Sy
 def _pull_table(root: Path, store: ObjectStore, table: str, t: _Transfers) -> int:
     table_dir = root / table
     log = table_dir / LOG
+    _close_gap(table_dir, table)
     local = layout.local_log(table_dir)
     tip = local.tip
     try:
@@ -695,11 +857,23 @@ def _pull_table(root: Path, store: ObjectStore, table: str, t: _Transfers) -> in
     if not newer.entries:
         return 0
     versions = sorted(newer.entries)
+    bridge: int | None = None
+    live: list[str] = []
     if versions != list(range(tip + 1, newer.tip + 1)):
-        raise RemoteError(
-            f"remote {store.url} has a gap in its {table} log after version {tip}; "
-            "cannot fast-forward (restore into a new directory instead)"
-        )
+        # The source pushed from a checkpoint after its log was pruned past this copy:
+        # start from that checkpoint (and the files live at it), then prune below it.
+        missing = [v for v in range(tip + 1, newer.tip + 1) if v not in newer.entries]
+        bridges = [c for c in newer.checkpoints if missing[-1] <= c <= newer.tip]
+        if not bridges:
+            raise RemoteError(
+                f"remote {store.url} has a gap in its {table} log after version {tip}; "
+                "cannot fast-forward (restore into a new directory instead)"
+            )
+        bridge = min(bridges)
+        versions = [v for v in versions if v >= bridge]
+        names = newer.checkpoints[bridge]
+        t.all([_download(store, layout.log_key(table, n), log / n, t) for n in names])
+        live = _checkpoint_adds([log / n for n in names])
     fetched: dict[int, bytes] = {}
     t.all([t.submit(partial(_fetch, store, table, v, fetched), files=0) for v in versions])
     infos = {
@@ -707,7 +881,7 @@ def _pull_table(root: Path, store: ObjectStore, table: str, t: _Transfers) -> in
         for v in versions
     }
     # Files the new entries add, then the blobs their rows reference.
-    files = sorted({p for v in versions for p in infos[v].adds})
+    files = sorted({p for v in versions for p in infos[v].adds} | set(live))
     file_jobs = [
         _download(store, f"{table}/{p}", table_dir / p, t)
         for p in files
@@ -721,6 +895,7 @@ def _pull_table(root: Path, store: ObjectStore, table: str, t: _Transfers) -> in
             info = infos[v]
             if not info.maintenance:
                 refs.update(_blob_refs(table_dir / p for p in info.adds if p not in info.blob_free))
+        refs.update(_blob_refs(table_dir / p for p in live))
         blobs = root / layout.BLOBS
         blob_jobs = [
             _download(store, layout.blob_key(d), blobs / d[:2] / d, t)
@@ -743,12 +918,27 @@ def _pull_table(root: Path, store: ObjectStore, table: str, t: _Transfers) -> in
         if v <= newer.tip and not (log / n).exists()
     ]
     t.all(ck_jobs)
-    if ck_jobs:
+    if ck_jobs or bridge is not None:
         _pull_archive(store, table_dir, table, t)
     if newer.has_last_checkpoint:
         t.all([_download(store, layout.log_key(table, LAST_CHECKPOINT), log / LAST_CHECKPOINT, t)])
     fsync_dir(log)
+    if bridge is not None:
+        _close_gap(table_dir, table)
     return moved
+
+
+def _close_gap(table_dir: Path, table: str) -> None:
+    """A local log with a gap below a checkpoint (a pull that started from a checkpoint,
+    perhaps killed before this ran) drops the entries before that checkpoint, their
+    metadata archived as local pruning does: a local log must be contiguous."""
+    from ..storage import deltafiles
+
+    local = layout.local_log(table_dir)
+    gaps = [v for v in range(max(local.start, 0), local.tip + 1) if v not in local.entries]
+    bridges = [c for c in local.checkpoints if gaps and gaps[-1] <= c <= local.tip]
+    if bridges:
+        deltafiles.prune_log(table_dir, min(bridges), "pond_txn" if table == "data" else None)
 
 
 def _fetch(store: ObjectStore, table: str, v: int, out: dict[int, bytes]) -> int:
@@ -796,6 +986,8 @@ def restore(root: Path, store: ObjectStore, progress: Progress | None = None) ->
     keys = [o for o in objects if _restorable(o.key)]
     if not any(o.key.startswith(f"data/{LOG}/") and o.key.endswith(".json") for o in keys):
         raise RemoteError(f"remote {store.url} has no data table log")
+    for table in TABLES:
+        keys = _skip_before_gap(keys, table)
     created: list[Path] = []  # parent directories made here, removed on failure
     p = root.parent
     while not p.exists():
@@ -814,13 +1006,13 @@ def restore(root: Path, store: ObjectStore, progress: Progress | None = None) ->
                 t.plan(o.size)
             t.all([_download(store, o.key, tmp / o.key, t, sync=False) for o in keys])
             files, nbytes = t.files, t.bytes
-        _sync_filesystem(tmp, [tmp / o.key for o in keys])
-        parents = set()
-        for d in dirs:
-            while d != tmp:
-                parents.add(d)
-                d = d.parent
-        _sync_dirs(parents | {tmp})
+        if not _sync_filesystem(tmp, [tmp / o.key for o in keys]):
+            parents = set()
+            for d in dirs:
+                while d != tmp:
+                    parents.add(d)
+                    d = d.parent
+            _sync_dirs(parents | {tmp})
         os.rename(tmp, root)  # replaces an empty directory atomically
         fsync_dir(root.parent)
     except BaseException:
@@ -836,6 +1028,33 @@ def restore(root: Path, store: ObjectStore, progress: Progress | None = None) ->
     return SyncReport(
         store.url, "restore", RemoteTip(-1, -1, 0), tip, entries, files - entries, nbytes
     )
+
+
+def _skip_before_gap(keys: list[ObjectInfo], table: str) -> list[ObjectInfo]:
+    """A remote log with a gap (a push that resumed from a checkpoint after the local log
+    was pruned) restores from the checkpoint after the gap: a local log must be
+    contiguous. The entries left out are history only; their metadata is in the archive
+    (`_pond_archive/`), which comes along."""
+    prefix = f"{table}/{LOG}/"
+    listing = LogListing()
+    for o in keys:
+        if o.key.startswith(prefix) and "/" not in o.key[len(prefix) :]:
+            listing.add(o.key[len(prefix) :], o.size)
+    gaps = [v for v in range(max(listing.start, 0), listing.tip + 1) if v not in listing.entries]
+    if not gaps:
+        return keys
+    bridges = [c for c in listing.checkpoints if gaps[-1] <= c <= listing.tip]
+    if not bridges:
+        return keys  # not restorable as a contiguous log; fsck will say what is missing
+    start = min(bridges)
+
+    def keep(o: ObjectInfo) -> bool:
+        if not o.key.startswith(prefix):
+            return True
+        parsed = layout.parse_log_name(o.key[len(prefix) :])
+        return parsed is None or parsed[0] >= start
+
+    return [o for o in keys if keep(o)]
 
 
 def _restorable(key: str) -> bool:
