@@ -601,6 +601,13 @@ def test_put_if_absent_is_atomic_and_keys_are_checked(remote: Remote) -> None:
             store.get(bad)
 
 
+def test_layout_names_match_storage() -> None:
+    assert layout.ARCHIVE_DIR == deltafiles.ARCHIVE_DIR
+    code = "import sys, duckpond.remotes.sync; print('deltalake' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)
+    assert out.stdout.strip() == b"False"  # the remote modules load lazily
+
+
 def test_bad_urls_are_refused() -> None:
     from duckpond.storage.objstore import open_store
 
