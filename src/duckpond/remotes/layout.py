@@ -18,7 +18,6 @@ from typing import Any
 from urllib.parse import unquote
 
 from ..errors import RemoteError
-from ..storage.deltafiles import ARCHIVE_DIR
 
 POND_JSON = "pond.json"
 FORMAT = 1
@@ -28,6 +27,9 @@ LOG = "_delta_log"
 LAST_CHECKPOINT = "_last_checkpoint"
 APP_ID = "pond"  # the `txn` action's appId: its version is the txn_seq
 TMP_PREFIX = ".tmp-"
+# storage.deltafiles.ARCHIVE_DIR, not imported: that module loads deltalake and pyarrow,
+# and remote status and configuration must not (start-up time); a test checks they agree.
+ARCHIVE_DIR = "_pond_archive"
 
 
 def entry_name(version: int) -> str:
