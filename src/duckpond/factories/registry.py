@@ -34,6 +34,7 @@ def _load_builtins() -> None:
         dynamic_dir,
         join,
         reduce,
+        sitegen,
         sql_derived,
         synthetic,
         template,

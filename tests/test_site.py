@@ -1,0 +1,200 @@
+"""`pond site build` and the `sitegen` post-commit factory, without a browser: what is
+written, that it is the same for the same pond, that nothing outside OUTDIR is referenced,
+and that a refused or failed build leaves the last good site exactly as it was."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import run_pond
+from site_pond import make_pond
+
+from duckpond.pond import Pond
+
+
+@pytest.fixture(scope="module")
+def site_pond(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    root = tmp_path_factory.mktemp("site") / "pond"
+    _, seq = make_pond(root)
+    return root, seq
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def test_build_writes_pages_data_and_library(site_pond: tuple[Path, int], tmp_path: Path) -> None:
+    pond, seq = site_pond
+    out = tmp_path / "site"
+    proc = run_pond("site", "build", out, "--format", "json", pond=pond)
+    report = json.loads(proc.stdout)
+    assert report["series"] == ["/derived/wave", "/wells/north"]
+    files = tree(out)
+    for name in ("index.html", "status.html", "lib/bokeh.min.js", "lib/bokeh-api.min.js"):
+        assert name in files
+    assert "series/wells_north.html" in files and "series/derived_wave.html" in files
+    index = files["index.html"].decode()
+    assert 'href="series/wells_north.html"' in index and "/derived/wave" in index
+    page = files["series/wells_north.html"].decode()
+    manifest = json.loads(re.search(r'id="manifest">(.*?)</script>', page, re.S).group(1))
+    # the temporal-reduce outputs are the tiers of their input, finest first
+    # (6h and 1d are left out: the 1h tier already shows all 10 days in 240 points)
+    assert [t["name"] for t in manifest["tiers"]] == ["raw", "1h"]
+    assert manifest["tiers"][1]["path"] == "/reduced/north/res=1h.series"
+    assert manifest["tiers"][1]["lines"] == {
+        "level": {"mid": "level.avg", "lo": "level.min", "hi": "level.max"}
+    }
+    # every data file a page names exists; the coarsest tier is one file
+    for tier in manifest["tiers"]:
+        for chunk in tier["chunks"]:
+            assert chunk["file"] in files
+    assert len(manifest["tiers"][-1]["chunks"]) == 1
+    status = files["status.html"].decode()
+    assert f'data-txn-seq="{seq}"' in status
+    assert "/etc/system.d/20-notify" in status and "intentionally failed" in status
+
+
+def test_pages_reference_nothing_outside_the_site(
+    site_pond: tuple[Path, int], tmp_path: Path
+) -> None:
+    pond, _ = site_pond
+    out = tmp_path / "site"
+    Pond.open(pond).site_build(out)
+    for name, data in tree(out).items():
+        if not name.endswith(".html"):
+            continue
+        for ref in re.findall(r'(?:src|href)="([^"]*)"', data.decode()):
+            assert not re.match(r"^[a-z]+:|^/", ref), f"{name} refers to {ref}"
+            if not ref.startswith("#"):
+                assert (out / Path(name).parent / ref).resolve().is_file(), f"{name}: {ref}"
+
+
+def test_same_pond_same_bytes(site_pond: tuple[Path, int], tmp_path: Path) -> None:
+    pond, _ = site_pond
+    Pond.open(pond).site_build(tmp_path / "a")
+    Pond.open(pond).site_build(tmp_path / "b")
+    assert tree(tmp_path / "a") == tree(tmp_path / "b")
+
+
+def test_config_selects_labels_and_refuses_unknown_keys(
+    site_pond: tuple[Path, int], tmp_path: Path
+) -> None:
+    pond, _ = site_pond
+    cfg = tmp_path / "site.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "title": "Wells",
+                "series": ["/reduced/**"],
+                "labels": {"/wells/north": "North well"},
+                "units": {"/wells/north": "m"},
+                "default_range": "1W",
+                "time_zone": "viewer",
+                "target_points": 200,
+                "status_page": False,
+            }
+        )
+    )
+    out = tmp_path / "site"
+    run_pond("site", "build", out, "--config", cfg, pond=pond)
+    files = tree(out)
+    assert "status.html" not in files and "series/derived_wave.html" not in files
+    page = files["series/wells_north.html"].decode()
+    assert "North well" in page and "<title>North well · Wells</title>" in page
+    manifest = json.loads(re.search(r'id="manifest">(.*?)</script>', page, re.S).group(1))
+    assert manifest["target_points"] == 200 and manifest["time_zone"] == "viewer"
+    assert manifest["default_range"] == "1W" and manifest["unit"] == "m"
+
+    cfg.write_text("title: x\ncolour: blue\n")
+    before = tree(out)
+    proc = run_pond("site", "build", out, "--config", cfg, pond=pond, check=1)
+    assert proc.stderr.decode().strip() == (
+        f"error: site config {cfg}: unknown config key(s): colour"
+    )
+    assert tree(out) == before
+
+
+def test_refuses_to_replace_a_directory_that_is_not_a_site(
+    site_pond: tuple[Path, int], tmp_path: Path
+) -> None:
+    pond, _ = site_pond
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "precious.txt").write_text("keep me")
+    proc = run_pond("site", "build", home, pond=pond, check=1)
+    assert "is not empty and holds no pond site" in proc.stderr.decode()
+    assert tree(home) == {"precious.txt": b"keep me"}
+
+
+def test_failed_build_leaves_the_last_good_site(tmp_path: Path) -> None:
+    root = tmp_path / "pond"
+    pond, _ = make_pond(root)
+    out = tmp_path / "site"
+    pond.site_build(out)
+    good = tree(out)
+    # a derived series that plans but fails when read: the next build fails mid-way
+    pond.mknod(
+        "sql-derived-series",
+        "/wells/broken",
+        yaml.safe_dump(
+            {
+                "patterns": {"n": "/wells/north"},
+                "query": "SELECT timestamp, CAST(level AS BIGINT) / 0 AS level FROM n",
+            }
+        ).encode(),
+    )
+    proc = run_pond("site", "build", out, pond=root, check=1)
+    assert proc.stderr.decode().startswith("error: ")
+    assert tree(out) == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pond", "site"]  # no leftovers
+
+
+def test_sitegen_keeps_the_site_fresh_and_records_its_job(tmp_path: Path) -> None:
+    root = tmp_path / "pond"
+    pond, _ = make_pond(root)
+    out = tmp_path / "site"
+    cfg = tmp_path / "sitegen.yaml"
+    cfg.write_text(yaml.safe_dump({"out_dir": str(out), "title": "Fresh"}))
+    run_pond("mknod", "sitegen", "/etc/system.d/90-site", "--config-path", cfg, pond=root)
+    assert "Fresh" in (out / "index.html").read_text()
+    assert "series/wells_north.html" in tree(out)
+    run_pond("mkdir", "/incoming", pond=root)
+    recent = json.loads(run_pond("control", "--format", "json", pond=root).stdout)
+    jobs = {j["config_path"]: j for j in recent[-1]["post_commit"]}
+    assert jobs["/etc/system.d/90-site"]["status"] == "completed"
+    assert jobs["/etc/system.d/20-notify"]["status"] == "failed"
+    # the status page the job wrote shows the write that triggered it
+    assert f'data-txn-seq="{recent[-1]["txn_seq"]}"' in (out / "status.html").read_text()
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"out_dir": "relative/dir"}))
+    proc = run_pond(
+        "mknod", "sitegen", "/etc/system.d/91-x", "--config-path", bad, pond=root, check=1
+    )
+    assert "'out_dir' must be an absolute host path" in proc.stderr.decode()
+
+
+def test_sitegen_failure_is_recorded_and_keeps_the_last_good_site(tmp_path: Path) -> None:
+    root = tmp_path / "pond"
+    pond, _ = make_pond(root)
+    out = tmp_path / "site"
+    pond.mknod("sitegen", "/etc/system.d/90-site", yaml.safe_dump({"out_dir": str(out)}).encode())
+    good = tree(out)
+    (tmp_path / "blocker").write_text("x")
+    pond.mknod(
+        "sitegen",
+        "/etc/system.d/91-site",
+        yaml.safe_dump({"out_dir": str(tmp_path / "blocker")}).encode(),
+    )
+    recent = pond.control_recent(limit=1)[0]
+    failed = [j for j in recent.post_commit if j.status == "failed"]
+    assert [j.config_path for j in failed] == ["/etc/system.d/20-notify", "/etc/system.d/91-site"]
+    assert "is not a directory" in (failed[1].error_message or "")
+    assert tree(out) != good  # 90-site rebuilt it (the status page changed) ...
+    assert (out / "index.html").is_file()  # ... and it is whole
