@@ -119,12 +119,21 @@ def _exchange(a: Path, b: Path) -> bool:
 def _env() -> Any:
     import jinja2
 
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )
+    env.filters["when"] = _when
+    return env
+
+
+def _when(text: str | None) -> str:
+    """An ISO 8601 time from the control table, shortened for people (to the second)."""
+    if not text:
+        return ""
+    return text.replace("T", " ")[:19] + " UTC"
 
 
 def _write(path: Path, text: str | bytes) -> None:
@@ -141,9 +150,9 @@ def _write_site(
     slugs = _slugs([s.path for s in series])
     rows = []
     pages = 0
-    for i, s in enumerate(series):
+    for s in series:
         slug = slugs[s.path]
-        manifest = _export(root, s, slug, cfg, i)
+        manifest = _export(root, s, slug, cfg)
         label = cfg.labels.get(s.path, s.path)
         unit = cfg.units.get(s.path, "")
         page = env.get_template("series.html").render(
@@ -235,7 +244,7 @@ def _slugs(paths_: list[str]) -> dict[str, str]:
     return out
 
 
-def _export(root: Path, s: Series, slug: str, cfg: SiteConfig, index: int) -> dict[str, Any]:
+def _export(root: Path, s: Series, slug: str, cfg: SiteConfig) -> dict[str, Any]:
     """Write `s`'s tiers as chunked data scripts; return the page's manifest."""
     tiers = []
     for i, t in enumerate(s.tiers):
@@ -267,7 +276,7 @@ def _export(root: Path, s: Series, slug: str, cfg: SiteConfig, index: int) -> di
         "label": cfg.labels.get(s.path, s.path),
         "unit": cfg.units.get(s.path, ""),
         "bases": bases,
-        "colors": {b: PALETTE[(index + j) % len(PALETTE)] for j, b in enumerate(bases)},
+        "colors": {b: PALETTE[j % len(PALETTE)] for j, b in enumerate(bases)},
         "first_ms": s.first_us // 1000 if s.first_us is not None else None,
         "last_ms": s.last_us // 1000 if s.last_us is not None else None,
         "default_range": cfg.default_range,
@@ -335,7 +344,7 @@ def _status(pond: Pond) -> dict[str, Any]:
     incomplete = pond.control_incomplete()
     txns = [t.to_json() for t in reversed(recent)]
     failed = [
-        {"txn_seq": t["txn_seq"], **task}
+        {**task, "txn_seq": t["txn_seq"]}
         for t in txns
         for task in t["post_commit"]
         if task["status"] == "failed"

@@ -97,20 +97,25 @@
     m.bases.forEach(function (b, i) { cols["m" + i] = []; cols["lo" + i] = []; cols["hi" + i] = []; });
     var source = new Bokeh.ColumnDataSource({ data: cols });
     var xr = new Bokeh.Range1d({ start: shift(initial[0]), end: shift(initial[1]) });
+    var brush = new Bokeh.BoxZoomTool({ dimensions: "width" });
+    var wheel = new Bokeh.WheelZoomTool({ dimensions: "width" });
     var plot = Bokeh.Plotting.figure({
       x_axis_type: "datetime",
       x_range: xr,
       sizing_mode: "stretch_width",
       height: 420,
       tools: [
-        new Bokeh.BoxZoomTool({ dimensions: "width" }),
+        brush,
         new Bokeh.PanTool({ dimensions: "width" }),
-        new Bokeh.WheelZoomTool({ dimensions: "width" }),
+        wheel,
         new Bokeh.ResetTool(),
       ],
       toolbar_location: "above",
       y_axis_label: m.unit || null,
     });
+    // drag = brush (zoom to the dragged span); the wheel zooms too (a phone pinches)
+    plot.toolbar.active_drag = brush;
+    plot.toolbar.active_scroll = wheel;
     m.bases.forEach(function (b, i) {
       var color = m.colors[b];
       var envelope = m.tiers.some(function (t) { return t.lines[b] && t.lines[b].lo; });
