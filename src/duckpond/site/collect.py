@@ -18,6 +18,7 @@ from ..errors import PondError
 from .config import SiteConfig
 
 if TYPE_CHECKING:
+    import numpy as np
     import pyarrow as pa
 
     from ..factories.live import LiveFile
@@ -40,13 +41,13 @@ class Tier:
     name: str  # "raw", or a resolution such as "1h"
     res_us: int  # bucket width (raw: the mean interval between rows)
     path: str | None  # the pond path read (None: computed from the series here)
-    time_ms: list[int] = field(default_factory=list)
-    columns: dict[str, list[Any]] = field(default_factory=dict)  # original name -> values
+    time_ms: np.ndarray[Any, Any] | None = None  # int64 ms since the epoch, sorted
+    columns: dict[str, np.ndarray[Any, Any]] = field(default_factory=dict)  # name -> float64
     lines: dict[str, dict[str, str]] = field(default_factory=dict)  # base -> mid/lo/hi names
 
     @property
     def rows(self) -> int:
-        return len(self.time_ms)
+        return 0 if self.time_ms is None else len(self.time_ms)
 
 
 @dataclass
@@ -137,23 +138,26 @@ def _numeric(schema: pa.Schema, tc: str) -> list[str]:
 
 def load(pond: Pond, s: Series, target: int) -> None:
     """Read `s`'s facts and tiers (the pond's own data: no clock, no randomness)."""
-    tc = _q(s.time_column)
-    stats = pond.sql(
-        f"SELECT count(*) AS n, min({tc}) AS lo, max({tc}) AS hi FROM source", path=s.path
-    )
-    s.rows = int(stats.column("n")[0].as_py() or 0)
-    lo, hi = stats.column("lo")[0], stats.column("hi")[0]
-    s.first_us = _us(lo.as_py()) if lo.is_valid else None
-    s.last_us = _us(hi.as_py()) if hi.is_valid else None
     loc = pond.lookup(s.path)
     s.updated_us = loc.row.timestamp if loc is not None else None
-    if s.last_us is not None:
-        last = pond.sql(
-            f"SELECT * FROM source ORDER BY {tc} DESC LIMIT 1", path=s.path, time_start=s.last_us
+    if not _stored_facts(s):
+        tc = _q(s.time_column)
+        stats = pond.sql(
+            f"SELECT count(*) AS n, min({tc}) AS lo, max({tc}) AS hi FROM source", path=s.path
         )
-        if last.num_rows:
-            row = last.to_pylist()[0]
-            s.last_values = {c: row[c] for c in _numeric(last.schema, s.time_column)}
+        s.rows = int(stats.column("n")[0].as_py() or 0)
+        lo, hi = stats.column("lo")[0], stats.column("hi")[0]
+        s.first_us = _us(lo.as_py()) if lo.is_valid else None
+        s.last_us = _us(hi.as_py()) if hi.is_valid else None
+        if s.last_us is not None:
+            last = pond.sql(
+                f"SELECT * FROM source ORDER BY {tc} DESC LIMIT 1",
+                path=s.path,
+                time_start=s.last_us,
+            )
+            if last.num_rows:
+                row = last.to_pylist()[0]
+                s.last_values = {c: row[c] for c in _numeric(last.schema, s.time_column)}
     if s.rows == 0 or s.first_us is None or s.last_us is None:
         return
     span = max(s.last_us - s.first_us, 1)
@@ -191,6 +195,33 @@ def load(pond: Pond, s: Series, target: int) -> None:
     s.tiers = [t for t in kept if t.rows]
 
 
+def _stored_facts(s: Series) -> bool:
+    """Rows, time span and last row of a stored series from its versions' Parquet footers
+    and event-time bounds, reading only the newest version's rows (a year of minutes in
+    one version: a SQL scan of it costs more than charting it)."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    parts = s.node.parts()
+    if not parts or any(p.min_time is None or p.max_time is None for p in parts):
+        return False
+    s.rows = 0
+    for p in parts:
+        with pq.ParquetFile(p.path if p.path is not None else io.BytesIO(p.data)) as f:
+            s.rows += f.metadata.num_rows
+    s.first_us = min(p.min_time for p in parts)
+    s.last_us = max(p.max_time for p in parts)
+    newest = max(parts, key=lambda p: p.max_time)
+    table = pq.read_table(newest.path if newest.path is not None else io.BytesIO(newest.data))
+    times = _times_ms(table.column(s.time_column)) if table.num_rows else None
+    if times is not None:
+        i = int(times.argmax())
+        row = table.slice(i, 1).to_pylist()[0]
+        s.last_values = {c: row[c] for c in _numeric(table.schema, s.time_column)}
+    return True
+
+
 def _read_tier(pond: Pond, s: Series, t: Tier, bases: list[str] | None) -> None:
     import pyarrow as pa
 
@@ -219,7 +250,7 @@ def _read_tier(pond: Pond, s: Series, t: Tier, bases: list[str] | None) -> None:
         table = pond.sql(f"SELECT * FROM source ORDER BY {_q(tc)}", path=t.path)
     t.time_ms = _times_ms(table.column(tc))
     names = _numeric(table.schema, tc)
-    t.columns = {n: table.column(n).to_pylist() for n in names}
+    t.columns = {n: _floats(table.column(n)) for n in names}
     t.lines = _lines(names, raw=t.name == "raw")
 
 
@@ -245,14 +276,24 @@ def _lines(names: list[str], raw: bool) -> dict[str, dict[str, str]]:
     return out
 
 
-def _times_ms(col: pa.ChunkedArray) -> list[int]:
+def _times_ms(col: pa.ChunkedArray) -> np.ndarray[Any, Any]:
+    import numpy as np
     import pyarrow as pa
 
     if pa.types.is_timestamp(col.type):
         col = col.cast(pa.timestamp("us", tz=col.type.tz)).cast(pa.int64())
     else:
         col = col.cast(pa.int64())  # an integer time column holds µs
-    return [v // 1000 for v in col.to_pylist()]
+    return np.asarray(col.to_numpy(), dtype=np.int64) // 1000
+
+
+def _floats(col: pa.ChunkedArray) -> np.ndarray[Any, Any]:
+    """float64 values, NaN where null (what the chart and the data files hold)."""
+    import numpy as np
+    import pyarrow as pa
+
+    col = col.cast(pa.float64()).fill_null(float("nan"))
+    return np.ascontiguousarray(col.to_numpy(), dtype="<f8")
 
 
 def _us(value: Any) -> int:

@@ -39,22 +39,29 @@
     });
   }
 
+  // float64 little-endian, base64 (builder._chunk_script)
+  function floats(b64, n) {
+    var bin = atob(b64), bytes = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    return new Float64Array(bytes.buffer, 0, n);
+  }
+
+  function decode(file) {
+    var raw = S.chunks[file];
+    if (!raw) throw new Error("data file " + file + " registered nothing");
+    var c = {};
+    Object.keys(raw.c).forEach(function (name) { c[name] = floats(raw.c[name], raw.n); });
+    S.decoded[file] = { t: floats(raw.t, raw.n), c: c };
+    delete S.chunks[file];
+    return S.decoded[file];
+  }
+
   function getChunk(file) {
     if (S.decoded[file]) return Promise.resolve(S.decoded[file]);
+    if (S.chunks[file]) return Promise.resolve(decode(file)); // loaded with the page
     S.loaded.push(file);
     return loadScript("../" + file).then(function () {
-      var raw = S.chunks[file];
-      if (!raw) throw new Error("data file " + file + " registered nothing");
-      var n = raw.d.length, t = new Float64Array(n), acc = 0, c = {};
-      for (var i = 0; i < n; i++) { acc += raw.d[i]; t[i] = acc; }
-      Object.keys(raw.c).forEach(function (name) {
-        var src = raw.c[name], out = new Float64Array(n);
-        for (var j = 0; j < n; j++) out[j] = src[j] === null ? NaN : src[j];
-        c[name] = out;
-      });
-      S.decoded[file] = { t: t, c: c };
-      delete S.chunks[file];
-      return S.decoded[file];
+      return decode(file);
     });
   }
 
