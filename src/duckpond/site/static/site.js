@@ -238,9 +238,12 @@
 
     S.setRange = setRange;
     S.visibleRows = visibleRows;
+    performance.mark("pond-start");
     show(initial[0], initial[1]).then(function () {
+      performance.mark("pond-data");
       return Bokeh.Plotting.show(plot, "#chart");
     }).then(function () {
+      performance.mark("pond-shown");
       xr.change.connect(onRange);
       requestAnimationFrame(function () {
         S.drawn = true;
