@@ -245,3 +245,25 @@ def test_view_link_reproduces_the_view(opened: Page, site: dict[str, Any]) -> No
 def test_manifest_json_is_what_the_page_uses(site: dict[str, Any]) -> None:
     page = (site["out"] / "series" / "wells_north.html").read_text()
     assert json.loads(page.split('id="manifest">', 1)[1].split("</script>", 1)[0])["tiers"]
+
+
+def test_viewer_time_zone_and_default_range(browser: Any, site: dict[str, Any]) -> None:
+    """time_zone: viewer shifts the axis to the browser's zone; windows stay in UTC."""
+    out = site["out"].parent / "site-viewer"
+    site["pond"].site_build(
+        out, {"time_zone": "viewer", "default_range": "1W", "target_points": 200}
+    )
+    p = Page(browser, out, timezone_id="Asia/Kolkata")
+    page = p.open("series/wells_north.html")
+    wait_drawn(page)
+    view = wait_view(page, 1)
+    manifest = page.evaluate("pondSite.manifest")
+    last = manifest["last_ms"]
+    assert (view["from"], view["to"]) == (last - 7 * 86_400_000, last)
+    assert view["tier"] == "1h" and len(view["files"]) <= 2  # 168 h within 200 points
+    assert len(p.data_requests()) == len(view["files"])  # loaded with the page, once each
+    # the axis shows Kolkata time: the x range is UTC + 5:30
+    x_end = page.evaluate("Bokeh.documents[0].roots()[0].x_range.end")
+    assert x_end - last == 5.5 * 3_600_000
+    page.screenshot(path=str(site["shots"] / "viewer-time-zone.png"))
+    p.close()

@@ -171,6 +171,7 @@ def _write_site(
             unit=unit,
             status_page=cfg.status_page,
             manifest=_script_json(manifest),
+            preload=_initial_files(manifest),
             tiers=[t.name for t in s.tiers],
             rows=s.rows,
         )
@@ -295,6 +296,28 @@ def _export(root: Path, s: Series, slug: str, cfg: SiteConfig) -> dict[str, Any]
         "target_points": cfg.target_points,
         "tiers": tiers,
     }
+
+
+PRESET_MS = {"1D": 86_400_000, "1W": 7 * 86_400_000, "1M": 30 * 86_400_000, "1Y": 365 * 86_400_000}
+
+
+def _initial_files(m: dict[str, Any]) -> list[str]:
+    """The data files of the page's default view, loaded with the page itself (one round
+    trip less before the first chart). Mirrors presetRange/chooseTier/filesFor in site.js."""
+    if not m["tiers"] or m["first_ms"] is None:
+        return []
+    first, last = m["first_ms"], m["last_ms"]
+    if m["default_range"] in PRESET_MS:
+        a, b = last - PRESET_MS[m["default_range"]], last
+    else:
+        pad = max((last - first) * 0.01, 1000)
+        a, b = first - pad, last + pad
+    tier = next((t for t in m["tiers"] if (b - a) / t["res_ms"] <= m["target_points"]), None)
+    tier = tier or m["tiers"][-1]
+    if not tier["chunk_ms"]:
+        return [c["file"] for c in tier["chunks"]]
+    k0, k1 = a // tier["chunk_ms"], b // tier["chunk_ms"]
+    return [c["file"] for c in tier["chunks"] if k0 <= c["k"] <= k1]
 
 
 def _chunk_bounds(times: np.ndarray[Any, Any], chunk_ms: int) -> list[tuple[int, int, int]]:
