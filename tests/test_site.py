@@ -200,3 +200,33 @@ def test_sitegen_failure_is_recorded_and_keeps_the_last_good_site(tmp_path: Path
     assert "is not a directory" in (failed[1].error_message or "")
     assert tree(out) != good  # 90-site rebuilt it (the status page changed) ...
     assert (out / "index.html").is_file()  # ... and it is whole
+
+
+def test_series_without_tiers_is_downsampled_at_build_time(tmp_path: Path) -> None:
+    """60,000 minutes and no temporal-reduce: too many rows to chart as they are, so the
+    build computes tiers (avg/min/max) up to one that shows the whole span in 1,500 points."""
+    import numpy as np
+    import pyarrow as pa
+
+    pond = Pond.create(tmp_path / "pond")
+    n = 60_000
+    t0 = 1_704_067_200_000_000
+    table = pa.table(
+        {
+            "timestamp": pa.array(t0 + np.arange(n) * 60_000_000, pa.timestamp("us", tz="UTC")),
+            "v": pa.array(np.arange(n, dtype=np.float64)),
+        }
+    )
+    with pond.transaction() as tx:
+        tx.write_series("/big", table)
+    out = tmp_path / "site"
+    pond.site_build(out)
+    page = (out / "series" / "big.html").read_text()
+    manifest = json.loads(re.search(r'id="manifest">(.*?)</script>', page, re.S).group(1))
+    # 1m (60,000 rows) is over the limit; 1h shows the 41.7 days in 1,000 points
+    assert [t["name"] for t in manifest["tiers"]] == ["5m", "15m", "1h"]
+    hourly = manifest["tiers"][-1]
+    assert hourly["rows"] == 1_000 and len(hourly["chunks"]) == 1
+    assert hourly["lines"] == {"v": {"mid": "v.avg", "lo": "v.min", "hi": "v.max"}}
+    index = (out / "index.html").read_text()
+    assert "v = 59999" in index and "2024-02-11 15:59:00 UTC" in index

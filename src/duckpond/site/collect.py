@@ -26,10 +26,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pond")
 
-# A series with at most this many rows is also charted as it is (its finest tier).
-RAW_LIMIT = 50_000
-# A tier with more rows than this is left out (site size: a phone downloads what it shows).
-MAX_TIER_ROWS = 100_000
+# A series with at most this many rows is also charted as it is (its finest tier), and a
+# tier with more rows is left out (site size: a phone downloads what it shows).
+RAW_LIMIT = MAX_TIER_ROWS = 50_000
 # Resolutions the site computes itself when a series lacks coarse enough tiers.
 LADDER = ("1m", "5m", "15m", "1h", "6h", "1d", "7d", "30d", "365d")
 _RES = re.compile(r"^res=(.+)\.series$")
