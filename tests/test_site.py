@@ -171,8 +171,12 @@ def test_sitegen_keeps_the_site_fresh_and_records_its_job(tmp_path: Path) -> Non
     jobs = {j["config_path"]: j for j in recent[-1]["post_commit"]}
     assert jobs["/etc/system.d/90-site"]["status"] == "completed"
     assert jobs["/etc/system.d/20-notify"]["status"] == "failed"
-    # the status page the job wrote shows the write that triggered it
-    assert f'data-txn-seq="{recent[-1]["txn_seq"]}"' in (out / "status.html").read_text()
+    # the status page the job wrote shows the write that triggered it, still running its
+    # jobs (not as unfinished work)
+    status = (out / "status.html").read_text()
+    seq = recent[-1]["txn_seq"]
+    assert f'data-txn-seq="{seq}"><td>{seq}</td><td>running its post-commit jobs</td>' in status
+    assert '<p id="incomplete">Nothing unfinished.</p>' in status
 
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"out_dir": "relative/dir"}))

@@ -36,7 +36,7 @@ class SiteGen(Factory):
 
         self.validate(config)
         cfg = site_config.parse(config, self.name, extra=("out_dir",))
-        report = build(Pond.open(ctx.pond_path), config["out_dir"], cfg)
+        report = build(Pond.open(ctx.pond_path), config["out_dir"], cfg, ctx.parent_txn_seq)
         ctx.log(f"site: {len(report.series)} series, {report.bytes} bytes in {report.out_dir}")
 
 

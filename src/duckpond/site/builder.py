@@ -56,7 +56,11 @@ class SiteReport:
         }
 
 
-def build(pond: Pond, out_dir: str | Path, cfg: SiteConfig) -> SiteReport:
+def build(
+    pond: Pond, out_dir: str | Path, cfg: SiteConfig, running_txn: int | None = None
+) -> SiteReport:
+    """Build the site; `running_txn`: the write whose post-commit job this build is (sitegen),
+    shown as running rather than as unfinished work."""
     from . import collect
 
     out = Path(out_dir).absolute()
@@ -64,7 +68,7 @@ def build(pond: Pond, out_dir: str | Path, cfg: SiteConfig) -> SiteReport:
     series = collect.discover(pond, cfg)
     for s in series:
         collect.load(pond, s, cfg.target_points)
-    status = _status(pond) if cfg.status_page else None
+    status = _status(pond, running_txn) if cfg.status_page else None
     tmp = out.parent / f".{out.name}.building-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -372,11 +376,20 @@ def _num(v: Any) -> str:
 
 
 # -- status -----------------------------------------------------------------------------------
-def _status(pond: Pond) -> dict[str, Any]:
+def _status(pond: Pond, running_txn: int | None) -> dict[str, Any]:
     """The steward's record, as `pond control` and `pond control incomplete` show it."""
     recent = pond.control_recent(limit=STATUS_LIMIT)
-    incomplete = pond.control_incomplete()
+    incomplete = pond.control_incomplete().to_json()
     txns = [t.to_json() for t in reversed(recent)]
+    if running_txn is not None:
+        # the write this build is a job of is not finished yet: it is not unfinished work
+        incomplete = {
+            "transactions": [t for t in incomplete["transactions"] if t["txn_seq"] != running_txn],
+            "tasks": [t for t in incomplete["tasks"] if t["parent_txn_seq"] != running_txn],
+        }
+        for t in txns:
+            if t["txn_seq"] == running_txn:
+                t["status"] = "running its post-commit jobs"
     failed = [
         {**task, "txn_seq": t["txn_seq"]}
         for t in txns
@@ -386,6 +399,6 @@ def _status(pond: Pond) -> dict[str, Any]:
     return {
         "transactions": txns,
         "failed_tasks": failed,
-        "incomplete": incomplete.to_json(),
+        "incomplete": incomplete,
         "limit": STATUS_LIMIT,
     }
