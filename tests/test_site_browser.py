@@ -267,3 +267,18 @@ def test_viewer_time_zone_and_default_range(browser: Any, site: dict[str, Any]) 
     assert x_end - last == 5.5 * 3_600_000
     page.screenshot(path=str(site["shots"] / "viewer-time-zone.png"))
     p.close()
+
+
+def test_chart_follows_the_window_width(opened: Page) -> None:
+    page = opened.open("series/wells_north.html")
+    wait_drawn(page)
+    wide = page.locator("#chart canvas").first.bounding_box()["width"]
+    page.set_viewport_size({"width": 420, "height": 760})  # a phone
+    page.wait_for_function(
+        "document.querySelector('#chart').getBoundingClientRect().width < 420 && "
+        "Bokeh.documents[0].roots()[0].width < 420"
+    )
+    page.wait_for_timeout(300)
+    narrow = page.locator("#chart canvas").first.bounding_box()["width"]
+    assert narrow < 420 < wide
+    assert line_pixels(page.locator("#chart").screenshot()) > 100
