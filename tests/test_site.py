@@ -82,6 +82,10 @@ def test_same_pond_same_bytes(site_pond: tuple[Path, int], tmp_path: Path) -> No
     run_pond("site", "build", tmp_path / "b", pond=pond)
     assert tree(tmp_path / "a") == tree(tmp_path / "b")
     assert report.files == len(tree(tmp_path / "a")) and report.pages == 4
+    # a rebuild in place (reusing what the last build learnt of stored versions): the same
+    first = tree(tmp_path / "a")
+    Pond.open(pond).site_build(tmp_path / "a")
+    assert tree(tmp_path / "a") == first
 
 
 def test_config_selects_labels_and_refuses_unknown_keys(
@@ -234,3 +238,25 @@ def test_series_without_tiers_is_downsampled_at_build_time(tmp_path: Path) -> No
     assert hourly["lines"] == {"v": {"mid": "v.avg", "lo": "v.min", "hi": "v.max"}}
     index = (out / "index.html").read_text()
     assert "v = 59999" in index and "2024-02-11 15:59:00 UTC" in index
+
+
+def test_rebuild_sees_a_new_version(tmp_path: Path) -> None:
+    """The facts a build keeps are per version: appending to a series shows on the next
+    build (its new last value and time), in place of the previous site."""
+    import pyarrow as pa
+
+    pond, _ = make_pond(tmp_path / "pond")
+    out = tmp_path / "site"
+    pond.site_build(out)
+    assert "2024-01-10 23:59:00 UTC" in (out / "index.html").read_text()
+    later = pa.table(
+        {
+            "timestamp": pa.array([1_704_931_200_000_000], pa.timestamp("us", tz="UTC")),
+            "level": pa.array([42.5]),
+        }
+    )
+    with pond.transaction() as tx:
+        tx.write_series("/wells/north", later)
+    pond.site_build(out)
+    index = (out / "index.html").read_text()
+    assert "level = 42.5" in index and "2024-01-11 00:00:00 UTC" in index

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("pond")
 
 MARKER = ".pond-site"  # marks a directory as a site this program may replace
+# Facts of stored series versions (row count, span, last row) the next build reuses: a
+# version's content never changes, and finding a big version's last row means reading it.
+FACTS = ".pond-site-facts.json"
 LIB_FILES = ("bokeh.min.js", "bokeh-api.min.js")
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2")
 STATUS_LIMIT = 50
@@ -66,8 +69,13 @@ def build(
     out = Path(out_dir).absolute()
     _check_target(out)
     series = collect.discover(pond, cfg)
+    previous = _previous_facts(out)
+    known: dict[str, Any] = {}
     for s in series:
-        collect.load(pond, s, cfg.target_points)
+        collect.load(pond, s, cfg.target_points, previous)
+        key = s.node.key()
+        if key in previous:
+            known[key] = previous[key]
     status = _status(pond, running_txn) if cfg.status_page else None
     tmp = out.parent / f".{out.name}.building-{os.getpid()}"
     if tmp.exists():
@@ -75,6 +83,7 @@ def build(
     try:
         tmp.mkdir(parents=True)
         pages = _write_site(tmp, pond, cfg, series, status)
+        _write(tmp / FACTS, json.dumps(known, sort_keys=True, separators=(",", ":")) + "\n")
         files = sorted(p for p in tmp.rglob("*") if p.is_file())
         size = sum(p.stat().st_size for p in files)
         _swap(tmp, out)
@@ -83,6 +92,15 @@ def build(
             shutil.rmtree(tmp, ignore_errors=True)
     log.info("site: %d series, %d pages, %d bytes in %s", len(series), pages, size, out)
     return SiteReport(str(out), [s.path for s in series], pages, len(files), size)
+
+
+def _previous_facts(out: Path) -> dict[str, Any]:
+    """What the last build found about stored series versions (nothing if unreadable)."""
+    try:
+        data = json.loads((out / FACTS).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) and (out / MARKER).is_file() else {}
 
 
 def _check_target(out: Path) -> None:

@@ -135,11 +135,11 @@ def _numeric(schema: pa.Schema, tc: str) -> list[str]:
     ]
 
 
-def load(pond: Pond, s: Series, target: int) -> None:
+def load(pond: Pond, s: Series, target: int, known: dict[str, Any] | None = None) -> None:
     """Read `s`'s facts and tiers (the pond's own data: no clock, no randomness)."""
     loc = pond.lookup(s.path)
     s.updated_us = loc.row.timestamp if loc is not None else None
-    if not _stored_facts(s):
+    if not _stored_facts(s, known if known is not None else {}):
         tc = _q(s.time_column)
         stats = pond.sql(
             f"SELECT count(*) AS n, min({tc}) AS lo, max({tc}) AS hi FROM source", path=s.path
@@ -194,10 +194,13 @@ def load(pond: Pond, s: Series, target: int) -> None:
     s.tiers = [t for t in kept if t.rows]
 
 
-def _stored_facts(s: Series) -> bool:
+def _stored_facts(s: Series, known: dict[str, Any]) -> bool:
     """Rows, time span and last row of a stored series from its versions' Parquet footers
     and event-time bounds, reading only the newest version's rows (a year of minutes in
-    one version: a SQL scan of it costs more than charting it)."""
+    one version: a SQL scan of it costs more than charting it).
+
+    `known` maps a stored node's version key (node id @ version: its content never
+    changes) to these facts as the previous build found them; it is updated in place."""
     import io
 
     import pyarrow.parquet as pq
@@ -205,6 +208,12 @@ def _stored_facts(s: Series) -> bool:
     parts = s.node.parts()
     if not parts or any(p.min_time is None or p.max_time is None for p in parts):
         return False
+    key = s.node.key()
+    facts = known.get(key)
+    if isinstance(facts, dict) and set(facts) == {"rows", "first", "last", "values"}:
+        s.rows, s.first_us, s.last_us = facts["rows"], facts["first"], facts["last"]
+        s.last_values = dict(facts["values"])
+        return True
     s.rows = 0
     for p in parts:
         with pq.ParquetFile(p.path if p.path is not None else io.BytesIO(p.data)) as f:
@@ -218,6 +227,7 @@ def _stored_facts(s: Series) -> bool:
         i = int(times.argmax())
         row = table.slice(i, 1).to_pylist()[0]
         s.last_values = {c: row[c] for c in _numeric(table.schema, s.time_column)}
+    known[key] = {"rows": s.rows, "first": s.first_us, "last": s.last_us, "values": s.last_values}
     return True
 
 
