@@ -92,9 +92,10 @@ def discover(pond: Pond, cfg: SiteConfig) -> list[Series]:
             if chosen:
                 selected.add(source.path)
             if source.path not in found and nodes.is_series(source.file_type):
-                found[source.path] = _series(source)
+                _add(found, source)
             continue
-        found.setdefault(node.path, _series(node))
+        if node.path not in found:
+            _add(found, node)
         if chosen:
             selected.add(node.path)
     out = []
@@ -105,6 +106,17 @@ def discover(pond: Pond, cfg: SiteConfig) -> list[Series]:
         s.tier_nodes = tiers.get(path, {})
         out.append(s)
     return out
+
+
+def _add(found: dict[str, Series], node: Any) -> None:
+    try:
+        found[node.path] = _series(node)
+    except NoTimeColumn:
+        log.warning("site: %s has no timestamp column to chart it by: left out", node.path)
+
+
+class NoTimeColumn(PondError):
+    pass
 
 
 def _series(node: Any) -> Series:
@@ -118,7 +130,7 @@ def _detect_time(schema: pa.Schema) -> str:
     for f in schema:
         if pa.types.is_timestamp(f.type):
             return str(f.name)
-    raise PondError("no timestamp column")
+    raise NoTimeColumn("no timestamp column")
 
 
 def _q(name: str) -> str:
