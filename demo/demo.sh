@@ -119,5 +119,13 @@ POND="$restored" pond restore b1 "file://$backup"
 POND="$restored" pond status
 POND="$restored" pond cat /sensors/NOTES.yaml
 
+step "a static site of the pond: charts of every series and the steward's status page"
+cat > "$work/site.yaml" <<'YAML'
+title: Demo pond
+labels: {/sensors/temps: Well temperatures, /derived/synthetic: Synthetic level}
+units: {/sensors/temps: °C, /derived/synthetic: m}
+YAML
+pond site build "$here/site" --config "$work/site.yaml"
+
 echo
-echo "demo pond left at $POND"
+echo "demo pond left at $POND; its site: file://$here/site/index.html"

@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from .query.urls import SourceURL
     from .remotes.config import Attachment
     from .remotes.info import PondStatus, RemoteInfo, Transfer, Verification
+    from .site import SiteReport
     from .steward.fsck import FsckResult
     from .steward.steward import Steward
     from .txn import WriteTxn
@@ -495,6 +496,21 @@ class Pond:
         from .steward.queries import control_sql
 
         return control_sql(self, query, timeout, memory_limit)
+
+    # -- static site ---------------------------------------------------------------------------
+    def site_build(
+        self, out_dir: str | Path, config: str | Path | dict[str, Any] | None = None
+    ) -> SiteReport:
+        """Write a static, offline site of this pond to `out_dir` (replaced whole, never half
+        written): charts of its series and the steward's status page. `config`: a site.yaml
+        path, a parsed mapping, or None for the defaults (see README "Static site")."""
+        from . import site
+
+        if config is None or isinstance(config, str | Path):
+            cfg = site.load(None if config is None else str(config))
+        else:
+            cfg = site.parse(config)
+        return site.build(self, out_dir, cfg)
 
     def recover(self, retry_failed: bool = False) -> RecoverReport:
         """Finish what crashes interrupted (SPEC §6); safe to run at any time."""

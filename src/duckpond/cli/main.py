@@ -897,6 +897,27 @@ def status(st: State, fmt: str) -> None:
     if s.remotes:
         click.echo("")
         _print_remotes(s.remotes, "table")
+# -- pond site --------------------------------------------------------------------------------
+@cli.group()
+def site() -> None:
+    """A static, offline web site of the pond."""
+
+
+@site.command(name="build")
+@click.argument("out_dir", metavar="OUTDIR")
+@click.option("--config", "config_path", metavar="FILE", help="A site.yaml (else defaults).")
+@click.option("--format", "fmt", type=FORMATS, default="table")
+@click.pass_obj
+def site_build(st: State, out_dir: str, config_path: str | None, fmt: str) -> None:
+    """Write the site to OUTDIR (replaced whole): charts of every series, the status page."""
+    report = st.open().site_build(out_dir, config_path)
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps(report.to_json()))
+    else:
+        n = len(report.series)
+        click.echo(f"{report.out_dir}/index.html ({n} series, {report.bytes} bytes)")
 
 
 def main(argv: list[str] | None = None) -> None:

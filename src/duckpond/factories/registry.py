@@ -36,6 +36,7 @@ def _load_builtins() -> None:
         join,
         reduce,
         remote,
+        sitegen,
         sql_derived,
         synthetic,
         template,
