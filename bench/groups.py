@@ -22,6 +22,8 @@ GROUPS: dict[str, tuple[str, str]] = {
     "disk": ("bench.disk", "14"),
     "factories": ("bench.factories", "15"),
     "deltaskip": ("bench.deltaskip", "16"),
+    "remotes": ("bench.remotes", "17"),
+    "site": ("bench.site", "18"),
 }
 
 
