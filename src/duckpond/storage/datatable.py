@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
@@ -88,11 +87,19 @@ def rows_to_table(rows: Iterable[NodeRow]) -> pa.Table:
 
 
 def _index_table(table: pa.Table) -> pa.Table:
-    """A file's rows without contents, timestamps as int64 µs (cheap to turn into rows)."""
+    """A file's rows without contents, timestamps as int64 µs (cheap to turn into rows).
+
+    The pond's own files need no conversion but the timestamp's, done as a zero-copy view:
+    `cast` would import pyarrow.compute (~50 ms of every `pond` process's start-up)."""
     table = table.select(INDEX_COLUMNS)
     i = table.schema.get_field_index("timestamp")
-    table = table.set_column(i, "timestamp", table.column(i).cast(pa.int64()))
-    return table.cast(INDEX_SCHEMA)
+    ts = table.column(i)
+    if ts.type == DATA_SCHEMA.field("timestamp").type:
+        ts = pa.chunked_array([c.view(pa.int64()) for c in ts.chunks], pa.int64())
+    else:
+        ts = ts.cast(pa.int64())
+    table = table.set_column(i, "timestamp", ts)
+    return table if table.schema.equals(INDEX_SCHEMA) else table.cast(INDEX_SCHEMA)
 
 
 @dataclass
@@ -111,6 +118,8 @@ NODE_MEMO_MAX = 256
 # (from the path) and contents (loaded on first use), in NodeRow's order.
 _ROW_COLUMNS = [f for f in NodeRow.FIELDS if f not in (PARTITION, "content")]
 NodeVersions = list[tuple[int, int, str | None]]  # (version, position, attributes), sorted
+# Up to this many rows a partition is searched in Python rather than with pyarrow.compute.
+SCAN_IN_PYTHON_ROWS = 2048
 
 
 class PartIndex:
@@ -217,19 +226,33 @@ class PartIndex:
             return found
         if self._latest is not None and node_id not in self._latest:
             return []
-        mask = pc.equal(self.index.column("node_id"), node_id)
-        found = sorted(
-            zip(
-                pc.filter(self.index.column("version"), mask).to_pylist(),
-                pc.indices_nonzero(mask).to_pylist(),
-                pc.filter(self.index.column("extended_attributes"), mask).to_pylist(),
-                strict=True,
-            )
-        )
+        found = sorted(self._find(node_id))
         self._memo[node_id] = found
         while len(self._memo) > NODE_MEMO_MAX:
             self._memo.popitem(last=False)
         return found
+
+    def _find(self, node_id: str) -> NodeVersions:
+        index = self.index
+        if index.num_rows <= SCAN_IN_PYTHON_ROWS:
+            # A small partition: a Python scan, so that a `pond` process reading a small
+            # pond never imports pyarrow.compute (~50 ms of start-up).
+            ids = index.column("node_id").to_pylist()
+            positions = [pos for pos, i in enumerate(ids) if i == node_id]
+            versions = index.column("version")
+            attrs = index.column("extended_attributes")
+            return [(versions[p].as_py(), p, attrs[p].as_py()) for p in positions]
+        import pyarrow.compute as pc
+
+        mask = pc.equal(index.column("node_id"), node_id)
+        return list(
+            zip(
+                pc.filter(index.column("version"), mask).to_pylist(),
+                pc.indices_nonzero(mask).to_pylist(),
+                pc.filter(index.column("extended_attributes"), mask).to_pylist(),
+                strict=True,
+            )
+        )
 
     def versions(self, node_id: str) -> list[NodeRow]:
         """The node's rows in this partition, oldest version first."""

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .. import nodes, paths
 from ..errors import AlreadyExistsError, InvalidPathError, NotFoundError, PondError
@@ -37,6 +36,9 @@ SNAPSHOT_MIN_DELTAS = 64
 SNAPSHOT_RATIO = 64
 # Directory entry sets kept per DataTable (least recently used dropped first).
 DIR_CACHE_MAX = 64
+# Up to this many entries a directory's entry set is merged in Python, not with
+# pyarrow.compute (whose import costs ~50 ms of a `pond` process's start-up).
+SMALL_DIR_ENTRIES = 2048
 
 DELTA_ATTRS = {"dir": "delta"}
 _DELTA_ATTRS_JSON = json.dumps(DELTA_ATTRS, sort_keys=True)  # as the data table stores it
@@ -111,6 +113,10 @@ class DirEntries:
         changes = self.changes()
         if not changes:
             return self.base
+        if self.base.num_rows <= SMALL_DIR_ENTRIES:
+            return self._small_snapshot(changes)
+        import pyarrow.compute as pc  # ~50 ms to import: only for big directories
+
         keep = self.base.filter(
             pc.invert(pc.is_in(self.base["name"], value_set=pa.array(list(changes), pa.string())))
         )
@@ -124,6 +130,32 @@ class DirEntries:
             schema=SNAPSHOT_SCHEMA,
         )
         return pa.concat_tables([keep, extra]).sort_by("name").combine_chunks()
+
+    def _small_snapshot(self, changes: Changes) -> pa.Table:
+        """snapshot() in Python: a process that lists or writes a small directory never
+        imports pyarrow.compute (start-up time)."""
+        base = self.base
+        merged = dict(
+            zip(
+                base["name"].to_pylist(),
+                zip(base["node_id"].to_pylist(), base["file_type"].to_pylist(), strict=True),
+                strict=True,
+            )
+        )
+        for name, e in changes.items():
+            if e is None:
+                merged.pop(name, None)
+            else:
+                merged[name] = (e.node_id, e.file_type)
+        names = sorted(merged)
+        return pa.table(
+            {
+                "name": names,
+                "node_id": [merged[n][0] for n in names],
+                "file_type": [merged[n][1] for n in names],
+            },
+            schema=SNAPSHOT_SCHEMA,
+        )
 
     def entries(self) -> list[Entry]:
         """Every entry, sorted by name."""
@@ -178,7 +210,8 @@ class _BaseLookup:
 def encode_snapshot(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, SNAPSHOT_SCHEMA) as writer:
-        writer.write_table(table.cast(SNAPSHOT_SCHEMA))
+        same = table.schema.equals(SNAPSHOT_SCHEMA)  # cast imports pyarrow.compute
+        writer.write_table(table if same else table.cast(SNAPSHOT_SCHEMA))
     return sink.getvalue().to_pybytes()
 
 
