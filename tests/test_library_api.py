@@ -103,6 +103,33 @@ def test_help_without_click_is_what_click_prints() -> None:
     assert proc.returncode == 0 and b" click" not in proc.stderr
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--pond", "/nowhere", "--help"],
+        ["-q", "--wait=x", "-h", "--var", "a"],
+        ["--pond=/p", "-v", "--help", "--version"],  # --help is --var's value
+        ["--pond", "--help"],  # --help is --pond's value: click's "Missing command"
+        ["--version", "--help"],
+        ["--help", "list"],
+        ["--pond"],
+        ["-qh"],
+        ["--pond", "/p", "--version"],
+    ],
+)
+def test_console_script_answers_as_click_does(args: list[str]) -> None:
+    """Whether the console script answers itself or hands over to click, the output and
+    exit code are click's."""
+    code = "import sys; from duckpond.cli.main import main; sys.argv[0] = 'pond'; main()"
+    click_run = subprocess.run([sys.executable, "-c", code, *args], capture_output=True)
+    ours = run_pond(*args, check=None)
+    assert (ours.returncode, ours.stdout, ours.stderr) == (
+        click_run.returncode,
+        click_run.stdout,
+        click_run.stderr,
+    )
+
+
 def test_copy_in_read_describe(pond_dir: Path, tmp_path: Path) -> None:
     csv = tmp_path / "t.csv"
     csv.write_text("ts,v\n2024-01-01T00:00:00Z,1\n2024-01-01T01:00:00Z,2\n")

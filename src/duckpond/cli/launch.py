@@ -17,17 +17,42 @@ from __future__ import annotations
 import os
 import sys
 
-HELP_ARGS: tuple[list[str], ...] = ([], ["--help"], ["-h"])
 CACHE_PREFIX = "pond-help-"
+# The group's options that take a value (cli/main.py), and its flags: `pond --pond P
+# --help` is the same help, whatever the values (click runs the eager --help first).
+TAKES_VALUE = ("--pond", "-v", "--var", "--wait")
+FLAGS = ("-q", "--quiet")
+WITH_VALUE = ("--pond=", "--var=", "--wait=")
+EAGER = {"--help": "help", "-h": "help", "--version": "version"}
+
+
+def _eager_request(args: list[str]) -> str | None:
+    """What click would only print, "help" or "version": for no arguments, or exactly one
+    -h/--help/--version among the group's own options. None for anything else (a
+    command, any other option, a missing value): that is left to click."""
+    if not args:
+        return "help"
+    rest = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in TAKES_VALUE:
+            i += 1  # click takes the next argument as the value, whatever it is
+        elif a not in FLAGS and not a.startswith(WITH_VALUE):
+            rest.append(a)
+        i += 1
+    if i > len(args) or len(rest) != 1:  # an option's value missing: click's error
+        return None
+    return EAGER.get(rest[0])
 
 
 def main() -> None:
-    args = sys.argv[1:]
-    if args == ["--version"]:
+    request = _eager_request(sys.argv[1:])
+    if request == "version":
         from .. import __version__
 
         _print_and_exit(f"pond {__version__}")
-    if args in HELP_ARGS:
+    if request == "help":
         path = _help_cache_path()
         text = _read(path) if path else None
         if text is not None:
