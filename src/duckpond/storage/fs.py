@@ -159,16 +159,18 @@ class DirEntries:
 
     def entries(self) -> list[Entry]:
         """Every entry, sorted by name."""
+        return [Entry(n, i, f) for n, i, f in self.columns()]
+
+    def columns(self) -> Iterator[tuple[str, str, str]]:
+        """(name, node_id, file_type) of every entry, sorted by name, without an object
+        per entry (listing a big directory)."""
         t = self.snapshot()
-        return [
-            Entry(n, i, f)
-            for n, i, f in zip(
-                t["name"].to_pylist(),
-                t["node_id"].to_pylist(),
-                t["file_type"].to_pylist(),
-                strict=True,
-            )
-        ]
+        return zip(
+            t["name"].to_pylist(),
+            t["node_id"].to_pylist(),
+            t["file_type"].to_pylist(),
+            strict=True,
+        )
 
     def __len__(self) -> int:
         return self.snapshot().num_rows
@@ -397,16 +399,18 @@ class PondFS:
         return loc
 
     def children(self, loc: Located) -> Iterator[Located]:
-        entries = self.entries_of(loc).entries()
+        entries = list(self.entries_of(loc).columns())
         # Files live in this directory's partition: one pass gives all their latest rows.
         files = self.table.partition_index(loc.node_id).latest_rows() if len(entries) > 8 else {}
-        for entry in entries:
-            path = paths.join(loc.path, entry.name)
-            row = files.get(entry.node_id)
+        # loc.path is normalized and stored names are single valid names: no paths.join
+        prefix = "/" if loc.path == "/" else loc.path + "/"
+        for name, node_id, file_type in entries:
+            path = prefix + name
+            row = files.get(node_id)
             if row is None:
-                yield locate(self, loc, entry, path)
+                yield locate(self, loc, Entry(name, node_id, file_type), path)
             else:
-                yield Located(path, entry.node_id, loc.node_id, row.file_type, row)
+                yield Located(path, node_id, loc.node_id, row.file_type, row)
 
     def walk(self, loc: Located) -> Iterator[Located]:
         """loc and everything below it, depth first, sorted by name."""
