@@ -111,6 +111,7 @@ def test_big_directory_add_overwrite_remove_symlink(
     if scan == "arrow":
         monkeypatch.setattr(fs, "SMALL_DIR_ENTRIES", 0)
         monkeypatch.setattr(datatable, "SCAN_IN_PYTHON_ROWS", 0)
+        monkeypatch.setattr(datatable, "PYTHON_UNTIL_LOADED_ROWS", 0)
     pond = Pond.open(pond_dir)
     model: dict[str, bytes] = {}
     dir_versions = 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import gc
 import json
+import sys
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -122,6 +123,17 @@ _ROW_COLUMNS = [f for f in NodeRow.FIELDS if f not in (PARTITION, "content")]
 NodeVersions = list[tuple[int, int, str | None]]  # (version, position, attributes), sorted
 # Up to this many rows a partition is searched in Python rather than with pyarrow.compute.
 SCAN_IN_PYTHON_ROWS = 2048
+# Up to this many rows Python is used also beyond SCAN_IN_PYTHON_ROWS while pyarrow.compute
+# is not loaded yet: importing it (~50 ms) costs more than scanning that many rows in
+# Python (~10 ms), which a `pond` process does once or twice.
+PYTHON_UNTIL_LOADED_ROWS = 1 << 20
+
+
+def use_compute(rows: int, small: int) -> bool:
+    """Whether to search or merge `rows` rows with pyarrow.compute (above `small`)."""
+    if rows <= small:
+        return False
+    return rows > PYTHON_UNTIL_LOADED_ROWS or "pyarrow.compute" in sys.modules
 
 
 class PartIndex:
@@ -184,6 +196,12 @@ class PartIndex:
                     self._latest[node_id] = self._rows_at([pos])[0]
 
     def _rows_at(self, positions: list[int]) -> list[NodeRow]:
+        if len(positions) * 4 >= self.index.num_rows and len(positions) > 64:
+            # most rows (listing a directory): whole columns, picked in Python
+            whole = [self.index.column(name).to_pylist() for name in _ROW_COLUMNS]
+            cols = [[col[p] for p in positions] for col in whole]
+            with _no_gc() if len(positions) > 1000 else nullcontext():
+                return self._make_rows(positions, cols)
         if len(positions) > 64:  # many rows: one gather over the whole index
             picked = self.index.take(pa.array(positions, pa.int64()))
         elif positions:  # a few rows: slice them out of their files' tables
@@ -240,7 +258,7 @@ class PartIndex:
 
     def _find(self, node_id: str) -> NodeVersions:
         index = self.index
-        if index.num_rows <= SCAN_IN_PYTHON_ROWS:
+        if not use_compute(index.num_rows, SCAN_IN_PYTHON_ROWS):
             # A small partition: a Python scan, so that a `pond` process reading a small
             # pond never imports pyarrow.compute (~50 ms of start-up).
             ids = index.column("node_id").to_pylist()

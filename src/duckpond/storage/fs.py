@@ -27,7 +27,7 @@ from .. import nodes, paths
 from ..errors import AlreadyExistsError, InvalidPathError, NotFoundError, PondError
 from ..nodes import ROOT_ID, NodeRow
 from .blobs import BlobStore
-from .datatable import DataTable
+from .datatable import DataTable, use_compute
 
 MAX_SYMLINK_DEPTH = 32
 
@@ -113,7 +113,7 @@ class DirEntries:
         changes = self.changes()
         if not changes:
             return self.base
-        if self.base.num_rows <= SMALL_DIR_ENTRIES:
+        if not use_compute(self.base.num_rows, SMALL_DIR_ENTRIES):
             return self._small_snapshot(changes)
         import pyarrow.compute as pc  # ~50 ms to import: only for big directories
 
@@ -132,8 +132,8 @@ class DirEntries:
         return pa.concat_tables([keep, extra]).sort_by("name").combine_chunks()
 
     def _small_snapshot(self, changes: Changes) -> pa.Table:
-        """snapshot() in Python: a process that lists or writes a small directory never
-        imports pyarrow.compute (start-up time)."""
+        """snapshot() in Python: a process that lists or writes a small directory (or a
+        big one before anything loaded pyarrow.compute) never imports pyarrow.compute."""
         base = self.base
         merged = dict(
             zip(
