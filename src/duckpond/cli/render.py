@@ -68,23 +68,27 @@ def _records_json(value: object) -> str | None:
     if type(value) is not list or not value:
         return None
     enc = encode_basestring_ascii
+    keys: dict[str, str] = {}  # key -> its encoded line start (records share their keys)
     records = []
     for rec in value:
         if type(rec) is not dict or not rec:
             return None
         items = []
         for k, v in rec.items():
+            head = keys.get(k)
+            if head is None:
+                if type(k) is not str:
+                    return None
+                head = keys[k] = f"    {enc(k)}: "
             t = type(v)
-            if type(k) is not str:
-                return None
             if t is str:
-                items.append(f"    {enc(k)}: {enc(v)}")
+                items.append(head + enc(v))
             elif t is int:
-                items.append(f"    {enc(k)}: {int.__repr__(v)}")
+                items.append(head + int.__repr__(v))
             elif v is None:
-                items.append(f"    {enc(k)}: null")
+                items.append(head + "null")
             elif t is bool:
-                items.append(f"    {enc(k)}: {'true' if v else 'false'}")
+                items.append(head + ("true" if v else "false"))
             else:
                 return None
         records.append("  {\n" + ",\n".join(items) + "\n  }")

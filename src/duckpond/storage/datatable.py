@@ -105,12 +105,24 @@ def _index_table(table: pa.Table) -> pa.Table:
     return table if table.schema.equals(INDEX_SCHEMA) else table.cast(INDEX_SCHEMA)
 
 
+# What finding a node's rows reads from a file; the other columns are read when a row of
+# the file is built (a fresh process writing into a 100,000-entry directory needs a few).
+KEY_COLUMNS = ["node_id", "version", "extended_attributes"]
+KEY_SCHEMA = pa.schema([INDEX_SCHEMA.field(c) for c in KEY_COLUMNS])
+
+
 @dataclass
 class _FileMeta:
-    """One immutable data file: its rows without contents, and its row-group offsets."""
+    """One immutable data file: its rows without contents (the key columns first, the
+    rest on first use), and its row-group offsets."""
 
-    index: pa.Table
+    keys: pa.Table
     group_starts: list[int] | None  # first row of each row group; None = not read yet
+    index: pa.Table | None = None  # every column but contents; None = not read yet
+
+    @classmethod
+    def of(cls, index: pa.Table, group_starts: list[int] | None) -> _FileMeta:
+        return cls(index.select(KEY_COLUMNS), group_starts, index)
 
 
 # Nodes whose row positions a partition index remembers (the directory itself, files
@@ -152,12 +164,13 @@ class PartIndex:
         self.part_id = part_id
         self.files = files
         self._table = table
-        tables = [table._meta(f).index for f in files]
-        self._tables = tables
-        self.index = pa.concat_tables(tables) if tables else INDEX_SCHEMA.empty_table()
+        keys = [table._meta(f).keys for f in files]
+        self._keys = keys
+        self.keys = pa.concat_tables(keys) if keys else KEY_SCHEMA.empty_table()
+        self._index: pa.Table | None = None
         self._starts: list[int] = []  # first position of each file's rows
         at = 0
-        for t in tables:
+        for t in keys:
             self._starts.append(at)
             at += t.num_rows
         self._latest: dict[str, NodeRow] | None = None
@@ -171,7 +184,7 @@ class PartIndex:
         the rows of the files added after them."""
         new: dict[str, NodeVersions] = {}
         for i in range(kept, len(self.files)):
-            t, start = self._tables[i], self._starts[i]
+            t, start = self._keys[i], self._starts[i]
             cols = zip(
                 t.column("node_id").to_pylist(),
                 t.column("version").to_pylist(),
@@ -195,8 +208,16 @@ class PartIndex:
                 if old is None or version > old.version:
                     self._latest[node_id] = self._rows_at([pos])[0]
 
+    @property
+    def index(self) -> pa.Table:
+        """Every row of the partition, every column but contents (reads what is unread)."""
+        if self._index is None:
+            tables = [self._table._full_meta(f) for f in self.files]
+            self._index = pa.concat_tables(tables) if tables else INDEX_SCHEMA.empty_table()
+        return self._index
+
     def _rows_at(self, positions: list[int]) -> list[NodeRow]:
-        if len(positions) * 4 >= self.index.num_rows and len(positions) > 64:
+        if len(positions) * 4 >= self.keys.num_rows and len(positions) > 64:
             # most rows (listing a directory): whole columns, picked in Python
             whole = [self.index.column(name).to_pylist() for name in _ROW_COLUMNS]
             cols = [[col[p] for p in positions] for col in whole]
@@ -208,7 +229,8 @@ class PartIndex:
             slices = []
             for pos in positions:
                 i = bisect.bisect_right(self._starts, pos) - 1
-                slices.append(self._tables[i].slice(pos - self._starts[i], 1))
+                full = self._table._full_meta(self.files[i])
+                slices.append(full.slice(pos - self._starts[i], 1))
             picked = pa.concat_tables(slices)
         else:
             return []
@@ -257,7 +279,7 @@ class PartIndex:
         return found
 
     def _find(self, node_id: str) -> NodeVersions:
-        index = self.index
+        index = self.keys
         if not use_compute(index.num_rows, SCAN_IN_PYTHON_ROWS):
             # A small partition: a Python scan, so that a `pond` process reading a small
             # pond never imports pyarrow.compute (~50 ms of start-up).
@@ -310,14 +332,23 @@ class PartIndex:
 
     def _build_latest(self) -> dict[str, NodeRow]:
         best: dict[str, tuple[int, int]] = {}
-        ids = self.index.column("node_id").to_pylist()
-        versions = self.index.column("version").to_pylist()
+        ids = self.keys.column("node_id").to_pylist()
+        versions = self.keys.column("version").to_pylist()
         for pos, (node_id, version) in enumerate(zip(ids, versions, strict=True)):
             seen = best.get(node_id)
             if seen is None or version > seen[0]:
                 best[node_id] = (version, pos)
         positions = [pos for _, pos in best.values()]
         return {r.node_id: r for r in self._rows_at(positions)}
+
+
+def _read_columns(pf: pq.ParquetFile, columns: list[str]) -> pa.Table:
+    """`columns` of a data file; a column a future version may add is null in old files."""
+    table = pf.read(columns=[c for c in columns if c in pf.schema_arrow.names])
+    for f in FILE_SCHEMA:
+        if f.name in columns and f.name not in table.column_names:
+            table = table.append_column(f, pa.nulls(table.num_rows, f.type))
+    return table
 
 
 @contextmanager
@@ -451,7 +482,7 @@ class DataTable:
             # A file this handle just wrote: index it (and, when small, keep its contents)
             # from the table in hand, as write_file laid out its row groups.
             starts = list(range(0, max(table.num_rows, 1), deltafiles.ROW_GROUP_ROWS))
-            self._metas[action.path] = _FileMeta(_index_table(table), starts)
+            self._metas[action.path] = _FileMeta.of(_index_table(table), starts)
             content = table.column("content")
             if len(starts) == 1 and content.nbytes <= CONTENT_CACHE_BYTES // 4:
                 self._cache_content((action.path, 0), content.combine_chunks())
@@ -514,16 +545,27 @@ class DataTable:
         return sum(len(v) for v in self._files_by_part.values())
 
     def _meta(self, rel: str) -> _FileMeta:
+        """The file's key columns (and row groups), read once."""
         meta = self._metas.get(rel)
         if meta is None:
             pf = deltafiles.open_parquet(self.path / rel)
-            table = pf.read(columns=[c for c in INDEX_COLUMNS if c in pf.schema_arrow.names])
-            for f in FILE_SCHEMA:  # columns a future version may add are null in old files
-                if f.name in INDEX_COLUMNS and f.name not in table.column_names:
-                    table = table.append_column(f, pa.nulls(table.num_rows, f.type))
-            meta = _FileMeta(_index_table(table), _group_starts(pf))
+            keys = _read_columns(pf, KEY_COLUMNS)
+            keys = keys if keys.schema.equals(KEY_SCHEMA) else keys.cast(KEY_SCHEMA)
+            meta = _FileMeta(keys, _group_starts(pf))
             self._metas[rel] = meta
         return meta
+
+    def _full_meta(self, rel: str) -> pa.Table:
+        """The file's rows, every column but contents: the key columns already read plus
+        the others, read once."""
+        meta = self._meta(rel)
+        if meta.index is None:
+            rest = [c for c in INDEX_COLUMNS if c not in KEY_COLUMNS]
+            table = _read_columns(deltafiles.open_parquet(self.path / rel), rest)
+            for name in KEY_COLUMNS:
+                table = table.append_column(KEY_SCHEMA.field(name), meta.keys.column(name))
+            meta.index = _index_table(table)
+        return meta.index
 
     def _content(self, rel: str, row: int) -> bytes | None:
         """The `content` of one row of one file, reading (and caching) its row group."""
@@ -570,7 +612,7 @@ class DataTable:
         """What the read caches hold: indexed files, content row groups and their bytes."""
         return {
             "indexed_files": len(self._metas),
-            "index_rows": sum(m.index.num_rows for m in self._metas.values()),
+            "index_rows": sum(m.keys.num_rows for m in self._metas.values()),
             "content_groups": len(self._contents),
             "content_bytes": self._content_bytes,
             "partitions": len(self._index_cache),
