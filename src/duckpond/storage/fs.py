@@ -134,28 +134,29 @@ class DirEntries:
     def _small_snapshot(self, changes: Changes) -> pa.Table:
         """snapshot() in Python: a process that lists or writes a small directory (or a
         big one before anything loaded pyarrow.compute) never imports pyarrow.compute."""
-        base = self.base
-        merged = dict(
-            zip(
-                base["name"].to_pylist(),
-                zip(base["node_id"].to_pylist(), base["file_type"].to_pylist(), strict=True),
-                strict=True,
-            )
-        )
-        for name, e in changes.items():
-            if e is None:
-                merged.pop(name, None)
-            else:
-                merged[name] = (e.node_id, e.file_type)
-        names = sorted(merged)
+        rows = self._merged(changes)
+        names, ids, types = zip(*rows, strict=True) if rows else ((), (), ())
         return pa.table(
-            {
-                "name": names,
-                "node_id": [merged[n][0] for n in names],
-                "file_type": [merged[n][1] for n in names],
-            },
+            {"name": list(names), "node_id": list(ids), "file_type": list(types)},
             schema=SNAPSHOT_SCHEMA,
         )
+
+    def _merged(self, changes: Changes) -> list[tuple[str, str, str]]:
+        """The base's entries with the changes applied, sorted by name, in Python."""
+        base = self.base
+        rows = [
+            row
+            for row in zip(
+                base["name"].to_pylist(),
+                base["node_id"].to_pylist(),
+                base["file_type"].to_pylist(),
+                strict=True,
+            )
+            if row[0] not in changes
+        ]
+        rows += [(e.name, e.node_id, e.file_type) for e in changes.values() if e is not None]
+        rows.sort()  # names are unique: by name; nearly sorted already, so nearly linear
+        return rows
 
     def entries(self) -> list[Entry]:
         """Every entry, sorted by name."""
@@ -164,6 +165,9 @@ class DirEntries:
     def columns(self) -> Iterator[tuple[str, str, str]]:
         """(name, node_id, file_type) of every entry, sorted by name, without an object
         per entry (listing a big directory)."""
+        changes = self.changes()
+        if changes and not use_compute(self.base.num_rows, SMALL_DIR_ENTRIES):
+            return iter(self._merged(changes))
         t = self.snapshot()
         return zip(
             t["name"].to_pylist(),
