@@ -141,6 +141,10 @@ SCAN_IN_PYTHON_ROWS = 2048
 PYTHON_UNTIL_LOADED_ROWS = 1 << 20
 
 
+# Python scans of one big partition before pyarrow.compute is used anyway.
+PYTHON_SCANS_OF_BIG = 4
+
+
 def use_compute(rows: int, small: int) -> bool:
     """Whether to search or merge `rows` rows with pyarrow.compute (above `small`)."""
     if rows <= small:
@@ -176,6 +180,9 @@ class PartIndex:
         self._latest: dict[str, NodeRow] | None = None
         self._memo: OrderedDict[str, NodeVersions] = OrderedDict()
         self._latest_memo: OrderedDict[str, NodeRow] = OrderedDict()
+        # Python scans of this (big) partition so far: a long-lived reader switches to
+        # pyarrow.compute after a few, as each costs ~10 ms per 100,000 rows.
+        self._python_scans: int = prev._python_scans if prev is not None else 0
         if prev is not None and files[: len(prev.files)] == prev.files:
             self._take_over(prev, len(prev.files))
 
@@ -280,9 +287,14 @@ class PartIndex:
 
     def _find(self, node_id: str) -> NodeVersions:
         index = self.keys
-        if not use_compute(index.num_rows, SCAN_IN_PYTHON_ROWS):
-            # A small partition: a Python scan, so that a `pond` process reading a small
-            # pond never imports pyarrow.compute (~50 ms of start-up).
+        big = index.num_rows > SCAN_IN_PYTHON_ROWS
+        if not big or (
+            self._python_scans < PYTHON_SCANS_OF_BIG
+            and not use_compute(index.num_rows, SCAN_IN_PYTHON_ROWS)
+        ):
+            # A small partition (or the first lookups in a big one): a Python scan, so that
+            # a `pond` process never imports pyarrow.compute (~50 ms of start-up) for it.
+            self._python_scans += big
             ids = index.column("node_id").to_pylist()
             positions = [pos for pos, i in enumerate(ids) if i == node_id]
             versions = index.column("version")
