@@ -21,6 +21,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "startup": ("bench.startup", "13"),
     "disk": ("bench.disk", "14"),
     "factories": ("bench.factories", "15"),
+    "remotes": ("bench.remotes", "17"),
 }
 
 

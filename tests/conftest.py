@@ -53,3 +53,7 @@ def pond_dir(tmp_path: Path) -> Path:
     root = tmp_path / "pond"
     Pond.create(root)
     return root
+
+
+# The local S3 server and fresh remotes (file:// and s3://) for the remote tests.
+from s3server import remote, s3_remote, s3_server  # noqa: E402, F401

@@ -72,3 +72,12 @@ class FormatError(PondError):
 
 class FactoryError(PondError):
     """A factory config or a factory run failed."""
+
+
+class RemoteError(PondError):
+    """A remote (object store or directory) failed or refused: the message names its URL,
+    never a secret."""
+
+
+class RemoteNotFound(RemoteError):
+    """A key that is not on the remote."""

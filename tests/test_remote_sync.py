@@ -1,0 +1,639 @@
+"""Remotes at the library level: push, pull, restore and verify against real ponds, each
+scenario on `file://` and on `s3://` (a local moto server, see s3server.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+from s3server import Remote
+
+from duckpond.errors import AlreadyExistsError, RemoteError, RemoteNotFound
+from duckpond.pond import Pond
+from duckpond.remotes import layout, sync
+from duckpond.storage import deltafiles
+from duckpond.storage.objstore import ObjectInfo, ObjectStore
+
+BIG = 256 * 1024  # a blob (>= 200 KiB)
+LOCAL_ONLY = ("write.lock", "cache", "remotes", "imports")
+
+
+def make_pond(root: Path, writes: int = 3, big: bool = True) -> Pond:
+    pond = Pond.create(root)
+    for i in range(writes):
+        with pond.transaction(args=["test", str(i)]) as tx:
+            size = BIG if big and i == 1 else 100
+            tx.write_bytes(f"/f{i}", os.urandom(size))
+    return pond
+
+
+def write(root: Path, path: str, data: bytes) -> None:
+    with Pond.open(root).transaction(args=["test", "write", path]) as tx:
+        tx.write_bytes(path, data, parents=True)
+
+
+def pond_files(root: Path) -> dict[str, bytes]:
+    """Every file a copy of the pond holds (local-only things left out)."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_file() and rel.split("/")[0] not in LOCAL_ONLY:
+            if not any(p.startswith(".tmp-") for p in rel.split("/")):
+                out[rel] = path.read_bytes()
+    return out
+
+
+def history(root: Path) -> list[tuple[int, int, dict[str, object]]]:
+    return sorted(Pond.open(root).data.commit_history())
+
+
+def statuses(report: sync.VerifyReport) -> list[str]:
+    return [s for s, _ in report.lines]
+
+
+def mismatches(report: sync.VerifyReport) -> str:
+    return "\n".join(m for s, m in report.lines if s == "MISMATCH")
+
+
+# -- push ------------------------------------------------------------------------------
+
+
+def test_push_twice_moves_nothing_the_second_time(tmp_path: Path, remote: Remote) -> None:
+    root = tmp_path / "pond"
+    make_pond(root)
+    store = remote.store()
+    first = sync.push(root, store)
+    assert first.entries > 0 and first.files > 0
+    assert first.tip == sync.local_tip(root) == sync.remote_tip(store)
+    assert first.tip.txn_seq == 4  # init + 3 writes
+    ident = sync.remote_identity(store)
+    assert ident == {"pond_id": Pond.open(root).identity()["pond_id"], "format": 1}
+    again = sync.push(root, store)
+    assert again.up_to_date and again.bytes == 0
+    assert "already up to date" in again.message()
+    from_watermark = sync.push(root, store, since=first.tip)
+    assert from_watermark.up_to_date and from_watermark.bytes == 0
+
+
+def test_incremental_push_from_watermark_pushes_only_the_new_transaction(
+    tmp_path: Path, remote: Remote
+) -> None:
+    root = tmp_path / "pond"
+    make_pond(root)
+    store = remote.store()
+    first = sync.push(root, store)
+    write(root, "/big2", os.urandom(BIG))
+    second = sync.push(root, store, since=first.tip)
+    assert second.start == first.tip
+    assert second.tip.txn_seq == first.tip.txn_seq + 1
+    # one data entry, the control entries of one write; one Parquet file and one blob
+    assert second.entries == (second.tip.data_version - first.tip.data_version) + (
+        second.tip.control_version - first.tip.control_version
+    )
+    assert BIG < second.bytes < BIG + 64 * 1024
+    assert sync.verify(root, store).ok
+
+
+def test_push_refuses_a_remote_holding_another_pond(tmp_path: Path, remote: Remote) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    make_pond(a)
+    make_pond(b, writes=5)
+    store = remote.store()
+    sync.push(a, store)
+    before = {o.key: o.size for o in store.list("")}
+    with pytest.raises(RemoteError, match="holds pond .*, not this pond"):
+        sync.push(b, store)
+    assert {o.key: o.size for o in store.list("")} == before
+    assert sync.verify(a, store).ok
+    report = sync.verify(b, store)
+    assert not report.ok and "not this pond" in mismatches(report)
+
+
+def test_diverged_copy_cannot_push_and_verify_says_so(tmp_path: Path, remote: Remote) -> None:
+    src, copy = tmp_path / "src", tmp_path / "copy"
+    make_pond(src)
+    store = remote.store()
+    sync.push(src, store)
+    sync.restore(copy, store)
+    write(src, "/from-src", b"one")
+    sync.push(src, store)
+    write(copy, "/from-copy", b"two")  # the same pond id, another history
+    before = {o.key: o.size for o in store.list("")}
+    with pytest.raises(RemoteError, match="diverged"):
+        sync.push(copy, store)
+    assert {o.key: o.size for o in store.list("")} == before
+    report = sync.verify(copy, store)
+    assert not report.ok and "diverged from this pond at version" in mismatches(report)
+    with pytest.raises(RemoteError, match="diverged"):
+        sync.pull(copy, store)
+    assert sync.verify(src, store).ok
+
+
+# -- restore and pull ------------------------------------------------------------------
+
+
+def test_restore_gives_the_same_pond_byte_for_byte(tmp_path: Path, remote: Remote) -> None:
+    src, dst = tmp_path / "src", tmp_path / "restored"
+    pond = make_pond(src, writes=4)
+    store = remote.store()
+    sync.push(src, store)
+    report = sync.restore(dst, store)
+    assert report.tip == sync.local_tip(src)
+    restored = Pond.open(dst)
+    assert restored.identity()["pond_id"] == pond.identity()["pond_id"]
+    source_files = pond_files(src)
+    assert any(k.startswith("blobs/") and len(v) == BIG for k, v in source_files.items())
+    assert pond_files(dst) == source_files
+    assert restored.read_bytes("/f1") == Pond.open(src).read_bytes("/f1")
+    assert history(dst) == history(src)
+    assert [t.txn_seq for t in restored.control_recent(100)] == [
+        t.txn_seq for t in Pond.open(src).control_recent(100)
+    ]
+    assert sync.verify(dst, store).ok
+    # the restored pond is a working pond
+    write(dst, "/after", b"x")
+    assert Pond.open(dst).read_bytes("/after") == b"x"
+
+
+def test_restore_refuses_a_non_empty_target(tmp_path: Path, remote: Remote) -> None:
+    src = tmp_path / "src"
+    make_pond(src, writes=1)
+    store = remote.store()
+    sync.push(src, store)
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "keep.txt").write_text("mine")
+    with pytest.raises(AlreadyExistsError, match="not empty"):
+        sync.restore(target, store)
+    assert [p.name for p in target.iterdir()] == ["keep.txt"]
+    with pytest.raises(AlreadyExistsError):
+        sync.restore(src, store)  # an existing pond
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    sync.restore(empty, store)  # an empty directory is fine
+    assert Pond.open(empty).identity() == Pond.open(src).identity()
+
+
+class FailingStore(ObjectStore):
+    """A real store whose downloads fail after `ok` of them (a remote dying mid-restore)."""
+
+    def __init__(self, inner: ObjectStore, ok: int) -> None:
+        self.inner, self.ok, self.url = inner, ok, inner.url
+
+    def get(self, key: str) -> bytes:
+        return self.inner.get(key)
+
+    def get_file(self, key: str, path: Path, sync: bool = True) -> int:
+        self.ok -= 1
+        if self.ok < 0:
+            raise RemoteError(f"remote {self.url}: connection reset")
+        return self.inner.get_file(key, path, sync)
+
+    def head(self, key: str) -> ObjectInfo | None:
+        return self.inner.head(key)
+
+    def put(self, key: str, data: bytes) -> None:
+        self.inner.put(key, data)
+
+    def put_file(self, key: str, path: Path) -> None:
+        self.inner.put_file(key, path)
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        return self.inner.put_if_absent(key, data)
+
+    def list(self, prefix: str, after: str | None = None) -> list[ObjectInfo]:
+        return self.inner.list(prefix, after)
+
+    def delete(self, key: str) -> None:
+        self.inner.delete(key)
+
+
+def test_failed_restore_leaves_nothing(tmp_path: Path, remote: Remote) -> None:
+    parent = tmp_path / "here"
+    parent.mkdir()
+    # a remote that holds nothing
+    with pytest.raises(RemoteError, match="holds no pond"):
+        sync.restore(parent / "pond", remote.store())
+    assert list(parent.iterdir()) == []
+    # a remote that fails half-way through the download
+    src = tmp_path / "src"
+    make_pond(src)
+    store = remote.store()
+    sync.push(src, store)
+    with pytest.raises(RemoteError, match="connection reset"):
+        sync.restore(parent / "deeper" / "pond", FailingStore(store, ok=5))
+    assert list(parent.iterdir()) == []
+    # an empty target directory stays as it was
+    (parent / "empty").mkdir()
+    with pytest.raises(RemoteError):
+        sync.restore(parent / "empty", FailingStore(store, ok=5))
+    assert [p.name for p in parent.iterdir()] == ["empty"]
+    assert list((parent / "empty").iterdir()) == []
+
+
+def test_pull_fast_forwards_a_restored_copy(tmp_path: Path, remote: Remote) -> None:
+    src, copy = tmp_path / "src", tmp_path / "copy"
+    make_pond(src, writes=2)
+    store = remote.store()
+    first = sync.push(src, store)
+    sync.restore(copy, store)
+    assert sync.pull(copy, store).up_to_date
+    blob = os.urandom(BIG)
+    write(src, "/more/big", blob)
+    write(src, "/more/small", b"small")
+    second = sync.push(src, store, since=first.tip)
+    pulled = sync.pull(copy, store)
+    assert pulled.tip == second.tip == sync.local_tip(copy)
+    assert pulled.start == first.tip
+    mirror = Pond.open(copy)
+    assert mirror.read_bytes("/more/big") == blob
+    assert mirror.read_bytes("/more/small") == b"small"
+    assert pond_files(copy) == pond_files(src)
+    assert sync.pull(copy, store).up_to_date
+    assert sync.verify(copy, store).ok
+
+
+# -- verify ----------------------------------------------------------------------------
+
+
+def test_verify_ok_then_behind(tmp_path: Path, remote: Remote) -> None:
+    root = tmp_path / "pond"
+    make_pond(root)
+    store = remote.store()
+    sync.push(root, store)
+    report = sync.verify(root, store)
+    assert report.ok and set(statuses(report)) == {"OK"}
+    assert "up to date" in report.lines[-1][1]
+    write(root, "/x", b"1")
+    write(root, "/y", b"2")
+    behind = sync.verify(root, store)
+    assert behind.ok
+    assert any("behind by 2 transactions" in m for _, m in behind.lines)
+    assert behind.to_json()["ok"] is True
+
+
+def test_verify_finds_a_corrupted_and_a_missing_remote_file(
+    tmp_path: Path, remote: Remote
+) -> None:
+    root = tmp_path / "pond"
+    make_pond(root)
+    store = remote.store()
+    sync.push(root, store)
+    keys = [o.key for o in store.list("")]
+    parquet = next(k for k in keys if k.startswith("data/") and k.endswith(".parquet"))
+    blob = next(k for k in keys if k.startswith("blobs/"))
+    good = store.get(parquet)
+    store.put(parquet, good[:-1] + bytes([good[-1] ^ 1]))  # same size, one bit off
+    report = sync.verify(root, store)
+    assert not report.ok
+    assert f"corrupt on the remote (content hash differs): {parquet}" in mismatches(report)
+    store.put(parquet, good)
+    assert sync.verify(root, store).ok
+    store.delete(blob)
+    report = sync.verify(root, store)
+    assert not report.ok and f"missing on the remote: {blob}" in mismatches(report)
+    with pytest.raises(RemoteNotFound):
+        store.get(blob)
+    # a blob that does not hash to its name is corrupt, whatever this pond holds
+    store.put(blob, b"not the content")
+    report = sync.verify(root, store)
+    assert not report.ok and f"corrupt on the remote (content hash differs): {blob}" in (
+        mismatches(report)
+    )
+
+
+def test_verify_finds_a_missing_log_entry(tmp_path: Path, remote: Remote) -> None:
+    root = tmp_path / "pond"
+    make_pond(root, writes=3, big=False)
+    store = remote.store()
+    sync.push(root, store)
+    store.delete(layout.entry_key("data", 2))
+    report = sync.verify(root, store)
+    assert not report.ok and "data: remote log entries missing: 2" in mismatches(report)
+
+
+# -- a pruned local log --------------------------------------------------------------------
+
+
+def test_first_push_of_a_pruned_log_starts_from_a_checkpoint(
+    tmp_path: Path, remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(deltafiles, "CHECKPOINT_EVERY", 4)
+    root = tmp_path / "pond"
+    make_pond(root, writes=14)
+    data = root / "data"
+    # prune every entry behind the last checkpoint (what upkeep does over time)
+    deltafiles.prune_log(data, deltafiles.last_checkpoint_version(data), "pond_txn")
+    local = layout.local_log(data)
+    assert local.start > 0 and local.start in local.checkpoints
+    store = remote.store()
+    first = sync.push(root, store)
+    assert sync.verify(root, store).ok
+    assert sync.push(root, store).up_to_date
+    assert sync.push(root, store, since=first.tip).up_to_date
+    write(root, "/later", b"later")
+    assert sync.push(root, store, since=first.tip).entries > 0
+    dst = tmp_path / "restored"
+    sync.restore(dst, store)
+    assert history(dst) == history(root)
+    assert pond_files(dst).keys() >= {
+        k for k in pond_files(root) if not k.startswith("data/part_id")
+    }
+    for i in range(14):
+        assert Pond.open(dst).read_bytes(f"/f{i}") == Pond.open(root).read_bytes(f"/f{i}")
+    assert Pond.open(dst).read_bytes("/later") == b"later"
+
+
+def test_a_remote_left_behind_a_pruned_log_resumes_from_a_checkpoint(
+    tmp_path: Path, remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(deltafiles, "CHECKPOINT_EVERY", 4)
+    root, mirror, fresh = tmp_path / "pond", tmp_path / "mirror", tmp_path / "fresh"
+    make_pond(root, writes=2)
+    store = remote.store()
+    first = sync.push(root, store)
+    sync.restore(mirror, store)
+    for i in range(12):
+        write(root, f"/later/f{i}", os.urandom(BIG if i == 5 else 100))
+    for table in ("data", "control"):
+        path = root / table
+        deltafiles.prune_log(
+            path, deltafiles.last_checkpoint_version(path), "pond_txn" if table == "data" else None
+        )
+    assert layout.local_log(root / "data").start > first.tip.data_version + 1
+    sync.push(root, store, since=first.tip)
+    assert sync.verify(root, store).ok  # a gap below a checkpoint is valid Delta
+    # a restore starts from the checkpoint: a contiguous log, the whole history
+    sync.restore(fresh, store)
+    assert Pond.open(fresh).fsck().problems == []
+    assert history(fresh) == history(root)
+    # a mirror left behind pulls across the gap the same way
+    pulled = sync.pull(mirror, store)
+    assert pulled.tip.txn_seq == sync.local_tip(root).txn_seq
+    copy = Pond.open(mirror)
+    assert copy.fsck().problems == []
+    assert history(mirror) == history(root)
+    for i in range(12):
+        assert copy.read_bytes(f"/later/f{i}") == Pond.open(root).read_bytes(f"/later/f{i}")
+    assert sync.verify(mirror, store).ok
+
+
+def test_a_diverged_copy_with_a_pruned_log_cannot_push(
+    tmp_path: Path, remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(deltafiles, "CHECKPOINT_EVERY", 4)
+    src, copy = tmp_path / "src", tmp_path / "copy"
+    make_pond(src, writes=1, big=False)
+    store = remote.store()
+    sync.push(src, store)
+    sync.restore(copy, store)
+    write(src, "/from-src", b"one")
+    sync.push(src, store)
+    for i in range(12):
+        write(copy, f"/from-copy/f{i}", b"two")
+    data, control = copy / "data", copy / "control"
+    deltafiles.prune_log(data, deltafiles.last_checkpoint_version(data), "pond_txn")
+    from deltalake import DeltaTable
+
+    control_table = DeltaTable(str(control))
+    control_table.create_checkpoint()
+    deltafiles.prune_log(control, control_table.version(), None)
+    tip = sync.remote_tip(store)
+    assert layout.local_log(data).start > tip.data_version
+    assert layout.local_log(control).start > tip.control_version
+    before = {o.key: o.size for o in store.list("")}
+    with pytest.raises(RemoteError, match="diverged"):
+        sync.push(copy, store)
+    assert {o.key: o.size for o in store.list("")} == before
+    assert sync.verify(src, store).ok
+
+
+class RecordingStore(FailingStore):
+    """A real store that records the order in which log entries land, each data entry
+    slowed down (a slow link), so that control entries could overtake them."""
+
+    def __init__(self, inner: ObjectStore) -> None:
+        super().__init__(inner, ok=1 << 30)
+        self.landed: list[str] = []
+        self._lock = threading.Lock()
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        if key.startswith("data/_delta_log/"):
+            time.sleep(0.02)
+        done = self.inner.put_if_absent(key, data)
+        with self._lock:
+            self.landed.append(key)
+        return done
+
+
+def test_control_entries_never_overtake_the_data_they_record(
+    tmp_path: Path, remote: Remote
+) -> None:
+    import pyarrow.parquet as pq
+
+    root = tmp_path / "pond"
+    make_pond(root, writes=8, big=False)
+    store = RecordingStore(remote.store())
+    sync.push(root, store)
+    data_seq = 0
+    for key in store.landed:
+        if "/_delta_log/" not in key:
+            continue  # pond.json
+        version = int(key.rsplit("/", 1)[1].split(".")[0])
+        body = (root / key).read_bytes()
+        entry = layout.parse_entry(body, key)
+        if key.startswith("data/"):
+            data_seq = max(data_seq, entry.txn_seq or 0)
+            continue
+        for rel in entry.adds:
+            seqs = pq.read_table(root / "control" / rel, columns=["txn_seq"]).column(0)
+            recorded = max(x for x in seqs.to_pylist() if x is not None)
+            assert recorded <= data_seq, f"control version {version} landed before its data"
+    assert data_seq == sync.local_tip(root).txn_seq
+
+
+# -- crashes -------------------------------------------------------------------------------
+
+PUSHER = """
+import json, sys
+from pathlib import Path
+from duckpond.remotes import sync
+from duckpond.storage.objstore import StoreOptions, open_store
+url, options = sys.argv[1], json.loads(sys.argv[2])
+store = open_store(url, StoreOptions(**options) if options else None)
+sync.push(Path(sys.argv[3]), store)
+print("done")
+"""
+
+
+def _remote_count(store: ObjectStore) -> int:
+    return len(store.list(""))
+
+
+@pytest.fixture(scope="module")
+def many_files_pond(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    """A pond of 30 writes (a few with blobs), and how many files a whole push moves."""
+    root = tmp_path_factory.mktemp("many") / "pond"
+    pond = Pond.create(root)
+    for i in range(30):
+        with pond.transaction(args=["test", str(i)]) as tx:
+            data = os.urandom(BIG if i % 10 == 0 else 200)
+            tx.write_bytes(f"/d{i % 3}/f{i}", data, parents=True)
+    scratch = root.parent / "scratch"
+    return root, sync.push(root, Remote(f"file://{scratch}", None).store()).files
+
+
+@pytest.mark.parametrize("fraction", [0.2, 0.6])
+def test_push_killed_midway_resumes(
+    tmp_path: Path, remote: Remote, fraction: float, many_files_pond: tuple[Path, int]
+) -> None:
+    root = tmp_path / "pond"
+    shutil.copytree(many_files_pond[0], root)
+    total = many_files_pond[1]
+    store = remote.store()
+    options = json.dumps(asdict(remote.options) if remote.options else {})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PUSHER, remote.url, options, str(root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while _remote_count(store) < fraction * total and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.005)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    tip, mine = sync.remote_tip(store), sync.local_tip(root)
+    # killed half-way
+    assert tip.data_version < mine.data_version or tip.control_version < mine.control_version
+    # what is there is a readable prefix: no entry without its files
+    if tip.data_version >= 0:
+        assert sync.verify(root, store).ok
+    # and the remote's control table records no transaction its data table lacks
+    if tip.control_version >= 0:
+        assert _max_txn_seq(remote.table_uri("control"), remote.storage_options) <= tip.txn_seq
+    report = sync.push(root, store)
+    assert report.tip == sync.local_tip(root)
+    assert sync.verify(root, store).ok
+    dst = tmp_path / "restored"
+    sync.restore(dst, store)
+    assert pond_files(dst) == pond_files(root)
+
+
+# -- other readers ---------------------------------------------------------------------
+
+
+def _max_txn_seq(uri: str, storage_options: dict[str, str]) -> int:
+    from deltalake import DeltaTable, QueryBuilder
+
+    table = DeltaTable(uri, storage_options=storage_options or None)
+    sql = "SELECT max(txn_seq) AS m FROM t"
+    top = QueryBuilder().register("t", table).execute(sql).read_all().column("m")[0].as_py()
+    return -1 if top is None else int(top)  # None: no rows yet
+
+
+def _count(uri: str, storage_options: dict[str, str] | None = None) -> int:
+    from deltalake import DeltaTable, QueryBuilder
+
+    table = DeltaTable(uri, storage_options=storage_options)
+    batches = QueryBuilder().register("t", table).execute("SELECT count(*) AS n FROM t").read_all()
+    return int(batches.column("n")[0].as_py())
+
+
+def test_deltalake_reads_the_remote_with_the_ponds_row_counts(
+    tmp_path: Path, remote: Remote
+) -> None:
+    root = tmp_path / "pond"
+    make_pond(root, writes=5)
+    sync.push(root, remote.store())
+    for table in ("data", "control"):
+        local = _count(str(root / table))
+        assert local > 0
+        assert _count(remote.table_uri(table), remote.storage_options or None) == local
+
+
+# -- the object store ------------------------------------------------------------------
+
+
+def test_progress_reports_every_byte_moved(tmp_path: Path, remote: Remote) -> None:
+    root = tmp_path / "pond"
+    make_pond(root)
+    calls: list[tuple[int, int]] = []
+    report = sync.push(root, remote.store(), progress=lambda d, t: calls.append((d, t)))
+    assert calls and all(d <= t for d, t in calls)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+    assert calls[-1][0] == report.bytes
+
+
+def test_pull_from_a_remote_behind_this_pond_moves_nothing(
+    tmp_path: Path, remote: Remote
+) -> None:
+    root = tmp_path / "pond"
+    make_pond(root, big=False)
+    store = remote.store()
+    sync.push(root, store)
+    write(root, "/newer", b"n")
+    assert sync.pull(root, store).up_to_date  # a backup only behind: nothing to pull
+    assert Pond.open(root).read_bytes("/newer") == b"n"
+
+
+def test_put_if_absent_is_atomic_and_keys_are_checked(remote: Remote) -> None:
+    store = remote.store()
+    assert store.put_if_absent("a/b.json", b"first")
+    assert not store.put_if_absent("a/b.json", b"second")
+    assert store.get("a/b.json") == b"first"
+    assert store.head("a/b.json") == ObjectInfo("a/b.json", 5)
+    assert store.head("a/none") is None
+    assert [o.key for o in store.list("a")] == ["a/b.json"]
+    for bad in ("../x", "/abs", "a//b", ""):
+        with pytest.raises(RemoteError, match="invalid remote key"):
+            store.get(bad)
+
+
+def test_layout_names_match_storage() -> None:
+    assert layout.ARCHIVE_DIR == deltafiles.ARCHIVE_DIR
+    code = "import sys, duckpond.remotes.sync; print('deltalake' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)
+    assert out.stdout.strip() == b"False"  # the remote modules load lazily
+
+
+def test_bad_urls_are_refused() -> None:
+    from duckpond.storage.objstore import open_store
+
+    for url in ("http://x/y", "file://relative/dir", "s3://", "ftp://h/p", "/plain/path"):
+        with pytest.raises(RemoteError, match="remote URL|unsupported"):
+            open_store(url)
+
+
+def test_a_down_s3_remote_fails_fast_naming_the_url_not_the_secret(tmp_path: Path) -> None:
+    from s3server import ACCESS_KEY, REGION, SECRET_KEY
+
+    from duckpond.storage.objstore import StoreOptions, open_store
+
+    with __import__("socket").socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once closed
+    options = StoreOptions(f"http://127.0.0.1:{port}", REGION, ACCESS_KEY, SECRET_KEY, True)
+    store = open_store("s3://down-bucket/pond", options)
+    assert SECRET_KEY not in repr(options)
+    root = tmp_path / "pond"
+    make_pond(root, writes=1, big=False)
+    t0 = time.monotonic()
+    with pytest.raises(RemoteError) as info:
+        sync.push(root, store)
+    assert time.monotonic() - t0 < 20
+    message = str(info.value)
+    assert "s3://down-bucket/pond" in message and "\n" not in message
+    assert SECRET_KEY not in message
