@@ -22,6 +22,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "disk": ("bench.disk", "14"),
     "factories": ("bench.factories", "15"),
     "remotes": ("bench.remotes", "17"),
+    "site": ("bench.site", "18"),
 }
 
 

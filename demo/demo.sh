@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The pond demo: a small sensor pond with two post-commit jobs, a crash and a recovery,
-# derived series declared with `pond apply`, and a health check with `pond fsck`.
+# derived series declared with `pond apply`, a health check with `pond fsck`, and a backup
+# to a directory restored elsewhere.
 # Run with `make demo` (which puts the project's `pond` on PATH).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 export POND="$here/pond"
 work="$here/pond-inputs"
-rm -rf "$POND" "$work"
+rm -rf "$POND" "$work" "$here/pond-backup" "$here/pond-restored"
 mkdir -p "$work"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -107,5 +108,24 @@ pond cat /derived/synthetic --format table --sql \
 step "a health check: every log entry, file and blob"
 pond fsck
 
+step "back up to a directory (then every write is pushed), restore it elsewhere"
+backup="$here/pond-backup"
+restored="$here/pond-restored"
+pond backup add b1 "file://$backup"
+pond copy "host://$work/notify.yaml" /sensors/NOTES.yaml   # pushed by the steward
+pond remote list
+pond verify
+POND="$restored" pond restore b1 "file://$backup"
+POND="$restored" pond status
+POND="$restored" pond cat /sensors/NOTES.yaml
+
+step "a static site of the pond: charts of every series and the steward's status page"
+cat > "$work/site.yaml" <<'YAML'
+title: Demo pond
+labels: {/sensors/temps: Well temperatures, /derived/synthetic: Synthetic level}
+units: {/sensors/temps: °C, /derived/synthetic: m}
+YAML
+pond site build "$here/site" --config "$work/site.yaml"
+
 echo
-echo "demo pond left at $POND"
+echo "demo pond left at $POND; its site: file://$here/site/index.html"

@@ -59,6 +59,9 @@ if TYPE_CHECKING:
     from .factories.live import LiveNode
     from .query import sql
     from .query.urls import SourceURL
+    from .remotes.config import Attachment
+    from .remotes.info import PondStatus, RemoteInfo, Transfer, Verification
+    from .site import SiteReport
     from .steward.fsck import FsckResult
     from .steward.steward import Steward
     from .txn import WriteTxn
@@ -494,6 +497,21 @@ class Pond:
 
         return control_sql(self, query, timeout, memory_limit)
 
+    # -- static site ---------------------------------------------------------------------------
+    def site_build(
+        self, out_dir: str | Path, config: str | Path | dict[str, Any] | None = None
+    ) -> SiteReport:
+        """Write a static, offline site of this pond to `out_dir` (replaced whole, never half
+        written): charts of its series and the steward's status page. `config`: a site.yaml
+        path, a parsed mapping, or None for the defaults (see README "Static site")."""
+        from . import site
+
+        if config is None or isinstance(config, str | Path):
+            cfg = site.load(None if config is None else str(config))
+        else:
+            cfg = site.parse(config)
+        return site.build(self, out_dir, cfg)
+
     def recover(self, retry_failed: bool = False) -> RecoverReport:
         """Finish what crashes interrupted (SPEC §6); safe to run at any time."""
         from .steward import summaries
@@ -546,6 +564,156 @@ class Pond:
         with self.steward.locked():
             for table in (self.data, self.control):
                 set_retention(table.dt, table.path, float(seconds))
+
+
+    # -- remotes (issue 8: see remotes/ and README "Backups and remotes") -------------------
+    def backup_add(
+        self,
+        name: str,
+        url: str,
+        *,
+        bidirectional: bool = False,
+        endpoint: str | None = None,
+        region: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        allow_http: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+        args: builtins.list[str] | None = None,
+        vars: dict[str, str] | None = None,
+    ) -> Transfer | None:
+        """Attach a backup at `url` (`file:///dir`, `s3://bucket/prefix`) as
+        /sys/remotes/NAME and push the whole pond; every write then pushes. The remote is
+        checked first (down, or holding another pond: an error, nothing written); re-running
+        over its own half-pushed remote resumes. `secret_access_key` is an `${env:NAME}`
+        reference, never a literal."""
+        from .remotes import ops
+
+        return ops.backup_add(
+            self,
+            name,
+            url,
+            bidirectional=bidirectional,
+            endpoint=endpoint,
+            region=region,
+            access_key_id=access_key_id,
+            secret_access_key=secret_access_key,
+            allow_http=allow_http,
+            progress=progress,
+            args=args,
+            vars=vars,
+        )
+
+    def remote_add(
+        self,
+        name: str,
+        url: str,
+        path: str,
+        *,
+        endpoint: str | None = None,
+        region: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        allow_http: bool = False,
+        args: builtins.list[str] | None = None,
+        vars: dict[str, str] | None = None,
+    ) -> Attachment:
+        """Attach a pull-mode remote: `path` "/" follows this pond's own backup (the pond
+        becomes a read-only mirror); any other path imports another pond read-only there."""
+        from .remotes import ops
+
+        return ops.remote_add(
+            self,
+            name,
+            url,
+            path,
+            endpoint=endpoint,
+            region=region,
+            access_key_id=access_key_id,
+            secret_access_key=secret_access_key,
+            allow_http=allow_http,
+            args=args,
+            vars=vars,
+        )
+
+    def remote_list(self, push_only: bool = False) -> builtins.list[RemoteInfo]:
+        """Every remote with its mode, mount and watermarks (`push_only`: the backups)."""
+        from .remotes import ops
+
+        return ops.remote_infos(self, (lambda a: a.pushes) if push_only else None)
+
+    def remote_remove(
+        self,
+        name: str,
+        purge: bool = False,
+        args: builtins.list[str] | None = None,
+        vars: dict[str, str] | None = None,
+    ) -> Attachment:
+        """Detach remote `name` (`purge`: also an import's mount and local copy)."""
+        from .remotes import ops
+
+        return ops.remote_remove(self, name, purge, args, vars)
+
+    def push(
+        self, name: str | None = None, progress: Callable[[int, int], None] | None = None
+    ) -> builtins.list[Transfer]:
+        """Catch push-mode remotes (or `name`) up; idempotent."""
+        from .remotes import ops
+
+        return ops.push_all(self, name, progress)
+
+    def pull(
+        self, name: str | None = None, progress: Callable[[int, int], None] | None = None
+    ) -> builtins.list[Transfer]:
+        """Fast-forward from pull-mode remotes (or `name`); idempotent."""
+        from .remotes import ops
+
+        return ops.pull_all(self, name, progress)
+
+    def verify(self, name: str | None = None) -> builtins.list[Verification]:
+        """Compare local and remote content (every remote, or `name`)."""
+        from .remotes import ops
+
+        return ops.verify_all(self, name)
+
+    def status(self) -> PondStatus:
+        """Pond id, last txn_seq, unfinished work and the remotes' watermarks: local files
+        only, never a remote."""
+        from .remotes import ops
+
+        return ops.status(self)
+
+    @classmethod
+    def restore(
+        cls,
+        path: str | Path,
+        name: str,
+        url: str,
+        *,
+        endpoint: str | None = None,
+        region: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        allow_http: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+        wait: float = 0.0,
+    ) -> tuple[Pond, Transfer]:
+        """Create the pond at `path` (absent or empty) from the backup at `url`: same pond
+        id, identical bytes, whole history; it stays a read-only mirror of `name`."""
+        from .remotes import ops
+
+        transfer = ops.restore(
+            Path(path),
+            name,
+            url,
+            endpoint=endpoint,
+            region=region,
+            access_key_id=access_key_id,
+            secret_access_key=secret_access_key,
+            allow_http=allow_http,
+            progress=progress,
+        )
+        return cls.open(path, wait=wait), transfer
 
 
 TimeLike = int | str | dt.datetime | None

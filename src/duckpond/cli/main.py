@@ -595,6 +595,331 @@ def retention(st: State, seconds: float | None) -> None:
     click.echo(f"{pond.retention():g}")
 
 
+# -- remotes: backup / remote / push / pull / restore / verify / status (issue 8) ------------
+def s3_options(f: Any) -> Any:
+    """The S3 connection options of `backup add`, `remote add` and `restore`."""
+    for decorator in reversed(
+        [
+            click.option("--endpoint", help="S3 endpoint URL (MinIO, R2, a local server)."),
+            click.option("--region", help="S3 region."),
+            click.option("--access-key-id", help="S3 access key id (or ${env:NAME})."),
+            click.option(
+                "--secret-access-key",
+                metavar="${env:NAME}",
+                help="S3 secret: an ${env:NAME} reference, resolved at use, never stored.",
+            ),
+            click.option("--allow-http", is_flag=True, help="Allow plain http to the endpoint."),
+        ]
+    ):
+        f = decorator(f)
+    return f
+
+
+class _transfer_bar:
+    """A rich progress bar on stderr for pushes, pulls and restores, on a terminal only."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __enter__(self) -> Callable[[int, int], None] | None:
+        if not sys.stderr.isatty():
+            return None
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+        from . import render
+
+        self.bar = Progress(
+            TextColumn(self.label),
+            BarColumn(),
+            DownloadColumn(),
+            console=render.err_console(),
+            transient=True,
+        )
+        self.bar.start()
+        self.task = self.bar.add_task(self.label, total=None)
+
+        def update(done: int, total: int) -> None:
+            self.bar.update(self.task, completed=done, total=total or None)
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _print_transfers(transfers: list[Any], fmt: str) -> None:
+    from . import render
+
+    if fmt == "json":
+        render.print_json([t.to_json() for t in transfers])
+        return
+    for t in transfers:
+        click.echo(t.message())
+
+
+def _print_remotes(infos: list[Any], fmt: str) -> None:
+    from . import render
+
+    if fmt == "json":
+        render.print_json([r.to_json() for r in infos])
+        return
+    if not infos:
+        _log().info("no remotes")
+        return
+    rows = [("NAME", "URL", "MODE", "MOUNT", "PUSHED", "PULLED")]
+    for r in infos:
+        rows.append(
+            (
+                r.name,
+                r.url,
+                r.mode,
+                r.mount or "-",
+                "-" if r.pushed_txn_seq is None else str(r.pushed_txn_seq),
+                "-" if r.pulled_txn_seq is None else str(r.pulled_txn_seq),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    for r in infos:
+        if r.last_error:
+            _log().warning("%s: last error: %s", r.name, r.last_error)
+
+
+@cli.group()
+def backup() -> None:
+    """Backups: remotes this pond pushes to after every write."""
+
+
+@backup.command(name="add")
+@click.argument("name")
+@click.argument("url")
+@click.option("--bidirectional", is_flag=True, help="Also `pond pull` from this backup.")
+@s3_options
+@click.pass_obj
+def backup_add(
+    st: State,
+    name: str,
+    url: str,
+    bidirectional: bool,
+    endpoint: str | None,
+    region: str | None,
+    access_key_id: str | None,
+    secret_access_key: str | None,
+    allow_http: bool,
+) -> None:
+    """Attach a backup (file:///dir or s3://bucket/prefix) and push the whole pond."""
+    pond = st.open()
+    with _transfer_bar("pushing") as progress:
+        transfer = pond.backup_add(
+            name,
+            url,
+            bidirectional=bidirectional,
+            endpoint=endpoint,
+            region=region,
+            access_key_id=access_key_id,
+            secret_access_key=secret_access_key,
+            allow_http=allow_http,
+            progress=progress,
+            args=st.argv,
+            vars=st.vars,
+        )
+    if transfer is not None:
+        click.echo(transfer.message())
+    mark = next((r for r in pond.remote_list() if r.name == name), None)
+    seq = "-" if mark is None or mark.pushed_txn_seq is None else mark.pushed_txn_seq
+    _log().info("backup %s attached: %s (pushed up to txn_seq %s)", name, url, seq)
+
+
+@backup.command(name="list")
+@click.option("--format", "fmt", type=FORMATS, default="table")
+@click.pass_obj
+def backup_list(st: State, fmt: str) -> None:
+    """The backups (push-mode remotes) and their watermarks."""
+    _print_remotes(st.open().remote_list(push_only=True), fmt)
+
+
+@cli.group()
+def remote() -> None:
+    """Remotes: backups, mirrors and imported ponds."""
+
+
+@remote.command(name="add")
+@click.argument("name")
+@click.argument("url")
+@click.argument("path")
+@s3_options
+@click.pass_obj
+def remote_add(
+    st: State,
+    name: str,
+    url: str,
+    path: str,
+    endpoint: str | None,
+    region: str | None,
+    access_key_id: str | None,
+    secret_access_key: str | None,
+    allow_http: bool,
+) -> None:
+    """Attach a pull-mode remote: PATH / follows this pond's own backup (read-only
+    mirror); any other PATH imports another pond read-only there (after `pond pull`)."""
+    att = st.open().remote_add(
+        name,
+        url,
+        path,
+        endpoint=endpoint,
+        region=region,
+        access_key_id=access_key_id,
+        secret_access_key=secret_access_key,
+        allow_http=allow_http,
+        args=st.argv,
+        vars=st.vars,
+    )
+    what = "mirror of /" if att.mount == "/" else f"import at {att.mount}"
+    _log().info("remote %s attached (%s); `pond pull %s` fetches it", name, what, name)
+
+
+@remote.command(name="list")
+@click.option("--format", "fmt", type=FORMATS, default="table")
+@click.pass_obj
+def remote_list(st: State, fmt: str) -> None:
+    """Every remote: NAME, URL, MODE, MOUNT, last pushed and pulled txn_seq."""
+    _print_remotes(st.open().remote_list(), fmt)
+
+
+@remote.command(name="remove")
+@click.argument("name")
+@click.option("--purge", is_flag=True, help="Also remove an import's mount and local copy.")
+@click.pass_obj
+def remote_remove(st: State, name: str, purge: bool) -> None:
+    """Detach a remote (the remote itself is left as it is)."""
+    st.open().remote_remove(name, purge=purge, args=st.argv, vars=st.vars)
+    _log().info("remote %s removed", name)
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--format", "fmt", type=FORMATS, default="table")
+@click.pass_obj
+def push(st: State, name: str | None, fmt: str) -> None:
+    """Push to the backups (or NAME) what they lack; idempotent."""
+    with _transfer_bar("pushing") as progress:
+        transfers = st.open().push(name, progress=progress)
+    _print_transfers(transfers, fmt)
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--format", "fmt", type=FORMATS, default="table")
+@click.pass_obj
+def pull(st: State, name: str | None, fmt: str) -> None:
+    """Fast-forward from the pull-mode remotes (or NAME); idempotent."""
+    with _transfer_bar("pulling") as progress:
+        transfers = st.open().pull(name, progress=progress)
+    _print_transfers(transfers, fmt)
+
+
+@cli.command()
+@click.argument("name")
+@click.argument("url")
+@s3_options
+@click.option("--format", "fmt", type=FORMATS, default="table")
+@click.pass_obj
+def restore(
+    st: State,
+    name: str,
+    url: str,
+    endpoint: str | None,
+    region: str | None,
+    access_key_id: str | None,
+    secret_access_key: str | None,
+    allow_http: bool,
+    fmt: str,
+) -> None:
+    """Create the pond at $POND (absent or empty) from a backup; NAME stays attached as
+    a read-only mirror (`pond pull NAME` follows it)."""
+    from ..pond import Pond
+
+    with _transfer_bar("restoring") as progress:
+        _pond, transfer = Pond.restore(
+            st.path(),
+            name,
+            url,
+            endpoint=endpoint,
+            region=region,
+            access_key_id=access_key_id,
+            secret_access_key=secret_access_key,
+            allow_http=allow_http,
+            progress=progress,
+            wait=st.wait,
+        )
+    _print_transfers([transfer], fmt)
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--format", "fmt", type=FORMATS, default="table")
+@click.pass_obj
+def verify(st: State, name: str | None, fmt: str) -> None:
+    """Compare local and remote content; exit 1 on a mismatch (behind is OK)."""
+    from . import render
+
+    results = st.open().verify(name)
+    if fmt == "json":
+        render.print_json([v.to_json() for v in results])
+    else:
+        for v in results:
+            for status, message in v.report.lines:
+                click.echo(f"[{status}] {v.name}: {message}")
+    if not all(v.ok for v in results):
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--format", "fmt", type=FORMATS, default="table")
+@click.pass_obj
+def status(st: State, fmt: str) -> None:
+    """Pond id, last txn_seq, unfinished work, remotes and their watermarks (local only)."""
+    from . import render
+
+    s = st.open().status()
+    if fmt == "json":
+        render.print_json(s.to_json())
+        return
+    click.echo(f"pond {s.pond_id}")
+    click.echo(f"last txn_seq {s.last_txn_seq}")
+    click.echo(f"incomplete {s.incomplete}" + (" (`pond recover`)" if s.incomplete else ""))
+    if s.mirror_of:
+        click.echo(f"read-only mirror of {s.mirror_of}")
+    if s.remotes:
+        click.echo("")
+        _print_remotes(s.remotes, "table")
+# -- pond site --------------------------------------------------------------------------------
+@cli.group()
+def site() -> None:
+    """A static, offline web site of the pond."""
+
+
+@site.command(name="build")
+@click.argument("out_dir", metavar="OUTDIR")
+@click.option("--config", "config_path", metavar="FILE", help="A site.yaml (else defaults).")
+@click.option("--format", "fmt", type=FORMATS, default="table")
+@click.pass_obj
+def site_build(st: State, out_dir: str, config_path: str | None, fmt: str) -> None:
+    """Write the site to OUTDIR (replaced whole): charts of every series, the status page."""
+    report = st.open().site_build(out_dir, config_path)
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps(report.to_json()))
+    else:
+        n = len(report.series)
+        click.echo(f"{report.out_dir}/index.html ({n} series, {report.bytes} bytes)")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI and end the process without interpreter teardown.
 

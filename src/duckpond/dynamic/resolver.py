@@ -245,6 +245,11 @@ class _Context:
         with self.resolver.strict():
             yield
 
+    @property
+    def pond_root(self) -> Path:
+        """The pond's directory (an import mount reads the copy kept under it)."""
+        return Path(self.resolver.fs.table.path).parent
+
     def cached(self, key: str, compute: Callable[[], pa.Table]) -> pa.Table:
         return self.resolver.cached(key, compute)
 

@@ -29,11 +29,14 @@ def all_factories() -> list[Factory]:
 
 def _load_builtins() -> None:
     # Imported lazily so the registry module has no import-time cycle with its factories.
+    from ..remotes import mount  # noqa: F401 - the import mount is a data factory too
     from . import (  # noqa: F401
         command,
         dynamic_dir,
         join,
         reduce,
+        remote,
+        sitegen,
         sql_derived,
         synthetic,
         template,

@@ -24,6 +24,7 @@ from ..errors import FactoryError, PondError
 from ..factories import base as factory_base
 from ..factories import registry
 from ..lock import WriteLock
+from ..remotes import state as remote_state
 from ..storage import deltafiles, logcheck
 from ..storage.blobs import BlobStore
 from ..storage.datatable import DataTable
@@ -144,7 +145,11 @@ class Steward:
 
     # -- lock ------------------------------------------------------------------------------
     @contextmanager
-    def locked(self) -> Iterator[None]:
+    def locked(self, writes: bool = True) -> Iterator[None]:
+        """Hold the write lock. `writes`: this pond will change, which a mirror refuses (its
+        history follows its source; `writes=False` is for a pull or a push)."""
+        if writes:
+            remote_state.check_writable(self.root)
         if self._lock_depth == 0:
             self.lock.acquire()
             try:
@@ -219,6 +224,7 @@ class Steward:
                     version = self.data.commit(rows, pond_txn)
                     crash_point("after_data_commit")
             except BaseException as e:
+                readonly = _import_write_error(self.fs, e)
                 self.record(
                     [
                         Record(
@@ -227,10 +233,12 @@ class Steward:
                             FAILED,
                             WRITE,
                             duration_ms=_ms(t0),
-                            error_message=one_line(e),
+                            error_message=one_line(readonly or e),
                         )
                     ]
                 )
+                if readonly is not None:
+                    raise readonly from None
                 raise
             if version is None:
                 self.record([Record(seq, txn_id, COMPLETED, WRITE, duration_ms=_ms(t0))])
@@ -260,7 +268,7 @@ class Steward:
         self.data.refresh()
         loc = self.fs.lookup(SYSTEM_DIR)
         if loc is None or not nodes.is_dir(loc.file_type):
-            return []
+            return self._remote_tasks(parent_seq, parent_txn_id, 0)
         tasks: list[Task] = []
         for child in self.fs.children(loc):
             if child.row.factory is None:
@@ -276,7 +284,17 @@ class Steward:
             tasks.append(
                 Task(parent_seq, parent_txn_id, len(tasks) + 1, child.row.factory, child.path)
             )
-        return tasks
+        return tasks + self._remote_tasks(parent_seq, parent_txn_id, len(tasks))
+
+    def _remote_tasks(self, parent_seq: int, parent_txn_id: str, before: int) -> list[Task]:
+        """One `remote` task per push-mode attachment (/sys/remotes/NAME), in name order,
+        after the /etc/system.d/ tasks."""
+        from ..remotes import ops
+
+        return [
+            Task(parent_seq, parent_txn_id, before + i + 1, "remote", att.node_path)
+            for i, att in enumerate(a for a in ops.node_attachments(self.fs) if a.pushes)
+        ]
 
     def task_record(self, task: Task, record_type: str, **kw: Any) -> Record:
         """A lifecycle row of `task` (recovery records rows for tasks it does not run)."""
@@ -470,6 +488,18 @@ class Steward:
                 raise FactoryError(ctx.error_text(e)) from None
             seq = tx.txn_seq
         return seq
+
+
+def _import_write_error(fs: PondFS, e: BaseException) -> PondError | None:
+    """A write refused under a read-only import, said as such (see remotes/mount.py)."""
+    if not isinstance(e, PondError):
+        return None
+    try:
+        from ..remotes import mount
+
+        return mount.explain_write_error(fs, e)
+    except Exception:  # noqa: BLE001 - explaining must never hide the original error
+        return None
 
 
 def _spawns_process(factory_name: str) -> bool:

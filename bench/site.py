@@ -1,0 +1,196 @@
+"""Benchmark 16: the static site (issue 10).
+
+10 stored series of a year of one-minute data (525,600 rows each) with temporal-reduce
+tiers at 1h/6h/1d/7d (avg, min, max).
+
+18a `pond site build` (Pond.site_build) vs reading the same tiers the site charts (1h and
+    6h: the coarser ones are never chosen for a year at 1,500 points) through Pond.sql,
+    result cache warm on both sides (the build's overhead over the reads it needs).
+18b the same with the derived-result cache emptied before each rep on both sides (after a
+    write, when the reductions are computed again).
+18c a series page opened in headless Chromium over file:// until its chart is drawn
+    (performance.now() at the first frame after BokehJS has rendered the data), absolute
+    goal 500 ms; baseline: a page that only loads the same two BokehJS files.
+18d site size per series: the whole site (BokehJS included) / number of series, ≤ 2 MB.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import yaml
+
+from duckpond.pond import Pond
+
+from .common import Result, Row, Timer, dir_size, fmt_s, log, median, ratio_row
+
+T0 = 1_672_531_200_000_000  # 2023-01-01T00:00:00Z
+MINUTE = 60_000_000
+PAGE_GOAL_S = 0.5
+SIZE_GOAL = 2 * 1024 * 1024
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def series(rows: int, seed: int) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    i = np.arange(rows, dtype=np.int64)
+    return pa.table(
+        {
+            "timestamp": pa.array(T0 + i * MINUTE, pa.timestamp("us", tz="UTC")),
+            "value": pa.array(10 + 3 * np.sin(i / 1440 * 2 * np.pi) + rng.normal(0, 0.5, rows)),
+        }
+    )
+
+
+def run(work: Path, quick: bool) -> Result:
+    n_series = 3 if quick else 10
+    rows = 43_200 if quick else 525_600
+    reps = 2 if quick else 5
+    log(f"18: {n_series} series x {rows:,} one-minute rows")
+    pond = Pond.create(work / "pond-site")
+    for k in range(n_series):
+        with pond.transaction(args=["bench", "load", str(k)]) as tx:
+            tx.write_series(f"/wells/w{k:02d}", series(rows, k), parents=True)
+    pond.mknod(
+        "temporal-reduce",
+        "/reduced",
+        yaml.safe_dump(
+            {
+                "in_pattern": "series:///wells/*",
+                "out_pattern": "$0",
+                "resolutions": ["1h", "6h", "1d", "7d"],
+                "aggregations": [{"type": "avg"}, {"type": "min"}, {"type": "max"}],
+            }
+        ).encode(),
+    )
+    out = work / "site"
+    report = pond.site_build(out)
+    import json
+    import re
+
+    page = (out / "series" / "wells_w00.html").read_text()
+    manifest = json.loads(re.search(r'id="manifest">(.*?)</script>', page, re.S).group(1))
+    tiers = [t["path"] for t in manifest["tiers"]]
+    log(f"18: the site charts tiers {[t['name'] for t in manifest['tiers']]}")
+    tier_paths = [p.replace("/w00/", f"/w{k:02d}/") for k in range(n_series) for p in tiers]
+
+    def build() -> None:
+        pond.refresh()
+        pond.site_build(out)
+
+    def read_tiers() -> int:
+        pond.refresh()
+        return sum(
+            pond.sql("SELECT * FROM source ORDER BY timestamp", path=p).num_rows for p in tier_paths
+        )
+
+    cache = pond.root / "cache"
+
+    def cold(fn: object) -> None:
+        shutil.rmtree(cache, ignore_errors=True)
+        fn()  # type: ignore[operator]
+
+    read_tiers()
+    t = Timer(warmup=1)
+    log(f"18a/b: {reps} reps (interleaved)")
+    for _ in range(reps + 1):
+        t.run("build", build)
+        t.run("read", read_tiers)
+        t.run("build_cold", lambda: cold(build))
+        t.run("read_cold", lambda: cold(read_tiers))
+
+    total = dir_size(out)
+    data = dir_size(out / "data")
+    rows_out = [
+        ratio_row(
+            "18a",
+            f"site build, {n_series} series x {rows:,} rows, vs Pond.sql of its tiers (warm)",
+            t.median("build"),
+            t.median("read"),
+            2.0,
+        ),
+        ratio_row(
+            "18b",
+            "the same, derived-result cache emptied before each rep on both sides",
+            t.median("build_cold"),
+            t.median("read_cold"),
+            2.0,
+        ),
+    ]
+    page_row = _page_load(out, reps=5 if quick else 15)
+    if page_row is not None:
+        rows_out.append(page_row)
+    per = total / n_series
+    rows_out.append(
+        Row(
+            "18d",
+            f"site size per series ({n_series} series, BokehJS included)",
+            f"{per / 1e6:.2f} MB",
+            f"{data / n_series / 1e6:.2f} MB data",
+            "—",
+            "≤ 2 MB",
+            "yes" if per <= SIZE_GOAL else "no",
+            {"site_bytes": total, "data_bytes": data, "series": n_series, "files": report.files},
+        )
+    )
+    notes = [
+        f"18: tiers charted {[t['name'] for t in manifest['tiers']]}, "
+        f"site {total:,} bytes in {report.files} files"
+    ]
+    return Result(rows_out, notes)
+
+
+def _page_load(out: Path, reps: int) -> Row | None:
+    chromium = shutil.which("chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        chromium = None
+    if chromium is None:
+        log("18c skipped: needs chromium (apt-get install chromium) and playwright")
+        return None
+    (out.parent / "libonly.html").write_text(
+        '<!doctype html><html><head><script src="site/lib/bokeh.min.js"></script>'
+        '<script src="site/lib/bokeh-api.min.js"></script></head><body><script>'
+        "requestAnimationFrame(() => { window.done = performance.now(); });"
+        "</script></body></html>"
+    )
+    drawn: list[float] = []
+    lib: list[float] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        for i in range(reps + 1):
+            ctx = browser.new_context(viewport={"width": 1100, "height": 760})
+            page = ctx.new_page()
+            page.goto((out / "series" / "wells_w00.html").as_uri())
+            page.wait_for_function("window.pondSite && pondSite.drawn")
+            ms = page.evaluate("pondSite.firstDrawnMs")
+            page.goto((out.parent / "libonly.html").as_uri())
+            page.wait_for_function("window.done !== undefined")
+            base = page.evaluate("window.done")
+            ctx.close()
+            if i:  # the first is a warm-up (the files into the OS cache)
+                drawn.append(ms / 1000)
+                lib.append(base / 1000)
+        browser.close()
+    figure, baseline = median(drawn), median(lib)
+    return Row(
+        "18c",
+        "series page (a year, tiers) load to first drawn chart, headless Chromium",
+        fmt_s(figure),
+        fmt_s(baseline),
+        f"{figure / baseline:.2f}×",
+        f"< {fmt_s(PAGE_GOAL_S)}",
+        "yes" if figure < PAGE_GOAL_S else "no",
+        {"figure_s": figure, "baseline_s": baseline, "samples_s": drawn},
+    )

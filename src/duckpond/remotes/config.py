@@ -1,0 +1,207 @@
+"""Attachments: which remotes a pond has, as YAML configs of the `remote` factory.
+
+A backup or import is the factory node `/sys/remotes/NAME` (so it is versioned and backed up
+with the pond). Its config keys: `url`, `mode` (push | pull | both), `mount` (where an import
+appears; `/` for the pond's own backup), and the S3 options `endpoint`, `region`,
+`access_key_id`, `secret_access_key`, `allow_http`. A secret is only ever stored as an
+`${env:NAME}` reference: expanded when the store is opened, never written anywhere (the
+other S3 options may be references too).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .. import paths
+from ..errors import FactoryError, PondUsageError, clip
+
+if TYPE_CHECKING:
+    from ..factories.base import Secrets
+    from ..storage.objstore import ObjectStore, StoreOptions
+
+REMOTES_DIR = "/sys/remotes"
+FACTORY = "remote"
+MODES = ("push", "pull", "both")
+KEYS = (
+    "url",
+    "mode",
+    "mount",
+    "endpoint",
+    "region",
+    "access_key_id",
+    "secret_access_key",
+    "allow_http",
+)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_ENV_ONLY = re.compile(r"^\$\{env:[A-Za-z_][A-Za-z0-9_]*\}$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """One remote of this pond. `mirror`: a restored pond's attachment, kept in a local file
+    ($POND/remotes/NAME.yaml) because writing it as a node would fork the pond from its
+    source."""
+
+    name: str
+    url: str
+    mode: str = "push"
+    mount: str | None = None
+    endpoint: str | None = None
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    allow_http: bool = False
+    mirror: bool = False
+
+    @property
+    def pushes(self) -> bool:
+        return self.mode in ("push", "both")
+
+    @property
+    def pulls(self) -> bool:
+        return self.mode in ("pull", "both")
+
+    @property
+    def is_import(self) -> bool:
+        """Another pond shown read-only under `mount` (pulled into $POND/imports/NAME)."""
+        return self.mode == "pull" and self.mount not in (None, "/")
+
+    @property
+    def node_path(self) -> str:
+        return paths.join(REMOTES_DIR, self.name)
+
+    def to_config(self) -> dict[str, Any]:
+        """The YAML mapping stored (references unexpanded; unset options left out)."""
+        out: dict[str, Any] = {"url": self.url, "mode": self.mode}
+        for key in ("mount", "endpoint", "region", "access_key_id", "secret_access_key"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        if self.allow_http:
+            out["allow_http"] = True
+        return out
+
+    def to_yaml(self) -> bytes:
+        import yaml
+
+        return str(yaml.safe_dump(self.to_config(), sort_keys=True)).encode()
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise PondUsageError(
+            f"bad remote name {clip(name)!r}: use letters, digits, '_', '.' or '-' "
+            "(at most 64, starting with a letter or digit)"
+        )
+    return name
+
+
+def check_url(url: str) -> str:
+    """`file:///abs/dir` or `s3://bucket[/prefix]`; anything else is refused."""
+    if url.startswith("file://"):
+        path = url[len("file://") :]
+        if not path.startswith("/") or path.rstrip("/") == "":
+            raise PondUsageError(
+                f"bad remote URL {clip(url)!r}: a directory is file:///absolute/path"
+            )
+        if any(part in (".", "..") for part in path.split("/")):
+            raise PondUsageError(f"bad remote URL {clip(url)!r}: no '.' or '..' parts")
+        return url
+    if url.startswith("s3://"):
+        bucket, _, _prefix = url[len("s3://") :].partition("/")
+        if not _BUCKET.match(bucket):
+            raise PondUsageError(
+                f"bad remote URL {clip(url)!r}: s3://bucket/prefix needs a valid bucket name"
+            )
+        return url
+    raise PondUsageError(
+        f"bad remote URL {clip(url)!r}: use file:///absolute/dir or s3://bucket/prefix"
+    )
+
+
+def check_secret(value: str | None) -> str | None:
+    """A secret is stored only as a reference; the literal is never echoed back."""
+    if value is None or _ENV_ONLY.match(value):
+        return value
+    raise PondUsageError(
+        "--secret-access-key must be an environment reference such as "
+        "'${env:AWS_SECRET_ACCESS_KEY}': a literal secret would be stored in the pond "
+        "and on its backups"
+    )
+
+
+def validate(config: dict[str, Any], what: str = "remote") -> dict[str, Any]:
+    """Check a stored config (references unexpanded); FactoryError with the reason."""
+    unknown = sorted(set(config) - set(KEYS))
+    if unknown:
+        raise FactoryError(f"{what}: unknown config key(s): {', '.join(map(str, unknown))}")
+    for key in KEYS:
+        value = config.get(key)
+        want: type = bool if key == "allow_http" else str
+        if value is not None and not isinstance(value, want):
+            kind = "true or false" if want is bool else "a string"
+            raise FactoryError(f"{what}: '{key}' must be {kind}")
+    if not config.get("url"):
+        raise FactoryError(f"{what}: config needs 'url'")
+    mode = config.get("mode", "push")
+    if mode not in MODES:
+        raise FactoryError(f"{what}: 'mode' must be one of {', '.join(MODES)}, not {mode!r}")
+    try:
+        check_url(config["url"])
+        check_secret(config.get("secret_access_key"))
+    except PondUsageError as e:
+        raise FactoryError(f"{what}: {e}") from None
+    mount = config.get("mount")
+    if mount is not None and paths.normalize(mount) != mount:
+        raise FactoryError(f"{what}: 'mount' must be an absolute, normalized pond path")
+    if mode == "pull" and mount is None:
+        raise FactoryError(f"{what}: a pull-mode remote needs 'mount'")
+    return dict(config)
+
+
+def from_config(name: str, config: dict[str, Any], mirror: bool = False) -> Attachment:
+    cfg = validate(config, f"remote {name}")
+    return Attachment(
+        name=name,
+        url=cfg["url"],
+        mode=cfg.get("mode", "push"),
+        mount=cfg.get("mount"),
+        endpoint=cfg.get("endpoint"),
+        region=cfg.get("region"),
+        access_key_id=cfg.get("access_key_id"),
+        secret_access_key=cfg.get("secret_access_key"),
+        allow_http=bool(cfg.get("allow_http", False)),
+        mirror=mirror,
+    )
+
+
+def parse(name: str, raw: bytes, mirror: bool = False) -> Attachment:
+    from ..factories.base import parse_config
+
+    return from_config(name, parse_config(raw, f"remote {name}"), mirror=mirror)
+
+
+def store_options(att: Attachment, secrets: Secrets | None = None) -> StoreOptions:
+    """The S3 options with `${env:...}` expanded now (values collected in `secrets`, so an
+    error text can have them put back as references)."""
+    from ..factories.base import expand_env
+    from ..storage.objstore import StoreOptions
+
+    try:
+        values = {
+            key: expand_env(getattr(att, key), secrets)
+            for key in ("endpoint", "region", "access_key_id", "secret_access_key")
+        }
+    except FactoryError as e:
+        raise FactoryError(f"remote {att.name}: {e}") from None
+    return StoreOptions(allow_http=att.allow_http, **values)
+
+
+def store_for(att: Attachment, secrets: Secrets | None = None) -> ObjectStore:
+    """The object store of an attachment (obstore loads here, never at start-up)."""
+    from ..storage.objstore import open_store
+
+    return open_store(att.url, store_options(att, secrets))

@@ -1,0 +1,104 @@
+"""`site.yaml`: what the static site shows. Unknown keys are refused (a typo is an error)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import FactoryError, PondUsageError
+
+PRESETS = ("1D", "1W", "1M", "1Y", "All")
+TIME_ZONES = ("UTC", "viewer")
+DEFAULT_TARGET_POINTS = 1_500
+KEYS = (
+    "title",
+    "series",
+    "labels",
+    "units",
+    "default_range",
+    "time_zone",
+    "target_points",
+    "status_page",
+)
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    title: str = "pond"
+    series: tuple[str, ...] = ("/**/*",)  # pond globs of the series to chart
+    labels: dict[str, str] = field(default_factory=dict)  # pond path -> label
+    units: dict[str, str] = field(default_factory=dict)  # pond path -> unit
+    default_range: str = "All"  # one of PRESETS
+    time_zone: str = "UTC"  # UTC | viewer (the browser's zone)
+    target_points: int = DEFAULT_TARGET_POINTS
+    status_page: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "series": list(self.series),
+            "labels": dict(sorted(self.labels.items())),
+            "units": dict(sorted(self.units.items())),
+            "default_range": self.default_range,
+            "time_zone": self.time_zone,
+            "target_points": self.target_points,
+            "status_page": self.status_page,
+        }
+
+
+def parse(
+    raw: dict[str, Any], what: str = "site config", extra: tuple[str, ...] = ()
+) -> SiteConfig:
+    """A SiteConfig from a parsed YAML mapping; keys in `extra` are allowed and ignored
+    (the sitegen factory's `out_dir`)."""
+    from ..factories.base import Fields
+
+    f = Fields(what, {k: v for k, v in raw.items() if k not in extra})
+    title = f.get("title", str, "pond")
+    series = f.get("series", (list, str), ["/**/*"])
+    labels = f.get("labels", dict, {})
+    units = f.get("units", dict, {})
+    default_range = f.get("default_range", str, "All")
+    time_zone = f.get("time_zone", str, "UTC")
+    target = f.get("target_points", int, DEFAULT_TARGET_POINTS)
+    status_page = f.get("status_page", bool, True)
+    f.done()
+    if isinstance(series, str):
+        series = [series]
+    if not series or not all(isinstance(s, str) and s.startswith("/") for s in series):
+        raise FactoryError(f"{what}: 'series' must list pond globs such as /sensors/*")
+    for name, mapping in (("labels", labels), ("units", units)):
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()):
+            raise FactoryError(f"{what}: '{name}' must map pond paths to text")
+    if default_range not in PRESETS:
+        raise FactoryError(
+            f"{what}: 'default_range' must be one of {', '.join(PRESETS)}, got {default_range!r}"
+        )
+    if time_zone not in TIME_ZONES:
+        raise FactoryError(f"{what}: 'time_zone' must be UTC or viewer, got {time_zone!r}")
+    if not 10 <= target <= 100_000:
+        raise FactoryError(f"{what}: 'target_points' must be between 10 and 100000")
+    return SiteConfig(
+        title=title,
+        series=tuple(series),
+        labels=dict(labels),
+        units=dict(units),
+        default_range=default_range,
+        time_zone=time_zone,
+        target_points=target,
+        status_page=status_page,
+    )
+
+
+def load(path: str | None) -> SiteConfig:
+    """The config in a host YAML file (None: the defaults)."""
+    if path is None:
+        return SiteConfig()
+    from ..factories.base import parse_config
+
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as e:
+        raise PondUsageError(f"cannot read site config {path}: {e.strerror or e}") from None
+    return parse(parse_config(raw, f"site config {path}"), f"site config {path}")
