@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import run_pond
+from conftest import cli_env, run_pond
 
 from duckpond import nodes
 from duckpond.errors import InvalidPathError, NotFoundError
@@ -100,9 +102,18 @@ def test_lookup_returns_a_named_type(pond_dir: Path) -> None:
 # -- directories as deltas ---------------------------------------------------------------
 
 
-def test_big_directory_add_overwrite_remove_symlink(pond_dir: Path) -> None:
+@pytest.mark.parametrize("scan", ["python", "arrow"])
+def test_big_directory_add_overwrite_remove_symlink(
+    pond_dir: Path, scan: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Several snapshots' worth of single-entry writes, with every kind of change; a
-    fresh handle, the long-lived one, and the CLI agree with a model at every stage."""
+    fresh handle, the long-lived one, and the CLI agree with a model at every stage.
+    Small directories and partitions are merged and searched in Python, big ones with
+    pyarrow.compute: "arrow" sends these through the big ones' code."""
+    if scan == "arrow":
+        monkeypatch.setattr(fs, "SMALL_DIR_ENTRIES", 0)
+        monkeypatch.setattr(datatable, "SCAN_IN_PYTHON_ROWS", 0)
+        monkeypatch.setattr(datatable, "PYTHON_UNTIL_LOADED_ROWS", 0)
     pond = Pond.open(pond_dir)
     model: dict[str, bytes] = {}
     dir_versions = 1
@@ -286,3 +297,27 @@ def test_read_caches_stay_bounded(pond_dir: Path, monkeypatch: pytest.MonkeyPatc
     for i, data in payload.items():  # everything still reads back, in any order
         assert pond.read_bytes(f"/d{i % 3}/f{i}") == data
     assert pond.data.cache_size()["content_bytes"] <= 64 * 1024
+
+
+def test_a_process_reading_a_big_directory_does_not_import_pyarrow_compute(
+    pond_dir: Path,
+) -> None:
+    """Start-up: a fresh `pond` process looks up and lists a directory beyond the small
+    partition size in Python (importing pyarrow.compute costs ~50 ms of every process)."""
+    pond = Pond.open(pond_dir)
+    n = datatable.SCAN_IN_PYTHON_ROWS + 100
+    with pond.transaction() as tx:
+        for i in range(n):
+            tx.write_bytes(f"/big/f{i:05d}", b"%d" % i, parents=True)
+    with pond.transaction() as tx:  # a change on top of the directory's snapshot
+        tx.write_bytes("/big/late", b"late")
+    timed = [sys.executable, "-X", "importtime", "-m", "duckpond.cli", "--pond", str(pond_dir)]
+    cat = subprocess.run([*timed, "cat", "/big/f00007"], capture_output=True, env=cli_env())
+    assert cat.returncode == 0 and cat.stdout == b"7"
+    assert b"pyarrow.compute" not in cat.stderr
+    ls = subprocess.run([*timed, "list", "/big/*"], capture_output=True, env=cli_env())
+    assert ls.returncode == 0
+    assert ls.stdout.split() == sorted(
+        [f"/big/f{i:05d}".encode() for i in range(n)] + [b"/big/late"]
+    )
+    assert b"pyarrow.compute" not in ls.stderr

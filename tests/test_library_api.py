@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from conftest import run_pond
+from conftest import cli_env, run_pond
 
 import duckpond
 from duckpond.errors import InvalidPathError, PondUsageError
@@ -66,6 +66,68 @@ def test_importing_the_package_loads_no_data_stack() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)
     assert out.stdout.decode().strip() == "[]"
+
+
+def _click_itself(*args: str, columns: str) -> bytes:
+    """What click prints, without the console script's help cache."""
+    code = "import sys; from duckpond.cli.main import main; sys.argv[0] = 'pond'; main()"
+    env = cli_env({"COLUMNS": columns})
+    return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True).stdout
+
+
+def test_help_without_click_is_what_click_prints() -> None:
+    """`pond --help` (and `-h`, and no arguments) answers from a stored copy of click's
+    text without importing click: the same bytes, whatever the width, stored or not."""
+    from duckpond.cli import launch
+
+    cache_dir = Path(launch.__file__).parent / "__pycache__"
+    for old in cache_dir.glob(launch.CACHE_PREFIX + "*"):
+        old.unlink(missing_ok=True)
+    seen = set()
+    for columns in ("80", "60", "70", "120", "80"):
+        expected = _click_itself("--help", columns=columns)
+        assert expected.startswith(b"Usage: pond [OPTIONS] COMMAND [ARGS]...")
+        seen.add(expected)
+        env = {"COLUMNS": columns}
+        assert run_pond("--help", env=env).stdout == expected  # stored when missing
+        stored = list(cache_dir.glob(launch.CACHE_PREFIX + "*.txt"))
+        assert [p.read_bytes() + b"\n" for p in stored] == [expected]
+        timed = [sys.executable, "-X", "importtime", "-m", "duckpond.cli"]
+        for args in (["--help"], ["-h"], []):
+            proc = subprocess.run([*timed, *args], env=cli_env(env), capture_output=True)
+            assert proc.returncode == 0 and proc.stdout == expected
+            assert b" click" not in proc.stderr  # answered without importing click
+    assert len(seen) == 3  # 60 and 70 wrap differently; beyond 80, as at 80
+    proc = subprocess.run([*timed, "--version"], env=cli_env(), capture_output=True)
+    assert proc.stdout == _click_itself("--version", columns="80") == b"pond 0.1.0\n"
+    assert proc.returncode == 0 and b" click" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--pond", "/nowhere", "--help"],
+        ["-q", "--wait=x", "-h", "--var", "a"],
+        ["--pond=/p", "-v", "--help", "--version"],  # --help is --var's value
+        ["--pond", "--help"],  # --help is --pond's value: click's "Missing command"
+        ["--version", "--help"],
+        ["--help", "list"],
+        ["--pond"],
+        ["-qh"],
+        ["--pond", "/p", "--version"],
+    ],
+)
+def test_console_script_answers_as_click_does(args: list[str]) -> None:
+    """Whether the console script answers itself or hands over to click, the output and
+    exit code are click's."""
+    code = "import sys; from duckpond.cli.main import main; sys.argv[0] = 'pond'; main()"
+    click_run = subprocess.run([sys.executable, "-c", code, *args], capture_output=True)
+    ours = run_pond(*args, check=None)
+    assert (ours.returncode, ours.stdout, ours.stderr) == (
+        click_run.returncode,
+        click_run.stdout,
+        click_run.stderr,
+    )
 
 
 def test_copy_in_read_describe(pond_dir: Path, tmp_path: Path) -> None:

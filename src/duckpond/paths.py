@@ -113,6 +113,8 @@ def join(*parts: str) -> str:
 
 # --- globbing ---------------------------------------------------------------------------------
 
+_MEMO_MAX = 4096  # directory paths whose match states a compiled pattern remembers
+
 
 @dataclass(frozen=True)
 class _Part:
@@ -122,6 +124,11 @@ class _Part:
     regex: re.Pattern[str] | None = None
     globstar: bool = False
     has_syntax: bool = False  # any glob syntax at all, even `[*]` which matches one name
+
+    @property
+    def matches_any(self) -> bool:
+        """True when every name matches (`**`, `*`)."""
+        return self.globstar or (self.regex is not None and self.regex.pattern == ".*")
 
     def matches(self, name: str) -> bool:
         if self.literal is not None:
@@ -236,6 +243,14 @@ class GlobPattern:
 
     pattern: str  # the normalized pattern text (trailing `/` already expanded to `/*`)
     _parts: tuple[_Part, ...] = field(repr=False, compare=False)
+    # Memos for matching many paths (a listing): the states after a directory path, and
+    # the steps whose result does not depend on the name (every state `**`, `*` or done).
+    _dir_states: dict[str, frozenset[int]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _any_name_steps: dict[frozenset[int], frozenset[int]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def literal_prefix(self) -> str:
@@ -305,7 +320,25 @@ class GlobPattern:
 
     def match(self, path: str) -> bool:
         """True if the normalized absolute `path` matches the whole pattern."""
-        return len(self._parts) in self._run(path)
+        parent, _, name = path.rpartition("/")
+        states = self._dir_states.get(parent)
+        if states is None:
+            if len(self._dir_states) >= _MEMO_MAX:
+                self._dir_states.clear()
+            states = self._dir_states[parent] = frozenset(self._run(parent))
+        if name:
+            states = self._step_memo(states, name)
+        return len(self._parts) in states
+
+    def _step_memo(self, states: frozenset[int], name: str) -> frozenset[int]:
+        after = self._any_name_steps.get(states)
+        if after is not None:
+            return after
+        after = frozenset(self._advance(set(states), name))
+        parts = self._parts
+        if all(i == len(parts) or parts[i].matches_any for i in states):
+            self._any_name_steps[states] = after
+        return after
 
     def could_match_below(self, path: str) -> bool:
         """True if some path strictly below directory `path` might match: lets walks prune."""

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import sys
-from importlib.machinery import ModuleSpec
+
+TYPE_CHECKING = False  # not `from typing`: start-up time of `pond --help`
+
+if TYPE_CHECKING:
+    from importlib.machinery import ModuleSpec
 
 
 class _NoPandas:

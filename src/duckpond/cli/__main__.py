@@ -1,6 +1,6 @@
 """`python -m duckpond.cli`: the same as the `pond` console script."""
 
-from .main import main
+from .launch import main
 
 if __name__ == "__main__":
     main()

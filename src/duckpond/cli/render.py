@@ -5,13 +5,13 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-
+# rich loads in the functions that print with it: `--format json` never imports it.
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from ..results import (
         Description,
         IncompleteReport,
@@ -34,6 +34,8 @@ STATUS_STYLE = {
 @functools.cache
 def console() -> Console:
     """The one stdout console of this process."""
+    from rich.console import Console
+
     # A pipe gets a wide, uncoloured layout rather than rich's 80-column default.
     width = None if sys.stdout.isatty() else 160
     return Console(highlight=False, soft_wrap=False, width=width)
@@ -45,11 +47,52 @@ def when(ts: str | None) -> str:
 
 
 def err_console() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False)
 
 
 def print_json(value: object) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+    text = _records_json(value)
+    if text is None:
+        text = json.dumps(value, indent=2, default=str)
+    sys.stdout.write(text + "\n")
+
+
+def _records_json(value: object) -> str | None:
+    """`json.dumps(value, indent=2)` for a list of flat records (string keys; str, int,
+    bool or None values), the shape of `pond list --format json`; None for anything else.
+
+    With an indent, json.dumps runs its pure-Python encoder; this builds the same text
+    from the C string encoder it uses, ~5x faster on 100,000 entries (bench 11)."""
+    if type(value) is not list or not value:
+        return None
+    enc = encode_basestring_ascii
+    keys: dict[str, str] = {}  # key -> its encoded line start (records share their keys)
+    records = []
+    for rec in value:
+        if type(rec) is not dict or not rec:
+            return None
+        items = []
+        for k, v in rec.items():
+            head = keys.get(k)
+            if head is None:
+                if type(k) is not str:
+                    return None
+                head = keys[k] = f"    {enc(k)}: "
+            t = type(v)
+            if t is str:
+                items.append(head + enc(v))
+            elif t is int:
+                items.append(head + int.__repr__(v))
+            elif v is None:
+                items.append(head + "null")
+            elif t is bool:
+                items.append(head + ("true" if v else "false"))
+            else:
+                return None
+        records.append("  {\n" + ",\n".join(items) + "\n  }")
+    return "[\n" + ",\n".join(records) + "\n]"
 
 
 def status(text: str | None) -> str:
@@ -75,6 +118,8 @@ def human_size(n: int) -> str:
 
 
 def describe(d: Description) -> None:
+    from rich.markup import escape
+
     c = console()
     # Values are printed without markup: a type such as `timestamp[us, tz=UTC]` is text.
     c.print(f"[bold]{escape(d.path)}[/bold]  {d.type}  {human_size(d.size or 0)}")
@@ -103,6 +148,8 @@ def control_recent(txns: list[TxnSummary], identity: dict[str, Any] | None = Non
             f"pond {identity.get('pond_id', '?')} (created {when(identity.get('created'))}"
             f" by {identity.get('user', '?')}@{identity.get('host', '?')}): {title}"
         )
+    from rich.table import Table
+
     t = Table(title=title, title_justify="left")
     for col, just in (
         ("seq", "right"),
@@ -137,6 +184,8 @@ def control_detail(d: TxnDetail) -> None:
             f"[bold]txn {s.txn_seq}[/bold]  {status(s.status)}  {s.command}  "
             f"{ms(s.duration_ms)}  id {s.txn_id}"
         )
+    from rich.table import Table
+
     t = Table(box=None, pad_edge=False)
     for col in ("seq", "record", "type", "time", "task", "attempt", "version", "duration", "error"):
         t.add_column(col)

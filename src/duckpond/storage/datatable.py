@@ -12,16 +12,18 @@ away) leave every cache.
 from __future__ import annotations
 
 import bisect
+import gc
 import json
+import sys
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
@@ -88,19 +90,39 @@ def rows_to_table(rows: Iterable[NodeRow]) -> pa.Table:
 
 
 def _index_table(table: pa.Table) -> pa.Table:
-    """A file's rows without contents, timestamps as int64 µs (cheap to turn into rows)."""
+    """A file's rows without contents, timestamps as int64 µs (cheap to turn into rows).
+
+    The pond's own files need no conversion but the timestamp's, done as a zero-copy view:
+    `cast` would import pyarrow.compute (~50 ms of every `pond` process's start-up)."""
     table = table.select(INDEX_COLUMNS)
     i = table.schema.get_field_index("timestamp")
-    table = table.set_column(i, "timestamp", table.column(i).cast(pa.int64()))
-    return table.cast(INDEX_SCHEMA)
+    ts = table.column(i)
+    if ts.type == DATA_SCHEMA.field("timestamp").type:
+        ts = pa.chunked_array([c.view(pa.int64()) for c in ts.chunks], pa.int64())
+    else:
+        ts = ts.cast(pa.int64())
+    table = table.set_column(i, "timestamp", ts)
+    return table if table.schema.equals(INDEX_SCHEMA) else table.cast(INDEX_SCHEMA)
+
+
+# What finding a node's rows reads from a file; the other columns are read when a row of
+# the file is built (a fresh process writing into a 100,000-entry directory needs a few).
+KEY_COLUMNS = ["node_id", "version", "extended_attributes"]
+KEY_SCHEMA = pa.schema([INDEX_SCHEMA.field(c) for c in KEY_COLUMNS])
 
 
 @dataclass
 class _FileMeta:
-    """One immutable data file: its rows without contents, and its row-group offsets."""
+    """One immutable data file: its rows without contents (the key columns first, the
+    rest on first use), and its row-group offsets."""
 
-    index: pa.Table
+    keys: pa.Table
     group_starts: list[int] | None  # first row of each row group; None = not read yet
+    index: pa.Table | None = None  # every column but contents; None = not read yet
+
+    @classmethod
+    def of(cls, index: pa.Table, group_starts: list[int] | None) -> _FileMeta:
+        return cls(index.select(KEY_COLUMNS), group_starts, index)
 
 
 # Nodes whose row positions a partition index remembers (the directory itself, files
@@ -111,6 +133,23 @@ NODE_MEMO_MAX = 256
 # (from the path) and contents (loaded on first use), in NodeRow's order.
 _ROW_COLUMNS = [f for f in NodeRow.FIELDS if f not in (PARTITION, "content")]
 NodeVersions = list[tuple[int, int, str | None]]  # (version, position, attributes), sorted
+# Up to this many rows a partition is searched in Python rather than with pyarrow.compute.
+SCAN_IN_PYTHON_ROWS = 2048
+# Up to this many rows Python is used also beyond SCAN_IN_PYTHON_ROWS while pyarrow.compute
+# is not loaded yet: importing it (~50 ms) costs more than scanning that many rows in
+# Python (~10 ms), which a `pond` process does once or twice.
+PYTHON_UNTIL_LOADED_ROWS = 1 << 20
+
+
+# Python scans of one big partition before pyarrow.compute is used anyway.
+PYTHON_SCANS_OF_BIG = 4
+
+
+def use_compute(rows: int, small: int) -> bool:
+    """Whether to search or merge `rows` rows with pyarrow.compute (above `small`)."""
+    if rows <= small:
+        return False
+    return rows > PYTHON_UNTIL_LOADED_ROWS or "pyarrow.compute" in sys.modules
 
 
 class PartIndex:
@@ -129,17 +168,21 @@ class PartIndex:
         self.part_id = part_id
         self.files = files
         self._table = table
-        tables = [table._meta(f).index for f in files]
-        self._tables = tables
-        self.index = pa.concat_tables(tables) if tables else INDEX_SCHEMA.empty_table()
+        keys = [table._meta(f).keys for f in files]
+        self._keys = keys
+        self.keys = pa.concat_tables(keys) if keys else KEY_SCHEMA.empty_table()
+        self._index: pa.Table | None = None
         self._starts: list[int] = []  # first position of each file's rows
         at = 0
-        for t in tables:
+        for t in keys:
             self._starts.append(at)
             at += t.num_rows
         self._latest: dict[str, NodeRow] | None = None
         self._memo: OrderedDict[str, NodeVersions] = OrderedDict()
         self._latest_memo: OrderedDict[str, NodeRow] = OrderedDict()
+        # Python scans of this (big) partition so far: a long-lived reader switches to
+        # pyarrow.compute after a few, as each costs ~10 ms per 100,000 rows.
+        self._python_scans: int = prev._python_scans if prev is not None else 0
         if prev is not None and files[: len(prev.files)] == prev.files:
             self._take_over(prev, len(prev.files))
 
@@ -148,7 +191,7 @@ class PartIndex:
         the rows of the files added after them."""
         new: dict[str, NodeVersions] = {}
         for i in range(kept, len(self.files)):
-            t, start = self._tables[i], self._starts[i]
+            t, start = self._keys[i], self._starts[i]
             cols = zip(
                 t.column("node_id").to_pylist(),
                 t.column("version").to_pylist(),
@@ -172,18 +215,37 @@ class PartIndex:
                 if old is None or version > old.version:
                     self._latest[node_id] = self._rows_at([pos])[0]
 
+    @property
+    def index(self) -> pa.Table:
+        """Every row of the partition, every column but contents (reads what is unread)."""
+        if self._index is None:
+            tables = [self._table._full_meta(f) for f in self.files]
+            self._index = pa.concat_tables(tables) if tables else INDEX_SCHEMA.empty_table()
+        return self._index
+
     def _rows_at(self, positions: list[int]) -> list[NodeRow]:
+        if len(positions) * 4 >= self.keys.num_rows and len(positions) > 64:
+            # most rows (listing a directory): whole columns, picked in Python
+            whole = [self.index.column(name).to_pylist() for name in _ROW_COLUMNS]
+            cols = [[col[p] for p in positions] for col in whole]
+            with _no_gc() if len(positions) > 1000 else nullcontext():
+                return self._make_rows(positions, cols)
         if len(positions) > 64:  # many rows: one gather over the whole index
             picked = self.index.take(pa.array(positions, pa.int64()))
         elif positions:  # a few rows: slice them out of their files' tables
             slices = []
             for pos in positions:
                 i = bisect.bisect_right(self._starts, pos) - 1
-                slices.append(self._tables[i].slice(pos - self._starts[i], 1))
+                full = self._table._full_meta(self.files[i])
+                slices.append(full.slice(pos - self._starts[i], 1))
             picked = pa.concat_tables(slices)
         else:
             return []
         cols = [picked.column(name).to_pylist() for name in _ROW_COLUMNS]
+        with _no_gc() if len(positions) > 1000 else nullcontext():
+            return self._make_rows(positions, cols)
+
+    def _make_rows(self, positions: list[int], cols: list[list[Any]]) -> list[NodeRow]:
         starts, files, load = self._starts, self.files, self._table._content
         out = []
         for pos, values in zip(positions, zip(*cols, strict=True), strict=True):
@@ -217,19 +279,38 @@ class PartIndex:
             return found
         if self._latest is not None and node_id not in self._latest:
             return []
-        mask = pc.equal(self.index.column("node_id"), node_id)
-        found = sorted(
-            zip(
-                pc.filter(self.index.column("version"), mask).to_pylist(),
-                pc.indices_nonzero(mask).to_pylist(),
-                pc.filter(self.index.column("extended_attributes"), mask).to_pylist(),
-                strict=True,
-            )
-        )
+        found = sorted(self._find(node_id))
         self._memo[node_id] = found
         while len(self._memo) > NODE_MEMO_MAX:
             self._memo.popitem(last=False)
         return found
+
+    def _find(self, node_id: str) -> NodeVersions:
+        index = self.keys
+        big = index.num_rows > SCAN_IN_PYTHON_ROWS
+        if not big or (
+            self._python_scans < PYTHON_SCANS_OF_BIG
+            and not use_compute(index.num_rows, SCAN_IN_PYTHON_ROWS)
+        ):
+            # A small partition (or the first lookups in a big one): a Python scan, so that
+            # a `pond` process never imports pyarrow.compute (~50 ms of start-up) for it.
+            self._python_scans += big
+            ids = index.column("node_id").to_pylist()
+            positions = [pos for pos, i in enumerate(ids) if i == node_id]
+            versions = index.column("version")
+            attrs = index.column("extended_attributes")
+            return [(versions[p].as_py(), p, attrs[p].as_py()) for p in positions]
+        import pyarrow.compute as pc
+
+        mask = pc.equal(index.column("node_id"), node_id)
+        return list(
+            zip(
+                pc.filter(index.column("version"), mask).to_pylist(),
+                pc.indices_nonzero(mask).to_pylist(),
+                pc.filter(index.column("extended_attributes"), mask).to_pylist(),
+                strict=True,
+            )
+        )
 
     def versions(self, node_id: str) -> list[NodeRow]:
         """The node's rows in this partition, oldest version first."""
@@ -257,16 +338,42 @@ class PartIndex:
     def latest_rows(self) -> dict[str, NodeRow]:
         """node_id -> its latest row, for every node of the partition (built once)."""
         if self._latest is None:
-            best: dict[str, tuple[int, int]] = {}
-            ids = self.index.column("node_id").to_pylist()
-            versions = self.index.column("version").to_pylist()
-            for pos, (node_id, version) in enumerate(zip(ids, versions, strict=True)):
-                seen = best.get(node_id)
-                if seen is None or version > seen[0]:
-                    best[node_id] = (version, pos)
-            positions = [pos for _, pos in best.values()]
-            self._latest = {r.node_id: r for r in self._rows_at(positions)}
+            with _no_gc():
+                self._latest = self._build_latest()
         return self._latest
+
+    def _build_latest(self) -> dict[str, NodeRow]:
+        best: dict[str, tuple[int, int]] = {}
+        ids = self.keys.column("node_id").to_pylist()
+        versions = self.keys.column("version").to_pylist()
+        for pos, (node_id, version) in enumerate(zip(ids, versions, strict=True)):
+            seen = best.get(node_id)
+            if seen is None or version > seen[0]:
+                best[node_id] = (version, pos)
+        positions = [pos for _, pos in best.values()]
+        return {r.node_id: r for r in self._rows_at(positions)}
+
+
+def _read_columns(pf: pq.ParquetFile, columns: list[str]) -> pa.Table:
+    """`columns` of a data file; a column a future version may add is null in old files."""
+    table = pf.read(columns=[c for c in columns if c in pf.schema_arrow.names])
+    for f in FILE_SCHEMA:
+        if f.name in columns and f.name not in table.column_names:
+            table = table.append_column(f, pa.nulls(table.num_rows, f.type))
+    return table
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Cyclic GC paused while building many rows (which form no cycles): each collection
+    walks every tracked object, so 100,000 new rows cost ~6x as much with it running."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _group_starts(pf: pq.ParquetFile) -> list[int]:
@@ -389,7 +496,7 @@ class DataTable:
             # A file this handle just wrote: index it (and, when small, keep its contents)
             # from the table in hand, as write_file laid out its row groups.
             starts = list(range(0, max(table.num_rows, 1), deltafiles.ROW_GROUP_ROWS))
-            self._metas[action.path] = _FileMeta(_index_table(table), starts)
+            self._metas[action.path] = _FileMeta.of(_index_table(table), starts)
             content = table.column("content")
             if len(starts) == 1 and content.nbytes <= CONTENT_CACHE_BYTES // 4:
                 self._cache_content((action.path, 0), content.combine_chunks())
@@ -452,16 +559,27 @@ class DataTable:
         return sum(len(v) for v in self._files_by_part.values())
 
     def _meta(self, rel: str) -> _FileMeta:
+        """The file's key columns (and row groups), read once."""
         meta = self._metas.get(rel)
         if meta is None:
             pf = deltafiles.open_parquet(self.path / rel)
-            table = pf.read(columns=[c for c in INDEX_COLUMNS if c in pf.schema_arrow.names])
-            for f in FILE_SCHEMA:  # columns a future version may add are null in old files
-                if f.name in INDEX_COLUMNS and f.name not in table.column_names:
-                    table = table.append_column(f, pa.nulls(table.num_rows, f.type))
-            meta = _FileMeta(_index_table(table), _group_starts(pf))
+            keys = _read_columns(pf, KEY_COLUMNS)
+            keys = keys if keys.schema.equals(KEY_SCHEMA) else keys.cast(KEY_SCHEMA)
+            meta = _FileMeta(keys, _group_starts(pf))
             self._metas[rel] = meta
         return meta
+
+    def _full_meta(self, rel: str) -> pa.Table:
+        """The file's rows, every column but contents: the key columns already read plus
+        the others, read once."""
+        meta = self._meta(rel)
+        if meta.index is None:
+            rest = [c for c in INDEX_COLUMNS if c not in KEY_COLUMNS]
+            table = _read_columns(deltafiles.open_parquet(self.path / rel), rest)
+            for name in KEY_COLUMNS:
+                table = table.append_column(KEY_SCHEMA.field(name), meta.keys.column(name))
+            meta.index = _index_table(table)
+        return meta.index
 
     def _content(self, rel: str, row: int) -> bytes | None:
         """The `content` of one row of one file, reading (and caching) its row group."""
@@ -508,7 +626,7 @@ class DataTable:
         """What the read caches hold: indexed files, content row groups and their bytes."""
         return {
             "indexed_files": len(self._metas),
-            "index_rows": sum(m.index.num_rows for m in self._metas.values()),
+            "index_rows": sum(m.keys.num_rows for m in self._metas.values()),
             "content_groups": len(self._contents),
             "content_bytes": self._content_bytes,
             "partitions": len(self._index_cache),

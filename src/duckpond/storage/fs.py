@@ -22,13 +22,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .. import nodes, paths
 from ..errors import AlreadyExistsError, InvalidPathError, NotFoundError, PondError
 from ..nodes import ROOT_ID, NodeRow
 from .blobs import BlobStore
-from .datatable import DataTable
+from .datatable import DataTable, use_compute
 
 MAX_SYMLINK_DEPTH = 32
 
@@ -37,6 +36,9 @@ SNAPSHOT_MIN_DELTAS = 64
 SNAPSHOT_RATIO = 64
 # Directory entry sets kept per DataTable (least recently used dropped first).
 DIR_CACHE_MAX = 64
+# Up to this many entries a directory's entry set is merged in Python, not with
+# pyarrow.compute (whose import costs ~50 ms of a `pond` process's start-up).
+SMALL_DIR_ENTRIES = 2048
 
 DELTA_ATTRS = {"dir": "delta"}
 _DELTA_ATTRS_JSON = json.dumps(DELTA_ATTRS, sort_keys=True)  # as the data table stores it
@@ -111,6 +113,10 @@ class DirEntries:
         changes = self.changes()
         if not changes:
             return self.base
+        if not use_compute(self.base.num_rows, SMALL_DIR_ENTRIES):
+            return self._small_snapshot(changes)
+        import pyarrow.compute as pc  # ~50 ms to import: only for big directories
+
         keep = self.base.filter(
             pc.invert(pc.is_in(self.base["name"], value_set=pa.array(list(changes), pa.string())))
         )
@@ -125,18 +131,50 @@ class DirEntries:
         )
         return pa.concat_tables([keep, extra]).sort_by("name").combine_chunks()
 
-    def entries(self) -> list[Entry]:
-        """Every entry, sorted by name."""
-        t = self.snapshot()
-        return [
-            Entry(n, i, f)
-            for n, i, f in zip(
-                t["name"].to_pylist(),
-                t["node_id"].to_pylist(),
-                t["file_type"].to_pylist(),
+    def _small_snapshot(self, changes: Changes) -> pa.Table:
+        """snapshot() in Python: a process that lists or writes a small directory (or a
+        big one before anything loaded pyarrow.compute) never imports pyarrow.compute."""
+        rows = self._merged(changes)
+        names, ids, types = zip(*rows, strict=True) if rows else ((), (), ())
+        return pa.table(
+            {"name": list(names), "node_id": list(ids), "file_type": list(types)},
+            schema=SNAPSHOT_SCHEMA,
+        )
+
+    def _merged(self, changes: Changes) -> list[tuple[str, str, str]]:
+        """The base's entries with the changes applied, sorted by name, in Python."""
+        base = self.base
+        rows = [
+            row
+            for row in zip(
+                base["name"].to_pylist(),
+                base["node_id"].to_pylist(),
+                base["file_type"].to_pylist(),
                 strict=True,
             )
+            if row[0] not in changes
         ]
+        rows += [(e.name, e.node_id, e.file_type) for e in changes.values() if e is not None]
+        rows.sort()  # names are unique: by name; nearly sorted already, so nearly linear
+        return rows
+
+    def entries(self) -> list[Entry]:
+        """Every entry, sorted by name."""
+        return [Entry(n, i, f) for n, i, f in self.columns()]
+
+    def columns(self) -> Iterator[tuple[str, str, str]]:
+        """(name, node_id, file_type) of every entry, sorted by name, without an object
+        per entry (listing a big directory)."""
+        changes = self.changes()
+        if changes and not use_compute(self.base.num_rows, SMALL_DIR_ENTRIES):
+            return iter(self._merged(changes))
+        t = self.snapshot()
+        return zip(
+            t["name"].to_pylist(),
+            t["node_id"].to_pylist(),
+            t["file_type"].to_pylist(),
+            strict=True,
+        )
 
     def __len__(self) -> int:
         return self.snapshot().num_rows
@@ -178,7 +216,8 @@ class _BaseLookup:
 def encode_snapshot(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, SNAPSHOT_SCHEMA) as writer:
-        writer.write_table(table.cast(SNAPSHOT_SCHEMA))
+        same = table.schema.equals(SNAPSHOT_SCHEMA)  # cast imports pyarrow.compute
+        writer.write_table(table if same else table.cast(SNAPSHOT_SCHEMA))
     return sink.getvalue().to_pybytes()
 
 
@@ -364,16 +403,18 @@ class PondFS:
         return loc
 
     def children(self, loc: Located) -> Iterator[Located]:
-        entries = self.entries_of(loc).entries()
+        entries = list(self.entries_of(loc).columns())
         # Files live in this directory's partition: one pass gives all their latest rows.
         files = self.table.partition_index(loc.node_id).latest_rows() if len(entries) > 8 else {}
-        for entry in entries:
-            path = paths.join(loc.path, entry.name)
-            row = files.get(entry.node_id)
+        # loc.path is normalized and stored names are single valid names: no paths.join
+        prefix = "/" if loc.path == "/" else loc.path + "/"
+        for name, node_id, file_type in entries:
+            path = prefix + name
+            row = files.get(node_id)
             if row is None:
-                yield locate(self, loc, entry, path)
+                yield locate(self, loc, Entry(name, node_id, file_type), path)
             else:
-                yield Located(path, entry.node_id, loc.node_id, row.file_type, row)
+                yield Located(path, node_id, loc.node_id, row.file_type, row)
 
     def walk(self, loc: Located) -> Iterator[Located]:
         """loc and everything below it, depth first, sorted by name."""

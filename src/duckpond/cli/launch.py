@@ -1,0 +1,164 @@
+"""The `pond` console script: `pond --help` and `pond --version` without importing click.
+
+Importing click costs ~50 ms, most of a `pond --help` process (bench group `startup`,
+13a: goal 60 ms). `pond --version` prints a constant. The top-level help (`pond`,
+`pond -h`, `pond --help`) is the text click renders, kept next to the bytecode in
+`__pycache__`: the first request renders it through click and stores it; later ones print
+the stored text. The file's name carries what the text depends on (pond's version, the
+width click wraps at, and the sources of the CLI and of click), so an edit, an upgrade
+or another terminal width renders and stores it anew. Every other command, and any
+failure here, goes to `main.main`.
+
+Only os and sys are imported here: everything else would cost the time this saves.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+CACHE_PREFIX = "pond-help-"
+# The group's options that take a value (cli/main.py), and its flags: `pond --pond P
+# --help` is the same help, whatever the values (click runs the eager --help first).
+TAKES_VALUE = ("--pond", "-v", "--var", "--wait")
+FLAGS = ("-q", "--quiet")
+WITH_VALUE = ("--pond=", "--var=", "--wait=")
+EAGER = {"--help": "help", "-h": "help", "--version": "version"}
+
+
+def _eager_request(args: list[str]) -> str | None:
+    """What click would only print, "help" or "version": for no arguments, or exactly one
+    -h/--help/--version among the group's own options. None for anything else (a
+    command, any other option, a missing value): that is left to click."""
+    if not args:
+        return "help"
+    rest = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in TAKES_VALUE:
+            i += 1  # click takes the next argument as the value, whatever it is
+        elif a not in FLAGS and not a.startswith(WITH_VALUE):
+            rest.append(a)
+        i += 1
+    if i > len(args) or len(rest) != 1:  # an option's value missing: click's error
+        return None
+    return EAGER.get(rest[0])
+
+
+def main() -> None:
+    request = _eager_request(sys.argv[1:])
+    if request == "version":
+        from .. import __version__
+
+        _print_and_exit(f"pond {__version__}")
+    if request == "help":
+        path = _help_cache_path()
+        text = _read(path) if path else None
+        if text is not None:
+            _print_and_exit(text)
+        from .main import main as full
+
+        if path:
+            _store(path, _render_help())
+        full()
+    from .main import main as full
+
+    full()
+
+
+def _print_and_exit(text: str) -> None:
+    """As click.echo then `main.main` do: the text and a newline, flush, os._exit(0)."""
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except (OSError, ValueError):  # a closed pipe: nothing more can be said
+        pass
+    os._exit(0)
+
+
+def _help_width() -> int:
+    """The width click's HelpFormatter wraps at: shutil.get_terminal_size's columns
+    (COLUMNS, else the terminal's, else 80), at most 80, minus 2, at least 50."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+        columns = columns or 80
+    return max(min(columns, 80) - 2, 50)
+
+
+def _stamp(path: str) -> str:
+    st = os.stat(path)
+    return f"{st.st_mtime_ns:x}.{st.st_size:x}"
+
+
+def _help_cache_path() -> str | None:
+    """Where the help text for this version, width and these sources is kept; None when
+    the sources cannot be found (then click renders the help every time)."""
+    from .. import __version__
+
+    try:
+        here = os.path.dirname(os.path.abspath(__file__))
+        sources = sorted(os.path.join(here, n) for n in os.listdir(here) if n.endswith(".py"))
+        sources.append(os.path.join(os.path.dirname(here), "__init__.py"))  # __version__
+        click_dir = next(
+            (
+                os.path.join(p, "click")
+                for p in sys.path
+                if p and os.path.isfile(os.path.join(p, "click", "formatting.py"))
+            ),
+            None,
+        )
+        if click_dir is None:
+            return None
+        sources += [os.path.join(click_dir, "core.py"), os.path.join(click_dir, "formatting.py")]
+        key = "-".join([__version__, str(_help_width()), *map(_stamp, sources)])
+    except OSError:
+        return None
+    digest = 0
+    for ch in key.encode():  # a stable digest without importing hashlib/zlib
+        digest = (digest * 131 + ch) % (1 << 61)
+    return os.path.join(here, "__pycache__", f"{CACHE_PREFIX}{digest:016x}.txt")
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, ValueError):
+        return None
+
+
+def _render_help() -> str:
+    """The top-level help exactly as click prints it for `pond --help`."""
+    from .main import cli
+
+    with cli.make_context("pond", [], resilient_parsing=True) as ctx:
+        return ctx.get_help()
+
+
+def _store(path: str, text: str) -> None:
+    """Write the help text atomically (a concurrent reader sees all of it or nothing)
+    and drop texts stored for older sources; an unwritable directory stores nothing."""
+    folder = os.path.dirname(path)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+        for name in os.listdir(folder):
+            old = os.path.join(folder, name)
+            if name.startswith(CACHE_PREFIX) and old != path and not name.endswith(".tmp"):
+                os.unlink(old)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
