@@ -154,6 +154,21 @@ def test_backup_restore_and_follow(tmp_path: Path, remote: Remote) -> None:
     run_pond("mkdir", "/mine", pond=copy, env=env)
 
 
+def test_mirror_status_names_the_sources_unfinished_rows(tmp_path: Path) -> None:
+    """Restored right after an auto-push, a mirror holds the source's push task rows as
+    unfinished; `pond recover` (refused on a mirror) is not offered as the way out."""
+    pond, target, copy = tmp_path / "p", tmp_path / "remote", tmp_path / "copy"
+    run_pond("init", pond=pond)
+    run_pond("backup", "add", "b1", f"file://{target}", pond=pond)
+    run_pond("mkdir", "/d", pond=pond)  # pushed by its own post-commit task, still running
+    run_pond("restore", "b1", f"file://{target}", pond=copy)
+    assert jrun("status", pond=copy)["incomplete"] > 0
+    shown = run_pond("status", pond=copy).stdout.decode()
+    assert "read-only mirror of b1" in shown and "pond recover" not in shown
+    assert "the source's" in shown
+    assert run_pond("recover", pond=copy, check=1)
+
+
 def test_verify_behind_and_mismatch(tmp_path: Path) -> None:
     pond = init_pond(tmp_path)
     target = tmp_path / "remote"

@@ -892,7 +892,10 @@ def status(st: State, fmt: str) -> None:
         return
     click.echo(f"pond {s.pond_id}")
     click.echo(f"last txn_seq {s.last_txn_seq}")
-    click.echo(f"incomplete {s.incomplete}" + (" (`pond recover`)" if s.incomplete else ""))
+    # A mirror's unfinished rows are its source's (recorded before that push ended): only
+    # the source can finish them, so `pond recover` (refused here) is no hint.
+    hint = " (the source's; a later pull brings them)" if s.mirror_of else " (`pond recover`)"
+    click.echo(f"incomplete {s.incomplete}" + (hint if s.incomplete else ""))
     if s.mirror_of:
         click.echo(f"read-only mirror of {s.mirror_of}")
     if s.remotes:
