@@ -315,7 +315,11 @@ print(json.dumps(out))
 """
 
 
-def test_other_readers_see_the_ponds_rows_and_time_travel(tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["pond", "remote", "restored"])
+def test_other_readers_see_the_ponds_rows_and_time_travel(tmp_path: Path, where: str) -> None:
+    """`remote`: the same readers on a `file://` backup the pond pushed (issue 8: a remote
+    is a standard Delta layout with the pond's rows); `restored`: on a pond restored from
+    it. Copies of log entries keep their commit's time (time travel by timestamp)."""
     root = tmp_path / "p"
     run_pond("init", pond=root)
     csv = tmp_path / "t.csv"
@@ -348,8 +352,19 @@ def test_other_readers_see_the_ponds_rows_and_time_travel(tmp_path: Path) -> Non
     assert want["data"] > rows_then
     seq3 = sum(1 for s in pond.control.read_all(columns=["txn_seq"])["txn_seq"] if s.as_py() >= 3)
     plan = {"version": version, "ts": moment.isoformat()}
+    read_root = root
+    if where != "pond":
+        from duckpond.remotes import sync
+        from duckpond.storage.objstore import open_store
+
+        read_root = tmp_path / "backup"
+        sync.push(root, open_store(f"file://{read_root}"))
+        assert sorted(p.name for p in (read_root / "data").rglob("*.parquet"))
+        if where == "restored":
+            sync.restore(tmp_path / "restored", open_store(f"file://{read_root}"))
+            read_root = tmp_path / "restored"
     proc = subprocess.run(
-        [sys.executable, "-c", READERS, str(root), json.dumps(plan)],
+        [sys.executable, "-c", READERS, str(read_root), json.dumps(plan)],
         capture_output=True,
         timeout=300,
     )

@@ -136,6 +136,19 @@ class EntryInfo:
     blob_free: set[str] = field(default_factory=set)
 
 
+def commit_time_ms(body: bytes) -> int | None:
+    """The commitInfo timestamp of a log entry (ms), None when it has none. Readers time
+    travel by a log entry's modification time, so copies of an entry carry this one."""
+    for line in body.splitlines():
+        try:
+            info = json.loads(line).get("commitInfo") if line.strip() else None
+        except (ValueError, AttributeError):
+            return None
+        if isinstance(info, dict) and isinstance(info.get("timestamp"), int):
+            return int(info["timestamp"])
+    return None
+
+
 def parse_entry(body: bytes, where: str, blob_threshold: int | None = None) -> EntryInfo:
     adds: list[str] = []
     blob_free: set[str] = set()

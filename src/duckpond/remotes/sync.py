@@ -581,6 +581,9 @@ def _push_entries(store: ObjectStore, tp: _TablePush, t: _Transfers, gate: _Gate
         key = layout.entry_key(tp.table, e.version)
         if store.put_if_absent(key, e.body):
             pushed += 1
+            ms = layout.commit_time_ms(e.body)
+            if ms is not None:  # readers time travel by an entry's modification time
+                store.set_modified(key, ms)
         elif store.get(key) != e.body:
             raise _diverged(store, tp.table, e.version)
         # (else: pushed before a kill, already there)
@@ -753,6 +756,14 @@ def _check_same_pond(root: Path, store: ObjectStore) -> None:
         )
 
 
+def _stamp(path: Path, body: bytes) -> None:
+    """Give a copied log entry its commit's time as its modification time: Delta readers
+    time travel by that time (`load_as_version(datetime)`), not by commitInfo."""
+    ms = layout.commit_time_ms(body)
+    if ms is not None:
+        os.utime(path, ns=(ms * 1_000_000, ms * 1_000_000))
+
+
 def _link_entry(log: Path, name: str, body: bytes, store: ObjectStore, table: str, v: int) -> bool:
     """Install a log entry put-if-absent (temp file, sync, link); False if the same
     bytes were there already."""
@@ -770,6 +781,7 @@ def _link_entry(log: Path, name: str, body: bytes, store: ObjectStore, table: st
                     f"this pond has diverged from remote {store.url} at {table} version {v}"
                 ) from None
             return False
+        _stamp(log / name, body)
         return True
     finally:
         tmp.unlink(missing_ok=True)
@@ -1006,6 +1018,10 @@ def restore(root: Path, store: ObjectStore, progress: Progress | None = None) ->
                 t.plan(o.size)
             t.all([_download(store, o.key, tmp / o.key, t, sync=False) for o in keys])
             files, nbytes = t.files, t.bytes
+        for o in keys:
+            name = o.key.rsplit("/", 1)[-1]
+            if "/_delta_log/" in o.key and name.endswith(".json") and name[:-5].isdigit():
+                _stamp(tmp / o.key, (tmp / o.key).read_bytes())
         if not _sync_filesystem(tmp, [tmp / o.key for o in keys]):
             parents = set()
             for d in dirs:

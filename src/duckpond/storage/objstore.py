@@ -113,6 +113,11 @@ class ObjectStore(ABC):
     def delete(self, key: str) -> None:
         """Remove the object (no error when absent)."""
 
+    def set_modified(self, key: str, ms: int) -> None:
+        """Give the object this modification time where the store allows it (a
+        directory does; S3 keeps the upload time)."""
+        return None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
 
@@ -229,6 +234,12 @@ class LocalStore(ObjectStore):
                 tmp.unlink(missing_ok=True)
             fsync_dir(dest.parent)
             return True
+        except OSError as e:
+            self._fail("write", key, e)
+
+    def set_modified(self, key: str, ms: int) -> None:
+        try:
+            os.utime(self._path(key), ns=(ms * 1_000_000, ms * 1_000_000))
         except OSError as e:
             self._fail("write", key, e)
 
