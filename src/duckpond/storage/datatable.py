@@ -16,7 +16,7 @@ import gc
 import json
 import sys
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import partial
@@ -168,18 +168,19 @@ class PartIndex:
         self.part_id = part_id
         self.files = files
         self._table = table
-        keys = [table._meta(f).keys for f in files]
-        self._keys = keys
-        self.keys = pa.concat_tables(keys) if keys else KEY_SCHEMA.empty_table()
+        self._keys: pa.Table | None = None  # every file's key columns; None = not read yet
         self._index: pa.Table | None = None
         self._starts: list[int] = []  # first position of each file's rows
         at = 0
-        for t in keys:
+        for f in files:  # row counts from the log's statistics (or footers): no data read
             self._starts.append(at)
-            at += t.num_rows
+            at += table._span(f)[0]
+        self.num_rows = at
         self._latest: dict[str, NodeRow] | None = None
         self._memo: OrderedDict[str, NodeVersions] = OrderedDict()
         self._latest_memo: OrderedDict[str, NodeRow] = OrderedDict()
+        # node_tail() answers: (node id, incomplete attributes) -> the node's newest rows
+        self._tails: OrderedDict[tuple[str, frozenset[str | None]], NodeVersions] = OrderedDict()
         # Python scans of this (big) partition so far: a long-lived reader switches to
         # pyarrow.compute after a few, as each costs ~10 ms per 100,000 rows.
         self._python_scans: int = prev._python_scans if prev is not None else 0
@@ -191,7 +192,7 @@ class PartIndex:
         the rows of the files added after them."""
         new: dict[str, NodeVersions] = {}
         for i in range(kept, len(self.files)):
-            t, start = self._keys[i], self._starts[i]
+            t, start = self._table._meta(self.files[i]).keys, self._starts[i]
             cols = zip(
                 t.column("node_id").to_pylist(),
                 t.column("version").to_pylist(),
@@ -202,8 +203,12 @@ class PartIndex:
                 new.setdefault(node_id, []).append((version, start + r, attrs))
         self._memo, prev._memo = prev._memo, OrderedDict()
         self._latest_memo, prev._latest_memo = prev._latest_memo, OrderedDict()
+        self._tails, prev._tails = prev._tails, OrderedDict()
         for node_id in new:
             self._latest_memo.pop(node_id, None)
+        for (node_id, upto), tail in list(self._tails.items()):
+            if node_id in new:
+                self._tails[node_id, upto] = _trim_tail(sorted([*tail, *new[node_id]]), upto)
         for node_id, rows in new.items():
             if node_id in self._memo:
                 self._memo[node_id] = sorted([*self._memo[node_id], *rows])
@@ -216,6 +221,14 @@ class PartIndex:
                     self._latest[node_id] = self._rows_at([pos])[0]
 
     @property
+    def keys(self) -> pa.Table:
+        """The key columns of every row of the partition (reads the files not read yet)."""
+        if self._keys is None:
+            keys = [self._table._meta(f).keys for f in self.files]
+            self._keys = pa.concat_tables(keys) if keys else KEY_SCHEMA.empty_table()
+        return self._keys
+
+    @property
     def index(self) -> pa.Table:
         """Every row of the partition, every column but contents (reads what is unread)."""
         if self._index is None:
@@ -224,15 +237,15 @@ class PartIndex:
         return self._index
 
     def _rows_at(self, positions: list[int]) -> list[NodeRow]:
-        if len(positions) * 4 >= self.keys.num_rows and len(positions) > 64:
+        if len(positions) * 4 >= self.num_rows and len(positions) > 64:
             # most rows (listing a directory): whole columns, picked in Python
             whole = [self.index.column(name).to_pylist() for name in _ROW_COLUMNS]
             cols = [[col[p] for p in positions] for col in whole]
             with _no_gc() if len(positions) > 1000 else nullcontext():
                 return self._make_rows(positions, cols)
-        if len(positions) > 64:  # many rows: one gather over the whole index
+        if len(positions) > 64 and self._index is not None:  # one gather over the index
             picked = self.index.take(pa.array(positions, pa.int64()))
-        elif positions:  # a few rows: slice them out of their files' tables
+        elif positions:  # slice them out of their files' tables (read only those files)
             slices = []
             for pos in positions:
                 i = bisect.bisect_right(self._starts, pos) - 1
@@ -322,12 +335,91 @@ class PartIndex:
         start = bisect.bisect_left(found, (version,))
         return self._rows_at([pos for _, pos, _ in found[start:]])
 
+    def rows(self, found: NodeVersions) -> list[NodeRow]:
+        """The rows `found` (by node_versions or node_tail) names."""
+        return self._rows_at([pos for _, pos, _ in found])
+
+    def contents(self, found: NodeVersions) -> list[tuple[bytes | None, str | None]]:
+        """(content, content_hash) of the rows `found` names: the stored content, or None
+        and the hash of a content kept in the blob store. Reads the other columns of a
+        file only for a blob's hash (a directory's deltas since its snapshot are spread
+        over many files: building their rows would read each of those files whole)."""
+        out: list[tuple[bytes | None, str | None]] = []
+        for _, pos, _ in found:
+            i = bisect.bisect_right(self._starts, pos) - 1
+            rel, row = self.files[i], pos - self._starts[i]
+            content = self._table._content(rel, row)
+            if content is not None:
+                out.append((content, None))
+            else:
+                out.append((None, self._table._full_meta(rel).column("content_hash")[row].as_py()))
+        return out
+
+    def node_tail(
+        self, node_id: str, incomplete: frozenset[str | None] = frozenset()
+    ) -> NodeVersions:
+        """The node's rows from its newest row whose attributes are not in `incomplete` (a
+        directory's snapshot; with none incomplete, the latest row) on, oldest first.
+
+        A fresh process reads the key columns only of the files that can hold them: files
+        newest first by their txn_seq statistics, stopping once every file left holds only
+        rows older than the newest such row found. A node has at most one version per
+        transaction, so its versions grow with txn_seq."""
+        key = (node_id, incomplete)
+        found = self._tails.get(key)
+        if found is not None:
+            self._tails.move_to_end(key)
+            return found
+        if self._keys is not None or node_id in self._memo or self._latest is not None:
+            found = _trim_tail(self.node_versions(node_id), incomplete)
+        else:
+            found = self._scan_tail(node_id, incomplete)
+        self._tails[key] = found
+        if incomplete and found:  # its newest row is the node's latest: latest() needs no scan
+            self._tails[node_id, frozenset()] = found[-1:]
+        while len(self._tails) > NODE_MEMO_MAX:
+            self._tails.popitem(last=False)
+        return found
+
+    def _scan_tail(self, node_id: str, incomplete: frozenset[str | None]) -> NodeVersions:
+        spans = [self._table._span(f) for f in self.files]
+        if any(lo is None for _, lo, _ in spans):  # no statistics: every file is read
+            return _trim_tail(self.node_versions(node_id), incomplete)
+        order = sorted(range(len(self.files)), key=lambda i: spans[i][2] or 0, reverse=True)
+        found: NodeVersions = []
+        # A complete row found has txn_seq >= its file's min txn_seq: a file whose max is
+        # below that holds only older rows of the node.
+        floor = -1
+        read = 0
+        for i in order:
+            _, lo, hi = spans[i]
+            if (hi or 0) < floor:
+                break
+            read += 1
+            keys, start = self._table._meta(self.files[i]).keys, self._starts[i]
+            hits = _positions_of(keys.column("node_id"), node_id)
+            if not hits:
+                continue
+            versions = keys.column("version")
+            attrs = keys.column("extended_attributes")
+            for r in hits:
+                row = (versions[r].as_py(), start + r, attrs[r].as_py())
+                found.append(row)
+                if row[2] not in incomplete:
+                    floor = max(floor, lo or 0)
+        if read == len(self.files):  # every file read: the whole history is in hand
+            found.sort()
+            self._memo[node_id] = found
+            while len(self._memo) > NODE_MEMO_MAX:
+                self._memo.popitem(last=False)
+        return _trim_tail(sorted(found), incomplete)
+
     def latest(self, node_id: str) -> NodeRow | None:
         if self._latest is not None:
             return self._latest.get(node_id)
         row = self._latest_memo.get(node_id)
         if row is None:
-            found = self.node_versions(node_id)
+            found = self.node_tail(node_id)
             if not found:
                 return None
             row = self._latest_memo[node_id] = self._rows_at([found[-1][1]])[0]
@@ -354,9 +446,31 @@ class PartIndex:
         return {r.node_id: r for r in self._rows_at(positions)}
 
 
+def _positions_of(ids: pa.ChunkedArray, node_id: str) -> list[int]:
+    """Positions of `node_id` in a file's node_id column (with pyarrow.compute only when
+    something in the process already loaded it)."""
+    if use_compute(len(ids), SCAN_IN_PYTHON_ROWS):
+        import pyarrow.compute as pc
+
+        return pc.indices_nonzero(pc.equal(ids, node_id)).to_pylist()
+    return [r for r, n in enumerate(ids.to_pylist()) if n == node_id]
+
+
+def _trim_tail(found: NodeVersions, incomplete: Collection[str | None]) -> NodeVersions:
+    """`found` (sorted) from its newest row whose attributes are not in `incomplete` on."""
+    for i in range(len(found) - 1, -1, -1):
+        if found[i][2] not in incomplete:
+            return found[i:]
+    return found
+
+
 def _read_columns(pf: pq.ParquetFile, columns: list[str]) -> pa.Table:
-    """`columns` of a data file; a column a future version may add is null in old files."""
-    table = pf.read(columns=[c for c in columns if c in pf.schema_arrow.names])
+    """`columns` of a data file; a column a future version may add is null in old files.
+
+    One thread: the pond's files are small, and handing a few ms of decoding to Arrow's
+    pool costs more than it saves (on a busy machine, tens of ms of waiting per read)."""
+    names = pf.schema_arrow.names
+    table = pf.read(columns=[c for c in columns if c in names], use_threads=False)
     for f in FILE_SCHEMA:
         if f.name in columns and f.name not in table.column_names:
             table = table.append_column(f, pa.nulls(table.num_rows, f.type))
@@ -374,6 +488,28 @@ def _no_gc() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def _spans(actions: pa.Table, paths: list[str]) -> dict[str, tuple[int, int | None, int | None]]:
+    """(rows, min txn_seq, max txn_seq) per file from the add actions' statistics."""
+    names = actions.column_names
+    if "num_records" not in names or "min.txn_seq" not in names or "max.txn_seq" not in names:
+        return {}
+    rows = actions.column("num_records").to_pylist()
+    los = actions.column("min.txn_seq").to_pylist()
+    his = actions.column("max.txn_seq").to_pylist()
+    return {
+        p: (n, lo, hi)
+        for p, n, lo, hi in zip(paths, rows, los, his, strict=True)
+        if n is not None and lo is not None and hi is not None
+    }
+
+
+def _action_span(action: deltafiles.FileAction) -> tuple[int, int | None, int | None]:
+    stats = action.stats or {}
+    lo = stats.get("minValues", {}).get("txn_seq")
+    hi = stats.get("maxValues", {}).get("txn_seq")
+    return (action.num_records, lo, hi)
 
 
 def _group_starts(pf: pq.ParquetFile) -> list[int]:
@@ -396,6 +532,8 @@ class DataTable:
         self._own = (-1, 0)  # (version, txn_seq) of this handle's last commit
         self.log = deltafiles.TableLog(path)  # log state: last commit, protocol checked
         self._file_sizes: dict[str, int] = {}
+        # (rows, min txn_seq, max txn_seq) of live files, from the log's statistics
+        self._spans: dict[str, tuple[int, int | None, int | None]] = {}
         # Caches, all keyed by live files: entries for files compacted away are dropped.
         self._metas: dict[str, _FileMeta] = {}
         self._contents: OrderedDict[tuple[str, int], pa.Array] = OrderedDict()
@@ -509,11 +647,13 @@ class DataTable:
                 self._files_by_part[part] = [f for f in files if f not in gone]
         for f in gone:
             self._file_sizes.pop(f, None)
+            self._spans.pop(f, None)
         self._forget(gone)
         for action, _ in added:
             part = action.partition_values[PARTITION]
             self._files_by_part.setdefault(part, []).append(action.path)
             self._file_sizes[action.path] = action.size
+            self._spans[action.path] = _action_span(action)
         self._files_version = version
         self._own = (version, seq)
 
@@ -531,6 +671,7 @@ class DataTable:
             by_part[p].append(f)
         self._files_by_part = dict(by_part)
         self._file_sizes = dict(zip(paths, sizes, strict=True))
+        self._spans = _spans(actions, paths)
         self._files_version = v
         self._forget({f for f in self._metas if f not in self._file_sizes})
         for part in [p for p in self._index_cache if p not in self._files_by_part]:
@@ -569,6 +710,22 @@ class DataTable:
             self._metas[rel] = meta
         return meta
 
+    def _span(self, rel: str) -> tuple[int, int | None, int | None]:
+        """(rows, min txn_seq, max txn_seq) of a live file: from the log's statistics, or
+        its footer when the log has none (None bounds: unknown)."""
+        span = self._spans.get(rel)
+        if span is None:
+            md = deltafiles.open_parquet(self.path / rel).metadata
+            span = (md.num_rows, None, None)
+            names = [md.schema.column(i).name for i in range(md.num_columns)]
+            if "txn_seq" in names and md.num_row_groups:
+                idx = names.index("txn_seq")
+                stats = [md.row_group(g).column(idx).statistics for g in range(md.num_row_groups)]
+                if all(s is not None and s.has_min_max for s in stats):
+                    span = (md.num_rows, min(s.min for s in stats), max(s.max for s in stats))
+            self._spans[rel] = span
+        return span
+
     def _full_meta(self, rel: str) -> pa.Table:
         """The file's rows, every column but contents: the key columns already read plus
         the others, read once."""
@@ -591,7 +748,8 @@ class DataTable:
         column = self._contents.get(key)
         if column is None:
             pf = pq.ParquetFile(self.path / rel)
-            column = pf.read_row_group(group, columns=["content"]).column(0).combine_chunks()
+            group_table = pf.read_row_group(group, columns=["content"], use_threads=False)
+            column = group_table.column(0).combine_chunks()
             if column.nbytes <= CONTENT_CACHE_BYTES // 4:  # a huge group is read, not kept
                 self._cache_content(key, column)
         else:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -42,6 +42,7 @@ SMALL_DIR_ENTRIES = 2048
 
 DELTA_ATTRS = {"dir": "delta"}
 _DELTA_ATTRS_JSON = json.dumps(DELTA_ATTRS, sort_keys=True)  # as the data table stores it
+_DELTA_PARTIAL: frozenset[str | None] = frozenset([_DELTA_ATTRS_JSON])  # not a snapshot
 
 SNAPSHOT_SCHEMA = pa.schema(
     [("name", pa.string()), ("node_id", pa.string()), ("file_type", pa.string())]
@@ -69,25 +70,74 @@ class Located:
 Changes = dict[str, Entry | None]  # name -> new entry, or None when removed
 
 
+class DeltaChanges(Mapping[str, "Entry | None"]):
+    """One stored delta's changes, decoded on first need: looking up a name its bytes do
+    not hold (every new name a write adds) decodes nothing, so a fresh process writing
+    into a big directory does not turn the deltas since its snapshot into objects."""
+
+    __slots__ = ("raw", "_changes", "_escaped")
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self._changes: Changes | None = None
+        self._escaped: bool | None = None  # whether the JSON text holds any escape
+
+    def decoded(self) -> Changes:
+        if self._changes is None:
+            self._changes = decode_delta(self.raw)
+        return self._changes
+
+    def __contains__(self, name: object) -> bool:
+        if self._changes is None and isinstance(name, str) and not self._may_hold(name):
+            return False
+        return name in self.decoded()
+
+    def __getitem__(self, name: str) -> Entry | None:
+        return self.decoded()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.decoded())
+
+    def __len__(self) -> int:
+        return len(self.decoded())
+
+    def bound(self) -> int:
+        """At least len(self), without decoding: items are separated by `],[` (a name
+        holding those characters only makes it larger)."""
+        if self._changes is not None:
+            return len(self._changes)
+        return self.raw.count(b"],[") + 1 if b"[[" in self.raw else 0
+
+    def _may_hold(self, name: str) -> bool:
+        """Whether the JSON may name `name`. encode_delta spells a plain ASCII name as
+        itself in quotes, and JSON can spell it otherwise only with escapes (a backslash):
+        without one in the text, a quoted occurrence is the only way it can be there."""
+        if not name.isascii() or not name.isprintable() or '"' in name or "\\" in name:
+            return True
+        if self._escaped is None:
+            self._escaped = b"\\" in self.raw
+        return self._escaped or b'"' + name.encode() + b'"' in self.raw
+
+
 class DirEntries:
     """A directory's entry set: a snapshot (Arrow, sorted by name) under layers of changes.
 
-    Lookups never decode the whole directory: the layers are dicts, the snapshot is
-    binary-searched.
+    Lookups never decode the whole directory: the layers are dicts (a stored delta decoded
+    only when a name may be in it), the snapshot is binary-searched.
     """
 
     def __init__(
         self,
         base: pa.Table | None = None,
-        layers: tuple[Changes, ...] = (),
+        layers: tuple[Mapping[str, Entry | None], ...] = (),
         _lookup: _BaseLookup | None = None,
     ) -> None:
         self.base = base if base is not None else SNAPSHOT_SCHEMA.empty_table()
         self._lookup = _lookup or _BaseLookup(self.base)
         self.layers = layers  # newest first
 
-    def with_layer(self, changes: Changes) -> DirEntries:
-        if not changes:
+    def with_layer(self, changes: Mapping[str, Entry | None]) -> DirEntries:
+        if not isinstance(changes, DeltaChanges) and not changes:  # (len() would decode)
             return self
         return DirEntries(self.base, (changes, *self.layers), self._lookup)
 
@@ -107,6 +157,14 @@ class DirEntries:
     @property
     def changed_count(self) -> int:
         return sum(len(layer) for layer in self.layers)
+
+    @property
+    def changed_bound(self) -> int:
+        """At least changed_count, without decoding stored deltas."""
+        return sum(
+            layer.bound() if isinstance(layer, DeltaChanges) else len(layer)
+            for layer in self.layers
+        )
 
     def snapshot(self) -> pa.Table:
         """The whole entry set as a snapshot table (vectorized: no object per entry)."""
@@ -346,7 +404,8 @@ class PondFS:
         cached = cache.get(dir_id)
         if isinstance(cached, DirState) and cached.index is index:
             return cached  # the partition has not changed since
-        found = index.node_versions(dir_id)
+        # its rows from the latest snapshot on (a fresh process reads no older files)
+        found = index.node_tail(dir_id, _DELTA_PARTIAL)
         if not found:
             raise PondError(f"directory {dir_id} has no rows (damaged pond)")
         latest = found[-1][0]
@@ -354,22 +413,23 @@ class PondFS:
             cached.index = index
             cache.move_to_end(dir_id)
             return cached
-        snapshots = [v for v, _, attrs in found if attrs != _DELTA_ATTRS_JSON]
-        if not snapshots:
+        if found[0][2] == _DELTA_ATTRS_JSON:
             raise PondError(f"directory {dir_id} has no snapshot (damaged pond)")
-        base_version = snapshots[-1]
+        base_version = found[0][0]
         state: DirState
         if isinstance(cached, DirState) and cached.version >= base_version:
             state, start = cached, cached.version + 1
         else:
             state, start = DirState(0, DirEntries(), 0), base_version
-        for row in index.versions_from(dir_id, start):
-            data = self.content(row)
-            if row.extended_attributes == DELTA_ATTRS:
-                entries = state.entries.with_layer(decode_delta(data))
-                state = DirState(row.version, entries, state.deltas + 1)
+        todo = [f for f in found if f[0] >= start]
+        for (version, _, attrs), (content, blob) in zip(todo, index.contents(todo), strict=True):
+            if content is None:
+                content = self.blobs.read(blob) if blob is not None else b""
+            if attrs == _DELTA_ATTRS_JSON:
+                entries = state.entries.with_layer(DeltaChanges(content))
+                state = DirState(version, entries, state.deltas + 1)
             else:
-                state = DirState(row.version, DirEntries(decode_snapshot(data)), 0)
+                state = DirState(version, DirEntries(decode_snapshot(content)), 0)
         state.index = index
         cache[dir_id] = state
         cache.move_to_end(dir_id)
@@ -495,7 +555,8 @@ class StagedTxn:
             assert base is not None
             entries = state.entries.with_layer(changes)
             due = max(SNAPSHOT_MIN_DELTAS, entries.base.num_rows // SNAPSHOT_RATIO)
-            if state.deltas + 1 >= due or entries.changed_count >= due * 16:
+            many = entries.changed_bound >= due * 16 and entries.changed_count >= due * 16
+            if state.deltas + 1 >= due or many:
                 content, attrs = encode_snapshot(entries.snapshot()), None
             else:
                 content, attrs = encode_delta(changes), DELTA_ATTRS
