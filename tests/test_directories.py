@@ -167,6 +167,83 @@ def test_big_directory_add_overwrite_remove_symlink(
         check(p)
 
 
+def test_stored_deltas_answer_lookups_without_decoding_new_names() -> None:
+    """A stored delta is decoded only when a looked-up name may be in it; every answer is
+    the decoded delta's, for names JSON spells with escapes too."""
+    tricky = ['a"b', "back\\slash", "ünï", "changes", "x],[y", "tab\tname", "file:data"]
+    node = nodes.uuid7()
+    changes: dict[str, fs.Entry | None] = {
+        n: fs.Entry(n, nodes.uuid7(), nodes.FILE_DATA) for n in tricky
+    }
+    changes["plain"] = fs.Entry("plain", node, nodes.FILE_DATA)
+    changes["gone"] = None
+    raw = fs.encode_delta(changes)
+    probes = [*changes, "pla", "lain", node, "absent", "gon", "a", "b"]
+    for name in probes:
+        lazy = fs.DeltaChanges(raw)
+        assert (name in lazy) == (name in changes), name
+        if name in changes:
+            assert lazy[name] == changes[name]
+    assert fs.DeltaChanges(raw).bound() >= len(changes) == len(fs.DeltaChanges(raw))
+    # a delta without escapes answers a new plain name from its bytes alone
+    plain = fs.DeltaChanges(fs.encode_delta({"f1": fs.Entry("f1", node, nodes.FILE_DATA)}))
+    assert "f2" not in plain and plain.bound() == 1
+    assert plain._changes is None
+    assert "f1" in plain and dict(plain) == {"f1": fs.Entry("f1", node, nodes.FILE_DATA)}
+    # the directory's merged view agrees with the decoded layers
+    entries = fs.DirEntries(None, ({"plain": None}, fs.DeltaChanges(raw)))  # newest first
+    assert entries.get("plain") is None and entries.get(tricky[0]) == changes[tricky[0]]
+    assert entries.changed_count == len(changes) + 1 <= entries.changed_bound
+
+
+@pytest.mark.parametrize("stats", ["log", "footer", "none"])
+def test_a_fresh_handle_reads_only_the_files_since_the_directory_snapshot(
+    pond_dir: Path, stats: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh process writing into a big directory reads the key columns only of the
+    files that can hold the directory's rows since its snapshot (by their txn_seq
+    statistics, from the log or the footers); without statistics it reads them all.
+    Either way it sees exactly what a long-lived handle sees."""
+    if stats != "log":  # statistics from the footers, or none at all
+        monkeypatch.setattr(datatable, "_spans", lambda actions, paths: {})
+    if stats == "none":
+        real = datatable.DataTable._span
+        monkeypatch.setattr(
+            datatable.DataTable, "_span", lambda self, rel: (real(self, rel)[0], None, None)
+        )
+    pond = Pond.open(pond_dir)
+    model: set[str] = set()
+    # batches big enough to take a snapshot every other transaction (blobs and inline)
+    for t in range(10):
+        with pond.transaction() as tx:
+            for i in range(600):
+                tx.write_bytes(f"/big/b{t}-{i:03d}", b"x", parents=True)
+                model.add(f"/big/b{t}-{i:03d}")
+    for i in range(5):  # single-entry deltas on top of the last snapshot
+        with pond.transaction() as tx:
+            tx.write_bytes(f"/big/s{i}", b"s")
+        model.add(f"/big/s{i}")
+    fresh = Pond.open(pond_dir)
+    with fresh.transaction() as tx:
+        assert not tx.exists("/big/new")
+        tx.write_bytes("/big/new", b"new")
+    model.add("/big/new")
+    big = fresh.lookup("/big").node_id
+    files = fresh.data.partition_files(big)
+    read = [f for f in files if f in fresh.data._metas]
+    if stats == "none":
+        assert len(read) == len(files)
+    else:
+        # the last snapshot is 6 transactions back (the single writes are compacted into
+        # one file with older batches): 4 files of 9, each holding a later row
+        assert len(files) >= 8 and len(read) <= len(files) // 2, (len(read), len(files))
+    for p in (fresh, pond, Pond.open(pond_dir)):
+        p.refresh()
+        assert set(listing(p, "/big/*")) == model
+        assert p.read_bytes("/big/new") == b"new" and p.read_bytes("/big/b0-001") == b"x"
+        assert [v.version for v in p.versions("/big")] == list(range(1, 17))
+
+
 def test_removed_entries_and_new_directories_in_one_transaction(pond_dir: Path) -> None:
     pond = Pond.open(pond_dir)
     with pond.transaction() as tx:

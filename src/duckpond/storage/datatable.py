@@ -105,9 +105,10 @@ def _index_table(table: pa.Table) -> pa.Table:
     return table if table.schema.equals(INDEX_SCHEMA) else table.cast(INDEX_SCHEMA)
 
 
-# What finding a node's rows reads from a file; the other columns are read when a row of
-# the file is built (a fresh process writing into a 100,000-entry directory needs a few).
-KEY_COLUMNS = ["node_id", "version", "extended_attributes"]
+# What finding a node's rows reads from a file (txn_seq: where node_tail may stop); the other
+# columns are read when a row of the file is built (a fresh process writing into a
+# 100,000-entry directory needs a few).
+KEY_COLUMNS = ["node_id", "version", "extended_attributes", "txn_seq"]
 KEY_SCHEMA = pa.schema([INDEX_SCHEMA.field(c) for c in KEY_COLUMNS])
 
 
@@ -387,8 +388,8 @@ class PartIndex:
             return _trim_tail(self.node_versions(node_id), incomplete)
         order = sorted(range(len(self.files)), key=lambda i: spans[i][2] or 0, reverse=True)
         found: NodeVersions = []
-        # A complete row found has txn_seq >= its file's min txn_seq: a file whose max is
-        # below that holds only older rows of the node.
+        # The txn_seq of the newest complete row found: a file whose max is below it holds
+        # only older rows of the node.
         floor = -1
         read = 0
         for i in order:
@@ -402,11 +403,13 @@ class PartIndex:
                 continue
             versions = keys.column("version")
             attrs = keys.column("extended_attributes")
+            seqs = keys.column("txn_seq")
             for r in hits:
                 row = (versions[r].as_py(), start + r, attrs[r].as_py())
                 found.append(row)
                 if row[2] not in incomplete:
-                    floor = max(floor, lo or 0)
+                    seq = seqs[r].as_py()
+                    floor = max(floor, seq if seq is not None else lo or 0)
         if read == len(self.files):  # every file read: the whole history is in hand
             found.sort()
             self._memo[node_id] = found
