@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
+from ..errors import PondError
 from ..nodes import NodeRow
 from . import deltafiles, logcheck
 from .durability import fsync_dir, sync_commit
@@ -709,6 +710,11 @@ class DataTable:
             pf = deltafiles.open_parquet(self.path / rel)
             keys = _read_columns(pf, KEY_COLUMNS)
             keys = keys if keys.schema.equals(KEY_SCHEMA) else keys.cast(KEY_SCHEMA)
+            span = self._spans.get(rel)
+            if span is not None and span[0] != keys.num_rows:  # row positions would be off
+                raise PondError(
+                    f"data/{rel}: the log says {span[0]} rows, the file holds {keys.num_rows}"
+                )
             meta = _FileMeta(keys, _group_starts(pf))
             self._metas[rel] = meta
         return meta
