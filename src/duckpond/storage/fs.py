@@ -73,14 +73,17 @@ Changes = dict[str, Entry | None]  # name -> new entry, or None when removed
 class DeltaChanges(Mapping[str, "Entry | None"]):
     """One stored delta's changes, decoded on first need: looking up a name its bytes do
     not hold (every new name a write adds) decodes nothing, so a fresh process writing
-    into a big directory does not turn the deltas since its snapshot into objects."""
+    into a big directory does not turn the deltas since its snapshot into objects. A
+    long-lived reader decodes after a few lookups (each searches the whole text)."""
 
-    __slots__ = ("raw", "_changes", "_escaped")
+    __slots__ = ("raw", "_changes", "_escaped", "_probes")
+    DECODE_AFTER = 8
 
     def __init__(self, raw: bytes) -> None:
         self.raw = raw
         self._changes: Changes | None = None
         self._escaped: bool | None = None  # whether the JSON text holds any escape
+        self._probes = 0
 
     def decoded(self) -> Changes:
         if self._changes is None:
@@ -88,8 +91,10 @@ class DeltaChanges(Mapping[str, "Entry | None"]):
         return self._changes
 
     def __contains__(self, name: object) -> bool:
-        if self._changes is None and isinstance(name, str) and not self._may_hold(name):
-            return False
+        if self._changes is None and isinstance(name, str):
+            self._probes += 1
+            if self._probes <= self.DECODE_AFTER and not self._may_hold(name):
+                return False
         return name in self.decoded()
 
     def __getitem__(self, name: str) -> Entry | None:
