@@ -148,6 +148,8 @@ class DirEntries:
 
     def get(self, name: str) -> Entry | None:
         for layer in self.layers:
+            if isinstance(layer, DeltaChanges) and layer._changes is not None:
+                layer = layer._changes  # decoded: a dict lookup (a long-lived reader's layers)
             if name in layer:
                 return layer[name]
         return self._lookup.get(name)
