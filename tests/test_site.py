@@ -260,3 +260,74 @@ def test_rebuild_sees_a_new_version(tmp_path: Path) -> None:
     pond.site_build(out)
     index = (out / "index.html").read_text()
     assert "level = 42.5" in index and "2024-01-11 00:00:00 UTC" in index
+
+
+def inodes(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_ino for p in root.rglob("*") if p.is_file()}
+
+
+def test_rebuild_links_unchanged_files_and_equals_a_fresh_build(tmp_path: Path) -> None:
+    """A rebuild hard-links the files whose bytes did not change from the site it replaces
+    (BokehJS, the data of series that were not written) and writes the rest; the result is
+    byte for byte a fresh build's. A file of the old site altered in place is not reused."""
+    import pyarrow as pa
+
+    pond, _ = make_pond(tmp_path / "pond")
+    out = tmp_path / "site"
+    pond.site_build(out)
+    before = inodes(out)
+    with pond.transaction() as tx:
+        tx.write_series(
+            "/wells/north",
+            pa.table(
+                {
+                    "timestamp": pa.array([1_704_931_200_000_000], pa.timestamp("us", tz="UTC")),
+                    "level": pa.array([42.5]),
+                }
+            ),
+        )
+    # same size, other bytes: must be written again, not linked
+    css = out / "assets" / "site.css"
+    css.write_bytes(b"x" * css.stat().st_size)
+    pond.site_build(out)
+    pond.site_build(tmp_path / "fresh")
+    assert tree(out) == tree(tmp_path / "fresh")
+    after = inodes(out)
+    kept = {name for name in after if after[name] == before.get(name)}
+    assert {"lib/bokeh.min.js", "lib/bokeh-api.min.js", ".pond-site"} <= kept
+    assert any(n.startswith("data/derived_wave/") for n in kept)  # not written: reused
+    assert "index.html" not in kept  # north's last value changed
+    # north's tiers gained a row: the chunk holding it is new, the earlier chunks are not
+    north = {n for n in after if n.startswith("data/wells_north/")}
+    assert north - kept and north & kept
+    assert "assets/site.css" not in kept
+    assert all((out / n).stat().st_nlink == 1 for n in after)  # the old site is gone
+
+
+def test_build_failing_after_reusing_files_leaves_the_last_good_site(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build that fails after it linked files of the previous site into its new one
+    leaves that site exactly as it was: same bytes, same files, no extra links to them."""
+    from duckpond.site import builder
+
+    pond, _ = make_pond(tmp_path / "pond")
+    out = tmp_path / "site"
+    pond.site_build(out)
+    good, ids = tree(out), inodes(out)
+    real = builder._chunk_script
+    calls: list[str] = []
+
+    def fail_on_second_series(key: str, *args: object) -> str:
+        calls.append(key)
+        if key.startswith("data/wells_north/"):
+            raise OSError(28, "No space left on device")
+        return real(key, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builder, "_chunk_script", fail_on_second_series)
+    with pytest.raises(OSError, match="No space left"):
+        pond.site_build(out)
+    assert any(c.startswith("data/derived_wave/") for c in calls)  # linked before failing
+    assert tree(out) == good and inodes(out) == ids
+    assert all((out / n).stat().st_nlink == 1 for n in ids)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pond", "site"]  # no leftovers

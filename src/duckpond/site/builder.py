@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,16 +83,24 @@ def build(
         shutil.rmtree(tmp)
     try:
         tmp.mkdir(parents=True)
-        pages = _write_site(tmp, pond, cfg, series, status)
-        _write(tmp / FACTS, json.dumps(known, sort_keys=True, separators=(",", ":")) + "\n")
-        files = sorted(p for p in tmp.rglob("*") if p.is_file())
-        size = sum(p.stat().st_size for p in files)
+        w = _Writer(tmp, out if (out / MARKER).is_file() else None)
+        pages = _write_site(w, pond, cfg, series, status)
+        w.write(FACTS, json.dumps(known, sort_keys=True, separators=(",", ":")) + "\n")
+        # No fsync: the site is derived from the pond, and a site a power loss damaged is
+        # replaced by the next build (which compares bytes before reusing a file).
         _swap(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    log.info("site: %d series, %d pages, %d bytes in %s", len(series), pages, size, out)
-    return SiteReport(str(out), [s.path for s in series], pages, len(files), size)
+    log.info(
+        "site: %d series, %d pages, %d bytes in %s (%d files unchanged)",
+        len(series),
+        pages,
+        w.bytes,
+        out,
+        w.linked,
+    )
+    return SiteReport(str(out), [s.path for s in series], pages, w.files, w.bytes)
 
 
 def _previous_facts(out: Path) -> dict[str, Any]:
@@ -166,23 +175,63 @@ def _when(text: str | None) -> str:
     return text.replace("T", " ")[:19] + " UTC"
 
 
-def _write(path: Path, text: str | bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(text.encode() if isinstance(text, str) else text)
+class _Writer:
+    """Writes the files of a new site under `root`. A file whose bytes equal those of the
+    same file in the `previous` site (the one being replaced) becomes a hard link to it
+    instead: on this project's disk, writing a site's ~100 files (BokehJS and data: ~6 MB)
+    took 30-70 ms, linking them ~1 ms. Links are only ever added to the new directory;
+    the previous site's files are never opened for writing, so a failed build (its
+    directory removed) leaves the last good site as it was."""
+
+    def __init__(self, root: Path, previous: Path | None) -> None:
+        self.root = root
+        self.previous = previous
+        self.files = self.bytes = self.linked = 0
+        self._dirs: set[str] = {""}
+
+    def write(self, rel: str, data: str | bytes) -> None:
+        raw = data.encode() if isinstance(data, str) else data
+        parent = rel.rpartition("/")[0]
+        if parent not in self._dirs:
+            (self.root / parent).mkdir(parents=True, exist_ok=True)
+            self._dirs.add(parent)
+        path = self.root / rel
+        self.files += 1
+        self.bytes += len(raw)
+        if self.previous is not None and self._link_same(self.previous / rel, path, raw):
+            self.linked += 1
+            return
+        with open(path, "xb") as f:  # "x": never through a link to the previous site
+            f.write(raw)
+
+    @staticmethod
+    def _link_same(old: Path, new: Path, raw: bytes) -> bool:
+        """Hard-link `old` at `new` if it is a plain file holding exactly `raw`."""
+        try:
+            st = os.lstat(old)
+            if not stat.S_ISREG(st.st_mode) or st.st_size != len(raw):
+                return False
+            with open(old, "rb") as f:
+                if f.read(len(raw) + 1) != raw:
+                    return False
+            os.link(old, new, follow_symlinks=False)
+        except OSError:  # gone meanwhile, or a filesystem without hard links: write
+            return False
+        return True
 
 
 def _write_site(
-    root: Path, pond: Pond, cfg: SiteConfig, series: list[Series], status: dict[str, Any] | None
+    w: _Writer, pond: Pond, cfg: SiteConfig, series: list[Series], status: dict[str, Any] | None
 ) -> int:
     env = _env()
-    _copy_static(root)
-    _write(root / MARKER, "a site written by `pond site build`; replaced whole by the next build\n")
+    _copy_static(w)
+    w.write(MARKER, "a site written by `pond site build`; replaced whole by the next build\n")
     slugs = _slugs([s.path for s in series])
     rows = []
     pages = 0
     for s in series:
         slug = slugs[s.path]
-        manifest = _export(root, s, slug, cfg)
+        manifest = _export(w, s, slug, cfg)
         label = cfg.labels.get(s.path, s.path)
         unit = cfg.units.get(s.path, "")
         page = env.get_template("series.html").render(
@@ -197,7 +246,7 @@ def _write_site(
             tiers=[t.name for t in s.tiers],
             rows=s.rows,
         )
-        _write(root / "series" / f"{slug}.html", page)
+        w.write(f"series/{slug}.html", page)
         pages += 1
         rows.append(
             {
@@ -217,11 +266,11 @@ def _write_site(
     index = env.get_template("index.html").render(
         title=cfg.title, root="", series=rows, status_page=cfg.status_page
     )
-    _write(root / "index.html", index)
+    w.write("index.html", index)
     pages += 1
     if status is not None:
-        _write(
-            root / "status.html",
+        w.write(
+            "status.html",
             env.get_template("status.html").render(
                 title=cfg.title, root="", status_page=True, **status
             ),
@@ -230,21 +279,16 @@ def _write_site(
     return pages
 
 
-def _copy_static(root: Path) -> None:
+def _copy_static(w: _Writer) -> None:
     static = Path(__file__).parent / "static"
     for name in ("site.js", "site.css"):
-        shutil.copyfile(static / name, _mk(root / "assets") / name)
+        w.write(f"assets/{name}", (static / name).read_bytes())
     lib = _bokeh_js()
     for name in LIB_FILES:
-        shutil.copyfile(lib / name, _mk(root / "lib") / name)
+        w.write(f"lib/{name}", (lib / name).read_bytes())
     license_file = lib.parent.parent.parent / "LICENSE.txt"
     if license_file.is_file():
-        shutil.copyfile(license_file, root / "lib" / "BOKEH-LICENSE.txt")
-
-
-def _mk(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+        w.write("lib/BOKEH-LICENSE.txt", license_file.read_bytes())
 
 
 def _bokeh_js() -> Path:
@@ -275,7 +319,7 @@ def _slugs(paths_: list[str]) -> dict[str, str]:
     return out
 
 
-def _export(root: Path, s: Series, slug: str, cfg: SiteConfig) -> dict[str, Any]:
+def _export(w: _Writer, s: Series, slug: str, cfg: SiteConfig) -> dict[str, Any]:
     """Write `s`'s tiers as chunked data scripts; return the page's manifest."""
     tiers = []
     for i, t in enumerate(s.tiers):
@@ -286,7 +330,7 @@ def _export(root: Path, s: Series, slug: str, cfg: SiteConfig) -> dict[str, Any]
         for k, lo, hi in _chunk_bounds(t.time_ms, chunk_ms):
             name = f"{t.name}-{k}.js" if chunk_ms else f"{t.name}.js"
             rel = f"data/{slug}/{name}"
-            _write(root / rel, _chunk_script(rel, t, lo, hi))
+            w.write(rel, _chunk_script(rel, t, lo, hi))
             assert t.time_ms is not None
             first, last = int(t.time_ms[lo]), int(t.time_ms[hi - 1])
             chunks.append({"k": k, "file": rel, "from": first, "to": last})
@@ -360,12 +404,11 @@ def _chunk_script(key: str, t: Tier, lo: int, hi: int) -> str:
     """A data file: times and every column as little-endian float64, base64 (exact values,
     NaN for null, decoded by the browser without parsing numbers)."""
     assert t.time_ms is not None
-    body = {
-        "n": hi - lo,
-        "t": _b64(t.time_ms[lo:hi]),
-        "c": {n: _b64(vals[lo:hi]) for n, vals in t.columns.items()},
-    }
-    return f"pondSite.chunk({json.dumps(key)},{json.dumps(body, separators=(',', ':'))});\n"
+    # Spelled out rather than json.dumps'd: base64 needs no escaping, and scanning the
+    # long strings for characters to escape was a tenth of a warm build.
+    cols = ",".join(f'{json.dumps(n)}:"{_b64(vals[lo:hi])}"' for n, vals in t.columns.items())
+    body = f'{{"n":{hi - lo},"t":"{_b64(t.time_ms[lo:hi])}","c":{{{cols}}}}}'
+    return f"pondSite.chunk({json.dumps(key)},{body});\n"
 
 
 def _b64(values: np.ndarray[Any, Any]) -> str:
