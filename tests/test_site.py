@@ -88,6 +88,16 @@ def test_same_pond_same_bytes(site_pond: tuple[Path, int], tmp_path: Path) -> No
     assert tree(tmp_path / "a") == first
 
 
+def test_status_reads_recent_and_unfinished_at_once(site_pond: tuple[Path, int]) -> None:
+    """What the status page shows (Pond.control_status, two reads of the control table) is
+    what `pond control` and `pond control incomplete` show, when nothing is unfinished."""
+    pond = Pond.open(site_pond[0])
+    recent, incomplete = pond.control_status(limit=2)
+    assert recent == pond.control_recent(limit=2) and len(recent) == 2
+    assert recent[-1].post_commit[0].status == "failed"  # 20-notify, with its error
+    assert incomplete == pond.control_incomplete() and not incomplete.to_json()["tasks"]
+
+
 def test_config_selects_labels_and_refuses_unknown_keys(
     site_pond: tuple[Path, int], tmp_path: Path
 ) -> None:

@@ -439,8 +439,8 @@ def _num(v: Any) -> str:
 # -- status -----------------------------------------------------------------------------------
 def _status(pond: Pond, running_txn: int | None) -> dict[str, Any]:
     """The steward's record, as `pond control` and `pond control incomplete` show it."""
-    recent = pond.control_recent(limit=STATUS_LIMIT)
-    incomplete = pond.control_incomplete().to_json()
+    recent, report = pond.control_status(limit=STATUS_LIMIT)
+    incomplete = report.to_json()
     txns = [t.to_json() for t in reversed(recent)]
     if running_txn is not None:
         # the write this build is a job of is not finished yet: it is not unfinished work
