@@ -279,7 +279,8 @@ def inodes(root: Path) -> dict[str, int]:
 def test_rebuild_links_unchanged_files_and_equals_a_fresh_build(tmp_path: Path) -> None:
     """A rebuild hard-links the files whose bytes did not change from the site it replaces
     (BokehJS, the data of series that were not written) and writes the rest; the result is
-    byte for byte a fresh build's. A file of the old site altered in place is not reused."""
+    byte for byte a fresh build's. A file of the old site altered in place is not reused.
+    The files both sites share stay beside OUTDIR as the next build's starting point."""
     import pyarrow as pa
 
     pond, _ = make_pond(tmp_path / "pond")
@@ -311,7 +312,35 @@ def test_rebuild_links_unchanged_files_and_equals_a_fresh_build(tmp_path: Path) 
     north = {n for n in after if n.startswith("data/wells_north/")}
     assert north - kept and north & kept
     assert "assets/site.css" not in kept
-    assert all((out / n).stat().st_nlink == 1 for n in after)  # the old site is gone
+    # of the old site, only files the new one shares are kept (beside it, for the next
+    # build to start from): no bytes the live site does not hold
+    spare = inodes(tmp_path / ".site.spare")
+    assert spare and all(after[n] == ino for n, ino in spare.items())
+    assert "assets/site.css" not in spare and "index.html" not in spare
+
+    # a rebuild with nothing changed starts from that spare: not one file created
+    pond.site_build(out)
+    assert inodes(out) == after and tree(out) == tree(tmp_path / "fresh")
+    # a spare tampered with (a stray file, other bytes in one of its files) is corrected
+    spare_dir = tmp_path / ".site.spare"
+    (spare_dir / "stray.txt").write_text("not part of any site")
+    victim = next(p for p in sorted(spare_dir.rglob("*.js")) if p.stat().st_nlink == 2)
+    victim.unlink()  # never write into a spare file: it is the live site's file too
+    victim.write_bytes(b"y" * 10)
+    with pond.transaction() as tx:
+        tx.write_series(
+            "/wells/north",
+            pa.table(
+                {
+                    "timestamp": pa.array([1_704_931_260_000_000], pa.timestamp("us", tz="UTC")),
+                    "level": pa.array([43.5]),
+                }
+            ),
+        )
+    pond.site_build(out)
+    pond.site_build(tmp_path / "fresh2")
+    assert tree(out) == tree(tmp_path / "fresh2")
+    assert "level = 43.5" in (out / "index.html").read_text()
 
 
 def test_build_failing_after_reusing_files_leaves_the_last_good_site(
@@ -324,7 +353,9 @@ def test_build_failing_after_reusing_files_leaves_the_last_good_site(
     pond, _ = make_pond(tmp_path / "pond")
     out = tmp_path / "site"
     pond.site_build(out)
+    pond.site_build(out)  # the second build leaves a spare for the next to start from
     good, ids = tree(out), inodes(out)
+    assert (tmp_path / ".site.spare").is_dir()
     real = builder._chunk_script
     calls: list[str] = []
 
@@ -339,5 +370,9 @@ def test_build_failing_after_reusing_files_leaves_the_last_good_site(
         pond.site_build(out)
     assert any(c.startswith("data/derived_wave/") for c in calls)  # linked before failing
     assert tree(out) == good and inodes(out) == ids
-    assert all((out / n).stat().st_nlink == 1 for n in ids)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["pond", "site"]  # no leftovers
+    assert all((out / n).stat().st_nlink == 1 for n in ids)  # no other names for them
+    # no leftovers (the spare the failed build started from is gone with it)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pond", "site"]
+    monkeypatch.setattr(builder, "_chunk_script", real)
+    pond.site_build(out)
+    assert tree(out) == good
