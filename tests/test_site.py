@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -341,6 +342,10 @@ def test_rebuild_links_unchanged_files_and_equals_a_fresh_build(tmp_path: Path) 
     pond.site_build(tmp_path / "fresh2")
     assert tree(out) == tree(tmp_path / "fresh2")
     assert "level = 43.5" in (out / "index.html").read_text()
+    # OUTDIR removed: the next build removes what was kept of it too
+    shutil.rmtree(out)
+    pond.site_build(out)
+    assert not spare_dir.exists() and tree(out) == tree(tmp_path / "fresh2")
 
 
 def test_build_failing_after_reusing_files_leaves_the_last_good_site(

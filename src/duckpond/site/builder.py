@@ -85,6 +85,8 @@ def build(
     if tmp.exists():
         shutil.rmtree(tmp)
     live = out if (out / MARKER).is_file() else None
+    if live is None and _ours(spare):
+        shutil.rmtree(spare)  # OUTDIR was removed: so is what was kept of it
     try:
         reuse = live is not None and _take_spare(spare, tmp)
         if not reuse:
@@ -150,15 +152,23 @@ def _swap(tmp: Path, out: Path) -> bool:
 def _take_spare(spare: Path, tmp: Path) -> bool:
     """Start the new site from the spare the last build left (see `_keep_spare`): True if
     it is now at `tmp`. Only a real directory holding our marker is taken."""
+    if not _ours(spare):
+        return False
     try:
-        if not stat.S_ISDIR(os.lstat(spare).st_mode):
-            return False
-        if not stat.S_ISREG(os.lstat(spare / MARKER).st_mode):
-            return False
         os.rename(spare, tmp)  # atomic: of two builds at once, one gets it
     except OSError:
         return False
     return True
+
+
+def _ours(spare: Path) -> bool:
+    """A real directory (not a link to one) holding our marker."""
+    try:
+        return stat.S_ISDIR(os.lstat(spare).st_mode) and stat.S_ISREG(
+            os.lstat(spare / MARKER).st_mode
+        )
+    except OSError:
+        return False
 
 
 def _keep_spare(old: Path, spare: Path, w: _Writer) -> None:
