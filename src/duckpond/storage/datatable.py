@@ -59,8 +59,14 @@ INDEX_COLUMNS = [f.name for f in FILE_SCHEMA if f.name != "content"]
 INDEX_SCHEMA = pa.schema(
     [pa.field(f.name, pa.int64()) if f.name == "timestamp" else f for f in FILE_SCHEMA]
 ).remove(FILE_SCHEMA.get_field_index("content"))
-# Row groups of contents kept in memory (least recently used dropped first).
-CONTENT_CACHE_BYTES = 16 * 1024 * 1024
+# Row groups of contents kept in memory (least recently used dropped first): 8 MiB holds a
+# long-lived writer's recent files and the groups it read lately (16 MiB was a quarter of a
+# long-lived pond's memory growth over 10,000 steps, bench 12). A group above
+# CONTENT_GROUP_MAX_BYTES is read, not kept; one below is kept even when it fills half the
+# cache (a big directory's snapshot shares its row group with the files a fresh process
+# then reads).
+CONTENT_CACHE_BYTES = 8 * 1024 * 1024
+CONTENT_GROUP_MAX_BYTES = 4 * 1024 * 1024
 
 # Automatic upkeep: cheap enough to run inside a write, keeps opening and reading fast.
 COMPACT_PARTITION_FILES = 8
@@ -498,7 +504,7 @@ class DataTable:
             starts = list(range(0, max(table.num_rows, 1), deltafiles.ROW_GROUP_ROWS))
             self._metas[action.path] = _FileMeta.of(_index_table(table), starts)
             content = table.column("content")
-            if len(starts) == 1 and content.nbytes <= CONTENT_CACHE_BYTES // 4:
+            if len(starts) == 1 and content.nbytes <= CONTENT_GROUP_MAX_BYTES:
                 self._cache_content((action.path, 0), content.combine_chunks())
         if before != version - 1:
             self._pending_refresh = True
@@ -592,7 +598,7 @@ class DataTable:
         if column is None:
             pf = pq.ParquetFile(self.path / rel)
             column = pf.read_row_group(group, columns=["content"]).column(0).combine_chunks()
-            if column.nbytes <= CONTENT_CACHE_BYTES // 4:  # a huge group is read, not kept
+            if column.nbytes <= CONTENT_GROUP_MAX_BYTES:  # a huge group is read, not kept
                 self._cache_content(key, column)
         else:
             self._contents.move_to_end(key)

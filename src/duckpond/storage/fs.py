@@ -34,8 +34,12 @@ MAX_SYMLINK_DEPTH = 32
 # A snapshot once the deltas since the last one reach max(MIN, entries // RATIO).
 SNAPSHOT_MIN_DELTAS = 64
 SNAPSHOT_RATIO = 64
-# Directory entry sets kept per DataTable (least recently used dropped first).
+# Directory entry sets kept per DataTable (least recently used dropped first), and the
+# entries they hold in all: a long-lived process that visits many big directories keeps the
+# most recent one whatever its size, not all of them (a 100,000-entry set with its name
+# dict is ~15 MB).
 DIR_CACHE_MAX = 64
+DIR_CACHE_ENTRIES = 250_000
 # Up to this many entries a directory's entry set is merged in Python, not with
 # pyarrow.compute (whose import costs ~50 ms of a `pond` process's start-up).
 SMALL_DIR_ENTRIES = 2048
@@ -267,6 +271,11 @@ class DirState:
     index: object = None  # the partition index it was read from (same index: still valid)
 
 
+def _entry_count(state: DirState) -> int:
+    """Entries a cached directory state holds (snapshot rows plus changes on top)."""
+    return state.entries.base.num_rows + state.entries.changed_count
+
+
 class _Tree(Protocol):
     """What the path walk needs: the committed pond (PondFS) or a transaction's view."""
 
@@ -345,6 +354,7 @@ class PondFS:
         cache = self.table.derived
         cached = cache.get(dir_id)
         if isinstance(cached, DirState) and cached.index is index:
+            cache.move_to_end(dir_id)  # in use: the size bound drops others first
             return cached  # the partition has not changed since
         found = index.node_versions(dir_id)
         if not found:
@@ -373,8 +383,10 @@ class PondFS:
         state.index = index
         cache[dir_id] = state
         cache.move_to_end(dir_id)
-        while len(cache) > DIR_CACHE_MAX:
-            cache.popitem(last=False)
+        held = sum(_entry_count(s) for s in cache.values() if isinstance(s, DirState))
+        while len(cache) > DIR_CACHE_MAX or (len(cache) > 1 and held > DIR_CACHE_ENTRIES):
+            _, old = cache.popitem(last=False)
+            held -= _entry_count(old) if isinstance(old, DirState) else 0
         return state
 
     def dir_entries(self, dir_id: str) -> DirEntries:
