@@ -109,6 +109,10 @@ def test_free_text_and_hashes_get_null_counts_but_no_bounds(tmp_path: Path) -> N
                 else:
                     assert (lo, hi) == (min(values), max(values)), (table, col)
         assert all(seen.values()), seen  # each column held a value somewhere: a real absence
+        # an add rebuilt from the file alone (fsck's repair) carries the same statistics
+        _, _, add = log_actions(tdir, "add")[-1]
+        rebuilt = deltafiles.action_for_file(tdir, add["path"], add["partitionValues"])
+        assert rebuilt.stats == json.loads(add["stats"])
 
 
 def test_compaction_is_no_data_change_and_removes_carry_sizes(tmp_path: Path) -> None:
