@@ -44,7 +44,6 @@ from .results import (
     TxnSummary,
     VersionInfo,
 )
-from .steward.control import ControlTable
 from .storage.blobs import BlobStore
 from .storage.datatable import DataTable
 from .storage.fs import Located, PondFS, StagedTxn
@@ -62,6 +61,7 @@ if TYPE_CHECKING:
     from .remotes.config import Attachment
     from .remotes.info import PondStatus, RemoteInfo, Transfer, Verification
     from .site import SiteReport
+    from .steward.control import ControlTable
     from .steward.fsck import FsckResult
     from .steward.steward import Steward
     from .txn import WriteTxn
@@ -104,6 +104,8 @@ class Pond:
         }
         desc = json.dumps({"pond": identity}, sort_keys=True)
         data = DataTable.create(root / "data", desc)
+        from .steward.control import ControlTable
+
         control = ControlTable.create(root / "control", identity)
         (root / "blobs").mkdir(exist_ok=True)
         pond = cls(root, data, control, wait)
@@ -136,6 +138,8 @@ class Pond:
     @property
     def control(self) -> ControlTable:
         if self._control is None and (self.root / "control" / "_delta_log").is_dir():
+            from .steward.control import ControlTable  # imports deltalake: only when used
+
             self._control = ControlTable.open(self.root / "control")
         if self._control is None:
             raise PondError(

@@ -9,15 +9,18 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from deltalake import DeltaTable
 
 from ..errors import PondError
 from .durability import fsync_dir, fsync_file, sync_commit, unlink_if_older
+
+if TYPE_CHECKING:
+    # Handles come from the callers: plain reads never import deltalake (storage/deltalog).
+    from deltalake import DeltaTable
 
 # Opening a table replays the log entries since its last checkpoint.
 CHECKPOINT_EVERY = 100
