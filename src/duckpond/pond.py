@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
-import getpass
 import json
 import os
 import socket
@@ -31,19 +30,7 @@ from .errors import (
     QueryError,
 )
 from .query.limits import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
-from .results import (
-    Description,
-    EntryInfo,
-    FieldInfo,
-    IncompleteReport,
-    IncompleteTask,
-    MaintainReport,
-    RebuildReport,
-    RecoverReport,
-    TxnDetail,
-    TxnSummary,
-    VersionInfo,
-)
+from .results import Description, EntryInfo, FieldInfo, VersionInfo
 from .storage.blobs import BlobStore
 from .storage.datatable import DataTable
 from .storage.fs import Located, PondFS, StagedTxn
@@ -60,6 +47,14 @@ if TYPE_CHECKING:
     from .query.urls import SourceURL
     from .remotes.config import Attachment
     from .remotes.info import PondStatus, RemoteInfo, Transfer, Verification
+    from .reports import (
+        IncompleteReport,
+        MaintainReport,
+        RebuildReport,
+        RecoverReport,
+        TxnDetail,
+        TxnSummary,
+    )
     from .site import SiteReport
     from .steward.control import ControlTable
     from .steward.fsck import FsckResult
@@ -96,6 +91,8 @@ class Pond:
         if root.exists() and not root.is_dir():
             raise AlreadyExistsError(f"{root} exists and is not a directory")
         root.mkdir(parents=True, exist_ok=True)
+        import getpass  # ~0.5 ms (termios): only here
+
         identity = {
             "pond_id": nodes.uuid7(),
             "created": _iso(nodes.now_us()),
@@ -436,6 +433,7 @@ class Pond:
     # -- steward views -----------------------------------------------------------------------
     def control_recent(self, limit: int = 20) -> builtins.list[TxnSummary]:
         """The newest `limit` user write transactions with their tasks, newest last."""
+        from .reports import TxnSummary
         from .steward import summaries
 
         state = self.control.read_all(columns=summaries.RECENT_COLUMNS, ordered=False)
@@ -444,6 +442,7 @@ class Pond:
 
     def control_detail(self, txn_seq: int) -> TxnDetail:
         """Every control row of one transaction and its tasks, in recorded order."""
+        from .reports import TxnDetail, TxnSummary
         from .steward import summaries
 
         d = summaries.detail(self.control.read_all(), txn_seq)
@@ -459,6 +458,7 @@ class Pond:
 
     def control_incomplete(self) -> IncompleteReport:
         """What a crash left unfinished (`pond recover` would finish it)."""
+        from .reports import IncompleteReport, IncompleteTask, TxnSummary
         from .steward import summaries
 
         if summaries.nothing_unfinished(self.control):
@@ -518,6 +518,7 @@ class Pond:
 
     def recover(self, retry_failed: bool = False) -> RecoverReport:
         """Finish what crashes interrupted (SPEC §6); safe to run at any time."""
+        from .reports import RecoverReport
         from .steward import summaries
         from .steward.recovery import recover
 
@@ -531,6 +532,7 @@ class Pond:
         """Compact, checkpoint and clean (see README "Disk use"); `retention_hours` None
         keeps the pond's retention window (`retention()`); files replaced within the window
         stay for readers still using them."""
+        from .reports import MaintainReport
         from .steward.maintenance import maintain
 
         return MaintainReport.from_dict(maintain(self, retention_hours=retention_hours))
@@ -538,6 +540,7 @@ class Pond:
     def rebuild_control(self, force: bool = False) -> RebuildReport:
         """Rebuild a lost control table from the data table's history (`force`: move an
         existing one aside first)."""
+        from .reports import RebuildReport
         from .steward.rebuild import rebuild_control
 
         report = rebuild_control(self.root, force=force, wait=self.wait)
@@ -969,6 +972,25 @@ def pond_path_from_env(explicit: str | None) -> Path:
     return Path(value)
 
 
+def __getattr__(name: str) -> object:
+    """The control-table reports, importable from here as before (loaded on first use)."""
+    if name in _REPORTS:
+        from . import reports
+
+        return getattr(reports, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+_REPORTS = frozenset(
+    {
+        "IncompleteReport",
+        "MaintainReport",
+        "RebuildReport",
+        "RecoverReport",
+        "TxnDetail",
+        "TxnSummary",
+    }
+)
 __all__ = [
     "Description",
     "EntryInfo",

@@ -15,7 +15,6 @@ directory (at least 64), which bounds both the fold and the snapshot bytes per w
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -569,6 +568,8 @@ class StagedTxn:
             prev = self.fs.latest(part_id, node_id)
             version = prev.version + 1 if prev else 1
         if content is not None:
+            import hashlib  # ~1-2 ms to load: not for reads
+
             content_hash = hashlib.sha256(content).hexdigest()
             size = len(content)
             if size >= nodes.LARGE_CONTENT_THRESHOLD:
