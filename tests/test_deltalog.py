@@ -189,7 +189,8 @@ def test_a_reading_handle_follows_commits_and_switches_to_deltalake_to_write(
 
 
 def test_pond_list_and_cat_do_not_import_deltalake(pond_dir: Path) -> None:
-    """Start-up (bench group `startup`, 13b/13c): importing deltalake costs ~25 ms."""
+    """Start-up (bench group `startup`, 13b/13c): importing deltalake costs ~25 ms, and
+    pyarrow.parquet ~13 ms."""
     with Pond.open(pond_dir).transaction() as tx:
         tx.write_bytes("/d/f", b"hello", parents=True)
     timed = [sys.executable, "-X", "importtime", "-m", "duckpond.cli", "--pond", str(pond_dir)]
@@ -197,4 +198,35 @@ def test_pond_list_and_cat_do_not_import_deltalake(pond_dir: Path) -> None:
         proc = subprocess.run([*timed, *args], capture_output=True, env=cli_env())
         assert proc.returncode == 0 and proc.stdout == out
         assert b" deltalake" not in proc.stderr
+        assert b" pyarrow.parquet" not in proc.stderr  # pyarrow.fs and its bindings: ~13 ms
         assert b" duckpond.storage.deltalog" in proc.stderr  # the check can see imports
+
+
+def test_parquet_reads_without_pyarrow_parquet_match_it(tmp_path: Path) -> None:
+    """storage/pqread.py (pyarrow's reader without importing pyarrow.parquet) reads what
+    pyarrow.parquet.ParquetFile reads: whole files, named and nested columns, row groups."""
+    import pyarrow.parquet as pq
+
+    from duckpond.storage import pqread
+
+    root = tmp_path / "pond"
+    pond = create_without_log_retention(root)
+    for i in range(110):  # a checkpoint (nested columns) and compacted files
+        with pond.transaction() as tx:
+            tx.write_bytes(f"/d/f{i % 9}", b"x%d" % i, parents=True)
+    files = [*root.glob("data/part_id=*/*.parquet"), *root.glob("data/_delta_log/*.parquet")]
+    assert any("checkpoint" in f.name for f in files)
+    for f in files:
+        ours, theirs = pqread.ParquetFile(f), pq.ParquetFile(f)
+        assert ours.metadata.equals(theirs.metadata)
+        assert ours.schema_arrow.equals(theirs.schema_arrow)
+        assert ours.read().equals(theirs.read())
+        names = ["add.path", "add.size", "txn", "nope"] if "checkpoint" in f.name else None
+        names = names or ["node_id", "version", "content", "nope"]
+        assert ours.read(columns=names).equals(theirs.read(columns=names))
+        assert ours.read_row_group(0, columns=names[1:2]).equals(
+            theirs.read_row_group(0, columns=names[1:2])
+        )
+        assert ours.read_row_groups([0]).equals(theirs.read_row_groups([0]))
+    with pytest.raises(FileNotFoundError):
+        pqread.ParquetFile(tmp_path / "missing.parquet")

@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ..nodes import NodeRow
-from . import deltafiles, deltalog, logcheck
+from . import deltafiles, deltalog
 from .durability import fsync_dir, sync_commit
+from .pqread import ParquetFile
 
 if TYPE_CHECKING:
     # deltalake is imported when a handle first needs it (a write, history, upkeep): plain
@@ -358,7 +358,7 @@ class PartIndex:
         return {r.node_id: r for r in self._rows_at(positions)}
 
 
-def _read_columns(pf: pq.ParquetFile, columns: list[str]) -> pa.Table:
+def _read_columns(pf: ParquetFile, columns: list[str]) -> pa.Table:
     """`columns` of a data file; a column a future version may add is null in old files."""
     table = pf.read(columns=[c for c in columns if c in pf.schema_arrow.names])
     for f in FILE_SCHEMA:
@@ -380,7 +380,14 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _group_starts(pf: pq.ParquetFile) -> list[int]:
+def _open_table(path: Path) -> DeltaTable:
+    """deltalake's handle on the table (logcheck names a damaged log), imported on use."""
+    from . import logcheck
+
+    return logcheck.open_table(path)
+
+
+def _group_starts(pf: ParquetFile) -> list[int]:
     starts, at = [], 0
     for i in range(pf.metadata.num_row_groups):
         starts.append(at)
@@ -421,7 +428,7 @@ class DataTable:
     def dt(self) -> DeltaTable:
         """The delta-rs handle, opened (at the latest version) on first use."""
         if self._dt is None:
-            self._dt = logcheck.open_table(self.path)
+            self._dt = _open_table(self.path)
             self._snap = None
         return self._dt
 
@@ -463,7 +470,7 @@ class DataTable:
         else (a feature it does not handle, damage for deltalake to name) delta-rs."""
         snap = deltalog.open_snapshot(path)
         if snap is None:
-            return cls(path, logcheck.open_table(path))
+            return cls(path, _open_table(path))
         return cls(path, None, snap)
 
     def refresh(self) -> None:
@@ -476,13 +483,13 @@ class DataTable:
                 if not self._snap.update():  # left behind entries pruned meanwhile
                     self._snap = deltalog.Snapshot.load(self.path)
             except Exception:  # noqa: BLE001 - anything it cannot read: delta-rs reads it
-                self.dt = logcheck.open_table(self.path)
+                self.dt = _open_table(self.path)
             self._pending_refresh = False
             return
         try:
             self.dt.update_incremental()
         except Exception:  # noqa: BLE001 - a handle left behind entries another process pruned
-            self.dt = logcheck.open_table(self.path)
+            self.dt = _open_table(self.path)
         self._pending_refresh = False
 
     def _sync(self) -> None:
@@ -643,12 +650,12 @@ class DataTable:
         """The `content` of one row of one file, reading (and caching) its row group."""
         meta = self._meta(rel)
         if meta.group_starts is None:
-            meta.group_starts = _group_starts(pq.ParquetFile(self.path / rel))
+            meta.group_starts = _group_starts(ParquetFile(self.path / rel))
         group = max(i for i, start in enumerate(meta.group_starts) if start <= row)
         key = (rel, group)
         column = self._contents.get(key)
         if column is None:
-            pf = pq.ParquetFile(self.path / rel)
+            pf = ParquetFile(self.path / rel)
             column = pf.read_row_group(group, columns=["content"]).column(0).combine_chunks()
             if column.nbytes <= CONTENT_CACHE_BYTES // 4:  # a huge group is read, not kept
                 self._cache_content(key, column)

@@ -135,9 +135,9 @@ class Snapshot:
 
     # -- replay ----------------------------------------------------------------------------
     def _read_checkpoint(self, path: Path) -> None:
-        import pyarrow.parquet as pq
+        from .pqread import ParquetFile
 
-        pf = pq.ParquetFile(path)
+        pf = ParquetFile(path)
         names = set(pf.schema_arrow.names)
         have = {f.name for f in pf.schema_arrow.field("add").type} if "add" in names else set()
         want = [f"add.{n}" for n in ADD_FIELDS if n in have]
