@@ -84,6 +84,10 @@ def test_after_many_commits_checkpoints_pruning_and_compaction(tmp_path: Path) -
     assert any("remove" in e for e in entries)  # compactions happened after the checkpoint
     version, txns, _, _, files = assert_same_view(root / "data")
     assert txns == {"pond": 231}
+    lean = deltalog.Snapshot.load(root / "data", stats=False)  # what DataTable reads
+    assert sorted((a.path, a.size, a.partition_values) for a in lean.add_files()) == [
+        (f[0], f[1], f[4]) for f in files
+    ]
     # A pond handle that only reads uses the snapshot and reads every file back.
     reader = Pond.open(root)
     assert reader.read_bytes("/d1/f9") == b"v229"
@@ -188,6 +192,26 @@ def test_a_reading_handle_follows_commits_and_switches_to_deltalake_to_write(
     assert writer.data.last_txn_seq() == reader.data.last_txn_seq() == 3
 
 
+def test_control_table_reads_use_the_snapshot_until_a_write(pond_dir: Path) -> None:
+    from duckpond.steward.control import ControlTable
+
+    reader = Pond.open(pond_dir)
+    before = [t.txn_seq for t in reader.control_recent()]
+    assert reader.control._snap is not None and reader.control._dt is None
+    assert (
+        reader.control.identity()
+        == ControlTable(pond_dir / "control", DeltaTable(str(pond_dir / "control"))).identity()
+    )
+    with Pond.open(pond_dir).transaction() as tx:  # another handle writes
+        tx.write_bytes("/x", b"x")
+    after = [t.txn_seq for t in reader.control_recent()]
+    assert after == [*before, before[-1] + 1] and reader.control._snap is not None
+    with reader.transaction() as tx:  # this handle's own write opens deltalake's handle
+        tx.write_bytes("/y", b"y")
+    assert reader.control._dt is not None and reader.control._snap is None
+    assert [t.txn_seq for t in reader.control_recent()] == [*after, after[-1] + 1]
+
+
 def test_pond_list_and_cat_do_not_import_deltalake(pond_dir: Path) -> None:
     """Start-up (bench group `startup`, 13b/13c): importing deltalake costs ~25 ms, and
     pyarrow.parquet ~13 ms."""
@@ -200,6 +224,11 @@ def test_pond_list_and_cat_do_not_import_deltalake(pond_dir: Path) -> None:
         assert b" deltalake" not in proc.stderr
         assert b" pyarrow.parquet" not in proc.stderr  # pyarrow.fs and its bindings: ~13 ms
         assert b" duckpond.storage.deltalog" in proc.stderr  # the check can see imports
+    # reading the control table does not need deltalake either
+    for args, text in ((["control", "--format", "json"], b'"txn_seq": 2'), (["status"], b"2")):
+        proc = subprocess.run([*timed, *args], capture_output=True, env=cli_env())
+        assert proc.returncode == 0 and text in proc.stdout
+        assert b" deltalake" not in proc.stderr
 
 
 def test_parquet_reads_without_pyarrow_parquet_match_it(tmp_path: Path) -> None:

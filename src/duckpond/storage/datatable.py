@@ -468,7 +468,7 @@ class DataTable:
     def open(cls, path: Path) -> DataTable:
         """A handle for reading: the pond's own log reader when it can read this log,
         else (a feature it does not handle, damage for deltalake to name) delta-rs."""
-        snap = deltalog.open_snapshot(path)
+        snap = deltalog.open_snapshot(path, stats=False)  # only paths, sizes, partitions
         if snap is None:
             return cls(path, _open_table(path))
         return cls(path, None, snap)
@@ -481,7 +481,7 @@ class DataTable:
         if self._snap is not None:
             try:
                 if not self._snap.update():  # left behind entries pruned meanwhile
-                    self._snap = deltalog.Snapshot.load(self.path)
+                    self._snap = deltalog.Snapshot.load(self.path, stats=False)
             except Exception:  # noqa: BLE001 - anything it cannot read: delta-rs reads it
                 self.dt = _open_table(self.path)
             self._pending_refresh = False

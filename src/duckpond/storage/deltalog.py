@@ -66,8 +66,9 @@ class AddFile:
 class Snapshot:
     """The latest version of one Delta table, as far as readers of its files need it."""
 
-    def __init__(self, table_dir: Path) -> None:
+    def __init__(self, table_dir: Path, stats: bool = True) -> None:
         self.table_dir = table_dir
+        self.stats = stats  # False: a checkpoint's statistics are not read (None)
         self.version = -1
         self.protocol: dict[str, Any] = {}
         self.metadata: dict[str, Any] = {}
@@ -76,10 +77,11 @@ class Snapshot:
         self.files: dict[str, AddFile] = {}
 
     @classmethod
-    def load(cls, table_dir: Path) -> Snapshot:
+    def load(cls, table_dir: Path, stats: bool = True) -> Snapshot:
         """The table's latest snapshot; raises Unsupported (or OSError/ValueError on a
-        log it cannot read) when deltalake must open it instead."""
-        snap = cls(table_dir)
+        log it cannot read) when deltalake must open it instead. `stats` False skips the
+        checkpoint's statistics (~1 KB per file), which only row counts need."""
+        snap = cls(table_dir, stats)
         log = table_dir / "_delta_log"
         commits, checkpoints, odd = _list_log(log)
         start = max(checkpoints, default=-1)
@@ -140,7 +142,7 @@ class Snapshot:
         pf = ParquetFile(path)
         names = set(pf.schema_arrow.names)
         have = {f.name for f in pf.schema_arrow.field("add").type} if "add" in names else set()
-        want = [f"add.{n}" for n in ADD_FIELDS if n in have]
+        want = [f"add.{n}" for n in ADD_FIELDS if n in have and (self.stats or n != "stats")]
         want += [n for n in ("metaData", "protocol", "txn") if n in names]
         table = pf.read(columns=want)
         for name in ("metaData", "protocol"):
@@ -272,9 +274,9 @@ def _last_checkpoint_version(log: Path) -> int:
         return -1
 
 
-def open_snapshot(table_dir: Path) -> Snapshot | None:
+def open_snapshot(table_dir: Path, stats: bool = True) -> Snapshot | None:
     """The table's snapshot, or None when deltalake must open it (see the module's doc)."""
     try:
-        return Snapshot.load(table_dir)
+        return Snapshot.load(table_dir, stats)
     except (Unsupported, OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
