@@ -458,7 +458,7 @@ class Pond:
 
     def control_incomplete(self) -> IncompleteReport:
         """What a crash left unfinished (`pond recover` would finish it)."""
-        from .reports import IncompleteReport, IncompleteTask, TxnSummary
+        from .reports import IncompleteReport
         from .steward import summaries
 
         if summaries.nothing_unfinished(self.control):
@@ -470,6 +470,7 @@ class Pond:
         table twice rather than three or four times: a few columns of every row decide both where
         recent history starts and whether anything may be unfinished; then all columns of
         the recent rows, or of every row when something may be unfinished."""
+        from .reports import IncompleteReport, TxnSummary
         from .steward import summaries
 
         head = self.control.read_all(
@@ -486,6 +487,7 @@ class Pond:
         return [TxnSummary.from_dict(t) for t in txns], incomplete
 
     def _incomplete(self, ctl: pa.Table) -> IncompleteReport:
+        from .reports import IncompleteReport, IncompleteTask, TxnSummary
         from .steward import summaries
 
         report = summaries.incomplete(ctl)

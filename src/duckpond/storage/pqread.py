@@ -73,17 +73,25 @@ class ParquetFile:
             out.extend(self._paths.get(c, ()))
         return out
 
-    def read(self, columns: list[str] | None = None) -> Any:
-        return self.reader.read_all(column_indices=self._indices(columns), use_threads=self.threads)
+    # `use_threads` None: by the file's size (see the module's doc).
+    def read(self, columns: list[str] | None = None, use_threads: bool | None = None) -> Any:
+        threads = self.threads if use_threads is None else use_threads
+        return self.reader.read_all(column_indices=self._indices(columns), use_threads=threads)
 
-    def read_row_group(self, i: int, columns: list[str] | None = None) -> Any:
+    def read_row_group(
+        self, i: int, columns: list[str] | None = None, use_threads: bool | None = None
+    ) -> Any:
+        threads = self.threads if use_threads is None else use_threads
         return self.reader.read_row_group(
-            i, column_indices=self._indices(columns), use_threads=self.threads
+            i, column_indices=self._indices(columns), use_threads=threads
         )
 
-    def read_row_groups(self, groups: list[int], columns: list[str] | None = None) -> Any:
+    def read_row_groups(
+        self, groups: list[int], columns: list[str] | None = None, use_threads: bool | None = None
+    ) -> Any:
+        threads = self.threads if use_threads is None else use_threads
         return self.reader.read_row_groups(
-            groups, column_indices=self._indices(columns), use_threads=self.threads
+            groups, column_indices=self._indices(columns), use_threads=threads
         )
 
 
