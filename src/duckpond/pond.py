@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     from .site import SiteReport
     from .steward.fsck import FsckResult
     from .steward.steward import Steward
+    from .storage.objstore import StoreOptions
     from .txn import WriteTxn
 
 
@@ -573,11 +574,7 @@ class Pond:
         url: str,
         *,
         bidirectional: bool = False,
-        endpoint: str | None = None,
-        region: str | None = None,
-        access_key_id: str | None = None,
-        secret_access_key: str | None = None,
-        allow_http: bool = False,
+        options: StoreOptions | None = None,
         progress: Callable[[int, int], None] | None = None,
         args: builtins.list[str] | None = None,
         vars: dict[str, str] | None = None,
@@ -585,8 +582,8 @@ class Pond:
         """Attach a backup at `url` (`file:///dir`, `s3://bucket/prefix`) as
         /sys/remotes/NAME and push the whole pond; every write then pushes. The remote is
         checked first (down, or holding another pond: an error, nothing written); re-running
-        over its own half-pushed remote resumes. `secret_access_key` is an `${env:NAME}`
-        reference, never a literal."""
+        over its own half-pushed remote resumes. `options`: the S3 connection options
+        (its `secret_access_key` is an `${env:NAME}` reference, never a literal)."""
         from .remotes import ops
 
         return ops.backup_add(
@@ -594,11 +591,7 @@ class Pond:
             name,
             url,
             bidirectional=bidirectional,
-            endpoint=endpoint,
-            region=region,
-            access_key_id=access_key_id,
-            secret_access_key=secret_access_key,
-            allow_http=allow_http,
+            options=options,
             progress=progress,
             args=args,
             vars=vars,
@@ -610,11 +603,7 @@ class Pond:
         url: str,
         path: str,
         *,
-        endpoint: str | None = None,
-        region: str | None = None,
-        access_key_id: str | None = None,
-        secret_access_key: str | None = None,
-        allow_http: bool = False,
+        options: StoreOptions | None = None,
         args: builtins.list[str] | None = None,
         vars: dict[str, str] | None = None,
     ) -> Attachment:
@@ -627,11 +616,7 @@ class Pond:
             name,
             url,
             path,
-            endpoint=endpoint,
-            region=region,
-            access_key_id=access_key_id,
-            secret_access_key=secret_access_key,
-            allow_http=allow_http,
+            options=options,
             args=args,
             vars=vars,
         )
@@ -690,11 +675,7 @@ class Pond:
         name: str,
         url: str,
         *,
-        endpoint: str | None = None,
-        region: str | None = None,
-        access_key_id: str | None = None,
-        secret_access_key: str | None = None,
-        allow_http: bool = False,
+        options: StoreOptions | None = None,
         progress: Callable[[int, int], None] | None = None,
         wait: float = 0.0,
     ) -> tuple[Pond, Transfer]:
@@ -706,11 +687,7 @@ class Pond:
             Path(path),
             name,
             url,
-            endpoint=endpoint,
-            region=region,
-            access_key_id=access_key_id,
-            secret_access_key=secret_access_key,
-            allow_http=allow_http,
+            options=options,
             progress=progress,
         )
         return cls.open(path, wait=wait), transfer

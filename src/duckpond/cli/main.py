@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import sys
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from ..pond import Pond
+    from ..storage.objstore import StoreOptions
 
 # Only click is imported up front: pyarrow, deltalake, DataFusion, numpy and yaml load when
 # a command needs them, so `pond --help` and `pond list` start fast (bench group `startup`).
@@ -598,7 +600,24 @@ def retention(st: State, seconds: float | None) -> None:
 
 # -- remotes: backup / remote / push / pull / restore / verify / status (issue 8) ------------
 def s3_options(f: Any) -> Any:
-    """The S3 connection options of `backup add`, `remote add` and `restore`."""
+    """The S3 connection options of `backup add`, `remote add` and `restore`, handed to
+    the command as one `options: StoreOptions`."""
+
+    @functools.wraps(f)
+    def command(
+        *args: Any,
+        endpoint: str | None,
+        region: str | None,
+        access_key_id: str | None,
+        secret_access_key: str | None,
+        allow_http: bool,
+        **kwargs: Any,
+    ) -> Any:
+        from ..storage.objstore import StoreOptions
+
+        options = StoreOptions(endpoint, region, access_key_id, secret_access_key, allow_http)
+        return f(*args, options=options, **kwargs)
+
     for decorator in reversed(
         [
             click.option("--endpoint", help="S3 endpoint URL (MinIO, R2, a local server)."),
@@ -612,8 +631,8 @@ def s3_options(f: Any) -> Any:
             click.option("--allow-http", is_flag=True, help="Allow plain http to the endpoint."),
         ]
     ):
-        f = decorator(f)
-    return f
+        command = decorator(command)
+    return command
 
 
 class _transfer_bar:
@@ -706,11 +725,7 @@ def backup_add(
     name: str,
     url: str,
     bidirectional: bool,
-    endpoint: str | None,
-    region: str | None,
-    access_key_id: str | None,
-    secret_access_key: str | None,
-    allow_http: bool,
+    options: StoreOptions,
 ) -> None:
     """Attach a backup (file:///dir or s3://bucket/prefix) and push the whole pond."""
     pond = st.open()
@@ -719,11 +734,7 @@ def backup_add(
             name,
             url,
             bidirectional=bidirectional,
-            endpoint=endpoint,
-            region=region,
-            access_key_id=access_key_id,
-            secret_access_key=secret_access_key,
-            allow_http=allow_http,
+            options=options,
             progress=progress,
             args=st.argv,
             vars=st.vars,
@@ -759,11 +770,7 @@ def remote_add(
     name: str,
     url: str,
     path: str,
-    endpoint: str | None,
-    region: str | None,
-    access_key_id: str | None,
-    secret_access_key: str | None,
-    allow_http: bool,
+    options: StoreOptions,
 ) -> None:
     """Attach a pull-mode remote: PATH / follows this pond's own backup (read-only
     mirror); any other PATH imports another pond read-only there (after `pond pull`)."""
@@ -771,11 +778,7 @@ def remote_add(
         name,
         url,
         path,
-        endpoint=endpoint,
-        region=region,
-        access_key_id=access_key_id,
-        secret_access_key=secret_access_key,
-        allow_http=allow_http,
+        options=options,
         args=st.argv,
         vars=st.vars,
     )
@@ -833,11 +836,7 @@ def restore(
     st: State,
     name: str,
     url: str,
-    endpoint: str | None,
-    region: str | None,
-    access_key_id: str | None,
-    secret_access_key: str | None,
-    allow_http: bool,
+    options: StoreOptions,
     fmt: str,
 ) -> None:
     """Create the pond at $POND (absent or empty) from a backup; NAME stays attached as
@@ -849,11 +848,7 @@ def restore(
             st.path(),
             name,
             url,
-            endpoint=endpoint,
-            region=region,
-            access_key_id=access_key_id,
-            secret_access_key=secret_access_key,
-            allow_http=allow_http,
+            options=options,
             progress=progress,
             wait=st.wait,
         )

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import nodes, paths
 from ..errors import NotFoundError, PondError
+from ..storage.objstore import StoreOptions
 from . import config, state
 from .info import PondStatus, RemoteInfo, Transfer, Verification
 
@@ -217,32 +218,18 @@ def _attachment(
     url: str,
     mode: str,
     mount: str | None,
-    endpoint: str | None,
-    region: str | None,
-    access_key_id: str | None,
-    secret_access_key: str | None,
-    allow_http: bool,
+    options: StoreOptions | None,
 ) -> config.Attachment:
     """A new attachment from command-line values, checked (nothing written yet)."""
     from ..errors import PondUsageError
 
+    options = options or StoreOptions()
     config.check_name(name)
     config.check_url(url)
-    config.check_secret(secret_access_key)
-    s3_options = (endpoint, region, access_key_id, secret_access_key)
-    if not url.startswith("s3://") and (any(v is not None for v in s3_options) or allow_http):
+    config.check_secret(options.secret_access_key)
+    if not url.startswith("s3://") and options.is_set():
         raise PondUsageError("--endpoint, --region, the keys and --allow-http are for s3:// URLs")
-    att = config.Attachment(
-        name=name,
-        url=url,
-        mode=mode,
-        mount=mount,
-        endpoint=endpoint,
-        region=region,
-        access_key_id=access_key_id,
-        secret_access_key=secret_access_key,
-        allow_http=allow_http,
-    )
+    att = config.Attachment(name=name, url=url, mode=mode, mount=mount, options=options)
     config.validate(att.to_config(), f"remote {name}")
     return att
 
@@ -264,11 +251,7 @@ def backup_add(
     url: str,
     *,
     bidirectional: bool = False,
-    endpoint: str | None = None,
-    region: str | None = None,
-    access_key_id: str | None = None,
-    secret_access_key: str | None = None,
-    allow_http: bool = False,
+    options: StoreOptions | None = None,
     progress: Progress | None = None,
     args: list[str] | None = None,
     vars: dict[str, str] | None = None,
@@ -281,9 +264,7 @@ def backup_add(
     from ..factories.registry import get
 
     mode, mount = ("both", "/") if bidirectional else ("push", None)
-    att = _attachment(
-        name, url, mode, mount, endpoint, region, access_key_id, secret_access_key, allow_http
-    )
+    att = _attachment(name, url, mode, mount, options)
     state.check_writable(pond.root)
     existing = {a.name: a for a in attachments(pond)}
     resume = False
@@ -322,11 +303,7 @@ def remote_add(
     url: str,
     path: str,
     *,
-    endpoint: str | None = None,
-    region: str | None = None,
-    access_key_id: str | None = None,
-    secret_access_key: str | None = None,
-    allow_http: bool = False,
+    options: StoreOptions | None = None,
     args: list[str] | None = None,
     vars: dict[str, str] | None = None,
 ) -> config.Attachment:
@@ -337,9 +314,7 @@ def remote_add(
     from . import mount as import_mount
 
     mount = paths.normalize(path)
-    att = _attachment(
-        name, url, "pull", mount, endpoint, region, access_key_id, secret_access_key, allow_http
-    )
+    att = _attachment(name, url, "pull", mount, options)
     if any(a.name == name for a in attachments(pond)):
         raise AlreadyExistsError(f"a remote named {name} exists; `pond remote remove {name}` first")
     pond_id = pond.identity().get("pond_id")
@@ -461,11 +436,7 @@ def restore(
     name: str,
     url: str,
     *,
-    endpoint: str | None = None,
-    region: str | None = None,
-    access_key_id: str | None = None,
-    secret_access_key: str | None = None,
-    allow_http: bool = False,
+    options: StoreOptions | None = None,
     progress: Progress | None = None,
 ) -> Transfer:
     """Create the pond at `root` from a backup; NAME stays attached as its mirror."""
@@ -473,9 +444,7 @@ def restore(
     from . import sync
 
     root = Path(root).absolute()
-    att = _attachment(
-        name, url, "pull", "/", endpoint, region, access_key_id, secret_access_key, allow_http
-    )
+    att = _attachment(name, url, "pull", "/", options)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise AlreadyExistsError(f"{root} exists and is not empty: restore makes a new pond")
     store, secrets = _open_checked(att, None)
