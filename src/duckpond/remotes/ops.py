@@ -1,6 +1,6 @@
 """What the `Pond` remote methods do, one attachment at a time.
 
-The transfers themselves are `remotes.sync` (push, pull, restore, verify); this module finds
+The transfers themselves are `remotes.push`, `.pull`, `.restore` and `.verify`; this module finds
 the attachments, opens their stores, keeps the local watermarks and says what moved. The
 caller holds the pond's write lock around push and pull.
 """
@@ -85,9 +85,9 @@ def select(
 
 def remote_pond_id(store: ObjectStore) -> str | None:
     """The pond id a remote holds, None when it holds no pond yet."""
-    from . import sync
+    from .logs import remote_identity
 
-    ident: Any = sync.remote_identity(store)
+    ident: Any = remote_identity(store)
     if ident is None or isinstance(ident, str):
         return ident
     if isinstance(ident, dict):
@@ -116,7 +116,7 @@ def push(
 ) -> SyncReport:
     """Push everything the remote lacks, starting from the local watermark; the caller
     holds the write lock."""
-    from . import sync
+    from .push import push as push_to
     from .reports import RemoteTip
 
     mark = state.read_watermark(pond.root, att.name)
@@ -127,7 +127,7 @@ def push(
         )
     try:
         store = config.store_for(att, secrets)
-        report = sync.push(pond.root, store, progress=_crash_hook(progress), since=since)
+        report = push_to(pond.root, store, progress=_crash_hook(progress), since=since)
     except Exception as e:
         state.update_watermark(pond.root, att.name, last_error=_error_text(e, secrets))
         raise
@@ -166,7 +166,8 @@ def import_root(root: Path, name: str) -> Path:
 def pull(pond: Pond, att: config.Attachment, progress: Progress | None = None) -> SyncReport:
     """Fast-forward from the remote: into this pond (a mirror, a bidirectional backup) or
     into the imported pond's copy; the caller holds the write lock."""
-    from . import sync
+    from .pull import pull as pull_from
+    from .restore import restore as restore_into
 
     secrets = _secrets()
     try:
@@ -174,14 +175,14 @@ def pull(pond: Pond, att: config.Attachment, progress: Progress | None = None) -
         if att.is_import:
             target = import_root(pond.root, att.name)
             if (target / "data" / "_delta_log").is_dir():
-                report = sync.pull(target, store, progress=progress)
+                report = pull_from(target, store, progress=progress)
             else:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                report = sync.restore(target, store, progress=progress)
+                report = restore_into(target, store, progress=progress)
             txn_seq = _txn_seq_of(target)
         else:
             check_remote_holds(store, att.url, pond.identity().get("pond_id"))
-            report = sync.pull(pond.root, store, progress=progress)
+            report = pull_from(pond.root, store, progress=progress)
             pond.refresh()
             txn_seq = pond.data.last_txn_seq()
     except Exception as e:
@@ -198,12 +199,12 @@ def _txn_seq_of(root: Path) -> int:
 
 
 def verify(pond: Pond, att: config.Attachment) -> VerifyReport:
-    from . import sync
+    from .verify import verify as verify_against
 
     secrets = _secrets()
     store = config.store_for(att, secrets)
     target = import_root(pond.root, att.name) if att.is_import else pond.root
-    return sync.verify(target, store)
+    return verify_against(target, store)
 
 
 def _secrets() -> Secrets:
@@ -441,7 +442,7 @@ def restore(
 ) -> Transfer:
     """Create the pond at `root` from a backup; NAME stays attached as its mirror."""
     from ..errors import AlreadyExistsError
-    from . import sync
+    from .restore import restore as restore_into
 
     root = Path(root).absolute()
     att = _attachment(name, url, "pull", "/", options)
@@ -451,7 +452,7 @@ def restore(
     if remote_pond_id(store) is None:
         raise PondError(f"remote {url} holds no pond to restore")
     try:
-        report = sync.restore(root, store, progress=progress)
+        report = restore_into(root, store, progress=progress)
     except PondError as e:
         raise type(e)(_error_text(e, secrets)) from None
     state.write_mirror(root, name, att.to_yaml())
