@@ -268,6 +268,28 @@ def test_pull_fast_forwards_a_restored_copy(tmp_path: Path, remote: Remote) -> N
     assert verify(copy, store).ok
 
 
+def test_pull_reports_progress_against_a_planned_total(tmp_path: Path) -> None:
+    """The progress total is planned before the bytes move (a bar that knows its end:
+    the entries and their files up front, the blobs once the rows naming them are in),
+    and it is what the pull moves: the last call is (total, total)."""
+    src, copy = tmp_path / "src", tmp_path / "copy"
+    make_pond(src, writes=1, big=False)
+    store = Remote(f"file://{tmp_path / 'remote'}", None).store()
+    first = push(src, store)
+    restore(copy, store)
+    for i in range(3):
+        write(src, f"/more/big{i}", os.urandom(BIG))
+    push(src, store, since=first.tip)
+    calls: list[tuple[int, int]] = []
+    report = pull(copy, store, progress=lambda done, total: calls.append((done, total)))
+    assert report.entries > 0 and report.bytes > 3 * BIG
+    done, total = calls[0]
+    assert total > done
+    assert any(t >= 3 * BIG > d for d, t in calls)  # the blobs planned before they moved
+    assert all(d <= t for d, t in calls)
+    assert calls[-1] == (report.bytes, report.bytes)
+
+
 # -- verify ----------------------------------------------------------------------------
 
 

@@ -40,9 +40,15 @@ def local_pond_id(root: Path) -> str:
 
 def blob_refs(files: Iterable[Path]) -> list[str]:
     """Content hashes of the rows held in blobs (size >= the inline threshold)."""
+    return list(blob_sizes(files))
+
+
+def blob_sizes(files: Iterable[Path]) -> dict[str, int]:
+    """The blobs the rows of `files` reference, with their sizes (a blob holds a row's
+    content as it is, so its size is the row's)."""
     import pyarrow.parquet as pq
 
-    out: list[str] = []
+    out: dict[str, int] = {}
     for path in files:
         try:
             t = pq.read_table(path, columns=["content_hash", "size"])
@@ -54,7 +60,7 @@ def blob_refs(files: Iterable[Path]) -> list[str]:
             t.column("content_hash").to_pylist(), t.column("size").to_pylist(), strict=True
         ):
             if digest and size is not None and size >= nodes.LARGE_CONTENT_THRESHOLD:
-                out.append(digest)
+                out[digest] = size
     return out
 
 

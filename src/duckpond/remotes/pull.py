@@ -4,6 +4,7 @@ write lock."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -11,10 +12,10 @@ from ..errors import NotFoundError, RemoteError, RemoteNotFound
 from ..storage.durability import fsync_dir
 from ..storage.objstore import ObjectStore
 from . import layout
-from .layout import LAST_CHECKPOINT, LOG, TABLES
+from .layout import LAST_CHECKPOINT, LOG, TABLES, LogListing
 from .logs import (
     BLOB_THRESHOLD,
-    blob_refs,
+    blob_sizes,
     checkpoint_adds,
     diverged,
     local_pond_id,
@@ -63,7 +64,10 @@ def _link_entry(log: Path, name: str, body: bytes, store: ObjectStore, table: st
 def pull(root: Path, store: ObjectStore, progress: Progress | None = None) -> SyncReport:
     """Fast-forward the pond at `root` to the remote: the local log must be a prefix of
     the remote's (compared by bytes at the local tip). Files first, then the entries in
-    order, each synced and linked into place. The caller holds the write lock."""
+    order, each synced and linked into place. The caller holds the write lock.
+
+    Both tables are planned (their new entries fetched) before any file moves, so the
+    progress total is known up front; the blobs join it once the rows naming them are in."""
     root = Path(root).absolute()
     start = local_tip(root)
     if start.data_version < 0:
@@ -71,13 +75,31 @@ def pull(root: Path, store: ObjectStore, progress: Progress | None = None) -> Sy
     _check_same_pond(root, store)
     entries = 0
     with Transfers(progress) as t:
-        for table in TABLES:
-            entries += _pull_table(root, store, table, t)
+        plans = [_plan_table(root, store, table, t) for table in TABLES]
+        for plan in plans:
+            if plan is not None:
+                entries += _pull_table(root, store, plan, t)
         tip = local_tip(root)
         return SyncReport(store.url, "pull", start, tip, entries, t.files, t.bytes)
 
 
-def _pull_table(root: Path, store: ObjectStore, table: str, t: Transfers) -> int:
+@dataclass
+class _TablePull:
+    """What one table's pull will do: its new entries (fetched) and the files they add."""
+
+    table: str
+    versions: list[int]
+    fetched: dict[int, bytes]
+    infos: dict[int, layout.EntryInfo]
+    newer: LogListing  # the remote log after the local tip
+    files: list[str]  # added by the new entries, or live at the bridge
+    live: list[str]  # live at the bridge checkpoint
+    bridge: int | None
+
+
+def _plan_table(root: Path, store: ObjectStore, table: str, t: Transfers) -> _TablePull | None:
+    """Check that the remote extends this table, fetch its new entries and plan the bytes
+    they bring; None when there is nothing to pull."""
     table_dir = root / table
     log = table_dir / LOG
     _close_gap(table_dir, table)
@@ -94,7 +116,7 @@ def _pull_table(root: Path, store: ObjectStore, table: str, t: Transfers) -> int
                 log / local.entries[listed.tip]
             ):
                 raise diverged(store, table, listed.tip)
-            return 0  # the remote is behind this pond: nothing to pull
+            return None  # the remote is behind this pond: nothing to pull
         raise RemoteError(
             f"remote {store.url} lacks {table} version {tip} of this pond; cannot fast-forward"
         )
@@ -102,7 +124,7 @@ def _pull_table(root: Path, store: ObjectStore, table: str, t: Transfers) -> int
         raise diverged(store, table, tip)
     newer = remote_log(store, table, after=layout.entry_key(table, tip))
     if not newer.entries:
-        return 0
+        return None
     versions = sorted(newer.entries)
     bridge: int | None = None
     live: list[str] = []
@@ -119,6 +141,7 @@ def _pull_table(root: Path, store: ObjectStore, table: str, t: Transfers) -> int
         bridge = min(bridges)
         versions = [v for v in versions if v >= bridge]
         names = newer.checkpoints[bridge]
+        t.plan(sum(max(newer.sizes.get(n, 0), 0) for n in names))
         t.all([download(store, layout.log_key(table, n), log / n, t) for n in names])
         live = checkpoint_adds([log / n for n in names])
     fetched: dict[int, bytes] = {}
@@ -127,8 +150,37 @@ def _pull_table(root: Path, store: ObjectStore, table: str, t: Transfers) -> int
         v: layout.parse_entry(fetched[v], f"remote {table} entry {v}", BLOB_THRESHOLD)
         for v in versions
     }
-    # Files the new entries add, then the blobs their rows reference.
     files = sorted({p for v in versions for p in infos[v].adds} | set(live))
+    sizes = {p: n for v in versions for p, n in infos[v].sizes.items()}
+    # The bytes this pull will move for the table (a file live at the bridge has no size
+    # in the entries: it is counted when it moves).
+    t.plan(
+        sum(sizes.get(p, 0) for p in files if not (table_dir / p).exists())
+        + sum(len(fetched[v]) for v in versions if not (log / layout.entry_name(v)).exists())
+        + sum(
+            max(newer.sizes.get(n, 0), 0)
+            for v, names in newer.checkpoints.items()
+            for n in names
+            if v <= newer.tip and v != bridge and not (log / n).exists()
+        )
+    )
+    return _TablePull(table, versions, fetched, infos, newer, files, live, bridge)
+
+
+def _pull_table(root: Path, store: ObjectStore, plan: _TablePull, t: Transfers) -> int:
+    """Move what `plan` found: files, then blobs, then the entries, then checkpoints."""
+    table = plan.table
+    table_dir = root / table
+    log = table_dir / LOG
+    versions, fetched, infos, newer, live = (
+        plan.versions,
+        plan.fetched,
+        plan.infos,
+        plan.newer,
+        plan.live,
+    )
+    # Files the new entries add, then the blobs their rows reference.
+    files = plan.files
     file_jobs = [
         download(store, f"{table}/{p}", table_dir / p, t)
         for p in files
@@ -137,19 +189,18 @@ def _pull_table(root: Path, store: ObjectStore, table: str, t: Transfers) -> int
     t.all(file_jobs)
     sync_dirs({(table_dir / p).parent for p in files})
     if table == "data":
-        refs: set[str] = set()
+        refs: dict[str, int] = {}
         for v in versions:
             info = infos[v]
             if not info.maintenance:
-                refs.update(blob_refs(table_dir / p for p in info.adds if p not in info.blob_free))
-        refs.update(blob_refs(table_dir / p for p in live))
+                refs.update(
+                    blob_sizes(table_dir / p for p in info.adds if p not in info.blob_free)
+                )
+        refs.update(blob_sizes(table_dir / p for p in live))
         blobs = root / layout.BLOBS
-        blob_jobs = [
-            download(store, layout.blob_key(d), blobs / d[:2] / d, t)
-            for d in sorted(refs)
-            if not (blobs / d[:2] / d).exists()
-        ]
-        t.all(blob_jobs)
+        todo = [d for d in sorted(refs) if not (blobs / d[:2] / d).exists()]
+        t.plan(sum(refs[d] for d in todo))
+        t.all([download(store, layout.blob_key(d), blobs / d[:2] / d, t) for d in todo])
         sync_dirs({blobs / d[:2] for d in refs} | {blobs})
     moved = 0
     for v in versions:
@@ -165,12 +216,12 @@ def _pull_table(root: Path, store: ObjectStore, table: str, t: Transfers) -> int
         if v <= newer.tip and not (log / n).exists()
     ]
     t.all(ck_jobs)
-    if ck_jobs or bridge is not None:
+    if ck_jobs or plan.bridge is not None:
         _pull_archive(store, table_dir, table, t)
     if newer.has_last_checkpoint:
         t.all([download(store, layout.log_key(table, LAST_CHECKPOINT), log / LAST_CHECKPOINT, t)])
     fsync_dir(log)
-    if bridge is not None:
+    if plan.bridge is not None:
         _close_gap(table_dir, table)
     return moved
 

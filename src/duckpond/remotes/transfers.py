@@ -50,7 +50,7 @@ class Transfers:
             self.bytes += nbytes
             self.done += nbytes
             done, total = self.done, max(self.total, self.done)
-        if self.progress is not None:
+        if self.progress is not None and nbytes:  # (a fetch counted later says nothing)
             self.progress(done, total)
 
     def submit(self, job: Callable[[], int], files: int = 1) -> Future[int]:
