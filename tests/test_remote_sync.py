@@ -246,6 +246,45 @@ def test_failed_restore_leaves_nothing(tmp_path: Path, remote: Remote) -> None:
     assert list((parent / "empty").iterdir()) == []
 
 
+def test_stale_restore_dirs_are_removed_and_running_ones_kept(tmp_path: Path) -> None:
+    """Only a temp dir whose restore process is gone and whose lock is free is stale: one
+    of a live process (even before it locks it) or one still locked stays."""
+    import fcntl
+
+    from duckpond.remotes.restore import remove_stale
+
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        dead = _dead_pid()
+        names = {
+            "dead": f".a.restore-{dead}-{'0' * 12}",
+            "live": f".b.restore-{sleeper.pid}-{'1' * 12}",
+            "mine": f".c.restore-{os.getpid()}-{'2' * 12}",
+            "locked": f".d.restore-{dead}-{'3' * 12}",
+            "other": ".e.restore-x",
+        }
+        for name in names.values():
+            (tmp_path / name / "data").mkdir(parents=True)
+        fd = os.open(tmp_path / names["locked"], os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # a restore elsewhere still holds it
+            assert remove_stale(tmp_path) == [tmp_path / names["dead"]]
+        finally:
+            os.close(fd)
+        left = sorted(p.name for p in tmp_path.iterdir())
+        assert left == sorted(v for k, v in names.items() if k != "dead")
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def _dead_pid() -> int:
+    """The PID of a process that has exited (and been reaped)."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
 def test_pull_fast_forwards_a_restored_copy(tmp_path: Path, remote: Remote) -> None:
     src, copy = tmp_path / "src", tmp_path / "copy"
     make_pond(src, writes=2)

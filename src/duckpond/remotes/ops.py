@@ -135,10 +135,11 @@ def push(
     return report
 
 
-def _crash_hook(progress: Progress | None) -> Progress | None:
-    """Test hook: `POND_CRASH_AT=mid_push` SIGKILLs the process once a push has moved
-    some bytes (a real crash half-way through a push, like steward.crash_point)."""
-    if os.environ.get("POND_CRASH_AT") != "mid_push":
+def _crash_hook(progress: Progress | None, point: str = "mid_push") -> Progress | None:
+    """Test hook: `POND_CRASH_AT=mid_push` (or `mid_restore`) SIGKILLs the process once a
+    push (a restore) has moved some bytes (a real crash half-way, like
+    steward.crash_point)."""
+    if os.environ.get("POND_CRASH_AT") != point:
         return progress
 
     def tick(done: int, total: int) -> None:
@@ -452,7 +453,7 @@ def restore(
     if remote_pond_id(store) is None:
         raise PondError(f"remote {url} holds no pond to restore")
     try:
-        report = restore_into(root, store, progress=progress)
+        report = restore_into(root, store, progress=_crash_hook(progress, "mid_restore"))
     except PondError as e:
         raise type(e)(_error_text(e, secrets)) from None
     state.write_mirror(root, name, att.to_yaml())

@@ -3,7 +3,10 @@ place."""
 
 from __future__ import annotations
 
+import fcntl
+import logging
 import os
+import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -46,10 +49,70 @@ def _sync_filesystem(path: Path, files: list[Path]) -> bool:
     return False
 
 
+log = logging.getLogger("pond")
+
+# A restore's temp directory: `.NAME.restore-PID-HEX` beside the target, flock'ed by its
+# restore while it runs.
+TEMP_TAG = ".restore-"
+_TEMP_NAME = re.compile(r"^\..+\.restore-([0-9]+)-[0-9a-f]{12}$")
+
+
+def _lock(path: Path) -> int:
+    """Hold an exclusive flock on directory `path` (an open descriptor: closing it, or
+    the process dying, releases it)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def remove_stale(parent: Path) -> list[Path]:
+    """Remove the temp directories that killed restores left in `parent`: those whose
+    restore process is gone (the PID in the name) and whose lock nobody holds. A restore
+    still running keeps its lock, also between making its directory and locking it (its
+    process is alive then), so two restores at once never remove each other's."""
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return []
+    removed = []
+    for name in sorted(names):
+        m = _TEMP_NAME.match(name)
+        if m is None or int(m.group(1)) == os.getpid() or _alive(int(m.group(1))):
+            continue
+        path = parent / name
+        try:
+            fd = _lock(path)
+        except OSError:
+            continue  # held (a restore on another host of a shared file system), or gone
+        try:
+            shutil.rmtree(path, ignore_errors=True)
+        finally:
+            os.close(fd)
+        if not path.exists():
+            removed.append(path)
+            log.info("removed %s, left by a killed restore", path)
+    return removed
+
+
 def restore(root: Path, store: ObjectStore, progress: Progress | None = None) -> SyncReport:
     """Create the pond at `root` (absent or an empty directory) from the remote: every
     file of its data, control and blobs, downloaded into a sibling temp directory, synced,
-    then renamed into place. Any failure removes the temp directory: nothing is left."""
+    then renamed into place. Any failure removes the temp directory: nothing is left (a
+    SIGKILL leaves it, and the next restore into the same parent directory removes it)."""
     root = Path(root).absolute()
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise AlreadyExistsError(f"{root} is not empty; restore needs a new or empty directory")
@@ -71,9 +134,12 @@ def restore(root: Path, store: ObjectStore, progress: Progress | None = None) ->
         p = p.parent
     for d in reversed(created):
         d.mkdir()
-    tmp = root.parent / f".{root.name}.restore-{os.urandom(6).hex()}"
+    remove_stale(root.parent)
+    tmp = root.parent / f".{root.name}{TEMP_TAG}{os.getpid()}-{os.urandom(6).hex()}"
+    lock = -1
     try:
         tmp.mkdir()
+        lock = _lock(tmp)
         dirs = {tmp / layout.BLOBS} | {(tmp / o.key).parent for o in keys}
         for d in sorted(dirs, key=lambda d: len(d.parts)):
             d.mkdir(parents=True, exist_ok=True)
@@ -103,6 +169,9 @@ def restore(root: Path, store: ObjectStore, progress: Progress | None = None) ->
             except OSError:
                 break
         raise
+    finally:
+        if lock >= 0:
+            os.close(lock)
     tip = local_tip(root)
     entries = sum(1 for o in keys if o.key.endswith(".json") and f"/{LOG}/" in o.key)
     return SyncReport(
