@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import gc
 import os
@@ -57,7 +58,34 @@ def _parse_vars(values: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _StdoutClosed(Exception):
+    """A write hit EPIPE (`pond cat ... | head`): raised past click, which would exit 1."""
+
+
+class PondGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OSError as e:
+            if e.errno == errno.EPIPE and _stdout_closed():
+                raise _StdoutClosed from None
+            raise
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (poll reports POLLERR on it), so an
+    EPIPE elsewhere (a socket, a child's pipe) stays an error."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & select.POLLERR for _fd, ev in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+@click.group(cls=PondGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="pond", message="%(prog)s %(version)s")
 @click.option("--pond", "pond_path", metavar="PATH", help="The pond directory (else $POND).")
 @click.option(
@@ -965,8 +993,12 @@ def _run(argv: list[str] | None) -> None:
     except PondError as e:
         click.echo(f"error: {' '.join(str(e).split())}", err=True)
         sys.exit(e.exit_code)
-    except BrokenPipeError:
-        # A closed pipe (`pond cat ... | head`) is not an error worth a trace.
+    except (_StdoutClosed, BrokenPipeError) as e:
+        if isinstance(e, BrokenPipeError) and not _stdout_closed():
+            click.echo(f"error: {e.strerror or e}", err=True)
+            sys.exit(1)
+        # The reader stopped reading (`pond cat ... | head`): it has what it wanted, so
+        # exit 0, quietly (pipefail scripts do not fail on it); the rest is discarded.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)
     except KeyboardInterrupt:
