@@ -366,6 +366,9 @@ def test_import_is_read_only(tmp_path: Path, remote: Remote) -> None:
         assert err(refused).strip() == (
             "error: /ext/other is a read-only import of remote o: writes under it are refused"
         ), args
+    # a path merely containing the mount's text is no write under it
+    refused = run_pond("copy", f"host://{src}", "/in/ext/other/x.txt", pond=pond, check=1)
+    assert err(refused).strip() == "error: no such directory: /in/ext/other"
     assert last_seq(pond) == before
     [info] = jrun("remote", "list", pond=pond)
     assert info["mode"] == "pull" and info["mount"] == "/ext/other"
