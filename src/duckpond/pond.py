@@ -395,12 +395,7 @@ class Pond:
     ) -> pa.Table:
         """Run read-only SQL over a pond file (as `source`/`series`) or a host URL, within
         `timeout` seconds and `memory_limit` bytes (None: unbounded; see query/limits.py)."""
-        from .query import sql
-
-        ctx = sql.make_context(memory_limit)
-        if path is not None:
-            register_source(ctx, path, self, version, time_start, time_end)
-        return sql.run_sql(ctx, query, timeout)
+        return _query(self, path, query, version, time_start, time_end, timeout, memory_limit)
 
     def read(
         self,
@@ -725,8 +720,7 @@ def _copy_one(
         tx.write_host_file(target, s.path, progress=tick)
         return
     if s.fmt == "csv":
-        if s.entry is None:
-            raise PondUsageError("say how to store a CSV: host+csv+table:// or host+csv+series://")
+        s.check_storable()
         tx.write_csv_file(
             target, s.path, series=series, time_column=time_column, compression=s.compression
         )
@@ -762,12 +756,29 @@ def read_source(
     memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
 ) -> pa.Table:
     """`Pond.read`, also without a pond for host URLs (`pond cat host+csv:///x.csv`)."""
+    t0, t1 = (to_us(time_range[0]), to_us(time_range[1])) if time_range else (None, None)
+    query = sql or "SELECT * FROM source"
+    return _query(pond, url, query, version, t0, t1, timeout, memory_limit)
+
+
+def _query(
+    pond: Pond | None,
+    url: str | None,
+    query: str,
+    version: int | None,
+    time_start: int | None,
+    time_end: int | None,
+    timeout: float | None,
+    memory_limit: int | None,
+) -> pa.Table:
+    """Read-only SQL over `url` registered as `source` (None: over no table), within the
+    limits: what `Pond.sql` and `read_source` share."""
     from .query import sql as sqlmod
 
-    t0, t1 = (to_us(time_range[0]), to_us(time_range[1])) if time_range else (None, None)
     ctx = sqlmod.make_context(memory_limit)
-    register_source(ctx, url, pond, version, t0, t1)
-    return sqlmod.run_sql(ctx, sql or "SELECT * FROM source", timeout)
+    if url is not None:
+        register_source(ctx, url, pond, version, time_start, time_end)
+    return sqlmod.run_sql(ctx, query, timeout)
 
 
 def describe_source(url: str, pond: Pond | None) -> Description:
