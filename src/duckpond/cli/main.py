@@ -58,8 +58,13 @@ def _parse_vars(values: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-class _StdoutClosed(Exception):
-    """A write hit EPIPE (`pond cat ... | head`): raised past click, which would exit 1."""
+class _BrokenPipe(Exception):
+    """An EPIPE carried past click (which would exit 1 without a word), with whether it
+    was stdout's reader that left (`pond cat ... | head`)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error.strerror or str(error))
+        self.stdout_closed = _stdout_closed()
 
 
 class PondGroup(click.Group):
@@ -67,8 +72,8 @@ class PondGroup(click.Group):
         try:
             return super().invoke(ctx)
         except OSError as e:
-            if e.errno == errno.EPIPE and _stdout_closed():
-                raise _StdoutClosed from None
+            if e.errno == errno.EPIPE:
+                raise _BrokenPipe(e) from None
             raise
 
 
@@ -993,9 +998,9 @@ def _run(argv: list[str] | None) -> None:
     except PondError as e:
         click.echo(f"error: {' '.join(str(e).split())}", err=True)
         sys.exit(e.exit_code)
-    except (_StdoutClosed, BrokenPipeError) as e:
-        if isinstance(e, BrokenPipeError) and not _stdout_closed():
-            click.echo(f"error: {e.strerror or e}", err=True)
+    except (_BrokenPipe, BrokenPipeError) as e:
+        if not (e.stdout_closed if isinstance(e, _BrokenPipe) else _stdout_closed()):
+            click.echo(f"error: {e}", err=True)  # another pipe (a child's, a socket)
             sys.exit(1)
         # The reader stopped reading (`pond cat ... | head`): it has what it wanted, so
         # exit 0, quietly (pipefail scripts do not fail on it); the rest is discarded.
