@@ -1,4 +1,4 @@
-"""Benchmark 16: the static site (issue 10).
+"""Benchmark 18: the static site (issue 10).
 
 10 stored series of a year of one-minute data (525,600 rows each) with temporal-reduce
 tiers at 1h/6h/1d/7d (avg, min, max).
@@ -17,6 +17,8 @@ tiers at 1h/6h/1d/7d (avg, min, max).
 from __future__ import annotations
 
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -100,15 +102,32 @@ def run(work: Path, quick: bool) -> Result:
         shutil.rmtree(cache, ignore_errors=True)
         fn()  # type: ignore[operator]
 
+    cpu: dict[str, list[float]] = {}  # process CPU time (user+sys): less load-sensitive
+
+    def on_cpu(name: str, fn: Callable[[], object]) -> Callable[[], None]:
+        def run() -> None:
+            c = time.process_time()
+            fn()
+            cpu.setdefault(name, []).append(time.process_time() - c)
+
+        return run
+
     read_tiers()
     t = Timer(warmup=1)
     log(f"18a/b: {reps} reps (interleaved)")
     for _ in range(reps + 1):
-        t.run("build", build)
-        t.run("read", read_tiers)
+        t.run("build", on_cpu("build", build))
+        t.run("read", on_cpu("read", read_tiers))
         t.run("build_cold", lambda: cold(build))
         t.run("read_cold", lambda: cold(read_tiers))
 
+    cpu_build, cpu_read = median(cpu["build"][1:]), median(cpu["read"][1:])
+    log(
+        f"18a: CPU time build {fmt_s(cpu_build)} vs read {fmt_s(cpu_read)} "
+        f"({cpu_build / cpu_read:.2f}×); wall samples build "
+        f"{[round(x * 1000) for x in t.samples['build'][1:]]} ms, read "
+        f"{[round(x * 1000) for x in t.samples['read'][1:]]} ms"
+    )
     total = dir_size(out)
     data = dir_size(out / "data")
     rows_out = [
@@ -118,6 +137,10 @@ def run(work: Path, quick: bool) -> Result:
             t.median("build"),
             t.median("read"),
             2.0,
+            build_samples_s=t.samples["build"][1:],
+            read_samples_s=t.samples["read"][1:],
+            build_cpu_s=cpu_build,
+            read_cpu_s=cpu_read,
         ),
         ratio_row(
             "18b",

@@ -131,6 +131,11 @@ def test_incomplete_json_shape(crashed):
     # the table view runs
     out = pond_cli(root, "control", "incomplete").stdout
     assert str(b) in out
+    # the site's status page reads both views at once (fewer reads): the same answers
+    pond = Pond.open(root)
+    recent, incomplete = pond.control_status(limit=3)
+    assert incomplete.to_json() == inc
+    assert recent == pond.control_recent(limit=3) and len(recent) == 3
 
 
 def test_recent_json_shape_and_limit(crashed):

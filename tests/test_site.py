@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,16 @@ def test_same_pond_same_bytes(site_pond: tuple[Path, int], tmp_path: Path) -> No
     first = tree(tmp_path / "a")
     Pond.open(pond).site_build(tmp_path / "a")
     assert tree(tmp_path / "a") == first
+
+
+def test_status_reads_recent_and_unfinished_at_once(site_pond: tuple[Path, int]) -> None:
+    """What the status page shows (Pond.control_status, two reads of the control table) is
+    what `pond control` and `pond control incomplete` show, when nothing is unfinished."""
+    pond = Pond.open(site_pond[0])
+    recent, incomplete = pond.control_status(limit=2)
+    assert recent == pond.control_recent(limit=2) and len(recent) == 2
+    assert recent[-1].post_commit[0].status == "failed"  # 20-notify, with its error
+    assert incomplete == pond.control_incomplete() and not incomplete.to_json()["tasks"]
 
 
 def test_config_selects_labels_and_refuses_unknown_keys(
@@ -260,3 +271,113 @@ def test_rebuild_sees_a_new_version(tmp_path: Path) -> None:
     pond.site_build(out)
     index = (out / "index.html").read_text()
     assert "level = 42.5" in index and "2024-01-11 00:00:00 UTC" in index
+
+
+def inodes(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_ino for p in root.rglob("*") if p.is_file()}
+
+
+def test_rebuild_links_unchanged_files_and_equals_a_fresh_build(tmp_path: Path) -> None:
+    """A rebuild hard-links the files whose bytes did not change from the site it replaces
+    (BokehJS, the data of series that were not written) and writes the rest; the result is
+    byte for byte a fresh build's. A file of the old site altered in place is not reused.
+    The files both sites share stay beside OUTDIR as the next build's starting point."""
+    import pyarrow as pa
+
+    pond, _ = make_pond(tmp_path / "pond")
+    out = tmp_path / "site"
+    pond.site_build(out)
+    before = inodes(out)
+    with pond.transaction() as tx:
+        tx.write_series(
+            "/wells/north",
+            pa.table(
+                {
+                    "timestamp": pa.array([1_704_931_200_000_000], pa.timestamp("us", tz="UTC")),
+                    "level": pa.array([42.5]),
+                }
+            ),
+        )
+    # same size, other bytes: must be written again, not linked
+    css = out / "assets" / "site.css"
+    css.write_bytes(b"x" * css.stat().st_size)
+    pond.site_build(out)
+    pond.site_build(tmp_path / "fresh")
+    assert tree(out) == tree(tmp_path / "fresh")
+    after = inodes(out)
+    kept = {name for name in after if after[name] == before.get(name)}
+    assert {"lib/bokeh.min.js", "lib/bokeh-api.min.js", ".pond-site"} <= kept
+    assert any(n.startswith("data/derived_wave/") for n in kept)  # not written: reused
+    assert "index.html" not in kept  # north's last value changed
+    # north's tiers gained a row: the chunk holding it is new, the earlier chunks are not
+    north = {n for n in after if n.startswith("data/wells_north/")}
+    assert north - kept and north & kept
+    assert "assets/site.css" not in kept
+    # of the old site, only files the new one shares are kept (beside it, for the next
+    # build to start from): no bytes the live site does not hold
+    spare = inodes(tmp_path / ".site.spare")
+    assert spare and all(after[n] == ino for n, ino in spare.items())
+    assert "assets/site.css" not in spare and "index.html" not in spare
+
+    # a rebuild with nothing changed starts from that spare: not one file created
+    pond.site_build(out)
+    assert inodes(out) == after and tree(out) == tree(tmp_path / "fresh")
+    # a spare tampered with (a stray file, other bytes in one of its files) is corrected
+    spare_dir = tmp_path / ".site.spare"
+    (spare_dir / "stray.txt").write_text("not part of any site")
+    victim = next(p for p in sorted(spare_dir.rglob("*.js")) if p.stat().st_nlink == 2)
+    victim.unlink()  # never write into a spare file: it is the live site's file too
+    victim.write_bytes(b"y" * 10)
+    with pond.transaction() as tx:
+        tx.write_series(
+            "/wells/north",
+            pa.table(
+                {
+                    "timestamp": pa.array([1_704_931_260_000_000], pa.timestamp("us", tz="UTC")),
+                    "level": pa.array([43.5]),
+                }
+            ),
+        )
+    pond.site_build(out)
+    pond.site_build(tmp_path / "fresh2")
+    assert tree(out) == tree(tmp_path / "fresh2")
+    assert "level = 43.5" in (out / "index.html").read_text()
+    # OUTDIR removed: the next build removes what was kept of it too
+    shutil.rmtree(out)
+    pond.site_build(out)
+    assert not spare_dir.exists() and tree(out) == tree(tmp_path / "fresh2")
+
+
+def test_build_failing_after_reusing_files_leaves_the_last_good_site(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build that fails after it linked files of the previous site into its new one
+    leaves that site exactly as it was: same bytes, same files, no extra links to them."""
+    from duckpond.site import builder
+
+    pond, _ = make_pond(tmp_path / "pond")
+    out = tmp_path / "site"
+    pond.site_build(out)
+    pond.site_build(out)  # the second build leaves a spare for the next to start from
+    good, ids = tree(out), inodes(out)
+    assert (tmp_path / ".site.spare").is_dir()
+    real = builder._chunk_script
+    calls: list[str] = []
+
+    def fail_on_second_series(key: str, *args: object) -> str:
+        calls.append(key)
+        if key.startswith("data/wells_north/"):
+            raise OSError(28, "No space left on device")
+        return real(key, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builder, "_chunk_script", fail_on_second_series)
+    with pytest.raises(OSError, match="No space left"):
+        pond.site_build(out)
+    assert any(c.startswith("data/derived_wave/") for c in calls)  # linked before failing
+    assert tree(out) == good and inodes(out) == ids
+    assert all((out / n).stat().st_nlink == 1 for n in ids)  # no other names for them
+    # no leftovers (the spare the failed build started from is gone with it)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pond", "site"]
+    monkeypatch.setattr(builder, "_chunk_script", real)
+    pond.site_build(out)
+    assert tree(out) == good

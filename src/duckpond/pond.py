@@ -455,7 +455,32 @@ class Pond:
 
         if summaries.nothing_unfinished(self.control):
             return IncompleteReport([], [])
-        report = summaries.incomplete(self.control.read_all())
+        return self._incomplete(self.control.read_all())
+
+    def control_status(self, limit: int = 20) -> tuple[builtins.list[TxnSummary], IncompleteReport]:
+        """`control_recent(limit)` and `control_incomplete()` together, reading the control
+        table twice rather than three or four times: a few columns of every row decide both where
+        recent history starts and whether anything may be unfinished; then all columns of
+        the recent rows, or of every row when something may be unfinished."""
+        from .steward import summaries
+
+        head = self.control.read_all(
+            columns=list(dict.fromkeys(summaries.RECENT_COLUMNS + summaries.COUNT_COLUMNS)),
+            ordered=False,
+        )
+        if summaries.maybe_unfinished(head):
+            full = self.control.read_all()
+            txns = summaries.recent(full, limit)
+            incomplete = self._incomplete(full)
+        else:
+            txns = summaries.recent(head, limit, load=lambda s: self.control.read_all(min_seq=s))
+            incomplete = IncompleteReport([], [])
+        return [TxnSummary.from_dict(t) for t in txns], incomplete
+
+    def _incomplete(self, ctl: pa.Table) -> IncompleteReport:
+        from .steward import summaries
+
+        report = summaries.incomplete(ctl)
         txns = [TxnSummary.from_dict(t) for t in report["transactions"]]
         # The control table may not know yet that a commit landed (a crash right after the
         # data commit): the data table's pond_txn metadata is the authority. A read only.

@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,8 @@ MARKER = ".pond-site"  # marks a directory as a site this program may replace
 # Facts of stored series versions (row count, span, last row) the next build reuses: a
 # version's content never changes, and finding a big version's last row means reading it.
 FACTS = ".pond-site-facts.json"
+# Beside OUTDIR: what the next build starts from (files the live site holds too).
+SPARE = ".spare"
 LIB_FILES = ("bokeh.min.js", "bokeh-api.min.js")
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2")
 STATUS_LIMIT = 50
@@ -78,20 +81,38 @@ def build(
             known[key] = previous[key]
     status = _status(pond, running_txn) if cfg.status_page else None
     tmp = out.parent / f".{out.name}.building-{os.getpid()}"
+    spare = out.parent / f".{out.name}{SPARE}"
     if tmp.exists():
         shutil.rmtree(tmp)
+    live = out if (out / MARKER).is_file() else None
+    if live is None and _ours(spare):
+        shutil.rmtree(spare)  # OUTDIR was removed: so is what was kept of it
     try:
-        tmp.mkdir(parents=True)
-        pages = _write_site(tmp, pond, cfg, series, status)
-        _write(tmp / FACTS, json.dumps(known, sort_keys=True, separators=(",", ":")) + "\n")
-        files = sorted(p for p in tmp.rglob("*") if p.is_file())
-        size = sum(p.stat().st_size for p in files)
-        _swap(tmp, out)
+        reuse = live is not None and _take_spare(spare, tmp)
+        if not reuse:
+            tmp.mkdir(parents=True)
+        w = _Writer(tmp, live, reuse)
+        pages = _write_site(w, pond, cfg, series, status)
+        w.write(FACTS, json.dumps(known, sort_keys=True, separators=(",", ":")) + "\n")
+        w.prune()
+        # No fsync: the site is derived from the pond, and a site a power loss damaged is
+        # replaced by the next build (which compares bytes before reusing a file).
+        if _swap(tmp, out):
+            _keep_spare(tmp, spare, w)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    log.info("site: %d series, %d pages, %d bytes in %s", len(series), pages, size, out)
-    return SiteReport(str(out), [s.path for s in series], pages, len(files), size)
+    log.info(
+        "site: %d series, %d pages, %d bytes in %s (%d files kept, %d linked, %d written)",
+        len(series),
+        pages,
+        w.bytes,
+        out,
+        w.kept,
+        w.linked,
+        w.files - w.kept - w.linked,
+    )
+    return SiteReport(str(out), [s.path for s in series], pages, w.files, w.bytes)
 
 
 def _previous_facts(out: Path) -> dict[str, Any]:
@@ -113,18 +134,70 @@ def _check_target(out: Path) -> None:
         raise PondError(f"{out.parent} does not exist")
 
 
-def _swap(tmp: Path, out: Path) -> None:
-    """Put `tmp` at `out`; the previous site (if any) is deleted afterwards."""
+def _swap(tmp: Path, out: Path) -> bool:
+    """Put `tmp` at `out`. True: exchanged, `tmp` now holds the previous site; else the
+    previous site (if any) is already deleted."""
     if not out.exists():
         os.rename(tmp, out)
-        return
+        return False
     if _exchange(tmp, out):
-        shutil.rmtree(tmp)  # now the old site
-        return
+        return True
     old = out.parent / f".{out.name}.old-{os.getpid()}"
     os.rename(out, old)
     os.rename(tmp, out)
     shutil.rmtree(old, ignore_errors=True)
+    return False
+
+
+def _take_spare(spare: Path, tmp: Path) -> bool:
+    """Start the new site from the spare the last build left (see `_keep_spare`): True if
+    it is now at `tmp`. Only a real directory holding our marker is taken."""
+    if not _ours(spare):
+        return False
+    try:
+        os.rename(spare, tmp)  # atomic: of two builds at once, one gets it
+    except OSError:
+        return False
+    return True
+
+
+def _ours(spare: Path) -> bool:
+    """A real directory (not a link to one) holding our marker."""
+    try:
+        return stat.S_ISDIR(os.lstat(spare).st_mode) and stat.S_ISREG(
+            os.lstat(spare / MARKER).st_mode
+        )
+    except OSError:
+        return False
+
+
+def _keep_spare(old: Path, spare: Path, w: _Writer) -> None:
+    """Keep, of the site just replaced, the files the new site shares (the same inode, so
+    no bytes the live site does not hold) as the next build's starting point; delete the
+    rest. A rebuild that changes little then creates, links and deletes little (on this
+    project's disk, deleting a 100-file site took 5-45 ms under load, as long as writing
+    it). A spare that is not there or not ours is simply not used."""
+    try:
+        _prune(old, "", lambda rel, st: w.inodes.get(rel) == st.st_ino, w.dirs)
+        os.rename(old, spare)
+    except OSError:
+        pass  # the caller removes `old`
+
+
+def _prune(root: Path, rel: str, keep: Any, dirs: set[str]) -> None:
+    """Delete under `root` every file `keep(rel, stat)` rejects and every directory not in
+    `dirs` (symbolic links are files here: never followed)."""
+    with os.scandir(root) as it:
+        entries = list(it)
+    for e in entries:
+        r = rel + e.name
+        if e.is_dir(follow_symlinks=False):
+            if r in dirs:
+                _prune(Path(e.path), r + "/", keep, dirs)
+            else:
+                shutil.rmtree(e.path)
+        elif not keep(r, e.stat(follow_symlinks=False)):
+            os.unlink(e.path)
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -166,23 +239,119 @@ def _when(text: str | None) -> str:
     return text.replace("T", " ")[:19] + " UTC"
 
 
-def _write(path: Path, text: str | bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(text.encode() if isinstance(text, str) else text)
+class _Writer:
+    """Writes the files of a new site under `root`, creating as little as it can: a file
+    already in `root` (when it started from the last build's spare, `reuse`) with the
+    right bytes is kept; else a file of the `previous` site (the one being replaced) with
+    the right bytes is hard-linked; else the file is written. On this project's disk,
+    writing a site's ~100 files (BokehJS and data: ~6 MB) took 30-70 ms, linking them
+    ~1 ms. Files are only ever created or unlinked, never opened for writing once they
+    exist, so the previous site's files (which `root` shares) never change, and a failed
+    build (its directory removed) leaves the last good site as it was."""
+
+    def __init__(self, root: Path, previous: Path | None, reuse: bool) -> None:
+        self.root = root
+        self.previous = previous
+        self.reuse = reuse
+        self.files = self.bytes = self.kept = self.linked = 0
+        self.inodes: dict[str, int] = {}  # rel -> inode of every file of the new site
+        self.dirs: set[str] = {""}
+
+    def write(self, rel: str, data: str | bytes) -> None:
+        raw = data.encode() if isinstance(data, str) else data
+        parent = rel.rpartition("/")[0]
+        if parent not in self.dirs:
+            self._mkdirs(parent)
+        path = self.root / rel
+        self.files += 1
+        self.bytes += len(raw)
+        if self.reuse:
+            st = _same(path, raw)
+            if st is not None:
+                self.inodes[rel] = st.st_ino
+                self.kept += 1
+                return
+            _remove(path)
+        if self.previous is not None and self._link_same(self.previous / rel, path, raw, rel):
+            self.linked += 1
+            return
+        with open(path, "xb") as f:  # "x": never through a link to the previous site
+            f.write(raw)
+            self.inodes[rel] = os.fstat(f.fileno()).st_ino
+
+    def _link_same(self, old: Path, new: Path, raw: bytes, rel: str) -> bool:
+        """Hard-link `old` at `new` if it is a plain file holding exactly `raw`."""
+        st = _same(old, raw)
+        if st is None:
+            return False
+        try:
+            os.link(old, new, follow_symlinks=False)
+            if os.lstat(new).st_ino == st.st_ino:
+                self.inodes[rel] = st.st_ino
+                return True
+            os.unlink(new)  # `old` was replaced between comparing and linking
+        except OSError:  # gone meanwhile, or a filesystem without hard links: write
+            pass
+        return False
+
+    def _mkdirs(self, rel: str) -> None:
+        parts = rel.split("/")
+        for i in range(len(parts)):
+            d = "/".join(parts[: i + 1])
+            if d in self.dirs:
+                continue
+            path = self.root / d
+            if self.reuse:
+                try:
+                    if stat.S_ISDIR(os.lstat(path).st_mode):
+                        self.dirs.add(d)
+                        continue
+                    os.unlink(path)  # a file or link where a directory belongs
+                except FileNotFoundError:
+                    pass
+            path.mkdir()
+            self.dirs.add(d)
+
+    def prune(self) -> None:
+        """Delete what the spare held that this site does not (after the last write)."""
+        if self.reuse:
+            _prune(self.root, "", lambda rel, st: rel in self.inodes, self.dirs)
+
+
+def _same(path: Path, raw: bytes) -> os.stat_result | None:
+    """The stat of `path` if it is a plain file holding exactly `raw`, else None."""
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size != len(raw):
+            return None
+        with open(path, "rb") as f:
+            return st if f.read(len(raw) + 1) == raw else None
+    except OSError:
+        return None
+
+
+def _remove(path: Path) -> None:
+    """Remove whatever is at `path` (nothing, a file, a link, a directory)."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except (IsADirectoryError, PermissionError):
+        shutil.rmtree(path)
 
 
 def _write_site(
-    root: Path, pond: Pond, cfg: SiteConfig, series: list[Series], status: dict[str, Any] | None
+    w: _Writer, pond: Pond, cfg: SiteConfig, series: list[Series], status: dict[str, Any] | None
 ) -> int:
     env = _env()
-    _copy_static(root)
-    _write(root / MARKER, "a site written by `pond site build`; replaced whole by the next build\n")
+    _copy_static(w)
+    w.write(MARKER, "a site written by `pond site build`; replaced whole by the next build\n")
     slugs = _slugs([s.path for s in series])
     rows = []
     pages = 0
     for s in series:
         slug = slugs[s.path]
-        manifest = _export(root, s, slug, cfg)
+        manifest = _export(w, s, slug, cfg)
         label = cfg.labels.get(s.path, s.path)
         unit = cfg.units.get(s.path, "")
         page = env.get_template("series.html").render(
@@ -197,7 +366,7 @@ def _write_site(
             tiers=[t.name for t in s.tiers],
             rows=s.rows,
         )
-        _write(root / "series" / f"{slug}.html", page)
+        w.write(f"series/{slug}.html", page)
         pages += 1
         rows.append(
             {
@@ -217,11 +386,11 @@ def _write_site(
     index = env.get_template("index.html").render(
         title=cfg.title, root="", series=rows, status_page=cfg.status_page
     )
-    _write(root / "index.html", index)
+    w.write("index.html", index)
     pages += 1
     if status is not None:
-        _write(
-            root / "status.html",
+        w.write(
+            "status.html",
             env.get_template("status.html").render(
                 title=cfg.title, root="", status_page=True, **status
             ),
@@ -230,21 +399,16 @@ def _write_site(
     return pages
 
 
-def _copy_static(root: Path) -> None:
+def _copy_static(w: _Writer) -> None:
     static = Path(__file__).parent / "static"
     for name in ("site.js", "site.css"):
-        shutil.copyfile(static / name, _mk(root / "assets") / name)
+        w.write(f"assets/{name}", (static / name).read_bytes())
     lib = _bokeh_js()
     for name in LIB_FILES:
-        shutil.copyfile(lib / name, _mk(root / "lib") / name)
+        w.write(f"lib/{name}", (lib / name).read_bytes())
     license_file = lib.parent.parent.parent / "LICENSE.txt"
     if license_file.is_file():
-        shutil.copyfile(license_file, root / "lib" / "BOKEH-LICENSE.txt")
-
-
-def _mk(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+        w.write("lib/BOKEH-LICENSE.txt", license_file.read_bytes())
 
 
 def _bokeh_js() -> Path:
@@ -275,7 +439,7 @@ def _slugs(paths_: list[str]) -> dict[str, str]:
     return out
 
 
-def _export(root: Path, s: Series, slug: str, cfg: SiteConfig) -> dict[str, Any]:
+def _export(w: _Writer, s: Series, slug: str, cfg: SiteConfig) -> dict[str, Any]:
     """Write `s`'s tiers as chunked data scripts; return the page's manifest."""
     tiers = []
     for i, t in enumerate(s.tiers):
@@ -286,7 +450,7 @@ def _export(root: Path, s: Series, slug: str, cfg: SiteConfig) -> dict[str, Any]
         for k, lo, hi in _chunk_bounds(t.time_ms, chunk_ms):
             name = f"{t.name}-{k}.js" if chunk_ms else f"{t.name}.js"
             rel = f"data/{slug}/{name}"
-            _write(root / rel, _chunk_script(rel, t, lo, hi))
+            w.write(rel, _chunk_script(rel, t, lo, hi))
             assert t.time_ms is not None
             first, last = int(t.time_ms[lo]), int(t.time_ms[hi - 1])
             chunks.append({"k": k, "file": rel, "from": first, "to": last})
@@ -360,12 +524,11 @@ def _chunk_script(key: str, t: Tier, lo: int, hi: int) -> str:
     """A data file: times and every column as little-endian float64, base64 (exact values,
     NaN for null, decoded by the browser without parsing numbers)."""
     assert t.time_ms is not None
-    body = {
-        "n": hi - lo,
-        "t": _b64(t.time_ms[lo:hi]),
-        "c": {n: _b64(vals[lo:hi]) for n, vals in t.columns.items()},
-    }
-    return f"pondSite.chunk({json.dumps(key)},{json.dumps(body, separators=(',', ':'))});\n"
+    # Spelled out rather than json.dumps'd: base64 needs no escaping, and scanning the
+    # long strings for characters to escape was a tenth of a warm build.
+    cols = ",".join(f'{json.dumps(n)}:"{_b64(vals[lo:hi])}"' for n, vals in t.columns.items())
+    body = f'{{"n":{hi - lo},"t":"{_b64(t.time_ms[lo:hi])}","c":{{{cols}}}}}'
+    return f"pondSite.chunk({json.dumps(key)},{body});\n"
 
 
 def _b64(values: np.ndarray[Any, Any]) -> str:
@@ -396,8 +559,8 @@ def _num(v: Any) -> str:
 # -- status -----------------------------------------------------------------------------------
 def _status(pond: Pond, running_txn: int | None) -> dict[str, Any]:
     """The steward's record, as `pond control` and `pond control incomplete` show it."""
-    recent = pond.control_recent(limit=STATUS_LIMIT)
-    incomplete = pond.control_incomplete().to_json()
+    recent, report = pond.control_status(limit=STATUS_LIMIT)
+    incomplete = report.to_json()
     txns = [t.to_json() for t in reversed(recent)]
     if running_txn is not None:
         # the write this build is a job of is not finished yet: it is not unfinished work

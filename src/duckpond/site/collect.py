@@ -40,6 +40,7 @@ class Tier:
     name: str  # "raw", or a resolution such as "1h"
     res_us: int  # bucket width (raw: the mean interval between rows)
     path: str | None  # the pond path read (None: computed from the series here)
+    node: Any = None  # the live (derived) node at `path`, as discover found it
     time_ms: np.ndarray[Any, Any] | None = None  # int64 ms since the epoch, sorted
     columns: dict[str, np.ndarray[Any, Any]] = field(default_factory=dict)  # name -> float64
     lines: dict[str, dict[str, str]] = field(default_factory=dict)  # base -> mid/lo/hi names
@@ -54,7 +55,8 @@ class Series:
     path: str
     node: LiveFile
     time_column: str
-    tier_nodes: dict[str, tuple[int, str]] = field(default_factory=dict)  # res -> (us, path)
+    # res -> (bucket µs, path, live node)
+    tier_nodes: dict[str, tuple[int, str, Any]] = field(default_factory=dict)
     tiers: list[Tier] = field(default_factory=list)
     rows: int = 0
     first_us: int | None = None
@@ -77,7 +79,7 @@ def discover(pond: Pond, cfg: SiteConfig) -> list[Series]:
     resolver = Resolver.for_pond(pond)
     globs = [paths.compile_glob(g) for g in cfg.series]
     found: dict[str, Series] = {}
-    tiers: dict[str, dict[str, tuple[int, str]]] = {}
+    tiers: dict[str, dict[str, tuple[int, str, Any]]] = {}
     selected: set[str] = set()
     for node in resolver.glob("/**/*", strict=False):
         if not nodes.is_series(node.file_type):
@@ -87,7 +89,7 @@ def discover(pond: Pond, cfg: SiteConfig) -> list[Series]:
         source = getattr(node, "input", None)
         if node.factory == "temporal-reduce" and m and source is not None:
             res = m.group(1)
-            entry = (int(node.bucket), node.path)  # type: ignore[attr-defined]
+            entry = (int(node.bucket), node.path, node)  # type: ignore[attr-defined]
             tiers.setdefault(source.path, {}).setdefault(res, entry)
             if chosen:
                 selected.add(source.path)
@@ -173,8 +175,8 @@ def load(pond: Pond, s: Series, target: int, known: dict[str, Any] | None = None
         return
     span = max(s.last_us - s.first_us, 1)
     candidates: list[Tier] = []
-    for name, (res_us, path) in sorted(s.tier_nodes.items(), key=lambda kv: kv[1][0]):
-        candidates.append(Tier(name=name, res_us=res_us, path=path))
+    for name, (res_us, path, node) in sorted(s.tier_nodes.items(), key=lambda kv: kv[1][0]):
+        candidates.append(Tier(name=name, res_us=res_us, path=path, node=node))
     if s.rows <= RAW_LIMIT:
         raw = Tier(name="raw", res_us=max(span // max(s.rows - 1, 1), 1), path=s.path)
         candidates = [raw, *[t for t in candidates if t.res_us > raw.res_us]]
@@ -267,12 +269,26 @@ def _read_tier(pond: Pond, s: Series, t: Tier, bases: list[str] | None) -> None:
             f"{aggs} FROM source GROUP BY 1 ORDER BY 1",
             path=s.path,
         )
+    elif t.node is not None:
+        table = _sql_node(t.node, f"SELECT * FROM source ORDER BY {_q(tc)}")
     else:
         table = pond.sql(f"SELECT * FROM source ORDER BY {_q(tc)}", path=t.path)
     t.time_ms = _times_ms(table.column(tc))
     names = _numeric(table.schema, tc)
     t.columns = {n: _floats(table.column(n)) for n in names}
     t.lines = _lines(names, raw=t.name == "raw")
+
+
+def _sql_node(node: LiveFile, query: str) -> pa.Table:
+    """`query` over a derived node as `source`: what `Pond.sql(query, path=node.path)` does
+    (same limits, same registration), without resolving the path again (~1 ms a tier:
+    discover's resolver already built the node, from the same pond state)."""
+    from ..dynamic import reads
+    from ..query import sql
+
+    ctx = sql.make_context()
+    reads.register(ctx, node, "series", None, None, None)
+    return sql.run_sql(ctx, query)
 
 
 def _lines(names: list[str], raw: bool) -> dict[str, dict[str, str]]:

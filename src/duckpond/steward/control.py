@@ -113,6 +113,8 @@ def records_to_table(records: Iterable[Record]) -> pa.Table:
 
 def conform(table: pa.Table, schema: pa.Schema = CONTROL_SCHEMA) -> pa.Table:
     """`table` in `schema`: columns a file written before they existed are read as null."""
+    if table.schema.equals(schema):
+        return table  # the common case: a file written in the current schema (no casts)
     missing = [f for f in schema if f.name not in table.column_names]
     for f in missing:
         table = table.append_column(f, pa.nulls(table.num_rows, f.type))

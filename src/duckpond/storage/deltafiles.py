@@ -764,6 +764,9 @@ def last_checkpoint_version(table_dir: Path) -> int:
         return 0
 
 
+SMALL_FILE_ROWS = 10_000
+
+
 def read_parquet(
     path: Path,
     columns: list[str] | None = None,
@@ -773,18 +776,25 @@ def read_parquet(
     ~190 ms per process). `min_value=(col, v)` keeps rows with col >= v, skipping row
     groups whose statistics say they hold none."""
     pf = open_parquet(path)
+    # Decoding columns on the thread pool costs more than it saves for a small file (most
+    # control files hold a few rows).
+    threads = pf.metadata.num_rows > SMALL_FILE_ROWS
     if min_value is None:
-        return pf.read(columns=columns)
+        return pf.read(columns=columns, use_threads=threads)
     name, value = min_value
     idx = pf.schema_arrow.get_field_index(name)
     groups = []
+    whole = True  # every kept row group holds only rows >= value: nothing to filter
     for i in range(pf.metadata.num_row_groups):
         stats = pf.metadata.row_group(i).column(idx).statistics
         if stats is None or not stats.has_min_max or stats.max >= value:
             groups.append(i)
+            whole = whole and stats is not None and stats.has_min_max and stats.min >= value
+    if groups and whole:
+        return pf.read_row_groups(groups, columns=columns, use_threads=threads)
     want = columns if columns is None or name in columns else [*columns, name]
     if groups:
-        table = pf.read_row_groups(groups, columns=want)
+        table = pf.read_row_groups(groups, columns=want, use_threads=threads)
     else:
         table = pf.schema_arrow.empty_table()
         table = table if want is None else table.select(want)
