@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from .steward.control import ControlTable
     from .steward.fsck import FsckResult
     from .steward.steward import Steward
+    from .storage.objstore import StoreOptions
     from .txn import WriteTxn
 
 
@@ -395,12 +396,7 @@ class Pond:
     ) -> pa.Table:
         """Run read-only SQL over a pond file (as `source`/`series`) or a host URL, within
         `timeout` seconds and `memory_limit` bytes (None: unbounded; see query/limits.py)."""
-        from .query import sql
-
-        ctx = sql.make_context(memory_limit)
-        if path is not None:
-            register_source(ctx, path, self, version, time_start, time_end)
-        return sql.run_sql(ctx, query, timeout)
+        return _query(self, path, query, version, time_start, time_end, timeout, memory_limit)
 
     def read(
         self,
@@ -607,11 +603,7 @@ class Pond:
         url: str,
         *,
         bidirectional: bool = False,
-        endpoint: str | None = None,
-        region: str | None = None,
-        access_key_id: str | None = None,
-        secret_access_key: str | None = None,
-        allow_http: bool = False,
+        options: StoreOptions | None = None,
         progress: Callable[[int, int], None] | None = None,
         args: builtins.list[str] | None = None,
         vars: dict[str, str] | None = None,
@@ -619,8 +611,8 @@ class Pond:
         """Attach a backup at `url` (`file:///dir`, `s3://bucket/prefix`) as
         /sys/remotes/NAME and push the whole pond; every write then pushes. The remote is
         checked first (down, or holding another pond: an error, nothing written); re-running
-        over its own half-pushed remote resumes. `secret_access_key` is an `${env:NAME}`
-        reference, never a literal."""
+        over its own half-pushed remote resumes. `options`: the S3 connection options
+        (its `secret_access_key` is an `${env:NAME}` reference, never a literal)."""
         from .remotes import ops
 
         return ops.backup_add(
@@ -628,11 +620,7 @@ class Pond:
             name,
             url,
             bidirectional=bidirectional,
-            endpoint=endpoint,
-            region=region,
-            access_key_id=access_key_id,
-            secret_access_key=secret_access_key,
-            allow_http=allow_http,
+            options=options,
             progress=progress,
             args=args,
             vars=vars,
@@ -644,11 +632,7 @@ class Pond:
         url: str,
         path: str,
         *,
-        endpoint: str | None = None,
-        region: str | None = None,
-        access_key_id: str | None = None,
-        secret_access_key: str | None = None,
-        allow_http: bool = False,
+        options: StoreOptions | None = None,
         args: builtins.list[str] | None = None,
         vars: dict[str, str] | None = None,
     ) -> Attachment:
@@ -661,11 +645,7 @@ class Pond:
             name,
             url,
             path,
-            endpoint=endpoint,
-            region=region,
-            access_key_id=access_key_id,
-            secret_access_key=secret_access_key,
-            allow_http=allow_http,
+            options=options,
             args=args,
             vars=vars,
         )
@@ -724,11 +704,7 @@ class Pond:
         name: str,
         url: str,
         *,
-        endpoint: str | None = None,
-        region: str | None = None,
-        access_key_id: str | None = None,
-        secret_access_key: str | None = None,
-        allow_http: bool = False,
+        options: StoreOptions | None = None,
         progress: Callable[[int, int], None] | None = None,
         wait: float = 0.0,
     ) -> tuple[Pond, Transfer]:
@@ -740,11 +716,7 @@ class Pond:
             Path(path),
             name,
             url,
-            endpoint=endpoint,
-            region=region,
-            access_key_id=access_key_id,
-            secret_access_key=secret_access_key,
-            allow_http=allow_http,
+            options=options,
             progress=progress,
         )
         return cls.open(path, wait=wait), transfer
@@ -782,8 +754,7 @@ def _copy_one(
         tx.write_host_file(target, s.path, progress=tick)
         return
     if s.fmt == "csv":
-        if s.entry is None:
-            raise PondUsageError("say how to store a CSV: host+csv+table:// or host+csv+series://")
+        s.check_storable()
         tx.write_csv_file(
             target, s.path, series=series, time_column=time_column, compression=s.compression
         )
@@ -819,12 +790,29 @@ def read_source(
     memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
 ) -> pa.Table:
     """`Pond.read`, also without a pond for host URLs (`pond cat host+csv:///x.csv`)."""
+    t0, t1 = (to_us(time_range[0]), to_us(time_range[1])) if time_range else (None, None)
+    query = sql or "SELECT * FROM source"
+    return _query(pond, url, query, version, t0, t1, timeout, memory_limit)
+
+
+def _query(
+    pond: Pond | None,
+    url: str | None,
+    query: str,
+    version: int | None,
+    time_start: int | None,
+    time_end: int | None,
+    timeout: float | None,
+    memory_limit: int | None,
+) -> pa.Table:
+    """Read-only SQL over `url` registered as `source` (None: over no table), within the
+    limits: what `Pond.sql` and `read_source` share."""
     from .query import sql as sqlmod
 
-    t0, t1 = (to_us(time_range[0]), to_us(time_range[1])) if time_range else (None, None)
     ctx = sqlmod.make_context(memory_limit)
-    register_source(ctx, url, pond, version, t0, t1)
-    return sqlmod.run_sql(ctx, sql or "SELECT * FROM source", timeout)
+    if url is not None:
+        register_source(ctx, url, pond, version, time_start, time_end)
+    return sqlmod.run_sql(ctx, query, timeout)
 
 
 def describe_source(url: str, pond: Pond | None) -> Description:

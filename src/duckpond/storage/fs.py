@@ -600,14 +600,16 @@ class StagedTxn:
         found = self.lookup(parent, follow=True)
         if found is None:
             if not create:
-                raise NotFoundError(f"no such directory: {parent}")
+                raise NotFoundError(f"no such directory: {parent}", path=parent)
             self.mkdir(parent, parents=True)
             found = self.lookup(parent, follow=True)
             assert found is not None
         if not nodes.is_dir(found.file_type):
-            raise InvalidPathError(f"not a directory: {parent}")
+            raise InvalidPathError(f"not a directory: {parent}", path=parent)
         if found.file_type == nodes.DIR_DYNAMIC:
-            raise InvalidPathError(f"cannot write inside a dynamic directory: {parent}")
+            raise InvalidPathError(
+                f"cannot write inside a dynamic directory: {parent}", path=parent
+            )
         return found.node_id, paths.basename(path)
 
     def _link(self, dir_id: str, entry: Entry) -> None:
