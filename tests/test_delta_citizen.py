@@ -396,14 +396,15 @@ def test_other_readers_see_the_ponds_rows_and_time_travel(tmp_path: Path, where:
     plan = {"version": version, "ts": moment.isoformat()}
     read_root = root
     if where != "pond":
-        from duckpond.remotes import sync
+        from duckpond.remotes.push import push
+        from duckpond.remotes.restore import restore
         from duckpond.storage.objstore import open_store
 
         read_root = tmp_path / "backup"
-        sync.push(root, open_store(f"file://{read_root}"))
+        push(root, open_store(f"file://{read_root}"))
         assert sorted(p.name for p in (read_root / "data").rglob("*.parquet"))
         if where == "restored":
-            sync.restore(tmp_path / "restored", open_store(f"file://{read_root}"))
+            restore(tmp_path / "restored", open_store(f"file://{read_root}"))
             read_root = tmp_path / "restored"
     proc = subprocess.run(
         [sys.executable, "-c", READERS, str(read_root), json.dumps(plan)],

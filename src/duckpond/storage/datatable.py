@@ -21,15 +21,19 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
-from deltalake import DeltaTable
 
 from ..nodes import NodeRow
-from . import deltafiles, logcheck
+from . import deltafiles, deltalog
 from .durability import fsync_dir, sync_commit
+from .pqread import ParquetFile
+
+if TYPE_CHECKING:
+    # deltalake is imported when a handle first needs it (a write, history, upkeep): plain
+    # reads go through `deltalog`, so `pond list` and `pond cat` never load it (~25 ms).
+    from deltalake import DeltaTable
 
 APP_ID = "pond"
 PARTITION = "part_id"
@@ -360,7 +364,7 @@ class PartIndex:
         return {r.node_id: r for r in self._rows_at(positions)}
 
 
-def _read_columns(pf: pq.ParquetFile, columns: list[str]) -> pa.Table:
+def _read_columns(pf: ParquetFile, columns: list[str]) -> pa.Table:
     """`columns` of a data file; a column a future version may add is null in old files."""
     table = pf.read(columns=[c for c in columns if c in pf.schema_arrow.names])
     for f in FILE_SCHEMA:
@@ -382,7 +386,14 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _group_starts(pf: pq.ParquetFile) -> list[int]:
+def _open_table(path: Path) -> DeltaTable:
+    """deltalake's handle on the table (logcheck names a damaged log), imported on use."""
+    from . import logcheck
+
+    return logcheck.open_table(path)
+
+
+def _group_starts(pf: ParquetFile) -> list[int]:
     starts, at = [], 0
     for i in range(pf.metadata.num_row_groups):
         starts.append(at)
@@ -391,11 +402,18 @@ def _group_starts(pf: pq.ParquetFile) -> list[int]:
 
 
 class DataTable:
-    """The `$POND/data` Delta table."""
+    """The `$POND/data` Delta table.
 
-    def __init__(self, path: Path, dt: DeltaTable) -> None:
+    Opened for reading, it holds the pond's own snapshot of the log (`deltalog`); the
+    delta-rs handle `dt` is opened on first use (writes, history, upkeep) and from then on
+    is the handle's view of the log."""
+
+    def __init__(
+        self, path: Path, dt: DeltaTable | None, snapshot: deltalog.Snapshot | None = None
+    ) -> None:
         self.path = path
-        self.dt = dt
+        self._dt = dt
+        self._snap = snapshot if dt is None else None
         self._files_version = -1
         self._files_by_part: dict[str, list[str]] = {}
         self._pending_refresh = False
@@ -412,8 +430,28 @@ class DataTable:
         self.derived: OrderedDict[str, Any] = OrderedDict()
 
     # -- lifecycle -------------------------------------------------------------------------
+    @property
+    def dt(self) -> DeltaTable:
+        """The delta-rs handle, opened (at the latest version) on first use."""
+        if self._dt is None:
+            self._dt = _open_table(self.path)
+            self._snap = None
+        return self._dt
+
+    @dt.setter
+    def dt(self, value: DeltaTable) -> None:
+        self._dt, self._snap = value, None
+
+    def _log_version(self) -> int:
+        """The version of the log this handle has read (either reader)."""
+        if self._snap is not None:
+            return self._snap.version
+        return self.dt.version()
+
     @classmethod
     def create(cls, path: Path, description: str) -> DataTable:
+        from deltalake import DeltaTable
+
         dt = DeltaTable.create(
             str(path),
             DATA_SCHEMA,
@@ -428,21 +466,36 @@ class DataTable:
 
     @staticmethod
     def is_table(path: Path) -> bool:
+        from deltalake import DeltaTable
+
         return DeltaTable.is_deltatable(str(path))
 
     @classmethod
     def open(cls, path: Path) -> DataTable:
-        return cls(path, logcheck.open_table(path))
+        """A handle for reading: the pond's own log reader when it can read this log,
+        else (a feature it does not handle, damage for deltalake to name) delta-rs."""
+        snap = deltalog.open_snapshot(path, stats=False)  # only paths, sizes, partitions
+        if snap is None:
+            return cls(path, _open_table(path))
+        return cls(path, None, snap)
 
     def refresh(self) -> None:
         """See commits made since this handle was opened (ours or another process's)."""
-        known = max(self.dt.version(), self._own[0])
+        known = max(self._log_version(), self._own[0])
         if not self._pending_refresh and not deltafiles.has_commits_after(self.path, known):
             return  # nothing new: a stat instead of a log listing
+        if self._snap is not None:
+            try:
+                if not self._snap.update():  # left behind entries pruned meanwhile
+                    self._snap = deltalog.Snapshot.load(self.path, stats=False)
+            except Exception:  # noqa: BLE001 - anything it cannot read: delta-rs reads it
+                self.dt = _open_table(self.path)
+            self._pending_refresh = False
+            return
         try:
             self.dt.update_incremental()
         except Exception:  # noqa: BLE001 - a handle left behind entries another process pruned
-            self.dt = logcheck.open_table(self.path)
+            self.dt = _open_table(self.path)
         self._pending_refresh = False
 
     def _sync(self) -> None:
@@ -451,16 +504,21 @@ class DataTable:
 
     def version(self) -> int:
         self._sync()
-        return max(self.dt.version(), self._own[0])
+        return max(self._log_version(), self._own[0])
 
     def last_txn_seq(self) -> int:
         self._sync()
-        if self._own[0] > self.dt.version():
+        if self._own[0] > self._log_version():
             return self._own[1]
-        v = self.dt.transaction_version(APP_ID)
+        if self._snap is not None:
+            v = self._snap.transaction_version(APP_ID)
+        else:
+            v = self.dt.transaction_version(APP_ID)
         return int(v) if v is not None else 0
 
     def description(self) -> str | None:
+        if self._snap is not None:
+            return self._snap.description
         return self.dt.metadata().description
 
     # -- writing ---------------------------------------------------------------------------
@@ -528,10 +586,17 @@ class DataTable:
         v = self.version()
         if v == self._files_version:
             return
-        actions = deltafiles.add_actions(self.dt)
-        parts = actions.column(f"partition.{PARTITION}").to_pylist()
-        paths = actions.column("path").to_pylist()
-        sizes = actions.column("size_bytes").to_pylist()
+        parts: list[Any]
+        if self._snap is not None:
+            adds = self._snap.add_files()
+            parts = [a.partition_values.get(PARTITION) for a in adds]
+            paths = [a.path for a in adds]
+            sizes = [a.size for a in adds]
+        else:
+            actions = deltafiles.add_actions(self.dt)
+            parts = actions.column(f"partition.{PARTITION}").to_pylist()
+            paths = actions.column("path").to_pylist()
+            sizes = actions.column("size_bytes").to_pylist()
         by_part: dict[str, list[str]] = defaultdict(list)
         for p, f in zip(parts, paths, strict=True):
             by_part[p].append(f)
@@ -591,12 +656,12 @@ class DataTable:
         """The `content` of one row of one file, reading (and caching) its row group."""
         meta = self._meta(rel)
         if meta.group_starts is None:
-            meta.group_starts = _group_starts(pq.ParquetFile(self.path / rel))
+            meta.group_starts = _group_starts(ParquetFile(self.path / rel))
         group = max(i for i, start in enumerate(meta.group_starts) if start <= row)
         key = (rel, group)
         column = self._contents.get(key)
         if column is None:
-            pf = pq.ParquetFile(self.path / rel)
+            pf = ParquetFile(self.path / rel)
             column = pf.read_row_group(group, columns=["content"]).column(0).combine_chunks()
             if column.nbytes <= CONTENT_GROUP_MAX_BYTES:  # a huge group is read, not kept
                 self._cache_content(key, column)

@@ -9,15 +9,18 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 import pyarrow as pa
-import pyarrow.parquet as pq
-from deltalake import DeltaTable
 
 from ..errors import PondError
 from .durability import fsync_dir, fsync_file, sync_commit, unlink_if_older
+from .pqread import ParquetFile, pq  # pq: pyarrow.parquet, imported on first use
+
+if TYPE_CHECKING:
+    # Handles come from the callers: plain reads never import deltalake (storage/deltalog).
+    from deltalake import DeltaTable
 
 # Opening a table replays the log entries since its last checkpoint.
 CHECKPOINT_EVERY = 100
@@ -825,10 +828,10 @@ def read_parquet(
     return table if columns is None or name in columns else table.drop_columns([name])
 
 
-def open_parquet(path: Path) -> pq.ParquetFile:
+def open_parquet(path: Path) -> ParquetFile:
     """Open a table's Parquet file; a missing or unreadable one is one line naming it."""
     try:
-        return pq.ParquetFile(path)
+        return ParquetFile(path)
     except FileNotFoundError:
         raise PondError(f"{_rel(path)} is missing; run `pond fsck`") from None
     except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError

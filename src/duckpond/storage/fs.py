@@ -15,7 +15,6 @@ directory (at least 64), which bounds both the fold and the snapshot bytes per w
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -581,6 +580,8 @@ class StagedTxn:
             prev = self.fs.latest(part_id, node_id)
             version = prev.version + 1 if prev else 1
         if content is not None:
+            import hashlib  # ~1-2 ms to load: not for reads
+
             content_hash = hashlib.sha256(content).hexdigest()
             size = len(content)
             if size >= nodes.LARGE_CONTENT_THRESHOLD:
@@ -611,14 +612,16 @@ class StagedTxn:
         found = self.lookup(parent, follow=True)
         if found is None:
             if not create:
-                raise NotFoundError(f"no such directory: {parent}")
+                raise NotFoundError(f"no such directory: {parent}", path=parent)
             self.mkdir(parent, parents=True)
             found = self.lookup(parent, follow=True)
             assert found is not None
         if not nodes.is_dir(found.file_type):
-            raise InvalidPathError(f"not a directory: {parent}")
+            raise InvalidPathError(f"not a directory: {parent}", path=parent)
         if found.file_type == nodes.DIR_DYNAMIC:
-            raise InvalidPathError(f"cannot write inside a dynamic directory: {parent}")
+            raise InvalidPathError(
+                f"cannot write inside a dynamic directory: {parent}", path=parent
+            )
         return found.node_id, paths.basename(path)
 
     def _link(self, dir_id: str, entry: Entry) -> None:
