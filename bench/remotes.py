@@ -1,6 +1,6 @@
 """Benchmark 17: remotes on a local S3 server (`moto.server` on 127.0.0.1, issue 8).
 
-17a auto-push of one small write: `remotes.sync.push` of one new transaction from the
+17a auto-push of one small write: `remotes.push.push` of one new transaction from the
     watermark (what the steward's `remote` task runs after a write) vs a bare
     `deltalake.write_deltalake` append of a small table to a Delta table on the same server
     (each with a history of as many versions; interleaved; medians).
@@ -28,13 +28,15 @@ from pathlib import Path
 import pyarrow as pa
 
 from duckpond.pond import Pond
-from duckpond.remotes import sync
+from duckpond.remotes.push import push
+from duckpond.remotes.restore import restore
+from duckpond.remotes.transfers import WORKERS
+from duckpond.remotes.verify import verify
 from duckpond.storage.objstore import StoreOptions, open_store
 
 from .common import Result, Timer, log, ratio_row
 
 KEY, SECRET, REGION = "bench-key", "bench-secret", "us-east-1"
-WORKERS = sync.WORKERS
 
 
 def _free_port() -> int:
@@ -116,7 +118,7 @@ def _run(
     for i in range(history):
         _write(pond, i + 1)
     store = open_store("s3://bench/small", options)
-    tip = sync.push(small, store).tip
+    tip = push(small, store).tip
     table_uri = "s3://bench/plain"
     row = pa.table({"x": pa.array([1], pa.int64()), "s": pa.array(["a" * 100])})
     write_deltalake(table_uri, row, storage_options=storage)
@@ -124,12 +126,12 @@ def _run(
         write_deltalake(table_uri, row, mode="append", storage_options=storage)
     for i in range(reps_small + 1):
         _write(pond, history + 1 + i)
-        tip = t.run("push1", lambda tip=tip: sync.push(small, store, since=tip)).tip
+        tip = t.run("push1", lambda tip=tip: push(small, store, since=tip)).tip
         t.run(
             "wdl",
             lambda: write_deltalake(table_uri, row, mode="append", storage_options=storage),
         )
-    assert sync.verify(small, store).ok
+    assert verify(small, store).ok
 
     # 17b/17c: the initial push and the restore of a pond with many transactions
     log(f"17b: a pond of {txns} transactions")
@@ -153,7 +155,7 @@ def _run(
     files: list[tuple[str, Path]] = []
     for rep in range(reps_big + 1):  # the first rep warms up
         url = f"s3://bench/big-{rep}"
-        report = t.run("push", lambda url=url: sync.push(big, open_store(url, options)))
+        report = t.run("push", lambda url=url: push(big, open_store(url, options)))
         assert report.tip.txn_seq == txns
         # the baseline copies exactly the files the push wrote (not the compacted files
         # awaiting vacuum, nor log entries pruned behind a checkpoint)
@@ -169,7 +171,7 @@ def _run(
 
         t.run("copy_up", lambda f=upload, files=files: list(pool.map(f, files)))
         dest = work / f"restored-{rep}"
-        t.run("restore", lambda url=url, dest=dest: sync.restore(dest, open_store(url, options)))
+        t.run("restore", lambda url=url, dest=dest: restore(dest, open_store(url, options)))
         down = work / f"downloaded-{rep}"
 
         def download(key: str, down: Path = down, cut: int = len(prefix) + 1) -> None:
@@ -187,7 +189,7 @@ def _run(
 
         t.run("copy_down", copy_down)
         if rep == reps_big:
-            assert sync.verify(dest, open_store(url, options)).ok
+            assert verify(dest, open_store(url, options)).ok
         shutil.rmtree(dest)
         shutil.rmtree(down)
     pool.shutdown()

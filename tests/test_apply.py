@@ -115,6 +115,10 @@ def test_changed_raw_file_without_overwrite_is_refused(
         ("version: v1\nkind: mkdir\nmetadata: {path: x}\n", "absolute"),
         ("version: v1\nkind: copy\nmetadata: {path: /x}\nspec: {source: /nope}\n", "host URL"),
         (
+            "version: v1\nkind: copy\nmetadata: {path: /x}\nspec: {source: 'host+csv:///x.csv'}\n",
+            "say how to store a CSV",
+        ),
+        (
             "version: v1\nkind: copy\nmetadata: {path: /x}\nspec: {source: 'host:///nope/x'}\n",
             "no such host file",
         ),

@@ -7,12 +7,14 @@ import csv
 import gzip
 import io
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import run_pond
+from conftest import CLI, cli_env, run_pond
 
 from duckpond.pond import Pond
 
@@ -297,3 +299,54 @@ def test_copy_out_glob_to_host_tree(env: Env, tmp_path: Path) -> None:
         "in/yz.csv.zst",
         "in/tg.parquet.gz",
     }
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["cat", "/raw.bin"],
+        ["cat", "/t", "--sql", "SELECT * FROM source", "--format", "json"],
+        ["list", "/**"],
+    ],
+    ids=["cat", "sql", "list"],
+)
+def test_a_closed_stdout_ends_a_command_quietly_with_exit_0(
+    pond_dir: Path, tmp_path: Path, args: list[str]
+) -> None:
+    """`pond ... | head -c 0`: the reader is gone before pond writes (its end of a real
+    pipe closed first, so the EPIPE is certain): exit 0, nothing on stderr."""
+    (tmp_path / "raw.bin").write_bytes(os.urandom(300_000))
+    (tmp_path / "t.csv").write_text("a,b\n" + "".join(f"{i},{i}\n" for i in range(5000)))
+    run_pond("copy", f"host://{tmp_path / 'raw.bin'}", "/raw.bin", pond=pond_dir)
+    run_pond("copy", f"host+csv+table://{tmp_path / 't.csv'}", "/t", pond=pond_dir)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(
+            [*CLI, "--pond", str(pond_dir), *args],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            env=cli_env(),
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert (proc.returncode, proc.stderr) == (0, b"")
+
+
+def test_a_reader_that_stops_early_ends_pond_cat_quietly(pond_dir: Path, tmp_path: Path) -> None:
+    """`pond cat BIG | head -c 10`: more than a pipe buffer, the reader leaves after 10 bytes."""
+    data = os.urandom(3_000_000)
+    (tmp_path / "big.bin").write_bytes(data)
+    run_pond("copy", f"host://{tmp_path / 'big.bin'}", "/big.bin", pond=pond_dir)
+    proc = subprocess.Popen(
+        [*CLI, "--pond", str(pond_dir), "cat", "/big.bin"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env(),
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.read(10) == data[:10]
+    proc.stdout.close()
+    assert proc.wait(timeout=120) == 0
+    assert proc.stderr.read() == b""

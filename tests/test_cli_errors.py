@@ -93,6 +93,7 @@ CASES = [
     # (id, args, exit code, text the message must contain)
     ("missing-source", ["copy", "host://{h}/nope.bin", "/d/nope"], 1, "nope.bin"),
     ("csv-as-table", ["copy", "host+table://{h}/x.csv", "/d/t2"], 1, "Parquet"),
+    ("csv-unsaid", ["copy", "host+csv://{h}/x.csv", "/d/t1"], 2, "say how to store a CSV"),
     ("csv-as-series", ["copy", "host+series://{h}/x.csv", "/d/s2"], 1, "Parquet"),
     ("not-gzip", ["copy", "host+csv+gzip+table://{h}/x.csv", "/d/t3"], 1, "gzip"),
     ("parquet-not-gzip", ["copy", "host+table+gzip://{h}/x.csv", "/d/t4"], 1, "x.csv"),

@@ -64,13 +64,55 @@ def test_add_actions_carry_the_files_statistics(tmp_path: Path) -> None:
         assert stats["maxValues"]["timestamp"] == ts_max.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         for col, nulls in stats["nullCount"].items():
             assert nulls == t[col].null_count, (table, col)
-    # the data table's strings: hashes longer than 32 characters are cut, the max kept a bound
-    _, _, add = log_actions(tmp_path / "p" / "data", "add")[-1]
-    stats = json.loads(add["stats"])
-    hashes = [h for h in pq.read_table(tmp_path / "p" / "data" / add["path"])["content_hash"]]
-    top = max(h.as_py() for h in hashes if h.as_py())
-    assert len(stats["minValues"]["content_hash"]) == 32
-    assert stats["maxValues"]["content_hash"] >= top
+
+
+def test_free_text_and_hashes_get_null_counts_but_no_bounds(tmp_path: Path) -> None:
+    """Bounds (add action and Parquet footer) on the columns readers filter by; none on free
+    text and hashes, whose bounds prune nothing; null counts on all of them."""
+    pond = Pond.create(tmp_path / "p")
+    with pond.transaction(["w", "one"], {"x": "v" * 40}) as tx:
+        tx.write_bytes("/d/a", b"a" * 100, parents=True)
+    with pond.transaction(["w", "two"]) as tx:  # a directory delta: extended_attributes
+        tx.write_bytes("/d/b", b"b")
+    with pytest.raises(RuntimeError), pond.transaction(["w", "three"]) as tx:
+        raise RuntimeError("a failed write: an error_message")
+    text = {
+        "data": ("content_hash", "extended_attributes"),
+        "control": ("cli_args", "vars", "error_message"),
+    }
+    bounded = {
+        "data": ("node_id", "file_type", "version", "timestamp", "size", "txn_seq"),
+        "control": ("txn_seq", "txn_id", "record_type", "transaction_type", "timestamp"),
+    }
+    for table, cols in text.items():
+        tdir = tmp_path / "p" / table
+        seen = dict.fromkeys(cols, False)
+        for _, _, add in log_actions(tdir, "add"):
+            stats = json.loads(add["stats"])
+            pf = pq.ParquetFile(tdir / add["path"])
+            t = pf.read()
+            for col in cols:
+                seen[col] |= t[col].null_count < t.num_rows
+                assert col not in stats.get("minValues", {}), (table, col)
+                assert col not in stats.get("maxValues", {}), (table, col)
+                assert stats["nullCount"][col] == t[col].null_count, (table, col)
+                footer = pf.metadata.row_group(0).column(t.schema.get_field_index(col))
+                assert footer.statistics is None or not footer.statistics.has_min_max
+            for col in bounded[table]:
+                values = [v for v in t[col].to_pylist() if v is not None]
+                lo, hi = stats["minValues"][col], stats["maxValues"][col]
+                if col == "timestamp":
+                    fmt = "%Y-%m-%dT%H:%M:%S.%fZ"
+                    assert (lo, hi) == (min(values).strftime(fmt), max(values).strftime(fmt))
+                elif isinstance(values[0], str):
+                    assert lo == min(values)[:32] and hi >= max(values), (table, col)
+                else:
+                    assert (lo, hi) == (min(values), max(values)), (table, col)
+        assert all(seen.values()), seen  # each column held a value somewhere: a real absence
+        # an add rebuilt from the file alone (fsck's repair) carries the same statistics
+        _, _, add = log_actions(tdir, "add")[-1]
+        rebuilt = deltafiles.action_for_file(tdir, add["path"], add["partitionValues"])
+        assert rebuilt.stats == json.loads(add["stats"])
 
 
 def test_compaction_is_no_data_change_and_removes_carry_sizes(tmp_path: Path) -> None:
@@ -354,14 +396,15 @@ def test_other_readers_see_the_ponds_rows_and_time_travel(tmp_path: Path, where:
     plan = {"version": version, "ts": moment.isoformat()}
     read_root = root
     if where != "pond":
-        from duckpond.remotes import sync
+        from duckpond.remotes.push import push
+        from duckpond.remotes.restore import restore
         from duckpond.storage.objstore import open_store
 
         read_root = tmp_path / "backup"
-        sync.push(root, open_store(f"file://{read_root}"))
+        push(root, open_store(f"file://{read_root}"))
         assert sorted(p.name for p in (read_root / "data").rglob("*.parquet"))
         if where == "restored":
-            sync.restore(tmp_path / "restored", open_store(f"file://{read_root}"))
+            restore(tmp_path / "restored", open_store(f"file://{read_root}"))
             read_root = tmp_path / "restored"
     proc = subprocess.run(
         [sys.executable, "-c", READERS, str(read_root), json.dumps(plan)],

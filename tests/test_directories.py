@@ -376,6 +376,33 @@ def test_read_caches_stay_bounded(pond_dir: Path, monkeypatch: pytest.MonkeyPatc
     assert pond.data.cache_size()["content_bytes"] <= 64 * 1024
 
 
+def test_directory_entry_sets_stay_bounded_by_size(
+    pond_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cached entry sets are bounded by their entries in all, not only by their number:
+    the least recently used go first, the one in use always stays."""
+    monkeypatch.setattr(fs, "DIR_CACHE_ENTRIES", 250)
+    pond = Pond.open(pond_dir)
+    for d in range(4):
+        with pond.transaction() as tx:
+            for i in range(100):
+                tx.write_bytes(f"/d{d}/f{i}", b"%d/%d" % (d, i), parents=True)
+
+    def cached() -> dict[str, int]:
+        states = pond.data.derived.items()
+        return {k: fs._entry_count(s) for k, s in states if isinstance(s, fs.DirState)}
+
+    for rep in range(2):
+        for d in range(4):
+            assert pond.read_bytes(f"/d{d}/f{rep + d}") == b"%d/%d" % (d, rep + d)
+            held = cached()
+            assert sum(held.values()) <= 250, held
+            assert 100 in held.values()  # the directory just read is kept
+    monkeypatch.setattr(fs, "DIR_CACHE_ENTRIES", 50)  # smaller than one directory: kept
+    assert pond.read_bytes("/d0/f7") == b"0/7"
+    assert list(cached().values()) == [100]
+
+
 def test_a_process_reading_a_big_directory_does_not_import_pyarrow_compute(
     pond_dir: Path,
 ) -> None:

@@ -3,6 +3,7 @@ fractional retention), `__version__`, and what `Pond.copy_in/copy_out/read/descr
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -10,9 +11,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from conftest import cli_env, run_pond
+from s3server import Remote
 
 import duckpond
-from duckpond.errors import InvalidPathError, PondUsageError
+from duckpond.errors import InvalidPathError, PondError, PondUsageError
 from duckpond.pond import Pond
 from duckpond.results import Description, MaintainReport, TxnSummary
 
@@ -171,3 +173,33 @@ def test_copy_in_refuses_an_empty_destination(pond_dir: Path, tmp_path: Path) ->
     assert proc.stderr.decode().startswith("error: empty destination")
     assert Pond.open(pond_dir).list() == []
     assert Pond.open(pond_dir).data.version() == version
+
+
+def test_remote_methods_take_one_store_options(
+    tmp_path: Path, s3_remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`backup_add`, `remote_add` and `restore` take the S3 options as one
+    `duckpond.StoreOptions` (secret as an ${env:NAME} reference, kept unexpanded)."""
+    from duckpond import StoreOptions
+
+    assert s3_remote.options is not None
+    monkeypatch.setenv("POND_TEST_SECRET", str(s3_remote.options.secret_access_key))
+    options = dataclasses.replace(s3_remote.options, secret_access_key="${env:POND_TEST_SECRET}")
+    pond = Pond.create(tmp_path / "pond")
+    (tmp_path / "a.txt").write_bytes(b"hello")
+    pond.copy_in([f"host://{tmp_path / 'a.txt'}"], "/a.txt")
+    pond.backup_add("b", s3_remote.url, options=options)
+    [info] = pond.remote_list()
+    assert (info.name, info.pushed_txn_seq) == ("b", pond.data.last_txn_seq())
+    assert pond.read_bytes("/sys/remotes/b").count(b"${env:POND_TEST_SECRET}") == 1
+
+    restored, transfer = Pond.restore(tmp_path / "restored", "b", s3_remote.url, options=options)
+    assert transfer.name == "b" and restored.read_bytes("/a.txt") == b"hello"
+    other = Pond.create(tmp_path / "other")
+    att = other.remote_add("imp", s3_remote.url, "/imp", options=options)
+    assert att.options == options
+    with pytest.raises(PondError, match="are for s3:// URLs"):
+        other.backup_add("f", f"file://{tmp_path / 'f'}", options=StoreOptions(region="x"))
+    with pytest.raises(PondError, match="environment reference"):
+        other.backup_add("s", s3_remote.url, options=s3_remote.options)  # a literal secret
+    assert [r.name for r in other.remote_list()] == ["imp"]

@@ -19,7 +19,13 @@ from s3server import Remote
 
 from duckpond.errors import AlreadyExistsError, RemoteError, RemoteNotFound
 from duckpond.pond import Pond
-from duckpond.remotes import layout, sync
+from duckpond.remotes import layout
+from duckpond.remotes.logs import local_tip, remote_identity, remote_tip
+from duckpond.remotes.pull import pull
+from duckpond.remotes.push import push
+from duckpond.remotes.reports import VerifyReport
+from duckpond.remotes.restore import restore
+from duckpond.remotes.verify import verify
 from duckpond.storage import deltafiles
 from duckpond.storage.objstore import ObjectInfo, ObjectStore
 
@@ -56,11 +62,11 @@ def history(root: Path) -> list[tuple[int, int, dict[str, object]]]:
     return sorted(Pond.open(root).data.commit_history())
 
 
-def statuses(report: sync.VerifyReport) -> list[str]:
+def statuses(report: VerifyReport) -> list[str]:
     return [s for s, _ in report.lines]
 
 
-def mismatches(report: sync.VerifyReport) -> str:
+def mismatches(report: VerifyReport) -> str:
     return "\n".join(m for s, m in report.lines if s == "MISMATCH")
 
 
@@ -71,16 +77,16 @@ def test_push_twice_moves_nothing_the_second_time(tmp_path: Path, remote: Remote
     root = tmp_path / "pond"
     make_pond(root)
     store = remote.store()
-    first = sync.push(root, store)
+    first = push(root, store)
     assert first.entries > 0 and first.files > 0
-    assert first.tip == sync.local_tip(root) == sync.remote_tip(store)
+    assert first.tip == local_tip(root) == remote_tip(store)
     assert first.tip.txn_seq == 4  # init + 3 writes
-    ident = sync.remote_identity(store)
+    ident = remote_identity(store)
     assert ident == {"pond_id": Pond.open(root).identity()["pond_id"], "format": 1}
-    again = sync.push(root, store)
+    again = push(root, store)
     assert again.up_to_date and again.bytes == 0
     assert "already up to date" in again.message()
-    from_watermark = sync.push(root, store, since=first.tip)
+    from_watermark = push(root, store, since=first.tip)
     assert from_watermark.up_to_date and from_watermark.bytes == 0
 
 
@@ -90,9 +96,9 @@ def test_incremental_push_from_watermark_pushes_only_the_new_transaction(
     root = tmp_path / "pond"
     make_pond(root)
     store = remote.store()
-    first = sync.push(root, store)
+    first = push(root, store)
     write(root, "/big2", os.urandom(BIG))
-    second = sync.push(root, store, since=first.tip)
+    second = push(root, store, since=first.tip)
     assert second.start == first.tip
     assert second.tip.txn_seq == first.tip.txn_seq + 1
     # one data entry, the control entries of one write; one Parquet file and one blob
@@ -100,7 +106,7 @@ def test_incremental_push_from_watermark_pushes_only_the_new_transaction(
         second.tip.control_version - first.tip.control_version
     )
     assert BIG < second.bytes < BIG + 64 * 1024
-    assert sync.verify(root, store).ok
+    assert verify(root, store).ok
 
 
 def test_push_refuses_a_remote_holding_another_pond(tmp_path: Path, remote: Remote) -> None:
@@ -108,13 +114,13 @@ def test_push_refuses_a_remote_holding_another_pond(tmp_path: Path, remote: Remo
     make_pond(a)
     make_pond(b, writes=5)
     store = remote.store()
-    sync.push(a, store)
+    push(a, store)
     before = {o.key: o.size for o in store.list("")}
     with pytest.raises(RemoteError, match="holds pond .*, not this pond"):
-        sync.push(b, store)
+        push(b, store)
     assert {o.key: o.size for o in store.list("")} == before
-    assert sync.verify(a, store).ok
-    report = sync.verify(b, store)
+    assert verify(a, store).ok
+    report = verify(b, store)
     assert not report.ok and "not this pond" in mismatches(report)
 
 
@@ -122,20 +128,20 @@ def test_diverged_copy_cannot_push_and_verify_says_so(tmp_path: Path, remote: Re
     src, copy = tmp_path / "src", tmp_path / "copy"
     make_pond(src)
     store = remote.store()
-    sync.push(src, store)
-    sync.restore(copy, store)
+    push(src, store)
+    restore(copy, store)
     write(src, "/from-src", b"one")
-    sync.push(src, store)
+    push(src, store)
     write(copy, "/from-copy", b"two")  # the same pond id, another history
     before = {o.key: o.size for o in store.list("")}
     with pytest.raises(RemoteError, match="diverged"):
-        sync.push(copy, store)
+        push(copy, store)
     assert {o.key: o.size for o in store.list("")} == before
-    report = sync.verify(copy, store)
+    report = verify(copy, store)
     assert not report.ok and "diverged from this pond at version" in mismatches(report)
     with pytest.raises(RemoteError, match="diverged"):
-        sync.pull(copy, store)
-    assert sync.verify(src, store).ok
+        pull(copy, store)
+    assert verify(src, store).ok
 
 
 # -- restore and pull ------------------------------------------------------------------
@@ -145,9 +151,9 @@ def test_restore_gives_the_same_pond_byte_for_byte(tmp_path: Path, remote: Remot
     src, dst = tmp_path / "src", tmp_path / "restored"
     pond = make_pond(src, writes=4)
     store = remote.store()
-    sync.push(src, store)
-    report = sync.restore(dst, store)
-    assert report.tip == sync.local_tip(src)
+    push(src, store)
+    report = restore(dst, store)
+    assert report.tip == local_tip(src)
     restored = Pond.open(dst)
     assert restored.identity()["pond_id"] == pond.identity()["pond_id"]
     source_files = pond_files(src)
@@ -158,7 +164,7 @@ def test_restore_gives_the_same_pond_byte_for_byte(tmp_path: Path, remote: Remot
     assert [t.txn_seq for t in restored.control_recent(100)] == [
         t.txn_seq for t in Pond.open(src).control_recent(100)
     ]
-    assert sync.verify(dst, store).ok
+    assert verify(dst, store).ok
     # the restored pond is a working pond
     write(dst, "/after", b"x")
     assert Pond.open(dst).read_bytes("/after") == b"x"
@@ -168,18 +174,18 @@ def test_restore_refuses_a_non_empty_target(tmp_path: Path, remote: Remote) -> N
     src = tmp_path / "src"
     make_pond(src, writes=1)
     store = remote.store()
-    sync.push(src, store)
+    push(src, store)
     target = tmp_path / "target"
     target.mkdir()
     (target / "keep.txt").write_text("mine")
     with pytest.raises(AlreadyExistsError, match="not empty"):
-        sync.restore(target, store)
+        restore(target, store)
     assert [p.name for p in target.iterdir()] == ["keep.txt"]
     with pytest.raises(AlreadyExistsError):
-        sync.restore(src, store)  # an existing pond
+        restore(src, store)  # an existing pond
     empty = tmp_path / "empty"
     empty.mkdir()
-    sync.restore(empty, store)  # an empty directory is fine
+    restore(empty, store)  # an empty directory is fine
     assert Pond.open(empty).identity() == Pond.open(src).identity()
 
 
@@ -222,44 +228,105 @@ def test_failed_restore_leaves_nothing(tmp_path: Path, remote: Remote) -> None:
     parent.mkdir()
     # a remote that holds nothing
     with pytest.raises(RemoteError, match="holds no pond"):
-        sync.restore(parent / "pond", remote.store())
+        restore(parent / "pond", remote.store())
     assert list(parent.iterdir()) == []
     # a remote that fails half-way through the download
     src = tmp_path / "src"
     make_pond(src)
     store = remote.store()
-    sync.push(src, store)
+    push(src, store)
     with pytest.raises(RemoteError, match="connection reset"):
-        sync.restore(parent / "deeper" / "pond", FailingStore(store, ok=5))
+        restore(parent / "deeper" / "pond", FailingStore(store, ok=5))
     assert list(parent.iterdir()) == []
     # an empty target directory stays as it was
     (parent / "empty").mkdir()
     with pytest.raises(RemoteError):
-        sync.restore(parent / "empty", FailingStore(store, ok=5))
+        restore(parent / "empty", FailingStore(store, ok=5))
     assert [p.name for p in parent.iterdir()] == ["empty"]
     assert list((parent / "empty").iterdir()) == []
+
+
+def test_stale_restore_dirs_are_removed_and_running_ones_kept(tmp_path: Path) -> None:
+    """Only a temp dir whose restore process is gone and whose lock is free is stale: one
+    of a live process (even before it locks it) or one still locked stays."""
+    import fcntl
+
+    from duckpond.remotes.restore import remove_stale
+
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        dead = _dead_pid()
+        names = {
+            "dead": f".a.restore-{dead}-{'0' * 12}",
+            "live": f".b.restore-{sleeper.pid}-{'1' * 12}",
+            "mine": f".c.restore-{os.getpid()}-{'2' * 12}",
+            "locked": f".d.restore-{dead}-{'3' * 12}",
+            "other": ".e.restore-x",
+        }
+        for name in names.values():
+            (tmp_path / name / "data").mkdir(parents=True)
+        fd = os.open(tmp_path / names["locked"], os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # a restore elsewhere still holds it
+            assert remove_stale(tmp_path) == [tmp_path / names["dead"]]
+        finally:
+            os.close(fd)
+        left = sorted(p.name for p in tmp_path.iterdir())
+        assert left == sorted(v for k, v in names.items() if k != "dead")
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def _dead_pid() -> int:
+    """The PID of a process that has exited (and been reaped)."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
 
 
 def test_pull_fast_forwards_a_restored_copy(tmp_path: Path, remote: Remote) -> None:
     src, copy = tmp_path / "src", tmp_path / "copy"
     make_pond(src, writes=2)
     store = remote.store()
-    first = sync.push(src, store)
-    sync.restore(copy, store)
-    assert sync.pull(copy, store).up_to_date
+    first = push(src, store)
+    restore(copy, store)
+    assert pull(copy, store).up_to_date
     blob = os.urandom(BIG)
     write(src, "/more/big", blob)
     write(src, "/more/small", b"small")
-    second = sync.push(src, store, since=first.tip)
-    pulled = sync.pull(copy, store)
-    assert pulled.tip == second.tip == sync.local_tip(copy)
+    second = push(src, store, since=first.tip)
+    pulled = pull(copy, store)
+    assert pulled.tip == second.tip == local_tip(copy)
     assert pulled.start == first.tip
     mirror = Pond.open(copy)
     assert mirror.read_bytes("/more/big") == blob
     assert mirror.read_bytes("/more/small") == b"small"
     assert pond_files(copy) == pond_files(src)
-    assert sync.pull(copy, store).up_to_date
-    assert sync.verify(copy, store).ok
+    assert pull(copy, store).up_to_date
+    assert verify(copy, store).ok
+
+
+def test_pull_reports_progress_against_a_planned_total(tmp_path: Path) -> None:
+    """The progress total is planned before the bytes move (a bar that knows its end:
+    the entries and their files up front, the blobs once the rows naming them are in),
+    and it is what the pull moves: the last call is (total, total)."""
+    src, copy = tmp_path / "src", tmp_path / "copy"
+    make_pond(src, writes=1, big=False)
+    store = Remote(f"file://{tmp_path / 'remote'}", None).store()
+    first = push(src, store)
+    restore(copy, store)
+    for i in range(3):
+        write(src, f"/more/big{i}", os.urandom(BIG))
+    push(src, store, since=first.tip)
+    calls: list[tuple[int, int]] = []
+    report = pull(copy, store, progress=lambda done, total: calls.append((done, total)))
+    assert report.entries > 0 and report.bytes > 3 * BIG
+    done, total = calls[0]
+    assert total > done
+    assert any(t >= 3 * BIG > d for d, t in calls)  # the blobs planned before they moved
+    assert all(d <= t for d, t in calls)
+    assert calls[-1] == (report.bytes, report.bytes)
 
 
 # -- verify ----------------------------------------------------------------------------
@@ -269,13 +336,13 @@ def test_verify_ok_then_behind(tmp_path: Path, remote: Remote) -> None:
     root = tmp_path / "pond"
     make_pond(root)
     store = remote.store()
-    sync.push(root, store)
-    report = sync.verify(root, store)
+    push(root, store)
+    report = verify(root, store)
     assert report.ok and set(statuses(report)) == {"OK"}
     assert "up to date" in report.lines[-1][1]
     write(root, "/x", b"1")
     write(root, "/y", b"2")
-    behind = sync.verify(root, store)
+    behind = verify(root, store)
     assert behind.ok
     assert any("behind by 2 transactions" in m for _, m in behind.lines)
     assert behind.to_json()["ok"] is True
@@ -287,25 +354,25 @@ def test_verify_finds_a_corrupted_and_a_missing_remote_file(
     root = tmp_path / "pond"
     make_pond(root)
     store = remote.store()
-    sync.push(root, store)
+    push(root, store)
     keys = [o.key for o in store.list("")]
     parquet = next(k for k in keys if k.startswith("data/") and k.endswith(".parquet"))
     blob = next(k for k in keys if k.startswith("blobs/"))
     good = store.get(parquet)
     store.put(parquet, good[:-1] + bytes([good[-1] ^ 1]))  # same size, one bit off
-    report = sync.verify(root, store)
+    report = verify(root, store)
     assert not report.ok
     assert f"corrupt on the remote (content hash differs): {parquet}" in mismatches(report)
     store.put(parquet, good)
-    assert sync.verify(root, store).ok
+    assert verify(root, store).ok
     store.delete(blob)
-    report = sync.verify(root, store)
+    report = verify(root, store)
     assert not report.ok and f"missing on the remote: {blob}" in mismatches(report)
     with pytest.raises(RemoteNotFound):
         store.get(blob)
     # a blob that does not hash to its name is corrupt, whatever this pond holds
     store.put(blob, b"not the content")
-    report = sync.verify(root, store)
+    report = verify(root, store)
     assert not report.ok and f"corrupt on the remote (content hash differs): {blob}" in (
         mismatches(report)
     )
@@ -315,9 +382,9 @@ def test_verify_finds_a_missing_log_entry(tmp_path: Path, remote: Remote) -> Non
     root = tmp_path / "pond"
     make_pond(root, writes=3, big=False)
     store = remote.store()
-    sync.push(root, store)
+    push(root, store)
     store.delete(layout.entry_key("data", 2))
-    report = sync.verify(root, store)
+    report = verify(root, store)
     assert not report.ok and "data: remote log entries missing: 2" in mismatches(report)
 
 
@@ -336,14 +403,14 @@ def test_first_push_of_a_pruned_log_starts_from_a_checkpoint(
     local = layout.local_log(data)
     assert local.start > 0 and local.start in local.checkpoints
     store = remote.store()
-    first = sync.push(root, store)
-    assert sync.verify(root, store).ok
-    assert sync.push(root, store).up_to_date
-    assert sync.push(root, store, since=first.tip).up_to_date
+    first = push(root, store)
+    assert verify(root, store).ok
+    assert push(root, store).up_to_date
+    assert push(root, store, since=first.tip).up_to_date
     write(root, "/later", b"later")
-    assert sync.push(root, store, since=first.tip).entries > 0
+    assert push(root, store, since=first.tip).entries > 0
     dst = tmp_path / "restored"
-    sync.restore(dst, store)
+    restore(dst, store)
     assert history(dst) == history(root)
     assert pond_files(dst).keys() >= {
         k for k in pond_files(root) if not k.startswith("data/part_id")
@@ -360,8 +427,8 @@ def test_a_remote_left_behind_a_pruned_log_resumes_from_a_checkpoint(
     root, mirror, fresh = tmp_path / "pond", tmp_path / "mirror", tmp_path / "fresh"
     make_pond(root, writes=2)
     store = remote.store()
-    first = sync.push(root, store)
-    sync.restore(mirror, store)
+    first = push(root, store)
+    restore(mirror, store)
     for i in range(12):
         write(root, f"/later/f{i}", os.urandom(BIG if i == 5 else 100))
     for table in ("data", "control"):
@@ -370,21 +437,21 @@ def test_a_remote_left_behind_a_pruned_log_resumes_from_a_checkpoint(
             path, deltafiles.last_checkpoint_version(path), "pond_txn" if table == "data" else None
         )
     assert layout.local_log(root / "data").start > first.tip.data_version + 1
-    sync.push(root, store, since=first.tip)
-    assert sync.verify(root, store).ok  # a gap below a checkpoint is valid Delta
+    push(root, store, since=first.tip)
+    assert verify(root, store).ok  # a gap below a checkpoint is valid Delta
     # a restore starts from the checkpoint: a contiguous log, the whole history
-    sync.restore(fresh, store)
+    restore(fresh, store)
     assert Pond.open(fresh).fsck().problems == []
     assert history(fresh) == history(root)
     # a mirror left behind pulls across the gap the same way
-    pulled = sync.pull(mirror, store)
-    assert pulled.tip.txn_seq == sync.local_tip(root).txn_seq
+    pulled = pull(mirror, store)
+    assert pulled.tip.txn_seq == local_tip(root).txn_seq
     copy = Pond.open(mirror)
     assert copy.fsck().problems == []
     assert history(mirror) == history(root)
     for i in range(12):
         assert copy.read_bytes(f"/later/f{i}") == Pond.open(root).read_bytes(f"/later/f{i}")
-    assert sync.verify(mirror, store).ok
+    assert verify(mirror, store).ok
 
 
 def test_a_diverged_copy_with_a_pruned_log_cannot_push(
@@ -394,10 +461,10 @@ def test_a_diverged_copy_with_a_pruned_log_cannot_push(
     src, copy = tmp_path / "src", tmp_path / "copy"
     make_pond(src, writes=1, big=False)
     store = remote.store()
-    sync.push(src, store)
-    sync.restore(copy, store)
+    push(src, store)
+    restore(copy, store)
     write(src, "/from-src", b"one")
-    sync.push(src, store)
+    push(src, store)
     for i in range(12):
         write(copy, f"/from-copy/f{i}", b"two")
     data, control = copy / "data", copy / "control"
@@ -407,14 +474,14 @@ def test_a_diverged_copy_with_a_pruned_log_cannot_push(
     control_table = DeltaTable(str(control))
     control_table.create_checkpoint()
     deltafiles.prune_log(control, control_table.version(), None)
-    tip = sync.remote_tip(store)
+    tip = remote_tip(store)
     assert layout.local_log(data).start > tip.data_version
     assert layout.local_log(control).start > tip.control_version
     before = {o.key: o.size for o in store.list("")}
     with pytest.raises(RemoteError, match="diverged"):
-        sync.push(copy, store)
+        push(copy, store)
     assert {o.key: o.size for o in store.list("")} == before
-    assert sync.verify(src, store).ok
+    assert verify(src, store).ok
 
 
 class RecordingStore(FailingStore):
@@ -443,7 +510,7 @@ def test_control_entries_never_overtake_the_data_they_record(
     root = tmp_path / "pond"
     make_pond(root, writes=8, big=False)
     store = RecordingStore(remote.store())
-    sync.push(root, store)
+    push(root, store)
     data_seq = 0
     for key in store.landed:
         if "/_delta_log/" not in key:
@@ -458,7 +525,7 @@ def test_control_entries_never_overtake_the_data_they_record(
             seqs = pq.read_table(root / "control" / rel, columns=["txn_seq"]).column(0)
             recorded = max(x for x in seqs.to_pylist() if x is not None)
             assert recorded <= data_seq, f"control version {version} landed before its data"
-    assert data_seq == sync.local_tip(root).txn_seq
+    assert data_seq == local_tip(root).txn_seq
 
 
 # -- crashes -------------------------------------------------------------------------------
@@ -466,11 +533,11 @@ def test_control_entries_never_overtake_the_data_they_record(
 PUSHER = """
 import json, sys
 from pathlib import Path
-from duckpond.remotes import sync
+from duckpond.remotes.push import push
 from duckpond.storage.objstore import StoreOptions, open_store
 url, options = sys.argv[1], json.loads(sys.argv[2])
 store = open_store(url, StoreOptions(**options) if options else None)
-sync.push(Path(sys.argv[3]), store)
+push(Path(sys.argv[3]), store)
 print("done")
 """
 
@@ -489,7 +556,7 @@ def many_files_pond(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int
             data = os.urandom(BIG if i % 10 == 0 else 200)
             tx.write_bytes(f"/d{i % 3}/f{i}", data, parents=True)
     scratch = root.parent / "scratch"
-    return root, sync.push(root, Remote(f"file://{scratch}", None).store()).files
+    return root, push(root, Remote(f"file://{scratch}", None).store()).files
 
 
 @pytest.mark.parametrize("fraction", [0.2, 0.6])
@@ -515,20 +582,20 @@ def test_push_killed_midway_resumes(
     finally:
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    tip, mine = sync.remote_tip(store), sync.local_tip(root)
+    tip, mine = remote_tip(store), local_tip(root)
     # killed half-way
     assert tip.data_version < mine.data_version or tip.control_version < mine.control_version
     # what is there is a readable prefix: no entry without its files
     if tip.data_version >= 0:
-        assert sync.verify(root, store).ok
+        assert verify(root, store).ok
     # and the remote's control table records no transaction its data table lacks
     if tip.control_version >= 0:
         assert _max_txn_seq(remote.table_uri("control"), remote.storage_options) <= tip.txn_seq
-    report = sync.push(root, store)
-    assert report.tip == sync.local_tip(root)
-    assert sync.verify(root, store).ok
+    report = push(root, store)
+    assert report.tip == local_tip(root)
+    assert verify(root, store).ok
     dst = tmp_path / "restored"
-    sync.restore(dst, store)
+    restore(dst, store)
     assert pond_files(dst) == pond_files(root)
 
 
@@ -557,7 +624,7 @@ def test_deltalake_reads_the_remote_with_the_ponds_row_counts(
 ) -> None:
     root = tmp_path / "pond"
     make_pond(root, writes=5)
-    sync.push(root, remote.store())
+    push(root, remote.store())
     for table in ("data", "control"):
         local = _count(str(root / table))
         assert local > 0
@@ -571,7 +638,7 @@ def test_progress_reports_every_byte_moved(tmp_path: Path, remote: Remote) -> No
     root = tmp_path / "pond"
     make_pond(root)
     calls: list[tuple[int, int]] = []
-    report = sync.push(root, remote.store(), progress=lambda d, t: calls.append((d, t)))
+    report = push(root, remote.store(), progress=lambda d, t: calls.append((d, t)))
     assert calls and all(d <= t for d, t in calls)
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
     assert calls[-1][0] == report.bytes
@@ -583,9 +650,9 @@ def test_pull_from_a_remote_behind_this_pond_moves_nothing(
     root = tmp_path / "pond"
     make_pond(root, big=False)
     store = remote.store()
-    sync.push(root, store)
+    push(root, store)
     write(root, "/newer", b"n")
-    assert sync.pull(root, store).up_to_date  # a backup only behind: nothing to pull
+    assert pull(root, store).up_to_date  # a backup only behind: nothing to pull
     assert Pond.open(root).read_bytes("/newer") == b"n"
 
 
@@ -604,7 +671,8 @@ def test_put_if_absent_is_atomic_and_keys_are_checked(remote: Remote) -> None:
 
 def test_layout_names_match_storage() -> None:
     assert layout.ARCHIVE_DIR == deltafiles.ARCHIVE_DIR
-    code = "import sys, duckpond.remotes.sync; print('deltalake' in sys.modules)"
+    modules = "push, pull, restore, verify"
+    code = f"import sys; from duckpond.remotes import {modules}; print('deltalake' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)
     assert out.stdout.strip() == b"False"  # the remote modules load lazily
 
@@ -632,7 +700,7 @@ def test_a_down_s3_remote_fails_fast_naming_the_url_not_the_secret(tmp_path: Pat
     make_pond(root, writes=1, big=False)
     t0 = time.monotonic()
     with pytest.raises(RemoteError) as info:
-        sync.push(root, store)
+        push(root, store)
     assert time.monotonic() - t0 < 20
     message = str(info.value)
     assert "s3://down-bucket/pond" in message and "\n" not in message

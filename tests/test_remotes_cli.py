@@ -282,6 +282,25 @@ def test_sigkill_during_first_push_then_resume(tmp_path: Path, remote: Remote) -
     assert run_pond("cat", "/many/f9.txt", pond=copy).stdout == b"file 9\n" * 50
 
 
+def test_a_restore_killed_by_sigkill_leaves_a_temp_dir_the_next_restore_removes(
+    tmp_path: Path,
+) -> None:
+    pond = init_pond(tmp_path, files=3)
+    url = f"file://{tmp_path / 'remote'}"
+    run_pond("backup", "add", "b1", url, pond=pond)
+    parent = tmp_path / "restores"
+    argv = [*CLI, "--pond", str(parent / "copy"), "restore", "b1", url]
+    proc = subprocess.run(argv, env=cli_env({"POND_CRASH_AT": "mid_restore"}), capture_output=True)
+    assert proc.returncode == -signal.SIGKILL
+    [left] = [p.name for p in parent.iterdir()]
+    assert left.startswith(".copy.restore-")  # never a half pond
+    # the next restore into that parent (here: another target) removes it
+    done = run_pond("restore", "b1", url, pond=parent / "other")
+    assert sorted(p.name for p in parent.iterdir()) == ["other"]
+    assert f"removed {parent / left}, left by a killed restore" in err(done)
+    assert run_pond("cat", "/many/f0.txt", pond=parent / "other").stdout == b"file 0\n" * 50
+
+
 def test_sigkill_during_push_then_recover(tmp_path: Path) -> None:
     pond = init_pond(tmp_path, files=6)
     url = f"file://{tmp_path / 'remote'}"
@@ -347,6 +366,9 @@ def test_import_is_read_only(tmp_path: Path, remote: Remote) -> None:
         assert err(refused).strip() == (
             "error: /ext/other is a read-only import of remote o: writes under it are refused"
         ), args
+    # a path merely containing the mount's text is no write under it
+    refused = run_pond("copy", f"host://{src}", "/in/ext/other/x.txt", pond=pond, check=1)
+    assert err(refused).strip() == "error: no such directory: /in/ext/other"
     assert last_seq(pond) == before
     [info] = jrun("remote", "list", pond=pond)
     assert info["mode"] == "pull" and info["mount"] == "/ext/other"

@@ -15,8 +15,9 @@ if TYPE_CHECKING:
     from .errors import PondError
     from .pond import Pond
     from .results import EntryInfo
+    from .storage.objstore import StoreOptions
 
-__all__ = ["EntryInfo", "Pond", "PondError", "__version__"]
+__all__ = ["EntryInfo", "Pond", "PondError", "StoreOptions", "__version__"]
 
 
 def __getattr__(name: str) -> object:
@@ -32,4 +33,8 @@ def __getattr__(name: str) -> object:
         from .errors import PondError
 
         return PondError
+    if name == "StoreOptions":
+        from .storage.objstore import StoreOptions
+
+        return StoreOptions
     raise AttributeError(f"module 'duckpond' has no attribute {name!r}")

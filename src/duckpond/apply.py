@@ -133,8 +133,10 @@ def _validate_copy(doc: Doc, bad: Any) -> None:
         raise bad(str(e)) from None
     if url.scheme != "host":
         raise bad(f"spec.source must be a host URL (host:///abs/path), not {source}")
-    if url.fmt == "csv" and url.entry is None:
-        raise bad("say how to store a CSV: host+csv+table:// or host+csv+series://")
+    try:
+        url.check_storable()
+    except PondError as e:
+        raise bad(str(e)) from None
     host = Path(url.path)
     if host.is_dir():
         for f in sorted(p for p in host.rglob("*") if p.is_file()):

@@ -31,11 +31,16 @@ class PondError(Exception):
     longer than MAX_MESSAGE_CHARS is cut, whatever the code that built it forgot to clip."""
 
     exit_code = 1
+    # The pond path a write was refused at, when storage knows it (`path=`): the steward
+    # tells a write refused under a read-only import by it, never by the message's text.
+    path: str | None = None
 
-    def __init__(self, *args: object) -> None:
+    def __init__(self, *args: object, path: str | None = None) -> None:
         if len(args) == 1 and isinstance(args[0], str) and len(args[0]) > MAX_MESSAGE_CHARS:
             args = (clip(args[0], MAX_MESSAGE_CHARS),)
         super().__init__(*args)
+        if path is not None:
+            self.path = path
 
 
 class PondUsageError(PondError):

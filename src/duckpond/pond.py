@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
-import getpass
 import json
 import os
 import socket
@@ -31,20 +30,7 @@ from .errors import (
     QueryError,
 )
 from .query.limits import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
-from .results import (
-    Description,
-    EntryInfo,
-    FieldInfo,
-    IncompleteReport,
-    IncompleteTask,
-    MaintainReport,
-    RebuildReport,
-    RecoverReport,
-    TxnDetail,
-    TxnSummary,
-    VersionInfo,
-)
-from .steward.control import ControlTable
+from .results import Description, EntryInfo, FieldInfo, VersionInfo
 from .storage.blobs import BlobStore
 from .storage.datatable import DataTable
 from .storage.fs import Located, PondFS, StagedTxn
@@ -61,9 +47,19 @@ if TYPE_CHECKING:
     from .query.urls import SourceURL
     from .remotes.config import Attachment
     from .remotes.info import PondStatus, RemoteInfo, Transfer, Verification
+    from .reports import (
+        IncompleteReport,
+        MaintainReport,
+        RebuildReport,
+        RecoverReport,
+        TxnDetail,
+        TxnSummary,
+    )
     from .site import SiteReport
+    from .steward.control import ControlTable
     from .steward.fsck import FsckResult
     from .steward.steward import Steward
+    from .storage.objstore import StoreOptions
     from .txn import WriteTxn
 
 
@@ -96,6 +92,8 @@ class Pond:
         if root.exists() and not root.is_dir():
             raise AlreadyExistsError(f"{root} exists and is not a directory")
         root.mkdir(parents=True, exist_ok=True)
+        import getpass  # ~0.5 ms (termios): only here
+
         identity = {
             "pond_id": nodes.uuid7(),
             "created": _iso(nodes.now_us()),
@@ -104,6 +102,8 @@ class Pond:
         }
         desc = json.dumps({"pond": identity}, sort_keys=True)
         data = DataTable.create(root / "data", desc)
+        from .steward.control import ControlTable
+
         control = ControlTable.create(root / "control", identity)
         (root / "blobs").mkdir(exist_ok=True)
         pond = cls(root, data, control, wait)
@@ -136,6 +136,8 @@ class Pond:
     @property
     def control(self) -> ControlTable:
         if self._control is None and (self.root / "control" / "_delta_log").is_dir():
+            from .steward.control import ControlTable  # imports deltalake: only when used
+
             self._control = ControlTable.open(self.root / "control")
         if self._control is None:
             raise PondError(
@@ -394,12 +396,7 @@ class Pond:
     ) -> pa.Table:
         """Run read-only SQL over a pond file (as `source`/`series`) or a host URL, within
         `timeout` seconds and `memory_limit` bytes (None: unbounded; see query/limits.py)."""
-        from .query import sql
-
-        ctx = sql.make_context(memory_limit)
-        if path is not None:
-            register_source(ctx, path, self, version, time_start, time_end)
-        return sql.run_sql(ctx, query, timeout)
+        return _query(self, path, query, version, time_start, time_end, timeout, memory_limit)
 
     def read(
         self,
@@ -432,6 +429,7 @@ class Pond:
     # -- steward views -----------------------------------------------------------------------
     def control_recent(self, limit: int = 20) -> builtins.list[TxnSummary]:
         """The newest `limit` user write transactions with their tasks, newest last."""
+        from .reports import TxnSummary
         from .steward import summaries
 
         state = self.control.read_all(columns=summaries.RECENT_COLUMNS, ordered=False)
@@ -440,6 +438,7 @@ class Pond:
 
     def control_detail(self, txn_seq: int) -> TxnDetail:
         """Every control row of one transaction and its tasks, in recorded order."""
+        from .reports import TxnDetail, TxnSummary
         from .steward import summaries
 
         d = summaries.detail(self.control.read_all(), txn_seq)
@@ -455,6 +454,7 @@ class Pond:
 
     def control_incomplete(self) -> IncompleteReport:
         """What a crash left unfinished (`pond recover` would finish it)."""
+        from .reports import IncompleteReport
         from .steward import summaries
 
         if summaries.nothing_unfinished(self.control):
@@ -466,6 +466,7 @@ class Pond:
         table twice rather than three or four times: a few columns of every row decide both where
         recent history starts and whether anything may be unfinished; then all columns of
         the recent rows, or of every row when something may be unfinished."""
+        from .reports import IncompleteReport, TxnSummary
         from .steward import summaries
 
         head = self.control.read_all(
@@ -482,6 +483,7 @@ class Pond:
         return [TxnSummary.from_dict(t) for t in txns], incomplete
 
     def _incomplete(self, ctl: pa.Table) -> IncompleteReport:
+        from .reports import IncompleteReport, IncompleteTask, TxnSummary
         from .steward import summaries
 
         report = summaries.incomplete(ctl)
@@ -539,6 +541,7 @@ class Pond:
 
     def recover(self, retry_failed: bool = False) -> RecoverReport:
         """Finish what crashes interrupted (SPEC §6); safe to run at any time."""
+        from .reports import RecoverReport
         from .steward import summaries
         from .steward.recovery import recover
 
@@ -552,6 +555,7 @@ class Pond:
         """Compact, checkpoint and clean (see README "Disk use"); `retention_hours` None
         keeps the pond's retention window (`retention()`); files replaced within the window
         stay for readers still using them."""
+        from .reports import MaintainReport
         from .steward.maintenance import maintain
 
         return MaintainReport.from_dict(maintain(self, retention_hours=retention_hours))
@@ -559,6 +563,7 @@ class Pond:
     def rebuild_control(self, force: bool = False) -> RebuildReport:
         """Rebuild a lost control table from the data table's history (`force`: move an
         existing one aside first)."""
+        from .reports import RebuildReport
         from .steward.rebuild import rebuild_control
 
         report = rebuild_control(self.root, force=force, wait=self.wait)
@@ -598,11 +603,7 @@ class Pond:
         url: str,
         *,
         bidirectional: bool = False,
-        endpoint: str | None = None,
-        region: str | None = None,
-        access_key_id: str | None = None,
-        secret_access_key: str | None = None,
-        allow_http: bool = False,
+        options: StoreOptions | None = None,
         progress: Callable[[int, int], None] | None = None,
         args: builtins.list[str] | None = None,
         vars: dict[str, str] | None = None,
@@ -610,8 +611,8 @@ class Pond:
         """Attach a backup at `url` (`file:///dir`, `s3://bucket/prefix`) as
         /sys/remotes/NAME and push the whole pond; every write then pushes. The remote is
         checked first (down, or holding another pond: an error, nothing written); re-running
-        over its own half-pushed remote resumes. `secret_access_key` is an `${env:NAME}`
-        reference, never a literal."""
+        over its own half-pushed remote resumes. `options`: the S3 connection options
+        (its `secret_access_key` is an `${env:NAME}` reference, never a literal)."""
         from .remotes import ops
 
         return ops.backup_add(
@@ -619,11 +620,7 @@ class Pond:
             name,
             url,
             bidirectional=bidirectional,
-            endpoint=endpoint,
-            region=region,
-            access_key_id=access_key_id,
-            secret_access_key=secret_access_key,
-            allow_http=allow_http,
+            options=options,
             progress=progress,
             args=args,
             vars=vars,
@@ -635,11 +632,7 @@ class Pond:
         url: str,
         path: str,
         *,
-        endpoint: str | None = None,
-        region: str | None = None,
-        access_key_id: str | None = None,
-        secret_access_key: str | None = None,
-        allow_http: bool = False,
+        options: StoreOptions | None = None,
         args: builtins.list[str] | None = None,
         vars: dict[str, str] | None = None,
     ) -> Attachment:
@@ -652,11 +645,7 @@ class Pond:
             name,
             url,
             path,
-            endpoint=endpoint,
-            region=region,
-            access_key_id=access_key_id,
-            secret_access_key=secret_access_key,
-            allow_http=allow_http,
+            options=options,
             args=args,
             vars=vars,
         )
@@ -715,11 +704,7 @@ class Pond:
         name: str,
         url: str,
         *,
-        endpoint: str | None = None,
-        region: str | None = None,
-        access_key_id: str | None = None,
-        secret_access_key: str | None = None,
-        allow_http: bool = False,
+        options: StoreOptions | None = None,
         progress: Callable[[int, int], None] | None = None,
         wait: float = 0.0,
     ) -> tuple[Pond, Transfer]:
@@ -731,11 +716,7 @@ class Pond:
             Path(path),
             name,
             url,
-            endpoint=endpoint,
-            region=region,
-            access_key_id=access_key_id,
-            secret_access_key=secret_access_key,
-            allow_http=allow_http,
+            options=options,
             progress=progress,
         )
         return cls.open(path, wait=wait), transfer
@@ -773,8 +754,7 @@ def _copy_one(
         tx.write_host_file(target, s.path, progress=tick)
         return
     if s.fmt == "csv":
-        if s.entry is None:
-            raise PondUsageError("say how to store a CSV: host+csv+table:// or host+csv+series://")
+        s.check_storable()
         tx.write_csv_file(
             target, s.path, series=series, time_column=time_column, compression=s.compression
         )
@@ -810,12 +790,29 @@ def read_source(
     memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
 ) -> pa.Table:
     """`Pond.read`, also without a pond for host URLs (`pond cat host+csv:///x.csv`)."""
+    t0, t1 = (to_us(time_range[0]), to_us(time_range[1])) if time_range else (None, None)
+    query = sql or "SELECT * FROM source"
+    return _query(pond, url, query, version, t0, t1, timeout, memory_limit)
+
+
+def _query(
+    pond: Pond | None,
+    url: str | None,
+    query: str,
+    version: int | None,
+    time_start: int | None,
+    time_end: int | None,
+    timeout: float | None,
+    memory_limit: int | None,
+) -> pa.Table:
+    """Read-only SQL over `url` registered as `source` (None: over no table), within the
+    limits: what `Pond.sql` and `read_source` share."""
     from .query import sql as sqlmod
 
-    t0, t1 = (to_us(time_range[0]), to_us(time_range[1])) if time_range else (None, None)
     ctx = sqlmod.make_context(memory_limit)
-    register_source(ctx, url, pond, version, t0, t1)
-    return sqlmod.run_sql(ctx, sql or "SELECT * FROM source", timeout)
+    if url is not None:
+        register_source(ctx, url, pond, version, time_start, time_end)
+    return sqlmod.run_sql(ctx, query, timeout)
 
 
 def describe_source(url: str, pond: Pond | None) -> Description:
@@ -990,6 +987,25 @@ def pond_path_from_env(explicit: str | None) -> Path:
     return Path(value)
 
 
+def __getattr__(name: str) -> object:
+    """The control-table reports, importable from here as before (loaded on first use)."""
+    if name in _REPORTS:
+        from . import reports
+
+        return getattr(reports, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+_REPORTS = frozenset(
+    {
+        "IncompleteReport",
+        "MaintainReport",
+        "RebuildReport",
+        "RecoverReport",
+        "TxnDetail",
+        "TxnSummary",
+    }
+)
 __all__ = [
     "Description",
     "EntryInfo",

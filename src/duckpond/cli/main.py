@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import functools
 import gc
 import os
 import sys
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from ..pond import Pond
+    from ..storage.objstore import StoreOptions
 
 # Only click is imported up front: pyarrow, deltalake, DataFusion, numpy and yaml load when
 # a command needs them, so `pond --help` and `pond list` start fast (bench group `startup`).
@@ -55,7 +58,39 @@ def _parse_vars(values: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _BrokenPipe(Exception):
+    """An EPIPE carried past click (which would exit 1 without a word), with whether it
+    was stdout's reader that left (`pond cat ... | head`)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error.strerror or str(error))
+        self.stdout_closed = _stdout_closed()
+
+
+class PondGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OSError as e:
+            if e.errno == errno.EPIPE:
+                raise _BrokenPipe(e) from None
+            raise
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (poll reports POLLERR on it), so an
+    EPIPE elsewhere (a socket, a child's pipe) stays an error."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & select.POLLERR for _fd, ev in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+@click.group(cls=PondGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="pond", message="%(prog)s %(version)s")
 @click.option("--pond", "pond_path", metavar="PATH", help="The pond directory (else $POND).")
 @click.option(
@@ -598,7 +633,24 @@ def retention(st: State, seconds: float | None) -> None:
 
 # -- remotes: backup / remote / push / pull / restore / verify / status (issue 8) ------------
 def s3_options(f: Any) -> Any:
-    """The S3 connection options of `backup add`, `remote add` and `restore`."""
+    """The S3 connection options of `backup add`, `remote add` and `restore`, handed to
+    the command as one `options: StoreOptions`."""
+
+    @functools.wraps(f)
+    def command(
+        *args: Any,
+        endpoint: str | None,
+        region: str | None,
+        access_key_id: str | None,
+        secret_access_key: str | None,
+        allow_http: bool,
+        **kwargs: Any,
+    ) -> Any:
+        from ..storage.objstore import StoreOptions
+
+        options = StoreOptions(endpoint, region, access_key_id, secret_access_key, allow_http)
+        return f(*args, options=options, **kwargs)
+
     for decorator in reversed(
         [
             click.option("--endpoint", help="S3 endpoint URL (MinIO, R2, a local server)."),
@@ -612,8 +664,8 @@ def s3_options(f: Any) -> Any:
             click.option("--allow-http", is_flag=True, help="Allow plain http to the endpoint."),
         ]
     ):
-        f = decorator(f)
-    return f
+        command = decorator(command)
+    return command
 
 
 class _transfer_bar:
@@ -706,11 +758,7 @@ def backup_add(
     name: str,
     url: str,
     bidirectional: bool,
-    endpoint: str | None,
-    region: str | None,
-    access_key_id: str | None,
-    secret_access_key: str | None,
-    allow_http: bool,
+    options: StoreOptions,
 ) -> None:
     """Attach a backup (file:///dir or s3://bucket/prefix) and push the whole pond."""
     pond = st.open()
@@ -719,11 +767,7 @@ def backup_add(
             name,
             url,
             bidirectional=bidirectional,
-            endpoint=endpoint,
-            region=region,
-            access_key_id=access_key_id,
-            secret_access_key=secret_access_key,
-            allow_http=allow_http,
+            options=options,
             progress=progress,
             args=st.argv,
             vars=st.vars,
@@ -759,11 +803,7 @@ def remote_add(
     name: str,
     url: str,
     path: str,
-    endpoint: str | None,
-    region: str | None,
-    access_key_id: str | None,
-    secret_access_key: str | None,
-    allow_http: bool,
+    options: StoreOptions,
 ) -> None:
     """Attach a pull-mode remote: PATH / follows this pond's own backup (read-only
     mirror); any other PATH imports another pond read-only there (after `pond pull`)."""
@@ -771,11 +811,7 @@ def remote_add(
         name,
         url,
         path,
-        endpoint=endpoint,
-        region=region,
-        access_key_id=access_key_id,
-        secret_access_key=secret_access_key,
-        allow_http=allow_http,
+        options=options,
         args=st.argv,
         vars=st.vars,
     )
@@ -833,11 +869,7 @@ def restore(
     st: State,
     name: str,
     url: str,
-    endpoint: str | None,
-    region: str | None,
-    access_key_id: str | None,
-    secret_access_key: str | None,
-    allow_http: bool,
+    options: StoreOptions,
     fmt: str,
 ) -> None:
     """Create the pond at $POND (absent or empty) from a backup; NAME stays attached as
@@ -849,11 +881,7 @@ def restore(
             st.path(),
             name,
             url,
-            endpoint=endpoint,
-            region=region,
-            access_key_id=access_key_id,
-            secret_access_key=secret_access_key,
-            allow_http=allow_http,
+            options=options,
             progress=progress,
             wait=st.wait,
         )
@@ -970,8 +998,12 @@ def _run(argv: list[str] | None) -> None:
     except PondError as e:
         click.echo(f"error: {' '.join(str(e).split())}", err=True)
         sys.exit(e.exit_code)
-    except BrokenPipeError:
-        # A closed pipe (`pond cat ... | head`) is not an error worth a trace.
+    except (_BrokenPipe, BrokenPipeError) as e:
+        if not (e.stdout_closed if isinstance(e, _BrokenPipe) else _stdout_closed()):
+            click.echo(f"error: {e}", err=True)  # another pipe (a child's, a socket)
+            sys.exit(1)
+        # The reader stopped reading (`pond cat ... | head`): it has what it wanted, so
+        # exit 0, quietly (pipefail scripts do not fail on it); the rest is discarded.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)
     except KeyboardInterrupt:

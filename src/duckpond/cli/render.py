@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ..results import (
-        Description,
+    from ..reports import (
         IncompleteReport,
         MaintainReport,
         RecoverReport,
         TxnDetail,
         TxnSummary,
     )
+    from ..results import Description
 
 STATUS_STYLE = {
     "completed": "green",

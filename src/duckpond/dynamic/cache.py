@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,6 +46,8 @@ class DerivedCache:
         return table
 
     def put(self, key: str, table: pa.Table) -> None:
+        import tempfile  # ~2 ms (shutil, random): not for the reads of a `pond` process
+
         import pyarrow as pa
         import pyarrow.parquet as pq
 

@@ -10,7 +10,6 @@ This module knows nothing of storage: the resolver (duckpond.dynamic) implements
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -127,6 +126,8 @@ class DerivedFile(LiveFile):
 
 
 def digest(*parts: Any) -> str:
+    import hashlib  # ~1-2 ms to load: not for plain reads (bench group `startup`)
+
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -33,7 +33,7 @@ class RemoteFactory(Factory):
         from .. import paths
         from ..pond import Pond
         from ..remotes import ops
-        from ..remotes.config import Attachment
+        from ..remotes.config import Attachment, options_of
 
         # `config` is expanded already (the steward resolved ${env:...}): built directly,
         # not re-validated, since a resolved secret is a literal by now.
@@ -43,11 +43,7 @@ class RemoteFactory(Factory):
             url=config["url"],
             mode=config.get("mode", "push"),
             mount=config.get("mount"),
-            endpoint=config.get("endpoint"),
-            region=config.get("region"),
-            access_key_id=config.get("access_key_id"),
-            secret_access_key=config.get("secret_access_key"),
-            allow_http=bool(config.get("allow_http", False)),
+            options=options_of(config),
         )
         if not att.pushes:
             raise FactoryError(f"remote {name} is a pull-mode remote: `pond pull {name}`")

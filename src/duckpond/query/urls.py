@@ -59,6 +59,12 @@ class SourceURL:
     def is_host(self) -> bool:
         return self.scheme == "host"
 
+    def check_storable(self) -> None:
+        """Refuse what `copy` (and `pond apply`) cannot store: a CSV that does not say
+        whether it becomes a table or a series (reading one needs no such word)."""
+        if self.fmt == "csv" and self.entry is None:
+            raise PondUsageError("say how to store a CSV: host+csv+table:// or host+csv+series://")
+
 
 def _usage(msg: str) -> PondUsageError:
     return PondUsageError(f"{msg}; valid forms: {', '.join(VALID_FORMS)}")

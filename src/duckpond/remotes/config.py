@@ -11,29 +11,23 @@ other S3 options may be references too).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import paths
 from ..errors import FactoryError, PondUsageError, clip
+from ..storage.objstore import StoreOptions
 
 if TYPE_CHECKING:
     from ..factories.base import Secrets
-    from ..storage.objstore import ObjectStore, StoreOptions
+    from ..storage.objstore import ObjectStore
 
 REMOTES_DIR = "/sys/remotes"
 FACTORY = "remote"
 MODES = ("push", "pull", "both")
-KEYS = (
-    "url",
-    "mode",
-    "mount",
-    "endpoint",
-    "region",
-    "access_key_id",
-    "secret_access_key",
-    "allow_http",
-)
+# The string options of StoreOptions, in its field order (then `allow_http`, a bool).
+S3_KEYS = ("endpoint", "region", "access_key_id", "secret_access_key")
+KEYS = ("url", "mode", "mount", *S3_KEYS, "allow_http")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ENV_ONLY = re.compile(r"^\$\{env:[A-Za-z_][A-Za-z0-9_]*\}$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -49,11 +43,7 @@ class Attachment:
     url: str
     mode: str = "push"
     mount: str | None = None
-    endpoint: str | None = None
-    region: str | None = None
-    access_key_id: str | None = None
-    secret_access_key: str | None = None
-    allow_http: bool = False
+    options: StoreOptions = field(default_factory=StoreOptions)  # references unexpanded
     mirror: bool = False
 
     @property
@@ -76,11 +66,13 @@ class Attachment:
     def to_config(self) -> dict[str, Any]:
         """The YAML mapping stored (references unexpanded; unset options left out)."""
         out: dict[str, Any] = {"url": self.url, "mode": self.mode}
-        for key in ("mount", "endpoint", "region", "access_key_id", "secret_access_key"):
-            value = getattr(self, key)
+        if self.mount is not None:
+            out["mount"] = self.mount
+        for key in S3_KEYS:
+            value = getattr(self.options, key)
             if value is not None:
                 out[key] = value
-        if self.allow_http:
+        if self.options.allow_http:
             out["allow_http"] = True
         return out
 
@@ -169,12 +161,16 @@ def from_config(name: str, config: dict[str, Any], mirror: bool = False) -> Atta
         url=cfg["url"],
         mode=cfg.get("mode", "push"),
         mount=cfg.get("mount"),
-        endpoint=cfg.get("endpoint"),
-        region=cfg.get("region"),
-        access_key_id=cfg.get("access_key_id"),
-        secret_access_key=cfg.get("secret_access_key"),
-        allow_http=bool(cfg.get("allow_http", False)),
+        options=options_of(cfg),
         mirror=mirror,
+    )
+
+
+def options_of(config: dict[str, Any]) -> StoreOptions:
+    """The S3 options of a config mapping (as they are: references stay references)."""
+    return StoreOptions(
+        **{key: config.get(key) for key in S3_KEYS},
+        allow_http=bool(config.get("allow_http", False)),
     )
 
 
@@ -188,16 +184,12 @@ def store_options(att: Attachment, secrets: Secrets | None = None) -> StoreOptio
     """The S3 options with `${env:...}` expanded now (values collected in `secrets`, so an
     error text can have them put back as references)."""
     from ..factories.base import expand_env
-    from ..storage.objstore import StoreOptions
 
     try:
-        values = {
-            key: expand_env(getattr(att, key), secrets)
-            for key in ("endpoint", "region", "access_key_id", "secret_access_key")
-        }
+        values = {key: expand_env(getattr(att.options, key), secrets) for key in S3_KEYS}
     except FactoryError as e:
         raise FactoryError(f"remote {att.name}: {e}") from None
-    return StoreOptions(allow_http=att.allow_http, **values)
+    return StoreOptions(**values, allow_http=att.options.allow_http)
 
 
 def store_for(att: Attachment, secrets: Secrets | None = None) -> ObjectStore:

@@ -134,6 +134,8 @@ class EntryInfo:
     maintenance: bool  # a pond maintenance commit (compaction): rows copied, no new blobs
     # added files whose statistics show no row large enough to live in a blob
     blob_free: set[str] = field(default_factory=set)
+    # added file -> its size in bytes, as the add action states it (a pull's progress total)
+    sizes: dict[str, int] = field(default_factory=dict)
 
 
 def commit_time_ms(body: bytes) -> int | None:
@@ -152,6 +154,7 @@ def commit_time_ms(body: bytes) -> int | None:
 def parse_entry(body: bytes, where: str, blob_threshold: int | None = None) -> EntryInfo:
     adds: list[str] = []
     blob_free: set[str] = set()
+    sizes: dict[str, int] = {}
     txn_seq: int | None = None
     maintenance = False
     changes_data = False
@@ -164,6 +167,8 @@ def parse_entry(body: bytes, where: str, blob_threshold: int | None = None) -> E
                 add = action["add"]
                 path = unquote(add["path"])
                 adds.append(path)
+                if isinstance(add.get("size"), int):
+                    sizes[path] = add["size"]
                 changes_data = changes_data or add.get("dataChange", True) is not False
                 if blob_threshold is not None and _below(add.get("stats"), blob_threshold):
                     blob_free.add(path)
@@ -177,7 +182,7 @@ def parse_entry(body: bytes, where: str, blob_threshold: int | None = None) -> E
         check_rel(path, where)
     # compaction (dataChange false) rewrites rows already pushed with their blobs
     maintenance = maintenance or (bool(adds) and not changes_data)
-    return EntryInfo(adds, txn_seq, maintenance, blob_free)
+    return EntryInfo(adds, txn_seq, maintenance, blob_free, sizes)
 
 
 def _below(stats: object, threshold: int) -> bool:

@@ -1,6 +1,6 @@
 """What the `Pond` remote methods do, one attachment at a time.
 
-The transfers themselves are `remotes.sync` (push, pull, restore, verify); this module finds
+The transfers themselves are `remotes.push`, `.pull`, `.restore` and `.verify`; this module finds
 the attachments, opens their stores, keeps the local watermarks and says what moved. The
 caller holds the pond's write lock around push and pull.
 """
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import nodes, paths
 from ..errors import NotFoundError, PondError
+from ..storage.objstore import StoreOptions
 from . import config, state
 from .info import PondStatus, RemoteInfo, Transfer, Verification
 
@@ -84,9 +85,9 @@ def select(
 
 def remote_pond_id(store: ObjectStore) -> str | None:
     """The pond id a remote holds, None when it holds no pond yet."""
-    from . import sync
+    from .logs import remote_identity
 
-    ident: Any = sync.remote_identity(store)
+    ident: Any = remote_identity(store)
     if ident is None or isinstance(ident, str):
         return ident
     if isinstance(ident, dict):
@@ -115,7 +116,7 @@ def push(
 ) -> SyncReport:
     """Push everything the remote lacks, starting from the local watermark; the caller
     holds the write lock."""
-    from . import sync
+    from .push import push as push_to
     from .reports import RemoteTip
 
     mark = state.read_watermark(pond.root, att.name)
@@ -126,7 +127,7 @@ def push(
         )
     try:
         store = config.store_for(att, secrets)
-        report = sync.push(pond.root, store, progress=_crash_hook(progress), since=since)
+        report = push_to(pond.root, store, progress=_crash_hook(progress), since=since)
     except Exception as e:
         state.update_watermark(pond.root, att.name, last_error=_error_text(e, secrets))
         raise
@@ -134,10 +135,11 @@ def push(
     return report
 
 
-def _crash_hook(progress: Progress | None) -> Progress | None:
-    """Test hook: `POND_CRASH_AT=mid_push` SIGKILLs the process once a push has moved
-    some bytes (a real crash half-way through a push, like steward.crash_point)."""
-    if os.environ.get("POND_CRASH_AT") != "mid_push":
+def _crash_hook(progress: Progress | None, point: str = "mid_push") -> Progress | None:
+    """Test hook: `POND_CRASH_AT=mid_push` (or `mid_restore`) SIGKILLs the process once a
+    push (a restore) has moved some bytes (a real crash half-way, like
+    steward.crash_point)."""
+    if os.environ.get("POND_CRASH_AT") != point:
         return progress
 
     def tick(done: int, total: int) -> None:
@@ -165,7 +167,8 @@ def import_root(root: Path, name: str) -> Path:
 def pull(pond: Pond, att: config.Attachment, progress: Progress | None = None) -> SyncReport:
     """Fast-forward from the remote: into this pond (a mirror, a bidirectional backup) or
     into the imported pond's copy; the caller holds the write lock."""
-    from . import sync
+    from .pull import pull as pull_from
+    from .restore import restore as restore_into
 
     secrets = _secrets()
     try:
@@ -173,14 +176,14 @@ def pull(pond: Pond, att: config.Attachment, progress: Progress | None = None) -
         if att.is_import:
             target = import_root(pond.root, att.name)
             if (target / "data" / "_delta_log").is_dir():
-                report = sync.pull(target, store, progress=progress)
+                report = pull_from(target, store, progress=progress)
             else:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                report = sync.restore(target, store, progress=progress)
+                report = restore_into(target, store, progress=progress)
             txn_seq = _txn_seq_of(target)
         else:
             check_remote_holds(store, att.url, pond.identity().get("pond_id"))
-            report = sync.pull(pond.root, store, progress=progress)
+            report = pull_from(pond.root, store, progress=progress)
             pond.refresh()
             txn_seq = pond.data.last_txn_seq()
     except Exception as e:
@@ -197,12 +200,12 @@ def _txn_seq_of(root: Path) -> int:
 
 
 def verify(pond: Pond, att: config.Attachment) -> VerifyReport:
-    from . import sync
+    from .verify import verify as verify_against
 
     secrets = _secrets()
     store = config.store_for(att, secrets)
     target = import_root(pond.root, att.name) if att.is_import else pond.root
-    return sync.verify(target, store)
+    return verify_against(target, store)
 
 
 def _secrets() -> Secrets:
@@ -217,32 +220,18 @@ def _attachment(
     url: str,
     mode: str,
     mount: str | None,
-    endpoint: str | None,
-    region: str | None,
-    access_key_id: str | None,
-    secret_access_key: str | None,
-    allow_http: bool,
+    options: StoreOptions | None,
 ) -> config.Attachment:
     """A new attachment from command-line values, checked (nothing written yet)."""
     from ..errors import PondUsageError
 
+    options = options or StoreOptions()
     config.check_name(name)
     config.check_url(url)
-    config.check_secret(secret_access_key)
-    s3_options = (endpoint, region, access_key_id, secret_access_key)
-    if not url.startswith("s3://") and (any(v is not None for v in s3_options) or allow_http):
+    config.check_secret(options.secret_access_key)
+    if not url.startswith("s3://") and options.is_set():
         raise PondUsageError("--endpoint, --region, the keys and --allow-http are for s3:// URLs")
-    att = config.Attachment(
-        name=name,
-        url=url,
-        mode=mode,
-        mount=mount,
-        endpoint=endpoint,
-        region=region,
-        access_key_id=access_key_id,
-        secret_access_key=secret_access_key,
-        allow_http=allow_http,
-    )
+    att = config.Attachment(name=name, url=url, mode=mode, mount=mount, options=options)
     config.validate(att.to_config(), f"remote {name}")
     return att
 
@@ -264,11 +253,7 @@ def backup_add(
     url: str,
     *,
     bidirectional: bool = False,
-    endpoint: str | None = None,
-    region: str | None = None,
-    access_key_id: str | None = None,
-    secret_access_key: str | None = None,
-    allow_http: bool = False,
+    options: StoreOptions | None = None,
     progress: Progress | None = None,
     args: list[str] | None = None,
     vars: dict[str, str] | None = None,
@@ -281,9 +266,7 @@ def backup_add(
     from ..factories.registry import get
 
     mode, mount = ("both", "/") if bidirectional else ("push", None)
-    att = _attachment(
-        name, url, mode, mount, endpoint, region, access_key_id, secret_access_key, allow_http
-    )
+    att = _attachment(name, url, mode, mount, options)
     state.check_writable(pond.root)
     existing = {a.name: a for a in attachments(pond)}
     resume = False
@@ -322,11 +305,7 @@ def remote_add(
     url: str,
     path: str,
     *,
-    endpoint: str | None = None,
-    region: str | None = None,
-    access_key_id: str | None = None,
-    secret_access_key: str | None = None,
-    allow_http: bool = False,
+    options: StoreOptions | None = None,
     args: list[str] | None = None,
     vars: dict[str, str] | None = None,
 ) -> config.Attachment:
@@ -337,9 +316,7 @@ def remote_add(
     from . import mount as import_mount
 
     mount = paths.normalize(path)
-    att = _attachment(
-        name, url, "pull", mount, endpoint, region, access_key_id, secret_access_key, allow_http
-    )
+    att = _attachment(name, url, "pull", mount, options)
     if any(a.name == name for a in attachments(pond)):
         raise AlreadyExistsError(f"a remote named {name} exists; `pond remote remove {name}` first")
     pond_id = pond.identity().get("pond_id")
@@ -461,28 +438,22 @@ def restore(
     name: str,
     url: str,
     *,
-    endpoint: str | None = None,
-    region: str | None = None,
-    access_key_id: str | None = None,
-    secret_access_key: str | None = None,
-    allow_http: bool = False,
+    options: StoreOptions | None = None,
     progress: Progress | None = None,
 ) -> Transfer:
     """Create the pond at `root` from a backup; NAME stays attached as its mirror."""
     from ..errors import AlreadyExistsError
-    from . import sync
+    from .restore import restore as restore_into
 
     root = Path(root).absolute()
-    att = _attachment(
-        name, url, "pull", "/", endpoint, region, access_key_id, secret_access_key, allow_http
-    )
+    att = _attachment(name, url, "pull", "/", options)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise AlreadyExistsError(f"{root} exists and is not empty: restore makes a new pond")
     store, secrets = _open_checked(att, None)
     if remote_pond_id(store) is None:
         raise PondError(f"remote {url} holds no pond to restore")
     try:
-        report = sync.restore(root, store, progress=progress)
+        report = restore_into(root, store, progress=_crash_hook(progress, "mid_restore"))
     except PondError as e:
         raise type(e)(_error_text(e, secrets)) from None
     state.write_mirror(root, name, att.to_yaml())

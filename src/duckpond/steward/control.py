@@ -8,15 +8,18 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-from deltalake import DeltaTable, Field
-from deltalake.schema import PrimitiveType
 
 from ..nodes import now_us
-from ..storage import deltafiles, logcheck
+from ..storage import deltafiles, deltalog
 from ..storage.durability import fsync_dir, sync_commit
+
+if TYPE_CHECKING:
+    # Imported where used: reading the table (`pond log`, `pond status`) goes through the
+    # pond's own log reader (storage/deltalog.py) and never loads deltalake (~25 ms).
+    from deltalake import DeltaTable
 
 CONTROL_SCHEMA = pa.schema(
     [
@@ -121,10 +124,23 @@ def conform(table: pa.Table, schema: pa.Schema = CONTROL_SCHEMA) -> pa.Table:
     return table.select(schema.names).cast(schema)
 
 
+def _open_table(path: Path) -> DeltaTable:
+    from ..storage import logcheck
+
+    return logcheck.open_table(path)
+
+
 class ControlTable:
-    def __init__(self, path: Path, dt: DeltaTable) -> None:
+    """Opened for reading, it holds the pond's own snapshot of the log; the delta-rs
+    handle `dt` is opened on first use (appends, SQL, upkeep) and from then on is the
+    handle's view of the log (as DataTable does)."""
+
+    def __init__(
+        self, path: Path, dt: DeltaTable | None, snapshot: deltalog.Snapshot | None = None
+    ) -> None:
         self.path = path
-        self.dt = dt
+        self._dt = dt
+        self._snap = snapshot if dt is None else None
         self._written: dict[str, pa.Table] = {}  # files this process appended: no re-read
         self._files: dict[str, int] | None = None
         self._files_version = -1
@@ -137,8 +153,22 @@ class ControlTable:
             return table
         return deltafiles.read_parquet(self.path / rel)
 
+    @property
+    def dt(self) -> DeltaTable:
+        """The delta-rs handle, opened (at the latest version) on first use."""
+        if self._dt is None:
+            self._dt = _open_table(self.path)
+            self._snap = None
+        return self._dt
+
+    @dt.setter
+    def dt(self, value: DeltaTable) -> None:
+        self._dt, self._snap = value, None
+
     @classmethod
     def create(cls, path: Path, identity: dict[str, Any]) -> ControlTable:
+        from deltalake import DeltaTable
+
         dt = DeltaTable.create(
             str(path),
             CONTROL_SCHEMA,
@@ -152,10 +182,17 @@ class ControlTable:
 
     @classmethod
     def open(cls, path: Path) -> ControlTable:
-        return cls(path, logcheck.open_table(path))
+        """A handle for reading: the pond's own log reader when it can read this log,
+        else (a feature it does not handle, damage for deltalake to name) delta-rs."""
+        snap = deltalog.open_snapshot(path)
+        if snap is None:
+            return cls(path, _open_table(path))
+        return cls(path, None, snap)
 
     @staticmethod
     def exists(path: Path) -> bool:
+        from deltalake import DeltaTable
+
         return DeltaTable.is_deltatable(str(path))
 
     def refresh(self) -> DeltaTable:
@@ -165,11 +202,16 @@ class ControlTable:
             try:
                 self.dt.update_incremental()
             except Exception:  # noqa: BLE001 - left behind entries that were pruned meanwhile
+                from deltalake import DeltaTable
+
                 self.dt = DeltaTable(str(self.path))
         return self.dt
 
     def identity(self) -> dict[str, Any]:
-        desc = self.dt.metadata().description
+        if self._snap is not None:
+            desc = self._snap.description
+        else:
+            desc = self.dt.metadata().description
         try:
             return json.loads(desc or "{}").get("pond", {})
         except ValueError:
@@ -191,6 +233,9 @@ class ControlTable:
         """Add the columns a table created by an older pond lacks (a metaData commit)."""
         if self._schema_checked:
             return
+        from deltalake import Field
+        from deltalake.schema import PrimitiveType
+
         have = {f.name for f in self.dt.schema().fields}
         if not all(c in have for c in ADDED_COLUMNS):
             self.dt.update_incremental()
@@ -209,6 +254,8 @@ class ControlTable:
         """path -> num_records of the live files, kept in-process; the log is re-read only
         when another process has committed since (a stat of the next entry tells)."""
         if self._files is None or deltafiles.has_commits_after(self.path, self._files_version):
+            if self._snap is not None and self._read_snapshot():
+                return self._files if self._files is not None else {}
             self.dt.update_incremental()
             actions = deltafiles.add_actions(self.dt)
             self._files = dict(
@@ -222,6 +269,22 @@ class ControlTable:
             # Tables kept for compaction whose files are gone (compacted elsewhere) are dropped.
             self._written = {p: t for p, t in self._written.items() if p in self._files}
         return self._files
+
+    def _read_snapshot(self) -> bool:
+        """The live files from the pond's own snapshot, brought up to date; False when it
+        cannot read the log (then `dt` takes over)."""
+        snap = self._snap
+        assert snap is not None
+        try:
+            if not snap.update():  # left behind entries pruned meanwhile
+                snap = self._snap = deltalog.Snapshot.load(self.path)
+        except Exception:  # noqa: BLE001 - anything it cannot read: delta-rs reads it
+            self._snap = None
+            return False
+        self._files = {a.path: a.num_records or 0 for a in snap.add_files()}
+        self._files_version = snap.version
+        self._written = {p: t for p, t in self._written.items() if p in self._files}
+        return True
 
     def _note_commit(self, version: int, added: list[tuple[str, int]], removed: list[str]) -> None:
         if self._files is not None and self._files_version == version - 1:

@@ -7,15 +7,26 @@ fsynced before the data commit that references it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .durability import fsync_dir, unlink_if_older
 
+if TYPE_CHECKING:
+    import hashlib
+
 CHUNK = 1 << 20
+
+
+def _sha256(data: bytes = b"") -> hashlib._Hash:
+    """hashlib's sha256, imported on first use: loading OpenSSL's bindings is ~1-2 ms of
+    every `pond` process, and reads never hash."""
+    import hashlib
+
+    return hashlib.sha256(data)
 
 
 class BlobStore:
@@ -29,7 +40,7 @@ class BlobStore:
         return self.path_for(digest).exists()
 
     def put_bytes(self, data: bytes) -> str:
-        digest = hashlib.sha256(data).hexdigest()
+        digest = _sha256(data).hexdigest()
         if self.exists(digest):
             _touch(self.path_for(digest))
         else:
@@ -40,7 +51,7 @@ class BlobStore:
         """Stream chunks into the store; returns (sha256, size)."""
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.root / f".tmp-{os.getpid()}-{os.urandom(6).hex()}"
-        h = hashlib.sha256()
+        h = _sha256()
         size = 0
         try:
             with open(tmp, "wb") as f:
@@ -58,7 +69,7 @@ class BlobStore:
 
     def adopt_file(self, tmp: Path) -> tuple[str, int]:
         """Hash a finished temp file written inside the store and move it into place."""
-        h = hashlib.sha256()
+        h = _sha256()
         size = 0
         with open(tmp, "rb") as f:
             while chunk := f.read(CHUNK):

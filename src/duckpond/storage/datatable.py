@@ -21,16 +21,20 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
-from deltalake import DeltaTable
 
 from ..errors import PondError
 from ..nodes import NodeRow
-from . import deltafiles, logcheck
+from . import deltafiles, deltalog
 from .durability import fsync_dir, sync_commit
+from .pqread import ParquetFile
+
+if TYPE_CHECKING:
+    # deltalake is imported when a handle first needs it (a write, history, upkeep): plain
+    # reads go through `deltalog`, so `pond list` and `pond cat` never load it (~25 ms).
+    from deltalake import DeltaTable
 
 APP_ID = "pond"
 PARTITION = "part_id"
@@ -60,8 +64,14 @@ INDEX_COLUMNS = [f.name for f in FILE_SCHEMA if f.name != "content"]
 INDEX_SCHEMA = pa.schema(
     [pa.field(f.name, pa.int64()) if f.name == "timestamp" else f for f in FILE_SCHEMA]
 ).remove(FILE_SCHEMA.get_field_index("content"))
-# Row groups of contents kept in memory (least recently used dropped first).
-CONTENT_CACHE_BYTES = 16 * 1024 * 1024
+# Row groups of contents kept in memory (least recently used dropped first): 8 MiB holds a
+# long-lived writer's recent files and the groups it read lately (16 MiB was a quarter of a
+# long-lived pond's memory growth over 10,000 steps, bench 12). A group above
+# CONTENT_GROUP_MAX_BYTES is read, not kept; one below is kept even when it fills half the
+# cache (a big directory's snapshot shares its row group with the files a fresh process
+# then reads).
+CONTENT_CACHE_BYTES = 8 * 1024 * 1024
+CONTENT_GROUP_MAX_BYTES = 4 * 1024 * 1024
 
 # Automatic upkeep: cheap enough to run inside a write, keeps opening and reading fast.
 COMPACT_PARTITION_FILES = 8
@@ -468,13 +478,9 @@ def _trim_tail(found: NodeVersions, incomplete: Collection[str | None]) -> NodeV
     return found
 
 
-def _read_columns(pf: pq.ParquetFile, columns: list[str]) -> pa.Table:
-    """`columns` of a data file; a column a future version may add is null in old files.
-
-    One thread: the pond's files are small, and handing a few ms of decoding to Arrow's
-    pool costs more than it saves (on a busy machine, tens of ms of waiting per read)."""
-    names = pf.schema_arrow.names
-    table = pf.read(columns=[c for c in columns if c in names], use_threads=False)
+def _read_columns(pf: ParquetFile, columns: list[str]) -> pa.Table:
+    """`columns` of a data file; a column a future version may add is null in old files."""
+    table = pf.read(columns=[c for c in columns if c in pf.schema_arrow.names])
     for f in FILE_SCHEMA:
         if f.name in columns and f.name not in table.column_names:
             table = table.append_column(f, pa.nulls(table.num_rows, f.type))
@@ -516,7 +522,14 @@ def _action_span(action: deltafiles.FileAction) -> tuple[int, int | None, int | 
     return (action.num_records, lo, hi)
 
 
-def _group_starts(pf: pq.ParquetFile) -> list[int]:
+def _open_table(path: Path) -> DeltaTable:
+    """deltalake's handle on the table (logcheck names a damaged log), imported on use."""
+    from . import logcheck
+
+    return logcheck.open_table(path)
+
+
+def _group_starts(pf: ParquetFile) -> list[int]:
     starts, at = [], 0
     for i in range(pf.metadata.num_row_groups):
         starts.append(at)
@@ -525,11 +538,18 @@ def _group_starts(pf: pq.ParquetFile) -> list[int]:
 
 
 class DataTable:
-    """The `$POND/data` Delta table."""
+    """The `$POND/data` Delta table.
 
-    def __init__(self, path: Path, dt: DeltaTable) -> None:
+    Opened for reading, it holds the pond's own snapshot of the log (`deltalog`); the
+    delta-rs handle `dt` is opened on first use (writes, history, upkeep) and from then on
+    is the handle's view of the log."""
+
+    def __init__(
+        self, path: Path, dt: DeltaTable | None, snapshot: deltalog.Snapshot | None = None
+    ) -> None:
         self.path = path
-        self.dt = dt
+        self._dt = dt
+        self._snap = snapshot if dt is None else None
         self._files_version = -1
         self._files_by_part: dict[str, list[str]] = {}
         self._pending_refresh = False
@@ -538,6 +558,7 @@ class DataTable:
         self._file_sizes: dict[str, int] = {}
         # (rows, min txn_seq, max txn_seq) of live files, from the log's statistics
         self._spans: dict[str, tuple[int, int | None, int | None]] = {}
+        self._raw_stats: dict[str, str] = {}  # a log snapshot's unparsed statistics
         # Caches, all keyed by live files: entries for files compacted away are dropped.
         self._metas: dict[str, _FileMeta] = {}
         self._contents: OrderedDict[tuple[str, int], pa.Array] = OrderedDict()
@@ -548,8 +569,28 @@ class DataTable:
         self.derived: OrderedDict[str, Any] = OrderedDict()
 
     # -- lifecycle -------------------------------------------------------------------------
+    @property
+    def dt(self) -> DeltaTable:
+        """The delta-rs handle, opened (at the latest version) on first use."""
+        if self._dt is None:
+            self._dt = _open_table(self.path)
+            self._snap = None
+        return self._dt
+
+    @dt.setter
+    def dt(self, value: DeltaTable) -> None:
+        self._dt, self._snap = value, None
+
+    def _log_version(self) -> int:
+        """The version of the log this handle has read (either reader)."""
+        if self._snap is not None:
+            return self._snap.version
+        return self.dt.version()
+
     @classmethod
     def create(cls, path: Path, description: str) -> DataTable:
+        from deltalake import DeltaTable
+
         dt = DeltaTable.create(
             str(path),
             DATA_SCHEMA,
@@ -564,21 +605,36 @@ class DataTable:
 
     @staticmethod
     def is_table(path: Path) -> bool:
+        from deltalake import DeltaTable
+
         return DeltaTable.is_deltatable(str(path))
 
     @classmethod
     def open(cls, path: Path) -> DataTable:
-        return cls(path, logcheck.open_table(path))
+        """A handle for reading: the pond's own log reader when it can read this log,
+        else (a feature it does not handle, damage for deltalake to name) delta-rs."""
+        snap = deltalog.open_snapshot(path, stats=False)  # only paths, sizes, partitions
+        if snap is None:
+            return cls(path, _open_table(path))
+        return cls(path, None, snap)
 
     def refresh(self) -> None:
         """See commits made since this handle was opened (ours or another process's)."""
-        known = max(self.dt.version(), self._own[0])
+        known = max(self._log_version(), self._own[0])
         if not self._pending_refresh and not deltafiles.has_commits_after(self.path, known):
             return  # nothing new: a stat instead of a log listing
+        if self._snap is not None:
+            try:
+                if not self._snap.update():  # left behind entries pruned meanwhile
+                    self._snap = deltalog.Snapshot.load(self.path, stats=False)
+            except Exception:  # noqa: BLE001 - anything it cannot read: delta-rs reads it
+                self.dt = _open_table(self.path)
+            self._pending_refresh = False
+            return
         try:
             self.dt.update_incremental()
         except Exception:  # noqa: BLE001 - a handle left behind entries another process pruned
-            self.dt = logcheck.open_table(self.path)
+            self.dt = _open_table(self.path)
         self._pending_refresh = False
 
     def _sync(self) -> None:
@@ -587,16 +643,21 @@ class DataTable:
 
     def version(self) -> int:
         self._sync()
-        return max(self.dt.version(), self._own[0])
+        return max(self._log_version(), self._own[0])
 
     def last_txn_seq(self) -> int:
         self._sync()
-        if self._own[0] > self.dt.version():
+        if self._own[0] > self._log_version():
             return self._own[1]
-        v = self.dt.transaction_version(APP_ID)
+        if self._snap is not None:
+            v = self._snap.transaction_version(APP_ID)
+        else:
+            v = self.dt.transaction_version(APP_ID)
         return int(v) if v is not None else 0
 
     def description(self) -> str | None:
+        if self._snap is not None:
+            return self._snap.description
         return self.dt.metadata().description
 
     # -- writing ---------------------------------------------------------------------------
@@ -640,7 +701,7 @@ class DataTable:
             starts = list(range(0, max(table.num_rows, 1), deltafiles.ROW_GROUP_ROWS))
             self._metas[action.path] = _FileMeta.of(_index_table(table), starts)
             content = table.column("content")
-            if len(starts) == 1 and content.nbytes <= CONTENT_CACHE_BYTES // 4:
+            if len(starts) == 1 and content.nbytes <= CONTENT_GROUP_MAX_BYTES:
                 self._cache_content((action.path, 0), content.combine_chunks())
         if before != version - 1:
             self._pending_refresh = True
@@ -666,16 +727,25 @@ class DataTable:
         v = self.version()
         if v == self._files_version:
             return
-        actions = deltafiles.add_actions(self.dt)
-        parts = actions.column(f"partition.{PARTITION}").to_pylist()
-        paths = actions.column("path").to_pylist()
-        sizes = actions.column("size_bytes").to_pylist()
+        parts: list[Any]
+        if self._snap is not None:
+            adds = self._snap.add_files()
+            parts = [a.partition_values.get(PARTITION) for a in adds]
+            paths = [a.path for a in adds]
+            sizes = [a.size for a in adds]
+            self._spans = {}
+            self._raw_stats = {a.path: a.stats for a in adds if a.stats}  # parsed on use
+        else:
+            actions = deltafiles.add_actions(self.dt)
+            parts = actions.column(f"partition.{PARTITION}").to_pylist()
+            paths = actions.column("path").to_pylist()
+            sizes = actions.column("size_bytes").to_pylist()
+            self._spans = _spans(actions, paths)
         by_part: dict[str, list[str]] = defaultdict(list)
         for p, f in zip(parts, paths, strict=True):
             by_part[p].append(f)
         self._files_by_part = dict(by_part)
         self._file_sizes = dict(zip(paths, sizes, strict=True))
-        self._spans = _spans(actions, paths)
         self._files_version = v
         self._forget({f for f in self._metas if f not in self._file_sizes})
         for part in [p for p in self._index_cache if p not in self._files_by_part]:
@@ -723,6 +793,13 @@ class DataTable:
         """(rows, min txn_seq, max txn_seq) of a live file: from the log's statistics, or
         its footer when the log has none (None bounds: unknown)."""
         span = self._spans.get(rel)
+        if span is None and rel in self._raw_stats:
+            stats = json.loads(self._raw_stats[rel])
+            n = stats.get("numRecords")
+            lo = stats.get("minValues", {}).get("txn_seq")
+            hi = stats.get("maxValues", {}).get("txn_seq")
+            if n is not None and lo is not None and hi is not None:
+                span = self._spans[rel] = (n, lo, hi)
         if span is None:
             md = deltafiles.open_parquet(self.path / rel).metadata
             span = (md.num_rows, None, None)
@@ -751,15 +828,14 @@ class DataTable:
         """The `content` of one row of one file, reading (and caching) its row group."""
         meta = self._meta(rel)
         if meta.group_starts is None:
-            meta.group_starts = _group_starts(pq.ParquetFile(self.path / rel))
+            meta.group_starts = _group_starts(ParquetFile(self.path / rel))
         group = max(i for i, start in enumerate(meta.group_starts) if start <= row)
         key = (rel, group)
         column = self._contents.get(key)
         if column is None:
-            pf = pq.ParquetFile(self.path / rel)
-            group_table = pf.read_row_group(group, columns=["content"], use_threads=False)
-            column = group_table.column(0).combine_chunks()
-            if column.nbytes <= CONTENT_CACHE_BYTES // 4:  # a huge group is read, not kept
+            pf = ParquetFile(self.path / rel)
+            column = pf.read_row_group(group, columns=["content"]).column(0).combine_chunks()
+            if column.nbytes <= CONTENT_GROUP_MAX_BYTES:  # a huge group is read, not kept
                 self._cache_content(key, column)
         else:
             self._contents.move_to_end(key)

@@ -9,15 +9,18 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 import pyarrow as pa
-import pyarrow.parquet as pq
-from deltalake import DeltaTable
 
 from ..errors import PondError
 from .durability import fsync_dir, fsync_file, sync_commit, unlink_if_older
+from .pqread import ParquetFile, pq  # pq: pyarrow.parquet, imported on first use
+
+if TYPE_CHECKING:
+    # Handles come from the callers: plain reads never import deltalake (storage/deltalog).
+    from deltalake import DeltaTable
 
 # Opening a table replays the log entries since its last checkpoint.
 CHECKPOINT_EVERY = 100
@@ -47,6 +50,14 @@ SMALL_ROWS = 64
 ROW_GROUP_ROWS = 16_384
 SMALL_BYTES = 16 * 1024
 NO_STATS_COLUMNS = ("content",)
+# Free text and hashes: null counts only, no min/max (neither in the Parquet footer nor in
+# the add action). Their bounds prune nothing a reader asks for (a hash's 32-character
+# prefix, a JSON or argument text) and cost bytes in every footer, log entry and
+# checkpoint. Columns readers filter on (txn_seq, timestamps, versions, node and txn ids,
+# types and states) keep their bounds.
+NULLS_ONLY_COLUMNS = frozenset(
+    {"content_hash", "extended_attributes", "cli_args", "vars", "error_message"}
+)
 
 
 @dataclass
@@ -108,13 +119,17 @@ _KINDS = {
 
 
 def file_stats(
-    md: pq.FileMetaData, schema: pa.Schema, skip: tuple[str, ...] = ()
+    md: pq.FileMetaData,
+    schema: pa.Schema,
+    skip: tuple[str, ...] = (),
+    nulls_only: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Delta statistics of a Parquet file from its footer (no data read): per column with
     statistics in every row group, its min, max (ints, strings, dates, timestamps) and
     null count. Columns in `skip` (partition columns: their value is in the path) and
     columns whose statistics Delta readers cannot use (binary, floats whose NaN Parquet
-    leaves out, booleans) get none."""
+    leaves out, booleans) get no bounds. `nulls_only`: null counts of columns written
+    without Parquet statistics (NULLS_ONLY_COLUMNS), counted by the caller."""
     out: dict[str, Any] = {"numRecords": md.num_rows}
     if md.num_columns != len(schema):
         return out  # nested columns: Parquet's leaves are not the schema's fields
@@ -124,6 +139,9 @@ def file_stats(
     groups = [md.row_group(i) for i in range(md.num_row_groups)]
     for idx, (name, typ) in enumerate(zip(schema.names, schema.types, strict=True)):
         if name in skip:
+            continue
+        if nulls_only is not None and name in nulls_only:
+            nulls[name] = nulls_only[name]
             continue
         lo = hi = None
         count = 0
@@ -197,10 +215,13 @@ def write_file(
         full.parent.mkdir(parents=True, exist_ok=True)
         fsync_dir(full.parent.parent)
     # Statistics for every column but raw contents (min/max of 1 KiB values would double a
-    # small file and help no reader); no `ARROW:schema` footer entry (a base64 copy of the
-    # schema, ~40 % of a one-row file): readers take the schema from the Delta log, and
-    # Parquet's own logical types carry everything the pond's schemas need.
-    stats = [n for n in table.column_names if n not in NO_STATS_COLUMNS]
+    # small file and help no reader) and free text and hashes (null counts only, counted
+    # here); no `ARROW:schema` footer entry (a base64 copy of the schema, ~40 % of a
+    # one-row file): readers take the schema from the Delta log, and Parquet's own
+    # logical types carry everything the pond's schemas need.
+    names = table.column_names
+    stats = [n for n in names if n not in NO_STATS_COLUMNS and n not in NULLS_ONLY_COLUMNS]
+    nulls = {n: table.column(n).null_count for n in names if n in NULLS_ONLY_COLUMNS}
     collected: list[pq.FileMetaData] = []
     if small:
         # Per-commit appends are tiny and soon compacted: plain encoding is 3x cheaper,
@@ -235,7 +256,7 @@ def write_file(
         pv,
         table.num_rows,
         int(st.st_mtime * 1000),
-        stats=file_stats(collected[0], table.schema, tuple(pv)) if collected else None,
+        stats=file_stats(collected[0], table.schema, tuple(pv), nulls) if collected else None,
     )
 
 
@@ -247,13 +268,16 @@ def action_for_file(
     pf = open_parquet(full)
     st = full.stat()
     pv = dict(partition_values or {})
+    # The footer has no statistics for these: their null counts are read from the data.
+    text = [n for n in pf.schema_arrow.names if n in NULLS_ONLY_COLUMNS]
+    nulls = {n: c.null_count for n, c in zip(text, pf.read(columns=text).columns, strict=True)}
     return FileAction(
         rel,
         st.st_size,
         pv,
         pf.metadata.num_rows,
         int(st.st_mtime * 1000),
-        stats=file_stats(pf.metadata, pf.schema_arrow, tuple(pv)),
+        stats=file_stats(pf.metadata, pf.schema_arrow, tuple(pv), nulls),
     )
 
 
@@ -804,10 +828,10 @@ def read_parquet(
     return table if columns is None or name in columns else table.drop_columns([name])
 
 
-def open_parquet(path: Path) -> pq.ParquetFile:
+def open_parquet(path: Path) -> ParquetFile:
     """Open a table's Parquet file; a missing or unreadable one is one line naming it."""
     try:
-        return pq.ParquetFile(path)
+        return ParquetFile(path)
     except FileNotFoundError:
         raise PondError(f"{_rel(path)} is missing; run `pond fsck`") from None
     except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError

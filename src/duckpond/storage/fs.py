@@ -15,7 +15,6 @@ directory (at least 64), which bounds both the fold and the snapshot bytes per w
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -34,8 +33,12 @@ MAX_SYMLINK_DEPTH = 32
 # A snapshot once the deltas since the last one reach max(MIN, entries // RATIO).
 SNAPSHOT_MIN_DELTAS = 64
 SNAPSHOT_RATIO = 64
-# Directory entry sets kept per DataTable (least recently used dropped first).
+# Directory entry sets kept per DataTable (least recently used dropped first), and the
+# entries they hold in all: a long-lived process that visits many big directories keeps the
+# most recent one whatever its size, not all of them (a 100,000-entry set with its name
+# dict is ~15 MB).
 DIR_CACHE_MAX = 64
+DIR_CACHE_ENTRIES = 250_000
 # Up to this many entries a directory's entry set is merged in Python, not with
 # pyarrow.compute (whose import costs ~50 ms of a `pond` process's start-up).
 SMALL_DIR_ENTRIES = 2048
@@ -332,6 +335,11 @@ class DirState:
     index: object = None  # the partition index it was read from (same index: still valid)
 
 
+def _entry_count(state: DirState) -> int:
+    """Entries a cached directory state holds (snapshot rows plus changes on top)."""
+    return state.entries.base.num_rows + state.entries.changed_count
+
+
 class _Tree(Protocol):
     """What the path walk needs: the committed pond (PondFS) or a transaction's view."""
 
@@ -410,6 +418,7 @@ class PondFS:
         cache = self.table.derived
         cached = cache.get(dir_id)
         if isinstance(cached, DirState) and cached.index is index:
+            cache.move_to_end(dir_id)  # in use: the size bound drops others first
             return cached  # the partition has not changed since
         # its rows from the latest snapshot on (a fresh process reads no older files)
         found = index.node_tail(dir_id, _DELTA_PARTIAL)
@@ -440,8 +449,10 @@ class PondFS:
         state.index = index
         cache[dir_id] = state
         cache.move_to_end(dir_id)
-        while len(cache) > DIR_CACHE_MAX:
-            cache.popitem(last=False)
+        held = sum(_entry_count(s) for s in cache.values() if isinstance(s, DirState))
+        while len(cache) > DIR_CACHE_MAX or (len(cache) > 1 and held > DIR_CACHE_ENTRIES):
+            _, old = cache.popitem(last=False)
+            held -= _entry_count(old) if isinstance(old, DirState) else 0
         return state
 
     def dir_entries(self, dir_id: str) -> DirEntries:
@@ -637,6 +648,8 @@ class StagedTxn:
             prev = self.fs.latest(part_id, node_id)
             version = prev.version + 1 if prev else 1
         if content is not None:
+            import hashlib  # ~1-2 ms to load: not for reads
+
             content_hash = hashlib.sha256(content).hexdigest()
             size = len(content)
             if size >= nodes.LARGE_CONTENT_THRESHOLD:
@@ -667,14 +680,16 @@ class StagedTxn:
         found = self.lookup(parent, follow=True)
         if found is None:
             if not create:
-                raise NotFoundError(f"no such directory: {parent}")
+                raise NotFoundError(f"no such directory: {parent}", path=parent)
             self.mkdir(parent, parents=True)
             found = self.lookup(parent, follow=True)
             assert found is not None
         if not nodes.is_dir(found.file_type):
-            raise InvalidPathError(f"not a directory: {parent}")
+            raise InvalidPathError(f"not a directory: {parent}", path=parent)
         if found.file_type == nodes.DIR_DYNAMIC:
-            raise InvalidPathError(f"cannot write inside a dynamic directory: {parent}")
+            raise InvalidPathError(
+                f"cannot write inside a dynamic directory: {parent}", path=parent
+            )
         return found.node_id, paths.basename(path)
 
     def _link(self, dir_id: str, entry: Entry) -> None:

@@ -13,13 +13,15 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow.parquet as pq
-from deltalake import DeltaTable
 
 from ..errors import PondError
 from .durability import fsync_dir, fsync_file
+
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
 
 ACTIONS = {"commitInfo", "txn", "add", "remove", "metaData", "protocol", "cdc", "domainMetadata"}
 CLIENT = "duckpond"
@@ -166,6 +168,8 @@ def check_tip(table_dir: Path, version: int) -> None:
 
 def open_table(table_dir: Path) -> DeltaTable:
     """Open a Delta table; a damaged log gives one line naming the damage, not delta-rs's."""
+    from deltalake import DeltaTable
+
     try:
         return DeltaTable(str(table_dir))
     except Exception as e:  # noqa: BLE001 - translated when the log explains it

@@ -36,13 +36,21 @@ TMP_PREFIX = ".tmp-"
 
 @dataclass(frozen=True)
 class StoreOptions:
-    """Connection options of an S3-compatible store, as plain (already expanded) values."""
+    """Connection options of an S3-compatible store (unused for file:// URLs).
+
+    As given to `Pond.backup_add`, `Pond.remote_add` and `Pond.restore` (and stored in an
+    attachment's config), the values may be `${env:NAME}` references; `secret_access_key`
+    must be one. `open_store` takes them expanded."""
 
     endpoint: str | None = None
     region: str | None = None
     access_key_id: str | None = None
     secret_access_key: str | None = field(default=None, repr=False)
     allow_http: bool = False
+
+    def is_set(self) -> bool:
+        """Whether any option differs from its default."""
+        return self != StoreOptions()
 
     def delta_storage_options(self) -> dict[str, str]:
         """The same options as `deltalake` (delta-rs) storage options, for other readers."""

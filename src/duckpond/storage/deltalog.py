@@ -1,0 +1,282 @@
+"""A read-only Delta snapshot from `_delta_log`, without deltalake.
+
+Importing deltalake costs ~25 ms of every `pond` process (numpy parts, the Rust module)
+and opening a table through it ~7 ms more; `pond list` and `pond cat` need only the live
+files, the protocol, the metadata and the application transaction versions. This reads
+them as the Delta protocol defines them: the newest classic checkpoint (one Parquet file,
+read with pyarrow.parquet), then every JSON commit after it, in order.
+
+Anything this reader does not handle raises `Unsupported`, and the caller opens the table
+with deltalake instead: reader features beyond `timestampNtz`, column mapping, deletion
+vectors, multi-part and v2 checkpoints, unknown actions, transaction expiry, and a log it
+cannot make sense of (a gap, an unparsable entry: deltalake's error then names it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+
+class Unsupported(Exception):
+    """The log needs what this reader does not do: open the table with deltalake."""
+
+
+# Reader features that change nothing about which files are live or how they are read.
+READER_FEATURES_OK = frozenset({"timestampNtz", "vacuumProtocolCheck"})
+# Actions that do not change the snapshot this reader keeps.
+IGNORED_ACTIONS = frozenset({"commitInfo", "cdc", "domainMetadata", "checkpointMetadata"})
+# What is read of a checkpoint's `add` column (not the statistics parsed into columns).
+ADD_FIELDS = ("path", "partitionValues", "size", "modificationTime", "stats", "deletionVector")
+# Expired `txn` actions are dropped by readers that honour this property: not done here.
+TXN_RETENTION_KEY = "delta.setTransactionRetentionDuration"
+
+
+class AddFile:
+    """A live data file: its `add` action as the log has it (`path` URI-encoded). A plain
+    class: a dataclass costs ~0.3 ms of start-up to create."""
+
+    __slots__ = ("path", "size", "partition_values", "modification_time", "stats")
+
+    def __init__(
+        self,
+        path: str,
+        size: int,
+        partition_values: dict[str, str | None],
+        modification_time: int,
+        stats: str | None,  # Delta's JSON statistics, unparsed
+    ) -> None:
+        self.path = path
+        self.size = size
+        self.partition_values = partition_values
+        self.modification_time = modification_time
+        self.stats = stats
+
+    @property
+    def num_records(self) -> int | None:
+        if not self.stats:
+            return None
+        n = json.loads(self.stats).get("numRecords")
+        return int(n) if n is not None else None
+
+
+class Snapshot:
+    """The latest version of one Delta table, as far as readers of its files need it."""
+
+    def __init__(self, table_dir: Path, stats: bool = True) -> None:
+        self.table_dir = table_dir
+        self.stats = stats  # False: a checkpoint's statistics are not read (None)
+        self.version = -1
+        self.protocol: dict[str, Any] = {}
+        self.metadata: dict[str, Any] = {}
+        self.txns: dict[str, int] = {}
+        # live files by decoded path (a remove may spell it differently), oldest first
+        self.files: dict[str, AddFile] = {}
+
+    @classmethod
+    def load(cls, table_dir: Path, stats: bool = True) -> Snapshot:
+        """The table's latest snapshot; raises Unsupported (or OSError/ValueError on a
+        log it cannot read) when deltalake must open it instead. `stats` False skips the
+        checkpoint's statistics (~1 KB per file), which only row counts need."""
+        snap = cls(table_dir, stats)
+        log = table_dir / "_delta_log"
+        commits, checkpoints, odd = _list_log(log)
+        start = max(checkpoints, default=-1)
+        if odd and max(odd) >= start:
+            raise Unsupported("multi-part or v2 checkpoint")
+        _check_last_checkpoint(log)
+        if start >= 0:
+            snap._read_checkpoint(log / f"{start:020d}.checkpoint.parquet")
+            snap.version = start
+        newer = sorted(v for v in commits if v > start)
+        if not newer and start < 0:
+            raise Unsupported("no log entries")
+        if newer and newer != list(range(start + 1, start + 1 + len(newer))):
+            raise Unsupported("a gap in the log")
+        for v in newer:
+            snap._apply_commit(log / f"{v:020d}.json", v)
+        snap._check()
+        return snap
+
+    def update(self) -> bool:
+        """Apply the commits made since; False if the log no longer holds the next one
+        (pruned behind a newer checkpoint): then load() anew."""
+        log = self.table_dir / "_delta_log"
+        v = self.version + 1
+        applied = False
+        while True:
+            path = log / f"{v:020d}.json"
+            try:
+                self._apply_commit(path, v)
+            except FileNotFoundError:
+                break
+            applied = True
+            v += 1
+        if not applied and _last_checkpoint_version(log) > self.version:
+            return False
+        self._check()
+        return True
+
+    # -- what readers ask ------------------------------------------------------------------
+    def transaction_version(self, app_id: str) -> int | None:
+        return self.txns.get(app_id)
+
+    @property
+    def description(self) -> str | None:
+        return self.metadata.get("description")
+
+    @property
+    def configuration(self) -> dict[str, str]:
+        return dict(self.metadata.get("configuration") or {})
+
+    def add_files(self) -> list[AddFile]:
+        return list(self.files.values())
+
+    # -- replay ----------------------------------------------------------------------------
+    def _read_checkpoint(self, path: Path) -> None:
+        from .pqread import ParquetFile
+
+        pf = ParquetFile(path)
+        names = set(pf.schema_arrow.names)
+        have = {f.name for f in pf.schema_arrow.field("add").type} if "add" in names else set()
+        want = [f"add.{n}" for n in ADD_FIELDS if n in have and (self.stats or n != "stats")]
+        want += [n for n in ("metaData", "protocol", "txn") if n in names]
+        table = pf.read(columns=want)
+        for name in ("metaData", "protocol"):
+            if name in names:
+                for row in table.column(name).to_pylist():
+                    if row is not None:
+                        if name == "metaData":
+                            row["configuration"] = dict(row.get("configuration") or [])
+                            self.metadata = row
+                        else:
+                            self.protocol = row
+        if "txn" in names:
+            for row in table.column("txn").to_pylist():
+                if row is not None:
+                    self.txns[row["appId"]] = int(row["version"])
+        if not want or not want[0].startswith("add."):
+            return
+        # Columns of the add struct with its nulls applied (rows of other actions).
+        add = table.column("add").combine_chunks()
+        cols = dict(zip([f.name for f in add.type], add.flatten(), strict=True))
+        if "deletionVector" in cols and cols["deletionVector"].null_count != len(add):
+            raise Unsupported("deletion vectors")
+        paths = cols["path"].to_pylist()
+        sizes = cols["size"].to_pylist()
+        parts = cols["partitionValues"].to_pylist()
+        mtimes = cols["modificationTime"].to_pylist() if "modificationTime" in cols else None
+        stats = cols["stats"].to_pylist() if "stats" in cols else None
+        for i, p in enumerate(paths):
+            if p is None:
+                continue
+            self.files[unquote(p)] = AddFile(
+                p,
+                int(sizes[i]),
+                dict(parts[i] or []),
+                int(mtimes[i]) if mtimes is not None and mtimes[i] is not None else 0,
+                stats[i] if stats is not None else None,
+            )
+
+    def _apply_commit(self, path: Path, version: int) -> None:
+        with open(path, "rb") as f:
+            raw = f.read()
+        for line in raw.splitlines():
+            if not line.strip():
+                continue
+            action = json.loads(line)
+            if not isinstance(action, dict) or len(action) != 1:
+                raise Unsupported(f"version {version}: not one action per line")
+            kind, body = next(iter(action.items()))
+            if kind == "add":
+                if body.get("deletionVector"):
+                    raise Unsupported("deletion vectors")
+                p = body["path"]
+                self.files.pop(unquote(p), None)  # re-added: it moves to the end
+                self.files[unquote(p)] = AddFile(
+                    p,
+                    int(body["size"]),
+                    dict(body.get("partitionValues") or {}),
+                    int(body.get("modificationTime") or 0),
+                    body.get("stats"),
+                )
+            elif kind == "remove":
+                self.files.pop(unquote(body["path"]), None)
+            elif kind == "txn":
+                self.txns[body["appId"]] = int(body["version"])
+            elif kind == "metaData":
+                self.metadata = dict(body)
+                self.metadata["configuration"] = dict(body.get("configuration") or {})
+            elif kind == "protocol":
+                self.protocol = dict(body)
+            elif kind not in IGNORED_ACTIONS:
+                raise Unsupported(f"action {kind}")
+        self.version = version
+
+    def _check(self) -> None:
+        """Refuse what would make this snapshot differ from deltalake's."""
+        if not self.protocol or not self.metadata:
+            raise Unsupported("no protocol or metadata")
+        reader = int(self.protocol.get("minReaderVersion", 0))
+        config = self.metadata.get("configuration") or {}
+        mapping = str(config.get("delta.columnMapping.mode", "none")).lower()
+        if mapping != "none":
+            raise Unsupported("column mapping")
+        if reader == 3:
+            features = set(self.protocol.get("readerFeatures") or ())
+            if features - READER_FEATURES_OK - {"columnMapping", "deletionVectors"}:
+                raise Unsupported(f"reader features {sorted(features)}")
+        elif reader not in (1, 2):
+            raise Unsupported(f"reader version {reader}")
+        if TXN_RETENTION_KEY in config:
+            raise Unsupported("transaction retention")
+
+
+def _list_log(log: Path) -> tuple[list[int], list[int], list[int]]:
+    """Versions of the JSON commits, of the classic (one-file) checkpoints and of any
+    other checkpoint (multi-part, v2)."""
+    commits: list[int] = []
+    checkpoints: list[int] = []
+    odd: list[int] = []
+    with os.scandir(log) as it:
+        for entry in it:
+            stem, _, rest = entry.name.partition(".")
+            if len(stem) != 20 or not stem.isdigit():
+                continue
+            if rest == "json":
+                commits.append(int(stem))
+            elif rest == "checkpoint.parquet":
+                checkpoints.append(int(stem))
+            elif rest.startswith("checkpoint."):
+                odd.append(int(stem))
+    return commits, checkpoints, odd
+
+
+def _check_last_checkpoint(log: Path) -> None:
+    """`_last_checkpoint` naming a multi-part or v2 checkpoint: not read here."""
+    try:
+        hint = json.loads((log / "_last_checkpoint").read_bytes())
+    except FileNotFoundError:
+        return
+    if not isinstance(hint, dict):
+        raise Unsupported("unreadable _last_checkpoint")
+    if hint.get("parts") or hint.get("v2Checkpoint") or hint.get("checkpointMetadata"):
+        raise Unsupported("multi-part or v2 checkpoint")
+
+
+def _last_checkpoint_version(log: Path) -> int:
+    try:
+        return int(json.loads((log / "_last_checkpoint").read_bytes())["version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return -1
+
+
+def open_snapshot(table_dir: Path, stats: bool = True) -> Snapshot | None:
+    """The table's snapshot, or None when deltalake must open it (see the module's doc)."""
+    try:
+        return Snapshot.load(table_dir, stats)
+    except (Unsupported, OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
