@@ -336,8 +336,9 @@ class DirState:
 
 
 def _entry_count(state: DirState) -> int:
-    """Entries a cached directory state holds (snapshot rows plus changes on top)."""
-    return state.entries.base.num_rows + state.entries.changed_count
+    """Entries a cached directory state holds (snapshot rows plus changes on top; stored
+    deltas counted by their bound, which decodes nothing)."""
+    return state.entries.base.num_rows + state.entries.changed_bound
 
 
 class _Tree(Protocol):
