@@ -130,7 +130,7 @@ def _open_table(path: Path) -> DeltaTable:
     return logcheck.open_table(path)
 
 
-class ControlTable:
+class ControlTable(deltalog.SnapshotThenDelta):
     """Opened for reading, it holds the pond's own snapshot of the log; the delta-rs
     handle `dt` is opened on first use (appends, SQL, upkeep) and from then on is the
     handle's view of the log (as DataTable does)."""
@@ -138,9 +138,7 @@ class ControlTable:
     def __init__(
         self, path: Path, dt: DeltaTable | None, snapshot: deltalog.Snapshot | None = None
     ) -> None:
-        self.path = path
-        self._dt = dt
-        self._snap = snapshot if dt is None else None
+        super().__init__(path, dt, snapshot)
         self._written: dict[str, pa.Table] = {}  # files this process appended: no re-read
         self._files: dict[str, int] | None = None
         self._files_version = -1
@@ -152,18 +150,6 @@ class ControlTable:
         if table is not None:
             return table
         return deltafiles.read_parquet(self.path / rel)
-
-    @property
-    def dt(self) -> DeltaTable:
-        """The delta-rs handle, opened (at the latest version) on first use."""
-        if self._dt is None:
-            self._dt = _open_table(self.path)
-            self._snap = None
-        return self._dt
-
-    @dt.setter
-    def dt(self, value: DeltaTable) -> None:
-        self._dt, self._snap = value, None
 
     @classmethod
     def create(cls, path: Path, identity: dict[str, Any]) -> ControlTable:

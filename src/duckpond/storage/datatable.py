@@ -537,7 +537,7 @@ def _group_starts(pf: ParquetFile) -> list[int]:
     return starts or [0]
 
 
-class DataTable:
+class DataTable(deltalog.SnapshotThenDelta):
     """The `$POND/data` Delta table.
 
     Opened for reading, it holds the pond's own snapshot of the log (`deltalog`); the
@@ -547,9 +547,7 @@ class DataTable:
     def __init__(
         self, path: Path, dt: DeltaTable | None, snapshot: deltalog.Snapshot | None = None
     ) -> None:
-        self.path = path
-        self._dt = dt
-        self._snap = snapshot if dt is None else None
+        super().__init__(path, dt, snapshot)
         self._files_version = -1
         self._files_by_part: dict[str, list[str]] = {}
         self._pending_refresh = False
@@ -569,18 +567,6 @@ class DataTable:
         self.derived: OrderedDict[str, Any] = OrderedDict()
 
     # -- lifecycle -------------------------------------------------------------------------
-    @property
-    def dt(self) -> DeltaTable:
-        """The delta-rs handle, opened (at the latest version) on first use."""
-        if self._dt is None:
-            self._dt = _open_table(self.path)
-            self._snap = None
-        return self._dt
-
-    @dt.setter
-    def dt(self, value: DeltaTable) -> None:
-        self._dt, self._snap = value, None
-
     def _log_version(self) -> int:
         """The version of the log this handle has read (either reader)."""
         if self._snap is not None:

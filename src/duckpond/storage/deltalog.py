@@ -17,8 +17,11 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
+
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
 
 
 class Unsupported(Exception):
@@ -280,3 +283,27 @@ def open_snapshot(table_dir: Path, stats: bool = True) -> Snapshot | None:
         return Snapshot.load(table_dir, stats)
     except (Unsupported, OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+class SnapshotThenDelta:
+    """A table handle that reads through its own `Snapshot` until something needs delta-rs
+    (writes, SQL, history, upkeep): `dt` opens deltalake's handle, at the latest version,
+    on first use, and from then on it is the handle's view of the log."""
+
+    def __init__(self, path: Path, dt: DeltaTable | None, snapshot: Snapshot | None) -> None:
+        self.path = path
+        self._dt = dt
+        self._snap = snapshot if dt is None else None
+
+    @property
+    def dt(self) -> DeltaTable:
+        if self._dt is None:
+            from .logcheck import open_table  # names a damaged log; imports deltalake
+
+            self._dt = open_table(self.path)
+            self._snap = None
+        return self._dt
+
+    @dt.setter
+    def dt(self, value: DeltaTable) -> None:
+        self._dt, self._snap = value, None
