@@ -194,12 +194,8 @@ class ControlTable(deltalog.SnapshotThenDelta):
         return self.dt
 
     def identity(self) -> dict[str, Any]:
-        if self._snap is not None:
-            desc = self._snap.description
-        else:
-            desc = self.dt.metadata().description
         try:
-            return json.loads(desc or "{}").get("pond", {})
+            return json.loads(self.description() or "{}").get("pond", {})
         except ValueError:
             return {}
 

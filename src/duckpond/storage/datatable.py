@@ -515,11 +515,15 @@ def _spans(actions: pa.Table, paths: list[str]) -> dict[str, tuple[int, int | No
     }
 
 
-def _action_span(action: deltafiles.FileAction) -> tuple[int, int | None, int | None]:
-    stats = action.stats or {}
+def _stats_span(rows: int, stats: dict[str, Any]) -> tuple[int, int | None, int | None]:
+    """(rows, min txn_seq, max txn_seq) from Delta statistics (None bounds: not there)."""
     lo = stats.get("minValues", {}).get("txn_seq")
     hi = stats.get("maxValues", {}).get("txn_seq")
-    return (action.num_records, lo, hi)
+    return (rows, lo, hi)
+
+
+def _action_span(action: deltafiles.FileAction) -> tuple[int, int | None, int | None]:
+    return _stats_span(action.num_records, action.stats or {})
 
 
 def _open_table(path: Path) -> DeltaTable:
@@ -640,11 +644,6 @@ class DataTable(deltalog.SnapshotThenDelta):
         else:
             v = self.dt.transaction_version(APP_ID)
         return int(v) if v is not None else 0
-
-    def description(self) -> str | None:
-        if self._snap is not None:
-            return self._snap.description
-        return self.dt.metadata().description
 
     # -- writing ---------------------------------------------------------------------------
     def commit(self, rows: list[NodeRow], pond_txn: dict[str, Any]) -> int:
@@ -782,10 +781,9 @@ class DataTable(deltalog.SnapshotThenDelta):
         if span is None and rel in self._raw_stats:
             stats = json.loads(self._raw_stats[rel])
             n = stats.get("numRecords")
-            lo = stats.get("minValues", {}).get("txn_seq")
-            hi = stats.get("maxValues", {}).get("txn_seq")
-            if n is not None and lo is not None and hi is not None:
-                span = self._spans[rel] = (n, lo, hi)
+            parsed = _stats_span(n, stats) if n is not None else None
+            if parsed is not None and parsed[1] is not None and parsed[2] is not None:
+                span = self._spans[rel] = parsed
         if span is None:
             md = deltafiles.open_parquet(self.path / rel).metadata
             span = (md.num_rows, None, None)

@@ -784,7 +784,7 @@ def last_checkpoint_version(table_dir: Path) -> int:
         return int(
             json.loads((table_dir / "_delta_log" / "_last_checkpoint").read_text())["version"]
         )
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError):
         return 0
 
 

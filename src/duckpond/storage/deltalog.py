@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from .deltafiles import last_checkpoint_version
+
 if TYPE_CHECKING:
     from deltalake import DeltaTable
 
@@ -118,7 +120,7 @@ class Snapshot:
                 break
             applied = True
             v += 1
-        if not applied and _last_checkpoint_version(log) > self.version:
+        if not applied and last_checkpoint_version(self.table_dir) > self.version:
             return False
         self._check()
         return True
@@ -270,13 +272,6 @@ def _check_last_checkpoint(log: Path) -> None:
         raise Unsupported("multi-part or v2 checkpoint")
 
 
-def _last_checkpoint_version(log: Path) -> int:
-    try:
-        return int(json.loads((log / "_last_checkpoint").read_bytes())["version"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return -1
-
-
 def open_snapshot(table_dir: Path, stats: bool = True) -> Snapshot | None:
     """The table's snapshot, or None when deltalake must open it (see the module's doc)."""
     try:
@@ -307,3 +302,9 @@ class SnapshotThenDelta:
     @dt.setter
     def dt(self, value: DeltaTable) -> None:
         self._dt, self._snap = value, None
+
+    def description(self) -> str | None:
+        """The table's metadata description (the pond keeps its identity there)."""
+        if self._snap is not None:
+            return self._snap.description
+        return self.dt.metadata().description
