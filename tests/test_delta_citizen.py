@@ -22,7 +22,7 @@ from deltalake import DeltaTable, QueryBuilder
 
 from duckpond import Pond
 from duckpond.errors import PondError
-from duckpond.storage import deltafiles
+from duckpond.storage import deltafiles, deltalog
 
 
 def log_actions(table: Path, kind: str) -> list[tuple[int, dict[str, Any], dict[str, Any]]]:
@@ -235,6 +235,14 @@ def test_protocol_problems_are_named(tmp_path: Path) -> None:
     )
     problem = deltafiles.protocol_problem(DeltaTable(str(cdf)))
     assert problem is not None and "writer" in problem or "change data feed" in str(problem)
+    constrained = tmp_path / "constrained"
+    DeltaTable.create(str(constrained), pa.schema([("x", pa.int64())]))
+    DeltaTable(str(constrained)).alter.add_constraint({"pos": "x > 0"})
+    # The pond's own log reader, which its tables commit through, finds the same problems.
+    for path in (table, cdf, constrained):
+        own = _view(path, "snapshot").write_problem()
+        assert own == deltafiles.protocol_problem(DeltaTable(str(path)))
+    assert _view(constrained, "snapshot").write_problem() == "has CHECK constraint pos (x > 0)"
 
 
 # -- losing the put-if-absent race -------------------------------------------------------------
@@ -244,9 +252,20 @@ def _table(tmp_path: Path) -> Path:
     return path
 
 
-def _append(dt: DeltaTable, path: Path, xs: list[int], **kw: Any) -> int:
+def _append(view: deltafiles.LogView, path: Path, xs: list[int], **kw: Any) -> int:
     action = deltafiles.write_file(path, pa.table({"x": pa.array(xs, pa.int64())}))
-    return deltafiles.commit(dt, path, [action], log=deltafiles.TableLog(path), **kw)
+    return deltafiles.commit(view, path, [action], log=deltafiles.TableLog(path), **kw)
+
+
+# A commit checks against either reader's view of the log: a bare delta-rs handle, or the
+# pond's own snapshot reader, which the pond's tables write through.
+VIEWS = ["delta-rs", "snapshot"]
+
+
+def _view(path: Path, kind: str) -> deltafiles.LogView:
+    if kind == "delta-rs":
+        return deltafiles.DeltaView(DeltaTable(str(path)))
+    return deltalog.SnapshotThenDelta(path, None, deltalog.Snapshot.load(path))
 
 
 def _count(path: Path) -> int:
@@ -254,41 +273,44 @@ def _count(path: Path) -> int:
     return q.execute("select count(*) as n from t").read_all().column("n")[0].as_py()
 
 
-def test_an_append_that_loses_the_race_lands_after_the_winner(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", VIEWS)
+def test_an_append_that_loses_the_race_lands_after_the_winner(tmp_path: Path, kind: str) -> None:
     path = _table(tmp_path)
-    stale = DeltaTable(str(path))
-    assert _append(DeltaTable(str(path)), path, [1]) == 1
+    stale = _view(path, kind)
+    assert _append(_view(path, kind), path, [1]) == 1
     assert _append(stale, path, [2, 3]) == 2  # version 1 taken: the winner only added
     assert _count(path) == 3
 
 
-def test_a_compaction_never_re_adds_files_another_writer_removed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", VIEWS)
+def test_a_compaction_never_re_adds_files_another_writer_removed(tmp_path: Path, kind: str) -> None:
     path = _table(tmp_path)
-    dt = DeltaTable(str(path))
-    _append(dt, path, [1])
-    _append(dt, path, [2])
-    stale = DeltaTable(str(path))
-    files = deltafiles.add_actions(stale).column("path").to_pylist()
+    _append(_view(path, kind), path, [1])
+    _append(_view(path, kind), path, [2])
+    stale = _view(path, kind)
+    files = deltafiles.add_actions(DeltaTable(str(path))).column("path").to_pylist()
     merged = pa.table({"x": pa.array([1, 2], pa.int64())})
-    v, _ = deltafiles.compact(DeltaTable(str(path)), path, files, merged)
+    v, _ = deltafiles.compact(_view(path, kind), path, files, merged)
     with pytest.raises(deltafiles.CommitConflict, match="another writer removed"):
         deltafiles.compact(stale, path, files, merged, log=deltafiles.TableLog(path))
     assert DeltaTable(str(path)).version() == v
     assert _count(path) == 2  # no row twice
 
 
-def test_a_transaction_number_taken_by_the_winner_is_a_conflict(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", VIEWS)
+def test_a_transaction_number_taken_by_the_winner_is_a_conflict(tmp_path: Path, kind: str) -> None:
     path = _table(tmp_path)
-    stale = DeltaTable(str(path))
-    _append(DeltaTable(str(path)), path, [1], app_txn=("pond", 7))
+    stale = _view(path, kind)
+    _append(_view(path, kind), path, [1], app_txn=("pond", 7))
     with pytest.raises(deltafiles.CommitConflict, match="transaction 7"):
         _append(stale, path, [2], app_txn=("pond", 7))
     assert _count(path) == 1
 
 
-def test_a_winner_that_adds_a_constraint_makes_the_commit_refuse(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", VIEWS)
+def test_a_winner_that_adds_a_constraint_makes_the_commit_refuse(tmp_path: Path, kind: str) -> None:
     path = _table(tmp_path)
-    stale = DeltaTable(str(path))
+    stale = _view(path, kind)
     log = deltafiles.TableLog(path)
     log.check_writable(stale)  # checked before the other writer moved
     DeltaTable(str(path)).alter.add_constraint({"pos": "x > 0"})

@@ -173,9 +173,7 @@ def test_what_it_does_not_handle_is_left_to_deltalake(pond_dir: Path, change: st
     assert table._dt is not None and table._snap is None
 
 
-def test_a_reading_handle_follows_commits_and_switches_to_deltalake_to_write(
-    pond_dir: Path,
-) -> None:
+def test_a_handle_follows_commits_and_writes_without_deltalake(pond_dir: Path) -> None:
     reader = Pond.open(pond_dir)
     assert reader.list() == []
     assert reader.data._snap is not None
@@ -184,9 +182,9 @@ def test_a_reading_handle_follows_commits_and_switches_to_deltalake_to_write(
         tx.write_bytes("/a", b"1")
     reader.refresh()
     assert reader.read_bytes("/a") == b"1" and reader.data._snap is not None
-    with reader.transaction() as tx:  # a write opens deltalake's handle
+    with reader.transaction() as tx:  # commits check against the pond's own snapshot
         tx.write_bytes("/b", b"2")
-    assert reader.data._dt is not None and reader.data._snap is None
+    assert reader.data._dt is None and reader.data._snap is not None
     writer.refresh()
     assert sorted(e.path for e in writer.list()) == ["/a", "/b"]
     assert writer.data.last_txn_seq() == reader.data.last_txn_seq() == 3
@@ -206,9 +204,9 @@ def test_control_table_reads_use_the_snapshot_until_a_write(pond_dir: Path) -> N
         tx.write_bytes("/x", b"x")
     after = [t.txn_seq for t in reader.control_recent()]
     assert after == [*before, before[-1] + 1] and reader.control._snap is not None
-    with reader.transaction() as tx:  # this handle's own write opens deltalake's handle
+    with reader.transaction() as tx:  # this handle's own write needs no deltalake either
         tx.write_bytes("/y", b"y")
-    assert reader.control._dt is not None and reader.control._snap is None
+    assert reader.control._dt is None and reader.control._snap is not None
     assert [t.txn_seq for t in reader.control_recent()] == [*after, after[-1] + 1]
 
 
@@ -224,8 +222,15 @@ def test_pond_list_and_cat_do_not_import_deltalake(pond_dir: Path) -> None:
         assert b" deltalake" not in proc.stderr
         assert b" pyarrow.parquet" not in proc.stderr  # pyarrow.fs and its bindings: ~13 ms
         assert b" duckpond.storage.deltalog" in proc.stderr  # the check can see imports
-    # reading the control table does not need deltalake either
-    for args, text in ((["control", "--format", "json"], b'"txn_seq": 2'), (["status"], b"2")):
+    # nor does a write (no checkpoint due: delta-rs writes those), nor reading the control
+    # table
+    src = pond_dir.parent / "src.txt"
+    src.write_bytes(b"new")
+    copy = [*timed, "copy", f"host://{src}", "/d/g"]
+    proc = subprocess.run(copy, capture_output=True, env=cli_env())
+    assert proc.returncode == 0 and b" deltalake" not in proc.stderr
+    assert Pond.open(pond_dir).read_bytes("/d/g") == b"new"
+    for args, text in ((["control", "--format", "json"], b'"txn_seq": 3'), (["status"], b"3")):
         proc = subprocess.run([*timed, *args], capture_output=True, env=cli_env())
         assert proc.returncode == 0 and text in proc.stdout
         assert b" deltalake" not in proc.stderr

@@ -49,7 +49,8 @@ def test_retention_default_and_setting_keeps_fractions(pond_dir: Path) -> None:
     pond.set_retention(1800.5)
     assert Pond.open(pond_dir).retention() == 1800.5
     for name in ("data", "control"):  # both tables keep it in their description
-        assert deltafiles.retention_seconds(DeltaTable(str(pond_dir / name))) == 1800.5
+        description = DeltaTable(str(pond_dir / name)).metadata().description
+        assert deltafiles.retention_seconds(description) == 1800.5
     assert Pond.open(pond_dir).identity() == pond.identity()
     with pytest.raises(PondError):
         pond.set_retention(-1)

@@ -242,7 +242,8 @@ def test_control_table_of_an_older_pond_gains_the_pid_columns(tmp_path: Path) ->
         description=description,
         configuration=deltafiles.TABLE_CONFIG,
     )
-    deltafiles.commit(dt, ctl, [deltafiles.write_file(ctl, old_rows.cast(old_schema))])
+    action = deltafiles.write_file(ctl, old_rows.cast(old_schema))
+    deltafiles.commit(deltafiles.DeltaView(dt), ctl, [action])
 
     cmd = ["sh", "-c", "exit 0"]
     cfg = yaml_file(tmp_path / "job.yaml", {"command": cmd})

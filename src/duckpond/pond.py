@@ -582,7 +582,7 @@ class Pond:
         from .storage.deltafiles import retention_seconds
 
         self.data.refresh()
-        return retention_seconds(self.data.dt)
+        return retention_seconds(self.data.description())
 
     def set_retention(self, seconds: float) -> None:
         """Set the retention window of both tables (their `delta.deletedFileRetentionDuration`).
@@ -594,7 +594,6 @@ class Pond:
         with self.steward.locked():
             for table in (self.data, self.control):
                 set_retention(table.dt, table.path, float(seconds))
-
 
     # -- remotes (issue 8: see remotes/ and README "Backups and remotes") -------------------
     def backup_add(

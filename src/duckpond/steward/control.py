@@ -164,7 +164,7 @@ class ControlTable(deltalog.SnapshotThenDelta):
         )
         sync_commit(path, dt.version())
         fsync_dir(path)
-        return cls(path, dt)
+        return cls.open(path)  # the pond's own reader, as for any later open
 
     @classmethod
     def open(cls, path: Path) -> ControlTable:
@@ -185,12 +185,7 @@ class ControlTable(deltalog.SnapshotThenDelta):
         """`dt` brought up to the latest commit (ours or another process's), for SQL over
         it: the appends above write the log themselves and leave `dt` where it was."""
         if deltafiles.has_commits_after(self.path, self.dt.version()):
-            try:
-                self.dt.update_incremental()
-            except Exception:  # noqa: BLE001 - left behind entries that were pruned meanwhile
-                from deltalake import DeltaTable
-
-                self.dt = DeltaTable(str(self.path))
+            self.catch_up()
         return self.dt
 
     def identity(self) -> dict[str, Any]:
@@ -204,7 +199,7 @@ class ControlTable(deltalog.SnapshotThenDelta):
         self.evolve_schema()
         table = records_to_table(records)
         action = deltafiles.write_file(self.path, table)
-        version = deltafiles.commit(self.dt, self.path, [action], durable=durable, log=self.log)
+        version = deltafiles.commit(self, self.path, [action], durable=durable, log=self.log)
         self._written[action.path] = table
         self._note_commit(version, [(action.path, table.num_rows)], [])
         if version % COMPACT_FILES == 0:
@@ -215,11 +210,11 @@ class ControlTable(deltalog.SnapshotThenDelta):
         """Add the columns a table created by an older pond lacks (a metaData commit)."""
         if self._schema_checked:
             return
-        from deltalake import Field
-        from deltalake.schema import PrimitiveType
-
-        have = {f.name for f in self.dt.schema().fields}
+        have = set(self.field_names())
         if not all(c in have for c in ADDED_COLUMNS):
+            from deltalake import Field
+            from deltalake.schema import PrimitiveType
+
             self.dt.update_incremental()
             have = {f.name for f in self.dt.schema().fields}
             missing = [
@@ -287,7 +282,7 @@ class ControlTable(deltalog.SnapshotThenDelta):
                 merged = pa.concat_tables([self._read(p) for p in tier]).sort_by(
                     [("timestamp", "ascending")]
                 )
-                v, add = deltafiles.compact(self.dt, self.path, tier, merged, log=self.log)
+                v, add = deltafiles.compact(self, self.path, tier, merged, log=self.log)
                 self._note_commit(v, [(add.path, merged.num_rows)], tier)
                 # No break: upkeep runs every COMPACT_FILES versions, when the lowest
                 # band is full again, so the next band is folded in the same round.
@@ -296,7 +291,7 @@ class ControlTable(deltalog.SnapshotThenDelta):
             self._files_version - deltafiles.last_checkpoint_version(self.path)
             >= deltafiles.CHECKPOINT_EVERY
         ):
-            deltafiles.checkpoint(self.dt, self.path)
+            deltafiles.checkpoint(self.path)
 
     def read_all(
         self, columns: list[str] | None = None, min_seq: int | None = None, ordered: bool = True

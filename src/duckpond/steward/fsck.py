@@ -486,7 +486,7 @@ class _Fsck:
             self.lost.append(f"{table}/{rel}{seqs}: {what}")
         if removes:
             deltafiles.commit(
-                dtable,
+                deltafiles.DeltaView(dtable),
                 tdir,
                 removes,
                 operation="DELETE",
@@ -616,7 +616,7 @@ class _Fsck:
             out.append(deltafiles.FileAction(rel, sizes.get(rel, 0), {PARTITION: part}, 0, 0, True))
             rows[:] = [(f, r) for f, r in rows if not (f == rel and (r.node_id, r.version) in gone)]
         deltafiles.commit(
-            data.dt,
+            data,
             data.path,
             out,
             operation="DELETE",

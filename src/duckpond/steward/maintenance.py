@@ -33,7 +33,7 @@ def maintain(pond: Pond, retention_hours: float | None = None) -> dict[str, Any]
         before = data.file_count()
         compacted = [p for p in data.partitions() if data.compact_partition(p)]
         crash_point("maintain_after_compact")
-        vacuumed = deltafiles.checkpoint(data.dt, data.path, "pond_txn", retention_s, full=True)
+        vacuumed = deltafiles.checkpoint(data.path, "pond_txn", retention_s, full=True)
         report["data"] = {
             "files_before": before,
             "files_after": data.file_count(),
@@ -51,20 +51,21 @@ def maintain(pond: Pond, retention_hours: float | None = None) -> dict[str, Any]
             merged = pa.concat_tables(
                 [conform(deltafiles.read_parquet(control.path / f)) for f in files]
             )
-            deltafiles.compact(control.dt, control.path, files, merged, log=control.log)
+            deltafiles.compact(control, control.path, files, merged, log=control.log)
         crash_point("maintain_after_control_compact")
-        vacuumed = deltafiles.checkpoint(
-            control.dt, control.path, retention_s=retention_s, full=True
-        )
+        vacuumed = deltafiles.checkpoint(control.path, retention_s=retention_s, full=True)
+        control.catch_up()  # the compaction's commit is not applied to the handle
         report["control"] = {
             "files_before": len(files),
             "files_after": min(len(files), 1),
             "files_vacuumed": vacuumed,
-            "version": control.dt.version(),
+            "version": control.log_version(),
         }
         crash_point("maintain_before_blobs")
         # Blobs belong to the data table: its window applies unless one is given.
-        window = deltafiles.retention_seconds(data.dt) if retention_s is None else retention_s
+        window = (
+            deltafiles.retention_seconds(data.description()) if retention_s is None else retention_s
+        )
         blobs, temps = pond.blobs.collect_garbage(data.referenced_hashes(), window)
         report["blobs"] = {"removed": blobs, "temp_files_removed": temps}
     return report

@@ -169,9 +169,9 @@ class Steward:
         """Refuse to write on a damaged log tip: the next txn_seq is read from it, so a torn
         newest entry would hand out a sequence number that was already used (`pond fsck`)."""
         for table in (self.data, self.control):
-            logcheck.check_tip(table.path, max(table.dt.version(), table.log.known))
+            logcheck.check_tip(table.path, max(table.log_version(), table.log.known))
             # a table another engine made unwritable is refused before anything is recorded
-            table.log.check_writable(table.dt)
+            table.log.check_writable(table)
 
     def record(self, records: list[Record]) -> None:
         """Append lifecycle rows that are not the durability point: a failure is logged.

@@ -571,12 +571,6 @@ class DataTable(deltalog.SnapshotThenDelta):
         self.derived: OrderedDict[str, Any] = OrderedDict()
 
     # -- lifecycle -------------------------------------------------------------------------
-    def _log_version(self) -> int:
-        """The version of the log this handle has read (either reader)."""
-        if self._snap is not None:
-            return self._snap.version
-        return self.dt.version()
-
     @classmethod
     def create(cls, path: Path, description: str) -> DataTable:
         from deltalake import DeltaTable
@@ -591,7 +585,7 @@ class DataTable(deltalog.SnapshotThenDelta):
         )
         sync_commit(path, dt.version())
         fsync_dir(path)
-        return cls(path, dt)
+        return cls.open(path)  # the pond's own reader, as for any later open
 
     @staticmethod
     def is_table(path: Path) -> bool:
@@ -610,21 +604,10 @@ class DataTable(deltalog.SnapshotThenDelta):
 
     def refresh(self) -> None:
         """See commits made since this handle was opened (ours or another process's)."""
-        known = max(self._log_version(), self._own[0])
+        known = max(self.log_version(), self._own[0])
         if not self._pending_refresh and not deltafiles.has_commits_after(self.path, known):
             return  # nothing new: a stat instead of a log listing
-        if self._snap is not None:
-            try:
-                if not self._snap.update():  # left behind entries pruned meanwhile
-                    self._snap = deltalog.Snapshot.load(self.path, stats=False)
-            except Exception:  # noqa: BLE001 - anything it cannot read: delta-rs reads it
-                self.dt = _open_table(self.path)
-            self._pending_refresh = False
-            return
-        try:
-            self.dt.update_incremental()
-        except Exception:  # noqa: BLE001 - a handle left behind entries another process pruned
-            self.dt = _open_table(self.path)
+        self.catch_up()
         self._pending_refresh = False
 
     def _sync(self) -> None:
@@ -633,11 +616,11 @@ class DataTable(deltalog.SnapshotThenDelta):
 
     def version(self) -> int:
         self._sync()
-        return max(self._log_version(), self._own[0])
+        return max(self.log_version(), self._own[0])
 
     def last_txn_seq(self) -> int:
         self._sync()
-        if self._own[0] > self._log_version():
+        if self._own[0] > self.log_version():
             return self._own[1]
         if self._snap is not None:
             v = self._snap.transaction_version(APP_ID)
@@ -658,7 +641,7 @@ class DataTable(deltalog.SnapshotThenDelta):
         seq = int(pond_txn["txn_seq"])
         before = self._files_version
         version = deltafiles.commit(
-            self.dt,
+            self,
             self.path,
             [a for a, _ in written],
             metadata={"pond_txn": json.dumps(pond_txn, sort_keys=True)},
@@ -891,7 +874,7 @@ class DataTable(deltalog.SnapshotThenDelta):
         merged = pa.concat_tables([self._read_file(f) for f in files])
         before, seq = self._files_version, self.last_txn_seq()
         version, add = deltafiles.compact(
-            self.dt, self.path, files, merged, {PARTITION: part_id}, self.log
+            self, self.path, files, merged, {PARTITION: part_id}, self.log
         )
         self._apply_own(before, version, seq, [(add, merged)], removed=files)
         return True
@@ -927,4 +910,4 @@ class DataTable(deltalog.SnapshotThenDelta):
             self.version() - deltafiles.last_checkpoint_version(self.path)
             >= deltafiles.CHECKPOINT_EVERY
         ):
-            deltafiles.checkpoint(self.dt, self.path, archive_key="pond_txn")
+            deltafiles.checkpoint(self.path, archive_key="pond_txn")

@@ -9,7 +9,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote
 
 import pyarrow as pa
@@ -281,6 +281,34 @@ def action_for_file(
     )
 
 
+class LogView(Protocol):
+    """What a commit needs of a table handle's view of the log: the version it has read,
+    a way to read the commits made since, and whether the pond may write the table. The
+    pond's own reader (deltalog.SnapshotThenDelta) serves it without delta-rs."""
+
+    def log_version(self) -> int: ...
+
+    def catch_up(self) -> None: ...
+
+    def write_problem(self) -> str | None: ...
+
+
+class DeltaView:
+    """A bare delta-rs handle as a LogView (repairs that hold one already)."""
+
+    def __init__(self, dt: DeltaTable) -> None:
+        self.dt = dt
+
+    def log_version(self) -> int:
+        return self.dt.version()
+
+    def catch_up(self) -> None:
+        self.dt.update_incremental()
+
+    def write_problem(self) -> str | None:
+        return protocol_problem(self.dt)
+
+
 class TableLog:
     """One table handle's view of its log between reads of it: the last version it
     committed (the next commit then needs no listing) and the version whose protocol and
@@ -289,19 +317,20 @@ class TableLog:
     def __init__(self, table_dir: Path) -> None:
         self.table_dir = table_dir
         self.known = -1  # last version this handle committed (-1: none yet)
-        self.checked = -1  # dt version whose protocol the pond may write (-1: unchecked)
+        self.checked = -1  # log version whose protocol the pond may write (-1: unchecked)
 
-    def check_writable(self, dt: DeltaTable) -> None:
+    def check_writable(self, view: LogView) -> None:
         """Refuse a table whose protocol or metadata needs what the pond does not write."""
-        if self.checked == dt.version() and self.checked >= 0:
+        version = view.log_version()
+        if self.checked == version and self.checked >= 0:
             return
-        problem = protocol_problem(dt)
+        problem = view.write_problem()
         if problem is not None:
             raise PondError(
                 f"the {self.table_dir.name} table {problem}, which the pond does not write; "
                 "nothing was written"
             )
-        self.checked = dt.version()
+        self.checked = version
 
 
 # What the pond's own writes are compatible with. Writer features the pond "supports" by
@@ -318,11 +347,27 @@ FIELD_METADATA_REFUSED = {
 
 
 def protocol_problem(dt: DeltaTable) -> str | None:
-    """Why the pond may not write this table (one phrase), or None."""
+    """Why the pond may not write this table (one phrase), or None (a delta-rs handle)."""
     proto = dt.protocol()
-    reader, writer = proto.min_reader_version, proto.min_writer_version
-    rfeat = set(proto.reader_features or ())
-    wfeat = set(proto.writer_features or ())
+    protocol = {
+        "minReaderVersion": proto.min_reader_version,
+        "minWriterVersion": proto.min_writer_version,
+        "readerFeatures": proto.reader_features,
+        "writerFeatures": proto.writer_features,
+    }
+    fields = json.loads(dt.schema().to_json()).get("fields", [])
+    return write_problem(protocol, dt.metadata().configuration or {}, fields)
+
+
+def write_problem(
+    protocol: dict[str, Any], configuration: dict[str, str], fields: list[dict[str, Any]]
+) -> str | None:
+    """Why the pond may not write a table with this protocol action, metadata
+    configuration and schema fields (as the Delta log spells them), or None."""
+    reader = int(protocol.get("minReaderVersion") or 0)
+    writer = int(protocol.get("minWriterVersion") or 0)
+    rfeat = set(protocol.get("readerFeatures") or ())
+    wfeat = set(protocol.get("writerFeatures") or ())
     if reader not in (1, 3) or (reader == 3 and rfeat - READER_FEATURES_OK):
         extra = f" ({', '.join(sorted(rfeat - READER_FEATURES_OK))})" if rfeat else ""
         return f"needs Delta reader version {reader}{extra}"
@@ -331,16 +376,14 @@ def protocol_problem(dt: DeltaTable) -> str | None:
             return f"needs Delta writer features {', '.join(sorted(wfeat - WRITER_FEATURES_OK))}"
     elif writer > 3:
         return f"needs Delta writer version {writer}"
-    meta = dt.metadata()
-    config = meta.configuration or {}
-    for key, value in sorted(config.items()):
+    for key, value in sorted(configuration.items()):
         if key.startswith("delta.constraints."):
             return f"has CHECK constraint {key.removeprefix('delta.constraints.')} ({value})"
-    if str(config.get("delta.appendOnly", "false")).lower() == "true":
+    if str(configuration.get("delta.appendOnly", "false")).lower() == "true":
         return "is append-only (delta.appendOnly)"
-    if str(config.get("delta.enableChangeDataFeed", "false")).lower() == "true":
+    if str(configuration.get("delta.enableChangeDataFeed", "false")).lower() == "true":
         return "records a change data feed (delta.enableChangeDataFeed)"
-    for f in json.loads(dt.schema().to_json()).get("fields", []):
+    for f in fields:
         for key, what in FIELD_METADATA_REFUSED.items():
             if key in (f.get("metadata") or {}):
                 return f"has {what} on column {f.get('name')}"
@@ -352,7 +395,7 @@ class CommitConflict(PondError):
 
 
 def commit(
-    dt: DeltaTable,
+    view: LogView,
     table_dir: Path,
     actions: list[FileAction],
     *,
@@ -369,13 +412,14 @@ def commit(
     The pond writes the log entry itself rather than through delta-rs: delta-rs neither
     fsyncs nor advances its handle, and replays the log on every commit. The entry is
     written to a temp file, synced, then linked into place (put-if-absent, atomic), and the
-    log directory synced. `log` is the table handle's state (a fresh one re-checks the
-    protocol). First the protocol is checked (see TableLog.check_writable). A version
+    log directory synced. `view` is the table handle's view of the log and `log` its
+    commit state (a fresh one re-checks the protocol). First the protocol is checked (see
+    TableLog.check_writable). A version
     taken by another writer (a foreign process, or another handle behind this one) is read:
     the commit moves on to the next version only if its actions are still valid.
     """
     log = log if log is not None else TableLog(table_dir)
-    log.check_writable(dt)
+    log.check_writable(view)
     log_dir = table_dir / "_delta_log"
     now_ms = int(time.time() * 1000)
     info: dict[str, Any] = {
@@ -397,12 +441,12 @@ def commit(
         f.flush()
         os.fdatasync(f.fileno())
     try:
-        version = _next_version(dt, log)
+        version = _next_version(view, log)
         for _ in range(MAX_COMMIT_ATTEMPTS):
             try:
                 os.link(tmp, log_dir / f"{version:020d}.json")
             except FileExistsError:
-                _check_winner(dt, log, version, actions, app_txn)
+                _check_winner(view, log, version, actions, app_txn)
                 version += 1
                 continue
             if durable:
@@ -423,7 +467,7 @@ MAX_COMMIT_ATTEMPTS = 20
 
 
 def _check_winner(
-    dt: DeltaTable,
+    view: LogView,
     log: TableLog,
     version: int,
     actions: list[FileAction],
@@ -461,18 +505,18 @@ def _check_winner(
                     "was written"
                 )
     if any("protocol" in a or "metaData" in a for a in winner):
-        dt.update_incremental()
+        view.catch_up()
         log.checked = -1
-        log.check_writable(dt)
+        log.check_writable(view)
 
 
-def _next_version(dt: DeltaTable, log: TableLog) -> int:
-    version = max(log.known, dt.version()) + 1
+def _next_version(view: LogView, log: TableLog) -> int:
+    version = max(log.known, view.log_version()) + 1
     # A gap in the log would corrupt the table: the previous entry must exist.
     if version > 0 and not (log.table_dir / "_delta_log" / f"{version - 1:020d}.json").exists():
         log.known = -1
-        dt.update_incremental()
-        version = dt.version() + 1
+        view.catch_up()
+        version = view.log_version() + 1
     return version
 
 
@@ -482,17 +526,17 @@ def format_interval(seconds: float) -> str:
     return f"interval {round(seconds * 1000)} milliseconds"
 
 
-def _description(dt: DeltaTable) -> dict[str, Any]:
+def _description(text: str | None) -> dict[str, Any]:
     try:
-        desc = json.loads(dt.metadata().description or "{}")
+        desc = json.loads(text or "{}")
     except ValueError:
         return {}
     return desc if isinstance(desc, dict) else {}
 
 
-def retention_seconds(dt: DeltaTable) -> float:
-    """The table's retention window in seconds (default one hour)."""
-    value = _description(dt).get(RETENTION_KEY)
+def retention_seconds(description: str | None) -> float:
+    """The retention window in seconds a table's description holds (default one hour)."""
+    value = _description(description).get(RETENTION_KEY)
     if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
         return float(value)
     return DEFAULT_RETENTION_S
@@ -502,7 +546,7 @@ def set_retention(dt: DeltaTable, table_dir: Path, seconds: float) -> None:
     """Set the retention window (metadata commits, made durable); tombstones expire from
     checkpoints after min(window, a minute). Caller holds the write lock."""
     dt.update_incremental()
-    desc = _description(dt)
+    desc = _description(dt.metadata().description)
     desc[RETENTION_KEY] = seconds
     dt.alter.set_table_description(json.dumps(desc, sort_keys=True))
     sync_commit(table_dir, dt.version())
@@ -583,7 +627,7 @@ def _stamp_removed(table_dir: Path, files: list[str]) -> dict[str, int]:
 
 
 def compact(
-    dt: DeltaTable,
+    view: LogView,
     table_dir: Path,
     files: list[str],
     merged: pa.Table,
@@ -594,7 +638,7 @@ def compact(
     (both sides `dataChange: false`, so readers of the change stream skip it).
 
     Returns the commit's version and the new file; the caller applies both to its view
-    (the handle is not advanced: that would re-read the log)."""
+    (the view is not advanced: that would re-read the log)."""
     add = write_file(table_dir, merged, partition_values)
     add.data_change = False
     sizes = _stamp_removed(table_dir, files)
@@ -603,7 +647,7 @@ def compact(
         FileAction(f, sizes.get(f, 0), pv, 0, 0, remove=True, data_change=False) for f in files
     ]
     version = commit(
-        dt,
+        view,
         table_dir,
         [add, *removes],
         operation="OPTIMIZE",
@@ -648,7 +692,6 @@ def log_retention_seconds(dt: DeltaTable) -> float:
 
 
 def checkpoint(
-    dt: DeltaTable,
     table_dir: Path,
     archive_key: str | None = None,
     retention_s: float | None = None,
@@ -666,11 +709,17 @@ def checkpoint(
     commit metadata (the data table's `pond_txn`) of pruned entries is first saved to an
     archive. Vacuuming here keeps disk use flat without anyone running `pond maintain`: a
     checkpoint has just read the snapshot the vacuum needs.
+
+    delta-rs writes the checkpoint, through a handle opened for it and dropped after: a
+    long-lived pond's table handles read the log themselves (deltalog), and a delta-rs
+    handle kept open would grow with every version it is brought up to.
     """
+    from .logcheck import open_table  # imports deltalake
+
     previous = last_checkpoint_version(table_dir)
     # The previous checkpoint's vacuum ran after this file was written.
     previous_at = _mtime(table_dir / "_delta_log" / "_last_checkpoint")
-    dt.update_incremental()
+    dt = open_table(table_dir)
     dt.create_checkpoint()
     log = table_dir / "_delta_log"
     names = [f"{dt.version():020d}.checkpoint.parquet", "_last_checkpoint"]
@@ -679,7 +728,7 @@ def checkpoint(
             fsync_file(log / name)
     fsync_dir(log)
     prune_log(table_dir, previous, archive_key, log_retention_seconds(dt), dt.version())
-    window = retention_seconds(dt) if retention_s is None else retention_s
+    window = retention_seconds(dt.metadata().description) if retention_s is None else retention_s
     since = None if full or not previous_at else previous_at - window - VACUUM_SLACK_S
     return vacuum(dt, table_dir, window, since)
 

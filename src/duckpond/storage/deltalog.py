@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from .deltafiles import last_checkpoint_version
+from .deltafiles import last_checkpoint_version, protocol_problem, write_problem
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
@@ -139,6 +139,11 @@ class Snapshot:
 
     def add_files(self) -> list[AddFile]:
         return list(self.files.values())
+
+    def fields(self) -> list[dict[str, Any]]:
+        """The table schema's fields, as the log's `schemaString` spells them."""
+        schema = json.loads(self.metadata.get("schemaString") or "{}")
+        return list(schema.get("fields") or []) if isinstance(schema, dict) else []
 
     # -- replay ----------------------------------------------------------------------------
     def _read_checkpoint(self, path: Path) -> None:
@@ -281,9 +286,11 @@ def open_snapshot(table_dir: Path, stats: bool = True) -> Snapshot | None:
 
 
 class SnapshotThenDelta:
-    """A table handle that reads through its own `Snapshot` until something needs delta-rs
-    (writes, SQL, history, upkeep): `dt` opens deltalake's handle, at the latest version,
-    on first use, and from then on it is the handle's view of the log."""
+    """A table handle that reads and writes through its own `Snapshot` until something
+    needs delta-rs (SQL, history, schema changes, a log the snapshot cannot read): `dt`
+    opens deltalake's handle, at the latest version, on first use, and from then on it is
+    the handle's view of the log. Either way the handle is the `deltafiles.LogView` its
+    commits check against."""
 
     def __init__(self, path: Path, dt: DeltaTable | None, snapshot: Snapshot | None) -> None:
         self.path = path
@@ -293,9 +300,7 @@ class SnapshotThenDelta:
     @property
     def dt(self) -> DeltaTable:
         if self._dt is None:
-            from .logcheck import open_table  # names a damaged log; imports deltalake
-
-            self._dt = open_table(self.path)
+            self._dt = self._open_dt()
             self._snap = None
         return self._dt
 
@@ -303,8 +308,51 @@ class SnapshotThenDelta:
     def dt(self, value: DeltaTable) -> None:
         self._dt, self._snap = value, None
 
+    def _open_dt(self) -> DeltaTable:
+        from .logcheck import open_table  # names a damaged log; imports deltalake
+
+        return open_table(self.path)
+
     def description(self) -> str | None:
         """The table's metadata description (the pond keeps its identity there)."""
         if self._snap is not None:
             return self._snap.description
         return self.dt.metadata().description
+
+    def field_names(self) -> list[str]:
+        """The table schema's column names."""
+        if self._snap is not None:
+            return [str(f.get("name")) for f in self._snap.fields()]
+        return [f.name for f in self.dt.schema().fields]
+
+    # -- deltafiles.LogView ---------------------------------------------------------------
+    def log_version(self) -> int:
+        """The version of the log this handle has read (either reader)."""
+        if self._snap is not None:
+            return self._snap.version
+        return self.dt.version()
+
+    def catch_up(self) -> None:
+        """Read the commits made since into the handle. A handle left behind entries that
+        were pruned meanwhile reads the table anew; a log the snapshot cannot read is
+        handed over to delta-rs."""
+        snap = self._snap
+        if snap is not None:
+            try:
+                if not snap.update():
+                    self._snap = Snapshot.load(self.path, snap.stats)
+                return
+            except Exception:  # noqa: BLE001 - anything it cannot read: delta-rs reads it
+                self.dt = self._open_dt()
+                return
+        try:
+            self.dt.update_incremental()
+        except Exception:  # noqa: BLE001 - entries it still needed were pruned meanwhile
+            self.dt = self._open_dt()
+
+    def write_problem(self) -> str | None:
+        """Why the pond may not write this table (deltafiles.write_problem), or None."""
+        snap = self._snap
+        if snap is not None:
+            return write_problem(snap.protocol, snap.configuration, snap.fields())
+        return protocol_problem(self.dt)
