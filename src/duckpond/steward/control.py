@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from ..nodes import now_us
-from ..storage import deltafiles, deltalog
+from ..storage import checkpoints, deltafiles, deltalog
 from ..storage.durability import fsync_dir, sync_commit
 
 if TYPE_CHECKING:
@@ -291,7 +291,7 @@ class ControlTable(deltalog.SnapshotThenDelta):
             self._files_version - deltafiles.last_checkpoint_version(self.path)
             >= deltafiles.CHECKPOINT_EVERY
         ):
-            deltafiles.checkpoint(self.path)
+            checkpoints.checkpoint(self.path)
 
     def read_all(
         self, columns: list[str] | None = None, min_seq: int | None = None, ordered: bool = True

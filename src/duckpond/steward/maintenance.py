@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from ..storage import deltafiles
+from ..storage import checkpoints, deltafiles
 from .control import conform
 from .steward import crash_point
 
@@ -33,7 +33,7 @@ def maintain(pond: Pond, retention_hours: float | None = None) -> dict[str, Any]
         before = data.file_count()
         compacted = [p for p in data.partitions() if data.compact_partition(p)]
         crash_point("maintain_after_compact")
-        vacuumed = deltafiles.checkpoint(data.path, "pond_txn", retention_s, full=True)
+        vacuumed = checkpoints.checkpoint(data.path, "pond_txn", retention_s, full=True)
         report["data"] = {
             "files_before": before,
             "files_after": data.file_count(),
@@ -53,7 +53,7 @@ def maintain(pond: Pond, retention_hours: float | None = None) -> dict[str, Any]
             )
             deltafiles.compact(control, control.path, files, merged, log=control.log)
         crash_point("maintain_after_control_compact")
-        vacuumed = deltafiles.checkpoint(control.path, retention_s=retention_s, full=True)
+        vacuumed = checkpoints.checkpoint(control.path, retention_s=retention_s, full=True)
         control.catch_up()  # the compaction's commit is not applied to the handle
         report["control"] = {
             "files_before": len(files),

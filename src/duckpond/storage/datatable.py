@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from ..errors import PondError
 from ..nodes import NodeRow
-from . import deltafiles, deltalog
+from . import checkpoints, deltafiles, deltalog
 from .durability import fsync_dir, sync_commit
 from .pqread import ParquetFile
 
@@ -910,4 +910,4 @@ class DataTable(deltalog.SnapshotThenDelta):
             self.version() - deltafiles.last_checkpoint_version(self.path)
             >= deltafiles.CHECKPOINT_EVERY
         ):
-            deltafiles.checkpoint(self.path, archive_key="pond_txn")
+            checkpoints.checkpoint(self.path, archive_key="pond_txn")

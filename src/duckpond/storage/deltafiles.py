@@ -556,14 +556,21 @@ def set_retention(dt: DeltaTable, table_dir: Path, seconds: float) -> None:
         sync_commit(table_dir, dt.version())
 
 
-def vacuum(dt: DeltaTable, table_dir: Path, retention_s: float, since: float | None = None) -> int:
+def vacuum(
+    table_dir: Path,
+    version: int,
+    live: set[str],
+    retention_s: float,
+    since: float | None = None,
+) -> int:
     """Delete what no version within the retention window needs; returns the count.
 
     That is every Parquet file the latest snapshot does not reference whose mtime is older
     than the window (compaction stamps a replaced file's mtime with its removal time, and a
     file from a crashed write was never referenced), and `.tmp-*` files left in the log by
-    a crash. `dt` must be at the latest version and the caller must hold the write lock (a
-    writer's files are unreferenced until its commit). Deleting is idempotent: a crash
+    a crash. `live` holds the (decoded) paths of the files the table's latest `version`
+    references; the caller must hold the write lock (a writer's files are unreferenced
+    until its commit). Deleting is idempotent: a crash
     halfway leaves a valid table.
 
     `since` (epoch seconds) skips partition directories unchanged since then: a file
@@ -572,9 +579,8 @@ def vacuum(dt: DeltaTable, table_dir: Path, retention_s: float, since: float | N
     previous vacuum's cutoff holds no garbage that vacuum left. Checkpoints pass it, so
     upkeep does not stat every partition of a pond with many directories.
     """
-    if has_commits_after(table_dir, dt.version()):
+    if has_commits_after(table_dir, version):
         return 0  # the snapshot is stale: its file list cannot tell garbage apart
-    live = {unquote(p) for p in add_actions(dt).column("path").to_pylist()}
     cutoff = time.time() - retention_s
     removed = 0
     for dirpath, dirnames, filenames in os.walk(table_dir):
@@ -584,7 +590,7 @@ def vacuum(dt: DeltaTable, table_dir: Path, retention_s: float, since: float | N
                 d
                 for d in dirnames
                 if not d.startswith(("_", "."))
-                and (since is None or _mtime(os.path.join(dirpath, d)) >= since)
+                and (since is None or mtime(os.path.join(dirpath, d)) >= since)
             ]
         for name in filenames:
             if not name.endswith(".parquet") or name.startswith(("_", ".")):
@@ -601,7 +607,7 @@ def vacuum(dt: DeltaTable, table_dir: Path, retention_s: float, since: float | N
     return removed
 
 
-def _mtime(path: str | Path) -> float:
+def mtime(path: str | Path) -> float:
     try:
         return os.stat(path).st_mtime
     except FileNotFoundError:
@@ -685,52 +691,10 @@ _INTERVAL_UNITS = {
 }
 
 
-def log_retention_seconds(dt: DeltaTable) -> float:
+def log_retention_seconds(configuration: dict[str, str]) -> float:
     """How long log entries are kept (`delta.logRetentionDuration`, default 7 days)."""
-    value = parse_interval((dt.metadata().configuration or {}).get(LOG_RETENTION_KEY))
+    value = parse_interval(configuration.get(LOG_RETENTION_KEY))
     return value if value is not None else float(parse_interval(DEFAULT_LOG_RETENTION) or 0)
-
-
-def checkpoint(
-    table_dir: Path,
-    archive_key: str | None = None,
-    retention_s: float | None = None,
-    full: bool = False,
-) -> int:
-    """Take a synced checkpoint, prune log entries past their retention, then vacuum files
-    older than the retention window (the table's own unless `retention_s` is given);
-    returns the number of files vacuumed. Not `full`: only partitions changed since the
-    previous checkpoint's vacuum could have garbage left (see vacuum()).
-
-    Log entries are kept for `delta.logRetentionDuration` so other readers can time travel,
-    but at most about LOG_KEEP_MAX_VERSIONS versions (opening a table lists `_delta_log`:
-    tens of thousands of entries cost more than reading the state), and always back to the
-    previous checkpoint (readers still catching up). With `archive_key`, that custom
-    commit metadata (the data table's `pond_txn`) of pruned entries is first saved to an
-    archive. Vacuuming here keeps disk use flat without anyone running `pond maintain`: a
-    checkpoint has just read the snapshot the vacuum needs.
-
-    delta-rs writes the checkpoint, through a handle opened for it and dropped after: a
-    long-lived pond's table handles read the log themselves (deltalog), and a delta-rs
-    handle kept open would grow with every version it is brought up to.
-    """
-    from .logcheck import open_table  # imports deltalake
-
-    previous = last_checkpoint_version(table_dir)
-    # The previous checkpoint's vacuum ran after this file was written.
-    previous_at = _mtime(table_dir / "_delta_log" / "_last_checkpoint")
-    dt = open_table(table_dir)
-    dt.create_checkpoint()
-    log = table_dir / "_delta_log"
-    names = [f"{dt.version():020d}.checkpoint.parquet", "_last_checkpoint"]
-    for name in names:
-        if (log / name).exists():
-            fsync_file(log / name)
-    fsync_dir(log)
-    prune_log(table_dir, previous, archive_key, log_retention_seconds(dt), dt.version())
-    window = retention_seconds(dt.metadata().description) if retention_s is None else retention_s
-    since = None if full or not previous_at else previous_at - window - VACUUM_SLACK_S
-    return vacuum(dt, table_dir, window, since)
 
 
 ARCHIVE_DIR = "_pond_archive"  # '_' prefix: ignored by Delta readers and by vacuum

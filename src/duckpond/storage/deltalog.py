@@ -36,6 +36,11 @@ READER_FEATURES_OK = frozenset({"timestampNtz", "vacuumProtocolCheck"})
 IGNORED_ACTIONS = frozenset({"commitInfo", "cdc", "domainMetadata", "checkpointMetadata"})
 # What is read of a checkpoint's `add` column (not the statistics parsed into columns).
 ADD_FIELDS = ("path", "partitionValues", "size", "modificationTime", "stats", "deletionVector")
+# What an `add` may hold for this reader to write it back whole (a checkpoint): others
+# (tags, row tracking, clustering) come from other engines, and delta-rs checkpoints them.
+ADD_KEYS_KEPT = frozenset(
+    {"path", "partitionValues", "size", "modificationTime", "dataChange", "stats"}
+)
 # Expired `txn` actions are dropped by readers that honour this property: not done here.
 TXN_RETENTION_KEY = "delta.setTransactionRetentionDuration"
 
@@ -71,22 +76,27 @@ class AddFile:
 class Snapshot:
     """The latest version of one Delta table, as far as readers of its files need it."""
 
-    def __init__(self, table_dir: Path, stats: bool = True) -> None:
+    def __init__(self, table_dir: Path, stats: bool = True, tombstones: bool = False) -> None:
         self.table_dir = table_dir
         self.stats = stats  # False: a checkpoint's statistics are not read (None)
+        self.tombstones = tombstones  # True: removes are kept (a checkpoint carries them)
         self.version = -1
         self.protocol: dict[str, Any] = {}
         self.metadata: dict[str, Any] = {}
         self.txns: dict[str, int] = {}
+        self.txn_updated: dict[str, int | None] = {}  # the txn actions' lastUpdated
         # live files by decoded path (a remove may spell it differently), oldest first
         self.files: dict[str, AddFile] = {}
+        # with `tombstones`: the remove actions of files not re-added, by decoded path
+        self.removes: dict[str, dict[str, Any]] = {}
 
     @classmethod
-    def load(cls, table_dir: Path, stats: bool = True) -> Snapshot:
+    def load(cls, table_dir: Path, stats: bool = True, tombstones: bool = False) -> Snapshot:
         """The table's latest snapshot; raises Unsupported (or OSError/ValueError on a
         log it cannot read) when deltalake must open it instead. `stats` False skips the
-        checkpoint's statistics (~1 KB per file), which only row counts need."""
-        snap = cls(table_dir, stats)
+        checkpoint's statistics (~1 KB per file), which only row counts need; `tombstones`
+        keeps the remove actions, which only a checkpoint writer needs."""
+        snap = cls(table_dir, stats, tombstones)
         log = table_dir / "_delta_log"
         commits, checkpoints, odd = _list_log(log)
         start = max(checkpoints, default=-1)
@@ -152,8 +162,11 @@ class Snapshot:
         pf = ParquetFile(path)
         names = set(pf.schema_arrow.names)
         have = {f.name for f in pf.schema_arrow.field("add").type} if "add" in names else set()
-        want = [f"add.{n}" for n in ADD_FIELDS if n in have and (self.stats or n != "stats")]
+        fields = ADD_FIELDS + (("tags",) if self.tombstones else ())
+        want = [f"add.{n}" for n in fields if n in have and (self.stats or n != "stats")]
         want += [n for n in ("metaData", "protocol", "txn") if n in names]
+        if self.tombstones and "remove" in names:
+            want.append("remove")
         table = pf.read(columns=want)
         for name in ("metaData", "protocol"):
             if name in names:
@@ -168,6 +181,12 @@ class Snapshot:
             for row in table.column("txn").to_pylist():
                 if row is not None:
                     self.txns[row["appId"]] = int(row["version"])
+                    self.txn_updated[row["appId"]] = row.get("lastUpdated")
+        if "remove" in table.column_names:
+            for row in table.column("remove").to_pylist():
+                if row is not None:
+                    row["partitionValues"] = dict(row.get("partitionValues") or [])
+                    self.removes[unquote(row["path"])] = row
         if not want or not want[0].startswith("add."):
             return
         # Columns of the add struct with its nulls applied (rows of other actions).
@@ -175,6 +194,8 @@ class Snapshot:
         cols = dict(zip([f.name for f in add.type], add.flatten(), strict=True))
         if "deletionVector" in cols and cols["deletionVector"].null_count != len(add):
             raise Unsupported("deletion vectors")
+        if "tags" in cols and any(cols["tags"].to_pylist()):
+            raise Unsupported("add tags")
         paths = cols["path"].to_pylist()
         sizes = cols["size"].to_pylist()
         parts = cols["partitionValues"].to_pylist()
@@ -204,8 +225,11 @@ class Snapshot:
             if kind == "add":
                 if body.get("deletionVector"):
                     raise Unsupported("deletion vectors")
+                if self.tombstones and set(body) - ADD_KEYS_KEPT:
+                    raise Unsupported(f"add fields {sorted(set(body) - ADD_KEYS_KEPT)}")
                 p = body["path"]
                 self.files.pop(unquote(p), None)  # re-added: it moves to the end
+                self.removes.pop(unquote(p), None)
                 self.files[unquote(p)] = AddFile(
                     p,
                     int(body["size"]),
@@ -215,8 +239,11 @@ class Snapshot:
                 )
             elif kind == "remove":
                 self.files.pop(unquote(body["path"]), None)
+                if self.tombstones:
+                    self.removes[unquote(body["path"])] = body
             elif kind == "txn":
                 self.txns[body["appId"]] = int(body["version"])
+                self.txn_updated[body["appId"]] = body.get("lastUpdated")
             elif kind == "metaData":
                 self.metadata = dict(body)
                 self.metadata["configuration"] = dict(body.get("configuration") or {})

@@ -1,0 +1,330 @@
+"""Delta checkpoints, written by the pond from its own log reader, and the upkeep that
+follows one (log pruning, vacuum).
+
+A checkpoint written through delta-rs needs a delta-rs handle: in a long-lived pond that
+was ~50 MB of resident memory and ~125 runtime threads that never went away, growing with
+every checkpoint (bench group `memory`, benchmark 12), and in a `pond` process it is
+~40 ms of importing and opening deltalake. The pond reads the log itself (deltalog), so
+it writes the checkpoint itself too: a classic single-file checkpoint as the Delta
+protocol defines it, one row per action (protocol, metadata, application transactions,
+live files with their JSON statistics, and the remove tombstones that have not expired),
+with the same columns delta-rs gives its checkpoints, zstd-compressed. A log the pond's
+reader does not handle (deltalog.Unsupported: features of other engines) is checkpointed
+by delta-rs as before.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import pyarrow as pa
+
+from . import deltalog
+from .deltafiles import (
+    TOMBSTONE_KEY,
+    VACUUM_SLACK_S,
+    last_checkpoint_version,
+    log_retention_seconds,
+    mtime,
+    parse_interval,
+    prune_log,
+    retention_seconds,
+    vacuum,
+)
+from .durability import fsync_dir, fsync_file
+from .pqread import pq
+
+_MAP = pa.map_(pa.string(), pa.string())
+_DELETION_VECTOR = pa.struct(
+    [
+        pa.field("storageType", pa.string(), nullable=False),
+        pa.field("pathOrInlineDv", pa.string(), nullable=False),
+        pa.field("offset", pa.int32()),
+        pa.field("sizeInBytes", pa.int32(), nullable=False),
+        pa.field("cardinality", pa.int64(), nullable=False),
+    ]
+)
+_STRINGS = pa.list_(pa.field("element", pa.string(), nullable=False))
+# The checkpoint's columns: one struct per action type (Delta protocol, "Checkpoint Schema").
+CHECKPOINT_SCHEMA = pa.schema(
+    [
+        pa.field(
+            "add",
+            pa.struct(
+                [
+                    pa.field("path", pa.string(), nullable=False),
+                    pa.field("partitionValues", _MAP, nullable=False),
+                    pa.field("size", pa.int64(), nullable=False),
+                    pa.field("modificationTime", pa.int64(), nullable=False),
+                    pa.field("dataChange", pa.bool_(), nullable=False),
+                    pa.field("stats", pa.string()),
+                    pa.field("tags", _MAP),
+                    pa.field("deletionVector", _DELETION_VECTOR),
+                    pa.field("baseRowId", pa.int64()),
+                    pa.field("defaultRowCommitVersion", pa.int64()),
+                    pa.field("clusteringProvider", pa.string()),
+                ]
+            ),
+        ),
+        pa.field(
+            "remove",
+            pa.struct(
+                [
+                    pa.field("path", pa.string(), nullable=False),
+                    pa.field("deletionTimestamp", pa.int64()),
+                    pa.field("dataChange", pa.bool_(), nullable=False),
+                    pa.field("extendedFileMetadata", pa.bool_()),
+                    pa.field("partitionValues", _MAP),
+                    pa.field("size", pa.int64()),
+                    pa.field("stats", pa.string()),
+                    pa.field("tags", _MAP),
+                    pa.field("deletionVector", _DELETION_VECTOR),
+                    pa.field("baseRowId", pa.int64()),
+                    pa.field("defaultRowCommitVersion", pa.int64()),
+                ]
+            ),
+        ),
+        pa.field(
+            "metaData",
+            pa.struct(
+                [
+                    pa.field("id", pa.string(), nullable=False),
+                    pa.field("name", pa.string()),
+                    pa.field("description", pa.string()),
+                    pa.field(
+                        "format",
+                        pa.struct(
+                            [
+                                pa.field("provider", pa.string(), nullable=False),
+                                pa.field("options", _MAP, nullable=False),
+                            ]
+                        ),
+                        nullable=False,
+                    ),
+                    pa.field("schemaString", pa.string(), nullable=False),
+                    pa.field("partitionColumns", _STRINGS, nullable=False),
+                    pa.field("createdTime", pa.int64()),
+                    pa.field("configuration", _MAP, nullable=False),
+                ]
+            ),
+        ),
+        pa.field(
+            "protocol",
+            pa.struct(
+                [
+                    pa.field("minReaderVersion", pa.int32(), nullable=False),
+                    pa.field("minWriterVersion", pa.int32(), nullable=False),
+                    pa.field("readerFeatures", _STRINGS),
+                    pa.field("writerFeatures", _STRINGS),
+                ]
+            ),
+        ),
+        pa.field(
+            "txn",
+            pa.struct(
+                [
+                    pa.field("appId", pa.string(), nullable=False),
+                    pa.field("version", pa.int64(), nullable=False),
+                    pa.field("lastUpdated", pa.int64()),
+                ]
+            ),
+        ),
+        pa.field(
+            "domainMetadata",
+            pa.struct(
+                [
+                    pa.field("domain", pa.string(), nullable=False),
+                    pa.field("configuration", pa.string(), nullable=False),
+                    pa.field("removed", pa.bool_(), nullable=False),
+                ]
+            ),
+        ),
+        pa.field(
+            "sidecar",
+            pa.struct(
+                [
+                    pa.field("path", pa.string(), nullable=False),
+                    pa.field("sizeInBytes", pa.int64(), nullable=False),
+                    pa.field("modificationTime", pa.int64(), nullable=False),
+                    pa.field("tags", _MAP),
+                ]
+            ),
+        ),
+    ]
+)
+# Delta's default for delta.deletedFileRetentionDuration (one week).
+DEFAULT_TOMBSTONE_S = 7 * 86400.0
+
+
+def _pairs(value: Any) -> list[tuple[str, Any]]:
+    """A map value as key/value pairs (the log has objects, a checkpoint pairs)."""
+    if isinstance(value, dict):
+        return list(value.items())
+    return [(str(k), v) for k, v in value or []]
+
+
+def _rows(snap: deltalog.Snapshot, now_ms: int) -> dict[str, list[Any]]:
+    """Each column's values, one row per action (None where a row is another action)."""
+    config = snap.configuration
+    window = parse_interval(config.get(TOMBSTONE_KEY))
+    keep_s = DEFAULT_TOMBSTONE_S if window is None else window
+    meta = snap.metadata
+    fmt = meta.get("format") or {}
+    rows: list[tuple[str, dict[str, Any]]] = [
+        (
+            "protocol",
+            {
+                "minReaderVersion": int(snap.protocol["minReaderVersion"]),
+                "minWriterVersion": int(snap.protocol["minWriterVersion"]),
+                "readerFeatures": snap.protocol.get("readerFeatures"),
+                "writerFeatures": snap.protocol.get("writerFeatures"),
+            },
+        ),
+        (
+            "metaData",
+            {
+                "id": meta["id"],
+                "name": meta.get("name"),
+                "description": meta.get("description"),
+                "format": {
+                    "provider": fmt.get("provider") or "parquet",
+                    "options": _pairs(fmt.get("options")),
+                },
+                "schemaString": meta["schemaString"],
+                "partitionColumns": list(meta.get("partitionColumns") or []),
+                "createdTime": meta.get("createdTime"),
+                "configuration": _pairs(meta.get("configuration")),
+            },
+        ),
+    ]
+    for app, version in sorted(snap.txns.items()):
+        rows.append(
+            ("txn", {"appId": app, "version": version, "lastUpdated": snap.txn_updated.get(app)})
+        )
+    for f in snap.files.values():
+        rows.append(
+            (
+                "add",
+                {
+                    "path": f.path,
+                    "partitionValues": _pairs(f.partition_values),
+                    "size": f.size,
+                    "modificationTime": f.modification_time,
+                    "dataChange": True,
+                    "stats": f.stats,
+                },
+            )
+        )
+    cutoff = now_ms - keep_s * 1000
+    for r in snap.removes.values():
+        stamp = r.get("deletionTimestamp")
+        if stamp is None or stamp < cutoff:
+            continue  # expired: readers and vacuum no longer need it
+        rows.append(
+            (
+                "remove",
+                {
+                    "path": r["path"],
+                    "deletionTimestamp": int(stamp),
+                    "dataChange": bool(r.get("dataChange", True)),
+                    "extendedFileMetadata": r.get("extendedFileMetadata"),
+                    "partitionValues": _pairs(r.get("partitionValues")),
+                    "size": r.get("size"),
+                },
+            )
+        )
+    columns: dict[str, list[Any]] = {name: [None] * len(rows) for name in CHECKPOINT_SCHEMA.names}
+    for i, (name, value) in enumerate(rows):
+        columns[name][i] = value
+    return columns
+
+
+def write_checkpoint(snap: deltalog.Snapshot) -> int:
+    """Write the checkpoint of `snap` (loaded with statistics and tombstones) and point
+    `_last_checkpoint` at it, both synced; returns its version. Each file is written
+    under a temporary name and renamed into place, so a reader never sees half of one
+    (a crash leaves a `.tmp-*` file, which vacuum removes)."""
+    log = snap.table_dir / "_delta_log"
+    columns = _rows(snap, int(time.time() * 1000))
+    table = pa.Table.from_pydict(columns, schema=CHECKPOINT_SCHEMA)
+    name = f"{snap.version:020d}.checkpoint.parquet"
+    tmp = log / f".tmp-{os.getpid()}-{os.urandom(6).hex()}.checkpoint.parquet"
+    try:
+        pq.write_table(table, tmp, compression="zstd", store_schema=False)
+        fsync_file(tmp)
+        size = tmp.stat().st_size
+        os.replace(tmp, log / name)
+    finally:
+        tmp.unlink(missing_ok=True)
+    hint = {
+        "version": snap.version,
+        "size": table.num_rows,
+        "sizeInBytes": size,
+        "numOfAddFiles": len(snap.files),
+    }
+    tmp = log / f".tmp-{os.getpid()}-{os.urandom(6).hex()}.last_checkpoint"
+    try:
+        tmp.write_text(json.dumps(hint, separators=(",", ":")))
+        fsync_file(tmp)
+        os.replace(tmp, log / "_last_checkpoint")
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(log)
+    return snap.version
+
+
+def _delta_rs_checkpoint(table_dir: Path) -> tuple[int, set[str], dict[str, str], str | None]:
+    """A checkpoint by delta-rs, for a log the pond's reader does not handle."""
+    from .deltafiles import add_actions
+    from .logcheck import open_table  # imports deltalake
+
+    dt = open_table(table_dir)
+    dt.create_checkpoint()
+    log = table_dir / "_delta_log"
+    for name in (f"{dt.version():020d}.checkpoint.parquet", "_last_checkpoint"):
+        if (log / name).exists():
+            fsync_file(log / name)
+    fsync_dir(log)
+    live = {unquote(p) for p in add_actions(dt).column("path").to_pylist()}
+    meta = dt.metadata()
+    return dt.version(), live, dict(meta.configuration or {}), meta.description
+
+
+def checkpoint(
+    table_dir: Path,
+    archive_key: str | None = None,
+    retention_s: float | None = None,
+    full: bool = False,
+) -> int:
+    """Take a synced checkpoint, prune log entries past their retention, then vacuum files
+    older than the retention window (the table's own unless `retention_s` is given);
+    returns the number of files vacuumed. Not `full`: only partitions changed since the
+    previous checkpoint's vacuum could have garbage left (see deltafiles.vacuum()).
+
+    Log entries are kept for `delta.logRetentionDuration` so other readers can time travel,
+    but at most about LOG_KEEP_MAX_VERSIONS versions (opening a table lists `_delta_log`:
+    tens of thousands of entries cost more than reading the state), and always back to the
+    previous checkpoint (readers still catching up). With `archive_key`, that custom
+    commit metadata (the data table's `pond_txn`) of pruned entries is first saved to an
+    archive. Vacuuming here keeps disk use flat without anyone running `pond maintain`: a
+    checkpoint has just read the snapshot the vacuum needs.
+    """
+    previous = last_checkpoint_version(table_dir)
+    # The previous checkpoint's vacuum ran after this file was written.
+    previous_at = mtime(table_dir / "_delta_log" / "_last_checkpoint")
+    try:
+        snap = deltalog.Snapshot.load(table_dir, stats=True, tombstones=True)
+    except deltalog.Unsupported:
+        version, live, config, description = _delta_rs_checkpoint(table_dir)
+    else:
+        version = write_checkpoint(snap)
+        live, config, description = set(snap.files), snap.configuration, snap.description
+    prune_log(table_dir, previous, archive_key, log_retention_seconds(config), version)
+    window = retention_seconds(description) if retention_s is None else retention_s
+    since = None if full or not previous_at else previous_at - window - VACUUM_SLACK_S
+    return vacuum(table_dir, version, live, window, since)
