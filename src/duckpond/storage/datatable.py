@@ -364,7 +364,7 @@ class PartIndex:
             if content is not None:
                 out.append((content, None))
             else:
-                out.append((None, self._table._full_meta(rel).column("content_hash")[row].as_py()))
+                out.append((None, self._table._value(rel, row, "content_hash")))
         return out
 
     def node_tail(
@@ -563,6 +563,7 @@ class DataTable(deltalog.SnapshotThenDelta):
         self._raw_stats: dict[str, str] = {}  # a log snapshot's unparsed statistics
         # Caches, all keyed by live files: entries for files compacted away are dropped.
         self._metas: dict[str, _FileMeta] = {}
+        self._footer_starts: dict[str, list[int]] = {}  # row groups of files not indexed
         self._contents: OrderedDict[tuple[str, int], pa.Array] = OrderedDict()
         self._content_bytes = 0
         self._index_cache: dict[str, PartIndex] = {}
@@ -726,6 +727,7 @@ class DataTable(deltalog.SnapshotThenDelta):
             return
         for f in files:
             self._metas.pop(f, None)
+            self._footer_starts.pop(f, None)
         for key in [k for k in self._contents if k[0] in files]:
             self._content_bytes -= self._contents.pop(key).nbytes
 
@@ -791,12 +793,33 @@ class DataTable(deltalog.SnapshotThenDelta):
             meta.index = _index_table(table)
         return meta.index
 
+    def _row_group_starts(self, rel: str) -> list[int]:
+        """The first row of each of the file's row groups, from its footer (read once)."""
+        meta = self._metas.get(rel)
+        if meta is not None and meta.group_starts is not None:
+            return meta.group_starts
+        starts = self._footer_starts.get(rel)
+        if starts is None:
+            starts = _group_starts(deltafiles.open_parquet(self.path / rel))
+            self._footer_starts[rel] = starts
+        if meta is not None:
+            meta.group_starts = starts
+        return starts
+
+    def _value(self, rel: str, row: int, column: str) -> Any:
+        """One value of one row of a file: from its rows if read, else its row group's."""
+        meta = self._metas.get(rel)
+        if meta is not None and meta.index is not None:
+            return meta.index.column(column)[row].as_py()
+        starts = self._row_group_starts(rel)
+        group = bisect.bisect_right(starts, row) - 1
+        values = deltafiles.open_parquet(self.path / rel).read_row_group(group, columns=[column])
+        return values.column(0)[row - starts[group]].as_py()
+
     def _content(self, rel: str, row: int) -> bytes | None:
         """The `content` of one row of one file, reading (and caching) its row group."""
-        meta = self._meta(rel)
-        if meta.group_starts is None:
-            meta.group_starts = _group_starts(ParquetFile(self.path / rel))
-        group = max(i for i, start in enumerate(meta.group_starts) if start <= row)
+        starts = self._row_group_starts(rel)
+        group = bisect.bisect_right(starts, row) - 1
         key = (rel, group)
         column = self._contents.get(key)
         if column is None:
@@ -806,7 +829,7 @@ class DataTable(deltalog.SnapshotThenDelta):
                 self._cache_content(key, column)
         else:
             self._contents.move_to_end(key)
-        return column[row - meta.group_starts[group]].as_py()
+        return column[row - starts[group]].as_py()
 
     def _cache_content(self, key: tuple[str, int], column: pa.Array) -> None:
         self._contents[key] = column
