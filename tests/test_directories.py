@@ -244,6 +244,50 @@ def test_a_fresh_handle_reads_only_the_files_since_the_directory_snapshot(
         assert [v.version for v in p.versions("/big")] == list(range(1, 17))
 
 
+def test_a_big_directorys_own_rows_have_a_row_group_of_their_own(pond_dir: Path) -> None:
+    """A file of more than OWN_GROUP_MIN_ROWS rows of a directory's partition keeps the
+    directory's own rows first, in a row group of their own (commits and compactions):
+    a fresh handle folding the directory's versions reads those groups only, and sees
+    what a handle that read every row sees."""
+    import pyarrow.parquet as pq
+
+    pond = Pond.open(pond_dir)
+    n = datatable.OWN_GROUP_MIN_ROWS + 100
+    for t in range(3):
+        with pond.transaction() as tx:
+            for i in range(n):
+                tx.write_bytes(f"/big/b{t}-{i:04d}", b"%d" % i, parents=True)
+    with pond.transaction() as tx:  # a small commit: one row group
+        tx.write_bytes("/big/small", b"s")
+    big = pond.lookup("/big").node_id
+
+    def layout(p: Pond) -> list[list[tuple[int, bool]]]:
+        """Per file: (rows, holds only the directory's rows) per row group."""
+        out = []
+        for f in p.data.partition_files(big):
+            md = pq.ParquetFile(pond_dir / "data" / f).metadata
+            col = md.schema.names.index("node_id")
+            groups = []
+            for g in range(md.num_row_groups):
+                st = md.row_group(g).column(col).statistics
+                groups.append((md.row_group(g).num_rows, st.min == st.max == big))
+            out.append(groups)
+        return out
+
+    assert sorted(layout(pond)) == [[(1, True), (n, False)]] * 3 + [[(2, False)]]
+    fresh = Pond.open(pond_dir)
+    assert fresh.lookup("/big/missing") is None
+    assert not any(f in fresh.data._metas for f in fresh.data.partition_files(big)[:3])
+    assert [v.version for v in fresh.versions("/big")] == [1, 2, 3, 4]
+    pond.maintain()  # one compacted file, the directory's rows still first
+    assert layout(pond) == [[(4, True), (3 * n + 1, False)]]
+    for p in (Pond.open(pond_dir), pond):
+        p.refresh()
+        assert len(listing(p, "/big/*")) == 3 * n + 1
+        assert p.read_bytes("/big/b2-0007") == b"7" and p.read_bytes("/big/small") == b"s"
+        assert [v.version for v in p.versions("/big")] == [1, 2, 3, 4]
+
+
 def test_removed_entries_and_new_directories_in_one_transaction(pond_dir: Path) -> None:
     pond = Pond.open(pond_dir)
     with pond.transaction() as tx:

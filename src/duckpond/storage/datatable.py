@@ -408,19 +408,20 @@ class PartIndex:
             if (hi or 0) < floor:
                 break
             read += 1
-            keys, start = self._table._meta(self.files[i]).keys, self._starts[i]
-            hits = _positions_of(keys.column("node_id"), node_id)
-            if not hits:
-                continue
-            versions = keys.column("version")
-            attrs = keys.column("extended_attributes")
-            seqs = keys.column("txn_seq")
-            for r in hits:
-                row = (versions[r].as_py(), start + r, attrs[r].as_py())
-                found.append(row)
-                if row[2] not in incomplete:
-                    seq = seqs[r].as_py()
-                    floor = max(floor, seq if seq is not None else lo or 0)
+            for offset, keys in self._table._key_groups(self.files[i], node_id):
+                hits = _positions_of(keys.column("node_id"), node_id)
+                if not hits:
+                    continue
+                start = self._starts[i] + offset
+                versions = keys.column("version")
+                attrs = keys.column("extended_attributes")
+                seqs = keys.column("txn_seq")
+                for r in hits:
+                    row = (versions[r].as_py(), start + r, attrs[r].as_py())
+                    found.append(row)
+                    if row[2] not in incomplete:
+                        seq = seqs[r].as_py()
+                        floor = max(floor, seq if seq is not None else lo or 0)
         if read == len(self.files):  # every file read: the whole history is in hand
             found.sort()
             self._memo[node_id] = found
@@ -470,6 +471,35 @@ def _positions_of(ids: pa.ChunkedArray, node_id: str) -> list[int]:
     return [r for r, n in enumerate(ids.to_pylist()) if n == node_id]
 
 
+# A data file of more rows than this keeps its directory's own rows in a row group of
+# their own (see DataTable._key_groups); smaller files are read whole at little cost, and
+# a second row group costs ~2 KB of footer.
+OWN_GROUP_MIN_ROWS = 512
+
+
+def _own_group(own: list[NodeRow], rows: int) -> int:
+    """The size of the first row group for a file of `rows` rows, `own` first (0: one)."""
+    return len(own) if rows > OWN_GROUP_MIN_ROWS else 0
+
+
+def _own_rows_first(table: pa.Table, part_id: str) -> tuple[pa.Table, int]:
+    """A big file's rows with its directory's own rows first (their order kept) and how
+    many those are, for a row group of their own; a small one as it is, and 0."""
+    if table.num_rows <= OWN_GROUP_MIN_ROWS:
+        return table, 0
+    ids = table.column("node_id").to_pylist()
+    own = [i for i, n in enumerate(ids) if n == part_id]
+    if not own or len(own) == len(ids):
+        return table, 0
+    parts = [table.slice(i, 1) for i in own]
+    at = 0
+    for i in [*own, len(ids)]:
+        if i > at:
+            parts.append(table.slice(at, i - at))
+        at = i + 1
+    return pa.concat_tables(parts), len(own)
+
+
 def _trim_tail(found: NodeVersions, incomplete: Collection[str | None]) -> NodeVersions:
     """`found` (sorted) from its newest row whose attributes are not in `incomplete` on."""
     for i in range(len(found) - 1, -1, -1):
@@ -478,9 +508,11 @@ def _trim_tail(found: NodeVersions, incomplete: Collection[str | None]) -> NodeV
     return found
 
 
-def _read_columns(pf: ParquetFile, columns: list[str]) -> pa.Table:
-    """`columns` of a data file; a column a future version may add is null in old files."""
-    table = pf.read(columns=[c for c in columns if c in pf.schema_arrow.names])
+def _read_columns(pf: ParquetFile, columns: list[str], group: int | None = None) -> pa.Table:
+    """`columns` of a data file (or of one row group); a column a later version added is
+    null in older files."""
+    have = [c for c in columns if c in pf.schema_arrow.names]
+    table = pf.read(columns=have) if group is None else pf.read_row_group(group, columns=have)
     for f in FILE_SCHEMA:
         if f.name in columns and f.name not in table.column_names:
             table = table.append_column(f, pa.nulls(table.num_rows, f.type))
@@ -533,6 +565,37 @@ def _open_table(path: Path) -> DeltaTable:
     return logcheck.open_table(path)
 
 
+# Key columns of small row groups (a big directory's own rows) kept at most, as pairs.
+GROUP_KEYS_MAX = 4096
+
+
+@dataclass
+class _RowGroups:
+    """A data file's row groups as its footer has them: first rows, row counts, and the
+    node_id bounds ("", "\U0010ffff" where the footer has none: anything may be there)."""
+
+    starts: list[int]
+    rows: list[int]
+    bounds: list[tuple[str, str]]
+
+    @classmethod
+    def of(cls, pf: ParquetFile) -> _RowGroups:
+        md = pf.metadata
+        col = pf.schema_arrow.get_field_index("node_id")
+        starts, rows, bounds, at = [], [], [], 0
+        for g in range(md.num_row_groups):
+            group = md.row_group(g)
+            starts.append(at)
+            rows.append(group.num_rows)
+            at += group.num_rows
+            stats = group.column(col).statistics if col >= 0 else None
+            if stats is not None and stats.has_min_max:
+                bounds.append((str(stats.min), str(stats.max)))
+            else:
+                bounds.append(("", "\U0010ffff"))
+        return cls(starts or [0], rows or [0], bounds or [("", "\U0010ffff")])
+
+
 def _group_starts(pf: ParquetFile) -> list[int]:
     starts, at = [], 0
     for i in range(pf.metadata.num_row_groups):
@@ -563,7 +626,8 @@ class DataTable(deltalog.SnapshotThenDelta):
         self._raw_stats: dict[str, str] = {}  # a log snapshot's unparsed statistics
         # Caches, all keyed by live files: entries for files compacted away are dropped.
         self._metas: dict[str, _FileMeta] = {}
-        self._footer_starts: dict[str, list[int]] = {}  # row groups of files not indexed
+        self._row_groups: dict[str, _RowGroups] = {}  # footers of files not read whole
+        self._group_keys: OrderedDict[tuple[str, int], pa.Table] = OrderedDict()
         self._contents: OrderedDict[tuple[str, int], pa.Array] = OrderedDict()
         self._content_bytes = 0
         self._index_cache: dict[str, PartIndex] = {}
@@ -637,8 +701,12 @@ class DataTable(deltalog.SnapshotThenDelta):
             by_part[r.part_id].append(r)
         written = []
         for part, prows in by_part.items():
-            table = rows_to_table(prows)
-            written.append((deltafiles.write_file(self.path, table, {PARTITION: part}), table))
+            own = [r for r in prows if r.node_id == part]  # the directory's rows first
+            table = rows_to_table(own + [r for r in prows if r.node_id != part])
+            action = deltafiles.write_file(
+                self.path, table, {PARTITION: part}, _own_group(own, table.num_rows)
+            )
+            written.append((action, table))
         seq = int(pond_txn["txn_seq"])
         before = self._files_version
         version = deltafiles.commit(
@@ -667,7 +735,7 @@ class DataTable(deltalog.SnapshotThenDelta):
         for action, table in added:
             # A file this handle just wrote: index it (and, when small, keep its contents)
             # from the table in hand, as write_file laid out its row groups.
-            starts = list(range(0, max(table.num_rows, 1), deltafiles.ROW_GROUP_ROWS))
+            starts = action.group_starts or [0]
             self._metas[action.path] = _FileMeta.of(_index_table(table), starts)
             content = table.column("content")
             if len(starts) == 1 and content.nbytes <= CONTENT_GROUP_MAX_BYTES:
@@ -702,7 +770,8 @@ class DataTable(deltalog.SnapshotThenDelta):
             parts = [a.partition_values.get(PARTITION) for a in adds]
             paths = [a.path for a in adds]
             sizes = [a.size for a in adds]
-            self._spans = {}
+            live = set(paths)  # files are immutable: the spans of those still live hold
+            self._spans = {f: span for f, span in self._spans.items() if f in live}
             self._raw_stats = {a.path: a.stats for a in adds if a.stats}  # parsed on use
         else:
             actions = deltafiles.add_actions(self.dt)
@@ -716,7 +785,7 @@ class DataTable(deltalog.SnapshotThenDelta):
         self._files_by_part = dict(by_part)
         self._file_sizes = dict(zip(paths, sizes, strict=True))
         self._files_version = v
-        self._forget({f for f in self._metas if f not in self._file_sizes})
+        self._forget({f for f in (*self._metas, *self._row_groups) if f not in self._file_sizes})
         for part in [p for p in self._index_cache if p not in self._files_by_part]:
             del self._index_cache[part]
             self.derived.pop(part, None)
@@ -727,9 +796,11 @@ class DataTable(deltalog.SnapshotThenDelta):
             return
         for f in files:
             self._metas.pop(f, None)
-            self._footer_starts.pop(f, None)
+            self._row_groups.pop(f, None)
         for key in [k for k in self._contents if k[0] in files]:
             self._content_bytes -= self._contents.pop(key).nbytes
+        for key in [k for k in self._group_keys if k[0] in files]:
+            del self._group_keys[key]
 
     def partitions(self) -> list[str]:
         self._ensure_file_map()
@@ -793,18 +864,46 @@ class DataTable(deltalog.SnapshotThenDelta):
             meta.index = _index_table(table)
         return meta.index
 
+    def _key_groups(self, rel: str, node_id: str) -> list[tuple[int, pa.Table]]:
+        """The key columns of the parts of a file that can hold rows of `node_id`, each
+        with its first row: the whole file (read once) unless the row groups whose
+        node_id bounds include it are few rows. Files of a big directory keep the
+        directory's own rows in a row group of their own (commit and compaction put them
+        first), so folding its deltas reads those small groups, not the entries' rows
+        (bench 10f); they are kept, bounded in number, as the whole files are."""
+        meta = self._metas.get(rel)
+        if meta is not None:
+            return [(0, meta.keys)]
+        groups = self._groups(rel)
+        picked = [g for g, (lo, hi) in enumerate(groups.bounds) if lo <= node_id <= hi]
+        if len(groups.starts) <= 1 or sum(groups.rows[g] for g in picked) > OWN_GROUP_MIN_ROWS:
+            return [(0, self._meta(rel).keys)]
+        out = []
+        for g in picked:
+            keys = self._group_keys.get((rel, g))
+            if keys is None:
+                pf = deltafiles.open_parquet(self.path / rel)
+                keys = _read_columns(pf, KEY_COLUMNS, group=g)
+                keys = keys if keys.schema.equals(KEY_SCHEMA) else keys.cast(KEY_SCHEMA)
+                self._group_keys[rel, g] = keys
+                while len(self._group_keys) > GROUP_KEYS_MAX:
+                    self._group_keys.popitem(last=False)
+            out.append((groups.starts[g], keys))
+        return out
+
+    def _groups(self, rel: str) -> _RowGroups:
+        """The file's row groups from its footer (read once)."""
+        groups = self._row_groups.get(rel)
+        if groups is None:
+            groups = self._row_groups[rel] = _RowGroups.of(deltafiles.open_parquet(self.path / rel))
+        return groups
+
     def _row_group_starts(self, rel: str) -> list[int]:
-        """The first row of each of the file's row groups, from its footer (read once)."""
+        """The first row of each of the file's row groups."""
         meta = self._metas.get(rel)
         if meta is not None and meta.group_starts is not None:
             return meta.group_starts
-        starts = self._footer_starts.get(rel)
-        if starts is None:
-            starts = _group_starts(deltafiles.open_parquet(self.path / rel))
-            self._footer_starts[rel] = starts
-        if meta is not None:
-            meta.group_starts = starts
-        return starts
+        return self._groups(rel).starts
 
     def _value(self, rel: str, row: int, column: str) -> Any:
         """One value of one row of a file: from its rows if read, else its row group's."""
@@ -894,10 +993,12 @@ class DataTable(deltalog.SnapshotThenDelta):
             files = self._small_files(part_id) if only_small else self.partition_files(part_id)
         if len(files) < 2:
             return False
-        merged = pa.concat_tables([self._read_file(f) for f in files])
+        merged, own = _own_rows_first(
+            pa.concat_tables([self._read_file(f) for f in files]), part_id
+        )
         before, seq = self._files_version, self.last_txn_seq()
         version, add = deltafiles.compact(
-            self, self.path, files, merged, {PARTITION: part_id}, self.log
+            self, self.path, files, merged, {PARTITION: part_id}, self.log, own
         )
         self._apply_own(before, version, seq, [(add, merged)], removed=files)
         return True

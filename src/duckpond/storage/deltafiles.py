@@ -74,6 +74,8 @@ class FileAction:
     remove: bool = False
     stats: dict[str, Any] | None = None
     data_change: bool = True
+    # The first row of each row group, as written (not part of the log entry).
+    group_starts: list[int] | None = None
 
     def to_json(self, now_ms: int) -> dict[str, Any]:
         if self.remove:
@@ -199,10 +201,15 @@ def _iso_date(days: int) -> str:
 
 
 def write_file(
-    table_dir: Path, table: pa.Table, partition_values: dict[str, str] | None = None
+    table_dir: Path,
+    table: pa.Table,
+    partition_values: dict[str, str] | None = None,
+    first_group: int = 0,
 ) -> FileAction:
     """Write one Parquet file into the table directory (synced); return its add action,
-    with Delta statistics taken from the footer just written."""
+    with Delta statistics taken from the footer just written. `first_group` > 0: a file
+    that is not small gets its first that many rows as a row group of their own (the
+    data table's directory rows: readers find them by the row groups' statistics)."""
     sub = "/".join(f"{k}={v}" for k, v in (partition_values or {}).items())
     small = table.num_rows <= SMALL_ROWS and table.nbytes <= SMALL_BYTES
     # The name says the data columns' codec (Spark's `part-...<codec>.parquet` habit); a
@@ -235,6 +242,13 @@ def write_file(
             store_schema=False,
             metadata_collector=collected,
         )
+    elif 0 < first_group < table.num_rows:
+        with pq.ParquetWriter(
+            full, table.schema, compression="zstd", write_statistics=stats, store_schema=False
+        ) as writer:
+            writer.write_table(table.slice(0, first_group), row_group_size=first_group)
+            writer.write_table(table.slice(first_group), row_group_size=ROW_GROUP_ROWS)
+        collected.append(pq.read_metadata(full))
     else:
         # Small row groups let readers skip old rows by their statistics (min_seq reads).
         pq.write_table(
@@ -250,6 +264,12 @@ def write_file(
     fsync_dir(full.parent)
     st = full.stat()
     pv = dict(partition_values or {})
+    starts: list[int] | None = None
+    if collected:
+        md, at, starts = collected[0], 0, []
+        for g in range(md.num_row_groups):
+            starts.append(at)
+            at += md.row_group(g).num_rows
     return FileAction(
         rel,
         st.st_size,
@@ -257,6 +277,7 @@ def write_file(
         table.num_rows,
         int(st.st_mtime * 1000),
         stats=file_stats(collected[0], table.schema, tuple(pv), nulls) if collected else None,
+        group_starts=starts or None,
     )
 
 
@@ -639,13 +660,15 @@ def compact(
     merged: pa.Table,
     partition_values: dict[str, str] | None = None,
     log: TableLog | None = None,
+    first_group: int = 0,
 ) -> tuple[int, FileAction]:
     """Replace `files` by one file holding `merged` (their rows), without changing data
-    (both sides `dataChange: false`, so readers of the change stream skip it).
+    (both sides `dataChange: false`, so readers of the change stream skip it);
+    `first_group` as for write_file.
 
     Returns the commit's version and the new file; the caller applies both to its view
     (the view is not advanced: that would re-read the log)."""
-    add = write_file(table_dir, merged, partition_values)
+    add = write_file(table_dir, merged, partition_values, first_group)
     add.data_change = False
     sizes = _stamp_removed(table_dir, files)
     pv = dict(partition_values or {})
