@@ -5,6 +5,7 @@ long-lived pond's upkeep."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -156,3 +157,31 @@ def test_a_log_the_ponds_reader_does_not_handle_is_checkpointed_by_delta_rs(
     rows = pq.read_table(path / "_delta_log" / f"{1:020d}.checkpoint.parquet")
     adds = [a for a in rows.column("add").to_pylist() if a is not None]
     assert [dict(a["tags"]) for a in adds] == [{"INSERTION_TIME": "1"}]
+
+
+def test_automatic_vacuum_waits_a_fraction_of_the_window(tmp_path: Path) -> None:
+    """A checkpoint vacuums only if the previous vacuum is older than window / 8 (at most
+    five minutes): garbage is deleted that much later at most, and checkpoints do not stat
+    every file still inside the window; `full` (pond maintain) always vacuums."""
+    pond = _busy_pond(tmp_path / "p", 3)
+    pond.set_retention(100)  # vacuum at most every 12.5 s
+    data = tmp_path / "p" / "data"
+    part = next(p for p in data.iterdir() if p.name.startswith("part_id="))
+
+    def garbage(name: str) -> Path:
+        path = part / f"{name}.parquet"
+        path.write_bytes(b"not referenced")
+        os.utime(path, (time.time() - 1000, time.time() - 1000))
+        return path
+
+    first = garbage("g1")
+    assert checkpoints.checkpoint(data) >= 1 and not first.exists()
+    second = garbage("g2")
+    assert checkpoints.checkpoint(data) == 0 and second.exists()  # vacuumed just now
+    mark = data / checkpoints.VACUUM_MARK
+    os.utime(mark, (time.time() - 13, time.time() - 13))
+    assert checkpoints.checkpoint(data) == 1 and not second.exists()
+    third = garbage("g3")
+    assert checkpoints.checkpoint(data, full=True) == 1 and not third.exists()
+    pond.refresh()
+    assert pond.read_bytes("/d0/f0") == b"x0"

@@ -53,7 +53,7 @@ def pond_files(root: Path) -> dict[str, bytes]:
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
         if path.is_file() and rel.split("/")[0] not in LOCAL_ONLY:
-            if not any(p.startswith(".tmp-") for p in rel.split("/")):
+            if not any(p.startswith(".tmp-") or p == "_pond_vacuumed" for p in rel.split("/")):
                 out[rel] = path.read_bytes()
     return out
 

@@ -5,7 +5,8 @@
     URL/control/...               checkpoints, _last_checkpoint, _pond_archive/)
     URL/blobs/<2 hex>/<sha256>    large contents
 
-Local-only things are never pushed: write.lock, cache/, temp files, remotes/, imports/.
+Local-only things are never pushed: write.lock, cache/, temp files, remotes/, imports/,
+each table's `_pond_vacuumed` mark (storage/checkpoints.py).
 """
 
 from __future__ import annotations

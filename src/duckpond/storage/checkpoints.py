@@ -157,6 +157,14 @@ CHECKPOINT_SCHEMA = pa.schema(
         ),
     ]
 )
+# A zero-byte file at the table's root whose mtime is when the last vacuum started
+# (Delta readers ignore `_` names). Automatic upkeep vacuums again only once a fraction of
+# the retention window has passed (at most VACUUM_EVERY_MAX_S): garbage is deleted at most
+# that much later than the window says, and a checkpoint does not stat every file still
+# inside the window (a busy hour leaves tens of thousands). `pond maintain` always does.
+VACUUM_MARK = "_pond_vacuumed"
+VACUUM_EVERY = 1 / 8
+VACUUM_EVERY_MAX_S = 300.0
 # Delta's default for delta.deletedFileRetentionDuration (one week).
 DEFAULT_TOMBSTONE_S = 7 * 86400.0
 
@@ -303,8 +311,9 @@ def checkpoint(
 ) -> int:
     """Take a synced checkpoint, prune log entries past their retention, then vacuum files
     older than the retention window (the table's own unless `retention_s` is given);
-    returns the number of files vacuumed. Not `full`: only partitions changed since the
-    previous checkpoint's vacuum could have garbage left (see deltafiles.vacuum()).
+    returns the number of files vacuumed. Not `full`: no vacuum if the previous one is
+    recent (VACUUM_EVERY), and only partitions changed since the previous vacuum could
+    have garbage left (see deltafiles.vacuum()).
 
     Log entries are kept for `delta.logRetentionDuration` so other readers can time travel,
     but at most about LOG_KEEP_MAX_VERSIONS versions (opening a table lists `_delta_log`:
@@ -315,8 +324,6 @@ def checkpoint(
     checkpoint has just read the snapshot the vacuum needs.
     """
     previous = last_checkpoint_version(table_dir)
-    # The previous checkpoint's vacuum ran after this file was written.
-    previous_at = mtime(table_dir / "_delta_log" / "_last_checkpoint")
     try:
         snap = deltalog.Snapshot.load(table_dir, stats=True, tombstones=True)
     except deltalog.Unsupported:
@@ -326,5 +333,12 @@ def checkpoint(
         live, config, description = set(snap.files), snap.configuration, snap.description
     prune_log(table_dir, previous, archive_key, log_retention_seconds(config), version)
     window = retention_seconds(description) if retention_s is None else retention_s
-    since = None if full or not previous_at else previous_at - window - VACUUM_SLACK_S
+    mark = table_dir / VACUUM_MARK
+    last = mtime(mark)  # when the previous vacuum started (0: none recorded)
+    now = time.time()
+    if not full and last and now - last < min(window * VACUUM_EVERY, VACUUM_EVERY_MAX_S):
+        return 0
+    since = None if full or not last else last - window - VACUUM_SLACK_S
+    mark.touch()
+    os.utime(mark, (now, now))
     return vacuum(table_dir, version, live, window, since)
