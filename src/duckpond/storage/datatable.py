@@ -472,32 +472,30 @@ def _positions_of(ids: pa.ChunkedArray, node_id: str) -> list[int]:
 
 
 # A data file of more rows than this keeps its directory's own rows in a row group of
-# their own (see DataTable._key_groups); smaller files are read whole at little cost, and
-# a second row group costs ~2 KB of footer.
+# their own when they are at most 1/OWN_GROUP_SHARE of it (see DataTable._key_groups): a
+# bulk write or a compaction of a big directory. Smaller files are read whole at little
+# cost, a second row group costs ~2 KB of footer, and a file whose rows are largely the
+# directory's gains nothing from it.
 OWN_GROUP_MIN_ROWS = 512
+OWN_GROUP_SHARE = 8
 
 
 def _own_group(own: list[NodeRow], rows: int) -> int:
     """The size of the first row group for a file of `rows` rows, `own` first (0: one)."""
-    return len(own) if rows > OWN_GROUP_MIN_ROWS else 0
+    return len(own) if rows > OWN_GROUP_MIN_ROWS and len(own) * OWN_GROUP_SHARE <= rows else 0
 
 
 def _own_rows_first(table: pa.Table, part_id: str) -> tuple[pa.Table, int]:
     """A big file's rows with its directory's own rows first (their order kept) and how
-    many those are, for a row group of their own; a small one as it is, and 0."""
+    many those are, for a row group of their own; other files as they are, and 0."""
     if table.num_rows <= OWN_GROUP_MIN_ROWS:
         return table, 0
     ids = table.column("node_id").to_pylist()
     own = [i for i, n in enumerate(ids) if n == part_id]
-    if not own or len(own) == len(ids):
+    if not own or len(own) * OWN_GROUP_SHARE > len(ids):
         return table, 0
-    parts = [table.slice(i, 1) for i in own]
-    at = 0
-    for i in [*own, len(ids)]:
-        if i > at:
-            parts.append(table.slice(at, i - at))
-        at = i + 1
-    return pa.concat_tables(parts), len(own)
+    mine = set(own)
+    return table.take(own + [i for i in range(len(ids)) if i not in mine]), len(own)
 
 
 def _trim_tail(found: NodeVersions, incomplete: Collection[str | None]) -> NodeVersions:
