@@ -126,7 +126,7 @@ def test_expired_tombstones_are_left_out(tmp_path: Path) -> None:
     checkpoints.write_checkpoint(snap)
     log = path / "_delta_log"
     written = _actions(log / f"{snap.version:020d}.checkpoint.parquet")["remove"]
-    assert {p for p, _ in written} == {r["path"] for r in snap.removes.values()}
+    assert {p for p, _ in written} == {r.path for r in snap.removes.values()}
     # once the tombstone retention (here: a second) has passed, none is carried on
     DeltaTable(str(path)).alter.set_table_properties(
         {deltafiles.TOMBSTONE_KEY: "interval 1 second"}

@@ -230,19 +230,19 @@ def _rows(snap: deltalog.Snapshot, now_ms: int) -> dict[str, list[Any]]:
         )
     cutoff = now_ms - keep_s * 1000
     for r in snap.removes.values():
-        stamp = r.get("deletionTimestamp")
+        stamp = r.deletion_timestamp
         if stamp is None or stamp < cutoff:
             continue  # expired: readers and vacuum no longer need it
         rows.append(
             (
                 "remove",
                 {
-                    "path": r["path"],
+                    "path": r.path,
                     "deletionTimestamp": int(stamp),
-                    "dataChange": bool(r.get("dataChange", True)),
-                    "extendedFileMetadata": r.get("extendedFileMetadata"),
-                    "partitionValues": _pairs(r.get("partitionValues")),
-                    "size": r.get("size"),
+                    "dataChange": r.data_change,
+                    "extendedFileMetadata": r.extended_file_metadata,
+                    "partitionValues": _pairs(r.partition_values),
+                    "size": r.size,
                 },
             )
         )

@@ -73,6 +73,46 @@ class AddFile:
         return int(n) if n is not None else None
 
 
+class Tombstone:
+    """A `remove` action kept for a checkpoint: the fields the pond writes back."""
+
+    __slots__ = (
+        "path",
+        "deletion_timestamp",
+        "data_change",
+        "extended_file_metadata",
+        "partition_values",
+        "size",
+    )
+
+    def __init__(
+        self,
+        path: str,
+        deletion_timestamp: int | None,
+        data_change: bool,
+        extended_file_metadata: bool | None,
+        partition_values: Any,  # an object (a log entry) or key/value pairs (a checkpoint)
+        size: int | None,
+    ) -> None:
+        self.path = path
+        self.deletion_timestamp = deletion_timestamp
+        self.data_change = data_change
+        self.extended_file_metadata = extended_file_metadata
+        self.partition_values = partition_values
+        self.size = size
+
+
+# What is read of a checkpoint's `remove` column (a checkpoint writer's snapshot).
+REMOVE_FIELDS = (
+    "path",
+    "deletionTimestamp",
+    "dataChange",
+    "extendedFileMetadata",
+    "partitionValues",
+    "size",
+)
+
+
 class Snapshot:
     """The latest version of one Delta table, as far as readers of its files need it."""
 
@@ -88,7 +128,7 @@ class Snapshot:
         # live files by decoded path (a remove may spell it differently), oldest first
         self.files: dict[str, AddFile] = {}
         # with `tombstones`: the remove actions of files not re-added, by decoded path
-        self.removes: dict[str, dict[str, Any]] = {}
+        self.removes: dict[str, Tombstone] = {}
 
     @classmethod
     def load(cls, table_dir: Path, stats: bool = True, tombstones: bool = False) -> Snapshot:
@@ -166,7 +206,8 @@ class Snapshot:
         want = [f"add.{n}" for n in fields if n in have and (self.stats or n != "stats")]
         want += [n for n in ("metaData", "protocol", "txn") if n in names]
         if self.tombstones and "remove" in names:
-            want.append("remove")
+            kept = {f.name for f in pf.schema_arrow.field("remove").type}
+            want += [f"remove.{n}" for n in REMOVE_FIELDS if n in kept]
         table = pf.read(columns=want)
         for name in ("metaData", "protocol"):
             if name in names:
@@ -183,10 +224,7 @@ class Snapshot:
                     self.txns[row["appId"]] = int(row["version"])
                     self.txn_updated[row["appId"]] = row.get("lastUpdated")
         if "remove" in table.column_names:
-            for row in table.column("remove").to_pylist():
-                if row is not None:
-                    row["partitionValues"] = dict(row.get("partitionValues") or [])
-                    self.removes[unquote(row["path"])] = row
+            self._read_tombstones(table.column("remove").combine_chunks())
         if not want or not want[0].startswith("add."):
             return
         # Columns of the add struct with its nulls applied (rows of other actions).
@@ -211,6 +249,25 @@ class Snapshot:
                 int(mtimes[i]) if mtimes is not None and mtimes[i] is not None else 0,
                 stats[i] if stats is not None else None,
             )
+
+    def _read_tombstones(self, removes: Any) -> None:
+        """The checkpoint's remove actions, column by column (thousands of them in a busy
+        table's minute: no dict per row)."""
+        cols = dict(zip([f.name for f in removes.type], removes.flatten(), strict=True))
+        n = len(removes)
+        lists: dict[str, list[Any]] = {
+            k: cols[k].to_pylist() if k in cols else [None] * n for k in REMOVE_FIELDS
+        }
+        for i, p in enumerate(lists["path"]):  # flatten() made other actions' rows null
+            if p is not None:
+                self.removes[unquote(p)] = Tombstone(
+                    p,
+                    lists["deletionTimestamp"][i],
+                    bool(lists["dataChange"][i]),
+                    lists["extendedFileMetadata"][i],
+                    lists["partitionValues"][i],
+                    lists["size"][i],
+                )
 
     def _apply_commit(self, path: Path, version: int) -> None:
         with open(path, "rb") as f:
@@ -240,7 +297,14 @@ class Snapshot:
             elif kind == "remove":
                 self.files.pop(unquote(body["path"]), None)
                 if self.tombstones:
-                    self.removes[unquote(body["path"])] = body
+                    self.removes[unquote(body["path"])] = Tombstone(
+                        body["path"],
+                        body.get("deletionTimestamp"),
+                        bool(body.get("dataChange", True)),
+                        body.get("extendedFileMetadata"),
+                        body.get("partitionValues"),
+                        body.get("size"),
+                    )
             elif kind == "txn":
                 self.txns[body["appId"]] = int(body["version"])
                 self.txn_updated[body["appId"]] = body.get("lastUpdated")
