@@ -129,11 +129,11 @@ class _FileMeta:
     rest on first use), and its row-group offsets."""
 
     keys: pa.Table
-    group_starts: list[int] | None  # first row of each row group; None = not read yet
+    group_starts: list[int]  # first row of each row group
     index: pa.Table | None = None  # every column but contents; None = not read yet
 
     @classmethod
-    def of(cls, index: pa.Table, group_starts: list[int] | None) -> _FileMeta:
+    def of(cls, index: pa.Table, group_starts: list[int]) -> _FileMeta:
         return cls(index.select(KEY_COLUMNS), group_starts, index)
 
 
@@ -580,26 +580,17 @@ class _RowGroups:
     def of(cls, pf: ParquetFile) -> _RowGroups:
         md = pf.metadata
         col = pf.schema_arrow.get_field_index("node_id")
-        starts, rows, bounds, at = [], [], [], 0
+        rows, bounds = [], []
         for g in range(md.num_row_groups):
             group = md.row_group(g)
-            starts.append(at)
             rows.append(group.num_rows)
-            at += group.num_rows
             stats = group.column(col).statistics if col >= 0 else None
             if stats is not None and stats.has_min_max:
                 bounds.append((str(stats.min), str(stats.max)))
             else:
                 bounds.append(("", "\U0010ffff"))
-        return cls(starts or [0], rows or [0], bounds or [("", "\U0010ffff")])
-
-
-def _group_starts(pf: ParquetFile) -> list[int]:
-    starts, at = [], 0
-    for i in range(pf.metadata.num_row_groups):
-        starts.append(at)
-        at += pf.metadata.row_group(i).num_rows
-    return starts or [0]
+        starts = deltafiles.row_group_starts(md)
+        return cls(starts, rows or [0], bounds or [("", "\U0010ffff")])
 
 
 class DataTable(deltalog.SnapshotThenDelta):
@@ -824,7 +815,7 @@ class DataTable(deltalog.SnapshotThenDelta):
                 raise PondError(
                     f"data/{rel}: the log says {span[0]} rows, the file holds {keys.num_rows}"
                 )
-            meta = _FileMeta(keys, _group_starts(pf))
+            meta = _FileMeta(keys, deltafiles.row_group_starts(pf.metadata))
             self._metas[rel] = meta
         return meta
 
@@ -899,9 +890,7 @@ class DataTable(deltalog.SnapshotThenDelta):
     def _row_group_starts(self, rel: str) -> list[int]:
         """The first row of each of the file's row groups."""
         meta = self._metas.get(rel)
-        if meta is not None and meta.group_starts is not None:
-            return meta.group_starts
-        return self._groups(rel).starts
+        return meta.group_starts if meta is not None else self._groups(rel).starts
 
     def _value(self, rel: str, row: int, column: str) -> Any:
         """One value of one row of a file: from its rows if read, else its row group's."""

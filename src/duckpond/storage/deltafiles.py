@@ -264,12 +264,6 @@ def write_file(
     fsync_dir(full.parent)
     st = full.stat()
     pv = dict(partition_values or {})
-    starts: list[int] | None = None
-    if collected:
-        md, at, starts = collected[0], 0, []
-        for g in range(md.num_row_groups):
-            starts.append(at)
-            at += md.row_group(g).num_rows
     return FileAction(
         rel,
         st.st_size,
@@ -277,8 +271,17 @@ def write_file(
         table.num_rows,
         int(st.st_mtime * 1000),
         stats=file_stats(collected[0], table.schema, tuple(pv), nulls) if collected else None,
-        group_starts=starts or None,
+        group_starts=row_group_starts(collected[0]) if collected else None,
     )
+
+
+def row_group_starts(md: pq.FileMetaData) -> list[int]:
+    """The first row of each row group of a Parquet file, from its footer ([0]: none)."""
+    starts, at = [], 0
+    for g in range(md.num_row_groups):
+        starts.append(at)
+        at += md.row_group(g).num_rows
+    return starts or [0]
 
 
 def action_for_file(
