@@ -480,22 +480,24 @@ OWN_GROUP_MIN_ROWS = 512
 OWN_GROUP_SHARE = 8
 
 
-def _own_group(own: list[NodeRow], rows: int) -> int:
-    """The size of the first row group for a file of `rows` rows, `own` first (0: one)."""
-    return len(own) if rows > OWN_GROUP_MIN_ROWS and len(own) * OWN_GROUP_SHARE <= rows else 0
+def _own_group(own: int, rows: int) -> int:
+    """The size of the first row group of a file of `rows` rows whose first `own` are its
+    directory's (0: no row group of their own)."""
+    return own if rows > OWN_GROUP_MIN_ROWS and own * OWN_GROUP_SHARE <= rows else 0
 
 
 def _own_rows_first(table: pa.Table, part_id: str) -> tuple[pa.Table, int]:
-    """A big file's rows with its directory's own rows first (their order kept) and how
-    many those are, for a row group of their own; other files as they are, and 0."""
-    if table.num_rows <= OWN_GROUP_MIN_ROWS:
+    """A big file's rows with its directory's own rows first (their order kept) and the
+    size of their row group (_own_group); other files as they are, and 0."""
+    if table.num_rows <= OWN_GROUP_MIN_ROWS:  # no row group of their own: no need to look
         return table, 0
     ids = table.column("node_id").to_pylist()
     own = [i for i, n in enumerate(ids) if n == part_id]
-    if not own or len(own) * OWN_GROUP_SHARE > len(ids):
+    first = _own_group(len(own), len(ids))
+    if not first:
         return table, 0
     mine = set(own)
-    return table.take(own + [i for i in range(len(ids)) if i not in mine]), len(own)
+    return table.take(own + [i for i in range(len(ids)) if i not in mine]), first
 
 
 def _trim_tail(found: NodeVersions, incomplete: Collection[str | None]) -> NodeVersions:
@@ -693,7 +695,7 @@ class DataTable(deltalog.SnapshotThenDelta):
             own = [r for r in prows if r.node_id == part]  # the directory's rows first
             table = rows_to_table(own + [r for r in prows if r.node_id != part])
             action = deltafiles.write_file(
-                self.path, table, {PARTITION: part}, _own_group(own, table.num_rows)
+                self.path, table, {PARTITION: part}, _own_group(len(own), table.num_rows)
             )
             written.append((action, table))
         seq = int(pond_txn["txn_seq"])
