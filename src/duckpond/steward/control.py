@@ -124,12 +124,6 @@ def conform(table: pa.Table, schema: pa.Schema = CONTROL_SCHEMA) -> pa.Table:
     return table.select(schema.names).cast(schema)
 
 
-def _open_table(path: Path) -> DeltaTable:
-    from ..storage import logcheck
-
-    return logcheck.open_table(path)
-
-
 class ControlTable(deltalog.SnapshotThenDelta):
     """Opened for reading, it holds the pond's own snapshot of the log; the delta-rs
     handle `dt` is opened on first use (appends, SQL, upkeep) and from then on is the
@@ -165,15 +159,6 @@ class ControlTable(deltalog.SnapshotThenDelta):
         sync_commit(path, dt.version())
         fsync_dir(path)
         return cls.open(path)  # the pond's own reader, as for any later open
-
-    @classmethod
-    def open(cls, path: Path) -> ControlTable:
-        """A handle for reading: the pond's own log reader when it can read this log,
-        else (a feature it does not handle, damage for deltalake to name) delta-rs."""
-        snap = deltalog.open_snapshot(path)
-        if snap is None:
-            return cls(path, _open_table(path))
-        return cls(path, None, snap)
 
     @staticmethod
     def exists(path: Path) -> bool:
@@ -231,37 +216,19 @@ class ControlTable(deltalog.SnapshotThenDelta):
         """path -> num_records of the live files, kept in-process; the log is re-read only
         when another process has committed since (a stat of the next entry tells)."""
         if self._files is None or deltafiles.has_commits_after(self.path, self._files_version):
-            if self._snap is not None and self._read_snapshot():
-                return self._files if self._files is not None else {}
-            self.dt.update_incremental()
-            actions = deltafiles.add_actions(self.dt)
-            self._files = dict(
-                zip(
-                    actions.column("path").to_pylist(),
-                    [n or 0 for n in actions.column("num_records").to_pylist()],
-                    strict=True,
-                )
-            )
-            self._files_version = self.dt.version()
+            self.catch_up()  # the pond's own snapshot, or delta-rs once it cannot read the log
+            if self._snap is not None:
+                files = {a.path: a.num_records or 0 for a in self._snap.add_files()}
+                version = self._snap.version
+            else:
+                actions = deltafiles.add_actions(self.dt)
+                paths = actions.column("path").to_pylist()
+                counts = [n or 0 for n in actions.column("num_records").to_pylist()]
+                files, version = dict(zip(paths, counts, strict=True)), self.dt.version()
+            self._files, self._files_version = files, version
             # Tables kept for compaction whose files are gone (compacted elsewhere) are dropped.
-            self._written = {p: t for p, t in self._written.items() if p in self._files}
+            self._written = {p: t for p, t in self._written.items() if p in files}
         return self._files
-
-    def _read_snapshot(self) -> bool:
-        """The live files from the pond's own snapshot, brought up to date; False when it
-        cannot read the log (then `dt` takes over)."""
-        snap = self._snap
-        assert snap is not None
-        try:
-            if not snap.update():  # left behind entries pruned meanwhile
-                snap = self._snap = deltalog.Snapshot.load(self.path)
-        except Exception:  # noqa: BLE001 - anything it cannot read: delta-rs reads it
-            self._snap = None
-            return False
-        self._files = {a.path: a.num_records or 0 for a in snap.add_files()}
-        self._files_version = snap.version
-        self._written = {p: t for p, t in self._written.items() if p in self._files}
-        return True
 
     def _note_commit(self, version: int, added: list[tuple[str, int]], removed: list[str]) -> None:
         if self._files is not None and self._files_version == version - 1:

@@ -558,13 +558,6 @@ def _action_span(action: deltafiles.FileAction) -> tuple[int, int | None, int | 
     return _stats_span(action.num_records, action.stats or {})
 
 
-def _open_table(path: Path) -> DeltaTable:
-    """deltalake's handle on the table (logcheck names a damaged log), imported on use."""
-    from . import logcheck
-
-    return logcheck.open_table(path)
-
-
 # Key columns of small row groups (a big directory's own rows) kept at most, as pairs.
 GROUP_KEYS_MAX = 4096
 
@@ -601,6 +594,8 @@ class DataTable(deltalog.SnapshotThenDelta):
     Opened for reading, it holds the pond's own snapshot of the log (`deltalog`); the
     delta-rs handle `dt` is opened on first use (writes, history, upkeep) and from then on
     is the handle's view of the log."""
+
+    SNAPSHOT_STATS = False  # only paths, sizes, partitions (statistics: parsed on use)
 
     def __init__(
         self, path: Path, dt: DeltaTable | None, snapshot: deltalog.Snapshot | None = None
@@ -648,15 +643,6 @@ class DataTable(deltalog.SnapshotThenDelta):
         from deltalake import DeltaTable
 
         return DeltaTable.is_deltatable(str(path))
-
-    @classmethod
-    def open(cls, path: Path) -> DataTable:
-        """A handle for reading: the pond's own log reader when it can read this log,
-        else (a feature it does not handle, damage for deltalake to name) delta-rs."""
-        snap = deltalog.open_snapshot(path, stats=False)  # only paths, sizes, partitions
-        if snap is None:
-            return cls(path, _open_table(path))
-        return cls(path, None, snap)
 
     def refresh(self) -> None:
         """See commits made since this handle was opened (ours or another process's)."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import unquote
 
 from .deltafiles import last_checkpoint_version, protocol_problem, write_problem
@@ -383,26 +383,33 @@ class SnapshotThenDelta:
     the handle's view of the log. Either way the handle is the `deltafiles.LogView` its
     commits check against."""
 
+    # Whether the snapshot a handle opens with reads the checkpoint's statistics.
+    SNAPSHOT_STATS = True
+
     def __init__(self, path: Path, dt: DeltaTable | None, snapshot: Snapshot | None) -> None:
         self.path = path
         self._dt = dt
         self._snap = snapshot if dt is None else None
 
+    @classmethod
+    def open(cls, path: Path) -> Self:
+        """A handle for reading: the pond's own log reader when it can read this log,
+        else (a feature it does not handle, damage for deltalake to name) delta-rs."""
+        snap = open_snapshot(path, cls.SNAPSHOT_STATS)
+        if snap is None:
+            return cls(path, _open_dt(path), None)
+        return cls(path, None, snap)
+
     @property
     def dt(self) -> DeltaTable:
         if self._dt is None:
-            self._dt = self._open_dt()
+            self._dt = _open_dt(self.path)
             self._snap = None
         return self._dt
 
     @dt.setter
     def dt(self, value: DeltaTable) -> None:
         self._dt, self._snap = value, None
-
-    def _open_dt(self) -> DeltaTable:
-        from .logcheck import open_table  # names a damaged log; imports deltalake
-
-        return open_table(self.path)
 
     def description(self) -> str | None:
         """The table's metadata description (the pond keeps its identity there)."""
@@ -434,12 +441,12 @@ class SnapshotThenDelta:
                     self._snap = Snapshot.load(self.path, snap.stats)
                 return
             except Exception:  # noqa: BLE001 - anything it cannot read: delta-rs reads it
-                self.dt = self._open_dt()
+                self.dt = _open_dt(self.path)
                 return
         try:
             self.dt.update_incremental()
         except Exception:  # noqa: BLE001 - entries it still needed were pruned meanwhile
-            self.dt = self._open_dt()
+            self.dt = _open_dt(self.path)
 
     def write_problem(self) -> str | None:
         """Why the pond may not write this table (deltafiles.write_problem), or None."""
@@ -447,3 +454,10 @@ class SnapshotThenDelta:
         if snap is not None:
             return write_problem(snap.protocol, snap.configuration, snap.fields())
         return protocol_problem(self.dt)
+
+
+def _open_dt(path: Path) -> DeltaTable:
+    """deltalake's handle on the table; logcheck names a damaged log (imports deltalake)."""
+    from .logcheck import open_table
+
+    return open_table(path)
