@@ -36,7 +36,7 @@ from .deltafiles import (
     retention_seconds,
     vacuum,
 )
-from .durability import fsync_dir, fsync_file
+from .durability import fsync_dir, fsync_file, replace_synced
 from .pqread import pq
 
 _MAP = pa.map_(pa.string(), pa.string())
@@ -261,27 +261,19 @@ def write_checkpoint(snap: deltalog.Snapshot) -> int:
     columns = _rows(snap, int(time.time() * 1000))
     table = pa.Table.from_pydict(columns, schema=CHECKPOINT_SCHEMA)
     name = f"{snap.version:020d}.checkpoint.parquet"
-    tmp = log / f".tmp-{os.getpid()}-{os.urandom(6).hex()}.checkpoint.parquet"
-    try:
-        pq.write_table(table, tmp, compression="zstd", store_schema=False)
-        fsync_file(tmp)
-        size = tmp.stat().st_size
-        os.replace(tmp, log / name)
-    finally:
-        tmp.unlink(missing_ok=True)
-    hint = {
-        "version": snap.version,
-        "size": table.num_rows,
-        "sizeInBytes": size,
-        "numOfAddFiles": len(snap.files),
-    }
-    tmp = log / f".tmp-{os.getpid()}-{os.urandom(6).hex()}.last_checkpoint"
-    try:
-        tmp.write_text(json.dumps(hint, separators=(",", ":")))
-        fsync_file(tmp)
-        os.replace(tmp, log / "_last_checkpoint")
-    finally:
-        tmp.unlink(missing_ok=True)
+    size = replace_synced(
+        log / name, lambda tmp: pq.write_table(table, tmp, compression="zstd", store_schema=False)
+    )
+    hint = json.dumps(
+        {
+            "version": snap.version,
+            "size": table.num_rows,
+            "sizeInBytes": size,
+            "numOfAddFiles": len(snap.files),
+        },
+        separators=(",", ":"),
+    )
+    replace_synced(log / "_last_checkpoint", lambda tmp: tmp.write_text(hint))
     fsync_dir(log)
     return snap.version
 

@@ -15,7 +15,7 @@ from urllib.parse import unquote
 import pyarrow as pa
 
 from ..errors import PondError
-from .durability import fsync_dir, fsync_file, sync_commit, unlink_if_older
+from .durability import fsync_dir, fsync_file, replace_synced, sync_commit, unlink_if_older
 from .pqread import ParquetFile, pq  # pq: pyarrow.parquet, imported on first use
 
 if TYPE_CHECKING:
@@ -781,10 +781,8 @@ def prune_log(
             arch = table_dir / ARCHIVE_DIR
             arch.mkdir(exist_ok=True)
             name = f"{rows['version'][0]:020d}-{rows['version'][-1]:020d}.parquet"
-            tmp = arch / f".tmp-{name}"
-            pq.write_table(pa.table(rows, schema=ARCHIVE_SCHEMA), tmp, compression="zstd")
-            fsync_file(tmp)
-            os.replace(tmp, arch / name)
+            table = pa.table(rows, schema=ARCHIVE_SCHEMA)
+            replace_synced(arch / name, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
             fsync_dir(arch)
     for _, path in old:
         path.unlink(missing_ok=True)

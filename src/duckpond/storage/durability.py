@@ -4,6 +4,7 @@ the age-checked delete that maintenance uses."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -22,6 +23,21 @@ def fsync_dir(path: Path | str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def replace_synced(dest: Path, write: Callable[[Path], object]) -> int:
+    """Put a file at `dest` whole or not at all: `write` fills a temporary file beside it
+    (`.tmp-*`: vacuum removes one a crash leaves), which is synced and renamed into place;
+    returns its size. The caller syncs the directory once its files are in place."""
+    tmp = dest.with_name(f".tmp-{os.getpid()}-{os.urandom(6).hex()}-{dest.name}")
+    try:
+        write(tmp)
+        fsync_file(tmp)
+        size = tmp.stat().st_size
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return size
 
 
 def sync_commit(table_dir: Path, version: int) -> None:

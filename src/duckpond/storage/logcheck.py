@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow.parquet as pq
 
 from ..errors import PondError
-from .durability import fsync_dir, fsync_file
+from .durability import fsync_dir, fsync_file, replace_synced
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
@@ -230,8 +230,6 @@ def write_last_checkpoint(table_dir: Path, version: int | None) -> None:
     else:
         path = table_dir / "_delta_log" / f"{version:020d}.checkpoint.parquet"
         rows = pq.ParquetFile(path).metadata.num_rows
-        tmp = lc.with_name(".tmp-last-checkpoint")
-        tmp.write_text(json.dumps({"version": version, "size": rows}))
-        fsync_file(tmp)
-        os.replace(tmp, lc)
+        hint = json.dumps({"version": version, "size": rows})
+        replace_synced(lc, lambda tmp: tmp.write_text(hint))
     fsync_dir(lc.parent)
