@@ -122,22 +122,67 @@ def test_expired_tombstones_are_left_out(tmp_path: Path) -> None:
     pond = _busy_pond(tmp_path / "p", 40)
     path = tmp_path / "p" / "data"
     snap = deltalog.Snapshot.load(path, stats=True, tombstones=True)
-    assert snap.removes, "compaction should have removed files"
+    assert snap.tombstone_paths(), "compaction should have removed files"
     checkpoints.write_checkpoint(snap)
     log = path / "_delta_log"
     written = _actions(log / f"{snap.version:020d}.checkpoint.parquet")["remove"]
-    assert {p for p, _ in written} == {r.path for r in snap.removes.values()}
+    assert {p for p, _ in written} == snap.tombstone_paths()
     # once the tombstone retention (here: a second) has passed, none is carried on
     DeltaTable(str(path)).alter.set_table_properties(
         {deltafiles.TOMBSTONE_KEY: "interval 1 second"}
     )
     time.sleep(1.2)
     snap = deltalog.Snapshot.load(path, stats=True, tombstones=True)
-    assert snap.removes  # the log still has them, from the previous checkpoint
+    assert snap.tombstone_paths()  # the log still has them, from the previous checkpoint
     checkpoints.write_checkpoint(snap)
     assert _actions(log / f"{snap.version:020d}.checkpoint.parquet")["remove"] == set()
     pond.refresh()
     assert pond.read_bytes("/d0/f0") == b"x0"
+
+
+def test_tombstones_of_the_previous_checkpoint_carry_over_unless_re_added(
+    tmp_path: Path,
+) -> None:
+    """The next checkpoint keeps the previous one's tombstones (read as Arrow columns) and
+    adds the newer commits' removes; a file re-added since is live, not a tombstone (here
+    with a path the log spells percent-encoded). The same sets as delta-rs's checkpoint."""
+    path = tmp_path / "t"
+    DeltaTable.create(str(path), pa.schema([("x", pa.int64())]))
+    log = path / "_delta_log"
+    now = int(time.time() * 1000)
+
+    def commit(version: int, actions: list[dict[str, Any]]) -> None:
+        lines = "".join(json.dumps(a) + "\n" for a in actions)
+        (log / f"{version:020d}.json").write_text(lines)
+
+    files = [deltafiles.write_file(path, pa.table({"x": pa.array([i])})) for i in range(3)]
+    spaced = files[0]
+    os.rename(path / spaced.path, path / "sp ace.parquet")
+    spaced.path = "sp%20ace.parquet"
+    commit(1, [f.to_json(now) for f in files[:2]])
+    for f in files[:2]:
+        f.remove = True
+    commit(2, [f.to_json(now) for f in files[:2]])
+    checkpoints.write_checkpoint(deltalog.Snapshot.load(path, stats=True, tombstones=True))
+    assert _actions(log / f"{2:020d}.checkpoint.parquet")["remove"] == {
+        ("sp%20ace.parquet", now),
+        (files[1].path, now),
+    }
+    spaced.remove = False
+    commit(3, [spaced.to_json(now), files[2].to_json(now)])  # re-added, and a new file
+    files[2].remove = True
+    commit(4, [files[2].to_json(now + 1)])
+    theirs_dir = tmp_path / "theirs"
+    shutil.copytree(path, theirs_dir)
+    snap = deltalog.Snapshot.load(path, stats=True, tombstones=True)
+    assert snap.checkpoint_removes is not None  # read from the checkpoint at 2
+    checkpoints.write_checkpoint(snap)
+    mine = _actions(log / f"{4:020d}.checkpoint.parquet")
+    assert mine["remove"] == {(files[1].path, now), (files[2].path, now + 1)}
+    assert set(mine["add"]) == {"sp%20ace.parquet"}
+    DeltaTable(str(theirs_dir)).create_checkpoint()
+    theirs = _actions(theirs_dir / "_delta_log" / f"{4:020d}.checkpoint.parquet")
+    assert mine["remove"] == theirs["remove"] and set(mine["add"]) == set(theirs["add"])
 
 
 def test_a_log_the_ponds_reader_does_not_handle_is_checkpointed_by_delta_rs(

@@ -157,6 +157,7 @@ CHECKPOINT_SCHEMA = pa.schema(
         ),
     ]
 )
+_REMOVE: pa.StructType = CHECKPOINT_SCHEMA.field("remove").type
 # A zero-byte file at the table's root whose mtime is when the last vacuum started
 # (Delta readers ignore `_` names). Automatic upkeep vacuums again only once a fraction of
 # the retention window has passed (at most VACUUM_EVERY_MAX_S): garbage is deleted at most
@@ -176,11 +177,9 @@ def _pairs(value: Any) -> list[tuple[str, Any]]:
     return [(str(k), v) for k, v in value or []]
 
 
-def _rows(snap: deltalog.Snapshot, now_ms: int) -> dict[str, list[Any]]:
-    """Each column's values, one row per action (None where a row is another action)."""
-    config = snap.configuration
-    window = parse_interval(config.get(TOMBSTONE_KEY))
-    keep_s = DEFAULT_TOMBSTONE_S if window is None else window
+def _rows(snap: deltalog.Snapshot) -> dict[str, list[Any]]:
+    """Each column's values, one row per action but the removes (None where a row is
+    another action)."""
     meta = snap.metadata
     fmt = meta.get("format") or {}
     rows: list[tuple[str, dict[str, Any]]] = [
@@ -228,28 +227,110 @@ def _rows(snap: deltalog.Snapshot, now_ms: int) -> dict[str, list[Any]]:
                 },
             )
         )
-    cutoff = now_ms - keep_s * 1000
-    for r in snap.removes.values():
-        stamp = r.deletion_timestamp
-        if stamp is None or stamp < cutoff:
-            continue  # expired: readers and vacuum no longer need it
-        rows.append(
-            (
-                "remove",
-                {
-                    "path": r.path,
-                    "deletionTimestamp": int(stamp),
-                    "dataChange": r.data_change,
-                    "extendedFileMetadata": r.extended_file_metadata,
-                    "partitionValues": _pairs(r.partition_values),
-                    "size": r.size,
-                },
-            )
-        )
     columns: dict[str, list[Any]] = {name: [None] * len(rows) for name in CHECKPOINT_SCHEMA.names}
     for i, (name, value) in enumerate(rows):
         columns[name][i] = value
     return columns
+
+
+def _tombstone_cutoff_ms(snap: deltalog.Snapshot, now_ms: int) -> int:
+    """Removes deleted before this are expired: readers and vacuum no longer need them."""
+    window = parse_interval(snap.configuration.get(TOMBSTONE_KEY))
+    return int(now_ms - (DEFAULT_TOMBSTONE_S if window is None else window) * 1000)
+
+
+def _nulls(n: int, type_: pa.DataType) -> pa.Array:
+    """`n` nulls of `type_`; a struct's non-nullable fields get values under them, as
+    Parquet writers require (pa.nulls leaves them null)."""
+    return pa.array([None] * n, type_)
+
+
+def _kept_runs(keep: list[bool]) -> list[tuple[int, int]]:
+    """(offset, length) of each run of kept rows: slices instead of a filter, which would
+    import pyarrow.compute (~50 ms) into a `pond` process whose commit checkpoints."""
+    runs: list[tuple[int, int]] = []
+    start = None
+    for i, k in enumerate(keep + [False]):
+        if k and start is None:
+            start = i
+        elif not k and start is not None:
+            runs.append((start, i - start))
+            start = None
+    return runs
+
+
+def _old_removes(snap: deltalog.Snapshot, cutoff_ms: int) -> pa.StructArray | None:
+    """The previous checkpoint's tombstones that still stand and have not expired, as the
+    checkpoint's `remove` struct, without a Python object per row."""
+    old = snap.checkpoint_removes
+    if old is None or len(old) == 0:
+        return None
+    cols = dict(zip([f.name for f in old.type], old.flatten(), strict=True))
+    paths = cols["path"].to_pylist()
+    stamp = cols.get("deletionTimestamp")
+    stamps = stamp.to_pylist() if stamp is not None else [None] * len(paths)
+    touched = snap.touched
+    keep = [
+        p is not None
+        and s is not None
+        and s >= cutoff_ms
+        and not (p in touched or ("%" in p and unquote(p) in touched))
+        for p, s in zip(paths, stamps, strict=True)
+    ]
+    runs = _kept_runs(keep)
+    n = sum(length for _, length in runs)
+    if n == 0:
+        return None
+    children = []
+    for field in _REMOVE:
+        col = cols.get(field.name)
+        if col is None:
+            children.append(_nulls(n, field.type))
+            continue
+        if col.type != field.type:
+            col = col.cast(field.type)
+        children.append(pa.concat_arrays([col.slice(o, k) for o, k in runs]))
+    return pa.StructArray.from_arrays(children, fields=list(_REMOVE))
+
+
+def _new_removes(snap: deltalog.Snapshot, cutoff_ms: int) -> pa.StructArray | None:
+    """The tombstones of the commits after the previous checkpoint (at most a hundred
+    commits' worth) that have not expired, as the checkpoint's `remove` struct."""
+    kept = [
+        t
+        for t in snap.removes.values()
+        if t.deletion_timestamp is not None and t.deletion_timestamp >= cutoff_ms
+    ]
+    if not kept:
+        return None
+    values: dict[str, list[Any]] = {
+        "path": [t.path for t in kept],
+        "deletionTimestamp": [int(t.deletion_timestamp or 0) for t in kept],
+        "dataChange": [t.data_change for t in kept],
+        "extendedFileMetadata": [t.extended_file_metadata for t in kept],
+        "partitionValues": [_pairs(t.partition_values) for t in kept],
+        "size": [t.size for t in kept],
+    }
+    children = [
+        pa.array(values[f.name], f.type) if f.name in values else _nulls(len(kept), f.type)
+        for f in _REMOVE
+    ]
+    return pa.StructArray.from_arrays(children, fields=list(_REMOVE))
+
+
+def _checkpoint_table(snap: deltalog.Snapshot, now_ms: int) -> pa.Table:
+    """One row per action: protocol, metadata, txns, live files, then the tombstones."""
+    tables = [pa.Table.from_pydict(_rows(snap), schema=CHECKPOINT_SCHEMA)]
+    cutoff = _tombstone_cutoff_ms(snap, now_ms)
+    for removes in (_old_removes(snap, cutoff), _new_removes(snap, cutoff)):
+        if removes is None:
+            continue
+        columns = [
+            removes if f.name == "remove" else _nulls(len(removes), f.type)
+            for f in CHECKPOINT_SCHEMA
+        ]
+        tables.append(pa.Table.from_arrays(columns, schema=CHECKPOINT_SCHEMA))
+    return pa.concat_tables(tables)
 
 
 def write_checkpoint(snap: deltalog.Snapshot) -> int:
@@ -258,8 +339,7 @@ def write_checkpoint(snap: deltalog.Snapshot) -> int:
     under a temporary name and renamed into place, so a reader never sees half of one
     (a crash leaves a `.tmp-*` file, which vacuum removes)."""
     log = snap.table_dir / "_delta_log"
-    columns = _rows(snap, int(time.time() * 1000))
-    table = pa.Table.from_pydict(columns, schema=CHECKPOINT_SCHEMA)
+    table = _checkpoint_table(snap, int(time.time() * 1000))
     name = f"{snap.version:020d}.checkpoint.parquet"
     size = replace_synced(
         log / name, lambda tmp: pq.write_table(table, tmp, compression="zstd", store_schema=False)

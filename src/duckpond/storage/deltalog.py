@@ -23,6 +23,7 @@ from urllib.parse import unquote
 from .deltafiles import last_checkpoint_version, protocol_problem, write_problem
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from deltalake import DeltaTable
 
 
@@ -74,7 +75,8 @@ class AddFile:
 
 
 class Tombstone:
-    """A `remove` action kept for a checkpoint: the fields the pond writes back."""
+    """A `remove` action of a commit after the checkpoint, kept for the next checkpoint:
+    the fields the pond writes back."""
 
     __slots__ = (
         "path",
@@ -127,8 +129,16 @@ class Snapshot:
         self.txn_updated: dict[str, int | None] = {}  # the txn actions' lastUpdated
         # live files by decoded path (a remove may spell it differently), oldest first
         self.files: dict[str, AddFile] = {}
-        # with `tombstones`: the remove actions of files not re-added, by decoded path
+        # with `tombstones`: the remove actions of the commits after the checkpoint, of
+        # files not re-added since, by decoded path
         self.removes: dict[str, Tombstone] = {}
+        # with `tombstones`: the checkpoint's `remove` column as read (null in rows of other
+        # actions). A busy table's minute holds thousands: kept as Arrow, not as objects
+        # (they were most of a long-lived pond's memory peaks, bench 12).
+        self.checkpoint_removes: pa.StructArray | None = None
+        # decoded paths added or removed by commits after the checkpoint: a tombstone of
+        # the checkpoint for one of them no longer stands
+        self.touched: set[str] = set()
 
     @classmethod
     def load(cls, table_dir: Path, stats: bool = True, tombstones: bool = False) -> Snapshot:
@@ -190,6 +200,16 @@ class Snapshot:
     def add_files(self) -> list[AddFile]:
         return list(self.files.values())
 
+    def tombstone_paths(self) -> set[str]:
+        """With `tombstones`: the paths (as the log spells them) of every remove action
+        that still stands, expired or not."""
+        paths = {t.path for t in self.removes.values()}
+        if self.checkpoint_removes is not None:
+            i = self.checkpoint_removes.type.get_field_index("path")
+            old = self.checkpoint_removes.flatten()[i].to_pylist()
+            paths.update(p for p in old if p is not None and unquote(p) not in self.touched)
+        return paths
+
     def fields(self) -> list[dict[str, Any]]:
         """The table schema's fields, as the log's `schemaString` spells them."""
         schema = json.loads(self.metadata.get("schemaString") or "{}")
@@ -224,7 +244,7 @@ class Snapshot:
                     self.txns[row["appId"]] = int(row["version"])
                     self.txn_updated[row["appId"]] = row.get("lastUpdated")
         if "remove" in table.column_names:
-            self._read_tombstones(table.column("remove").combine_chunks())
+            self.checkpoint_removes = table.column("remove").combine_chunks()
         if not want or not want[0].startswith("add."):
             return
         # Columns of the add struct with its nulls applied (rows of other actions).
@@ -250,25 +270,6 @@ class Snapshot:
                 stats[i] if stats is not None else None,
             )
 
-    def _read_tombstones(self, removes: Any) -> None:
-        """The checkpoint's remove actions, column by column (thousands of them in a busy
-        table's minute: no dict per row)."""
-        cols = dict(zip([f.name for f in removes.type], removes.flatten(), strict=True))
-        n = len(removes)
-        lists: dict[str, list[Any]] = {
-            k: cols[k].to_pylist() if k in cols else [None] * n for k in REMOVE_FIELDS
-        }
-        for i, p in enumerate(lists["path"]):  # flatten() made other actions' rows null
-            if p is not None:
-                self.removes[unquote(p)] = Tombstone(
-                    p,
-                    lists["deletionTimestamp"][i],
-                    bool(lists["dataChange"][i]),
-                    lists["extendedFileMetadata"][i],
-                    lists["partitionValues"][i],
-                    lists["size"][i],
-                )
-
     def _apply_commit(self, path: Path, version: int) -> None:
         with open(path, "rb") as f:
             raw = f.read()
@@ -286,7 +287,9 @@ class Snapshot:
                     raise Unsupported(f"add fields {sorted(set(body) - ADD_KEYS_KEPT)}")
                 p = body["path"]
                 self.files.pop(unquote(p), None)  # re-added: it moves to the end
-                self.removes.pop(unquote(p), None)
+                if self.tombstones:
+                    self.removes.pop(unquote(p), None)
+                    self.touched.add(unquote(p))
                 self.files[unquote(p)] = AddFile(
                     p,
                     int(body["size"]),
@@ -297,6 +300,7 @@ class Snapshot:
             elif kind == "remove":
                 self.files.pop(unquote(body["path"]), None)
                 if self.tombstones:
+                    self.touched.add(unquote(body["path"]))
                     self.removes[unquote(body["path"])] = Tombstone(
                         body["path"],
                         body.get("deletionTimestamp"),
