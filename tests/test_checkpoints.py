@@ -141,11 +141,13 @@ def test_expired_tombstones_are_left_out(tmp_path: Path) -> None:
 
 
 def test_tombstones_of_the_previous_checkpoint_carry_over_unless_re_added(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The next checkpoint keeps the previous one's tombstones (read as Arrow columns) and
     adds the newer commits' removes; a file re-added since is live, not a tombstone (here
-    with a path the log spells percent-encoded). The same sets as delta-rs's checkpoint."""
+    with a path the log spells percent-encoded). The same sets as delta-rs's checkpoint.
+    Tombstones are written (and read) in row groups of CHECKPOINT_GROUP_ROWS: here one."""
+    monkeypatch.setattr(checkpoints, "CHECKPOINT_GROUP_ROWS", 1)
     path = tmp_path / "t"
     DeltaTable.create(str(path), pa.schema([("x", pa.int64())]))
     log = path / "_delta_log"
@@ -168,6 +170,8 @@ def test_tombstones_of_the_previous_checkpoint_carry_over_unless_re_added(
         ("sp%20ace.parquet", now),
         (files[1].path, now),
     }
+    # protocol, metadata and the two tombstones, at one row per group
+    assert pq.ParquetFile(log / f"{2:020d}.checkpoint.parquet").metadata.num_row_groups == 4
     spaced.remove = False
     commit(3, [spaced.to_json(now), files[2].to_json(now)])  # re-added, and a new file
     files[2].remove = True
