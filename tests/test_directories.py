@@ -18,7 +18,7 @@ from conftest import cli_env, run_pond
 from duckpond import nodes
 from duckpond.errors import InvalidPathError, NotFoundError
 from duckpond.pond import Pond
-from duckpond.storage import datatable, fs
+from duckpond.storage import datatable, deltafiles, fs
 from duckpond.storage.fs import DELTA_ATTRS, PondFS, StagedTxn
 
 
@@ -286,6 +286,50 @@ def test_a_big_directorys_own_rows_have_a_row_group_of_their_own(pond_dir: Path)
         assert len(listing(p, "/big/*")) == 3 * n + 1
         assert p.read_bytes("/big/b2-0007") == b"7" and p.read_bytes("/big/small") == b"s"
         assert [v.version for v in p.versions("/big")] == [1, 2, 3, 4]
+
+
+def test_row_groups_hold_a_bounded_amount_of_contents(pond_dir: Path) -> None:
+    """A data file of many inline bodies splits them into row groups of at most
+    ROW_GROUP_CONTENT_BYTES of contents, in commits and in compactions: reading one body
+    decodes one such group, not the whole file's (a long-lived pond keeps what it read,
+    bench 12)."""
+    import pyarrow.parquet as pq
+
+    bound = deltafiles.ROW_GROUP_CONTENT_BYTES
+    bodies = {f"/many/f{i:03d}": bytes([i % 251]) * 4096 + b"%d" % i for i in range(150)}
+    pond = Pond.open(pond_dir)
+    for half in (list(bodies)[:75], list(bodies)[75:]):
+        with pond.transaction() as tx:
+            for path in half:
+                tx.write_bytes(path, bodies[path], parents=True)
+    part = pond.lookup("/many").node_id
+
+    def groups() -> list[list[int]]:
+        """Per file: the bytes of contents in each row group."""
+        out = []
+        for f in pond.data.partition_files(part):
+            pf = pq.ParquetFile(pond_dir / "data" / f)
+            out.append(
+                [
+                    sum(len(v or b"") for v in pf.read_row_group(g, ["content"])[0].to_pylist())
+                    for g in range(pf.num_row_groups)
+                ]
+            )
+        return out
+
+    def check() -> None:
+        for p in (pond, Pond.open(pond_dir)):
+            assert all(p.read_bytes(path) == body for path, body in bodies.items())
+
+    per_file = groups()
+    assert len(per_file) == 2 and all(len(g) >= 2 for g in per_file)
+    assert all(0 < size <= bound for g in per_file for size in g)
+    check()
+    pond.maintain()  # one compacted file, still in bounded groups
+    (compacted,) = groups()
+    assert len(compacted) >= 3 and all(size <= bound for size in compacted)
+    assert sum(compacted) == sum(sum(g) for g in per_file)
+    check()
 
 
 def test_removed_entries_and_new_directories_in_one_transaction(pond_dir: Path) -> None:

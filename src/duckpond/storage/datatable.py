@@ -64,14 +64,16 @@ INDEX_COLUMNS = [f.name for f in FILE_SCHEMA if f.name != "content"]
 INDEX_SCHEMA = pa.schema(
     [pa.field(f.name, pa.int64()) if f.name == "timestamp" else f for f in FILE_SCHEMA]
 ).remove(FILE_SCHEMA.get_field_index("content"))
-# Row groups of contents kept in memory (least recently used dropped first): 8 MiB holds a
-# long-lived writer's recent files and the groups it read lately (16 MiB was a quarter of a
-# long-lived pond's memory growth over 10,000 steps, bench 12). A group above
+# Row groups of contents kept in memory (least recently used dropped first): 4 MiB holds a
+# long-lived writer's recent files and the groups it read lately (row groups hold at most
+# deltafiles.ROW_GROUP_CONTENT_BYTES of contents unless one body is bigger). 16 and then
+# 8 MiB were most of a long-lived pond's growth in memory over 10,000 steps (bench 12): the
+# cache is full by then and nearly empty after 1,000. A group above
 # CONTENT_GROUP_MAX_BYTES is read, not kept; one below is kept even when it fills half the
 # cache (a big directory's snapshot shares its row group with the files a fresh process
 # then reads).
-CONTENT_CACHE_BYTES = 8 * 1024 * 1024
-CONTENT_GROUP_MAX_BYTES = 4 * 1024 * 1024
+CONTENT_CACHE_BYTES = 4 * 1024 * 1024
+CONTENT_GROUP_MAX_BYTES = 2 * 1024 * 1024
 
 # Automatic upkeep: cheap enough to run inside a write, keeps opening and reading fast.
 COMPACT_PARTITION_FILES = 8
