@@ -290,3 +290,29 @@ def test_list_default_is_everything_but_root(tree: Pond) -> None:
 def test_glob_escaping_root_is_an_error(tree: Pond) -> None:
     with pytest.raises(InvalidPathError):
         tree.list("/../*")
+
+
+def test_importing_duckpond_purges_arrows_freed_pages_at_once_unless_told() -> None:
+    """Arrow's allocator (mimalloc) keeps freed pages for a second by default; a
+    long-lived pond's bursts then stacked up (bench 12). Importing duckpond before pyarrow
+    sets MIMALLOC_PURGE_DELAY to 0, and keeps a value the user chose."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import os, duckpond, pyarrow; "
+        "pyarrow.array([1]); print(os.environ['MIMALLOC_PURGE_DELAY'])"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MIMALLOC_PURGE_DELAY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "0"
+    env["MIMALLOC_PURGE_DELAY"] = "250"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "250"
+    env["MIMALLOC_VERBOSE"] = "1"  # mimalloc prints its options as it starts
+    del env["MIMALLOC_PURGE_DELAY"]
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    if "mimalloc" in out.stderr:  # pyarrow built with mimalloc: it took the setting
+        assert "option 'purge_delay': 0" in out.stderr
