@@ -288,14 +288,17 @@ def test_a_big_directorys_own_rows_have_a_row_group_of_their_own(pond_dir: Path)
         assert [v.version for v in p.versions("/big")] == [1, 2, 3, 4]
 
 
-def test_row_groups_hold_a_bounded_amount_of_contents(pond_dir: Path) -> None:
+def test_row_groups_hold_a_bounded_amount_of_contents(
+    pond_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A data file of many inline bodies splits them into row groups of at most
-    ROW_GROUP_CONTENT_BYTES of contents, in commits and in compactions: reading one body
-    decodes one such group, not the whole file's (a long-lived pond keeps what it read,
-    bench 12)."""
+    ROW_GROUP_CONTENT_BYTES of contents (here 128 KiB), in commits and in compactions:
+    reading one body decodes one such group, not the whole file's (a long-lived pond
+    keeps what it read, bench 12)."""
     import pyarrow.parquet as pq
 
-    bound = deltafiles.ROW_GROUP_CONTENT_BYTES
+    bound = 128 * 1024
+    monkeypatch.setattr(deltafiles, "ROW_GROUP_CONTENT_BYTES", bound)
     bodies = {f"/many/f{i:03d}": bytes([i % 251]) * 4096 + b"%d" % i for i in range(150)}
     pond = Pond.open(pond_dir)
     for half in (list(bodies)[:75], list(bodies)[75:]):
