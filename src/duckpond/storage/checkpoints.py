@@ -272,28 +272,21 @@ def _old_removes(snap: deltalog.Snapshot, cutoff_ms: int) -> pa.StructArray | No
     paths = cols["path"].to_pylist()
     stamp = cols.get("deletionTimestamp")
     stamps = stamp.to_pylist() if stamp is not None else [None] * len(paths)
-    touched = snap.touched
     keep = [
-        p is not None
-        and s is not None
-        and s >= cutoff_ms
-        and not (p in touched or ("%" in p and unquote(p) in touched))
+        p is not None and s is not None and s >= cutoff_ms and not snap.superseded(p)
         for p, s in zip(paths, stamps, strict=True)
     ]
     runs = _kept_runs(keep)
     n = sum(length for _, length in runs)
     if n == 0:
         return None
-    children = []
+    kept: dict[str, pa.Array] = {}
     for field in _REMOVE:
         col = cols.get(field.name)
-        if col is None:
-            children.append(_nulls(n, field.type))
-            continue
-        if col.type != field.type:
-            col = col.cast(field.type)
-        children.append(pa.concat_arrays([col.slice(o, k) for o, k in runs]))
-    return pa.StructArray.from_arrays(children, fields=list(_REMOVE))
+        if col is not None:
+            col = col if col.type == field.type else col.cast(field.type)
+            kept[field.name] = pa.concat_arrays([col.slice(o, k) for o, k in runs])
+    return _remove_struct(n, kept)
 
 
 def _new_removes(snap: deltalog.Snapshot, cutoff_ms: int) -> pa.StructArray | None:
@@ -314,10 +307,15 @@ def _new_removes(snap: deltalog.Snapshot, cutoff_ms: int) -> pa.StructArray | No
         "partitionValues": [_pairs(t.partition_values) for t in kept],
         "size": [t.size for t in kept],
     }
-    children = [
-        pa.array(values[f.name], f.type) if f.name in values else _nulls(len(kept), f.type)
-        for f in _REMOVE
-    ]
+    return _remove_struct(
+        len(kept), {k: pa.array(v, _REMOVE.field(k).type) for k, v in values.items()}
+    )
+
+
+def _remove_struct(n: int, columns: dict[str, pa.Array]) -> pa.StructArray:
+    """The checkpoint's `remove` struct of `n` rows from the fields given (nulls for
+    the others)."""
+    children = [columns[f.name] if f.name in columns else _nulls(n, f.type) for f in _REMOVE]
     return pa.StructArray.from_arrays(children, fields=list(_REMOVE))
 
 

@@ -287,14 +287,14 @@ def _row_groups(table: pa.Table, first_group: int = 0) -> list[tuple[int, int]]:
     if 0 < first_group < n:
         groups.append((0, first_group))
         start = first_group
-    sizes = (
-        _value_sizes(table.column("content").slice(start))
-        if "content" in table.column_names
-        else None
-    )
+    if "content" not in table.column_names:  # a row count is the only bound
+        return groups + [
+            (at, min(ROW_GROUP_ROWS, n - at)) for at in range(start, n, ROW_GROUP_ROWS)
+        ]
+    sizes = _value_sizes(table.column("content").slice(start))
     at, held = start, 0
     for row in range(start, n):
-        size = sizes[row - start] if sizes is not None else 0
+        size = sizes[row - start]
         if row > at and (row - at >= ROW_GROUP_ROWS or held + size > ROW_GROUP_CONTENT_BYTES):
             groups.append((at, row - at))
             at, held = row, 0

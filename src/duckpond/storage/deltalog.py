@@ -200,6 +200,11 @@ class Snapshot:
     def add_files(self) -> list[AddFile]:
         return list(self.files.values())
 
+    def superseded(self, path: str) -> bool:
+        """Whether a later commit added or removed the file a tombstone of the checkpoint
+        names (`path` as the log spells it): that tombstone no longer stands."""
+        return path in self.touched or ("%" in path and unquote(path) in self.touched)
+
     def tombstone_paths(self) -> set[str]:
         """With `tombstones`: the paths (as the log spells them) of every remove action
         that still stands, expired or not."""
@@ -207,7 +212,7 @@ class Snapshot:
         if self.checkpoint_removes is not None:
             i = self.checkpoint_removes.type.get_field_index("path")
             old = self.checkpoint_removes.flatten()[i].to_pylist()
-            paths.update(p for p in old if p is not None and unquote(p) not in self.touched)
+            paths.update(p for p in old if p is not None and not self.superseded(p))
         return paths
 
     def fields(self) -> list[dict[str, Any]]:
