@@ -15,10 +15,11 @@ from ..errors import AlreadyExistsError, RemoteError
 from ..storage.durability import fsync_dir
 from ..storage.objstore import ObjectInfo, ObjectStore
 from . import layout
-from .layout import LOG, TABLES, LogListing
+from .integrity import RemoteCheck, restorable
+from .layout import LOG, TABLES
 from .logs import local_tip, remote_identity
 from .reports import RemoteTip, SyncReport
-from .transfers import Progress, Transfers, download, stamp, sync_dirs
+from .transfers import Progress, Transfers, stamp, sync_dirs
 
 
 def _sync_filesystem(path: Path, files: list[Path]) -> bool:
@@ -110,9 +111,11 @@ def remove_stale(parent: Path) -> list[Path]:
 
 def restore(root: Path, store: ObjectStore, progress: Progress | None = None) -> SyncReport:
     """Create the pond at `root` (absent or an empty directory) from the remote: every
-    file of its data, control and blobs, downloaded into a sibling temp directory, synced,
-    then renamed into place. Any failure removes the temp directory: nothing is left (a
-    SIGKILL leaves it, and the next restore into the same parent directory removes it)."""
+    file of its data, control and blobs, downloaded into a sibling temp directory, each
+    checked against the remote's logs as it arrives (integrity.py), synced, then renamed
+    into place. Any failure (a damaged object: one line naming it) removes the temp
+    directory and the parents it made: nothing is left (a SIGKILL leaves the temp
+    directory, and the next restore into the same parent directory removes it)."""
     root = Path(root).absolute()
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise AlreadyExistsError(f"{root} is not empty; restore needs a new or empty directory")
@@ -122,11 +125,10 @@ def restore(root: Path, store: ObjectStore, progress: Progress | None = None) ->
     with ThreadPoolExecutor(3) as pool:  # three listings at once
         listings = pool.map(store.list, (*TABLES, layout.BLOBS))
         objects: list[ObjectInfo] = [o for listing in listings for o in listing]
-    keys = [o for o in objects if _restorable(o.key)]
-    if not any(o.key.startswith(f"data/{LOG}/") and o.key.endswith(".json") for o in keys):
+    listed = {o.key: o.size for o in objects if restorable(o.key)}
+    if not any(k.startswith(f"data/{LOG}/") and k.endswith(".json") for k in listed):
         raise RemoteError(f"remote {store.url} has no data table log")
-    for table in TABLES:
-        keys = _skip_before_gap(keys, table)
+    check = RemoteCheck(store, listed, fail_fast=True)
     created: list[Path] = []  # parent directories made here, removed on failure
     p = root.parent
     while not p.exists():
@@ -140,19 +142,28 @@ def restore(root: Path, store: ObjectStore, progress: Progress | None = None) ->
     try:
         tmp.mkdir()
         lock = _lock(tmp)
-        dirs = {tmp / layout.BLOBS} | {(tmp / o.key).parent for o in keys}
-        for d in sorted(dirs, key=lambda d: len(d.parts)):
-            d.mkdir(parents=True, exist_ok=True)
         with Transfers(progress) as t:
-            for o in keys:
-                t.plan(o.size)
-            t.all([download(store, o.key, tmp / o.key, t, sync=False) for o in keys])
+            t.plan(sum(listed.values()))
+            check.read_logs(t)  # the logs first: a damaged one fails before the bulk
+            keys = check.todo()
+            bodies = {k: b for scan in check.tables.values() for k, b in scan.bodies.items()}
+            t.plan(-sum(n for k, n in listed.items() if k not in bodies and k not in keys))
+            dirs = {tmp / layout.BLOBS} | {(tmp / k).parent for k in listed}
+            for d in sorted(dirs, key=lambda d: len(d.parts)):
+                d.mkdir(parents=True, exist_ok=True)
+            for key, body in bodies.items():
+                (tmp / key).write_bytes(body)
+                if key.endswith(".json"):
+                    stamp(tmp / key, body)
+
+            def fetch(key: str) -> Path:
+                store.get_file(key, tmp / key, sync=False)
+                return tmp / key
+
+            check.fetch_all(keys, fetch, t)
             files, nbytes = t.files, t.bytes
-        for o in keys:
-            name = o.key.rsplit("/", 1)[-1]
-            if "/_delta_log/" in o.key and name.endswith(".json") and name[:-5].isdigit():
-                stamp(tmp / o.key, (tmp / o.key).read_bytes())
-        if not _sync_filesystem(tmp, [tmp / o.key for o in keys]):
+        written = [tmp / k for k in (*bodies, *keys)]
+        if not _sync_filesystem(tmp, written):
             parents = set()
             for d in dirs:
                 while d != tmp:
@@ -173,43 +184,7 @@ def restore(root: Path, store: ObjectStore, progress: Progress | None = None) ->
         if lock >= 0:
             os.close(lock)
     tip = local_tip(root)
-    entries = sum(1 for o in keys if o.key.endswith(".json") and f"/{LOG}/" in o.key)
+    entries = sum(1 for k in (*bodies, *keys) if k.endswith(".json") and f"/{LOG}/" in k)
     return SyncReport(
         store.url, "restore", RemoteTip(-1, -1, 0), tip, entries, files - entries, nbytes
     )
-
-
-def _skip_before_gap(keys: list[ObjectInfo], table: str) -> list[ObjectInfo]:
-    """A remote log with a gap (a push that resumed from a checkpoint after the local log
-    was pruned) restores from the checkpoint after the gap: a local log must be
-    contiguous. The entries left out are history only; their metadata is in the archive
-    (`_pond_archive/`), which comes along."""
-    prefix = f"{table}/{LOG}/"
-    listing = LogListing()
-    for o in keys:
-        if o.key.startswith(prefix) and "/" not in o.key[len(prefix) :]:
-            listing.add(o.key[len(prefix) :], o.size)
-    gaps = [v for v in range(max(listing.start, 0), listing.tip + 1) if v not in listing.entries]
-    if not gaps:
-        return keys
-    bridges = [c for c in listing.checkpoints if gaps[-1] <= c <= listing.tip]
-    if not bridges:
-        return keys  # not restorable as a contiguous log; fsck will say what is missing
-    start = min(bridges)
-
-    def keep(o: ObjectInfo) -> bool:
-        if not o.key.startswith(prefix):
-            return True
-        parsed = layout.parse_log_name(o.key[len(prefix) :])
-        return parsed is None or parsed[0] >= start
-
-    return [o for o in keys if keep(o)]
-
-
-def _restorable(key: str) -> bool:
-    parts = key.split("/")
-    if any(p in ("", ".", "..") or p.startswith(layout.TMP_PREFIX) for p in parts):
-        return False
-    if parts[0] == layout.BLOBS:
-        return len(parts) == 3 and len(parts[1]) == 2 and parts[2].startswith(parts[1])
-    return parts[0] in TABLES and len(parts) >= 2

@@ -9,17 +9,11 @@ from pathlib import Path
 from ..errors import NotFoundError, RemoteNotFound
 from ..storage.objstore import ObjectStore
 from . import layout
-from .layout import LAST_CHECKPOINT, LOG, TABLES, LogListing
-from .logs import (
-    blob_refs,
-    checkpoint_adds,
-    local_pond_id,
-    local_tip,
-    remote_identity,
-    remote_tip,
-)
+from .integrity import RemoteCheck, restorable
+from .layout import LAST_CHECKPOINT, LOG, TABLES
+from .logs import blob_refs, checkpoint_adds, local_pond_id, local_tip, remote_identity
 from .reports import MISMATCH, OK, RemoteTip, VerifyReport
-from .transfers import WORKERS
+from .transfers import WORKERS, Transfers
 
 
 def _sha256_file(path: Path) -> str:
@@ -31,10 +25,12 @@ def _sha256_file(path: Path) -> str:
 
 
 def verify(root: Path, store: ObjectStore) -> VerifyReport:
-    """Compare the local pond with the remote: the pond id, every log entry both hold
-    (by bytes), and every remote file by content hash (against the local file; a blob
-    against its name). OK lines when equal or when one side is only behind; MISMATCH
-    when they diverged or a remote file is missing or corrupt."""
+    """Check the remote on its own as a restore would (integrity.py: every object
+    fetched and checked against the remote's logs), then compare it with the local pond:
+    the pond id, every log entry both hold (by bytes), every remote table file this pond
+    holds (by content hash), the files this pond says the remote must hold. OK lines when
+    equal or when one side is only behind; MISMATCH when they diverged or a remote object
+    is missing or damaged."""
     root = Path(root).absolute()
     lines: list[tuple[str, str]] = []
     mine = local_tip(root)
@@ -50,13 +46,24 @@ def verify(root: Path, store: ObjectStore) -> VerifyReport:
         lines.append((MISMATCH, f"{url} holds pond {ident['pond_id']}, not this pond {pond_id}"))
         return VerifyReport(url, lines, mine, RemoteTip(-1, -1, 0))
     lines.append((OK, f"{url} holds this pond ({pond_id})"))
-    theirs = remote_tip(store)
-    objects = {o.key: o.size for o in store.list("")}
+    objects = {o.key: o.size for o in store.list("") if restorable(o.key)}
+    # The remote on its own, as a restore would check it (every object fetched once).
+    check = RemoteCheck(store, objects, fail_fast=False)
+    with Transfers(None) as t:
+        check.read_logs(t)
+        check.fetch_all(check.todo(), store.get, t)
+    for key, what in check.problems[:20]:
+        lines.append((MISMATCH, f"{key} {what}"))
+    if len(check.problems) > 20:
+        lines.append((MISMATCH, f"... and {len(check.problems) - 20} more damaged objects"))
+    data = check.tables["data"]
+    theirs = RemoteTip(data.listing.tip, check.tables["control"].listing.tip, data.txn_seq)
+    # Then against this pond.
     with ThreadPoolExecutor(WORKERS) as pool:
         expected: set[str] = set()
         for table in TABLES:
-            lines += _verify_log(root, store, table, objects, expected, pool)
-        lines += _verify_files(root, store, objects, expected, theirs, pool)
+            lines += _verify_log(root, store, table, check, expected, pool)
+        lines += _verify_files(root, objects, expected, check.shas)
     if theirs.txn_seq < mine.txn_seq:
         lines.append(
             (
@@ -89,33 +96,24 @@ def _verify_log(
     root: Path,
     store: ObjectStore,
     table: str,
-    objects: dict[str, int],
+    check: RemoteCheck,
     expected: set[str],
     pool: ThreadPoolExecutor,
 ) -> list[tuple[str, str]]:
     """Compare the entries both sides hold; collect the files the remote must hold."""
     table_dir = root / table
     local = layout.local_log(table_dir)
-    remote = LogListing()
-    prefix = f"{table}/{LOG}/"
-    for key, size in objects.items():
-        if key.startswith(prefix) and "/" not in key[len(prefix) :]:
-            remote.add(key[len(prefix) :], size)
+    remote = check.tables[table].listing
     out: list[tuple[str, str]] = []
     if remote.tip < 0:
         return [(OK, f"{table}: the remote holds no log entries yet (push to catch up)")]
-    gaps = [v for v in range(remote.start, remote.tip + 1) if v not in remote.entries]
-    # a gap is valid only below a checkpoint the remote holds (the log resumes after it)
-    if gaps and not any(c >= gaps[-1] for c in remote.checkpoints if c <= remote.tip):
-        out.append((MISMATCH, f"{table}: remote log entries missing: {_span(gaps)}"))
     common = sorted(set(local.entries) & set(remote.entries))
-    shas = dict(
-        zip(
-            common,
-            pool.map(lambda v: _remote_sha(store, layout.entry_key(table, v)), common),
-            strict=True,
-        )
-    )
+
+    def remote_sha(v: int) -> str | None:
+        key = layout.entry_key(table, v)
+        return check.shas[key] if key in check.shas else _remote_sha(store, key)
+
+    shas = dict(zip(common, pool.map(remote_sha, common), strict=True))
     diverged = [v for v in common if shas[v] != _sha256_file(table_dir / LOG / local.entries[v])]
     if diverged:
         out.append((MISMATCH, f"{table}: diverged from this pond at version {diverged[0]}"))
@@ -148,18 +146,14 @@ def _verify_log(
     return out
 
 
-def _span(versions: list[int]) -> str:
-    return str(versions[0]) if len(versions) == 1 else f"{versions[0]}..{versions[-1]}"
-
-
 def _verify_files(
     root: Path,
-    store: ObjectStore,
     objects: dict[str, int],
     expected: set[str],
-    theirs: RemoteTip,
-    pool: ThreadPoolExecutor,
+    shas: dict[str, str],
 ) -> list[tuple[str, str]]:
+    """The files this pond says the remote must hold, and every remote table file this
+    pond holds too, by content hash (blobs were checked against their names)."""
     out: list[tuple[str, str]] = []
     # Blobs the remote must hold: those the expected data files' rows reference.
     data_files = [root / k for k in expected if k.startswith("data/") and f"/{LOG}/" not in k]
@@ -170,28 +164,20 @@ def _verify_files(
         out.append((MISMATCH, f"missing on the remote: {key}"))
     if len(missing) > 20:
         out.append((MISMATCH, f"... and {len(missing) - 20} more files missing on the remote"))
-    # Every remote file this pond can check: table files against the local copy, blobs
-    # against their name.
-    checks: list[tuple[str, str]] = []  # (key, wanted sha256)
+    checks: list[tuple[str, str]] = []  # (key, this pond's sha256)
     for key in sorted(objects):
         parts = key.split("/")
-        if parts[0] == layout.BLOBS and len(parts) == 3:
-            checks.append((key, parts[2]))
-        elif parts[0] in TABLES and (root / key).is_file() and parts[-1] != LAST_CHECKPOINT:
+        if parts[0] in TABLES and key in shas and parts[-1] != LAST_CHECKPOINT:
             if f"/{LOG}/" in key and parts[-1].endswith(".json"):
                 continue  # entries: compared above
-            checks.append((key, _sha256_file(root / key)))
-    got = list(pool.map(lambda c: _remote_sha(store, c[0]), checks))
-    corrupt = [
-        key for (key, want), sha in zip(checks, got, strict=True) if sha is not None and sha != want
-    ]
+            if (root / key).is_file():
+                checks.append((key, _sha256_file(root / key)))
+    corrupt = [key for key, want in checks if shas[key] != want]
     for key in corrupt[:20]:
-        out.append((MISMATCH, f"corrupt on the remote (content hash differs): {key}"))
+        out.append((MISMATCH, f"differs from this pond's copy: {key}"))
     if len(corrupt) > 20:
-        out.append((MISMATCH, f"... and {len(corrupt) - 20} more corrupt files on the remote"))
+        out.append((MISMATCH, f"... and {len(corrupt) - 20} more files differ from this pond"))
     if not missing and not corrupt:
-        nbytes = sum(objects[k] for k, _ in checks if k in objects)
-        out.append(
-            (OK, f"{len(checks)} remote files match their content hashes ({nbytes:,} bytes)")
-        )
+        nbytes = sum(objects[k] for k in shas if k in objects)
+        out.append((OK, f"{len(shas)} remote files fetched and checked ({nbytes:,} bytes)"))
     return out

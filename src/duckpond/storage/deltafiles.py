@@ -83,6 +83,8 @@ class FileAction:
     data_change: bool = True
     # The first row of each row group, as written (not part of the log entry).
     group_starts: list[int] | None = None
+    # The file's sha256, recorded in the commit's `pond_sha256` (a restore checks it).
+    sha256: str | None = None
 
     def to_json(self, now_ms: int) -> dict[str, Any]:
         if self.remove:
@@ -274,7 +276,15 @@ def write_file(
         int(st.st_mtime * 1000),
         stats=file_stats(collected[0], table.schema, tuple(pv), nulls) if collected else None,
         group_starts=row_group_starts(collected[0]) if collected else None,
+        sha256=_sha256_file(full),
     )
+
+
+def _sha256_file(path: Path) -> str:
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _row_groups(table: pa.Table, first_group: int = 0) -> list[tuple[int, int]]:
@@ -504,6 +514,9 @@ def commit(
     if app_txn is not None:
         lines.append({"txn": {"appId": app_txn[0], "version": app_txn[1], "lastUpdated": now_ms}})
     lines.extend(a.to_json(now_ms) for a in actions)
+    hashes = {a.path: a.sha256 for a in actions if a.sha256 and not a.remove}
+    if hashes:  # what a restore checks each downloaded file against
+        info["pond_sha256"] = hashes
     info["pond_lines"] = len(lines)  # an entry cut at a line boundary is then seen (fsck)
     body = "".join(json.dumps(x, separators=(",", ":")) + "\n" for x in lines).encode()
     tmp = log_dir / f".tmp-{os.getpid()}-{os.urandom(6).hex()}.json"

@@ -63,12 +63,16 @@ def entry_name(version: int) -> str:
 
 def read_entry(path: Path, version: int) -> Entry:
     """Parse one entry; `problem` says why it is not whole."""
-    entry = Entry(version)
     try:
         raw = path.read_bytes()
     except OSError as e:
-        entry.problem = f"unreadable ({e.strerror or e})"
-        return entry
+        return Entry(version, problem=f"unreadable ({e.strerror or e})")
+    return parse_entry(raw, version)
+
+
+def parse_entry(raw: bytes, version: int) -> Entry:
+    """Parse one entry's bytes (a local file's, or a remote copy's)."""
+    entry = Entry(version)
     lines = raw.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
