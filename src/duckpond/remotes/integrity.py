@@ -114,11 +114,13 @@ class RemoteCheck:
         if scan.start < 0:
             gaps = [v for v in range(listing.start, listing.tip) if v not in listing.entries]
             self.problem(
-                layout.entry_key(table, gaps[-1] if gaps else listing.start),
-                "is missing: the log has a gap no checkpoint after it bridges",
+                layout.entry_key(table, gaps[0]),
+                f"is missing: the log lacks versions {_span(gaps)} and no checkpoint "
+                "after them bridges the gap",
             )
-            return scan
-        versions = [v for v in listing.entries if v >= scan.start]
+        # (a log no restore can start: its entries are still read and checked)
+        first = scan.start if scan.start >= 0 else listing.start
+        versions = sorted(v for v in listing.entries if v >= first)
         keys = [layout.entry_key(table, v) for v in versions]
         ck = [layout.log_key(table, n) for n in listing.checkpoints.get(scan.start, [])]
         if scan.start > 0 and not ck:
@@ -139,7 +141,7 @@ class RemoteCheck:
             self._replay(scan, v, replay=scan.start == 0 or v > scan.start)
         if table == "data":
             scan.txn_seq = self._tip_txn_seq(scan, ck)
-        for key in sorted(scan.live):
+        for key in sorted(scan.live if scan.start >= 0 else ()):
             if key not in self.objects:
                 self.problem(key, f"is missing (added by {scan.files[key].source})")
         return scan
@@ -362,6 +364,10 @@ def _start(listing: LogListing) -> int:
     if not bridges:
         return listing.start if not gaps else -1
     return min(bridges)
+
+
+def _span(versions: list[int]) -> str:
+    return str(versions[0]) if len(versions) == 1 else f"{versions[0]}..{versions[-1]}"
 
 
 def _log_name(key: str) -> tuple[int, str] | None:

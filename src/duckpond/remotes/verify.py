@@ -63,7 +63,8 @@ def verify(root: Path, store: ObjectStore) -> VerifyReport:
         expected: set[str] = set()
         for table in TABLES:
             lines += _verify_log(root, store, table, check, expected, pool)
-        lines += _verify_files(root, objects, expected, check.shas)
+        damaged = {key for key, _ in check.problems}
+        lines += _verify_files(root, objects, expected, check.shas, damaged)
     if theirs.txn_seq < mine.txn_seq:
         lines.append(
             (
@@ -151,6 +152,7 @@ def _verify_files(
     objects: dict[str, int],
     expected: set[str],
     shas: dict[str, str],
+    damaged: set[str],
 ) -> list[tuple[str, str]]:
     """The files this pond says the remote must hold, and every remote table file this
     pond holds too, by content hash (blobs were checked against their names)."""
@@ -159,7 +161,7 @@ def _verify_files(
     data_files = [root / k for k in expected if k.startswith("data/") and f"/{LOG}/" not in k]
     expected_blobs = {layout.blob_key(d) for d in blob_refs(p for p in data_files if p.exists())}
     expected = {k for k in expected if (root / k).exists()} | expected_blobs
-    missing = sorted(k for k in expected if k not in objects)
+    missing = sorted(k for k in expected if k not in objects and k not in damaged)
     for key in missing[:20]:
         out.append((MISMATCH, f"missing on the remote: {key}"))
     if len(missing) > 20:
@@ -172,12 +174,12 @@ def _verify_files(
                 continue  # entries: compared above
             if (root / key).is_file():
                 checks.append((key, _sha256_file(root / key)))
-    corrupt = [key for key, want in checks if shas[key] != want]
+    corrupt = [key for key, want in checks if shas[key] != want and key not in damaged]
     for key in corrupt[:20]:
         out.append((MISMATCH, f"differs from this pond's copy: {key}"))
     if len(corrupt) > 20:
         out.append((MISMATCH, f"... and {len(corrupt) - 20} more files differ from this pond"))
-    if not missing and not corrupt:
+    if not missing and not corrupt and not damaged:
         nbytes = sum(objects[k] for k in shas if k in objects)
         out.append((OK, f"{len(shas)} remote files fetched and checked ({nbytes:,} bytes)"))
     return out
