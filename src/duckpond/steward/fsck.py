@@ -38,7 +38,7 @@ from ..lock import WriteLock
 from ..storage import deltafiles, logcheck
 from ..storage.blobs import CHUNK, BlobStore
 from ..storage.datatable import APP_ID, FILE_SCHEMA, PARTITION, DataTable
-from . import fsck_tree
+from . import fsck_dirs, fsck_tree
 from .control import BEGIN, COMPLETED, DATA_COMMITTED, FAILED, ControlTable
 from .rebuild import _records_for
 
@@ -101,8 +101,8 @@ def fsck(root: Path, repair: bool = False, wait: float = 0.0) -> FsckResult:
     run = _Fsck(root, repair)
     with WriteLock(root / "write.lock", wait):
         run.check()
-    if repair and run.dangling:
-        run.unlink_dangling()
+    if repair and (run.dangling or run.broken):
+        run.repair_tree()
     return run.result()
 
 
@@ -124,6 +124,7 @@ class _Fsck:
         self.moved_any = False
         self.blobs = BlobStore(root / "blobs")
         self.dangling: list[tuple[str, str, str]] = []  # (dir id, name, path)
+        self.broken: list[fsck_dirs.BrokenDir] = []
         self.scans: dict[str, logcheck.LogScan] = {}
         self.control_rows: pa.Table | None = None
         self.node_paths: dict[str, str] = {}
@@ -174,6 +175,7 @@ class _Fsck:
         rows = self.check_data_files(data)
         self.check_blobs(data, rows)
         self.check_agreement(data, control)
+        self.check_dirs(rows)
         self.find_dangling(rows)
 
     # -- logs ------------------------------------------------------------------------------
@@ -752,16 +754,63 @@ class _Fsck:
                 p.action = "unlinked from their directories in a recorded write"
                 self.lost.extend(f"{c}: no version of it is left" for c in names)
 
-    def unlink_dangling(self) -> None:
-        """Drop entries without rows from their directories: one recorded transaction."""
-        problem = next(p for p in self.problems if p.kind == "dangling_entry")
+    def check_dirs(self, rows: list[tuple[str, nodes.NodeRow]]) -> None:
+        """Node versions stored twice (another Delta writer appended a copy: reported, not
+        repaired, see the README), and directories whose entries cannot be rebuilt."""
+        for (_, node, v), files in sorted(fsck_dirs.duplicate_versions(rows).items()):
+            where = sorted({f"data/{f}" for f in files})
+            seqs = sorted({r.txn_seq for f, r in rows if r.node_id == node and r.version == v})
+            self.add(
+                Problem(
+                    "duplicate_version",
+                    "data",
+                    f"version {v} of {self._path_of(node)} is stored {len(files)} times "
+                    f"(in {', '.join(where)}): a row another writer appended",
+                    [*where, self._path_of(node)],
+                    [],
+                    seqs,
+                    action="not repaired: remove the extra rows with the writer that added them",
+                )
+            )
+        self.broken = fsck_dirs.broken_dirs([r for _, r in rows], self.blobs, self.node_paths)
+        for b in self.broken:
+            p = self.add(
+                Problem(
+                    "broken_directory",
+                    "data",
+                    f"directory {b.path} {b.why}: it cannot be read or written",
+                    [b.path],
+                )
+            )
+            if self.repair:
+                p.repaired = True
+                p.action = f"rewritten as a snapshot of its {len(b.entries)} entries left"
+                self.lost.append(f"{b.path}: the names its lost versions recorded")
+                self.lost.extend(f"{b.path}/{n}: no version of it is left" for n in b.dropped)
+                if b.unnamed:
+                    self.lost.append(
+                        f"{b.path}: nodes no name reaches any more: {', '.join(b.unnamed)}"
+                    )
+
+    def _path_of(self, node_id: str) -> str:
+        return self.node_paths.get(node_id, f"node {node_id}")
+
+    def repair_tree(self) -> None:
+        """Rebuild broken directories and drop entries without rows: one recorded write."""
         try:
-            fsck_tree.unlink_entries(self.root, self.blobs, self.dangling)
+            fsck_dirs.repair_tree(self.root, self.blobs, self.dangling, self.broken)
         except Exception as e:  # noqa: BLE001 - e.g. no control table, a tip still damaged
-            problem.repaired = False
-            problem.action = f"not unlinked: {e}"
-            names = {f"{c}: no version of it is left" for _, _, c in self.dangling}
-            self.lost[:] = [line for line in self.lost if line not in names]
+            for p in self.problems:
+                if p.kind in ("dangling_entry", "broken_directory") and p.repaired:
+                    p.repaired = False
+                    p.action = f"not repaired: {e}"
+            self.lost[:] = [line for line in self.lost if not _tree_loss(line, self)]
+
+
+def _tree_loss(line: str, run: _Fsck) -> bool:
+    """Whether a `lost` line was written by the tree repair (undone when it failed)."""
+    heads = [c for _, _, c in run.dangling] + [b.path for b in run.broken]
+    return any(line.startswith(f"{h}:") or line.startswith(f"{h}/") for h in heads)
 
 
 def _rows_of(part_id: str, table: pa.Table) -> list[nodes.NodeRow]:
