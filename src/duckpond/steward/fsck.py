@@ -10,7 +10,9 @@ Repairs, safest first (each says what it did, and anything discarded is listed i
 2. a damaged log entry is set aside and replaced by one that keeps the versions contiguous
    and the txn_seq taken: when the transaction's Parquet files are still on disk (they are
    written and synced before the entry) they are linked again and nothing is lost;
-3. a backup would be the next resort: remotes do not exist yet (`restore_from_backup`);
+3. a missing or damaged file (a Parquet file, a blob, a log entry) is fetched from a
+   backup of this pond and checked against the log before it is put in place
+   (steward/fsck_backup.py);
 4. last resort: missing or damaged files are removed from the live table, versions whose
    blob is missing or corrupt are dropped, and directory entries left without rows are
    unlinked in one recorded write transaction, so everything else is readable again.
@@ -38,7 +40,7 @@ from ..lock import WriteLock
 from ..storage import deltafiles, logcheck
 from ..storage.blobs import CHUNK, BlobStore
 from ..storage.datatable import APP_ID, FILE_SCHEMA, PARTITION, DataTable
-from . import fsck_dirs, fsck_tree
+from . import fsck_backup, fsck_dirs, fsck_tree
 from .control import BEGIN, COMPLETED, DATA_COMMITTED, FAILED, ControlTable
 from .rebuild import _records_for
 
@@ -86,14 +88,6 @@ class FsckResult:
         }
 
 
-def restore_from_backup(root: Path, rel: str) -> bool:
-    """The hook for restoring a damaged file from a backup before anything is discarded.
-
-    Remotes (`pond backup add`, SPEC §9) are not implemented yet, so there is never a copy
-    to restore from; when they land, fetch `rel` from the pond's push remote here."""
-    return False
-
-
 def fsck(root: Path, repair: bool = False, wait: float = 0.0) -> FsckResult:
     root = Path(root).absolute()
     if not (root / "data" / "_delta_log").is_dir():
@@ -125,6 +119,7 @@ class _Fsck:
         self.blobs = BlobStore(root / "blobs")
         self.dangling: list[tuple[str, str, str]] = []  # (dir id, name, path)
         self.broken: list[fsck_dirs.BrokenDir] = []
+        self.backups = fsck_backup.Backups(root)
         self.scans: dict[str, logcheck.LogScan] = {}
         self.control_rows: pa.Table | None = None
         self.node_paths: dict[str, str] = {}
@@ -143,6 +138,7 @@ class _Fsck:
         return str(dest.relative_to(self.root))
 
     def result(self) -> FsckResult:
+        self.notes.extend(self.backups.notes)
         if self.problems and not self.repair:
             self.notes.append("run `pond fsck --repair` to repair what is safe")
         return FsckResult(
@@ -269,6 +265,11 @@ class _Fsck:
     ) -> None:
         tdir = self.root / table
         path = tdir / "_delta_log" / logcheck.entry_name(version)
+        rel = str(path.relative_to(self.root))
+        check = fsck_backup.entry_check(version, pond_txn)
+        if (src := self.backups.fetch(rel, check, self.set_aside)) is not None:
+            p.repaired, p.action = True, f"restored from backup {src}"
+            return
         aside = self.set_aside(path) if path.exists() else None
         now_ms = int(time.time() * 1000)
         info: dict[str, Any] = {
@@ -475,7 +476,9 @@ class _Fsck:
     ) -> None:
         removes = []
         for rel, (part, size, p) in bad.items():
-            if restore_from_backup(self.root, f"{table}/{rel}"):
+            check = fsck_backup.parquet_check(size)
+            if (src := self.backups.fetch(f"{table}/{rel}", check, self.set_aside)) is not None:
+                p.repaired, p.action = True, f"restored from backup {src}"
                 continue
             full = tdir / rel
             aside = self.set_aside(full) if full.exists() else None
@@ -566,7 +569,10 @@ class _Fsck:
                     sorted({r.txn_seq for _, r in refs}),
                 )
             )
-            if self.repair and not restore_from_backup(self.root, rel_blob):
+            check = fsck_backup.blob_check(digest, want)
+            if self.repair and (src := self.backups.fetch(rel_blob, check, self.set_aside)):
+                p.repaired, p.action = True, f"restored from backup {src}"
+            elif self.repair:
                 if path.exists():
                     p.action = f"set aside to {self.set_aside(path)}; "
                 p.action = (p.action or "") + "its versions removed from the live table"
