@@ -3,7 +3,9 @@
 Checks: every log entry of both tables parses and the versions are contiguous; every
 checkpoint is readable; every live Parquet file exists with its recorded size; every blob
 exists and matches its sha256 and size (inline contents match their hash too); the data
-table's `pond_txn` history agrees with the control table; no txn_seq was committed twice.
+table's `pond_txn` history agrees with the control table; no txn_seq was committed twice;
+every reachable directory can be rebuilt from its rows and no node version is stored twice
+(steward/fsck_dirs.py).
 
 Repairs, safest first (each says what it did, and anything discarded is listed in `lost`):
 1. a garbage checkpoint is set aside and readers fall back to an older one (or the full log);
@@ -15,7 +17,9 @@ Repairs, safest first (each says what it did, and anything discarded is listed i
    (steward/fsck_backup.py);
 4. last resort: missing or damaged files are removed from the live table, versions whose
    blob is missing or corrupt are dropped, and directory entries left without rows are
-   unlinked in one recorded write transaction, so everything else is readable again.
+   unlinked in one recorded write transaction, so everything else is readable again; in
+   the same transaction a directory that cannot be rebuilt gets a snapshot of what is left.
+A node version stored twice is reported, never repaired.
 Damaged files are never deleted: they are moved to `$POND/lost+found/<time>/`.
 """
 
