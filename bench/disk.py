@@ -83,9 +83,9 @@ def set_min_retention(pond: Pond) -> bool:
     if setter is None:
         return False  # code before the retention setting: nothing to set
     setter(0)
-    # Log entries kept for other readers' time travel (`delta.logRetentionDuration`, 7 days
-    # by default, at most ~500 versions): also at their minimum, the prune behind the
-    # previous checkpoint.
+    # Log entries kept for other readers' time travel (`delta.logRetentionDuration`, which
+    # set_retention(0) sets to 0 now; older code: 7 days, at most ~500 versions): also at
+    # their minimum, the prune behind the previous checkpoint.
     for table in (pond.data, pond.control):
         table.dt.alter.set_table_properties({"delta.logRetentionDuration": "interval 0 seconds"})
     return True

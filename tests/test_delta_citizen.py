@@ -167,21 +167,25 @@ def test_log_entries_are_kept_for_the_log_retention(tmp_path: Path, monkeypatch:
     pond = Pond.create(root)
     assert (
         DeltaTable(str(root / "data")).metadata().configuration["delta.logRetentionDuration"]
-        == deltafiles.DEFAULT_LOG_RETENTION
+        == "interval 3600 seconds"  # the retention window
     )
     monkeypatch.setattr(deltafiles, "CHECKPOINT_EVERY", 20)  # upkeep sooner: a fast test
-    for i in range(50):  # two automatic checkpoints of the data table
+    monkeypatch.setattr(deltafiles, "LOG_KEEP_MAX_VERSIONS", 30)  # (legacy tables only)
+    for i in range(90):  # four automatic checkpoints of the data table
         with pond.transaction(["w", str(i)]) as tx:
             tx.write_bytes(f"/f{i % 5}", b"v%d" % i)
     log = root / "data" / "_delta_log"
-    assert deltafiles.last_checkpoint_version(root / "data") >= 40
-    assert (log / f"{1:020d}.json").exists()  # nothing pruned within 7 days
+    assert deltafiles.last_checkpoint_version(root / "data") >= 80
+    assert (log / f"{1:020d}.json").exists()  # nothing pruned within the hour
     old = DeltaTable(str(root / "data"), version=5)
     n = QueryBuilder().register("t", old).execute("select count(*) as n from t").read_all()
     # version 5 = init (the root) + 4 writes (a file and the root each): still readable
     assert n.column("n")[0].as_py() == 1 + 2 * 4
-    # ... but at most about LOG_KEEP_MAX_VERSIONS versions are kept
-    monkeypatch.setattr(deltafiles, "LOG_KEEP_MAX_VERSIONS", 30)
+    # a table with the property older ponds wrote keeps at most ~LOG_KEEP_MAX_VERSIONS
+    DeltaTable(str(root / "data")).alter.set_table_properties(
+        {"delta.logRetentionDuration": deltafiles.LEGACY_LOG_RETENTION}
+    )
+    pond.refresh()
     for i in range(40):
         with pond.transaction(["w", str(i)]) as tx:
             tx.write_bytes(f"/f{i % 5}", b"w%d" % i)

@@ -62,7 +62,7 @@ def test_fresh_pond_tables_read_as_deltalake_reads_them(pond_dir: Path) -> None:
     for table in ("data", "control"):
         version, txns, desc, config, files = assert_same_view(pond_dir / table)
         assert files and desc and "pond" in json.loads(desc)
-        assert config[deltafiles.LOG_RETENTION_KEY] == deltafiles.DEFAULT_LOG_RETENTION
+        assert config == deltafiles.TABLE_CONFIG
     assert snapshot_view(pond_dir / "data")[1] == {"pond": 1}  # the init transaction
 
 

@@ -1,6 +1,6 @@
 """The data log is pruned behind checkpoints, but no transaction's history is lost.
 
-Entries are kept for `delta.logRetentionDuration` (7 days by default, see
+Entries are kept for `delta.logRetentionDuration` (the retention window, see
 tests/test_delta_citizen.py): these tables get 0 seconds, so the prune behind the previous
 checkpoint is what is tested."""
 

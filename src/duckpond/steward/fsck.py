@@ -3,17 +3,23 @@
 Checks: every log entry of both tables parses and the versions are contiguous; every
 checkpoint is readable; every live Parquet file exists with its recorded size; every blob
 exists and matches its sha256 and size (inline contents match their hash too); the data
-table's `pond_txn` history agrees with the control table; no txn_seq was committed twice.
+table's `pond_txn` history agrees with the control table; no txn_seq was committed twice;
+every reachable directory can be rebuilt from its rows and no node version is stored twice
+(steward/fsck_dirs.py).
 
 Repairs, safest first (each says what it did, and anything discarded is listed in `lost`):
 1. a garbage checkpoint is set aside and readers fall back to an older one (or the full log);
 2. a damaged log entry is set aside and replaced by one that keeps the versions contiguous
    and the txn_seq taken: when the transaction's Parquet files are still on disk (they are
    written and synced before the entry) they are linked again and nothing is lost;
-3. a backup would be the next resort: remotes do not exist yet (`restore_from_backup`);
+3. a missing or damaged file (a Parquet file, a blob, a log entry) is fetched from a
+   backup of this pond and checked against the log before it is put in place
+   (steward/fsck_backup.py);
 4. last resort: missing or damaged files are removed from the live table, versions whose
    blob is missing or corrupt are dropped, and directory entries left without rows are
-   unlinked in one recorded write transaction, so everything else is readable again.
+   unlinked in one recorded write transaction, so everything else is readable again; in
+   the same transaction a directory that cannot be rebuilt gets a snapshot of what is left.
+A node version stored twice is reported, never repaired.
 Damaged files are never deleted: they are moved to `$POND/lost+found/<time>/`.
 """
 
@@ -38,7 +44,7 @@ from ..lock import WriteLock
 from ..storage import deltafiles, logcheck
 from ..storage.blobs import CHUNK, BlobStore
 from ..storage.datatable import APP_ID, FILE_SCHEMA, PARTITION, DataTable
-from . import fsck_tree
+from . import fsck_backup, fsck_dirs, fsck_tree
 from .control import BEGIN, COMPLETED, DATA_COMMITTED, FAILED, ControlTable
 from .rebuild import _records_for
 
@@ -86,14 +92,6 @@ class FsckResult:
         }
 
 
-def restore_from_backup(root: Path, rel: str) -> bool:
-    """The hook for restoring a damaged file from a backup before anything is discarded.
-
-    Remotes (`pond backup add`, SPEC §9) are not implemented yet, so there is never a copy
-    to restore from; when they land, fetch `rel` from the pond's push remote here."""
-    return False
-
-
 def fsck(root: Path, repair: bool = False, wait: float = 0.0) -> FsckResult:
     root = Path(root).absolute()
     if not (root / "data" / "_delta_log").is_dir():
@@ -101,8 +99,8 @@ def fsck(root: Path, repair: bool = False, wait: float = 0.0) -> FsckResult:
     run = _Fsck(root, repair)
     with WriteLock(root / "write.lock", wait):
         run.check()
-    if repair and run.dangling:
-        run.unlink_dangling()
+    if repair and (run.dangling or run.broken):
+        run.repair_tree()
     return run.result()
 
 
@@ -124,6 +122,8 @@ class _Fsck:
         self.moved_any = False
         self.blobs = BlobStore(root / "blobs")
         self.dangling: list[tuple[str, str, str]] = []  # (dir id, name, path)
+        self.broken: list[fsck_dirs.BrokenDir] = []
+        self.backups = fsck_backup.Backups(root)
         self.scans: dict[str, logcheck.LogScan] = {}
         self.control_rows: pa.Table | None = None
         self.node_paths: dict[str, str] = {}
@@ -142,6 +142,7 @@ class _Fsck:
         return str(dest.relative_to(self.root))
 
     def result(self) -> FsckResult:
+        self.notes.extend(self.backups.notes)
         if self.problems and not self.repair:
             self.notes.append("run `pond fsck --repair` to repair what is safe")
         return FsckResult(
@@ -174,6 +175,7 @@ class _Fsck:
         rows = self.check_data_files(data)
         self.check_blobs(data, rows)
         self.check_agreement(data, control)
+        self.check_dirs(rows)
         self.find_dangling(rows)
 
     # -- logs ------------------------------------------------------------------------------
@@ -267,6 +269,11 @@ class _Fsck:
     ) -> None:
         tdir = self.root / table
         path = tdir / "_delta_log" / logcheck.entry_name(version)
+        rel = str(path.relative_to(self.root))
+        check = fsck_backup.entry_check(version, pond_txn)
+        if (src := self.backups.fetch(rel, check, self.set_aside)) is not None:
+            p.repaired, p.action = True, f"restored from backup {src}"
+            return
         aside = self.set_aside(path) if path.exists() else None
         now_ms = int(time.time() * 1000)
         info: dict[str, Any] = {
@@ -473,7 +480,9 @@ class _Fsck:
     ) -> None:
         removes = []
         for rel, (part, size, p) in bad.items():
-            if restore_from_backup(self.root, f"{table}/{rel}"):
+            check = fsck_backup.parquet_check(size)
+            if (src := self.backups.fetch(f"{table}/{rel}", check, self.set_aside)) is not None:
+                p.repaired, p.action = True, f"restored from backup {src}"
                 continue
             full = tdir / rel
             aside = self.set_aside(full) if full.exists() else None
@@ -564,7 +573,10 @@ class _Fsck:
                     sorted({r.txn_seq for _, r in refs}),
                 )
             )
-            if self.repair and not restore_from_backup(self.root, rel_blob):
+            check = fsck_backup.blob_check(digest, want)
+            if self.repair and (src := self.backups.fetch(rel_blob, check, self.set_aside)):
+                p.repaired, p.action = True, f"restored from backup {src}"
+            elif self.repair:
                 if path.exists():
                     p.action = f"set aside to {self.set_aside(path)}; "
                 p.action = (p.action or "") + "its versions removed from the live table"
@@ -752,16 +764,63 @@ class _Fsck:
                 p.action = "unlinked from their directories in a recorded write"
                 self.lost.extend(f"{c}: no version of it is left" for c in names)
 
-    def unlink_dangling(self) -> None:
-        """Drop entries without rows from their directories: one recorded transaction."""
-        problem = next(p for p in self.problems if p.kind == "dangling_entry")
+    def check_dirs(self, rows: list[tuple[str, nodes.NodeRow]]) -> None:
+        """Node versions stored twice (another Delta writer appended a copy: reported, not
+        repaired, see the README), and directories whose entries cannot be rebuilt."""
+        for (_, node, v), files in sorted(fsck_dirs.duplicate_versions(rows).items()):
+            where = sorted({f"data/{f}" for f in files})
+            seqs = sorted({r.txn_seq for f, r in rows if r.node_id == node and r.version == v})
+            self.add(
+                Problem(
+                    "duplicate_version",
+                    "data",
+                    f"version {v} of {self._path_of(node)} is stored {len(files)} times "
+                    f"(in {', '.join(where)}): a row another writer appended",
+                    [*where, self._path_of(node)],
+                    [],
+                    seqs,
+                    action="not repaired: remove the extra rows with the writer that added them",
+                )
+            )
+        self.broken = fsck_dirs.broken_dirs([r for _, r in rows], self.blobs, self.node_paths)
+        for b in self.broken:
+            p = self.add(
+                Problem(
+                    "broken_directory",
+                    "data",
+                    f"directory {b.path} {b.why}: it cannot be read or written",
+                    [b.path],
+                )
+            )
+            if self.repair:
+                p.repaired = True
+                p.action = f"rewritten as a snapshot of its {len(b.entries)} entries left"
+                self.lost.append(f"{b.path}: the names its lost versions recorded")
+                self.lost.extend(f"{b.path}/{n}: no version of it is left" for n in b.dropped)
+                if b.unnamed:
+                    self.lost.append(
+                        f"{b.path}: nodes no name reaches any more: {', '.join(b.unnamed)}"
+                    )
+
+    def _path_of(self, node_id: str) -> str:
+        return self.node_paths.get(node_id, f"node {node_id}")
+
+    def repair_tree(self) -> None:
+        """Rebuild broken directories and drop entries without rows: one recorded write."""
         try:
-            fsck_tree.unlink_entries(self.root, self.blobs, self.dangling)
+            fsck_dirs.repair_tree(self.root, self.blobs, self.dangling, self.broken)
         except Exception as e:  # noqa: BLE001 - e.g. no control table, a tip still damaged
-            problem.repaired = False
-            problem.action = f"not unlinked: {e}"
-            names = {f"{c}: no version of it is left" for _, _, c in self.dangling}
-            self.lost[:] = [line for line in self.lost if line not in names]
+            for p in self.problems:
+                if p.kind in ("dangling_entry", "broken_directory") and p.repaired:
+                    p.repaired = False
+                    p.action = f"not repaired: {e}"
+            self.lost[:] = [line for line in self.lost if not _tree_loss(line, self)]
+
+
+def _tree_loss(line: str, run: _Fsck) -> bool:
+    """Whether a `lost` line was written by the tree repair (undone when it failed)."""
+    heads = [c for _, _, c in run.dangling] + [b.path for b in run.broken]
+    return any(line.startswith(f"{h}:") or line.startswith(f"{h}/") for h in heads)
 
 
 def _rows_of(part_id: str, table: pa.Table) -> list[nodes.NodeRow]:

@@ -3,13 +3,9 @@ can name the pond paths damage affects and find entries left without a node."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from .. import nodes
 from ..storage.blobs import BlobStore
-from ..storage.datatable import DataTable
 from ..storage.fs import DELTA_ATTRS, Entry, decode_delta, decode_dir
-from .control import ControlTable
 
 
 def _dir_rows(rows: list[nodes.NodeRow]) -> dict[str, list[nodes.NodeRow]]:
@@ -98,17 +94,3 @@ def dangling_entries(
             elif nodes.is_dir(found.file_type):
                 stack.append((child, found))
     return out
-
-
-def unlink_entries(root: Path, blobs: BlobStore, dangling: list[tuple[str, str, str]]) -> None:
-    """Drop the entries from their directories in one recorded write transaction."""
-    from .steward import Steward
-
-    data = DataTable.open(root / "data")
-    control = ControlTable.open(root / "control")
-    steward = Steward(root, data, control, blobs)
-    with steward.transaction(["pond", "fsck", "--repair"], run_post_commit=False) as tx:
-        # StagedTxn.remove() refuses directories and needs the node: unlink by name.
-        staged = tx.staged
-        for dir_id, name, _ in dangling:
-            staged.unlink_entry(dir_id, name)

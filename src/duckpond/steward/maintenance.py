@@ -28,6 +28,10 @@ def maintain(pond: Pond, retention_hours: float | None = None) -> dict[str, Any]
     retention_s = None if retention_hours is None else max(0.0, float(retention_hours) * 3600)
     report: dict[str, Any] = {}
     with pond.steward.locked():
+        for table in (pond.data, pond.control):
+            # a pond created before issue 17 gets the properties that state its window
+            window = deltafiles.retention_seconds(table.dt.metadata().description)
+            deltafiles.set_retention(table.dt, table.path, window)
         data = pond.data
         data.refresh()
         before = data.file_count()

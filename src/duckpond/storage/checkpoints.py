@@ -27,7 +27,10 @@ import pyarrow as pa
 
 from . import deltalog
 from .deltafiles import (
+    LEGACY_LOG_RETENTION,
+    LOG_RETENTION_KEY,
     TOMBSTONE_KEY,
+    TOMBSTONE_MAX_S,
     VACUUM_SLACK_S,
     last_checkpoint_version,
     log_retention_seconds,
@@ -225,7 +228,8 @@ def _rows(snap: deltalog.Snapshot) -> dict[str, list[Any]]:
                     "partitionValues": _pairs(f.partition_values),
                     "size": f.size,
                     "modificationTime": f.modification_time,
-                    "dataChange": True,
+                    # a checkpoint restates the table, it changes no data (as delta-rs)
+                    "dataChange": False,
                     "stats": f.stats,
                 },
             )
@@ -237,9 +241,11 @@ def _rows(snap: deltalog.Snapshot) -> dict[str, list[Any]]:
 
 
 def _tombstone_cutoff_ms(snap: deltalog.Snapshot, now_ms: int) -> int:
-    """Removes deleted before this are expired: readers and vacuum no longer need them."""
+    """Removes deleted before this are expired: kept for min(the table's
+    `delta.deletedFileRetentionDuration`, TOMBSTONE_MAX_S), see deltafiles.TOMBSTONE_KEY."""
     window = parse_interval(snap.configuration.get(TOMBSTONE_KEY))
-    return int(now_ms - (DEFAULT_TOMBSTONE_S if window is None else window) * 1000)
+    keep = min(DEFAULT_TOMBSTONE_S if window is None else window, TOMBSTONE_MAX_S)
+    return int(now_ms - keep * 1000)
 
 
 def _nulls(n: int, type_: pa.DataType) -> pa.Array:
@@ -405,13 +411,13 @@ def checkpoint(
     recent (VACUUM_EVERY), and only partitions changed since the previous vacuum could
     have garbage left (see deltafiles.vacuum()).
 
-    Log entries are kept for `delta.logRetentionDuration` so other readers can time travel,
-    but at most about LOG_KEEP_MAX_VERSIONS versions (opening a table lists `_delta_log`:
-    tens of thousands of entries cost more than reading the state), and always back to the
-    previous checkpoint (readers still catching up). With `archive_key`, that custom
-    commit metadata (the data table's `pond_txn`) of pruned entries is first saved to an
-    archive. Vacuuming here keeps disk use flat without anyone running `pond maintain`: a
-    checkpoint has just read the snapshot the vacuum needs.
+    Log entries are kept for `delta.logRetentionDuration` (the pond sets it to the
+    retention window) so other readers can time travel, and always back to the previous
+    checkpoint (readers still catching up); a table with the legacy property keeps at most
+    about LOG_KEEP_MAX_VERSIONS versions (deltafiles.LOG_RETENTION_KEY). With
+    `archive_key`, that custom commit metadata (the data table's `pond_txn`) of pruned
+    entries is first saved to an archive. Vacuuming here keeps disk use flat without
+    anyone running `pond maintain`: a checkpoint has just read the snapshot it needs.
     """
     previous = last_checkpoint_version(table_dir)
     try:
@@ -421,7 +427,10 @@ def checkpoint(
     else:
         version = write_checkpoint(snap)
         live, config, description = set(snap.files), snap.configuration, snap.description
-    prune_log(table_dir, previous, archive_key, log_retention_seconds(config), version)
+    legacy = config.get(LOG_RETENTION_KEY) == LEGACY_LOG_RETENTION
+    prune_log(
+        table_dir, previous, archive_key, log_retention_seconds(config), version if legacy else None
+    )
     window = retention_seconds(description) if retention_s is None else retention_s
     mark = table_dir / VACUUM_MARK
     last = mtime(mark)  # when the previous vacuum started (0: none recorded)

@@ -31,21 +31,35 @@ CHECKPOINT_EVERY = 100
 # checkpoint vacuums what is older (see vacuum()).
 RETENTION_KEY = "retention_s"
 DEFAULT_RETENTION_S = 3600.0
-# Checkpoints keep a tombstone per replaced file for this long (Delta's default is a week):
-# they would pile up into every open and every checkpoint written (two per write in the
-# control table). The window above does not need them: compaction stamps a replaced file's
-# mtime with its removal time, which is what vacuum() measures.
+# `delta.deletedFileRetentionDuration` states the retention window to other engines: their
+# VACUUM (delta-rs, Spark) at its default retention then deletes nothing the pond keeps.
+# The pond's checkpoints keep a tombstone per replaced file only for min(window,
+# TOMBSTONE_MAX_S): kept for the whole window they would pile up into every open and every
+# checkpoint written (two per write in the control table). The window does not need them:
+# compaction stamps a replaced file's mtime with its removal time, which is what vacuum()
+# and other engines' full VACUUM measure; a VACUUM that only deletes tombstoned files
+# (delta-rs's default) deletes less, never more.
 TOMBSTONE_KEY = "delta.deletedFileRetentionDuration"
 TOMBSTONE_MAX_S = 60.0
 # Log entries stay this long after a checkpoint made them unneeded, so other Delta readers
 # can time travel to a recent version by number or by timestamp (Delta's own property; a
-# table without it gets the default). Bounded by LOG_KEEP_MAX_VERSIONS: opening a table
-# lists `_delta_log`, and a busy pond's day of entries would make every open slower (bench
-# group `manyfiles`, benchmark 4).
+# table without it gets Delta's default, 30 days). The pond sets it to the retention window
+# (time travel also needs the old version's files, kept that long) and prunes by it, no
+# further. A table whose property is still LEGACY_LOG_RETENTION (written by ponds before
+# issue 17) keeps the old rule, at most about LOG_KEEP_MAX_VERSIONS versions, until `pond
+# retention` or `pond maintain` sets the properties.
 LOG_RETENTION_KEY = "delta.logRetentionDuration"
-DEFAULT_LOG_RETENTION = "interval 7 days"
+DEFAULT_LOG_RETENTION = "interval 30 days"
+LEGACY_LOG_RETENTION = "interval 7 days"
 LOG_KEEP_MAX_VERSIONS = 500
-TABLE_CONFIG = {TOMBSTONE_KEY: "interval 1 minutes", LOG_RETENTION_KEY: DEFAULT_LOG_RETENTION}
+
+
+def retention_properties(seconds: float) -> dict[str, str]:
+    """The Delta table properties that state a retention window of `seconds`."""
+    value = format_interval(seconds)
+    return {TOMBSTONE_KEY: value, LOG_RETENTION_KEY: value}
+
+
 SMALL_ROWS = 64
 ROW_GROUP_ROWS = 16_384
 # A row group holds at most this much `content` (the data table's inline file bodies):
@@ -610,6 +624,10 @@ def format_interval(seconds: float) -> str:
     return f"interval {round(seconds * 1000)} milliseconds"
 
 
+# The properties a new table is created with (the default window).
+TABLE_CONFIG = retention_properties(DEFAULT_RETENTION_S)
+
+
 def _description(text: str | None) -> dict[str, Any]:
     try:
         desc = json.loads(text or "{}")
@@ -627,16 +645,18 @@ def retention_seconds(description: str | None) -> float:
 
 
 def set_retention(dt: DeltaTable, table_dir: Path, seconds: float) -> None:
-    """Set the retention window (metadata commits, made durable); tombstones expire from
-    checkpoints after min(window, a minute). Caller holds the write lock."""
+    """Set the retention window (metadata commits, made durable), and the Delta properties
+    that state it to other engines (retention_properties). Caller holds the write lock."""
     dt.update_incremental()
     desc = _description(dt.metadata().description)
-    desc[RETENTION_KEY] = seconds
-    dt.alter.set_table_description(json.dumps(desc, sort_keys=True))
-    sync_commit(table_dir, dt.version())
-    tombstones = format_interval(min(seconds, TOMBSTONE_MAX_S))
-    if dt.metadata().configuration.get(TOMBSTONE_KEY) != tombstones:
-        dt.alter.set_table_properties({TOMBSTONE_KEY: tombstones})
+    if desc.get(RETENTION_KEY) != seconds:
+        desc[RETENTION_KEY] = seconds
+        dt.alter.set_table_description(json.dumps(desc, sort_keys=True))
+        sync_commit(table_dir, dt.version())
+    want = retention_properties(seconds)
+    config = dt.metadata().configuration
+    if any(config.get(k) != v for k, v in want.items()):
+        dt.alter.set_table_properties(want)
         sync_commit(table_dir, dt.version())
 
 
@@ -778,7 +798,8 @@ _INTERVAL_UNITS = {
 
 
 def log_retention_seconds(configuration: dict[str, str]) -> float:
-    """How long log entries are kept (`delta.logRetentionDuration`, default 7 days)."""
+    """How long log entries are kept (`delta.logRetentionDuration`; Delta's default, 30
+    days, for a table without it)."""
     value = parse_interval(configuration.get(LOG_RETENTION_KEY))
     return value if value is not None else float(parse_interval(DEFAULT_LOG_RETENTION) or 0)
 
@@ -800,9 +821,10 @@ def prune_log(
 
     That is `keep_from` (the previous checkpoint), moved back to the checkpoint from which
     every version committed within `log_retention_s` can be rebuilt (a reader at version
-    v needs a checkpoint at or before v and every entry after it), but not further back
-    than the checkpoint nearest below `tip - LOG_KEEP_MAX_VERSIONS`. Ages are the entries'
-    mtimes, as Delta's own log cleanup measures them."""
+    v needs a checkpoint at or before v and every entry after it); with `tip` (a table
+    with the legacy property, see LOG_RETENTION_KEY) not further back than the checkpoint
+    nearest below `tip - LOG_KEEP_MAX_VERSIONS`. Ages are the entries' mtimes, as Delta's
+    own log cleanup measures them."""
     log = table_dir / "_delta_log"
     found: list[tuple[int, str, Path, float]] = []
     for entry in os.scandir(log):

@@ -790,6 +790,17 @@ class StagedTxn:
         it up (`pond fsck --repair`: the entry may point at a node with no rows left)."""
         self._dirs.setdefault(dir_id, {})[name] = None
 
+    def replace_dir(self, dir_id: str, entries: list[Entry]) -> None:
+        """Give directory `dir_id` a new version that is a snapshot of `entries`, without
+        reading its current state (`pond fsck --repair`: that state cannot be rebuilt)."""
+        names = sorted(entries, key=lambda e: e.name)
+        table = pa.table(
+            [[e.name for e in names], [e.node_id for e in names], [e.file_type for e in names]],
+            schema=SNAPSHOT_SCHEMA,
+        )
+        content = encode_snapshot(table)
+        self._staged[dir_id] = self._new_row(dir_part(dir_id), dir_id, nodes.DIR_PHYSICAL, content)
+
     def staged_row(self, node_id: str) -> NodeRow | None:
         """The new row this transaction stages for `node_id`, if any."""
         return self._staged.get(node_id)
