@@ -25,7 +25,7 @@ from ..factories import base as factory_base
 from ..factories import registry
 from ..lock import WriteLock
 from ..remotes import state as remote_state
-from ..storage import logcheck
+from ..storage import deltafiles, logcheck
 from ..storage.blobs import BlobStore
 from ..storage.datatable import DataTable
 from ..storage.fs import PondFS, StagedTxn
@@ -153,6 +153,7 @@ class Steward:
         if self._lock_depth == 0:
             self.lock.acquire()
             try:
+                self._catch_up()
                 self._check_tips()
             except BaseException:
                 self.lock.release()
@@ -164,6 +165,18 @@ class Steward:
             self._lock_depth -= 1
             if self._lock_depth == 0:
                 self.lock.release()
+
+    def _catch_up(self) -> None:
+        """Bring both table handles to the newest commit. They were opened before the lock
+        was taken (a writer that waited for it: as long as its `--wait`), so every commit
+        made meanwhile is read now, under the lock: a handle left behind would find the
+        versions it tries taken, one after another, and give up on a free log."""
+        self.data.refresh()
+        control = self.control
+        if deltafiles.has_commits_after(
+            control.path, max(control.log_version(), control.log.known)
+        ):
+            control.catch_up()
 
     def _check_tips(self) -> None:
         """Refuse to write on a damaged log tip: the next txn_seq is read from it, so a torn
