@@ -155,6 +155,8 @@ class Steward:
             try:
                 self._catch_up()
                 self._check_tips()
+                if writes:
+                    self._check_data_log()
             except BaseException:
                 self.lock.release()
                 raise
@@ -185,6 +187,19 @@ class Steward:
             logcheck.check_tip(table.path, max(table.log_version(), table.log.known))
             # a table another engine made unwritable is refused before anything is recorded
             table.log.check_writable(table)
+
+    def _check_data_log(self) -> None:
+        """Refuse to write while the data log is behind what the control table records as
+        committed (its newest entries deleted whole): the next txn_seq is read from the data
+        log, so it would hand out a number a committed transaction already has."""
+        last = self.data.last_txn_seq()
+        ahead = self.control.committed_after(last)
+        if ahead is not None:
+            raise logcheck.DamagedTableError(
+                f"the data log ends at txn_seq {last} but the control table records txn_seq "
+                f"{ahead} as committed (newest data log entries are missing); run `pond fsck` "
+                "(writes refused until repaired); nothing was written"
+            )
 
     def record(self, records: list[Record]) -> None:
         """Append lifecycle rows that are not the durability point: a failure is logged.
