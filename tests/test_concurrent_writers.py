@@ -7,7 +7,6 @@ of them queue behind each other, each with table handles opened long before its 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import CLI, cli_env, run_pond
+from waiting import holds_open
 
 from duckpond.lock import WriteLock
 from duckpond.pond import Pond
@@ -23,21 +23,6 @@ from duckpond.steward.control import DATA_COMMITTED, FAILED
 
 WRITERS = 16
 WAIT = 600  # seconds: a bound on the queue, never a synchronisation
-
-
-def _opened(pid: int, path: Path) -> bool:
-    """Whether process `pid` holds `path` open (a writer waiting for, or holding, the lock)."""
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return False
-    for fd in fds:
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}") == str(path):
-                return True
-        except OSError:
-            continue
-    return False
 
 
 @pytest.fixture
@@ -73,7 +58,7 @@ def test_waiting_writers_all_commit_once(
             )
         # Every writer has opened both tables and waits for the lock we hold.
         deadline = time.monotonic() + 300
-        while not all(_opened(p.pid, lock_file) for p in writers):
+        while not all(holds_open(p.pid, lock_file) for p in writers):
             for p in writers:
                 assert p.poll() is None, p.communicate()[1].decode()
             assert time.monotonic() < deadline, "writers never reached the lock"

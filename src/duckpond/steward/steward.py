@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import nodes, paths
+from ..crashpoints import crash_point as crash_point  # the steward's phases use it
 from ..errors import FactoryError, PondError
 from ..factories import base as factory_base
 from ..factories import registry
@@ -48,12 +47,6 @@ from .control import (
 log = logging.getLogger("pond")
 
 SYSTEM_DIR = "/etc/system.d"
-
-
-def crash_point(name: str) -> None:
-    """Test hook: `POND_CRASH_AT=name` SIGKILLs this process here, a real crash at a phase."""
-    if os.environ.get("POND_CRASH_AT") == name:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def one_line(e: BaseException | str) -> str:
