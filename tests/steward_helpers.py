@@ -244,7 +244,7 @@ def cli_snapshot(root: Path | str) -> dict[str, tuple[Any, ...]]:
     return out
 
 
-def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.05) -> None:
+def wait_for(predicate: Any, timeout: float = 120.0, interval: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

@@ -25,7 +25,6 @@ from steward_helpers import (
     pond_txns,
     snapshot,
     task_rows,
-    wait_for,
     write_file,
     write_outcomes,
     yaml_file,
@@ -207,13 +206,26 @@ def test_external_sigkill_while_a_task_runs(tmp_path):
         [*CLI, "--pond", str(root), *argv],
         env=cli_env(),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
-        wait_for(lambda: "post_commit_started" in task_rows(control_rows(root), s, 2), timeout=60)
+        # The task logs its message, then sleeps: killed the moment the line arrives (a
+        # pipe, not a poll of the control table), it has not written.
+        assert proc.stderr is not None
+        seen = []
+        for line in proc.stderr:
+            seen.append(line)
+            if "[20-slow] S" in line:
+                break
+        else:
+            raise AssertionError(f"the slow task never ran: {''.join(seen)}")
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
+        if proc.stderr is not None:
+            proc.stderr.close()
+    assert "post_commit_started" in task_rows(control_rows(root), s, 2)
     inc = pond_json(root, "control", "incomplete", "--format", "json")
     assert [(t["parent_txn_seq"], t["execution_seq"], t["state"]) for t in inc["tasks"]] == [
         (s, 2, "started")

@@ -122,8 +122,8 @@ def test_holder_info_recorded(lock_path: Path, spawn_holder: Spawn) -> None:
 
 def test_wait_succeeds_when_holder_releases(lock_path: Path, spawn_holder: Spawn) -> None:
     proc = spawn_holder(lock_path)
+    start = time.monotonic()  # before the holder is told: it then holds on >= 0.3 s
     send(proc, "release 0.3")
-    start = time.monotonic()
     with WriteLock(lock_path, wait=20) as lock:
         elapsed = time.monotonic() - start
         assert lock.held

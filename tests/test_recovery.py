@@ -7,7 +7,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 
 from deltalake import DeltaTable
 from steward_helpers import (
@@ -27,6 +26,7 @@ from steward_helpers import (
     wait_for,
     write_file,
 )
+from waiting import holds_open
 
 from duckpond.lock import read_holder
 from duckpond.pond import Pond
@@ -139,17 +139,19 @@ def test_two_writers_racing(tmp_path):
         assert Pond.open(root).list("/jobs/*")
         assert Pond.open(root).control_recent()
         # with --wait the second writer waits its turn
+        lock = root / "write.lock"
         waiter = subprocess.Popen(
-            [*CLI, "--pond", str(root), "--wait", "60", "mkdir", "/d"],
+            [*CLI, "--pond", str(root), "--wait", "600", "mkdir", "/d"],
             env=cli_env(),
             stderr=subprocess.PIPE,
             text=True,
         )
-        time.sleep(1.0)
+        # it opened the lock file to take the lock, and waits while the job holds it
+        wait_for(lambda: waiter.poll() is not None or holds_open(waiter.pid, lock), timeout=120)
         assert waiter.poll() is None  # still waiting
         go.touch()
-        assert first.wait(timeout=60) == 0
-        assert waiter.wait(timeout=60) == 0, waiter.stderr.read()
+        assert first.wait(timeout=300) == 0
+        assert waiter.wait(timeout=300) == 0, waiter.stderr.read()
     finally:
         go.touch()
         for p in (first, waiter):

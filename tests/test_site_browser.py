@@ -12,6 +12,7 @@ import datetime as dt
 import io
 import json
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -109,8 +110,7 @@ def wait_drawn(page: Any) -> None:
 
 
 def wait_view(page: Any, n: int) -> dict[str, Any]:
-    page.wait_for_function(f"pondSite.views.length >= {n}")
-    page.wait_for_timeout(100)
+    page.wait_for_function(f"pondSite.views.length >= {n} && pondSite.idle()")
     view: dict[str, Any] = page.evaluate("pondSite.views[pondSite.views.length - 1]")
     return view
 
@@ -278,7 +278,10 @@ def test_chart_follows_the_window_width(opened: Page) -> None:
         "document.querySelector('#chart').getBoundingClientRect().width < 420 && "
         "Bokeh.documents[0].roots()[0].width < 420"
     )
-    page.wait_for_timeout(300)
-    narrow = page.locator("#chart canvas").first.bounding_box()["width"]
+    # the canvas (in Bokeh's shadow root) follows when it is drawn at the new width
+    canvas = page.locator("#chart canvas").first
+    deadline = time.monotonic() + 60
+    while (narrow := canvas.bounding_box()["width"]) >= 420 and time.monotonic() < deadline:
+        page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
     assert narrow < 420 < wide
     assert line_pixels(page.locator("#chart").screenshot()) > 100

@@ -260,6 +260,25 @@ class ControlTable(deltalog.SnapshotThenDelta):
         ):
             checkpoints.checkpoint(self.path)
 
+    def committed_after(self, seq: int) -> int | None:
+        """The highest txn_seq above `seq` that a `data_committed` row records, or None.
+
+        Cheap enough for every write: the log's statistics (the largest txn_seq and the
+        record types of each file) rule out nearly every file, so usually none is opened."""
+        files = self._file_list()
+        if self._snap is not None:
+            paths = [a.path for a in self._snap.add_files() if _may_commit_after(a.stats, seq)]
+        else:
+            paths = list(files)  # delta-rs reads this log: no statistics at hand
+        schema = pa.schema([CONTROL_SCHEMA.field("txn_seq"), CONTROL_SCHEMA.field("record_type")])
+        best: int | None = None
+        for rel in paths:
+            t = self._read_columns(rel, schema.names, ("txn_seq", seq + 1), schema)
+            for s, kind in zip(t["txn_seq"].to_pylist(), t["record_type"].to_pylist(), strict=True):
+                if kind == DATA_COMMITTED and s is not None and s > seq:
+                    best = s if best is None else max(best, s)
+        return best
+
     def read_all(
         self, columns: list[str] | None = None, min_seq: int | None = None, ordered: bool = True
     ) -> pa.Table:
@@ -299,3 +318,20 @@ class ControlTable(deltalog.SnapshotThenDelta):
             # A file from before a column was added: read what it has, the rest is null.
             table = deltafiles.read_parquet(path, min_value=floor)
         return conform(table, schema)
+
+
+def _may_commit_after(stats: str | None, seq: int) -> bool:
+    """Whether a file with these Delta statistics may hold a `data_committed` row with a
+    txn_seq above `seq` (no statistics: it may)."""
+    if not stats:
+        return True
+    try:
+        parsed = json.loads(stats)
+        hi, lo = parsed.get("maxValues", {}), parsed.get("minValues", {})
+    except (ValueError, AttributeError):
+        return True
+    top = hi.get("txn_seq")
+    if top is not None and int(top) <= seq:
+        return False
+    first, last = lo.get("record_type"), hi.get("record_type")
+    return first is None or last is None or first <= DATA_COMMITTED <= last

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from .. import nodes, paths
+from ..crashpoints import crash_point as crash_point  # the steward's phases use it
 from ..errors import FactoryError, PondError
 from ..factories import base as factory_base
 from ..factories import registry
 from ..lock import WriteLock
 from ..remotes import state as remote_state
-from ..storage import logcheck
+from ..storage import deltafiles, logcheck
 from ..storage.blobs import BlobStore
 from ..storage.datatable import DataTable
 from ..storage.fs import PondFS, StagedTxn
@@ -48,12 +47,6 @@ from .control import (
 log = logging.getLogger("pond")
 
 SYSTEM_DIR = "/etc/system.d"
-
-
-def crash_point(name: str) -> None:
-    """Test hook: `POND_CRASH_AT=name` SIGKILLs this process here, a real crash at a phase."""
-    if os.environ.get("POND_CRASH_AT") == name:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def one_line(e: BaseException | str) -> str:
@@ -153,7 +146,10 @@ class Steward:
         if self._lock_depth == 0:
             self.lock.acquire()
             try:
+                self._catch_up()
                 self._check_tips()
+                if writes:
+                    self._check_data_log()
             except BaseException:
                 self.lock.release()
                 raise
@@ -165,6 +161,18 @@ class Steward:
             if self._lock_depth == 0:
                 self.lock.release()
 
+    def _catch_up(self) -> None:
+        """Bring both table handles to the newest commit. They were opened before the lock
+        was taken (a writer that waited for it: as long as its `--wait`), so every commit
+        made meanwhile is read now, under the lock: a handle left behind would find the
+        versions it tries taken, one after another, and give up on a free log."""
+        self.data.refresh()
+        control = self.control
+        if deltafiles.has_commits_after(
+            control.path, max(control.log_version(), control.log.known)
+        ):
+            control.catch_up()
+
     def _check_tips(self) -> None:
         """Refuse to write on a damaged log tip: the next txn_seq is read from it, so a torn
         newest entry would hand out a sequence number that was already used (`pond fsck`)."""
@@ -172,6 +180,19 @@ class Steward:
             logcheck.check_tip(table.path, max(table.log_version(), table.log.known))
             # a table another engine made unwritable is refused before anything is recorded
             table.log.check_writable(table)
+
+    def _check_data_log(self) -> None:
+        """Refuse to write while the data log is behind what the control table records as
+        committed (its newest entries deleted whole): the next txn_seq is read from the data
+        log, so it would hand out a number a committed transaction already has."""
+        last = self.data.last_txn_seq()
+        ahead = self.control.committed_after(last)
+        if ahead is not None:
+            raise logcheck.DamagedTableError(
+                f"the data log ends at txn_seq {last} but the control table records txn_seq "
+                f"{ahead} as committed (newest data log entries are missing); run `pond fsck` "
+                "(writes refused until repaired); nothing was written"
+            )
 
     def record(self, records: list[Record]) -> None:
         """Append lifecycle rows that are not the durability point: a failure is logged.

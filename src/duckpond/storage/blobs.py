@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..crashpoints import crash_point
 from .durability import fsync_dir, unlink_if_older
 
 if TYPE_CHECKING:
@@ -59,10 +60,14 @@ class BlobStore:
                     h.update(chunk)
                     size += len(chunk)
                     f.write(chunk)
+                    if size == len(chunk):
+                        crash_point("blob_streaming")  # its first chunk is written
                 f.flush()
                 os.fsync(f.fileno())
             digest = h.hexdigest()
+            crash_point("blob_before_place")
             self._move_into_place(tmp, digest)
+            crash_point("blob_placed")
             return digest, size
         finally:
             tmp.unlink(missing_ok=True)

@@ -141,12 +141,13 @@
       plot.line({ field: "x" }, { field: "m" + i }, opts);
     });
 
-    var current = null, pending = null, seq = 0;
+    var current = null, pending = null, seq = 0, loading = 0;
 
     function show(a, b) {
       var tier = chooseTier(m, a, b);
       var files = filesFor(tier, a, b);
       var my = ++seq;
+      loading++;
       return Promise.all(files.map(getChunk)).then(function (parts) {
         if (my !== seq) return; // a newer view superseded this one
         var n = 0;
@@ -173,7 +174,7 @@
         S.views.push({ tier: tier.name, files: files.slice(), from: a, to: b });
         S.view = current;
         updateInfo();
-      });
+      }).finally(function () { loading--; });
     }
 
     function visibleRows() {
@@ -250,6 +251,8 @@
 
     S.setRange = setRange;
     S.visibleRows = visibleRows;
+    // no range change waiting to be shown and no view loading (tests wait for it)
+    S.idle = function () { return pending === null && loading === 0; };
     performance.mark("pond-start");
     show(initial[0], initial[1]).then(function () {
       performance.mark("pond-data");
