@@ -810,6 +810,14 @@ ARCHIVE_SCHEMA = pa.schema(
 )
 
 
+def _entry_mtime(log: Path, version: int) -> float:
+    """A log entry's mtime; one removed meanwhile (another pruner) counts as old."""
+    try:
+        return (log / f"{version:020d}.json").stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
 def prune_log(
     table_dir: Path,
     keep_from: int,
@@ -826,26 +834,33 @@ def prune_log(
     nearest below `tip - LOG_KEEP_MAX_VERSIONS`. Ages are the entries' mtimes, as Delta's
     own log cleanup measures them."""
     log = table_dir / "_delta_log"
-    found: list[tuple[int, str, Path, float]] = []
-    for entry in os.scandir(log):
-        stem, _, rest = entry.name.partition(".")
-        if stem.isdigit() and rest in ("json", "checkpoint.parquet"):
-            mtime = entry.stat().st_mtime if rest == "json" and log_retention_s > 0 else 0.0
-            found.append((int(stem), rest, Path(entry.path), mtime))
+    # Versions only (plain ints): a log kept for an hour of busy writing holds tens of
+    # thousands of entries, and an object per entry was a ~12 MB burst per checkpoint.
+    entries: list[int] = []
+    checkpoints: list[int] = []
+    for name in os.listdir(log):
+        stem, _, rest = name.partition(".")
+        if stem.isdigit() and rest == "json":
+            entries.append(int(stem))
+        elif stem.isdigit() and rest == "checkpoint.parquet":
+            checkpoints.append(int(stem))
+    entries.sort()
+    checkpoints.sort()
     if log_retention_s > 0:
-        checkpoints = sorted(v for v, rest, _, _ in found if rest == "checkpoint.parquet")
         cutoff = time.time() - log_retention_s
-        recent = [v for v, rest, _, m in found if rest == "json" and m >= cutoff]
-        if recent:
+        # The oldest entry committed within the window: only the older entries (about to
+        # be pruned) and that one are stat'ed, not the whole log.
+        first = next((v for v in entries if _entry_mtime(log, v) >= cutoff), None)
+        if first is not None:
             # the newest checkpoint at or before the oldest recent version
-            first = min(recent)
             below = [c for c in checkpoints if c <= first]
             keep_from = min(keep_from, below[-1] if below else first)
         if tip is not None and checkpoints:
             floor = [c for c in checkpoints if c <= tip - LOG_KEEP_MAX_VERSIONS]
             if floor:
                 keep_from = max(keep_from, floor[-1])
-    old = [(v, path) for v, _, path, _ in found if v < keep_from]
+    old = [(v, log / f"{v:020d}.json") for v in entries if v < keep_from]
+    old += [(v, log / f"{v:020d}.checkpoint.parquet") for v in checkpoints if v < keep_from]
     if not old:
         return
     if archive_key is not None:
