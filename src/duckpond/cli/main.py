@@ -941,7 +941,7 @@ def site() -> None:
 @click.option("--format", "fmt", type=FORMATS, default="table")
 @click.pass_obj
 def site_build(st: State, out_dir: str, config_path: str | None, fmt: str) -> None:
-    """Write the site to OUTDIR (replaced whole): charts of every series, the status page."""
+    """Write the site to OUTDIR (only files earlier builds wrote are replaced): charts, status."""
     report = st.open().site_build(out_dir, config_path)
     if fmt == "json":
         import json
