@@ -968,6 +968,9 @@ def main(argv: list[str] | None = None) -> None:
             print(e.code, file=sys.stderr)
     else:
         code = 0
+    from ..query.limits import remove_spill_dirs
+
+    remove_spill_dirs()  # os._exit skips atexit: no query's spill files outlive it
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
