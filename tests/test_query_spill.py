@@ -51,7 +51,7 @@ def run_watched(
                 break
             except subprocess.TimeoutExpired:
                 pass
-            assert rss(proc.pid) < MAX_RSS, "the query outgrew its memory limit"
+            assert rss(proc.pid) < MAX_RSS, "the child outgrew MAX_RSS (killed)"
             if when is not None and when():
                 proc.send_signal(then)
                 when = None
