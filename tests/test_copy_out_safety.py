@@ -141,3 +141,36 @@ def test_copy_out_library_call_refuses_the_same(pond: Pond, tmp_path: Path) -> N
     with pytest.raises(InvalidPathError, match="symlink"):
         pond.copy_out("/**", dest)
     assert tree(dest) == {"sub": f"-> {tmp_path}"}
+
+
+def test_a_hard_link_at_the_target_is_replaced_not_written_through(
+    pond: Pond, tmp_path: Path
+) -> None:
+    # issue 17 item 6: a target that is a hard link to a file outside dest is replaced
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victim = outside / "victim"
+    victim.write_bytes(b"precious")
+    dest = tmp_path / "dest"
+    (dest / "sub").mkdir(parents=True)
+    os.link(victim, dest / "a.txt")
+    os.link(victim, dest / "sub" / "b.txt")
+    (dest / "a.txt").chmod(0o640)
+    copy_out(pond, dest)
+    assert victim.read_bytes() == b"precious"
+    assert tree(dest) == {"a.txt": b"pond a", "sub/b.txt": b"pond b"}
+    assert (dest / "a.txt").stat().st_ino != victim.stat().st_ino
+    assert victim.stat().st_nlink == 1
+    assert (dest / "a.txt").stat().st_mode & 0o777 == 0o640  # its permissions are kept
+
+
+def test_a_failed_write_leaves_no_temporary_file(tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    with HostDir.open(dest) as out:
+        out.check(["a.txt"])
+        (dest / "a.txt").mkdir()  # a directory appeared where the file goes
+        with pytest.raises(InvalidPathError, match="not a regular file"):
+            out.write("a.txt", b"1")
+        (dest / "a.txt").rmdir()
+        out.write("a.txt", b"1")
+    assert tree(dest) == {"a.txt": b"1"}

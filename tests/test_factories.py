@@ -294,3 +294,15 @@ def test_command_task_cannot_recurse_into_a_write(tmp_path):
     assert rows_of_seq(rows, seq)[-1]["record_type"] == "completed"
     assert Pond.open(root).lookup("/y.txt") is None
     assert not [r for r in rows if r["parent_txn_seq"] and r["parent_txn_seq"] > seq]
+
+
+def test_test_executor_clips_a_huge_message(tmp_path):
+    # issue 17 item 10c: a 50 MB message was printed (and logged) whole at every write
+    big = "m" * 50_000_000
+    root = tmp_path / "pond"
+    make_pond(root, [("10-big", {"message": big, "fail": True, "repeat_count": 2})])
+    proc = pond_cli(root, "mkdir", "/a")
+    assert len(proc.stderr) < 10_000 and "(50,000,000 chars)" in proc.stderr
+    stored = json.dumps(control_rows(root), default=str)
+    assert "m" * 3000 not in stored
+    assert "intentionally failed: mmm" in stored

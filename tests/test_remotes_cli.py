@@ -444,3 +444,20 @@ def test_restore_refuses_an_existing_pond_and_leaves_nothing_on_failure(tmp_path
     assert len(err(proc).splitlines()) == 1
     assert not target.exists() or not any(target.iterdir())
     shutil.rmtree(empty)
+
+
+def test_an_import_is_never_mounted_under_etc_or_sys(tmp_path: Path, remote: Remote) -> None:
+    # issue 17 item 10d: an import under /etc/system.d would be read as post-commit jobs
+    other = init_pond(tmp_path, "other")
+    opts, env = remote_args(remote)
+    run_pond("backup", "add", "b1", remote.url, *opts, pond=other, env=env)
+    pond = tmp_path / "pond"
+    run_pond("init", pond=pond)
+    before = tree_bytes(pond)
+    for mount in ("/etc/system.d/x", "/etc", "/sys/other"):
+        proc = run_pond("remote", "add", "o", remote.url, mount, *opts, pond=pond, env=env, check=1)
+        top = "/" + mount.split("/")[1]
+        assert err(proc).strip() == (
+            f"error: an import cannot be mounted under {top} (the pond's own configuration)"
+        )
+        assert tree_bytes(pond) == before

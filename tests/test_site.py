@@ -5,8 +5,8 @@ and that a refused or failed build leaves the last good site exactly as it was."
 from __future__ import annotations
 
 import json
+import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -82,7 +82,8 @@ def test_same_pond_same_bytes(site_pond: tuple[Path, int], tmp_path: Path) -> No
     report = Pond.open(pond).site_build(tmp_path / "a")
     run_pond("site", "build", tmp_path / "b", pond=pond)
     assert tree(tmp_path / "a") == tree(tmp_path / "b")
-    assert report.files == len(tree(tmp_path / "a")) and report.pages == 4
+    files = set(tree(tmp_path / "a")) - {".pond-site-manifest.json"}  # bookkeeping: not counted
+    assert report.files == len(files) and report.pages == 4
     # a rebuild in place (reusing what the last build learnt of stored versions): the same
     first = tree(tmp_path / "a")
     Pond.open(pond).site_build(tmp_path / "a")
@@ -277,90 +278,77 @@ def inodes(root: Path) -> dict[str, int]:
     return {str(p.relative_to(root)): p.stat().st_ino for p in root.rglob("*") if p.is_file()}
 
 
-def test_rebuild_links_unchanged_files_and_equals_a_fresh_build(tmp_path: Path) -> None:
-    """A rebuild hard-links the files whose bytes did not change from the site it replaces
-    (BokehJS, the data of series that were not written) and writes the rest; the result is
-    byte for byte a fresh build's. A file of the old site altered in place is not reused.
-    The files both sites share stay beside OUTDIR as the next build's starting point."""
+def _append_north(pond: Pond, us: int, level: float) -> None:
     import pyarrow as pa
 
-    pond, _ = make_pond(tmp_path / "pond")
-    out = tmp_path / "site"
-    pond.site_build(out)
-    before = inodes(out)
     with pond.transaction() as tx:
         tx.write_series(
             "/wells/north",
             pa.table(
                 {
-                    "timestamp": pa.array([1_704_931_200_000_000], pa.timestamp("us", tz="UTC")),
-                    "level": pa.array([42.5]),
+                    "timestamp": pa.array([us], pa.timestamp("us", tz="UTC")),
+                    "level": pa.array([level]),
                 }
             ),
         )
-    # same size, other bytes: must be written again, not linked
-    css = out / "assets" / "site.css"
-    css.write_bytes(b"x" * css.stat().st_size)
+
+
+def test_rebuild_replaces_only_changed_files_and_equals_a_fresh_build(tmp_path: Path) -> None:
+    """A rebuild leaves the files whose bytes did not change alone (BokehJS, the data of
+    series that were not written) and replaces the rest; the result is byte for byte a fresh
+    build's. A rebuild that changes nothing creates no file; a site file changed since the
+    last build is not the site's any more: the build refuses rather than overwrite it."""
+    pond, _ = make_pond(tmp_path / "pond")
+    out = tmp_path / "site"
+    pond.site_build(out)
+    before = inodes(out)
+    _append_north(pond, 1_704_931_200_000_000, 42.5)
     pond.site_build(out)
     pond.site_build(tmp_path / "fresh")
     assert tree(out) == tree(tmp_path / "fresh")
     after = inodes(out)
     kept = {name for name in after if after[name] == before.get(name)}
-    assert {"lib/bokeh.min.js", "lib/bokeh-api.min.js", ".pond-site"} <= kept
-    assert any(n.startswith("data/derived_wave/") for n in kept)  # not written: reused
+    assert {"lib/bokeh.min.js", "lib/bokeh-api.min.js", "assets/site.css"} <= kept
+    assert any(n.startswith("data/derived_wave/") for n in kept)  # not written: untouched
     assert "index.html" not in kept  # north's last value changed
     # north's tiers gained a row: the chunk holding it is new, the earlier chunks are not
     north = {n for n in after if n.startswith("data/wells_north/")}
     assert north - kept and north & kept
-    assert "assets/site.css" not in kept
-    # of the old site, only files the new one shares are kept (beside it, for the next
-    # build to start from): no bytes the live site does not hold
-    spare = inodes(tmp_path / ".site.spare")
-    assert spare and all(after[n] == ino for n, ino in spare.items())
-    assert "assets/site.css" not in spare and "index.html" not in spare
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh", "pond", "site"]
 
-    # a rebuild with nothing changed starts from that spare: not one file created
+    # a rebuild with nothing changed: not one file created, replaced or touched
+    listing = sorted(os.listdir(out))
     pond.site_build(out)
     assert inodes(out) == after and tree(out) == tree(tmp_path / "fresh")
-    # a spare tampered with (a stray file, other bytes in one of its files) is corrected
-    spare_dir = tmp_path / ".site.spare"
-    (spare_dir / "stray.txt").write_text("not part of any site")
-    victim = next(p for p in sorted(spare_dir.rglob("*.js")) if p.stat().st_nlink == 2)
-    victim.unlink()  # never write into a spare file: it is the live site's file too
-    victim.write_bytes(b"y" * 10)
-    with pond.transaction() as tx:
-        tx.write_series(
-            "/wells/north",
-            pa.table(
-                {
-                    "timestamp": pa.array([1_704_931_260_000_000], pa.timestamp("us", tz="UTC")),
-                    "level": pa.array([43.5]),
-                }
-            ),
-        )
+    assert sorted(os.listdir(out)) == listing
+
+    # a site file changed since (same size, other bytes): refused, nothing changed
+    css = out / "assets" / "site.css"
+    css.write_bytes(b"x" * css.stat().st_size)
+    _append_north(pond, 1_704_931_260_000_000, 43.5)
+    changed = tree(out)
+    proc = run_pond("site", "build", out, pond=tmp_path / "pond", check=1)
+    assert "site.css is in the way of the site" in proc.stderr.decode()
+    assert tree(out) == changed
+    css.unlink()  # the user moves it away: the next build writes it again
     pond.site_build(out)
     pond.site_build(tmp_path / "fresh2")
     assert tree(out) == tree(tmp_path / "fresh2")
     assert "level = 43.5" in (out / "index.html").read_text()
-    # OUTDIR removed: the next build removes what was kept of it too
-    shutil.rmtree(out)
-    pond.site_build(out)
-    assert not spare_dir.exists() and tree(out) == tree(tmp_path / "fresh2")
 
 
-def test_build_failing_after_reusing_files_leaves_the_last_good_site(
+def test_build_failing_midway_leaves_the_last_good_site(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A build that fails after it linked files of the previous site into its new one
-    leaves that site exactly as it was: same bytes, same files, no extra links to them."""
+    """A build that fails after it wrote some of its files leaves the site exactly as it
+    was: same bytes, same files (inodes), and nothing left beside it."""
     from duckpond.site import builder
 
     pond, _ = make_pond(tmp_path / "pond")
     out = tmp_path / "site"
     pond.site_build(out)
-    pond.site_build(out)  # the second build leaves a spare for the next to start from
+    _append_north(pond, 1_704_931_200_000_000, 42.5)
     good, ids = tree(out), inodes(out)
-    assert (tmp_path / ".site.spare").is_dir()
     real = builder._chunk_script
     calls: list[str] = []
 
@@ -373,11 +361,99 @@ def test_build_failing_after_reusing_files_leaves_the_last_good_site(
     monkeypatch.setattr(builder, "_chunk_script", fail_on_second_series)
     with pytest.raises(OSError, match="No space left"):
         pond.site_build(out)
-    assert any(c.startswith("data/derived_wave/") for c in calls)  # linked before failing
+    assert any(c.startswith("data/derived_wave/") for c in calls)  # written before failing
     assert tree(out) == good and inodes(out) == ids
-    assert all((out / n).stat().st_nlink == 1 for n in ids)  # no other names for them
-    # no leftovers (the spare the failed build started from is gone with it)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["pond", "site"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pond", "site"]  # no leftovers
     monkeypatch.setattr(builder, "_chunk_script", real)
     pond.site_build(out)
-    assert tree(out) == good
+    assert "level = 42.5" in (out / "index.html").read_text()
+
+
+# -- issue 17 item 9: a build removes only what an earlier build wrote -----------------------
+def test_a_rebuild_keeps_the_users_files_inside_the_site(tmp_path: Path) -> None:
+    pond, _ = make_pond(tmp_path / "pond")
+    out = tmp_path / "site"
+    pond.site_build(out)
+    (out / "notes.txt").write_text("mine")
+    (out / "data" / "mine.csv").write_text("a,b\n")
+    (out / "extra").mkdir()
+    (out / "extra" / "x.html").write_text("<p>mine</p>")
+    (out / "series" / "old.html").write_text("a page I wrote")
+    _append_north(pond, 1_704_931_200_000_000, 42.5)
+    pond.site_build(out)
+    # the status page goes: a file the last build wrote is removed, the user's stay
+    pond.site_build(out, {"status_page": False})
+    assert not (out / "status.html").exists()
+    assert (out / "notes.txt").read_text() == "mine"
+    assert (out / "data" / "mine.csv").read_text() == "a,b\n"
+    assert (out / "extra" / "x.html").read_text() == "<p>mine</p>"
+    assert (out / "series" / "old.html").read_text() == "a page I wrote"
+    assert "level = 42.5" in (out / "index.html").read_text()
+    # a file of the site the user took over (its bytes changed) is not removed either
+    pond.site_build(out)
+    (out / "status.html").write_text("my status")
+    pond.site_build(out, {"status_page": False})
+    assert (out / "status.html").read_text() == "my status"
+
+
+def test_a_planted_marker_or_manifest_deletes_nothing(
+    site_pond: tuple[Path, int], tmp_path: Path
+) -> None:
+    pond, _ = site_pond
+    home = tmp_path / "home"
+    (home / "docs").mkdir(parents=True)
+    (home / "docs" / "precious.txt").write_text("keep me")
+    (home / "index.html").write_text("my index")
+    (home / ".pond-site").write_text("")  # an empty marker, as an earlier pond wrote
+    before = tree(home)
+    proc = run_pond("site", "build", home, pond=pond, check=1)
+    assert "is not empty and holds no pond site" in proc.stderr.decode()
+    assert tree(home) == before
+    # a planted manifest claiming the user's files: they are not what a build wrote
+    files = {"docs/precious.txt": ["0" * 64], "index.html": ["0" * 64]}
+    (home / ".pond-site-manifest.json").write_text(
+        json.dumps({"format": "pond-site-manifest 1", "files": files})
+    )
+    before = tree(home)
+    proc = run_pond("site", "build", home, pond=pond, check=1)
+    assert "index.html is in the way of the site" in proc.stderr.decode()
+    assert tree(home) == before
+    (home / "index.html").unlink()
+    run_pond("site", "build", home, pond=pond)
+    assert (home / "docs" / "precious.txt").read_text() == "keep me"
+    assert "index.html" in tree(home)
+
+
+def test_a_symlinked_outdir_stays_a_link(site_pond: tuple[Path, int], tmp_path: Path) -> None:
+    pond, _ = site_pond
+    real = tmp_path / "www" / "real"
+    real.mkdir(parents=True)
+    link = tmp_path / "site"
+    link.symlink_to(real, target_is_directory=True)
+    run_pond("site", "build", link, pond=pond)
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert (real / "index.html").is_file()
+    built = tree(real)
+    run_pond("site", "build", link, pond=pond)  # again, through the link
+    assert link.is_symlink() and tree(real) == built
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site", "www"]
+    assert sorted(p.name for p in (tmp_path / "www").iterdir()) == ["real"]
+
+
+def test_a_site_written_by_an_earlier_pond_is_taken_over(
+    site_pond: tuple[Path, int], tmp_path: Path
+) -> None:
+    """A site with the exact marker an earlier pond wrote (no manifest): its files at the
+    site's paths are replaced, anything else is kept, and the marker goes."""
+    from duckpond.site.builder import LEGACY_TEXT
+
+    pond, _ = site_pond
+    out = tmp_path / "site"
+    out.mkdir()
+    (out / ".pond-site").write_bytes(LEGACY_TEXT)
+    (out / "index.html").write_text("an old index")
+    (out / "mine.txt").write_text("mine")
+    run_pond("site", "build", out, pond=pond)
+    assert "an old index" not in (out / "index.html").read_text()
+    assert (out / "mine.txt").read_text() == "mine"
+    assert not (out / ".pond-site").exists()

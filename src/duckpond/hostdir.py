@@ -5,12 +5,17 @@
 component is opened relative to its parent's descriptor with O_NOFOLLOW, so a link is refused
 even if it appears between the check and the write. All targets are checked before the first
 byte is written, so a bad name or a link in the way writes nothing.
+
+An existing target is never opened for writing: each file is written to a new temporary file
+beside it and renamed over it, so a target that is a hard link to a file outside `dest` (or
+one that shares its inode with anything else) is replaced, and the other name keeps its bytes.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import secrets
 import stat
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -19,7 +24,8 @@ from pathlib import Path
 from .errors import InvalidPathError
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_EXCL: the temporary name is new, never an existing file (nor a link planted there)
+_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _split(rel: str) -> list[str]:
@@ -122,23 +128,45 @@ class HostDir:
                 os.close(fd)
                 fd = nxt
             shown = self.path.joinpath(*parts)
+            mode = _existing_mode(fd, parts[-1], shown)
+            # a short name of its own, so a target near NAME_MAX still fits
+            tmp = f".pond-{secrets.token_hex(6)}.tmp"
+            out = os.open(tmp, _FILE_FLAGS, 0o666, dir_fd=fd)
             try:
-                out = os.open(parts[-1], _FILE_FLAGS, 0o666, dir_fd=fd)
-            except OSError as e:
-                if e.errno in (errno.ELOOP, errno.EMLINK):
-                    raise InvalidPathError(
-                        f"refusing to write through the symlink {shown}"
-                    ) from None
+                try:
+                    if mode is not None:
+                        os.fchmod(out, mode)  # keep the permissions the replaced file had
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(out, view) :]
+                finally:
+                    os.close(out)
+                # rename replaces a name, never writes through it: a link planted since the
+                # check above is itself replaced, nothing it points to is touched
+                os.rename(tmp, parts[-1], src_dir_fd=fd, dst_dir_fd=fd)
+            except BaseException:
+                try:
+                    os.unlink(tmp, dir_fd=fd)
+                except OSError:
+                    pass
                 raise
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(out, view) :]
-            finally:
-                os.close(out)
             return shown
         finally:
             os.close(fd)
+
+
+def _existing_mode(fd: int, name: str, shown: Path) -> int | None:
+    """The permission bits of the regular file the new one replaces (None: no file there, the
+    default applies). A symlink at the target is refused, as in check()."""
+    try:
+        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        raise InvalidPathError(f"refusing to write through the symlink {shown}")
+    if not stat.S_ISREG(st.st_mode):
+        raise InvalidPathError(f"cannot copy out: {shown} is not a regular file")
+    return stat.S_IMODE(st.st_mode) & 0o777
 
 
 def _open_dir(parent: int, name: str, create: bool, shown: Path) -> int:

@@ -528,9 +528,10 @@ class Pond:
     def site_build(
         self, out_dir: str | Path, config: str | Path | dict[str, Any] | None = None
     ) -> SiteReport:
-        """Write a static, offline site of this pond to `out_dir` (replaced whole, never half
-        written): charts of its series and the steward's status page. `config`: a site.yaml
-        path, a parsed mapping, or None for the defaults (see README "Static site")."""
+        """Write a static, offline site of this pond to `out_dir` (never half written; only
+        files earlier builds wrote there are replaced or removed): charts of its series and
+        the steward's status page. `config`: a site.yaml path, a parsed mapping, or None for
+        the defaults (see README "Static site")."""
         from . import site
 
         if config is None or isinstance(config, str | Path):

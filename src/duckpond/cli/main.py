@@ -941,7 +941,7 @@ def site() -> None:
 @click.option("--format", "fmt", type=FORMATS, default="table")
 @click.pass_obj
 def site_build(st: State, out_dir: str, config_path: str | None, fmt: str) -> None:
-    """Write the site to OUTDIR (replaced whole): charts of every series, the status page."""
+    """Write the site to OUTDIR (only files earlier builds wrote are replaced): charts, status."""
     report = st.open().site_build(out_dir, config_path)
     if fmt == "json":
         import json
@@ -968,6 +968,9 @@ def main(argv: list[str] | None = None) -> None:
             print(e.code, file=sys.stderr)
     else:
         code = 0
+    from ..query.limits import remove_spill_dirs
+
+    remove_spill_dirs()  # os._exit skips atexit: no query's spill files outlive it
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

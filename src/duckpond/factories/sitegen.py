@@ -13,8 +13,9 @@ from .registry import register
 class SiteGen(Factory):
     name = "sitegen"
     description = (
-        "Builds the pond's static site into `out_dir` (a host directory, replaced whole; a "
-        "failed build leaves the last good site): the `pond site build` config keys plus "
+        "Builds the pond's static site into `out_dir` (a host directory; only files earlier "
+        "builds wrote are replaced; a failed build leaves the last good site): the "
+        "`pond site build` config keys plus "
         "out_dir. Put it under /etc/system.d/ to keep the site fresh after every write."
     )
 

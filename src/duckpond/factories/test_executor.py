@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..errors import FactoryError
+from ..errors import MAX_MESSAGE_CHARS, FactoryError, clip
 from .base import Factory, Fields, RunContext
 from .registry import register
 
@@ -39,8 +39,12 @@ class TestExecutor(Factory):
 
     def run(self, config: dict[str, Any], ctx: RunContext) -> None:
         cfg = self.validate(config)
+        # Redacted before the cut (no fragment of a secret), clipped as error messages are:
+        # a huge message is never printed or stored whole.
+        shown = ctx.redact(cfg["message"])
+        message = clip(shown, MAX_MESSAGE_CHARS)
         for _ in range(cfg["repeat_count"]):
-            ctx.log(cfg["message"])
+            ctx.log(message)
         if cfg["sleep_ms"]:
             time.sleep(cfg["sleep_ms"] / 1000)
         if cfg["file_to_read"] is not None:
@@ -57,7 +61,7 @@ class TestExecutor(Factory):
         if cfg["write_path"] is not None:
             ctx.write_bytes(cfg["write_path"], cfg["message"].encode())
         if cfg["fail"]:
-            raise FactoryError(f"{self.name} intentionally failed: {cfg['message']}")
+            raise FactoryError(f"{self.name} intentionally failed: {clip(shown)}")
 
 
 register(TestExecutor())

@@ -1,8 +1,11 @@
 """Bounds on every query the pond runs for a user (SPEC §7): a memory limit and a timeout.
 
 Memory: DataFusion's fair spill pool caps what its operators may reserve; sorts, joins and
-aggregations that can spill write to the OS temp directory ($TMPDIR) instead of growing, and
-one that cannot spill fails with "Resources exhausted", reported as the memory limit.
+aggregations that can spill write to a directory of the context's own under $TMPDIR
+(`pond-spill-*`) instead of growing, and one that cannot spill fails with "Resources
+exhausted", reported as the memory limit. Spill files are removed when the query ends, however
+it ends (result, error, time or memory limit, KeyboardInterrupt), and the directory with its
+context or at exit (the CLI's os._exit path included); only a SIGKILL leaves one behind.
 
 Time: DataFusion's Python bindings poll for Python signals while a query runs (about once a
 second), so a SIGALRM whose handler raises stops the query and drops its tasks. Signal handlers
@@ -11,8 +14,12 @@ only run in the main thread: a query started from another thread runs without a 
 
 from __future__ import annotations
 
+import atexit
+import os
 import re
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -94,3 +101,44 @@ def deadline(seconds: float | None) -> Iterator[None]:
         if outer_delay > 0:
             left = max(outer_delay - (time.monotonic() - started), 0.001)
             signal.setitimer(signal.ITIMER_REAL, left, outer_interval)
+
+
+# Every spill directory of this process's live contexts (removed at exit at the latest).
+_SPILL_DIRS: set[str] = set()
+
+
+def new_spill_dir() -> str:
+    """A directory of its own for one context's spill files, in $TMPDIR."""
+    path = tempfile.mkdtemp(prefix="pond-spill-")
+    _SPILL_DIRS.add(path)
+    return path
+
+
+def clear_spill_dir(path: str) -> None:
+    """Remove the spill files a finished query left (its tasks were dropped, but a query
+    stopped by a signal may not have removed its files yet); the directories stay, as
+    DataFusion's disk manager keeps using them for the context's next query."""
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                os.unlink(os.path.join(dirpath, name))
+            except OSError:
+                pass
+
+
+def remove_spill_dir(path: str) -> None:
+    _SPILL_DIRS.discard(path)
+    for _ in range(3):  # a task still winding down may create a file while it goes
+        shutil.rmtree(path, ignore_errors=True)
+        if not os.path.lexists(path):
+            return
+
+
+def remove_spill_dirs() -> None:
+    """Remove every spill directory of this process (at exit: also called by the CLI,
+    which leaves with os._exit and so skips atexit)."""
+    for path in list(_SPILL_DIRS):
+        remove_spill_dir(path)
+
+
+atexit.register(remove_spill_dirs)

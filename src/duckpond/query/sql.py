@@ -39,7 +39,16 @@ from datafusion import (
 from duckpond.errors import FormatError, NotFoundError, QueryError
 
 from .ingest import read_parquet_schema
-from .limits import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT, QueryTimeout, deadline, format_size
+from .limits import (
+    DEFAULT_MEMORY_LIMIT,
+    DEFAULT_TIMEOUT,
+    QueryTimeout,
+    clear_spill_dir,
+    deadline,
+    format_size,
+    new_spill_dir,
+    remove_spill_dir,
+)
 
 SOURCE_NAMES: tuple[str, ...] = ("source", "series")
 
@@ -71,19 +80,23 @@ class Part:
 
 def make_context(memory_limit: int | None = DEFAULT_MEMORY_LIMIT) -> SessionContext:
     """A context whose queries may reserve at most `memory_limit` bytes (None: no limit),
-    spilling to the OS temp directory where an operator can (see limits.py)."""
+    spilling to a directory of its own under $TMPDIR where an operator can (see limits.py)."""
     # information_schema lets users run SHOW TABLES / SHOW COLUMNS, which are reads
     config = SessionConfig().with_information_schema(True)
-    runtime = RuntimeEnvBuilder().with_disk_manager_os()
+    spill = new_spill_dir()
+    runtime = RuntimeEnvBuilder().with_disk_manager_specified(spill)
     if memory_limit:
         runtime = runtime.with_fair_spill_pool(memory_limit)
     ctx = SessionContext(config, runtime)
+    weakref.finalize(ctx, remove_spill_dir, spill)
     _memory_limits[ctx] = memory_limit
+    _spill_dirs[ctx] = spill
     return ctx
 
 
 # what each context was built with, for the error message when a query exceeds it
 _memory_limits: weakref.WeakKeyDictionary[SessionContext, int | None] = weakref.WeakKeyDictionary()
+_spill_dirs: weakref.WeakKeyDictionary[SessionContext, str] = weakref.WeakKeyDictionary()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -396,4 +409,8 @@ def run_sql(ctx: SessionContext, query: str, timeout: float | None = DEFAULT_TIM
         raise
     except Exception as e:  # DataFusion raises plain Exception/ValueError subclasses
         raise _query_error(e, _memory_limits.get(ctx)) from None
+    finally:
+        spill = _spill_dirs.get(ctx)
+        if spill is not None:
+            clear_spill_dir(spill)
     return plain_types(table)

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from ..storage.objstore import ObjectStore
 
 REMOTES_DIR = "/sys/remotes"
+# The pond's own configuration (/etc/system.d jobs, /sys/remotes): never an import's mount.
+RESERVED_MOUNTS = ("/etc", "/sys")
 FACTORY = "remote"
 MODES = ("push", "pull", "both")
 # The string options of StoreOptions, in its field order (then `allow_http`, a bool).
@@ -112,6 +114,19 @@ def check_url(url: str) -> str:
     raise PondUsageError(
         f"bad remote URL {clip(url)!r}: use file:///absolute/dir or s3://bucket/prefix"
     )
+
+
+def check_mount(mount: str) -> str:
+    """Refuse an import mounted where the pond keeps its configuration (its nodes there
+    would be read as post-commit jobs or remotes)."""
+    from ..errors import InvalidPathError
+
+    for top in RESERVED_MOUNTS:
+        if mount == top or mount.startswith(top + "/"):
+            raise InvalidPathError(
+                f"an import cannot be mounted under {top} (the pond's own configuration)"
+            )
+    return mount
 
 
 def check_secret(value: str | None) -> str | None:

@@ -311,7 +311,7 @@ def remote_add(
 ) -> config.Attachment:
     """Attach a pull-mode remote: at `/` this pond's own backup (it becomes a read-only
     mirror, the attachment a local file); elsewhere another pond, imported read-only."""
-    from ..errors import AlreadyExistsError, InvalidPathError
+    from ..errors import AlreadyExistsError
     from ..factories.registry import get
     from . import mount as import_mount
 
@@ -327,8 +327,7 @@ def remote_add(
         state.write_mirror(pond.root, name, att.to_yaml())
         return att
     state.check_writable(pond.root)
-    if mount == config.REMOTES_DIR or mount.startswith(config.REMOTES_DIR + "/"):
-        raise InvalidPathError(f"an import cannot be mounted under {config.REMOTES_DIR}")
+    config.check_mount(mount)
     if pond.lookup(mount) is not None:
         raise AlreadyExistsError(f"{mount} exists: an import needs a new path")
     store, _secrets_ = _open_checked(att, None)

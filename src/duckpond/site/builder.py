@@ -1,8 +1,10 @@
 """`pond site build`: a static, offline site of a pond, written whole or not at all.
 
-The site is built in a sibling temporary directory and then swapped into place (one atomic
-`renameat2(RENAME_EXCHANGE)` on Linux, else two renames), so a reader never sees half a
-site and a failed build leaves the last good one as it was. Every byte comes from the pond
+Every file of the new site is written (under a sibling temporary directory) before the first
+is put in place, so a failed build leaves the last good site as it was; then changed files
+are renamed into OUTDIR, in an order where no page refers to a file not yet there. OUTDIR may
+hold the user's files too: a build replaces or removes only files an earlier build wrote
+(its manifest), and a symlinked OUTDIR stays a link. Every byte comes from the pond
 (no clock, no randomness, sorted iteration): the same pond gives the same site. Pages use
 relative links only and load data as <script> files, so the site works from file:// and
 under any sub-path of a web server.
@@ -10,14 +12,16 @@ under any sub-path of a web server.
 
 from __future__ import annotations
 
-import ctypes
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
 import re
 import shutil
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,12 +37,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pond")
 
-MARKER = ".pond-site"  # marks a directory as a site this program may replace
+# What the builds wrote into OUTDIR (path -> content hashes): all a build may replace or remove.
+MANIFEST = ".pond-site-manifest.json"
+MANIFEST_FORMAT = "pond-site-manifest 1"
+# An earlier pond's site (swapped in whole) carried this marker and no manifest.
+LEGACY_MARKER = ".pond-site"
+LEGACY_TEXT = b"a site written by `pond site build`; replaced whole by the next build\n"
 # Facts of stored series versions (row count, span, last row) the next build reuses: a
 # version's content never changes, and finding a big version's last row means reading it.
 FACTS = ".pond-site-facts.json"
-# Beside OUTDIR: what the next build starts from (files the live site holds too).
-SPARE = ".spare"
 LIB_FILES = ("bokeh.min.js", "bokeh-api.min.js")
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2")
 STATUS_LIMIT = 50
@@ -69,147 +76,255 @@ def build(
     shown as running rather than as unfinished work."""
     from . import collect
 
-    out = Path(out_dir).absolute()
+    given = Path(out_dir).absolute()
+    # a symlinked OUTDIR stays a link: the site is built in the directory it points to
+    out = Path(os.path.realpath(given)) if given.is_symlink() else given
     _check_target(out)
-    series = collect.discover(pond, cfg)
-    previous = _previous_facts(out)
-    known: dict[str, Any] = {}
-    for s in series:
-        collect.load(pond, s, cfg.target_points, previous)
-        key = s.node.key()
-        if key in previous:
-            known[key] = previous[key]
-    status = _status(pond, running_txn) if cfg.status_page else None
-    tmp = out.parent / f".{out.name}.building-{os.getpid()}"
-    spare = out.parent / f".{out.name}{SPARE}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    live = out if (out / MARKER).is_file() else None
-    if live is None and _ours(spare):
-        shutil.rmtree(spare)  # OUTDIR was removed: so is what was kept of it
-    try:
-        reuse = live is not None and _take_spare(spare, tmp)
-        if not reuse:
-            tmp.mkdir(parents=True)
-        w = _Writer(tmp, live, reuse)
-        pages = _write_site(w, pond, cfg, series, status)
-        w.write(FACTS, json.dumps(known, sort_keys=True, separators=(",", ":")) + "\n")
-        w.prune()
-        # No fsync: the site is derived from the pond, and a site a power loss damaged is
-        # replaced by the next build (which compares bytes before reusing a file).
-        if _swap(tmp, out):
-            _keep_spare(tmp, spare, w)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    with _locked(out.parent):
+        old = _read_manifest(out)
+        legacy = old is None and _is_legacy(out)
+        if old is None and not legacy and out.is_dir() and any(out.iterdir()):
+            # never write into (or remove from) a directory no build of ours wrote
+            raise PondError(f"{out} is not empty and holds no pond site: choose another directory")
+        series = collect.discover(pond, cfg)
+        previous = _previous_facts(out, old)
+        known: dict[str, Any] = {}
+        for s in series:
+            collect.load(pond, s, cfg.target_points, previous)
+            key = s.node.key()
+            if key in previous:
+                known[key] = previous[key]
+        status = _status(pond, running_txn) if cfg.status_page else None
+        w = _Writer(out, out.parent / f".{out.name}.building-{os.getpid()}", old or {}, legacy)
+        try:
+            pages = _write_site(w, pond, cfg, series, status)
+            w.write(FACTS, json.dumps(known, sort_keys=True, separators=(",", ":")) + "\n")
+            w.commit()
+        finally:
+            shutil.rmtree(w.staging, ignore_errors=True)
     log.info(
-        "site: %d series, %d pages, %d bytes in %s (%d files kept, %d linked, %d written)",
+        "site: %d series, %d pages, %d bytes in %s (%d files unchanged, %d written, %d removed)",
         len(series),
         pages,
         w.bytes,
         out,
-        w.kept,
-        w.linked,
-        w.files - w.kept - w.linked,
+        w.files - len(w.staged),
+        len(w.staged),
+        len(w.removed),
     )
-    return SiteReport(str(out), [s.path for s in series], pages, w.files, w.bytes)
-
-
-def _previous_facts(out: Path) -> dict[str, Any]:
-    """What the last build found about stored series versions (nothing if unreadable)."""
-    try:
-        data = json.loads((out / FACTS).read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) and (out / MARKER).is_file() else {}
+    return SiteReport(str(given), [s.path for s in series], pages, w.files, w.bytes)
 
 
 def _check_target(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise PondError(f"{out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
-        # never swap away (and delete) a directory that is not a site made here
-        raise PondError(f"{out} is not empty and holds no pond site: choose another directory")
     if not out.parent.is_dir():
         raise PondError(f"{out.parent} does not exist")
 
 
-def _swap(tmp: Path, out: Path) -> bool:
-    """Put `tmp` at `out`. True: exchanged, `tmp` now holds the previous site; else the
-    previous site (if any) is already deleted."""
-    if not out.exists():
-        os.rename(tmp, out)
-        return False
-    if _exchange(tmp, out):
-        return True
-    old = out.parent / f".{out.name}.old-{os.getpid()}"
-    os.rename(out, old)
-    os.rename(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)
-    return False
+@contextmanager
+def _locked(parent: Path) -> Iterator[None]:
+    """One build at a time beside each other (a flock on OUTDIR's parent: no file made)."""
+    import fcntl
 
-
-def _take_spare(spare: Path, tmp: Path) -> bool:
-    """Start the new site from the spare the last build left (see `_keep_spare`): True if
-    it is now at `tmp`. Only a real directory holding our marker is taken."""
-    if not _ours(spare):
-        return False
+    fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        os.rename(spare, tmp)  # atomic: of two builds at once, one gets it
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _read_manifest(out: Path) -> dict[str, list[str]] | None:
+    """What earlier builds wrote: site path -> the SHA-256 of each content a build wrote
+    there. None: no manifest (or not one of ours)."""
+    try:
+        if not stat.S_ISREG(os.lstat(out / MANIFEST).st_mode):
+            return None
+        data = json.loads((out / MANIFEST).read_bytes())
+    except (OSError, ValueError):
+        return None
+    files = data.get("files") if isinstance(data, dict) else None
+    if data.get("format") != MANIFEST_FORMAT or not isinstance(files, dict):
+        return None
+    out_files: dict[str, list[str]] = {}
+    for rel, hashes in files.items():
+        if isinstance(hashes, list) and all(isinstance(h, str) for h in hashes) and _safe(rel):
+            out_files[rel] = hashes
+    return out_files
+
+
+def _safe(rel: Any) -> bool:
+    parts = rel.split("/") if isinstance(rel, str) else []
+    return bool(parts) and all(p not in ("", ".", "..") for p in parts) and rel != MANIFEST
+
+
+def _is_legacy(out: Path) -> bool:
+    """A site an earlier pond wrote (whole-directory swaps): its exact marker, no manifest."""
+    try:
+        path = out / LEGACY_MARKER
+        return stat.S_ISREG(os.lstat(path).st_mode) and path.read_bytes() == LEGACY_TEXT
     except OSError:
         return False
-    return True
 
 
-def _ours(spare: Path) -> bool:
-    """A real directory (not a link to one) holding our marker."""
+def _previous_facts(out: Path, old: dict[str, list[str]] | None) -> dict[str, Any]:
+    """What the last build found about stored series versions (nothing if unreadable)."""
+    if old is None or FACTS not in old:
+        return {}
     try:
-        return stat.S_ISDIR(os.lstat(spare).st_mode) and stat.S_ISREG(
-            os.lstat(spare / MARKER).st_mode
+        data = json.loads((out / FACTS).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _sha(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def _write_json(path: Path, data: Any, tmp: Path) -> None:
+    tmp.write_text(json.dumps(data, sort_keys=True, separators=(",", ":")) + "\n")
+    os.rename(tmp, path)
+
+
+def _commit_order(rel: str) -> tuple[int, str]:
+    """Data and library files first, then series pages, the index and status last: a page
+    in place never refers to a file not yet there."""
+    top = rel.partition("/")[0] if "/" in rel else ""
+    return ({"lib": 0, "assets": 0, "data": 1, "series": 2}.get(top, 3), rel)
+
+
+class _Writer:
+    """Writes a new site over the site in `out`, in place, never touching what is not its
+    own: a file whose bytes did not change is left alone (a rebuild that changes nothing
+    creates no file); a changed or new file is written under `staging` first, and only once
+    every file is written (so a failed build leaves the last good site) are they renamed
+    into place and what earlier builds wrote that this one does not is removed. A file is
+    the site's to replace or remove only if the manifest lists its path with its exact
+    content (SHA-256): a user's file, a file changed since, or anything planted is never
+    changed or removed; one in the way of the new site stops the build before any change."""
+
+    def __init__(self, out: Path, staging: Path, old: dict[str, list[str]], legacy: bool) -> None:
+        self.out = out
+        self.staging = staging
+        self.old = old
+        self.legacy = legacy  # an earlier pond's site: files at the site's paths are ours
+        self.files = self.bytes = 0
+        self.new: dict[str, str] = {}  # rel -> SHA-256 of the new site's file
+        self.staged: list[str] = []
+        self.removed: list[str] = []
+        self.checked: set[str] = {""}
+
+    def write(self, rel: str, data: str | bytes) -> None:
+        raw = data.encode() if isinstance(data, str) else data
+        self.files += 1
+        self.bytes += len(raw)
+        self.new[rel] = _sha(raw)
+        self._check_parents(rel)
+        current = self._current(rel)
+        if current == raw:
+            return  # unchanged: not touched
+        if current is not None and not self.legacy and _sha(current) not in self.old.get(rel, ()):
+            raise self._in_the_way(rel)
+        path = self.staging / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "xb") as f:
+            f.write(raw)
+        self.staged.append(rel)
+
+    def _current(self, rel: str) -> bytes | None:
+        """The bytes at `rel` in the live site; None if nothing is there."""
+        path = self.out / rel
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            raise self._in_the_way(rel)
+        return path.read_bytes()
+
+    def _check_parents(self, rel: str) -> None:
+        parts = rel.split("/")[:-1]
+        for i in range(len(parts)):
+            d = "/".join(parts[: i + 1])
+            if d in self.checked:
+                continue
+            try:
+                if not stat.S_ISDIR(os.lstat(self.out / d).st_mode):
+                    raise self._in_the_way(d)
+            except FileNotFoundError:
+                pass
+            self.checked.add(d)
+
+    def _in_the_way(self, rel: str) -> PondError:
+        return PondError(
+            f"{self.out / rel} is in the way of the site and is not a file an earlier build "
+            "wrote (changed since, or not the site's): move it away and build again"
         )
-    except OSError:
-        return False
+
+    def commit(self) -> None:
+        """Put the staged files in place, remove what earlier builds wrote that this one does
+        not, and record what this build wrote (the manifest)."""
+        stale = [rel for rel in sorted(self.old) if rel not in self.new and self._ours(rel)]
+        final = {rel: [h] for rel, h in sorted(self.new.items())}
+        if not self.staged and not stale and self.old == final and not self.legacy:
+            return
+        self.out.mkdir(exist_ok=True)
+        self.staging.mkdir(exist_ok=True)
+        manifest = self.out / MANIFEST
+        # first the union of old and new: a crash among the renames leaves every file of
+        # either site known as the site's, for the next build to replace or remove
+        pending = {
+            rel: sorted(set(self.old.get(rel, [])) | set(final.get(rel, [])))
+            for rel in set(self.old) | set(final)
+        }
+        _write_json(manifest, _manifest(pending), self.staging / MANIFEST)
+        for rel in sorted(self.staged, key=_commit_order):
+            target = self.out / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(self.staging / rel, target)
+        for rel in stale:
+            os.unlink(self.out / rel)
+            self.removed.append(rel)
+            _remove_empty_parents(self.out, rel)
+        if self.legacy:
+            (self.out / LEGACY_MARKER).unlink(missing_ok=True)
+        _write_json(manifest, _manifest(final), self.staging / MANIFEST)
+
+    def _ours(self, rel: str) -> bool:
+        """`rel` holds exactly what an earlier build wrote there (and no link is on its way)."""
+        parts = rel.split("/")
+        try:
+            for i in range(1, len(parts)):
+                if not stat.S_ISDIR(os.lstat(self.out.joinpath(*parts[:i])).st_mode):
+                    return False
+            path = self.out / rel
+            if not stat.S_ISREG(os.lstat(path).st_mode):
+                return False
+            return _sha(path.read_bytes()) in self.old[rel]
+        except OSError:
+            return False
 
 
-def _keep_spare(old: Path, spare: Path, w: _Writer) -> None:
-    """Keep, of the site just replaced, the files the new site shares (the same inode, so
-    no bytes the live site does not hold) as the next build's starting point; delete the
-    rest. A rebuild that changes little then creates, links and deletes little (on this
-    project's disk, deleting a 100-file site took 5-45 ms under load, as long as writing
-    it). A spare that is not there or not ours is simply not used."""
-    try:
-        _prune(old, "", lambda rel, st: w.inodes.get(rel) == st.st_ino, w.dirs)
-        os.rename(old, spare)
-    except OSError:
-        pass  # the caller removes `old`
+def _manifest(files: dict[str, list[str]]) -> dict[str, Any]:
+    return {
+        "format": MANIFEST_FORMAT,
+        "note": "the files `pond site build` wrote here (SHA-256): the next build replaces "
+        "or removes these, and nothing else",
+        "files": files,
+    }
 
 
-def _prune(root: Path, rel: str, keep: Any, dirs: set[str]) -> None:
-    """Delete under `root` every file `keep(rel, stat)` rejects and every directory not in
-    `dirs` (symbolic links are files here: never followed)."""
-    with os.scandir(root) as it:
-        entries = list(it)
-    for e in entries:
-        r = rel + e.name
-        if e.is_dir(follow_symlinks=False):
-            if r in dirs:
-                _prune(Path(e.path), r + "/", keep, dirs)
-            else:
-                shutil.rmtree(e.path)
-        elif not keep(r, e.stat(follow_symlinks=False)):
-            os.unlink(e.path)
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically exchange two paths (Linux renameat2 RENAME_EXCHANGE); False if unsupported."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fn = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    rc = fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
-    return bool(rc == 0)
+def _remove_empty_parents(out: Path, rel: str) -> None:
+    """Remove the directories on the way to a removed file that are now empty."""
+    parts = rel.split("/")[:-1]
+    while parts:
+        try:
+            os.rmdir(out.joinpath(*parts))
+        except OSError:
+            return  # not empty (a user's file, another site file): kept
+        parts.pop()
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -239,113 +354,11 @@ def _when(text: str | None) -> str:
     return text.replace("T", " ")[:19] + " UTC"
 
 
-class _Writer:
-    """Writes the files of a new site under `root`, creating as little as it can: a file
-    already in `root` (when it started from the last build's spare, `reuse`) with the
-    right bytes is kept; else a file of the `previous` site (the one being replaced) with
-    the right bytes is hard-linked; else the file is written. On this project's disk,
-    writing a site's ~100 files (BokehJS and data: ~6 MB) took 30-70 ms, linking them
-    ~1 ms. Files are only ever created or unlinked, never opened for writing once they
-    exist, so the previous site's files (which `root` shares) never change, and a failed
-    build (its directory removed) leaves the last good site as it was."""
-
-    def __init__(self, root: Path, previous: Path | None, reuse: bool) -> None:
-        self.root = root
-        self.previous = previous
-        self.reuse = reuse
-        self.files = self.bytes = self.kept = self.linked = 0
-        self.inodes: dict[str, int] = {}  # rel -> inode of every file of the new site
-        self.dirs: set[str] = {""}
-
-    def write(self, rel: str, data: str | bytes) -> None:
-        raw = data.encode() if isinstance(data, str) else data
-        parent = rel.rpartition("/")[0]
-        if parent not in self.dirs:
-            self._mkdirs(parent)
-        path = self.root / rel
-        self.files += 1
-        self.bytes += len(raw)
-        if self.reuse:
-            st = _same(path, raw)
-            if st is not None:
-                self.inodes[rel] = st.st_ino
-                self.kept += 1
-                return
-            _remove(path)
-        if self.previous is not None and self._link_same(self.previous / rel, path, raw, rel):
-            self.linked += 1
-            return
-        with open(path, "xb") as f:  # "x": never through a link to the previous site
-            f.write(raw)
-            self.inodes[rel] = os.fstat(f.fileno()).st_ino
-
-    def _link_same(self, old: Path, new: Path, raw: bytes, rel: str) -> bool:
-        """Hard-link `old` at `new` if it is a plain file holding exactly `raw`."""
-        st = _same(old, raw)
-        if st is None:
-            return False
-        try:
-            os.link(old, new, follow_symlinks=False)
-            if os.lstat(new).st_ino == st.st_ino:
-                self.inodes[rel] = st.st_ino
-                return True
-            os.unlink(new)  # `old` was replaced between comparing and linking
-        except OSError:  # gone meanwhile, or a filesystem without hard links: write
-            pass
-        return False
-
-    def _mkdirs(self, rel: str) -> None:
-        parts = rel.split("/")
-        for i in range(len(parts)):
-            d = "/".join(parts[: i + 1])
-            if d in self.dirs:
-                continue
-            path = self.root / d
-            if self.reuse:
-                try:
-                    if stat.S_ISDIR(os.lstat(path).st_mode):
-                        self.dirs.add(d)
-                        continue
-                    os.unlink(path)  # a file or link where a directory belongs
-                except FileNotFoundError:
-                    pass
-            path.mkdir()
-            self.dirs.add(d)
-
-    def prune(self) -> None:
-        """Delete what the spare held that this site does not (after the last write)."""
-        if self.reuse:
-            _prune(self.root, "", lambda rel, st: rel in self.inodes, self.dirs)
-
-
-def _same(path: Path, raw: bytes) -> os.stat_result | None:
-    """The stat of `path` if it is a plain file holding exactly `raw`, else None."""
-    try:
-        st = os.lstat(path)
-        if not stat.S_ISREG(st.st_mode) or st.st_size != len(raw):
-            return None
-        with open(path, "rb") as f:
-            return st if f.read(len(raw) + 1) == raw else None
-    except OSError:
-        return None
-
-
-def _remove(path: Path) -> None:
-    """Remove whatever is at `path` (nothing, a file, a link, a directory)."""
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    except (IsADirectoryError, PermissionError):
-        shutil.rmtree(path)
-
-
 def _write_site(
     w: _Writer, pond: Pond, cfg: SiteConfig, series: list[Series], status: dict[str, Any] | None
 ) -> int:
     env = _env()
     _copy_static(w)
-    w.write(MARKER, "a site written by `pond site build`; replaced whole by the next build\n")
     slugs = _slugs([s.path for s in series])
     rows = []
     pages = 0
