@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from conftest import run_pond
@@ -25,3 +26,69 @@ def test_list_root_means_its_entries(pond_dir: Path, tmp_path: Path) -> None:
     assert [e["path"] for e in shown] == ["/a", "/f.txt"]
     # the root itself is still there to be listed by a pattern that names it
     assert "/" in [e.path for e in Pond.open(pond_dir).list("/**")]
+
+
+def _job(pond_dir: Path, name: str, factory: str, config: dict[str, object]) -> None:
+    Pond.open(pond_dir).mknod(factory, f"/etc/system.d/{name}", json.dumps(config).encode())
+
+
+def _write(pond_dir: Path, path: str, data: bytes) -> int:
+    with Pond.open(pond_dir).transaction() as tx:
+        tx.write_bytes(path, data, parents=True)
+        seq = tx.txn_seq
+    return seq
+
+
+def _failed_rows(pond_dir: Path, seq: int) -> list[dict[str, object]]:
+    rows = Pond.open(pond_dir).control.read_all().to_pylist()
+    return [r for r in rows if r["txn_seq"] == seq and r["record_type"] == "post_commit_failed"]
+
+
+def test_recover_retry_failed_exits_1_when_a_task_fails_again(pond_dir: Path) -> None:
+    _job(pond_dir, "10-bad", "test-executor", {"message": "m", "fail": True})
+    seq = Pond.open(pond_dir).data.last_txn_seq()  # the mknod ran its own new job: failed
+    assert len(_failed_rows(pond_dir, seq)) == 1
+    proc = run_pond("recover", "--retry-failed", pond=pond_dir, check=1)
+    err = proc.stderr.decode()
+    line = [ln for ln in err.splitlines() if ln.startswith("error: ")]
+    assert line == [line[0]] and f"task {seq}.1 /etc/system.d/10-bad failed again" in line[0]
+    assert "attempt 2" in line[0] and "intentionally failed" in line[0]
+    assert len(_failed_rows(pond_dir, seq)) == 2  # the retry ran and was recorded
+    # JSON: the report on stdout (with the error), the error line on stderr, exit 1
+    proc = run_pond("recover", "--retry-failed", "--format", "json", pond=pond_dir, check=1)
+    [task] = json.loads(proc.stdout)["tasks"]
+    assert task["outcome"] == "failed" and task["attempt"] == 3
+    assert "intentionally failed" in task["error"]
+    assert "error: task" in proc.stderr.decode()
+
+
+def test_recover_retry_failed_exits_0_when_retries_succeed(pond_dir: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "ran-once"
+    # fails the first time (and leaves a marker), succeeds on the retry
+    script = (
+        f"import os, sys; p = {str(marker)!r}; "
+        "first = not os.path.exists(p); open(p, 'a').close(); sys.exit(1 if first else 0)"
+    )
+    _job(pond_dir, "10-flaky", "command", {"command": [sys.executable, "-c", script]})
+    # mknod's own post-commit ran it once already (failed); nothing else to do but retry
+    proc = run_pond("recover", "--retry-failed", "--format", "json", pond=pond_dir)
+    assert [t["outcome"] for t in json.loads(proc.stdout)["tasks"]] == ["completed"]
+    assert "error" not in json.loads(proc.stdout)["tasks"][0]
+    # without --retry-failed there is nothing to do
+    run_pond("recover", pond=pond_dir)
+
+
+def test_control_detail_takes_the_number_positionally_or_as_option(pond_dir: Path) -> None:
+    seq = _write(pond_dir, "/x", b"x")
+    by_arg = run_pond("control", "detail", seq, "--format", "json", pond=pond_dir)
+    by_arg = json.loads(by_arg.stdout)
+    by_opt = run_pond("control", "detail", "--txn-seq", seq, "--format", "json", pond=pond_dir)
+    assert by_arg == json.loads(by_opt.stdout)
+    assert by_arg["txn_seq"] == seq
+    table = run_pond("control", "detail", seq, pond=pond_dir).stdout.decode()
+    assert table == run_pond("control", "detail", "--txn-seq", seq, pond=pond_dir).stdout.decode()
+    for bad in ([], [seq, "--txn-seq", seq], ["x"]):
+        proc = run_pond("control", "detail", *bad, pond=pond_dir, check=2)
+        [line] = proc.stderr.decode().splitlines()
+        assert line.startswith("error: ")
+        assert proc.stdout == b""
