@@ -92,3 +92,37 @@ def test_control_detail_takes_the_number_positionally_or_as_option(pond_dir: Pat
         [line] = proc.stderr.decode().splitlines()
         assert line.startswith("error: ")
         assert proc.stdout == b""
+
+
+def test_apply_unchanged_csv_copy_commits_nothing(pond_dir: Path, tmp_path: Path) -> None:
+    """Re-applying a CSV copy (series and table) whose file did not change reports
+    `unchanged` and commits nothing: the CSV is compared as the pond stores it."""
+    csv = tmp_path / "x.csv"
+    csv.write_text("timestamp,value\n2024-01-01T00:00:00Z,1.5\n2024-01-01T01:00:00Z,2.5\n")
+    f = tmp_path / "layout.yaml"
+    f.write_text(
+        "\n---\n".join(
+            "version: v1\nkind: copy\n"
+            f"metadata: {{path: {path}}}\nspec: {{source: 'host+csv+{kind}://{csv}'}}"
+            for path, kind in (("/s/x", "series"), ("/t/x", "table"))
+        )
+    )
+    first = json.loads(run_pond("apply", "-f", f, "--format", "json", pond=pond_dir).stdout)
+    assert [(p["path"], p["action"]) for p in first] == [("/s/x", "created"), ("/t/x", "created")]
+    before = Pond.open(pond_dir)
+    version, seq = before.data.version(), before.data.last_txn_seq()
+    again = json.loads(run_pond("apply", "-f", f, "--format", "json", pond=pond_dir).stdout)
+    assert [(p["path"], p["action"]) for p in again] == [
+        ("/s/x", "unchanged"),
+        ("/t/x", "unchanged"),
+    ]
+    after = Pond.open(pond_dir)
+    assert (after.data.version(), after.data.last_txn_seq()) == (version, seq)
+    assert len(after.versions("/s/x")) == 1 and len(after.versions("/t/x")) == 1
+    # a changed CSV is still seen as changed: a series gets a new version
+    csv.write_text(csv.read_text() + "2024-01-01T02:00:00Z,3.5\n")
+    f2 = tmp_path / "series.yaml"
+    f2.write_text(f.read_text().split("\n---\n")[0])
+    third = json.loads(run_pond("apply", "-f", f2, "--format", "json", pond=pond_dir).stdout)
+    assert [(p["path"], p["action"]) for p in third] == [("/s/x", "updated")]
+    assert len(Pond.open(pond_dir).versions("/s/x")) == 2
