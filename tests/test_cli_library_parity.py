@@ -125,7 +125,10 @@ def test_recover_maintain_rebuild(world: tuple[Path, Path], tmp_path: Path) -> N
     a, b = tmp_path / "a", tmp_path / "b"
     shutil.copytree(root, a)
     shutil.copytree(root, b)
-    got = cli_json(a, "recover", "--retry-failed")
+    # a task that fails again: the same report, and exit 1
+    got = json.loads(
+        run_pond("recover", "--retry-failed", "--format", "json", pond=a, check=1).stdout
+    )
     assert got == Pond.open(b).recover(retry_failed=True).to_json()
     assert got["tasks"] and got["tasks"][0]["outcome"] == "failed"
     assert cli_json(a, "recover") == Pond.open(b).recover().to_json()

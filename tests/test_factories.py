@@ -220,7 +220,8 @@ def _env_dump_command(out: str) -> list[str]:
         "import json, os, sys; "
         f"open({out!r}, 'a').write(json.dumps({{'argv': sys.argv[1:], "
         "'env': {k: os.environ.get(k) for k in "
-        "('POND', 'POND_TXN_SEQ', 'POND_PARENT_TXN_SEQ', 'POND_ARGS', 'POND_VARS')}}) + '\\n')"
+        "('POND', 'POND_TXN_SEQ', 'POND_PARENT_TXN_SEQ', 'POND_EXECUTION_SEQ', "
+        "'POND_ATTEMPT', 'POND_ARGS', 'POND_VARS')}}) + '\\n')"
     )
     return [sys.executable, "-c", script]
 
@@ -235,7 +236,8 @@ def test_command_factory_environment(tmp_path):
     seen = [json.loads(line) for line in out.read_text().splitlines()]
     # once for the mknod's own post-commit, once for the write
     assert [s["env"]["POND_PARENT_TXN_SEQ"] for s in seen] == [str(mknod_seq), str(seq)]
-    assert seen[-1]["env"]["POND_TXN_SEQ"] == str(seq + 1)
+    assert seen[-1]["env"]["POND_TXN_SEQ"] is None  # a number it may never get: not given
+    assert (seen[-1]["env"]["POND_EXECUTION_SEQ"], seen[-1]["env"]["POND_ATTEMPT"]) == ("1", "1")
     assert seen[-1]["env"]["POND"] == str(root)
     assert seen[-1]["argv"] == []
     rows = control_rows(root)
@@ -250,7 +252,8 @@ def test_command_factory_environment(tmp_path):
     assert run["argv"] == ["a1", "--b2"]
     assert run["env"]["POND_PARENT_TXN_SEQ"] == ""
     assert run["env"]["POND"] == str(root)
-    assert run["env"]["POND_TXN_SEQ"] == str(Pond.open(root).data.last_txn_seq() + 1)
+    assert run["env"]["POND_TXN_SEQ"] is None
+    assert run["env"]["POND_EXECUTION_SEQ"] == run["env"]["POND_ATTEMPT"] == ""
     assert json.loads(run["env"]["POND_VARS"]) == {"site": "lab"}
     # template variables are recorded with the transaction
     begin = [r for r in control_rows(root) if r["record_type"] == "begin"][-1]

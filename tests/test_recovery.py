@@ -49,8 +49,9 @@ def test_retry_failed_reruns_failed_tasks_with_next_attempt(tmp_path):
     }
     # plain recover leaves failures alone (they are finished, not interrupted)
     assert pond_json(root, "recover", "--format", "json") == {"transactions": [], "tasks": []}
-    # --retry-failed while the factory still fails: attempt 2, failed again
-    report = pond_json(root, "recover", "--retry-failed", "--format", "json")
+    # --retry-failed while the factory still fails: attempt 2, failed again (exit 1)
+    proc = pond_cli(root, "recover", "--retry-failed", "--format", "json", expect=1)
+    report = json.loads(proc.stdout)
     assert [(t["parent_txn_seq"], t["attempt"], t["outcome"]) for t in report["tasks"]] == [
         (mknod_seq, 2, "failed"),
         (x, 2, "failed"),

@@ -86,7 +86,7 @@ def test_post_commit_job_echoing_its_secret(tmp_path: Path, secret: str) -> None
     copy = pond_cli(root, "copy", f"host://{src}", "/x.txt", env=env)
     assert "10-leak" in copy.stderr and REF in copy.stderr  # the warning names the reference
     # retried by recover: the same redaction on that path
-    rec = pond_cli(root, "recover", "--retry-failed", env=env)
+    rec = pond_cli(root, "recover", "--retry-failed", env=env, expect=1)  # failed again
     shown = [
         pond_cli(root, "control", "--format", "json", env=env),
         pond_cli(root, "control", "detail", "--txn-seq", "3", "--format", "json", env=env),

@@ -273,11 +273,26 @@ def _same_content(pond: Pond, url: SourceURL, loc: Any) -> bool:
         data = ingest.read_host_bytes(url.path, url.compression)
         return hashlib.sha256(data).digest() == hashlib.sha256(stored).digest()
     if url.fmt == "csv":
-        new = ingest.read_csv_file(url.path, url.compression)
+        new = _csv_as_stored(url)
     else:
         new = ingest.read_parquet_bytes(ingest.read_host_bytes(url.path, url.compression), url.path)
     old = ingest.read_parquet_bytes(stored, loc.path)
     return bool(new.replace_schema_metadata(None).equals(old.replace_schema_metadata(None)))
+
+
+def _csv_as_stored(url: SourceURL) -> Any:
+    """The table a copy of this CSV would store: converted as `write_csv_file` converts
+    (a whole-file read infers other types, e.g. seconds where the pond stores ms)."""
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    from .query import ingest
+
+    with tempfile.TemporaryDirectory(prefix="pond-apply-") as tmp:
+        dest = Path(tmp) / "x.parquet"
+        ingest.csv_to_parquet_file(url.path, dest, compression=url.compression)
+        return pq.read_table(dest)
 
 
 def _copy(tx: WriteTxn, url: SourceURL, target: str) -> None:

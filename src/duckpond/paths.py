@@ -15,7 +15,8 @@ Glob syntax (matched one path part at a time, so nothing ever matches across a `
 - `**` as a whole part matches zero or more whole parts (directories); inside a part (`a**b`)
   it is just two `*`;
 - a trailing `/` means "the directory's contents": `/a/` is the same as `/a/*`. The pattern `/`
-  on its own is the root itself.
+  on its own is the root itself here (a normalized path matches itself); a listing (the
+  resolver's and PondFS's `glob`) takes `/` as the root's entries, like `/a/` (SPEC §3).
 
 `*` and `?` also match names starting with `.`: pond has no hidden files.
 """

@@ -137,6 +137,7 @@ class RecoveredTask:
     config_path: str | None
     attempt: int
     outcome: str  # completed | failed | completed (its data had committed) ...
+    error: str | None = None  # a failed attempt's error, as the control table records it
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,7 @@ class RecoverReport:
                     config_path=_opt_str(t.get("config_path")),
                     attempt=_int(t["attempt"]),
                     outcome=str(t["outcome"]),
+                    error=_opt_str(t.get("error")),
                 )
                 for t in d.get("tasks", [])
             ],
@@ -172,8 +174,16 @@ class RecoverReport:
     def to_json(self) -> dict[str, JSON]:
         return {
             "transactions": [asdict(t) for t in self.transactions],
-            "tasks": [asdict(t) for t in self.tasks],
+            "tasks": [
+                {k: v for k, v in asdict(t).items() if k != "error" or v is not None}
+                for t in self.tasks
+            ],
         }
+
+    @property
+    def failed(self) -> list[RecoveredTask]:
+        """The tasks whose attempt in this recovery failed."""
+        return [t for t in self.tasks if t.outcome == "failed"]
 
 
 Scalar = int | float | str | bool | None

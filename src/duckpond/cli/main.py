@@ -498,12 +498,15 @@ def recent(ctx: click.Context, limit: int, fmt: str | None) -> None:
 
 
 @control.command()
-@click.option("--txn-seq", type=int, required=True)
+@click.argument("seq", type=int, required=False, metavar="[TXN_SEQ]")
+@click.option("--txn-seq", type=int, default=None, help="The same, as an option.")
 @click.option("--format", "fmt", type=FORMATS, default=None)
 @click.pass_context
-def detail(ctx: click.Context, txn_seq: int, fmt: str | None) -> None:
-    """The full lifecycle of one transaction and its tasks."""
-    d = ctx.obj.open().control_detail(txn_seq)
+def detail(ctx: click.Context, seq: int | None, txn_seq: int | None, fmt: str | None) -> None:
+    """The full lifecycle of one transaction and its tasks: `detail N` or `--txn-seq N`."""
+    if (seq is None) == (txn_seq is None):
+        raise PondUsageError("give the transaction number once: `detail N` or `--txn-seq N`")
+    d = ctx.obj.open().control_detail(seq if txn_seq is None else txn_seq)
     from . import render
 
     if _fmt(ctx, fmt) == "json":
@@ -527,7 +530,11 @@ def incomplete(ctx: click.Context, fmt: str | None) -> None:
 
 
 @cli.command()
-@click.option("--retry-failed", is_flag=True, help="Also re-run failed post-commit tasks.")
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Also re-run failed post-commit tasks (exit 1 when one fails again).",
+)
 @click.option("--format", "fmt", type=FORMATS, default="table")
 @click.pass_obj
 def recover(st: State, retry_failed: bool, fmt: str) -> None:
@@ -539,6 +546,14 @@ def recover(st: State, retry_failed: bool, fmt: str) -> None:
         render.print_json(report.to_json())
     else:
         render.recover(report)
+    if retry_failed and report.failed:
+        # Asked to retry: a task that failed again is this command's failure (exit 1).
+        t = report.failed[0]
+        more = f" (and {len(report.failed) - 1} more)" if len(report.failed) > 1 else ""
+        raise PondError(
+            f"task {t.parent_txn_seq}.{t.execution_seq} {t.config_path} failed again "
+            f"(attempt {t.attempt}): {t.error}{more}"
+        )
 
 
 @cli.command(name="rebuild-control")

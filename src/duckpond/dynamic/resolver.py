@@ -168,6 +168,8 @@ class Resolver:
             except NotFoundError:
                 return []
             node = self.node_for(loc) if loc is not None else self.lookup(pattern)
+            if node is not None and pattern.endswith("/") and isinstance(node, LiveDir):
+                return list(self._children(node))  # `/` alone: the root's entries (SPEC §3)
             return [] if node is None else [node]
         start = self.lookup(pat.literal_prefix)
         if start is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import yaml
@@ -21,8 +22,11 @@ class RunContext(Protocol):
     """What a running factory may do: read the pond, write in its own transaction, log."""
 
     pond_path: str
-    txn_seq: int
+    # The attempt's identity as the control table records it (None for `pond run`). The
+    # job's own txn_seq is not known before its writes commit: no job is told one.
     parent_txn_seq: int | None
+    execution_seq: int | None
+    attempt: int | None
     args: list[str]
     vars: dict[str, str]
 
@@ -164,12 +168,19 @@ class Secrets:
     commonly carries it: whitespace-collapsed (one-line errors), repr- and JSON-escaped,
     and each line of a multi-line value. Values shorter than MIN_LEN characters (flags
     such as `1` or `yes`) are not treated as secret: replacing them would garble every
-    message without protecting anything."""
+    message without protecting anything.
+
+    `more` adds values when first needed (the first `redact` of non-empty text): the
+    pond's other configs' references (steward/config_secrets.py), read only when a job
+    says something. If it fails, nothing the job said is shown (`WITHHELD`)."""
 
     MIN_LEN = 4
+    WITHHELD = "(job output withheld: the pond's configs could not be read to redact secrets)"
 
-    def __init__(self) -> None:
+    def __init__(self, more: Callable[[Secrets], None] | None = None) -> None:
         self._forms: dict[str, str] = {}  # a form of a secret value -> its reference
+        self._more = more
+        self._withhold = False
 
     def add(self, name: str, value: str) -> None:
         ref = f"${{env:{name}}}"
@@ -187,7 +198,20 @@ class Secrets:
     def __bool__(self) -> bool:
         return bool(self._forms)
 
+    def _load_more(self) -> None:
+        more, self._more = self._more, None
+        if more is not None:
+            try:
+                more(self)
+            except Exception:  # noqa: BLE001 - a job's output must never leak for it
+                self._withhold = True
+
     def redact(self, text: str) -> str:
+        if not text:
+            return text
+        self._load_more()
+        if self._withhold:
+            return self.WITHHELD
         # Longest first, so a value containing another is replaced whole.
         for form in sorted(self._forms, key=len, reverse=True):
             if form in text:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import tempfile
 from typing import Any
 
 from ..errors import FactoryError
-from . import process
+from . import jobenv, process
 from .base import Factory, Fields, RunContext
 from .registry import register
 
@@ -22,8 +21,9 @@ class CommandFactory(Factory):
     name = "command"
     spawns_process = True
     description = (
-        "Runs a host command (argv list `command`, optional `env`, `cwd`, `timeout_s`) with "
-        "POND, POND_TXN_SEQ, POND_PARENT_TXN_SEQ, POND_ARGS in its environment; "
+        "Runs a host command (argv list `command`, optional `env`, `cwd`, `timeout_s`) in a "
+        "small environment: PATH, HOME, LANG, LC_*, TZ, TMPDIR, its own `env`, and POND, "
+        "POND_PARENT_TXN_SEQ, POND_EXECUTION_SEQ, POND_ATTEMPT, POND_ARGS, POND_VARS; "
         "a non-zero exit fails the job."
     )
 
@@ -46,13 +46,8 @@ class CommandFactory(Factory):
 
     def run(self, config: dict[str, Any], ctx: RunContext) -> None:
         cfg = self.validate(config)
-        env = dict(os.environ)
-        env.update({k: str(v) for k, v in cfg["env"].items()})
-        env["POND"] = ctx.pond_path
-        env["POND_TXN_SEQ"] = str(ctx.txn_seq)
-        env["POND_PARENT_TXN_SEQ"] = "" if ctx.parent_txn_seq is None else str(ctx.parent_txn_seq)
-        env["POND_ARGS"] = json.dumps(ctx.args)
-        env["POND_VARS"] = json.dumps(ctx.vars)
+        # Not the pond process's environment: it holds every remote's and node's secrets.
+        env = jobenv.job_environment(ctx, cfg["env"])
         argv = [*cfg["command"], *ctx.args] if ctx.parent_txn_seq is None else cfg["command"]
         # Output goes to files, not pipes: a process the job leaves behind holding a pipe
         # open would keep the pond waiting after the job itself has exited.

@@ -225,16 +225,17 @@ def recover(steward: Steward, retry_failed: bool = False) -> dict[str, Any]:
                 _end_earlier_attempts(ctl, key)
                 ok = steward.run_task(task, args, vars, attempt)
                 outcome = "completed" if ok else "failed"
-            report["tasks"].append(
-                {
-                    "parent_txn_seq": key[0],
-                    "execution_seq": key[1],
-                    "factory_name": task.factory_name,
-                    "config_path": task.config_path,
-                    "attempt": attempt,
-                    "outcome": outcome,
-                }
-            )
+            done = {
+                "parent_txn_seq": key[0],
+                "execution_seq": key[1],
+                "factory_name": task.factory_name,
+                "config_path": task.config_path,
+                "attempt": attempt,
+                "outcome": outcome,
+            }
+            if outcome == "failed":
+                done["error"] = steward.failed_tasks[-1][1]  # recorded redacted, one line
+            report["tasks"].append(done)
             if t["txn_id"] not in to_close and begin["transaction_type"] == WRITE:
                 if t["txn_id"] in open_writes:
                     to_close[t["txn_id"]] = begin

@@ -29,6 +29,7 @@ from ..storage.blobs import BlobStore
 from ..storage.datatable import DataTable
 from ..storage.fs import PondFS, StagedTxn
 from ..txn import WriteTxn
+from . import config_secrets
 from .control import (
     BEGIN,
     COMPLETED,
@@ -85,11 +86,14 @@ class TaskContext:
         label: str,
         secrets: factory_base.Secrets | None = None,
         on_job_started: Callable[[int, int | None], None] | None = None,
+        execution_seq: int | None = None,
+        attempt: int | None = None,
     ) -> None:
         self.pond_path = pond_path
         self.staged = staged
-        self.txn_seq = staged.txn_seq
         self.parent_txn_seq = parent_txn_seq
+        self.execution_seq = execution_seq
+        self.attempt = attempt
         self.args = args
         self.vars = vars
         self.label = label
@@ -365,7 +369,7 @@ class Steward:
         t0 = time.monotonic()
         task_seq: int | None = None
         task_txn_id: str | None = None
-        secrets = factory_base.Secrets()
+        secrets = config_secrets.job_secrets(self.fs, self.root)  # reads nothing yet
         try:
             self.data.refresh()
             factory, config = self.load_factory(task.config_path, secrets)
@@ -381,6 +385,8 @@ class Steward:
                 label,
                 secrets,
                 on_job_started=mark_started,
+                execution_seq=task.execution_seq,
+                attempt=attempt,
             )
             factory.run(config, ctx)
             mark_started()
@@ -496,7 +502,7 @@ class Steward:
     ) -> int:
         """`pond run PATH ARGS...`: the factory's job in one write transaction."""
         with self.transaction(args, vars) as tx:
-            secrets = factory_base.Secrets()
+            secrets = config_secrets.job_secrets(self.fs, self.root)
             factory, config = self.load_factory(path, secrets)
             if factory.kind != factory_base.EXECUTOR:
                 raise PondError(f"{path} ({factory.name}) is not a runnable factory")
