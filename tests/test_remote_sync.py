@@ -486,25 +486,28 @@ def test_a_diverged_copy_with_a_pruned_log_cannot_push(
 
 class RecordingStore(FailingStore):
     """A real store that records the order in which log entries land. A data entry lands
-    only once the control chain has gone as far as it can without it (it has reached the
-    push's gate again, or it has finished): the slowest data link there is, so a control
-    entry that could overtake the data it records does. Events, not sleeps."""
+    only once the control chain has gone as far as it can without it (it waits at the
+    push's gate, or it has finished): the slowest data link there is, so a control entry
+    that could overtake the data it records does. Events, not sleeps."""
 
     def __init__(self, inner: ObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
         super().__init__(inner, ok=1 << 30)
         self.landed: list[str] = []
         self._cond = threading.Condition()
-        self._gated = 0  # times the control chain reached the gate
-        self._seen = 0
+        self._at_gate = False  # the control chain waits at the gate
         self._control_done = False
         module = importlib.import_module("duckpond.remotes.push")
         gate_wait, push_entries = module._Gate.wait, module._push_entries
 
         def wait(gate: Any, seq: int | None) -> bool:
             with self._cond:
-                self._gated += 1
+                self._at_gate = True
                 self._cond.notify_all()
-            return bool(gate_wait(gate, seq))
+            try:
+                return bool(gate_wait(gate, seq))
+            finally:
+                with self._cond:
+                    self._at_gate = False
 
         def entries(store: ObjectStore, tp: Any, t: Any, gate: Any) -> int:
             try:
@@ -521,8 +524,7 @@ class RecordingStore(FailingStore):
     def put_if_absent(self, key: str, data: bytes) -> bool:
         if key.startswith("data/_delta_log/"):
             with self._cond:
-                self._cond.wait_for(lambda: self._gated > self._seen or self._control_done)
-                self._seen = self._gated
+                self._cond.wait_for(lambda: self._at_gate or self._control_done)
         done = self.inner.put_if_absent(key, data)
         with self._cond:
             self.landed.append(key)
