@@ -607,20 +607,23 @@ class Pond:
         progress: Callable[[int, int], None] | None = None,
         args: builtins.list[str] | None = None,
         vars: dict[str, str] | None = None,
+        timeout: float | None = None,
     ) -> Transfer | None:
         """Attach a backup at `url` (`file:///dir`, `s3://bucket/prefix`) as
         /sys/remotes/NAME and push the whole pond; every write then pushes. The remote is
         checked first (down, or holding another pond: an error, nothing written); re-running
         over its own half-pushed remote resumes. `options`: the S3 connection options
-        (its `secret_access_key` is an `${env:NAME}` reference, never a literal)."""
+        (its `secret_access_key` is an `${env:NAME}` reference, never a literal);
+        `timeout`: seconds each S3 request may take (stored; default 30)."""
         from .remotes import ops
+        from .storage.objstore import StoreOptions
 
         return ops.backup_add(
             self,
             name,
             url,
             bidirectional=bidirectional,
-            options=options,
+            options=(options or StoreOptions()).with_timeout(timeout),
             progress=progress,
             args=args,
             vars=vars,
@@ -635,17 +638,20 @@ class Pond:
         options: StoreOptions | None = None,
         args: builtins.list[str] | None = None,
         vars: dict[str, str] | None = None,
+        timeout: float | None = None,
     ) -> Attachment:
         """Attach a pull-mode remote: `path` "/" follows this pond's own backup (the pond
-        becomes a read-only mirror); any other path imports another pond read-only there."""
+        becomes a read-only mirror); any other path imports another pond read-only there.
+        `timeout`: seconds each S3 request may take (stored; default 30)."""
         from .remotes import ops
+        from .storage.objstore import StoreOptions
 
         return ops.remote_add(
             self,
             name,
             url,
             path,
-            options=options,
+            options=(options or StoreOptions()).with_timeout(timeout),
             args=args,
             vars=vars,
         )
@@ -707,16 +713,19 @@ class Pond:
         options: StoreOptions | None = None,
         progress: Callable[[int, int], None] | None = None,
         wait: float = 0.0,
+        timeout: float | None = None,
     ) -> tuple[Pond, Transfer]:
         """Create the pond at `path` (absent or empty) from the backup at `url`: same pond
-        id, identical bytes, whole history; it stays a read-only mirror of `name`."""
+        id, identical bytes, whole history; it stays a read-only mirror of `name`.
+        `timeout`: seconds each S3 request may take (kept with the mirror; default 30)."""
         from .remotes import ops
+        from .storage.objstore import StoreOptions
 
         transfer = ops.restore(
             Path(path),
             name,
             url,
-            options=options,
+            options=(options or StoreOptions()).with_timeout(timeout),
             progress=progress,
         )
         return cls.open(path, wait=wait), transfer

@@ -659,11 +659,14 @@ def s3_options(f: Any) -> Any:
         access_key_id: str | None,
         secret_access_key: str | None,
         allow_http: bool,
+        timeout: float | None,
         **kwargs: Any,
     ) -> Any:
         from ..storage.objstore import StoreOptions
 
-        options = StoreOptions(endpoint, region, access_key_id, secret_access_key, allow_http)
+        options = StoreOptions(
+            endpoint, region, access_key_id, secret_access_key, allow_http, timeout
+        )
         return f(*args, options=options, **kwargs)
 
     for decorator in reversed(
@@ -677,6 +680,12 @@ def s3_options(f: Any) -> Any:
                 help="S3 secret: an ${env:NAME} reference, resolved at use, never stored.",
             ),
             click.option("--allow-http", is_flag=True, help="Allow plain http to the endpoint."),
+            click.option(
+                "--timeout",
+                type=float,
+                metavar="SECONDS",
+                help="Seconds each S3 request may take before it fails (default 30).",
+            ),
         ]
     ):
         command = decorator(command)

@@ -2,8 +2,9 @@
 
 Its nodes are the attachments at /sys/remotes/NAME (see remotes/config.py for the config).
 The steward runs one task per push-mode attachment after the /etc/system.d/ tasks; the task
-writes no data (its post_commit rows are its record). A remote that is down fails the task,
-never the user's write; the next write, `pond push` or `pond recover --retry-failed` catches up.
+writes no data (its post_commit rows are its record). A remote that is down, or does not
+answer within its `timeout`, fails the task, never the user's write; the next write, `pond push`
+or `pond recover --retry-failed` catches up.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ class RemoteFactory(Factory):
     description = (
         "A remote of this pond (`pond backup add`, `pond remote add`): `url` (file:///dir or "
         "s3://bucket/prefix), `mode` push|pull|both, `mount`, S3 `endpoint`, `region`, "
-        "`access_key_id`, `secret_access_key` (an ${env:NAME} reference), `allow_http`. "
-        "As a post-commit task it pushes every committed transaction."
+        "`access_key_id`, `secret_access_key` (an ${env:NAME} reference), `allow_http`, "
+        "`timeout` (seconds each S3 request may take, default 30). As a post-commit task "
+        "it pushes every committed transaction; a remote down or silent past its timeout "
+        "fails the task, never the write."
     )
 
     def validate(self, config: dict[str, Any]) -> dict[str, Any]:

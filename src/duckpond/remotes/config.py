@@ -3,9 +3,10 @@
 A backup or import is the factory node `/sys/remotes/NAME` (so it is versioned and backed up
 with the pond). Its config keys: `url`, `mode` (push | pull | both), `mount` (where an import
 appears; `/` for the pond's own backup), and the S3 options `endpoint`, `region`,
-`access_key_id`, `secret_access_key`, `allow_http`. A secret is only ever stored as an
+`access_key_id`, `secret_access_key`, `allow_http` and `timeout` (seconds each request may
+take, default storage.objstore.DEFAULT_TIMEOUT_S). A secret is only ever stored as an
 `${env:NAME}` reference: expanded when the store is opened, never written anywhere (the
-other S3 options may be references too).
+other string options may be references too).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ FACTORY = "remote"
 MODES = ("push", "pull", "both")
 # The string options of StoreOptions, in its field order (then `allow_http`, a bool).
 S3_KEYS = ("endpoint", "region", "access_key_id", "secret_access_key")
-KEYS = ("url", "mode", "mount", *S3_KEYS, "allow_http")
+KEYS = ("url", "mode", "mount", *S3_KEYS, "allow_http", "timeout")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ENV_ONLY = re.compile(r"^\$\{env:[A-Za-z_][A-Za-z0-9_]*\}$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -76,6 +77,8 @@ class Attachment:
                 out[key] = value
         if self.options.allow_http:
             out["allow_http"] = True
+        if self.options.timeout is not None:
+            out["timeout"] = _number(self.options.timeout)
         return out
 
     def to_yaml(self) -> bytes:
@@ -140,12 +143,34 @@ def check_secret(value: str | None) -> str | None:
     )
 
 
+def check_timeout(value: object) -> float | None:
+    """A remote's `timeout`: seconds, more than 0 and at most MAX_TIMEOUT_S."""
+    from ..storage.objstore import MAX_TIMEOUT_S
+
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PondUsageError(f"timeout must be a number of seconds, not {clip(str(value))!r}")
+    if not 0 < value <= MAX_TIMEOUT_S:
+        raise PondUsageError(
+            f"timeout must be more than 0 and at most {MAX_TIMEOUT_S:g} seconds, not {value:g}"
+        )
+    return float(value)
+
+
+def _number(value: float) -> int | float:
+    """A whole number of seconds is stored as an int (`timeout: 30`, not `30.0`)."""
+    return int(value) if float(value).is_integer() else value
+
+
 def validate(config: dict[str, Any], what: str = "remote") -> dict[str, Any]:
     """Check a stored config (references unexpanded); FactoryError with the reason."""
     unknown = sorted(set(config) - set(KEYS))
     if unknown:
         raise FactoryError(f"{what}: unknown config key(s): {', '.join(map(str, unknown))}")
     for key in KEYS:
+        if key == "timeout":
+            continue  # a number, checked below
         value = config.get(key)
         want: type = bool if key == "allow_http" else str
         if value is not None and not isinstance(value, want):
@@ -159,6 +184,7 @@ def validate(config: dict[str, Any], what: str = "remote") -> dict[str, Any]:
     try:
         check_url(config["url"])
         check_secret(config.get("secret_access_key"))
+        check_timeout(config.get("timeout"))
     except PondUsageError as e:
         raise FactoryError(f"{what}: {e}") from None
     mount = config.get("mount")
@@ -183,9 +209,11 @@ def from_config(name: str, config: dict[str, Any], mirror: bool = False) -> Atta
 
 def options_of(config: dict[str, Any]) -> StoreOptions:
     """The S3 options of a config mapping (as they are: references stay references)."""
+    timeout = config.get("timeout")
     return StoreOptions(
         **{key: config.get(key) for key in S3_KEYS},
         allow_http=bool(config.get("allow_http", False)),
+        timeout=None if timeout is None else float(timeout),
     )
 
 
@@ -204,7 +232,7 @@ def store_options(att: Attachment, secrets: Secrets | None = None) -> StoreOptio
         values = {key: expand_env(getattr(att.options, key), secrets) for key in S3_KEYS}
     except FactoryError as e:
         raise FactoryError(f"remote {att.name}: {e}") from None
-    return StoreOptions(**values, allow_http=att.options.allow_http)
+    return StoreOptions(**values, allow_http=att.options.allow_http, timeout=att.options.timeout)
 
 
 def store_for(att: Attachment, secrets: Secrets | None = None) -> ObjectStore:

@@ -229,8 +229,11 @@ def _attachment(
     config.check_name(name)
     config.check_url(url)
     config.check_secret(options.secret_access_key)
+    config.check_timeout(options.timeout)
     if not url.startswith("s3://") and options.is_set():
-        raise PondUsageError("--endpoint, --region, the keys and --allow-http are for s3:// URLs")
+        raise PondUsageError(
+            "--endpoint, --region, the keys, --allow-http and --timeout are for s3:// URLs"
+        )
     att = config.Attachment(name=name, url=url, mode=mode, mount=mount, options=options)
     config.validate(att.to_config(), f"remote {name}")
     return att

@@ -9,6 +9,12 @@ transactions it records are (the two tables' entries go up on two threads), and
 `_last_checkpoint` last. A reader of the remote therefore never sees a half-pushed
 transaction.
 
+When this pond's log was pruned past what the remote holds, the push starts from the
+oldest checkpoint it still keeps: that checkpoint, every file it lists (and their blobs),
+the archive of pruned entries' metadata and `_last_checkpoint` go up, so the remote's
+oldest log version opens in any Delta reader; no checkpoint older than the remote's oldest
+version is ever pushed.
+
 An incremental push starts from the caller's watermark (`since`: the tip the previous push
 returned), checked by fetching that one entry; without one it lists the remote's
 `_delta_log/`. New blobs are found from the new entries' rows, never by listing the remote.
@@ -214,7 +220,8 @@ def _plan_table(
                 f"cannot push {tp.table} versions {first}..{local.tip}: the local log starts "
                 f"at {local.start} and no checkpoint bridges the gap"
             )
-        c = max(bridge)
+        # The oldest one: the remote then holds every version this pond still keeps.
+        c = min(bridge)
         tp.jump = c
         ck_paths = [table_dir / LOG / n for n in local.checkpoints[c]]
         live = checkpoint_adds(ck_paths)
@@ -390,8 +397,14 @@ def _push_checkpoints(
     # From the watermark itself: `pond maintain` checkpoints a version already pushed.
     lo = -1 if tp.listed is not None else tp.start - 1
     todo: list[Future[int]] = []
+    # Never one below the remote's oldest version (or the jump): the remote lacks the
+    # entries after it, and may lack the files it lists.
+    if tp.jump is not None:
+        lo = max(lo, tp.jump)
+    elif tp.listed is not None and tp.listed.entries:
+        lo = max(lo, tp.listed.start - 1)
     for v, names in sorted(tp.local.checkpoints.items()):
-        if lo < v <= tip and v != tp.jump:
+        if lo < v <= tip:
             for name in names:
                 key = layout.log_key(tp.table, name)
                 if name in have.get(v, []):

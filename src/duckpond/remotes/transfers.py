@@ -21,9 +21,17 @@ Progress = Callable[[int, int], None]
 WORKERS = 8
 
 
+class _Skipped(Exception):
+    """A job not started because an earlier one failed."""
+
+
 class Transfers:
     """A thread pool moving independent files, counting files and bytes for the report
-    and the progress callback."""
+    and the progress callback.
+
+    The first job that fails stops the rest: jobs not started yet are skipped and
+    `all()` raises that first failure. A remote that stops answering thus costs one
+    request timeout per job already running, not one per queued file."""
 
     def __init__(self, progress: Progress | None) -> None:
         self.progress = progress
@@ -32,6 +40,7 @@ class Transfers:
         self.files = 0
         self.bytes = 0
         self._lock = threading.Lock()
+        self._failure: BaseException | None = None
         self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="pond-remote")
 
     def __enter__(self) -> Transfers:
@@ -55,16 +64,26 @@ class Transfers:
 
     def submit(self, job: Callable[[], int], files: int = 1) -> Future[int]:
         def run() -> int:
-            n = job()
+            if self._failure is not None:
+                raise _Skipped
+            try:
+                n = job()
+            except BaseException as e:
+                with self._lock:
+                    self._failure = self._failure or e
+                raise
             self.moved(n, files)
             return n
 
         return self._pool.submit(run)
 
     def all(self, futures: Iterable[Future[int]]) -> None:
-        """Wait for `futures`; the first failure is raised (the rest are waited for)."""
+        """Wait for `futures`; the first failure of any job is raised (the running ones
+        are waited for, the rest skipped)."""
         futures = list(futures)
         wait(futures)
+        if self._failure is not None:
+            raise self._failure
         for f in futures:
             f.result()
 

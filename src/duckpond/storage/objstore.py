@@ -16,7 +16,7 @@ import os
 import re
 import shutil
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn
@@ -25,11 +25,15 @@ from urllib.parse import unquote, urlsplit
 from ..errors import RemoteError, RemoteNotFound, clip
 from .durability import fsync_dir
 
-# A down remote must fail fast: the steward's push task runs after every write.
-CONNECT_TIMEOUT_S = 5
-REQUEST_TIMEOUT_S = 120
+# A down or hung remote must fail fast: the steward's push task runs after every write,
+# holding the write lock. Each request (one object, or one part of a large upload) has
+# `StoreOptions.timeout` seconds to complete, connecting at most CONNECT_TIMEOUT_S of them;
+# a failed request is retried at most MAX_RETRIES times and never once `timeout` has passed
+# since its first try: one call gives up within about twice `timeout`.
+DEFAULT_TIMEOUT_S = 30.0
+MAX_TIMEOUT_S = 3600.0
+CONNECT_TIMEOUT_S = 5.0
 MAX_RETRIES = 2
-RETRY_TIMEOUT_S = 15
 STREAM_CHUNK = 4 << 20
 TMP_PREFIX = ".tmp-"
 
@@ -47,10 +51,20 @@ class StoreOptions:
     access_key_id: str | None = None
     secret_access_key: str | None = field(default=None, repr=False)
     allow_http: bool = False
+    # seconds each request may take (None: DEFAULT_TIMEOUT_S); see the constants above
+    timeout: float | None = None
 
     def is_set(self) -> bool:
         """Whether any option differs from its default."""
         return self != StoreOptions()
+
+    def with_timeout(self, timeout: float | None) -> StoreOptions:
+        """These options with `timeout` (seconds) when it is given."""
+        return self if timeout is None else replace(self, timeout=float(timeout))
+
+    @property
+    def timeout_s(self) -> float:
+        return DEFAULT_TIMEOUT_S if self.timeout is None else self.timeout
 
     def delta_storage_options(self) -> dict[str, str]:
         """The same options as `deltalake` (delta-rs) storage options, for other readers."""
@@ -303,15 +317,17 @@ class S3Store(ObjectStore):
             config["access_key_id"] = options.access_key_id
         if options.secret_access_key:
             config["secret_access_key"] = options.secret_access_key
+        self.timeout = options.timeout_s
+        limit = timedelta(seconds=self.timeout)
         client: dict[str, Any] = {
-            "connect_timeout": timedelta(seconds=CONNECT_TIMEOUT_S),
-            "timeout": timedelta(seconds=REQUEST_TIMEOUT_S),
+            "connect_timeout": min(limit, timedelta(seconds=CONNECT_TIMEOUT_S)),
+            "timeout": limit,
         }
         if options.allow_http:
             client["allow_http"] = True
         retry: dict[str, Any] = {
             "max_retries": MAX_RETRIES,
-            "retry_timeout": timedelta(seconds=RETRY_TIMEOUT_S),
+            "retry_timeout": limit,
             "backoff": {
                 "init_backoff": timedelta(milliseconds=100),
                 "max_backoff": timedelta(seconds=2),
@@ -329,8 +345,11 @@ class S3Store(ObjectStore):
             self._fail("open", "", e)
 
     def _fail(self, what: str, key: str, e: BaseException) -> NoReturn:
+        reason = _reason(e)
+        if _timed_out(e):
+            reason = f"no answer within its timeout of {self.timeout:g}s"
         raise RemoteError(
-            f"remote {self.url}: cannot {what} {key}: {_reason(e)}".replace("  ", " ")
+            f"remote {self.url}: cannot {what} {key}: {reason}".replace("  ", " ")
         ) from None
 
     def get(self, key: str) -> bytes:
@@ -446,6 +465,12 @@ class S3Store(ObjectStore):
 
 def _is_obstore_error(e: BaseException) -> bool:
     return type(e).__module__.startswith("obstore")
+
+
+def _timed_out(e: BaseException) -> bool:
+    """Whether an obstore error is a request that ran out of time (reqwest's timeout)."""
+    text = str(e)
+    return _is_obstore_error(e) and ("kind: Timeout" in text or "TimedOut" in text)
 
 
 _XML_CODE = re.compile(r"<Code>([^<]*)</Code>")
