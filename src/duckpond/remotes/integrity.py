@@ -19,7 +19,6 @@ import hashlib
 import io
 import json
 from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, Future, wait
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -245,15 +244,8 @@ class RemoteCheck:
         self._check_control()
 
     def _gather(self, t: Transfers, keys: list[str], job: Callable[[str], int]) -> None:
-        futures: list[Future[int]] = [t.submit(partial(job, k)) for k in keys]
-        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        for f in done:
-            if f.exception() is not None:
-                for other in futures:
-                    other.cancel()
-                f.result()
-        for f in futures:
-            f.result()
+        # Transfers stops at the first failure (the rest are skipped) and raises it.
+        t.all(t.submit(partial(job, k)) for k in keys)
 
     def _check(self, key: str, got: Fetched) -> int:
         sha = _sha256(got)
