@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
 from functools import wraps
 from typing import Any
 
@@ -61,7 +61,9 @@ def text_size(value: Any, nested: bool = False) -> int:
             total += 330  # '%f' of 1e308
         elif isinstance(item, Mapping):
             stack.append(x for kv in item.items() for x in kv)
-        elif isinstance(item, list | tuple | set | frozenset | range | type({}.items())):
+        elif isinstance(
+            item, list | tuple | set | frozenset | range | KeysView | ValuesView | ItemsView
+        ):
             stack.append(iter(item))
         elif type(item).__name__ == "Namespace":  # repr shows its attributes
             stack.append(iter([object.__getattribute__(item, "_Namespace__attrs")]))
@@ -257,7 +259,7 @@ def _method_bound(obj: Any, name: str, args: tuple[Any, ...], kwargs: dict[str, 
             return sum(_size(x) or 0 for x in items) + len(obj) * len(items)
         if name == "translate" and isinstance(obj, str):
             table = arg.values() if isinstance(arg, dict) else arg
-            if not isinstance(table, str | list | tuple | type({}.values())):
+            if not isinstance(table, str | list | tuple | ValuesView):
                 raise TemplateLimit("str.translate takes a dict, list or string table")
             return len(obj) * max([1, *(_size(v) or 1 for v in table)])
     elif isinstance(obj, list | dict):
