@@ -1,9 +1,9 @@
 """`template`: one rendered text file per matched node (Jinja2, sandboxed).
 
 Bounded: a template is one self-contained text (include, import and extends are refused),
-`*`, `**` and `+` refuse results over MAX_ITEMS items (or integers over MAX_INT_BITS bits),
-`range` is capped by the sandbox (100,000), macro recursion by Python's stack, and the output
-by MAX_OUTPUT characters; each limit ends the render with a one-line error naming it.
+every operation that grows a value is checked before it runs (template_limits), `range` is
+capped by the sandbox (100,000), macro recursion by Python's stack, and the output by
+MAX_OUTPUT characters; each limit ends the render with a one-line error naming it.
 """
 
 from __future__ import annotations
@@ -26,48 +26,7 @@ from .live import (
     substitute,
 )
 from .registry import register
-
-MAX_ITEMS = 10_000_000  # characters of a string or items of a list/tuple made by * + **
-MAX_INT_BITS = 100_000  # an integer ** result's size
-MAX_OUTPUT = 64 << 20  # characters of one rendered file
-
-
-class _TemplateLimit(Exception):
-    pass
-
-
-def _size(value: Any) -> int | None:
-    return len(value) if isinstance(value, str | bytes | list | tuple | range) else None
-
-
-def _bounded_binop(operator: str, left: Any, right: Any) -> None:
-    """Refuse a `*`, `**` or `+` whose result would be over the limits, before computing it."""
-    if operator == "*":
-        for seq, n in ((left, right), (right, left)):
-            size = _size(seq)
-            if size is not None and isinstance(n, int) and size * max(n, 0) > MAX_ITEMS:
-                raise _TemplateLimit(f"'*' would make {size * n:,} items (limit {MAX_ITEMS:,})")
-    elif operator == "+":
-        a, b = _size(left), _size(right)
-        if a is not None and b is not None and a + b > MAX_ITEMS:
-            raise _TemplateLimit(f"'+' would make {a + b:,} items (limit {MAX_ITEMS:,})")
-    elif operator == "**" and isinstance(left, int) and isinstance(right, int):
-        if right > 0 and abs(left) > 1 and left.bit_length() * right > MAX_INT_BITS:
-            raise _TemplateLimit(f"'**' result over {MAX_INT_BITS:,} bits")
-
-
-def _environment() -> Any:
-    from jinja2 import StrictUndefined
-    from jinja2.sandbox import SandboxedEnvironment
-
-    class Bounded(SandboxedEnvironment):
-        intercepted_binops = frozenset(["*", "**", "+"])
-
-        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-            _bounded_binop(operator, left, right)
-            return super().call_binop(context, operator, left, right)
-
-    return Bounded(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+from .template_limits import MAX_OUTPUT, TemplateLimit, environment
 
 
 def _check_self_contained(env: Any, source: str) -> None:
@@ -75,14 +34,14 @@ def _check_self_contained(env: Any, source: str) -> None:
     from jinja2 import nodes
 
     for node in env.parse(source).find_all((nodes.Include, nodes.Import, nodes.FromImport)):
-        raise _TemplateLimit(f"line {node.lineno}: include and import are not allowed")
+        raise TemplateLimit(f"line {node.lineno}: include and import are not allowed")
     for node in env.parse(source).find_all(nodes.Extends):
-        raise _TemplateLimit(f"line {node.lineno}: extends is not allowed")
+        raise TemplateLimit(f"line {node.lineno}: extends is not allowed")
 
 
 def render(source: str, context: dict[str, Any]) -> str:
-    """Render within the limits; _TemplateLimit (a clear reason) or jinja2's TemplateError."""
-    env = _environment()
+    """Render within the limits; TemplateLimit (a clear reason) or jinja2's TemplateError."""
+    env = environment()
     _check_self_contained(env, source)
     parts: list[str] = []
     size = 0
@@ -90,14 +49,14 @@ def render(source: str, context: dict[str, Any]) -> str:
         for chunk in env.from_string(source).generate(context):
             size += len(chunk)
             if size > MAX_OUTPUT:
-                raise _TemplateLimit(f"output over {MAX_OUTPUT:,} characters")
+                raise TemplateLimit(f"output over {MAX_OUTPUT:,} characters")
             parts.append(chunk)
     except RecursionError:
-        raise _TemplateLimit("recursion too deep (a macro calling itself?)") from None
+        raise TemplateLimit("recursion too deep (a macro calling itself?)") from None
     except OverflowError as e:  # the sandbox's range cap, or a number too big
-        raise _TemplateLimit(" ".join(str(e).split())) from None
+        raise TemplateLimit(" ".join(str(e).split())) from None
     except MemoryError:
-        raise _TemplateLimit("out of memory") from None
+        raise TemplateLimit("out of memory") from None
     return "".join(parts)
 
 
@@ -125,10 +84,10 @@ class Template(Factory):
         from jinja2 import TemplateSyntaxError
 
         try:
-            _check_self_contained(_environment(), out["template"])
+            _check_self_contained(environment(), out["template"])
         except TemplateSyntaxError as e:
             raise FactoryError(f"{self.name}: template line {e.lineno}: {e.message}") from None
-        except _TemplateLimit as e:
+        except TemplateLimit as e:
             raise FactoryError(f"{self.name}: template {e}") from None
         return out
 
@@ -198,7 +157,7 @@ class Rendered(LiveData):
         }
         try:
             text = render(self.template, context)
-        except (TemplateError, _TemplateLimit) as e:
+        except (TemplateError, TemplateLimit) as e:
             raise FactoryError(f"{self.path}: template failed: {e}") from None
         return str(text).encode()
 
