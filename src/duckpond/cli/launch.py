@@ -50,6 +50,15 @@ def _eager_request(args: list[str]) -> str | None:
 
 
 def main() -> None:
+    # pyarrow's default memory pool is mimalloc 3, which keeps freed pages resident for
+    # `purge_delay` (1 s) in case they are reused. A pond's upkeep allocates a few MB
+    # every few dozen commits, so in a long-lived process the pages of one burst were
+    # still held when the next came elsewhere in the arena (bench 12: ~50 MB held for
+    # 12 MB in use). mimalloc reads the setting when pyarrow's library loads, so it is set
+    # here, before anything imports pyarrow; a value the user set is kept. The library
+    # leaves the environment alone: an embedder sets it itself (README, "Memory of a
+    # long-lived process").
+    os.environ.setdefault("MIMALLOC_PURGE_DELAY", "0")
     request = _eager_request(sys.argv[1:])
     if request == "version":
         from .. import __version__
