@@ -120,7 +120,9 @@ def collect(df: DataFrame, seconds: float | None) -> pa.Table:
                 raise failed[0]
     finally:
         stream = None  # drops the query's tasks now, not when a traceback goes
-    return pa.Table.from_batches(batches, schema=df.schema())
+    if not batches:  # the plan's schema; otherwise the batches' own (nullability may differ)
+        return pa.Table.from_batches([], schema=df.schema())
+    return pa.Table.from_batches(batches)
 
 
 # Every spill directory of this process's live contexts (removed at exit at the latest).
