@@ -39,8 +39,8 @@ def run(work: Path, quick: bool) -> Result:
         "click": [py, "-c", "import click"],
         "pyarrow": [py, "-c", "import pyarrow"],
         # what `pond list` and `pond cat FILE` load of other packages: their floor (they
-        # read the Delta log and Parquet without deltalake or pyarrow.parquet)
-        "deps": [py, "-c", "import pyarrow, pyarrow._parquet, click"],
+        # read the Delta log without deltalake, Parquet with pyarrow.parquet)
+        "deps": [py, "-c", "import pyarrow, pyarrow.parquet, click"],
         "help": pond_cmd(pond, "--help"),
         "version": pond_cmd(pond, "--version"),
         "list": pond_cmd(pond, "list"),
@@ -95,7 +95,7 @@ def run(work: Path, quick: bool) -> Result:
         f"13: medians of {reps} reps, .pyc files written; `python -c pass` {fmt_s(floor)}, "
         f"`python -c 'import pyarrow'` {fmt_s(t.median('pyarrow'))}, "
         f"`python -c 'import click'` {fmt_s(click_s)}, `python -c 'import pyarrow, "
-        f"pyarrow._parquet, click'` {fmt_s(t.median('deps'))} "
+        f"pyarrow.parquet, click'` {fmt_s(t.median('deps'))} "
         f"({t.median('deps') / t.median('pyarrow'):.2f}× of pyarrow), `pond --version` "
         f"{fmt_s(t.median('version'))}; `pond --help` above the bare interpreter: "
         f"{fmt_s(help_s - floor)}, of which importing click {fmt_s(click_s - floor)}",

@@ -292,27 +292,41 @@ def test_glob_escaping_root_is_an_error(tree: Pond) -> None:
         tree.list("/../*")
 
 
-def test_importing_duckpond_purges_arrows_freed_pages_at_once_unless_told() -> None:
+def test_the_cli_purges_arrows_freed_pages_at_once_and_the_library_sets_nothing() -> None:
     """Arrow's allocator (mimalloc) keeps freed pages for a second by default; a
-    long-lived pond's bursts then stacked up (bench 12). Importing duckpond before pyarrow
-    sets MIMALLOC_PURGE_DELAY to 0, and keeps a value the user chose."""
+    long-lived pond's bursts then stacked up (bench 12). The CLI's entry point sets
+    MIMALLOC_PURGE_DELAY to 0 before anything loads pyarrow, and keeps a value the user
+    chose; importing and using the library leaves the environment alone (an embedder
+    sets it itself, README)."""
     import os
     import subprocess
     import sys
 
-    code = (
-        "import os, duckpond, pyarrow; "
-        "pyarrow.array([1]); print(os.environ['MIMALLOC_PURGE_DELAY'])"
+    library = (
+        "import os, duckpond, duckpond.pond, pyarrow; duckpond.Pond; "
+        "print(os.environ.get('MIMALLOC_PURGE_DELAY'))"
+    )
+    # the console script's entry point, with click's part replaced by a probe
+    cli = (
+        "import os, sys; from duckpond.cli import launch, main; "
+        "main.main = lambda: print(os.environ.get('MIMALLOC_PURGE_DELAY'), "
+        "'pyarrow' in sys.modules); sys.argv = ['pond', 'list']; launch.main()"
     )
     env = {k: v for k, v in os.environ.items() if k != "MIMALLOC_PURGE_DELAY"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "0"
+
+    def run(code: str) -> str:
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+    assert run(library) == "None"
+    assert run(cli) == "0 False"
     env["MIMALLOC_PURGE_DELAY"] = "250"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert out.stdout.strip() == "250"
+    assert run(cli) == "250 False"
     env["MIMALLOC_VERBOSE"] = "1"  # mimalloc prints its options as it starts
     del env["MIMALLOC_PURGE_DELAY"]
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    loads = cli.replace("print(", "__import__('pyarrow').array([1]) and print(")
+    out = subprocess.run([sys.executable, "-c", loads], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
     if "mimalloc" in out.stderr:  # pyarrow built with mimalloc: it took the setting
         assert "option 'purge_delay': 0" in out.stderr

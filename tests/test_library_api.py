@@ -4,6 +4,7 @@ fractional retention), `__version__`, and what `Pond.copy_in/copy_out/read/descr
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -77,32 +78,77 @@ def _click_itself(*args: str, columns: str) -> bytes:
     return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True).stdout
 
 
-def test_help_without_click_is_what_click_prints() -> None:
-    """`pond --help` (and `-h`, and no arguments) answers from a stored copy of click's
-    text without importing click: the same bytes, whatever the width, stored or not."""
+def test_help_without_click_is_what_click_prints(tmp_path: Path) -> None:
+    """`pond --help` (and `-h`, and no arguments) answers from a copy of click's own text
+    kept in the user's cache directory, without importing click: the same bytes, whatever
+    the width, stored or not; nothing is written into the installed package."""
     from duckpond.cli import launch
 
-    cache_dir = Path(launch.__file__).parent / "__pycache__"
-    for old in cache_dir.glob(launch.CACHE_PREFIX + "*"):
-        old.unlink(missing_ok=True)
+    package = Path(launch.__file__).parent
+    in_package = sorted(package.rglob(launch.CACHE_PREFIX + "*"))
+    cache_dir = tmp_path / "cache" / "duckpond"
+    base = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
     seen = set()
     for columns in ("80", "60", "70", "120", "80"):
         expected = _click_itself("--help", columns=columns)
         assert expected.startswith(b"Usage: pond [OPTIONS] COMMAND [ARGS]...")
         seen.add(expected)
-        env = {"COLUMNS": columns}
+        env = {**base, "COLUMNS": columns}
         assert run_pond("--help", env=env).stdout == expected  # stored when missing
-        stored = list(cache_dir.glob(launch.CACHE_PREFIX + "*.txt"))
-        assert [p.read_bytes() + b"\n" for p in stored] == [expected]
+        stored = [p.read_bytes() + b"\n" for p in cache_dir.glob(launch.CACHE_PREFIX + "*.txt")]
+        assert expected in stored
         timed = [sys.executable, "-X", "importtime", "-m", "duckpond.cli"]
         for args in (["--help"], ["-h"], []):
             proc = subprocess.run([*timed, *args], env=cli_env(env), capture_output=True)
             assert proc.returncode == 0 and proc.stdout == expected
             assert b" click" not in proc.stderr  # answered without importing click
     assert len(seen) == 3  # 60 and 70 wrap differently; beyond 80, as at 80
-    proc = subprocess.run([*timed, "--version"], env=cli_env(), capture_output=True)
+    assert len(list(cache_dir.glob(launch.CACHE_PREFIX + "*.txt"))) == 4  # one per width
+    assert sorted(package.rglob(launch.CACHE_PREFIX + "*")) == in_package
+    proc = subprocess.run([*timed, "--version"], env=cli_env(base), capture_output=True)
     assert proc.stdout == _click_itself("--version", columns="80") == b"pond 0.1.0\n"
     assert proc.returncode == 0 and b" click" not in proc.stderr
+
+
+def _tree(root: Path) -> dict[str, tuple[int, int]]:
+    return {
+        str(p.relative_to(root)): (p.stat().st_mtime_ns, p.stat().st_size) for p in root.rglob("*")
+    }
+
+
+def test_help_from_a_read_only_install_writes_nothing_there(tmp_path: Path) -> None:
+    """An install whose package directory cannot be written (a copy of the package, made
+    read-only; compared file by file, as root ignores the modes) gets click's help, and
+    the help cache goes to the user's cache directory, or nowhere when that cannot be
+    written either."""
+    import duckpond
+
+    site = tmp_path / "site"
+    shutil.copytree(Path(duckpond.__file__).parent, site / "duckpond", ignore=_no_caches)
+    for p in [site, *site.rglob("*")]:
+        p.chmod(p.stat().st_mode & ~0o222)
+    before = _tree(site)
+    expected = _click_itself("--help", columns="80")
+    unwritable = tmp_path / "a-file"
+    unwritable.write_text("")
+    try:
+        for cache in (str(unwritable / "cache"), str(tmp_path / "cache"), str(tmp_path / "cache")):
+            env = {"PYTHONPATH": str(site), "XDG_CACHE_HOME": cache, "COLUMNS": "80"}
+            env = cli_env({**env, "PYTHONDONTWRITEBYTECODE": "1"})
+            for args in (["--help"], []):
+                proc = subprocess.run(
+                    [sys.executable, "-m", "duckpond.cli", *args], env=env, capture_output=True
+                )
+                assert (proc.returncode, proc.stdout, proc.stderr) == (0, expected, b"")
+            assert _tree(site) == before
+        assert len(list((tmp_path / "cache" / "duckpond").iterdir())) == 1
+    finally:
+        for p in [site, *site.rglob("*")]:
+            p.chmod(p.stat().st_mode | 0o200)
+
+
+def _no_caches(folder: str, names: list[str]) -> list[str]:
+    return [n for n in names if n == "__pycache__"]
 
 
 @pytest.mark.parametrize(

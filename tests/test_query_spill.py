@@ -10,6 +10,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from conftest import CLI, cli_env
 
 from duckpond.pond import Pond
@@ -115,5 +116,48 @@ def test_library_queries_clean_their_spill_files(tmp_path: Path, monkeypatch) ->
     t = pond.sql(SORT.format(n=6_000_000), memory_limit=32 << 20)
     assert t.num_rows == 1
     assert not any(files_under(Path(d)) for d in limits._SPILL_DIRS)
+    limits.remove_spill_dirs()
+    assert [p.name for p in tmp_path.iterdir()] == ["pond"]
+
+
+@pytest.mark.parametrize("in_thread", [True, False])
+def test_library_timeout_in_any_thread_leaves_no_spill_files(
+    tmp_path: Path, monkeypatch, in_thread: bool
+) -> None:  # type: ignore[no-untyped-def]
+    """`Pond.sql(..., timeout=)` stops a query started from a `threading.Thread` (no
+    SIGALRM there) as it does in the main thread, with the same error, and a query stopped
+    while spilling leaves no spill file once its directory goes."""
+    import tempfile
+    import threading
+
+    from duckpond.errors import QueryError
+    from duckpond.query import limits
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    pond = Pond.create(tmp_path / "pond")
+    queries = [
+        ("SELECT count(*) FROM range(1, 100000000000)", None),  # constant memory
+        (SORT.format(n=1_000_000_000), 32 << 20),  # spills under 32 MiB
+    ]
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        for query, memory in queries:
+            try:
+                pond.sql(query, timeout=1, memory_limit=memory)
+            except BaseException as e:  # noqa: BLE001 - checked below
+                errors.append(e)
+
+    if in_thread:
+        worker = threading.Thread(target=run)
+        worker.start()
+        worker.join()
+    else:
+        run()
+    assert [type(e) for e in errors] == [QueryError, QueryError]
+    assert all(str(e).startswith("query exceeded the time limit of 1s") for e in errors)
+    # (a spill file being written as the tasks are dropped goes with its task a moment
+    # later, so the directories are checked once removed, as a context's are)
+    assert pond.sql("SELECT 1 AS one", timeout=1).to_pylist() == [{"one": 1}]
     limits.remove_spill_dirs()
     assert [p.name for p in tmp_path.iterdir()] == ["pond"]

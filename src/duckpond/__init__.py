@@ -6,19 +6,10 @@ the package for the CLI or `__version__` costs nothing.
 
 from __future__ import annotations
 
-import os as _os
-
 TYPE_CHECKING = False  # not `from typing`: ~10 ms of `pond --help` (cli/launch.py)
 
-# pyarrow's default memory pool is mimalloc 3, which keeps freed pages resident for
-# `purge_delay` (1 s) in case they are reused. A pond's upkeep allocates a few MB every
-# few dozen commits (checkpoints, compactions), so in a long-lived process pages freed by
-# one burst were still held when the next came elsewhere in the arena: 10,000 write+read
-# steps held ~50 MB of Arrow pages for 12 MB in use (bench 12). Purging at once kept the
-# arena near what is in use at no measured cost in time. mimalloc reads the setting when
-# pyarrow's library loads, so it applies when duckpond is imported first; a value the
-# user set is kept.
-_os.environ.setdefault("MIMALLOC_PURGE_DELAY", "0")
+# Importing or using the library changes no process-wide setting (environment, GC,
+# signal handlers): the CLI makes its own in its entry point (cli/launch.py, cli/main.py).
 
 # The single source of the version: pyproject.toml reads it from here.
 __version__ = "0.1.0"

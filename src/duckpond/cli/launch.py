@@ -2,12 +2,15 @@
 
 Importing click costs ~50 ms, most of a `pond --help` process (bench group `startup`,
 13a: goal 60 ms). `pond --version` prints a constant. The top-level help (`pond`,
-`pond -h`, `pond --help`) is the text click renders, kept next to the bytecode in
-`__pycache__`: the first request renders it through click and stores it; later ones print
-the stored text. The file's name carries what the text depends on (pond's version, the
-width click wraps at, and the sources of the CLI and of click), so an edit, an upgrade
-or another terminal width renders and stores it anew. Every other command, and any
-failure here, goes to `main.main`.
+`pond -h`, `pond --help`) is the text click itself renders, cached in the user's cache
+directory (`$XDG_CACHE_HOME/duckpond`, else `~/.cache/duckpond`), never in the installed
+package: the first request renders it through click and stores it; later ones print the
+stored text. The file's name carries what the text depends on: the install (where
+duckpond and click live), pond's version and the sources of the CLI and of click (their
+sizes and mtimes), and the terminal width click reads (COLUMNS or the terminal's). An edit,
+an upgrade or another width renders and stores it anew. Every other command, an
+unwritable cache (then click renders the help every time) and any failure here go to
+`main.main`.
 
 Only os and sys are imported here: everything else would cost the time this saves.
 """
@@ -47,6 +50,15 @@ def _eager_request(args: list[str]) -> str | None:
 
 
 def main() -> None:
+    # pyarrow's default memory pool is mimalloc 3, which keeps freed pages resident for
+    # `purge_delay` (1 s) in case they are reused. A pond's upkeep allocates a few MB
+    # every few dozen commits, so in a long-lived process the pages of one burst were
+    # still held when the next came elsewhere in the arena (bench 12: ~50 MB held for
+    # 12 MB in use). mimalloc reads the setting when pyarrow's library loads, so it is set
+    # here, before anything imports pyarrow; a value the user set is kept. The library
+    # leaves the environment alone: an embedder sets it itself (README, "Memory of a
+    # long-lived process").
+    os.environ.setdefault("MIMALLOC_PURGE_DELAY", "0")
     request = _eager_request(sys.argv[1:])
     if request == "version":
         from .. import __version__
@@ -77,20 +89,15 @@ def _print_and_exit(text: str) -> None:
     os._exit(0)
 
 
-def _help_width() -> int:
-    """The width click's HelpFormatter wraps at: shutil.get_terminal_size's columns
-    (COLUMNS, else the terminal's, else 80), at most 80, minus 2, at least 50."""
+def _columns() -> str:
+    """What click's width comes from (shutil.get_terminal_size): COLUMNS, else the
+    terminal's columns; used as given, so any width click would compute maps to its own
+    text."""
+    columns = os.environ.get("COLUMNS", "")
     try:
-        columns = int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        columns = 0
-    if columns <= 0:
-        try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
-        except (AttributeError, ValueError, OSError):
-            columns = 0
-        columns = columns or 80
-    return max(min(columns, 80) - 2, 50)
+        return f"{columns}:{os.get_terminal_size(sys.__stdout__.fileno()).columns}"  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return f"{columns}:"
 
 
 def _stamp(path: str) -> str:
@@ -98,11 +105,33 @@ def _stamp(path: str) -> str:
     return f"{st.st_mtime_ns:x}.{st.st_size:x}"
 
 
+def _digest(text: str) -> str:
+    """A stable digest without importing hashlib (~6 ms)."""
+    digest = 0
+    for ch in text.encode():
+        digest = (digest * 131 + ch) % (1 << 61)
+    return f"{digest:016x}"
+
+
+def _cache_dir() -> str | None:
+    base = os.environ.get("XDG_CACHE_HOME") or ""
+    if not os.path.isabs(base):  # the XDG spec: a relative value is ignored
+        home = os.path.expanduser("~")
+        if home == "~":
+            return None
+        base = os.path.join(home, ".cache")
+    return os.path.join(base, "duckpond")
+
+
 def _help_cache_path() -> str | None:
-    """Where the help text for this version, width and these sources is kept; None when
-    the sources cannot be found (then click renders the help every time)."""
+    """Where the help text for this install, version, sources and width is kept; None
+    when the sources or the cache directory cannot be found (then click renders the help
+    every time)."""
     from .. import __version__
 
+    folder = _cache_dir()
+    if folder is None:
+        return None
     try:
         here = os.path.dirname(os.path.abspath(__file__))
         sources = sorted(os.path.join(here, n) for n in os.listdir(here) if n.endswith(".py"))
@@ -118,13 +147,12 @@ def _help_cache_path() -> str | None:
         if click_dir is None:
             return None
         sources += [os.path.join(click_dir, "core.py"), os.path.join(click_dir, "formatting.py")]
-        key = "-".join([__version__, str(_help_width()), *map(_stamp, sources)])
+        stamps = "-".join([__version__, *map(_stamp, sources)])
     except OSError:
         return None
-    digest = 0
-    for ch in key.encode():  # a stable digest without importing hashlib/zlib
-        digest = (digest * 131 + ch) % (1 << 61)
-    return os.path.join(here, "__pycache__", f"{CACHE_PREFIX}{digest:016x}.txt")
+    install = _digest(f"{here}\0{click_dir}")
+    name = f"{CACHE_PREFIX}{install}-{_digest(stamps)}-{_digest(_columns())}.txt"
+    return os.path.join(folder, name)
 
 
 def _read(path: str) -> str | None:
@@ -144,19 +172,24 @@ def _render_help() -> str:
 
 
 def _store(path: str, text: str) -> None:
-    """Write the help text atomically (a concurrent reader sees all of it or nothing)
-    and drop texts stored for older sources; an unwritable directory stores nothing."""
-    folder = os.path.dirname(path)
+    """Write the help text atomically (a concurrent reader sees all of it or nothing) and
+    drop this install's texts stored for older sources (other widths and other installs
+    stay); an unwritable directory stores nothing."""
+    folder, name = os.path.split(path)
+    install, sources = name.split("-")[2:4]
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
         os.makedirs(folder, exist_ok=True)
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)
-        for name in os.listdir(folder):
-            old = os.path.join(folder, name)
-            if name.startswith(CACHE_PREFIX) and old != path and not name.endswith(".tmp"):
-                os.unlink(old)
+        for other in os.listdir(folder):
+            if (
+                other.startswith(f"{CACHE_PREFIX}{install}-")
+                and not other.startswith(f"{CACHE_PREFIX}{install}-{sources}-")
+                and not other.endswith(".tmp")
+            ):
+                os.unlink(os.path.join(folder, other))
     except OSError:
         try:
             os.unlink(tmp)

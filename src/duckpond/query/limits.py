@@ -7,9 +7,12 @@ exhausted", reported as the memory limit. Spill files are removed when the query
 it ends (result, error, time or memory limit, KeyboardInterrupt), and the directory with its
 context or at exit (the CLI's os._exit path included); only a SIGKILL leaves one behind.
 
-Time: DataFusion's Python bindings poll for Python signals while a query runs (about once a
-second), so a SIGALRM whose handler raises stops the query and drops its tasks. Signal handlers
-only run in the main thread: a query started from another thread runs without a time limit.
+Time: the result is collected as a stream of batches awaited on an event loop of the query's
+own (DataFusion's `RecordBatchStream.__anext__`), under `asyncio.wait_for`: at the deadline the
+awaited batch is cancelled, which drops the Rust future, and dropping the stream drops the
+query's tasks. No signal and no process-wide state is involved, so the limit holds in any
+thread of a program embedding `Pond` (a thread with a running event loop hands the wait to a
+helper thread). Planning (`sql`, `execute_stream`) runs before the clock is watched.
 """
 
 from __future__ import annotations
@@ -18,19 +21,19 @@ import atexit
 import os
 import re
 import shutil
-import signal
 import tempfile
 import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from duckpond.errors import PondUsageError, clip
 
+if TYPE_CHECKING:  # the CLI imports this module for its options: no data stack here
+    import pyarrow as pa
+    from datafusion import DataFrame
+
 DEFAULT_MEMORY_LIMIT = 2 << 30  # bytes: 2 GiB
 DEFAULT_TIMEOUT = 600.0  # seconds
-_MAX_TIMER = 1e8  # seconds (~3 years): setitimer overflows time_t far beyond; as good as none
+_MAX_WAIT = 1e8  # seconds (~3 years): the event loop's clock overflows far beyond; as good as none
 # Below this DataFusion cannot even reserve a sort's merge buffer (10 MiB per partition).
 MIN_MEMORY_LIMIT = 32 << 20
 
@@ -72,35 +75,54 @@ def check_timeout(seconds: float | None) -> float | None:
 
 
 class QueryTimeout(BaseException):
-    """Raised by the SIGALRM handler inside a running query. A BaseException so that no
-    `except Exception` on the way out can swallow it."""
+    """Raised when a query passes its time limit. A BaseException so that no `except
+    Exception` on the way out can swallow it."""
 
 
-@contextmanager
-def deadline(seconds: float | None) -> Iterator[None]:
-    """Raise QueryTimeout in the main thread once `seconds` have passed; a no-op without a
-    limit or outside the main thread. A timer already running (the caller's) is put back."""
-    if seconds is None or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    armed = True
+def collect(df: DataFrame, seconds: float | None) -> pa.Table:
+    """Every row of `df` as one table, or QueryTimeout once `seconds` have passed (None: no
+    limit); the query's tasks are dropped when it stops, however it stops."""
+    import asyncio
 
-    def on_alarm(signum: int, frame: FrameType | None) -> None:
-        if armed:
-            raise QueryTimeout
+    import pyarrow as pa
 
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    started = time.monotonic()
-    outer_delay, outer_interval = signal.setitimer(signal.ITIMER_REAL, min(seconds, _MAX_TIMER))
+    stream: Any = df.execute_stream()
+    batches: list[pa.RecordBatch] = []
+
+    async def read_all() -> None:
+        async for batch in stream:
+            batches.append(batch.to_pyarrow())
+
+    async def bounded() -> None:
+        try:
+            await asyncio.wait_for(read_all(), None if seconds is None else min(seconds, _MAX_WAIT))
+        except TimeoutError:
+            raise QueryTimeout from None
+
     try:
-        yield
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # the usual case: no loop runs in this thread
+            asyncio.run(bounded())
+        else:  # called from async code: the loop's thread cannot run another loop
+            failed: list[BaseException] = []
+
+            def run() -> None:
+                try:
+                    asyncio.run(bounded())
+                except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+                    failed.append(e)
+
+            helper = threading.Thread(target=run, name="pond-query")
+            helper.start()
+            helper.join()
+            if failed:
+                raise failed[0]
     finally:
-        armed = False
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        if outer_delay > 0:
-            left = max(outer_delay - (time.monotonic() - started), 0.001)
-            signal.setitimer(signal.ITIMER_REAL, left, outer_interval)
+        stream = None  # drops the query's tasks now, not when a traceback goes
+    if not batches:  # the plan's schema; otherwise the batches' own (nullability may differ)
+        return pa.Table.from_batches([], schema=df.schema())
+    return pa.Table.from_batches(batches)
 
 
 # Every spill directory of this process's live contexts (removed at exit at the latest).

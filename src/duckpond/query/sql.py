@@ -44,7 +44,7 @@ from .limits import (
     DEFAULT_TIMEOUT,
     QueryTimeout,
     clear_spill_dir,
-    deadline,
+    collect,
     format_size,
     new_spill_dir,
     remove_spill_dir,
@@ -394,13 +394,11 @@ def plain_types(table: pa.Table) -> pa.Table:
 
 
 def run_sql(ctx: SessionContext, query: str, timeout: float | None = DEFAULT_TIMEOUT) -> pa.Table:
-    """Run one read-only query, stopped after `timeout` seconds (None: no limit; enforced in
-    the main thread only, see limits.py); DDL, DML, COPY and SET are refused. Errors are
+    """Run one read-only query, stopped after `timeout` seconds (None: no limit; in any
+    thread, see limits.py); DDL, DML, COPY and SET are refused. Errors are
     one-line QueryErrors."""
     try:
-        with deadline(timeout):
-            df = ctx.sql_with_options(query, _READ_ONLY)
-            table = df.to_arrow_table()
+        table = collect(ctx.sql_with_options(query, _READ_ONLY), timeout)
     except QueryTimeout:
         raise QueryError(
             f"query exceeded the time limit of {timeout:g}s (raise it with --timeout SECONDS)"
