@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from ..errors import RemoteError, RemoteNotFound
+from ..records import DATA_COMMITTED
 from ..storage import logcheck
 from ..storage.objstore import ObjectStore
 from . import layout
@@ -313,8 +314,6 @@ class RemoteCheck:
                     if digest and size is not None and size >= BLOB_THRESHOLD:
                         self._blob_refs[digest] = (int(size), key)
                 return
-            from ..steward.control import DATA_COMMITTED
-
             cols = ["txn_seq", "record_type", "data_fs_version"]
             t = pq.read_table(_source(got), columns=cols)
         except Exception as e:  # noqa: BLE001 - any unreadable file is damage

@@ -13,6 +13,20 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from ..nodes import now_us
+from ..records import (  # noqa: F401 - re-exported: the steward imports them from here
+    BEGIN,
+    COMPLETED,
+    DATA_COMMITTED,
+    FAILED,
+    PC_COMPLETED,
+    PC_FAILED,
+    PC_PENDING,
+    PC_STARTED,
+    PC_TERMINAL,
+    POST_COMMIT,
+    TERMINAL,
+    WRITE,
+)
 from ..storage import checkpoints, deltafiles, deltalog
 from ..storage.durability import fsync_dir, sync_commit
 
@@ -48,20 +62,7 @@ COLUMNS = [f.name for f in CONTROL_SCHEMA]
 # Columns added after the first release: a control table created before them gets them by
 # schema evolution on its next append, and its older files read them as null.
 ADDED_COLUMNS = ("pid", "pid_starttime")
-# Record types (SPEC §5).
-BEGIN = "begin"
-DATA_COMMITTED = "data_committed"
-COMPLETED = "completed"
-FAILED = "failed"
-PC_PENDING = "post_commit_pending"
-PC_STARTED = "post_commit_started"
-PC_COMPLETED = "post_commit_completed"
-PC_FAILED = "post_commit_failed"
-TERMINAL = (COMPLETED, FAILED)
-PC_TERMINAL = (PC_COMPLETED, PC_FAILED)
-
-WRITE = "write"
-POST_COMMIT = "post_commit"
+# Record types (SPEC §5): duckpond.records, re-exported above for the steward.
 
 # Small appends pile up as small files; fold them together once this many are unfolded.
 COMPACT_FILES = 32
