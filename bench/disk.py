@@ -59,11 +59,11 @@ def disk_usage(root: Path) -> tuple[int, int]:
 def live_bytes(root: Path) -> int:
     from deltalake import DeltaTable
 
-    from duckpond.storage import deltafiles
+    from duckpond.storage import tableread
 
     total = 0
     for name in ("data", "control"):
-        actions = deltafiles.add_actions(DeltaTable(str(root / name)))
+        actions = tableread.add_actions(DeltaTable(str(root / name)))
         total += sum(actions.column("size_bytes").to_pylist())
     pond = Pond.open(root)
     seen: set[str] = set()

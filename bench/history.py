@@ -37,8 +37,8 @@ from duckpond.steward.control import (
     WRITE,
     Record,
 )
-from duckpond.storage import deltafiles
-from duckpond.storage.fs import StagedTxn
+from duckpond.storage import tableread
+from duckpond.storage.staging import StagedTxn
 from duckpond.txn import WriteTxn
 
 from .common import Result, Row, Timer, fmt_s, log, pond_cmd, ratio_row, run_process
@@ -129,7 +129,7 @@ def run(work: Path, quick: bool) -> Result:
         if report:
             raise RuntimeError(f"{name} pond had something to recover: {report}")
     ctl_rows = ponds["large"].control.read_all().num_rows
-    ctl_files = deltafiles.add_actions(ponds["large"].control.dt).num_rows
+    ctl_files = tableread.add_actions(ponds["large"].control.dt).num_rows
     host = work / "one-kib.bin"
     host.write_bytes(PAYLOAD)
     t = Timer(warmup=1)

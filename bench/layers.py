@@ -12,7 +12,7 @@ from typing import Any
 
 from duckpond import nodes
 from duckpond.pond import Pond
-from duckpond.storage.fs import StagedTxn
+from duckpond.storage.staging import StagedTxn
 from duckpond.txn import WriteTxn
 
 

@@ -22,8 +22,8 @@ from duckpond.factories import base as factory_base
 from duckpond.factories import registry
 from duckpond.pond import Pond
 from duckpond.steward.steward import TaskContext
-from duckpond.storage.datatable import DATA_SCHEMA
-from duckpond.storage.fs import StagedTxn
+from duckpond.storage.dataschema import DATA_SCHEMA
+from duckpond.storage.staging import StagedTxn
 
 from .common import Result, Timer, log, ratio_row
 from .layers import storage_write

@@ -20,7 +20,7 @@ from conftest import cli_env
 from deltalake import DeltaTable, QueryBuilder
 
 from duckpond import Pond
-from duckpond.storage import checkpoints, deltafiles, deltalog
+from duckpond.storage import checkpoints, deltalog, parquetwrite, tableread, upkeep
 
 
 def _actions(checkpoint: Path) -> dict[str, Any]:
@@ -64,7 +64,7 @@ def test_the_ponds_checkpoint_holds_what_delta_rs_would_write(tmp_path: Path) ->
     pond = _busy_pond(tmp_path / "p", 130)  # the data table's first checkpoint at 100
     for table in ("data", "control"):
         path = tmp_path / "p" / table
-        v = deltafiles.last_checkpoint_version(path)
+        v = tableread.last_checkpoint_version(path)
         assert v >= 100, table
         ours = path / "_delta_log" / f"{v:020d}.checkpoint.parquet"
         assert pq.ParquetFile(ours).metadata.row_group(0).column(0).compression == "ZSTD"
@@ -93,7 +93,7 @@ def test_other_readers_open_the_table_from_the_ponds_checkpoint_alone(tmp_path: 
     copy = tmp_path / "copy"
     shutil.copytree(tmp_path / "p", copy)
     log = copy / "data" / "_delta_log"
-    v = deltafiles.last_checkpoint_version(copy / "data")
+    v = tableread.last_checkpoint_version(copy / "data")
     for n in range(v + 1):  # only the checkpoint can tell the state at v
         (log / f"{n:020d}.json").unlink(missing_ok=True)
 
@@ -129,7 +129,7 @@ def test_expired_tombstones_are_left_out(tmp_path: Path) -> None:
     assert {p for p, _ in written} == snap.tombstone_paths()
     # once the tombstone retention (here: a second) has passed, none is carried on
     DeltaTable(str(path)).alter.set_table_properties(
-        {deltafiles.TOMBSTONE_KEY: "interval 1 second"}
+        {upkeep.TOMBSTONE_KEY: "interval 1 second"}
     )
     time.sleep(1.2)
     snap = deltalog.Snapshot.load(path, stats=True, tombstones=True)
@@ -157,7 +157,7 @@ def test_tombstones_of_the_previous_checkpoint_carry_over_unless_re_added(
         lines = "".join(json.dumps(a) + "\n" for a in actions)
         (log / f"{version:020d}.json").write_text(lines)
 
-    files = [deltafiles.write_file(path, pa.table({"x": pa.array([i])})) for i in range(3)]
+    files = [parquetwrite.write_file(path, pa.table({"x": pa.array([i])})) for i in range(3)]
     spaced = files[0]
     os.rename(path / spaced.path, path / "sp ace.parquet")
     spaced.path = "sp%20ace.parquet"
@@ -195,14 +195,14 @@ def test_a_log_the_ponds_reader_does_not_handle_is_checkpointed_by_delta_rs(
     """An add with tags (another engine's) cannot be written back whole by the pond."""
     path = tmp_path / "t"
     DeltaTable.create(str(path), pa.schema([("x", pa.int64())]))
-    action = deltafiles.write_file(path, pa.table({"x": pa.array([1, 2], pa.int64())}))
+    action = parquetwrite.write_file(path, pa.table({"x": pa.array([1, 2], pa.int64())}))
     entry = action.to_json(int(time.time() * 1000))
     entry["add"]["tags"] = {"INSERTION_TIME": "1"}
     (path / "_delta_log" / f"{1:020d}.json").write_text(json.dumps(entry) + "\n")
     with pytest.raises(deltalog.Unsupported):
         deltalog.Snapshot.load(path, stats=True, tombstones=True)
     checkpoints.checkpoint(path)
-    assert deltafiles.last_checkpoint_version(path) == 1
+    assert tableread.last_checkpoint_version(path) == 1
     rows = pq.read_table(path / "_delta_log" / f"{1:020d}.checkpoint.parquet")
     adds = [a for a in rows.column("add").to_pylist() if a is not None]
     assert [dict(a["tags"]) for a in adds] == [{"INSERTION_TIME": "1"}]

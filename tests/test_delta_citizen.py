@@ -22,7 +22,7 @@ from deltalake import DeltaTable, QueryBuilder
 
 from duckpond import Pond
 from duckpond.errors import PondError
-from duckpond.storage import deltafiles, deltalog
+from duckpond.storage import deltacommit, deltalog, parquetwrite, tableread, upkeep
 
 
 def log_actions(table: Path, kind: str) -> list[tuple[int, dict[str, Any], dict[str, Any]]]:
@@ -38,7 +38,7 @@ def log_actions(table: Path, kind: str) -> list[tuple[int, dict[str, Any], dict[
 def live_rows(table: Path) -> int:
     """Rows in the table's latest snapshot, read as the pond reads them (its files)."""
     dt = DeltaTable(str(table))
-    paths = deltafiles.add_actions(dt).column("path").to_pylist()
+    paths = tableread.add_actions(dt).column("path").to_pylist()
     return sum(pq.ParquetFile(table / p).metadata.num_rows for p in paths)
 
 
@@ -111,7 +111,7 @@ def test_free_text_and_hashes_get_null_counts_but_no_bounds(tmp_path: Path) -> N
         assert all(seen.values()), seen  # each column held a value somewhere: a real absence
         # an add rebuilt from the file alone (fsck's repair) carries the same statistics
         _, _, add = log_actions(tdir, "add")[-1]
-        rebuilt = deltafiles.action_for_file(tdir, add["path"], add["partitionValues"])
+        rebuilt = parquetwrite.action_for_file(tdir, add["path"], add["partitionValues"])
         assert rebuilt.stats == json.loads(add["stats"])
 
 
@@ -169,13 +169,13 @@ def test_log_entries_are_kept_for_the_log_retention(tmp_path: Path, monkeypatch:
         DeltaTable(str(root / "data")).metadata().configuration["delta.logRetentionDuration"]
         == "interval 3600 seconds"  # the retention window
     )
-    monkeypatch.setattr(deltafiles, "CHECKPOINT_EVERY", 20)  # upkeep sooner: a fast test
-    monkeypatch.setattr(deltafiles, "LOG_KEEP_MAX_VERSIONS", 30)  # (legacy tables only)
+    monkeypatch.setattr(upkeep, "CHECKPOINT_EVERY", 20)  # upkeep sooner: a fast test
+    monkeypatch.setattr(upkeep, "LOG_KEEP_MAX_VERSIONS", 30)  # (legacy tables only)
     for i in range(90):  # four automatic checkpoints of the data table
         with pond.transaction(["w", str(i)]) as tx:
             tx.write_bytes(f"/f{i % 5}", b"v%d" % i)
     log = root / "data" / "_delta_log"
-    assert deltafiles.last_checkpoint_version(root / "data") >= 80
+    assert tableread.last_checkpoint_version(root / "data") >= 80
     assert (log / f"{1:020d}.json").exists()  # nothing pruned within the hour
     old = DeltaTable(str(root / "data"), version=5)
     n = QueryBuilder().register("t", old).execute("select count(*) as n from t").read_all()
@@ -183,7 +183,7 @@ def test_log_entries_are_kept_for_the_log_retention(tmp_path: Path, monkeypatch:
     assert n.column("n")[0].as_py() == 1 + 2 * 4
     # a table with the property older ponds wrote keeps at most ~LOG_KEEP_MAX_VERSIONS
     DeltaTable(str(root / "data")).alter.set_table_properties(
-        {"delta.logRetentionDuration": deltafiles.LEGACY_LOG_RETENTION}
+        {"delta.logRetentionDuration": upkeep.LEGACY_LOG_RETENTION}
     )
     pond.refresh()
     for i in range(40):
@@ -228,16 +228,16 @@ def test_protocol_problems_are_named(tmp_path: Path) -> None:
     table = tmp_path / "t"
     DeltaTable.create(str(table), pa.schema([("x", pa.int64())]))
     dt = DeltaTable(str(table))
-    assert deltafiles.protocol_problem(dt) is None
+    assert deltacommit.protocol_problem(dt) is None
     dt.alter.set_table_properties({"delta.appendOnly": "true"})
-    assert deltafiles.protocol_problem(dt) == "is append-only (delta.appendOnly)"
+    assert deltacommit.protocol_problem(dt) == "is append-only (delta.appendOnly)"
     cdf = tmp_path / "cdf"
     DeltaTable.create(
         str(cdf),
         pa.schema([("x", pa.int64())]),
         configuration={"delta.enableChangeDataFeed": "true"},
     )
-    problem = deltafiles.protocol_problem(DeltaTable(str(cdf)))
+    problem = deltacommit.protocol_problem(DeltaTable(str(cdf)))
     assert problem is not None and "writer" in problem or "change data feed" in str(problem)
     constrained = tmp_path / "constrained"
     DeltaTable.create(str(constrained), pa.schema([("x", pa.int64())]))
@@ -245,7 +245,7 @@ def test_protocol_problems_are_named(tmp_path: Path) -> None:
     # The pond's own log reader, which its tables commit through, finds the same problems.
     for path in (table, cdf, constrained):
         own = _view(path, "snapshot").write_problem()
-        assert own == deltafiles.protocol_problem(DeltaTable(str(path)))
+        assert own == deltacommit.protocol_problem(DeltaTable(str(path)))
     assert _view(constrained, "snapshot").write_problem() == "has CHECK constraint pos (x > 0)"
 
 
@@ -256,9 +256,9 @@ def _table(tmp_path: Path) -> Path:
     return path
 
 
-def _append(view: deltafiles.LogView, path: Path, xs: list[int], **kw: Any) -> int:
-    action = deltafiles.write_file(path, pa.table({"x": pa.array(xs, pa.int64())}))
-    return deltafiles.commit(view, path, [action], log=deltafiles.TableLog(path), **kw)
+def _append(view: deltacommit.LogView, path: Path, xs: list[int], **kw: Any) -> int:
+    action = parquetwrite.write_file(path, pa.table({"x": pa.array(xs, pa.int64())}))
+    return deltacommit.commit(view, path, [action], log=deltacommit.TableLog(path), **kw)
 
 
 # A commit checks against either reader's view of the log: a bare delta-rs handle, or the
@@ -266,9 +266,9 @@ def _append(view: deltafiles.LogView, path: Path, xs: list[int], **kw: Any) -> i
 VIEWS = ["delta-rs", "snapshot"]
 
 
-def _view(path: Path, kind: str) -> deltafiles.LogView:
+def _view(path: Path, kind: str) -> deltacommit.LogView:
     if kind == "delta-rs":
-        return deltafiles.DeltaView(DeltaTable(str(path)))
+        return deltacommit.DeltaView(DeltaTable(str(path)))
     return deltalog.SnapshotThenDelta(path, None, deltalog.Snapshot.load(path))
 
 
@@ -292,11 +292,11 @@ def test_a_compaction_never_re_adds_files_another_writer_removed(tmp_path: Path,
     _append(_view(path, kind), path, [1])
     _append(_view(path, kind), path, [2])
     stale = _view(path, kind)
-    files = deltafiles.add_actions(DeltaTable(str(path))).column("path").to_pylist()
+    files = tableread.add_actions(DeltaTable(str(path))).column("path").to_pylist()
     merged = pa.table({"x": pa.array([1, 2], pa.int64())})
-    v, _ = deltafiles.compact(_view(path, kind), path, files, merged)
-    with pytest.raises(deltafiles.CommitConflict, match="another writer removed"):
-        deltafiles.compact(stale, path, files, merged, log=deltafiles.TableLog(path))
+    v, _ = upkeep.compact(_view(path, kind), path, files, merged)
+    with pytest.raises(deltacommit.CommitConflict, match="another writer removed"):
+        upkeep.compact(stale, path, files, merged, log=deltacommit.TableLog(path))
     assert DeltaTable(str(path)).version() == v
     assert _count(path) == 2  # no row twice
 
@@ -306,7 +306,7 @@ def test_a_transaction_number_taken_by_the_winner_is_a_conflict(tmp_path: Path, 
     path = _table(tmp_path)
     stale = _view(path, kind)
     _append(_view(path, kind), path, [1], app_txn=("pond", 7))
-    with pytest.raises(deltafiles.CommitConflict, match="transaction 7"):
+    with pytest.raises(deltacommit.CommitConflict, match="transaction 7"):
         _append(stale, path, [2], app_txn=("pond", 7))
     assert _count(path) == 1
 
@@ -315,12 +315,12 @@ def test_a_transaction_number_taken_by_the_winner_is_a_conflict(tmp_path: Path, 
 def test_a_winner_that_adds_a_constraint_makes_the_commit_refuse(tmp_path: Path, kind: str) -> None:
     path = _table(tmp_path)
     stale = _view(path, kind)
-    log = deltafiles.TableLog(path)
+    log = deltacommit.TableLog(path)
     log.check_writable(stale)  # checked before the other writer moved
     DeltaTable(str(path)).alter.add_constraint({"pos": "x > 0"})
-    action = deltafiles.write_file(path, pa.table({"x": pa.array([-1], pa.int64())}))
+    action = parquetwrite.write_file(path, pa.table({"x": pa.array([-1], pa.int64())}))
     with pytest.raises(PondError, match="CHECK constraint pos"):
-        deltafiles.commit(stale, path, [action], log=log)
+        deltacommit.commit(stale, path, [action], log=log)
     assert _count(path) == 0
 
 

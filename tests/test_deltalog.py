@@ -17,7 +17,7 @@ from deltalake import DeltaTable, write_deltalake
 from test_log_pruning import create_without_log_retention
 
 from duckpond import Pond
-from duckpond.storage import deltafiles, deltalog
+from duckpond.storage import deltalog, tableread, upkeep
 from duckpond.storage.datatable import DataTable
 
 View = tuple[int, dict[str, int | None], str | None, dict[str, str], list[tuple[Any, ...]]]
@@ -25,7 +25,7 @@ View = tuple[int, dict[str, int | None], str | None, dict[str, str], list[tuple[
 
 def deltalake_view(table_dir: Path, apps: tuple[str, ...] = ("pond",)) -> View:
     dt = DeltaTable(str(table_dir))
-    adds = deltafiles.add_actions(dt)
+    adds = tableread.add_actions(dt)
     parts = [c for c in adds.column_names if c.startswith("partition.")]
     files = sorted(
         (
@@ -62,7 +62,7 @@ def test_fresh_pond_tables_read_as_deltalake_reads_them(pond_dir: Path) -> None:
     for table in ("data", "control"):
         version, txns, desc, config, files = assert_same_view(pond_dir / table)
         assert files and desc and "pond" in json.loads(desc)
-        assert config == deltafiles.TABLE_CONFIG
+        assert config == upkeep.TABLE_CONFIG
     assert snapshot_view(pond_dir / "data")[1] == {"pond": 1}  # the init transaction
 
 

@@ -18,8 +18,18 @@ from conftest import cli_env, run_pond
 from duckpond import nodes
 from duckpond.errors import InvalidPathError, NotFoundError
 from duckpond.pond import Pond
-from duckpond.storage import datatable, deltafiles, fs
-from duckpond.storage.fs import DELTA_ATTRS, PondFS, StagedTxn
+from duckpond.storage import (
+    datalayout,
+    datatable,
+    direntries,
+    dirstate,
+    parquetwrite,
+    partindex,
+    staging,
+)
+from duckpond.storage.direntries import DELTA_ATTRS
+from duckpond.storage.fs import PondFS
+from duckpond.storage.staging import StagedTxn
 
 
 def listing(pond: Pond, pattern: str = "/**") -> dict[str, tuple[str, int]]:
@@ -111,15 +121,15 @@ def test_big_directory_add_overwrite_remove_symlink(
     Small directories and partitions are merged and searched in Python, big ones with
     pyarrow.compute: "arrow" sends these through the big ones' code."""
     if scan == "arrow":
-        monkeypatch.setattr(fs, "SMALL_DIR_ENTRIES", 0)
-        monkeypatch.setattr(datatable, "SCAN_IN_PYTHON_ROWS", 0)
-        monkeypatch.setattr(datatable, "PYTHON_UNTIL_LOADED_ROWS", 0)
+        monkeypatch.setattr(direntries, "SMALL_DIR_ENTRIES", 0)
+        monkeypatch.setattr(partindex, "SCAN_IN_PYTHON_ROWS", 0)
+        monkeypatch.setattr(partindex, "PYTHON_UNTIL_LOADED_ROWS", 0)
     pond = Pond.open(pond_dir)
     model: dict[str, bytes] = {}
     dir_versions = 1
     with pond.transaction() as tx:
         tx.mkdir("/big")
-    n = 3 * fs.SNAPSHOT_MIN_DELTAS + 10
+    n = 3 * staging.SNAPSHOT_MIN_DELTAS + 10
     for i in range(n):
         with pond.transaction() as tx:
             tx.write_bytes(f"/big/f{i:04d}", f"v1 {i}".encode())
@@ -172,26 +182,28 @@ def test_stored_deltas_answer_lookups_without_decoding_new_names() -> None:
     the decoded delta's, for names JSON spells with escapes too."""
     tricky = ['a"b', "back\\slash", "ünï", "changes", "x],[y", "tab\tname", "file:data"]
     node = nodes.uuid7()
-    changes: dict[str, fs.Entry | None] = {
-        n: fs.Entry(n, nodes.uuid7(), nodes.FILE_DATA) for n in tricky
+    changes: dict[str, direntries.Entry | None] = {
+        n: direntries.Entry(n, nodes.uuid7(), nodes.FILE_DATA) for n in tricky
     }
-    changes["plain"] = fs.Entry("plain", node, nodes.FILE_DATA)
+    changes["plain"] = direntries.Entry("plain", node, nodes.FILE_DATA)
     changes["gone"] = None
-    raw = fs.encode_delta(changes)
+    raw = direntries.encode_delta(changes)
     probes = [*changes, "pla", "lain", node, "absent", "gon", "a", "b"]
     for name in probes:
-        lazy = fs.DeltaChanges(raw)
+        lazy = direntries.DeltaChanges(raw)
         assert (name in lazy) == (name in changes), name
         if name in changes:
             assert lazy[name] == changes[name]
-    assert fs.DeltaChanges(raw).bound() >= len(changes) == len(fs.DeltaChanges(raw))
+    assert direntries.DeltaChanges(raw).bound() >= len(changes) == len(direntries.DeltaChanges(raw))
     # a delta without escapes answers a new plain name from its bytes alone
-    plain = fs.DeltaChanges(fs.encode_delta({"f1": fs.Entry("f1", node, nodes.FILE_DATA)}))
+    f1 = direntries.Entry("f1", node, nodes.FILE_DATA)
+    plain = direntries.DeltaChanges(direntries.encode_delta({"f1": f1}))
     assert "f2" not in plain and plain.bound() == 1
     assert plain._changes is None
-    assert "f1" in plain and dict(plain) == {"f1": fs.Entry("f1", node, nodes.FILE_DATA)}
+    assert "f1" in plain and dict(plain) == {"f1": f1}
     # the directory's merged view agrees with the decoded layers
-    entries = fs.DirEntries(None, ({"plain": None}, fs.DeltaChanges(raw)))  # newest first
+    layers = ({"plain": None}, direntries.DeltaChanges(raw))  # newest first
+    entries = direntries.DirEntries(None, layers)
     assert entries.get("plain") is None and entries.get(tricky[0]) == changes[tricky[0]]
     assert entries.changed_count == len(changes) + 1 <= entries.changed_bound
 
@@ -207,9 +219,9 @@ def test_a_fresh_handle_reads_only_the_files_since_the_directory_snapshot(
     if stats != "log":  # statistics from the footers, or none at all
         monkeypatch.setattr(datatable, "_spans", lambda actions, paths: {})
     if stats == "none":
-        real = datatable.DataTable._span
+        real = datatable.DataTable.span
         monkeypatch.setattr(
-            datatable.DataTable, "_span", lambda self, rel: (real(self, rel)[0], None, None)
+            datatable.DataTable, "span", lambda self, rel: (real(self, rel)[0], None, None)
         )
     pond = Pond.open(pond_dir)
     model: set[str] = set()
@@ -252,7 +264,7 @@ def test_a_big_directorys_own_rows_have_a_row_group_of_their_own(pond_dir: Path)
     import pyarrow.parquet as pq
 
     pond = Pond.open(pond_dir)
-    n = datatable.OWN_GROUP_MIN_ROWS + 100
+    n = datalayout.OWN_GROUP_MIN_ROWS + 100
     for t in range(3):
         with pond.transaction() as tx:
             for i in range(n):
@@ -298,7 +310,7 @@ def test_row_groups_hold_a_bounded_amount_of_contents(
     import pyarrow.parquet as pq
 
     bound = 128 * 1024
-    monkeypatch.setattr(deltafiles, "ROW_GROUP_CONTENT_BYTES", bound)
+    monkeypatch.setattr(parquetwrite, "ROW_GROUP_CONTENT_BYTES", bound)
     bodies = {f"/many/f{i:03d}": bytes([i % 251]) * 4096 + b"%d" % i for i in range(150)}
     pond = Pond.open(pond_dir)
     for half in (list(bodies)[:75], list(bodies)[75:]):
@@ -386,7 +398,7 @@ def _added_bytes(pond: Pond, root: Path, d: str) -> int:
 
 def test_crash_mid_write_leaves_the_old_listing(pond_dir: Path, tmp_path: Path) -> None:
     pond = Pond.open(pond_dir)
-    for i in range(fs.SNAPSHOT_MIN_DELTAS - 1):  # the next write into /d is a snapshot
+    for i in range(staging.SNAPSHOT_MIN_DELTAS - 1):  # the next write into /d is a snapshot
         with pond.transaction() as tx:
             tx.write_bytes(f"/d/f{i}", b"x", parents=True)
     before = listing(Pond.open(pond_dir))
@@ -434,7 +446,7 @@ def test_ponds_with_json_snapshots_still_read_and_write(pond_dir: Path) -> None:
     )
     seq = pond.data.last_txn_seq() + 1
     pond.data.commit([row.with_changes(txn_seq=seq)], {"txn_seq": seq, "txn_id": nodes.uuid7()})
-    fs.decode_dir(legacy)  # both forms decode
+    direntries.decode_dir(legacy)  # both forms decode
     for p in (pond, Pond.open(pond_dir)):
         p.refresh()
         assert contents(p, "/old") == {"/old/a": b"a", "/old/b": b"b"}
@@ -472,7 +484,7 @@ def test_directory_entry_sets_stay_bounded_by_size(
 ) -> None:
     """Cached entry sets are bounded by their entries in all, not only by their number:
     the least recently used go first, the one in use always stays."""
-    monkeypatch.setattr(fs, "DIR_CACHE_ENTRIES", 250)
+    monkeypatch.setattr(dirstate, "DIR_CACHE_ENTRIES", 250)
     pond = Pond.open(pond_dir)
     for d in range(4):
         with pond.transaction() as tx:
@@ -481,7 +493,7 @@ def test_directory_entry_sets_stay_bounded_by_size(
 
     def cached() -> dict[str, int]:
         states = pond.data.derived.items()
-        return {k: fs._entry_count(s) for k, s in states if isinstance(s, fs.DirState)}
+        return {k: dirstate._entry_count(s) for k, s in states if isinstance(s, dirstate.DirState)}
 
     for rep in range(2):
         for d in range(4):
@@ -489,7 +501,7 @@ def test_directory_entry_sets_stay_bounded_by_size(
             held = cached()
             assert sum(held.values()) <= 250, held
             assert 100 in held.values()  # the directory just read is kept
-    monkeypatch.setattr(fs, "DIR_CACHE_ENTRIES", 50)  # smaller than one directory: kept
+    monkeypatch.setattr(dirstate, "DIR_CACHE_ENTRIES", 50)  # smaller than one directory: kept
     assert pond.read_bytes("/d0/f7") == b"0/7"
     assert list(cached().values()) == [100]
 
@@ -500,7 +512,7 @@ def test_a_process_reading_a_big_directory_does_not_import_pyarrow_compute(
     """Start-up: a fresh `pond` process looks up and lists a directory beyond the small
     partition size in Python (importing pyarrow.compute costs ~50 ms of every process)."""
     pond = Pond.open(pond_dir)
-    n = datatable.SCAN_IN_PYTHON_ROWS + 100
+    n = partindex.SCAN_IN_PYTHON_ROWS + 100
     with pond.transaction() as tx:
         for i in range(n):
             tx.write_bytes(f"/big/f{i:05d}", b"%d" % i, parents=True)

@@ -14,7 +14,7 @@ from deltalake import DeltaTable
 
 from duckpond.errors import PondError
 from duckpond.pond import Pond
-from duckpond.storage import deltafiles
+from duckpond.storage import tableread, upkeep
 
 BIG = 70 * 1024  # above the 64 KiB inline limit: stored as a blob
 HOUR = 3600.0
@@ -40,7 +40,7 @@ def parquet_on_disk(table: Path) -> set[str]:
 
 
 def live_files(table: Path) -> set[str]:
-    return set(deltafiles.add_actions(DeltaTable(str(table))).column("path").to_pylist())
+    return set(tableread.add_actions(DeltaTable(str(table))).column("path").to_pylist())
 
 
 def test_retention_default_and_setting_keeps_fractions(pond_dir: Path) -> None:
@@ -50,7 +50,7 @@ def test_retention_default_and_setting_keeps_fractions(pond_dir: Path) -> None:
     assert Pond.open(pond_dir).retention() == 1800.5
     for name in ("data", "control"):  # both tables keep it in their description
         description = DeltaTable(str(pond_dir / name)).metadata().description
-        assert deltafiles.retention_seconds(description) == 1800.5
+        assert upkeep.retention_seconds(description) == 1800.5
     assert Pond.open(pond_dir).identity() == pond.identity()
     with pytest.raises(PondError):
         pond.set_retention(-1)
@@ -166,7 +166,7 @@ def test_reader_in_flight_survives_maintain(pond_dir: Path) -> None:
     # ... and the reader still reads every file it listed.
     rows = sum(pq.read_table(uri).num_rows for uri in listed)
     assert rows == sum(
-        n or 0 for n in deltafiles.add_actions(reader).column("num_records").to_pylist()
+        n or 0 for n in tableread.add_actions(reader).column("num_records").to_pylist()
     )
     for files in part_files.values():
         for f in files:

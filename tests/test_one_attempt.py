@@ -35,7 +35,7 @@ from duckpond.steward.control import (
     ControlTable,
     Record,
 )
-from duckpond.storage import deltafiles
+from duckpond.storage import deltacommit, parquetwrite, upkeep
 
 JOB = """
 import json, os, subprocess, sys, time
@@ -240,10 +240,10 @@ def test_control_table_of_an_older_pond_gains_the_pid_columns(tmp_path: Path) ->
         old_schema,
         name="pond-control",
         description=description,
-        configuration=deltafiles.TABLE_CONFIG,
+        configuration=upkeep.TABLE_CONFIG,
     )
-    action = deltafiles.write_file(ctl, old_rows.cast(old_schema))
-    deltafiles.commit(deltafiles.DeltaView(dt), ctl, [action])
+    action = parquetwrite.write_file(ctl, old_rows.cast(old_schema))
+    deltacommit.commit(deltacommit.DeltaView(dt), ctl, [action])
 
     cmd = ["sh", "-c", "exit 0"]
     cfg = yaml_file(tmp_path / "job.yaml", {"command": cmd})

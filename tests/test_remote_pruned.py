@@ -22,7 +22,7 @@ from test_remotes_cli import remote_args
 
 from duckpond.pond import Pond
 from duckpond.remotes import layout
-from duckpond.storage import deltafiles
+from duckpond.storage import tableread, upkeep
 
 BIG = 256 * 1024  # a blob
 
@@ -111,7 +111,7 @@ def _check_backup(
 def test_a_backup_of_a_pruned_pond_holds_what_its_oldest_version_needs(
     tmp_path: Path, remote: Remote, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(deltafiles, "CHECKPOINT_EVERY", 4)
+    monkeypatch.setattr(upkeep, "CHECKPOINT_EVERY", 4)
     root = tmp_path / "pond"
     pond = create_without_log_retention(root)
     for i in range(34):  # control checkpoints and prunes more slowly than data
@@ -119,7 +119,7 @@ def test_a_backup_of_a_pruned_pond_holds_what_its_oldest_version_needs(
     for table in ("data", "control"):
         local = layout.local_log(root / table)
         assert local.start > 0 and local.start in local.checkpoints, table  # pruned
-    assert list((root / "data" / deltafiles.ARCHIVE_DIR).glob("*.parquet"))
+    assert list((root / "data" / tableread.ARCHIVE_DIR).glob("*.parquet"))
 
     args, env = remote_args(remote)
     run_pond("backup", "add", "b", remote.url, *args, pond=root, env=env)

@@ -27,7 +27,7 @@ from duckpond.remotes.push import push
 from duckpond.remotes.reports import VerifyReport
 from duckpond.remotes.restore import restore
 from duckpond.remotes.verify import verify
-from duckpond.storage import deltafiles
+from duckpond.storage import tableread, upkeep
 from duckpond.storage.objstore import ObjectInfo, ObjectStore
 
 BIG = 256 * 1024  # a blob (>= 200 KiB)
@@ -395,12 +395,12 @@ def test_verify_finds_a_missing_log_entry(tmp_path: Path, remote: Remote) -> Non
 def test_first_push_of_a_pruned_log_starts_from_a_checkpoint(
     tmp_path: Path, remote: Remote, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(deltafiles, "CHECKPOINT_EVERY", 4)
+    monkeypatch.setattr(upkeep, "CHECKPOINT_EVERY", 4)
     root = tmp_path / "pond"
     make_pond(root, writes=14)
     data = root / "data"
     # prune every entry behind the last checkpoint (what upkeep does over time)
-    deltafiles.prune_log(data, deltafiles.last_checkpoint_version(data), "pond_txn")
+    upkeep.prune_log(data, tableread.last_checkpoint_version(data), "pond_txn")
     local = layout.local_log(data)
     assert local.start > 0 and local.start in local.checkpoints
     store = remote.store()
@@ -424,7 +424,7 @@ def test_first_push_of_a_pruned_log_starts_from_a_checkpoint(
 def test_a_remote_left_behind_a_pruned_log_resumes_from_a_checkpoint(
     tmp_path: Path, remote: Remote, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(deltafiles, "CHECKPOINT_EVERY", 4)
+    monkeypatch.setattr(upkeep, "CHECKPOINT_EVERY", 4)
     root, mirror, fresh = tmp_path / "pond", tmp_path / "mirror", tmp_path / "fresh"
     make_pond(root, writes=2)
     store = remote.store()
@@ -434,8 +434,8 @@ def test_a_remote_left_behind_a_pruned_log_resumes_from_a_checkpoint(
         write(root, f"/later/f{i}", os.urandom(BIG if i == 5 else 100))
     for table in ("data", "control"):
         path = root / table
-        deltafiles.prune_log(
-            path, deltafiles.last_checkpoint_version(path), "pond_txn" if table == "data" else None
+        upkeep.prune_log(
+            path, tableread.last_checkpoint_version(path), "pond_txn" if table == "data" else None
         )
     assert layout.local_log(root / "data").start > first.tip.data_version + 1
     push(root, store, since=first.tip)
@@ -458,7 +458,7 @@ def test_a_remote_left_behind_a_pruned_log_resumes_from_a_checkpoint(
 def test_a_diverged_copy_with_a_pruned_log_cannot_push(
     tmp_path: Path, remote: Remote, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(deltafiles, "CHECKPOINT_EVERY", 4)
+    monkeypatch.setattr(upkeep, "CHECKPOINT_EVERY", 4)
     src, copy = tmp_path / "src", tmp_path / "copy"
     make_pond(src, writes=1, big=False)
     store = remote.store()
@@ -469,12 +469,12 @@ def test_a_diverged_copy_with_a_pruned_log_cannot_push(
     for i in range(12):
         write(copy, f"/from-copy/f{i}", b"two")
     data, control = copy / "data", copy / "control"
-    deltafiles.prune_log(data, deltafiles.last_checkpoint_version(data), "pond_txn")
+    upkeep.prune_log(data, tableread.last_checkpoint_version(data), "pond_txn")
     from deltalake import DeltaTable
 
     control_table = DeltaTable(str(control))
     control_table.create_checkpoint()
-    deltafiles.prune_log(control, control_table.version(), None)
+    upkeep.prune_log(control, control_table.version(), None)
     tip = remote_tip(store)
     assert layout.local_log(data).start > tip.data_version
     assert layout.local_log(control).start > tip.control_version
@@ -705,7 +705,7 @@ def test_put_if_absent_is_atomic_and_keys_are_checked(remote: Remote) -> None:
 
 
 def test_layout_names_match_storage() -> None:
-    assert layout.ARCHIVE_DIR == deltafiles.ARCHIVE_DIR
+    assert layout.ARCHIVE_DIR == tableread.ARCHIVE_DIR
     modules = "push, pull, restore, verify"
     code = f"import sys; from duckpond.remotes import {modules}; print('deltalake' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)

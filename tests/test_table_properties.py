@@ -16,7 +16,7 @@ from conftest import run_pond
 from deltalake import DeltaTable
 
 from duckpond import Pond
-from duckpond.storage import deltafiles
+from duckpond.storage import tableread
 
 PROPS = ("delta.deletedFileRetentionDuration", "delta.logRetentionDuration")
 
@@ -103,7 +103,7 @@ def test_checkpoint_adds_restate_files_without_data_change(tmp_path: Path) -> No
             tx.write_bytes(f"/d{i % 3}/f{i % 40}", b"x%d" % i, parents=True)
     for table in ("data", "control"):
         path = tmp_path / "p" / table
-        v = deltafiles.last_checkpoint_version(path)
+        v = tableread.last_checkpoint_version(path)
         assert v >= 100
         theirs_dir = tmp_path / f"theirs-{table}"
         shutil.copytree(path, theirs_dir)

@@ -33,7 +33,8 @@ from .query.limits import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
 from .results import Description, EntryInfo, FieldInfo, VersionInfo
 from .storage.blobs import BlobStore
 from .storage.datatable import DataTable
-from .storage.fs import Located, PondFS, StagedTxn
+from .storage.fs import Located, PondFS
+from .storage.staging import StagedTxn
 
 if TYPE_CHECKING:
     # Imported for types only: pyarrow, DataFusion and the factories load on first use,
@@ -580,7 +581,7 @@ class Pond:
 
     def retention(self) -> float:
         """The retention window in seconds: files no longer referenced stay this long."""
-        from .storage.deltafiles import retention_seconds
+        from .storage.upkeep import retention_seconds
 
         self.data.refresh()
         return retention_seconds(self.data.description())
@@ -588,7 +589,7 @@ class Pond:
     def set_retention(self, seconds: float) -> None:
         """Set the retention window of both tables (their `delta.deletedFileRetentionDuration`).
         0 lets automatic upkeep delete replaced files at once: readers in flight may fail."""
-        from .storage.deltafiles import set_retention
+        from .storage.upkeep import set_retention
 
         if not seconds >= 0:
             raise PondError(f"retention must be >= 0 seconds, got {seconds}")

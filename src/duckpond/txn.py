@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from . import nodes, paths
 from .errors import FormatError, InvalidPathError, NotFoundError
 from .query import ingest
-from .storage.fs import StagedTxn
+from .storage.staging import StagedTxn
 
 
 def _as_arrow(data: Any) -> pa.Table:

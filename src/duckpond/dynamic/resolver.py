@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 from .. import nodes, paths
 from ..errors import FactoryError, NotFoundError, PondError
 from ..factories.live import LiveData, LiveDir, LiveFile, LiveNode
-from ..storage.fs import DirEntries, Located, PondFS, StagedTxn, locate
+from ..storage.direntries import DirEntries
+from ..storage.fs import Located, PondFS, locate
+from ..storage.staging import StagedTxn
 from .cache import DerivedCache
 from .physical import StoredData, StoredDir, StoredFile
 

@@ -28,7 +28,7 @@ LOG = "_delta_log"
 LAST_CHECKPOINT = "_last_checkpoint"
 APP_ID = "pond"  # the `txn` action's appId: its version is the txn_seq
 TMP_PREFIX = ".tmp-"
-# storage.deltafiles.ARCHIVE_DIR, not imported: that module loads deltalake and pyarrow,
+# storage.tableread.ARCHIVE_DIR, not imported: that module loads pyarrow,
 # and remote status and configuration must not (start-up time); a test checks they agree.
 ARCHIVE_DIR = "_pond_archive"
 

@@ -230,13 +230,13 @@ def _close_gap(table_dir: Path, table: str) -> None:
     """A local log with a gap below a checkpoint (a pull that started from a checkpoint,
     perhaps killed before this ran) drops the entries before that checkpoint, their
     metadata archived as local pruning does: a local log must be contiguous."""
-    from ..storage import deltafiles
+    from ..storage import upkeep
 
     local = layout.local_log(table_dir)
     gaps = [v for v in range(max(local.start, 0), local.tip + 1) if v not in local.entries]
     bridges = [c for c in local.checkpoints if gaps and gaps[-1] <= c <= local.tip]
     if bridges:
-        deltafiles.prune_log(table_dir, min(bridges), "pond_txn" if table == "data" else None)
+        upkeep.prune_log(table_dir, min(bridges), "pond_txn" if table == "data" else None)
 
 
 def _fetch(store: ObjectStore, table: str, v: int, out: dict[int, bytes]) -> int:

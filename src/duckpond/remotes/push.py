@@ -181,7 +181,7 @@ def _archive_agrees(store: ObjectStore, root: Path, listed: LogListing) -> bool:
     this pond archived for that version, when this pond's log no longer holds the entry
     (pruned behind a checkpoint). Unknown (nothing to compare) counts as agreeing: the
     pond id matched."""
-    from ..storage.deltafiles import archived_metadata
+    from ..storage.tableread import archived_metadata
 
     archived = {v: raw for v, _, raw in archived_metadata(root / "data")}
     for v in sorted(listed.entries, reverse=True)[:TXN_SEQ_LOOKBACK]:

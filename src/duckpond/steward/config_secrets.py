@@ -26,7 +26,8 @@ from pathlib import Path
 from .. import nodes, paths
 from ..factories.base import Secrets
 from ..remotes import state as remote_state
-from ..storage.fs import Entry, PondFS, locate
+from ..storage.direntries import Entry
+from ..storage.fs import PondFS, locate
 
 _REF = re.compile(rb"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 _cache: dict[str, tuple[int, frozenset[str]]] = {}

@@ -27,7 +27,7 @@ from ..records import (  # noqa: F401 - re-exported: the steward imports them fr
     TERMINAL,
     WRITE,
 )
-from ..storage import checkpoints, deltafiles, deltalog
+from ..storage import checkpoints, deltacommit, deltalog, parquetwrite, tableread, upkeep
 from ..storage.durability import fsync_dir, sync_commit
 
 if TYPE_CHECKING:
@@ -138,13 +138,13 @@ class ControlTable(deltalog.SnapshotThenDelta):
         self._files: dict[str, int] | None = None
         self._files_version = -1
         self._schema_checked = False
-        self.log = deltafiles.TableLog(path)  # log state: last commit, protocol checked
+        self.log = deltacommit.TableLog(path)  # log state: last commit, protocol checked
 
     def _read(self, rel: str) -> pa.Table:
         table = self._written.pop(rel, None)
         if table is not None:
             return table
-        return deltafiles.read_parquet(self.path / rel)
+        return tableread.read_parquet(self.path / rel)
 
     @classmethod
     def create(cls, path: Path, identity: dict[str, Any]) -> ControlTable:
@@ -155,7 +155,7 @@ class ControlTable(deltalog.SnapshotThenDelta):
             CONTROL_SCHEMA,
             name="pond-control",
             description=json.dumps({"pond": identity}, sort_keys=True),
-            configuration=deltafiles.TABLE_CONFIG,
+            configuration=upkeep.TABLE_CONFIG,
         )
         sync_commit(path, dt.version())
         fsync_dir(path)
@@ -170,7 +170,7 @@ class ControlTable(deltalog.SnapshotThenDelta):
     def refresh(self) -> DeltaTable:
         """`dt` brought up to the latest commit (ours or another process's), for SQL over
         it: the appends above write the log themselves and leave `dt` where it was."""
-        if deltafiles.has_commits_after(self.path, self.dt.version()):
+        if tableread.has_commits_after(self.path, self.dt.version()):
             self.catch_up()
         return self.dt
 
@@ -184,8 +184,8 @@ class ControlTable(deltalog.SnapshotThenDelta):
         """Append records as one Delta commit (`durable`: it survives a power loss)."""
         self.evolve_schema()
         table = records_to_table(records)
-        action = deltafiles.write_file(self.path, table)
-        version = deltafiles.commit(self, self.path, [action], durable=durable, log=self.log)
+        action = parquetwrite.write_file(self.path, table)
+        version = deltacommit.commit(self, self.path, [action], durable=durable, log=self.log)
         self._written[action.path] = table
         self._note_commit(version, [(action.path, table.num_rows)], [])
         if version % COMPACT_FILES == 0:
@@ -216,13 +216,13 @@ class ControlTable(deltalog.SnapshotThenDelta):
     def _file_list(self) -> dict[str, int]:
         """path -> num_records of the live files, kept in-process; the log is re-read only
         when another process has committed since (a stat of the next entry tells)."""
-        if self._files is None or deltafiles.has_commits_after(self.path, self._files_version):
+        if self._files is None or tableread.has_commits_after(self.path, self._files_version):
             self.catch_up()  # the pond's own snapshot, or delta-rs once it cannot read the log
             if self._snap is not None:
                 files = {a.path: a.num_records or 0 for a in self._snap.add_files()}
                 version = self._snap.version
             else:
-                actions = deltafiles.add_actions(self.dt)
+                actions = tableread.add_actions(self.dt)
                 paths = actions.column("path").to_pylist()
                 counts = [n or 0 for n in actions.column("num_records").to_pylist()]
                 files, version = dict(zip(paths, counts, strict=True)), self.dt.version()
@@ -250,14 +250,14 @@ class ControlTable(deltalog.SnapshotThenDelta):
                 merged = pa.concat_tables([self._read(p) for p in tier]).sort_by(
                     [("timestamp", "ascending")]
                 )
-                v, add = deltafiles.compact(self, self.path, tier, merged, log=self.log)
+                v, add = upkeep.compact(self, self.path, tier, merged, log=self.log)
                 self._note_commit(v, [(add.path, merged.num_rows)], tier)
                 # No break: upkeep runs every COMPACT_FILES versions, when the lowest
                 # band is full again, so the next band is folded in the same round.
                 files = self._file_list()
         if (
-            self._files_version - deltafiles.last_checkpoint_version(self.path)
-            >= deltafiles.CHECKPOINT_EVERY
+            self._files_version - tableread.last_checkpoint_version(self.path)
+            >= upkeep.CHECKPOINT_EVERY
         ):
             checkpoints.checkpoint(self.path)
 
@@ -312,12 +312,12 @@ class ControlTable(deltalog.SnapshotThenDelta):
     ) -> pa.Table:
         path = self.path / rel
         try:
-            table = deltafiles.read_parquet(path, columns=columns, min_value=floor)
+            table = tableread.read_parquet(path, columns=columns, min_value=floor)
         except (KeyError, ValueError, pa.ArrowInvalid):
             if columns is None:
                 raise
             # A file from before a column was added: read what it has, the rest is null.
-            table = deltafiles.read_parquet(path, min_value=floor)
+            table = tableread.read_parquet(path, min_value=floor)
         return conform(table, schema)
 
 

@@ -41,9 +41,10 @@ import pyarrow.parquet as pq
 from .. import nodes
 from ..errors import NotFoundError
 from ..lock import WriteLock
-from ..storage import deltafiles, logcheck
+from ..storage import deltacommit, logcheck, parquetwrite, tableread
 from ..storage.blobs import CHUNK, BlobStore
-from ..storage.datatable import APP_ID, FILE_SCHEMA, PARTITION, DataTable
+from ..storage.dataschema import APP_ID, FILE_SCHEMA, PARTITION
+from ..storage.datatable import DataTable
 from . import fsck_backup, fsck_dirs, fsck_tree
 from .control import BEGIN, COMPLETED, DATA_COMMITTED, FAILED, ControlTable
 from .rebuild import _records_for
@@ -313,7 +314,7 @@ class _Fsck:
         logcheck.write_entry(tdir, version, [{"commitInfo": info}, *actions])
         p.repaired = True
 
-    def orphans_of(self, seq: int, begin_us: int | None) -> list[deltafiles.FileAction]:
+    def orphans_of(self, seq: int, begin_us: int | None) -> list[parquetwrite.FileAction]:
         """Parquet files on disk that no log entry adds, holding only rows of `seq`, newest
         per partition (a crashed earlier attempt under the same seq wrote older ones)."""
         ddir = self.root / "data"
@@ -342,7 +343,7 @@ class _Fsck:
         out = []
         for part, (_, path) in sorted(best.items()):
             rel = str(path.relative_to(ddir))
-            out.append(deltafiles.action_for_file(ddir, rel, {PARTITION: part}))  # with stats
+            out.append(parquetwrite.action_for_file(ddir, rel, {PARTITION: part}))  # with stats
         return out
 
     def check_checkpoints(self, table: str) -> bool:
@@ -430,7 +431,7 @@ class _Fsck:
     def check_files(self, table: str, dtable: Any, tdir: Path) -> set[str]:
         """Live files missing, of the wrong size or unreadable; removed from the live table
         with repair. Returns their paths."""
-        actions = deltafiles.add_actions(dtable)
+        actions = tableread.add_actions(dtable)
         paths = actions.column("path").to_pylist()
         sizes = actions.column("size_bytes").to_pylist()
         parts = (
@@ -487,15 +488,15 @@ class _Fsck:
             full = tdir / rel
             aside = self.set_aside(full) if full.exists() else None
             pv = {PARTITION: part} if part is not None else {}
-            removes.append(deltafiles.FileAction(rel, size, pv, 0, 0, remove=True))
+            removes.append(parquetwrite.FileAction(rel, size, pv, 0, 0, remove=True))
             p.repaired = True
             p.action = "removed from the live table" + (f"; set aside to {aside}" if aside else "")
             seqs = f" (written by txn_seq {', '.join(map(str, p.txn_seqs))})" if p.txn_seqs else ""
             what = "the node versions it held" if table == "data" else "the control rows it held"
             self.lost.append(f"{table}/{rel}{seqs}: {what}")
         if removes:
-            deltafiles.commit(
-                deltafiles.DeltaView(dtable),
+            deltacommit.commit(
+                deltacommit.DeltaView(dtable),
                 tdir,
                 removes,
                 operation="DELETE",
@@ -508,7 +509,7 @@ class _Fsck:
         bad = self.check_files("data", data.dt, data.path)
         if bad and self.repair:
             bad = set()
-        actions = deltafiles.add_actions(data.dt)
+        actions = tableread.add_actions(data.dt)
         rows: list[tuple[str, nodes.NodeRow]] = []
         for rel, part in zip(
             actions.column("path").to_pylist(),
@@ -517,7 +518,7 @@ class _Fsck:
         ):
             if rel in bad:
                 continue
-            t = deltafiles.read_parquet(data.path / rel).cast(FILE_SCHEMA)
+            t = tableread.read_parquet(data.path / rel).cast(FILE_SCHEMA)
             rows.extend((rel, r) for r in _rows_of(part, t))
         self.node_paths = fsck_tree.node_paths([r for _, r in rows], self.blobs)
         for p in self.problems:
@@ -603,7 +604,7 @@ class _Fsck:
         rows: list[tuple[str, nodes.NodeRow]],
     ) -> None:
         """Rewrite each file holding damaged rows without them, in one commit."""
-        actions = deltafiles.add_actions(data.dt)
+        actions = tableread.add_actions(data.dt)
         sizes = dict(
             zip(
                 actions.column("path").to_pylist(),
@@ -611,11 +612,11 @@ class _Fsck:
                 strict=True,
             )
         )
-        out: list[deltafiles.FileAction] = []
+        out: list[parquetwrite.FileAction] = []
         for rel, drop in damaged.items():
             part = drop[0].part_id
             gone = {(r.node_id, r.version) for r in drop}
-            t = deltafiles.read_parquet(data.path / rel).cast(FILE_SCHEMA)
+            t = tableread.read_parquet(data.path / rel).cast(FILE_SCHEMA)
             keep = [
                 i
                 for i, (n, v) in enumerate(
@@ -624,10 +625,11 @@ class _Fsck:
                 if (n, v) not in gone
             ]
             if keep:
-                out.append(deltafiles.write_file(data.path, t.take(keep), {PARTITION: part}))
-            out.append(deltafiles.FileAction(rel, sizes.get(rel, 0), {PARTITION: part}, 0, 0, True))
+                out.append(parquetwrite.write_file(data.path, t.take(keep), {PARTITION: part}))
+            size = sizes.get(rel, 0)
+            out.append(parquetwrite.FileAction(rel, size, {PARTITION: part}, 0, 0, True))
             rows[:] = [(f, r) for f, r in rows if not (f == rel and (r.node_id, r.version) in gone)]
-        deltafiles.commit(
+        deltacommit.commit(
             data,
             data.path,
             out,
@@ -642,7 +644,7 @@ class _Fsck:
     # -- data and control agree ------------------------------------------------------------
     def check_agreement(self, data: DataTable, control: ControlTable | None) -> None:
         data.dt.update_incremental()
-        history = deltafiles.history_metadata(data.dt, data.path, "pond_txn")
+        history = tableread.history_metadata(data.dt, data.path, "pond_txn")
         self.checked["transactions"] = len(history)
         by_seq: dict[int, list[tuple[int, str]]] = defaultdict(list)
         for v, _, p in history:

@@ -2,7 +2,7 @@
 structural checks of `pond fsck` over the rows that are left.
 
 A directory's entries are its latest snapshot with the deltas after it folded on top
-(storage/fs.py). When the rows holding the snapshot are lost (a missing data file that
+(storage/direntries.py). When the rows holding the snapshot are lost (a missing data file that
 repair removed, a version whose blob is gone), or a delta after it, no reader or writer can
 rebuild the directory: every write into it fails. Repair writes a new snapshot version
 from what remains (the newest surviving snapshot, if any, and the deltas after it, without
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .. import nodes
 from ..storage.blobs import BlobStore
-from ..storage.fs import DELTA_ATTRS, Entry
+from ..storage.direntries import DELTA_ATTRS, Entry
 from . import fsck_tree
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .. import nodes
 from ..storage.blobs import BlobStore
-from ..storage.fs import DELTA_ATTRS, Entry, decode_delta, decode_dir
+from ..storage.direntries import DELTA_ATTRS, Entry, decode_delta, decode_dir
 
 
 def _dir_rows(rows: list[nodes.NodeRow]) -> dict[str, list[nodes.NodeRow]]:

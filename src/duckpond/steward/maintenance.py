@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from ..storage import checkpoints, deltafiles
+from ..storage import checkpoints, tableread, upkeep
 from .control import conform
 from .steward import crash_point
 
@@ -30,8 +30,8 @@ def maintain(pond: Pond, retention_hours: float | None = None) -> dict[str, Any]
     with pond.steward.locked():
         for table in (pond.data, pond.control):
             # a pond created before issue 17 gets the properties that state its window
-            window = deltafiles.retention_seconds(table.dt.metadata().description)
-            deltafiles.set_retention(table.dt, table.path, window)
+            window = upkeep.retention_seconds(table.dt.metadata().description)
+            upkeep.set_retention(table.dt, table.path, window)
         data = pond.data
         data.refresh()
         before = data.file_count()
@@ -49,13 +49,13 @@ def maintain(pond: Pond, retention_hours: float | None = None) -> dict[str, Any]
         control = pond.control
         control.evolve_schema()  # compacted files carry every column: the table must too
         control.dt.update_incremental()
-        actions = deltafiles.add_actions(control.dt)
+        actions = tableread.add_actions(control.dt)
         files = actions.column("path").to_pylist()
         if len(files) > 1:
             merged = pa.concat_tables(
-                [conform(deltafiles.read_parquet(control.path / f)) for f in files]
+                [conform(tableread.read_parquet(control.path / f)) for f in files]
             )
-            deltafiles.compact(control, control.path, files, merged, log=control.log)
+            upkeep.compact(control, control.path, files, merged, log=control.log)
         crash_point("maintain_after_control_compact")
         vacuumed = checkpoints.checkpoint(control.path, retention_s=retention_s, full=True)
         control.catch_up()  # the compaction's commit is not applied to the handle
@@ -68,7 +68,7 @@ def maintain(pond: Pond, retention_hours: float | None = None) -> dict[str, Any]
         crash_point("maintain_before_blobs")
         # Blobs belong to the data table: its window applies unless one is given.
         window = (
-            deltafiles.retention_seconds(data.description()) if retention_s is None else retention_s
+            upkeep.retention_seconds(data.description()) if retention_s is None else retention_s
         )
         blobs, temps = pond.blobs.collect_garbage(data.referenced_hashes(), window)
         report["blobs"] = {"removed": blobs, "temp_files_removed": temps}

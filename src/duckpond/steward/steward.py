@@ -24,10 +24,11 @@ from ..factories import base as factory_base
 from ..factories import registry
 from ..lock import WriteLock
 from ..remotes import state as remote_state
-from ..storage import deltafiles, logcheck
+from ..storage import logcheck, tableread
 from ..storage.blobs import BlobStore
 from ..storage.datatable import DataTable
-from ..storage.fs import PondFS, StagedTxn
+from ..storage.fs import PondFS
+from ..storage.staging import StagedTxn
 from ..txn import WriteTxn
 from . import config_secrets
 from .control import (
@@ -172,7 +173,7 @@ class Steward:
         versions it tries taken, one after another, and give up on a free log."""
         self.data.refresh()
         control = self.control
-        if deltafiles.has_commits_after(
+        if tableread.has_commits_after(
             control.path, max(control.log_version(), control.log.known)
         ):
             control.catch_up()

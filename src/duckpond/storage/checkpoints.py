@@ -26,13 +26,15 @@ from urllib.parse import unquote
 import pyarrow as pa
 
 from . import deltalog
-from .deltafiles import (
+from .durability import fsync_dir, fsync_file, replace_synced
+from .pqread import pq
+from .tableread import last_checkpoint_version
+from .upkeep import (
     LEGACY_LOG_RETENTION,
     LOG_RETENTION_KEY,
     TOMBSTONE_KEY,
     TOMBSTONE_MAX_S,
     VACUUM_SLACK_S,
-    last_checkpoint_version,
     log_retention_seconds,
     mtime,
     parse_interval,
@@ -40,8 +42,6 @@ from .deltafiles import (
     retention_seconds,
     vacuum,
 )
-from .durability import fsync_dir, fsync_file, replace_synced
-from .pqread import pq
 
 _MAP = pa.map_(pa.string(), pa.string())
 _DELETION_VECTOR = pa.struct(
@@ -242,7 +242,7 @@ def _rows(snap: deltalog.Snapshot) -> dict[str, list[Any]]:
 
 def _tombstone_cutoff_ms(snap: deltalog.Snapshot, now_ms: int) -> int:
     """Removes deleted before this are expired: kept for min(the table's
-    `delta.deletedFileRetentionDuration`, TOMBSTONE_MAX_S), see deltafiles.TOMBSTONE_KEY."""
+    `delta.deletedFileRetentionDuration`, TOMBSTONE_MAX_S), see upkeep.TOMBSTONE_KEY."""
     window = parse_interval(snap.configuration.get(TOMBSTONE_KEY))
     keep = min(DEFAULT_TOMBSTONE_S if window is None else window, TOMBSTONE_MAX_S)
     return int(now_ms - keep * 1000)
@@ -384,8 +384,8 @@ def write_checkpoint(snap: deltalog.Snapshot) -> int:
 
 def _delta_rs_checkpoint(table_dir: Path) -> tuple[int, set[str], dict[str, str], str | None]:
     """A checkpoint by delta-rs, for a log the pond's reader does not handle."""
-    from .deltafiles import add_actions
     from .logcheck import open_table  # imports deltalake
+    from .tableread import add_actions
 
     dt = open_table(table_dir)
     dt.create_checkpoint()
@@ -409,12 +409,12 @@ def checkpoint(
     older than the retention window (the table's own unless `retention_s` is given);
     returns the number of files vacuumed. Not `full`: no vacuum if the previous one is
     recent (VACUUM_EVERY), and only partitions changed since the previous vacuum could
-    have garbage left (see deltafiles.vacuum()).
+    have garbage left (see upkeep.vacuum()).
 
     Log entries are kept for `delta.logRetentionDuration` (the pond sets it to the
     retention window) so other readers can time travel, and always back to the previous
     checkpoint (readers still catching up); a table with the legacy property keeps at most
-    about LOG_KEEP_MAX_VERSIONS versions (deltafiles.LOG_RETENTION_KEY). With
+    about LOG_KEEP_MAX_VERSIONS versions (upkeep.LOG_RETENTION_KEY). With
     `archive_key`, that custom commit metadata (the data table's `pond_txn`) of pruned
     entries is first saved to an archive. Vacuuming here keeps disk use flat without
     anyone running `pond maintain`: a checkpoint has just read the snapshot it needs.

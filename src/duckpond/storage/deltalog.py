@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import unquote
 
-from .deltafiles import last_checkpoint_version, protocol_problem, write_problem
+from .deltacommit import protocol_problem, write_problem
+from .tableread import last_checkpoint_version
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -394,7 +395,7 @@ class SnapshotThenDelta:
     """A table handle that reads and writes through its own `Snapshot` until something
     needs delta-rs (SQL, history, schema changes, a log the snapshot cannot read): `dt`
     opens deltalake's handle, at the latest version, on first use, and from then on it is
-    the handle's view of the log. Either way the handle is the `deltafiles.LogView` its
+    the handle's view of the log. Either way the handle is the `deltacommit.LogView` its
     commits check against."""
 
     # Whether the snapshot a handle opens with reads the checkpoint's statistics.
@@ -437,7 +438,7 @@ class SnapshotThenDelta:
             return [str(f.get("name")) for f in self._snap.fields()]
         return [f.name for f in self.dt.schema().fields]
 
-    # -- deltafiles.LogView ---------------------------------------------------------------
+    # -- deltacommit.LogView ---------------------------------------------------------------
     def log_version(self) -> int:
         """The version of the log this handle has read (either reader)."""
         if self._snap is not None:
@@ -463,7 +464,7 @@ class SnapshotThenDelta:
             self.dt = _open_dt(self.path)
 
     def write_problem(self) -> str | None:
-        """Why the pond may not write this table (deltafiles.write_problem), or None."""
+        """Why the pond may not write this table (deltacommit.write_problem), or None."""
         snap = self._snap
         if snap is not None:
             return write_problem(snap.protocol, snap.configuration, snap.fields())
