@@ -12,11 +12,17 @@ an upgrade or another width renders and stores it anew. Every other command, an
 unwritable cache (then click renders the help every time) and any failure here go to
 `main.main`.
 
-Only os and sys are imported here: everything else would cost the time this saves.
+The process settings a library must not make are made here, for the `pond` process only
+(docs/developer/process-settings.md): the allocator's purge delay and the cyclic GC's
+thresholds.
+
+Only gc, os and sys are imported here (gc is built in): everything else would cost the
+time this saves.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -57,8 +63,16 @@ def main() -> None:
     # 12 MB in use). mimalloc reads the setting when pyarrow's library loads, so it is set
     # here, before anything imports pyarrow; a value the user set is kept. The library
     # leaves the environment alone: an embedder sets it itself (README, "Memory of a
-    # long-lived process").
+    # long-lived process"; docs/developer/process-settings.md).
     os.environ.setdefault("MIMALLOC_PURGE_DELAY", "0")
+    # A command that lists or reads many entries allocates an object or more per entry
+    # (a NodeRow, its attributes, its content loader); with the default thresholds the
+    # cyclic GC walks them (and every module's objects) over and over: ~20 % of `pond list
+    # '/**'` over 100,000 files (bench 11b). 50,000 left ~6 % of it once the library no
+    # longer paused the collector while building rows; 200,000 costs what the pause did
+    # (same peak memory). The library leaves the collector alone: an embedder chooses
+    # (docs/developer/process-settings.md).
+    gc.set_threshold(200_000, 20, 10)
     request = _eager_request(sys.argv[1:])
     if request == "version":
         from .. import __version__

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import functools
-import gc
 import os
 import sys
 from collections.abc import Callable
@@ -1005,10 +1004,6 @@ def main(argv: list[str] | None = None) -> None:
 
 def _run(argv: list[str] | None) -> None:
     keep_pandas_out()
-    # A command that lists or reads many entries allocates an object or more per entry;
-    # with the default thresholds the cyclic GC walks them (and every module's objects)
-    # over and over: ~20 % of `pond list '/**'` over 100,000 files (bench 11b).
-    gc.set_threshold(50_000, 20, 10)
     try:
         cli.main(args=argv, prog_name="pond", standalone_mode=False)
     except click.UsageError as e:

@@ -5,12 +5,10 @@ The files' rows come from the table handle (PartFiles), which reads and caches t
 from __future__ import annotations
 
 import bisect
-import gc
 import json
 import sys
 from collections import OrderedDict
-from collections.abc import Collection, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
@@ -163,8 +161,7 @@ class PartIndex:
             # most rows (listing a directory): whole columns, picked in Python
             whole = [self.index.column(name).to_pylist() for name in _ROW_COLUMNS]
             cols = [[col[p] for p in positions] for col in whole]
-            with _no_gc() if len(positions) > 1000 else nullcontext():
-                return self._make_rows(positions, cols)
+            return self._make_rows(positions, cols)
         if len(positions) > 64 and self._index is not None:  # one gather over the index
             picked = self.index.take(pa.array(positions, pa.int64()))
         elif positions:  # slice them out of their files' tables (read only those files)
@@ -177,8 +174,7 @@ class PartIndex:
         else:
             return []
         cols = [picked.column(name).to_pylist() for name in _ROW_COLUMNS]
-        with _no_gc() if len(positions) > 1000 else nullcontext():
-            return self._make_rows(positions, cols)
+        return self._make_rows(positions, cols)
 
     def _make_rows(self, positions: list[int], cols: list[list[Any]]) -> list[NodeRow]:
         starts, files, load = self._starts, self.files, self._table.content
@@ -355,8 +351,7 @@ class PartIndex:
     def latest_rows(self) -> dict[str, NodeRow]:
         """node_id -> its latest row, for every node of the partition (built once)."""
         if self._latest is None:
-            with _no_gc():
-                self._latest = self._build_latest()
+            self._latest = self._build_latest()
         return self._latest
 
     def _build_latest(self) -> dict[str, NodeRow]:
@@ -387,18 +382,3 @@ def _trim_tail(found: NodeVersions, incomplete: Collection[str | None]) -> NodeV
         if found[i][2] not in incomplete:
             return found[i:]
     return found
-
-
-
-@contextmanager
-def _no_gc() -> Iterator[None]:
-    """Cyclic GC paused while building many rows (which form no cycles): each collection
-    walks every tracked object, so 100,000 new rows cost ~6x as much with it running."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
