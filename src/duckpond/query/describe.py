@@ -1,0 +1,96 @@
+"""`pond describe`: type, size, schema and versions of a source (moved from pond.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from .. import nodes
+from ..results import Description, FieldInfo, VersionInfo
+from .sources import DerivedReads, SourcePond, no_pond, read_source
+from .urls import is_host, parse_source
+
+
+def iso(us: int | None) -> str | None:
+    if us is None:
+        return None
+    return dt.datetime.fromtimestamp(us / 1e6, tz=dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def describe_source(
+    url: str, pond: SourcePond | None, derived: DerivedReads | None = None
+) -> Description:
+    """`Pond.describe`, also without a pond for host URLs."""
+    if is_host(url):
+        table = read_source(url, None, sql="SELECT * FROM source LIMIT 0")
+        return Description(
+            path=url,
+            type="host",
+            schema=[FieldInfo(f.name, str(f.type)) for f in table.schema],
+        )
+    if pond is None:
+        raise no_pond()
+    node = pond.derived(parse_source(url).path)
+    if node is not None and derived is not None:
+        return _describe_derived(pond, derived, node)
+    loc = pond.require(parse_source(url).path)
+    fs = pond.fs
+    schema = None
+    time_column = None
+    if nodes.is_table(loc.file_type) or nodes.is_series(loc.file_type):
+        from . import ingest
+
+        source = fs.blob_path(loc.row) or loc.row.content or b""
+        schema = [
+            FieldInfo(f.name, str(f.type)) for f in ingest.read_parquet_schema(source, loc.path)
+        ]
+        if nodes.is_series(loc.file_type):
+            time_column = loc.row.extended_attributes.get("time_column")
+    return Description(
+        path=loc.path,
+        type=loc.file_type,
+        size=loc.row.size,
+        factory=loc.row.factory or None,
+        schema=schema,
+        time_column=time_column,
+        versions=[
+            VersionInfo(
+                version=r.version,
+                txn_seq=r.txn_seq,
+                timestamp=iso(r.timestamp),
+                size=r.size,
+                min_event_time=iso(r.min_event_time),
+                max_event_time=iso(r.max_event_time),
+            )
+            for r in fs.versions(loc.part_id, loc.node_id)
+        ],
+    )
+
+
+def _describe_derived(pond: SourcePond, derived: DerivedReads, node: Any) -> Description:
+    """Factory, config, resulting schema and (for a stored factory node) its versions."""
+    loc = pond.lookup(node.path)
+    stored = loc if loc is not None and loc.row.factory is not None else None
+    d = derived.describe(node, pond.fs.content(stored.row) if stored else None)
+    rows = pond.fs.versions(stored.part_id, stored.node_id) if stored else []
+    return Description(
+        path=node.path,
+        type=node.file_type,
+        size=stored.row.size if stored else 0,
+        factory=node.factory,
+        schema=[FieldInfo(f["name"], f["type"]) for f in d["schema"]] if "schema" in d else None,
+        time_column=d.get("time_column"),
+        versions=[
+            VersionInfo(
+                version=r.version,
+                txn_seq=r.txn_seq,
+                timestamp=iso(r.timestamp),
+                size=r.size,
+                min_event_time=None,
+                max_event_time=None,
+            )
+            for r in rows
+        ],
+        config=d.get("config"),
+        entries=d.get("entries"),
+    )
