@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import nodes
 from ..results import Description, FieldInfo, VersionInfo
 from .sources import DerivedReads, SourcePond, no_pond, read_source
 from .urls import is_host, parse_source
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def iso(us: int | None) -> str | None:
@@ -21,12 +24,16 @@ def describe_source(
     url: str, pond: SourcePond | None, derived: DerivedReads | None = None
 ) -> Description:
     """`Pond.describe`, also without a pond for host URLs."""
-    if is_host(url):
-        table = read_source(url, None, sql="SELECT * FROM source LIMIT 0")
+    src = parse_source(url)
+    if is_host(url) or src.format is not None:
+        if not is_host(url) and pond is None:
+            raise no_pond()
+        table = read_source(url, pond, derived, sql="SELECT * FROM source LIMIT 0")
         return Description(
             path=url,
-            type="host",
+            type="host" if is_host(url) else src.fmt,
             schema=[FieldInfo(f.name, str(f.type)) for f in table.schema],
+            time_column=_time_column(src.format, table.schema),
         )
     if pond is None:
         raise no_pond()
@@ -65,6 +72,19 @@ def describe_source(
             for r in fs.versions(loc.part_id, loc.node_id)
         ],
     )
+
+
+def _time_column(fmt: str | None, schema: pa.Schema) -> str | None:
+    """The column `copy` into a series would index by (None when there is none)."""
+    if fmt is None:
+        return None
+    from .. import formats
+    from .ingest import detect_time_column
+
+    preferred = formats.get(fmt).time_column
+    if preferred is not None and preferred in schema.names:
+        return preferred
+    return detect_time_column(schema)
 
 
 def _describe_derived(pond: SourcePond, derived: DerivedReads, node: Any) -> Description:

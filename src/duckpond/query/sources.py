@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .. import nodes
+from .. import formats, nodes
 from ..errors import InvalidPathError, NotFoundError, PondError, PondUsageError, QueryError
 from .limits import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
 from .urls import SourceURL, parse_source
@@ -52,11 +52,19 @@ class NodeStore(Protocol):
     def blob_path(self, row: nodes.NodeRow) -> str | None: ...
 
 
+class ListedEntry(Protocol):
+    @property
+    def path(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+
+
 class SourcePond(Protocol):
     """What reading a pond source needs of the pond (duckpond.pond.Pond)."""
 
     @property
     def fs(self) -> NodeStore: ...
+    def list(self, pattern: str) -> Sequence[ListedEntry]: ...
     def derived(self, path: str) -> Any: ...
     def require(self, path: str) -> LocatedNode: ...
     def lookup(self, path: str) -> LocatedNode | None: ...
@@ -76,6 +84,8 @@ class DerivedReads(Protocol):
     ) -> None: ...
 
     def describe(self, node: Any, config: bytes | None) -> dict[str, Any]: ...
+
+    def read_bytes(self, node: Any) -> bytes: ...
 
 
 def no_pond() -> PondError:
@@ -182,16 +192,26 @@ def register_source(
     from . import ingest, sql
 
     src = parse_source(url)
+    if src.format is not None:
+        from .formatread import format_table
+
+        table = format_table(src, pond, derived, version)
+        sql.register_table_arrow(ctx, table)
+        column = formats.get(src.format).time_column
+        if time_start is not None or time_end is not None:
+            sql.window_source(ctx, column or _detected(table), time_start, time_end)
+        return
     if src.scheme == "host":
-        if src.fmt == "csv":
-            sql.register_table_arrow(ctx, ingest.read_csv_file(src.path, src.compression))
-        elif src.fmt in ("table", "series"):
+        if src.fmt in ("table", "series"):
             ingest.read_parquet_schema(Path(src.path), src.path)
             sql.register_parts(
                 ctx, [sql.Part(path=src.path, data=None, min_time=None, max_time=None)]
             )
         else:
-            raise QueryError(f"{url} is raw bytes; read it as host+csv:// or host+table://")
+            raise QueryError(
+                f"{url} is raw bytes; read it in a format (host+csv://, host+oteljson://, "
+                f"...: {', '.join(formats.names())}) or as Parquet (host+table://)"
+            )
         return
     if pond is None:
         raise no_pond()
@@ -204,12 +224,6 @@ def register_source(
         return
     loc = pond.require(src.path)
     fs = pond.fs
-    if src.scheme == "csv":
-        if not nodes.is_file(loc.file_type):
-            raise InvalidPathError(f"not a file: {loc.path}")
-        data = fs.content(row_at(fs, loc, version))
-        sql.register_table_arrow(ctx, ingest.read_csv_bytes(data, src.compression, loc.path))
-        return
     if nodes.is_dir(loc.file_type):
         raise InvalidPathError(f"is a directory: {loc.path}")
     if nodes.is_dynamic(loc.file_type):
@@ -230,8 +244,15 @@ def register_source(
         )
     else:
         raise QueryError(
-            f"{loc.path} is a raw file; query it as csv://{loc.path} or store it as a table"
+            f"{loc.path} is a raw file; query it in a format (csv://{loc.path}, "
+            f"oteljson://{loc.path}, ...: {', '.join(formats.names())}) or store it as a table"
         )
+
+
+def _detected(table: pa.Table) -> str:
+    from .ingest import require_time_column
+
+    return require_time_column(table.schema, None, "the source")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,6 +263,15 @@ class SourceWriter(Protocol):
     """What copying a host source needs of a write transaction (duckpond.txn.WriteTxn)."""
 
     def write_bytes(self, path: str, data: bytes, parents: bool = False) -> None: ...
+    def write_table(
+        self,
+        path: str,
+        data: Any,
+        *,
+        series: bool = False,
+        time_column: str | None = None,
+        parents: bool = False,
+    ) -> None: ...
     def write_host_file(
         self,
         path: str,
@@ -283,7 +313,19 @@ def copy_one(
     if s.fmt == "raw" and not s.compression:
         tx.write_host_file(target, s.path, progress=tick)
         return
-    if s.fmt == "csv":
+    if s.format is not None and (s.format != "csv" or s.options):
+        # parsed on the way in; a CSV without options keeps its streamed conversion below
+        s.check_storable()
+        from .formatread import format_table
+
+        table = format_table(s, None)
+        preferred = time_column
+        if preferred is None and series:
+            fmt_column = formats.get(s.format).time_column
+            if fmt_column is not None and fmt_column in table.schema.names:
+                preferred = fmt_column
+        tx.write_table(target, table, series=series, time_column=preferred)
+    elif s.fmt == "csv":
         s.check_storable()
         tx.write_csv_file(
             target, s.path, series=series, time_column=time_column, compression=s.compression
