@@ -75,7 +75,17 @@ def test_jsonlogs_time_column_makes_a_series(tmp_path: Path, pond_dir: Path) -> 
     d = json.loads(run_pond("describe", "/app", "--format", "json", pond=pond_dir).stdout)
     assert d["time_column"] == "time"
     # both lines are at 10:00 UTC
-    assert d["versions"][0]["min_event_time"] == d["versions"][0]["max_event_time"]
+    assert d["versions"][0]["min_event_time"] == "2024-05-01T10:00:00Z"
+    assert d["versions"][0]["max_event_time"] == "2024-05-01T10:00:00Z"
+    # times without an offset are UTC; text that is not a time stays text
+    g = tmp_path / "naive.log"
+    g.write_text('{"ts": "2024-05-01 10:00:00.5"}\n{"ts": "2024-05-01T11:00:00"}\n')
+    assert cat_json(f"host+jsonlogs://{g}") == [
+        {"ts": "2024-05-01T10:00:00.500000Z"},
+        {"ts": "2024-05-01T11:00:00.000000Z"},
+    ]
+    g.write_text('{"ts": "yesterday"}\n')
+    assert schema_of(f"host+jsonlogs://{g}") == [("ts", "string")]
 
 
 def test_jsonlogs_merges_conflicting_types_across_files(tmp_path: Path, pond_dir: Path) -> None:
@@ -246,3 +256,19 @@ def test_options_on_a_format_without_options(tmp_path: Path) -> None:
     f.write_text("")
     out = run_pond("cat", f"host+oteljson://{f}?delimiter=x", check=2)
     assert "unknown option 'delimiter' for format oteljson (options: none)" in out.stderr.decode()
+
+
+# -- the older copy forms take bzip2 too --------------------------------------------------------
+def test_copy_csv_and_parquet_with_bzip2(tmp_path: Path, pond_dir: Path) -> None:
+    import pyarrow.parquet as pq
+
+    c = tmp_path / "x.csv.bz2"
+    c.write_bytes(bz2.compress(b"timestamp,v\n2024-01-01T00:00:00Z,1\n2024-01-01T01:00:00Z,2\n"))
+    run_pond("copy", f"host+csv+bzip2+series://{c}", "/c", pond=pond_dir)
+    p = tmp_path / "x.parquet"
+    pq.write_table(pa.table({"v": [1, 2, 3]}), p)
+    b = tmp_path / "x.parquet.bz2"
+    b.write_bytes(bz2.compress(p.read_bytes()))
+    run_pond("copy", f"host+table+bzip2://{b}", "/t", pond=pond_dir)
+    assert [r["v"] for r in cat_json("/c", pond=pond_dir)] == [1, 2]
+    assert [r["v"] for r in cat_json("/t", pond=pond_dir)] == [1, 2, 3]

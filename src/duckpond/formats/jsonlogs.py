@@ -75,16 +75,11 @@ def _text(value: Any) -> str | None:
 
 
 def _as_time(text: pa.Array) -> pa.Array:
-    """ISO 8601 text as timestamp[us, UTC], or the text unchanged when any value is not one."""
-    import pyarrow.compute as pc
-
-    for fmt in ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S%z"):
+    """ISO 8601 text as timestamp[us, UTC], or the text unchanged when any value is not one.
+    Times with an offset are converted; times without one are taken as UTC."""
+    for via in (pa.timestamp("us", "UTC"), pa.timestamp("us")):
         try:
-            return pc.cast(text, pa.timestamp("us", "UTC"))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass
-        try:
-            return pc.strptime(text, format=fmt, unit="us").cast(pa.timestamp("us", "UTC"))
+            return text.cast(via).cast(pa.timestamp("us", "UTC"))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             continue
     return text

@@ -331,12 +331,15 @@ def copy_one(
             target, s.path, series=series, time_column=time_column, compression=s.compression
         )
     elif s.fmt in ("table", "series") or s.entry in ("table", "series"):
+        from .ingest import ARROW_CODECS
+
         tx.write_parquet_file(
             target,
             s.path,
             series=series or s.fmt == "series",
             time_column=time_column,
-            compression=s.compression,
+            # the transaction streams it through pyarrow, which names bzip2 "bz2"
+            compression=ARROW_CODECS.get(s.compression or "", s.compression),
         )
     else:
         from . import ingest
