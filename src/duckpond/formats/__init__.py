@@ -11,13 +11,11 @@ in a bounded in-process cache keyed by the content's identity.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 from ..errors import FormatError, PondUsageError
 from .base import MAX_LINE_BYTES, Format, Options, Parsed, Reader, Skipped, check_options
 from .cache import ParsedCache
-from .compression import COMPRESSIONS, decompress
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -38,7 +36,8 @@ __all__ = [
     "register",
 ]
 
-log = logging.getLogger("pond")
+# pond's compression names (formats.compression implements them; loaded on first use)
+COMPRESSIONS = ("gzip", "zstd", "bzip2")
 _REGISTRY: dict[str, Format] = {}
 _BUILTINS_LOADED = False
 cache = ParsedCache()
@@ -111,9 +110,18 @@ def time_column(name: str) -> str | None:
     return get(name).time_column
 
 
+def decompress(data: bytes, compression: str | None, what: str) -> bytes:
+    """`data` with `compression` undone (bounded; see formats.compression)."""
+    from . import compression as codecs
+
+    return codecs.decompress(data, compression, what)
+
+
 def _report(skipped: Skipped, what: str) -> None:
     if skipped.count:
-        log.warning("%s", skipped.message(what))
+        import logging  # only when there is something to say: `pond cat` starts fast
+
+        logging.getLogger("pond").warning("%s", skipped.message(what))
 
 
 # Builtin readers load on first use: parsing a URL (every `pond cat`) needs only the names.

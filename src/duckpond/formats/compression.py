@@ -11,10 +11,10 @@ import bz2
 import zlib
 
 from ..errors import FormatError
+from . import COMPRESSIONS
 
-COMPRESSIONS = ("gzip", "zstd", "bzip2")
 MAGIC = {"gzip": b"\x1f\x8b", "zstd": b"\x28\xb5\x2f\xfd", "bzip2": b"BZh"}
-# What one file may expand to; raw host files larger than this are read in place instead.
+# What one file may expand to: beyond this it is refused rather than held in memory.
 MAX_EXPANDED = 8 << 30
 _CHUNK = 1 << 20
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import parse_qsl
 
 from duckpond import formats
 from duckpond.errors import PondUsageError
@@ -140,6 +139,8 @@ def _split_options(fmt: str, path: str, url: str) -> tuple[str, tuple[tuple[str,
     cut = path.rfind("?")
     if cut < 0 or not _OPTION_RE.match(path[cut + 1 :]):
         return path, ()
+    from urllib.parse import parse_qsl
+
     try:
         pairs = parse_qsl(path[cut + 1 :], keep_blank_values=True, strict_parsing=True)
     except ValueError as e:
