@@ -27,10 +27,10 @@ from .errors import (
     NotFoundError,
     PondError,
     PondUsageError,
-    QueryError,
 )
 from .query.limits import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
-from .results import Description, EntryInfo, FieldInfo, VersionInfo
+from .query.sources import TimeLike, to_us
+from .results import Description, EntryInfo
 from .storage.blobs import BlobStore
 from .storage.datatable import DataTable
 from .storage.fs import Located, PondFS
@@ -40,12 +40,10 @@ if TYPE_CHECKING:
     # Imported for types only: pyarrow, DataFusion and the factories load on first use,
     # so `pond --help` and `pond list` start fast.
     import pyarrow as pa
-    from datafusion import SessionContext
 
     from .dynamic import Resolver
     from .factories.live import LiveNode
-    from .query import sql
-    from .query.urls import SourceURL
+    from .query.sources import DerivedReads
     from .remotes.config import Attachment
     from .remotes.info import PondStatus, RemoteInfo, Transfer, Verification
     from .reports import (
@@ -227,6 +225,7 @@ class Pond:
         sources; onto an existing series path, a series source appends a version.
         `progress` is called with byte counts as they are copied.
         """
+        from .query.sources import copy_one
         from .query.urls import parse_source
 
         if not sources:
@@ -253,7 +252,7 @@ class Pond:
                 if target in targets[:i]:
                     raise InvalidPathError(f"two sources would be copied to {target}")
             for s, target in zip(parsed, targets, strict=True):
-                _copy_one(tx, s, target, time_column, tick)
+                copy_one(tx, s, target, time_column, tick)
         return targets
 
     def copy_out(self, patterns: str | Sequence[str], host_dir: str | Path) -> list[Path]:
@@ -361,8 +360,9 @@ class Pond:
         node = self.derived(path)
         if node is not None:
             from .dynamic import reads
+            from .query.sources import no_version
 
-            _no_version(node.path, version)
+            no_version(node.path, version)
             return reads.read_bytes(node)
         loc = self.require(path)
         if nodes.is_dir(loc.file_type):
@@ -397,7 +397,19 @@ class Pond:
     ) -> pa.Table:
         """Run read-only SQL over a pond file (as `source`/`series`) or a host URL, within
         `timeout` seconds and `memory_limit` bytes (None: unbounded; see query/limits.py)."""
-        return _query(self, path, query, version, time_start, time_end, timeout, memory_limit)
+        from .query.sources import run_query
+
+        return run_query(
+            self,
+            _derived_reads(),
+            path,
+            query,
+            version,
+            time_start,
+            time_end,
+            timeout,
+            memory_limit,
+        )
 
     def read(
         self,
@@ -732,62 +744,10 @@ class Pond:
         return cls.open(path, wait=wait), transfer
 
 
-TimeLike = int | str | dt.datetime | None
+def _derived_reads() -> DerivedReads:
+    from .dynamic import reads
 
-
-def to_us(value: TimeLike) -> int | None:
-    """µs since the epoch from an int (µs), an ISO 8601 string (UTC unless an offset is
-    given) or a datetime (naive = UTC)."""
-    if value is None or isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            pass
-        try:
-            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise PondUsageError(
-                f"not a time: {value!r} (use ISO 8601 or µs since epoch)"
-            ) from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return int(value.timestamp() * 1_000_000)
-
-
-def _copy_one(
-    tx: WriteTxn, s: SourceURL, target: str, time_column: str | None, tick: Callable[[int], None]
-) -> None:
-    series = s.entry == "series"
-    if s.fmt == "raw" and not s.compression:
-        tx.write_host_file(target, s.path, progress=tick)
-        return
-    if s.fmt == "csv":
-        s.check_storable()
-        tx.write_csv_file(
-            target, s.path, series=series, time_column=time_column, compression=s.compression
-        )
-    elif s.fmt in ("table", "series") or s.entry in ("table", "series"):
-        tx.write_parquet_file(
-            target,
-            s.path,
-            series=series or s.fmt == "series",
-            time_column=time_column,
-            compression=s.compression,
-        )
-    else:
-        from .query import ingest
-
-        tx.write_bytes(target, ingest.read_host_bytes(s.path, s.compression))
-    tick(_host_size(s.path))
-
-
-def _host_size(path: str) -> int:
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return 0
+    return reads
 
 
 def read_source(
@@ -800,194 +760,17 @@ def read_source(
     memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
 ) -> pa.Table:
     """`Pond.read`, also without a pond for host URLs (`pond cat host+csv:///x.csv`)."""
-    t0, t1 = (to_us(time_range[0]), to_us(time_range[1])) if time_range else (None, None)
-    query = sql or "SELECT * FROM source"
-    return _query(pond, url, query, version, t0, t1, timeout, memory_limit)
+    from .query import sources
 
-
-def _query(
-    pond: Pond | None,
-    url: str | None,
-    query: str,
-    version: int | None,
-    time_start: int | None,
-    time_end: int | None,
-    timeout: float | None,
-    memory_limit: int | None,
-) -> pa.Table:
-    """Read-only SQL over `url` registered as `source` (None: over no table), within the
-    limits: what `Pond.sql` and `read_source` share."""
-    from .query import sql as sqlmod
-
-    ctx = sqlmod.make_context(memory_limit)
-    if url is not None:
-        register_source(ctx, url, pond, version, time_start, time_end)
-    return sqlmod.run_sql(ctx, query, timeout)
+    derived = _derived_reads() if pond is not None else None
+    return sources.read_source(url, pond, derived, sql, version, time_range, timeout, memory_limit)
 
 
 def describe_source(url: str, pond: Pond | None) -> Description:
     """`Pond.describe`, also without a pond for host URLs."""
-    from .query.urls import is_host, parse_source
+    from .query.describe import describe_source as describe
 
-    if is_host(url):
-        table = read_source(url, None, sql="SELECT * FROM source LIMIT 0")
-        return Description(
-            path=url,
-            type="host",
-            schema=[FieldInfo(f.name, str(f.type)) for f in table.schema],
-        )
-    if pond is None:
-        raise PondError("no pond given: use --pond PATH or set $POND")
-    node = pond.derived(parse_source(url).path)
-    if node is not None:
-        return _describe_derived(pond, node)
-    loc = pond.require(parse_source(url).path)
-    fs = pond.fs
-    schema = None
-    time_column = None
-    if nodes.is_table(loc.file_type) or nodes.is_series(loc.file_type):
-        from .query import ingest
-
-        source = fs.blob_path(loc.row) or loc.row.content or b""
-        schema = [
-            FieldInfo(f.name, str(f.type)) for f in ingest.read_parquet_schema(source, loc.path)
-        ]
-        if nodes.is_series(loc.file_type):
-            time_column = loc.row.extended_attributes.get("time_column")
-    return Description(
-        path=loc.path,
-        type=loc.file_type,
-        size=loc.row.size,
-        factory=loc.row.factory or None,
-        schema=schema,
-        time_column=time_column,
-        versions=[
-            VersionInfo(
-                version=r.version,
-                txn_seq=r.txn_seq,
-                timestamp=_iso(r.timestamp),
-                size=r.size,
-                min_event_time=_iso(r.min_event_time),
-                max_event_time=_iso(r.max_event_time),
-            )
-            for r in fs.versions(loc.part_id, loc.node_id)
-        ],
-    )
-
-
-def _describe_derived(pond: Pond, node: LiveNode) -> Description:
-    """Factory, config, resulting schema and (for a stored factory node) its versions."""
-    from .dynamic import reads
-
-    loc = pond.lookup(node.path)
-    stored = loc if loc is not None and loc.row.factory is not None else None
-    d = reads.describe(node, pond.fs.content(stored.row) if stored else None)
-    rows = pond.fs.versions(stored.part_id, stored.node_id) if stored else []
-    return Description(
-        path=node.path,
-        type=node.file_type,
-        size=stored.row.size if stored else 0,
-        factory=node.factory,
-        schema=[FieldInfo(f["name"], f["type"]) for f in d["schema"]] if "schema" in d else None,
-        time_column=d.get("time_column"),
-        versions=[
-            VersionInfo(
-                version=r.version,
-                txn_seq=r.txn_seq,
-                timestamp=_iso(r.timestamp),
-                size=r.size,
-                min_event_time=None,
-                max_event_time=None,
-            )
-            for r in rows
-        ],
-        config=d.get("config"),
-        entries=d.get("entries"),
-    )
-
-
-def _no_version(path: str, version: int | None) -> None:
-    if version is not None:
-        raise InvalidPathError(
-            f"{path} is derived: it is computed from its inputs, it has no stored versions"
-        )
-
-
-def _part(fs: PondFS, row: nodes.NodeRow) -> sql.Part:
-    from .query import sql
-
-    path = fs.blob_path(row)
-    return sql.Part(
-        path=path,
-        data=row.content if path is None else None,
-        min_time=row.min_event_time,
-        max_time=row.max_event_time,
-    )
-
-
-def register_source(
-    ctx: SessionContext,
-    url: str,
-    pond: Pond | None,
-    version: int | None = None,
-    time_start: int | None = None,
-    time_end: int | None = None,
-) -> None:
-    """Register what `url` names as the SQL tables `source` and `series`."""
-    from .query import ingest, sql
-    from .query.urls import parse_source
-
-    src = parse_source(url)
-    if src.scheme == "host":
-        if src.fmt == "csv":
-            sql.register_table_arrow(ctx, ingest.read_csv_file(src.path, src.compression))
-        elif src.fmt in ("table", "series"):
-            ingest.read_parquet_schema(Path(src.path), src.path)
-            sql.register_parts(
-                ctx, [sql.Part(path=src.path, data=None, min_time=None, max_time=None)]
-            )
-        else:
-            raise QueryError(f"{url} is raw bytes; read it as host+csv:// or host+table://")
-        return
-    if pond is None:
-        raise PondError("no pond given: use --pond PATH or set $POND")
-    node = pond.derived(src.path)
-    if node is not None:
-        from .dynamic import reads
-
-        _no_version(node.path, version)
-        reads.register(ctx, node, src.scheme, src.compression, time_start, time_end)
-        return
-    loc = pond.require(src.path)
-    fs = pond.fs
-    if src.scheme == "csv":
-        if not nodes.is_file(loc.file_type):
-            raise InvalidPathError(f"not a file: {loc.path}")
-        data = fs.content(pond.row_at(loc, version))
-        sql.register_table_arrow(ctx, ingest.read_csv_bytes(data, src.compression, loc.path))
-        return
-    if nodes.is_dir(loc.file_type):
-        raise InvalidPathError(f"is a directory: {loc.path}")
-    if nodes.is_dynamic(loc.file_type):
-        raise QueryError(f"{loc.path} is a {loc.row.factory} factory node, not a table")
-    if nodes.is_table(loc.file_type):
-        sql.register_parts(ctx, [_part(fs, pond.row_at(loc, version))])
-    elif nodes.is_series(loc.file_type):
-        rows = fs.versions(loc.part_id, loc.node_id)
-        if version is not None:
-            rows = [pond.row_at(loc, version)]
-        column = loc.row.extended_attributes.get("time_column")
-        sql.register_parts(
-            ctx,
-            [_part(fs, r) for r in rows],
-            time_column=column,
-            time_start=time_start,
-            time_end=time_end,
-        )
-    else:
-        raise QueryError(
-            f"{loc.path} is a raw file; query it as csv://{loc.path} or store it as a table"
-        )
+    return describe(url, pond, _derived_reads() if pond is not None else None)
 
 
 def pond_path_from_env(explicit: str | None) -> Path:

@@ -233,8 +233,21 @@ class _Context:
     # a factory's inputs are strict even while listing: a broken input is an error,
     # never silently missing from the result
     def glob(self, pattern: str) -> list[LiveNode]:
+        """A pond glob, or a format URL (`oteljson:///ingest/*.json`): its raw files parsed."""
+        src = None
+        if "://" in pattern:
+            from ..query.urls import parse_source
+
+            src = parse_source(pattern)
+            if src.format is None or src.is_host:
+                raise FactoryError(f"{pattern}: an input is a pond path or FORMAT:///pond/path")
         with self._strict():
-            return self.resolver.glob(pattern, strict=True)
+            found = self.resolver.glob(src.path if src else pattern, strict=True)
+        if src is None:
+            return found
+        from .formatted import formatted
+
+        return formatted(found, src, pattern)
 
     def lookup(self, path: str) -> LiveNode | None:
         with self._strict():

@@ -139,7 +139,10 @@ _SCHEMES = ("series://", "table://", "file://", "pond://")
 
 
 def pattern_path(pattern: str) -> str:
-    """`series:///a/*` (or a bare `/a/*`) -> `/a/*`."""
+    """`series:///a/*` (or a bare `/a/*`, or a format URL `oteljson:///a/*`) -> `/a/*`."""
+    if _is_format_url(pattern):
+        path: str = _format_url(pattern).path
+        return path
     for scheme in _SCHEMES:
         if pattern.startswith(scheme):
             rest = pattern[len(scheme) :]
@@ -149,6 +152,31 @@ def pattern_path(pattern: str) -> str:
     if not pattern.startswith("/"):
         raise FactoryError(f"pattern {pattern!r} must be an absolute pond path or series:///...")
     return pattern
+
+
+def _is_format_url(pattern: str) -> bool:
+    return "://" in pattern and not pattern.startswith(_SCHEMES)
+
+
+def _format_url(pattern: str) -> Any:
+    from ..errors import PondError
+    from ..query.urls import parse_source
+
+    try:
+        src = parse_source(pattern)
+    except PondError as e:
+        raise FactoryError(f"pattern {pattern!r}: {e}") from None
+    if src.format is None or src.is_host:
+        raise FactoryError(
+            f"pattern {pattern!r} must be a pond path, series:///... or FORMAT:///pond/path"
+        )
+    return src
+
+
+def input_pattern(pattern: str) -> str:
+    """What to glob for an input pattern: the pond path, or the whole format URL (the
+    context parses each raw file it matches in that format)."""
+    return pattern if _is_format_url(pattern) else pattern_path(pattern)
 
 
 def files_of(nodes: list[LiveNode]) -> list[LiveFile]:

@@ -19,6 +19,7 @@ from .live import (
     digest,
     empty_like,
     files_of,
+    input_pattern,
     parse_duration,
     pattern_path,
     substitute,
@@ -83,7 +84,7 @@ class TemporalReduce(Factory):
     def build(self, config: dict[str, Any], ctx: BuildContext) -> ReduceDir:
         pattern = pattern_path(config["in_pattern"])
         sites: dict[str, LiveFile] = {}
-        for f in files_of(ctx.glob(pattern)):
+        for f in files_of(ctx.glob(input_pattern(config["in_pattern"]))):
             name = substitute(config["out_pattern"], captures(pattern, f.path))
             if not name or "/" in name:
                 raise FactoryError(f"{ctx.path}: out_pattern gives {name!r} for {f.path}")

@@ -16,6 +16,7 @@ from .live import (
     digest,
     empty_like,
     files_of,
+    input_pattern,
     pattern_path,
     register_union,
     union_schema,
@@ -66,7 +67,7 @@ class SqlDerived(Factory):
     def build(self, config: dict[str, Any], ctx: BuildContext) -> SqlFile:
         inputs: dict[str, list[LiveFile]] = {}
         for name, pat in config["patterns"].items():
-            files = files_of(ctx.glob(pattern_path(pat)))
+            files = files_of(ctx.glob(input_pattern(pat)))
             if not files:
                 raise FactoryError(f"{ctx.path}: input '{name}' ({pat}) matches no table or series")
             inputs[name] = files

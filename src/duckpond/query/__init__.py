@@ -1,6 +1,9 @@
-"""Query layer: source URLs, host ingest (Parquet/CSV), DataFusion SQL and result rendering.
+"""Query layer: source URLs, host ingest (Parquet/CSV), format URLs, DataFusion SQL, result
+rendering, and reading a source (sources.py, describe.py, formatread.py).
 
-Depends only on duckpond.errors, so storage and the steward can both build on it.
+Depends only on the lowest layer (duckpond.errors, paths, nodes, results) and the format
+readers (duckpond.formats), so storage and the steward can both build on it; the pond is
+seen through protocols (sources.SourcePond), never imported.
 """
 
 __all__ = [

@@ -19,6 +19,12 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from duckpond.errors import FormatError, NotFoundError, PondError, clip
+from duckpond.formats import compression as compression_codecs
+from duckpond.formats.csv import check_column_names as check_column_names
+from duckpond.formats.csv import check_csv_schema as _check_csv_schema
+from duckpond.formats.csv import csv_error as _csv_error
+from duckpond.formats.csv import parse_csv as _parse_csv
+from duckpond.formats.csv import utf8_error as _utf8_error
 
 PathLike = str | os.PathLike[str]
 ParquetSource: TypeAlias = PathLike | bytes | pa.Buffer | IO[bytes]
@@ -27,7 +33,6 @@ TIME_COLUMN_NAMES = ("timestamp", "time", "ts", "event_time")
 PARQUET_COMPRESSION = "zstd"
 
 _PARQUET_MAGIC = b"PAR1"
-_COMPRESSION_MAGIC = {"gzip": b"\x1f\x8b", "zstd": b"\x28\xb5\x2f\xfd"}
 _MICROS_PER = {"s": 1_000_000, "ms": 1_000, "us": 1}
 _MICROS_PER_DAY = 86_400_000_000
 
@@ -39,6 +44,8 @@ _ROW_GROUP_BYTES = 32 << 20
 WHOLE_FILE_CSV_BYTES = 512 << 20
 _ROW_GROUP_ROWS = 1 << 20
 _MAX_MESSAGE = 300
+# pond's compression names -> pyarrow's codec names (streamed decompression)
+ARROW_CODECS = {"gzip": "gzip", "zstd": "zstd", "bzip2": "bz2"}
 _ARROW_ERRORS = (pa.ArrowException, OSError, ValueError)
 
 
@@ -73,36 +80,17 @@ def _read_path(p: Path) -> bytes:
 
 
 def decompress_bytes(data: bytes, compression: str | None, what: str = "input") -> bytes:
-    """Undo gzip/zstd compression of an in-memory object (no-op when compression is None)."""
+    """Undo gzip/zstd/bzip2 compression of an in-memory object (no-op when compression is
+    None; bounded, see formats.compression)."""
     if compression is None:
         return data
-    _check_compression(data[:4], compression, what)
-    try:
-        with pa.CompressedInputStream(pa.BufferReader(data), compression) as s:
-            return s.read()
-    except _ARROW_ERRORS as e:
-        raise FormatError(f"cannot decompress {what} as {compression}: {_one_line(e)}") from None
+    return compression_codecs.decompress(data, compression, what)
 
 
 def read_host_bytes(path: PathLike, compression: str | None = None) -> bytes:
     """The bytes of a host file, decompressed when `compression` is given."""
     p = _host_file(path)
     return decompress_bytes(_read_path(p), compression, str(path))
-
-
-def _check_compression(head: bytes, compression: str | None, what: str) -> None:
-    """Catch the common mix-ups (compressed input without +gzip, or the wrong codec) early,
-    with a hint, instead of a confusing parse error."""
-    if compression is None:
-        for codec, codec_magic in _COMPRESSION_MAGIC.items():
-            if head.startswith(codec_magic):
-                raise FormatError(f"{what} looks {codec}-compressed: add +{codec} to the URL")
-        return
-    magic = _COMPRESSION_MAGIC.get(compression)
-    if magic is None:
-        raise FormatError(f"unsupported compression '{compression}' (use gzip or zstd)")
-    if not head.startswith(magic):
-        raise FormatError(f"{what} is not {compression}-compressed")
 
 
 def _file_head(p: Path, n: int = 4) -> bytes:
@@ -174,101 +162,25 @@ def table_to_parquet_bytes(table: pa.Table) -> bytes:
 # CSV
 
 
-def _csv_error(what: str, err: BaseException) -> FormatError:
-    msg = _one_line(err)
-    if msg == "Empty CSV file":
-        return FormatError(f"empty CSV file: {what}")
-    msg = msg.removeprefix("CSV parse error: ")
-    return FormatError(f"malformed CSV in {what}: {msg}")
-
-
 def _csv_opener(
     source: Path | bytes, compression: str | None, what: str
 ) -> Callable[[], pa.NativeFile]:
     head = _file_head(source) if isinstance(source, Path) else source[:4]
-    _check_compression(head, compression, what)
+    compression_codecs.check(head, compression, what)
 
     def open_stream() -> pa.NativeFile:
         raw = pa.OSFile(str(source)) if isinstance(source, Path) else pa.BufferReader(source)
-        return pa.CompressedInputStream(raw, compression) if compression else raw
+        if not compression:
+            return raw
+        return pa.CompressedInputStream(raw, ARROW_CODECS.get(compression, compression))
 
     return open_stream
-
-
-def _utf8_error(open_stream: Callable[[], pa.NativeFile], what: str) -> FormatError:
-    """Where the input stops being UTF-8 (error path only: one streamed pass)."""
-    line, carry = 1, b""
-    with open_stream() as s:
-        while chunk := s.read(1 << 20):
-            data = carry + chunk
-            try:
-                data.decode("utf-8")
-                carry = b""
-            except UnicodeDecodeError as e:
-                if e.reason == "unexpected end of data" and len(data) - e.start < 4:
-                    carry = data[e.start :]  # a character split between chunks
-                    data = data[: e.start]
-                else:
-                    line += data.count(b"\n", 0, e.start)
-                    return FormatError(
-                        f"{what} is not UTF-8 text: byte 0x{data[e.start]:02x} on line {line} "
-                        "cannot be decoded; convert the file to UTF-8 first "
-                        "(for example: iconv -f latin1 -t utf-8)"
-                    )
-            line += data.count(b"\n")
-    if carry:
-        return FormatError(f"{what} is not UTF-8 text: it ends in the middle of a character")
-    return FormatError(f"{what} is not UTF-8 text")
-
-
-def check_column_names(schema: pa.Schema, what: str) -> None:
-    """Refuse duplicate column names: Parquet keeps both, but SQL, CSV and JSON output can
-    only show one of them."""
-    seen: dict[str, int] = {}
-    for i, name in enumerate(schema.names, start=1):
-        if name in seen:
-            raise FormatError(
-                f"{what} has two columns named {clip(name)!r} (columns {seen[name]} and {i}): "
-                "column names must be unique"
-            )
-        seen[name] = i
-
-
-def _check_csv_schema(
-    schema: pa.Schema, open_stream: Callable[[], pa.NativeFile], what: str
-) -> None:
-    """Only UTF-8 CSV is accepted: pyarrow keeps undecodable header names as raw bytes and
-    infers undecodable values as a binary column (never inferred otherwise). Header names
-    must be unique."""
-    try:
-        schema.names  # noqa: B018 - decoding the names is the check
-    except UnicodeDecodeError:
-        raise _utf8_error(open_stream, what) from None
-    if any(pa.types.is_binary(t) or pa.types.is_large_binary(t) for t in schema.types):
-        raise _utf8_error(open_stream, what)
-    check_column_names(schema, what)
 
 
 def _read_csv(open_stream: Callable[[], pa.NativeFile], what: str) -> pa.Table:
     table = _parse_csv(open_stream, what)
     _check_csv_schema(table.schema, open_stream, what)
     return table
-
-
-def _parse_csv(open_stream: Callable[[], pa.NativeFile], what: str) -> pa.Table:
-    try:
-        with open_stream() as s:
-            return pcsv.read_csv(s)
-    except _ARROW_ERRORS as e:
-        first = e
-    # Threaded parsing loses row numbers; re-parse single-threaded (error path only) so the
-    # message can say where the problem is.
-    try:
-        with open_stream() as s:
-            pcsv.read_csv(s, read_options=pcsv.ReadOptions(use_threads=False))
-    except _ARROW_ERRORS as e:
-        raise _csv_error(what, e) from None
-    raise _csv_error(what, first) from None
 
 
 def read_csv_file(path: PathLike, compression: str | None = None) -> pa.Table:

@@ -282,6 +282,20 @@ def register_parts(
         _replace(ctx, name, df)
 
 
+def window_source(
+    ctx: SessionContext,
+    column: str,
+    start: int | None,
+    end: int | None,
+    names: Sequence[str] = SOURCE_NAMES,
+) -> None:
+    """Limit the registered tables `names` to rows whose `column` is in [start, end]."""
+    df = ctx.table(names[0])
+    df = _window(df, df.schema(), column, start, end)
+    for name in names:
+        _replace(ctx, name, df)
+
+
 def register_table_arrow(
     ctx: SessionContext, table: pa.Table, *, names: Sequence[str] = SOURCE_NAMES
 ) -> None:

@@ -1,7 +1,11 @@
 """Source URL parsing (SPEC §7 "URL forms accepted where a source is read").
 
-Grammar: ``SCHEME://PATH`` where SCHEME is ``host`` or ``csv`` followed by ``+``-separated
-modifiers, or a bare pond path (anything without a scheme). Parsing is purely syntactic: nothing
+Grammar: ``[host+]FORMAT[+COMPRESSION][+ENTRYTYPE]:///PATH[?OPTIONS]``, ``host:///PATH``,
+``host+table|series[+COMPRESSION]:///PATH`` (Parquet) or a bare pond path (anything without a
+scheme). FORMAT is a registered format (duckpond.formats: csv, oteljson, jsonlogs, weblog,
+excelhtml, ...), COMPRESSION gzip, zstd or bzip2, ENTRYTYPE table or series (what `copy`
+stores; host sources only). OPTIONS are the format's own (`?delimiter=;&header=false`);
+an unknown option is an error, never silently ignored. Parsing is purely syntactic: nothing
 is opened here, so the CLI can reject a bad argument before it starts a transaction.
 """
 
@@ -11,59 +15,71 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from duckpond import formats
 from duckpond.errors import PondUsageError
 
-Scheme = Literal["pond", "host", "csv"]
-Fmt = Literal["raw", "table", "series", "csv"]
 Entry = Literal["table", "series"]
-Compression = Literal["gzip", "zstd"]
 
 VALID_FORMS = (
     "/pond/path",
-    "csv:///pond/path",
+    "FORMAT:///pond/path (FORMAT: csv, oteljson, jsonlogs, weblog, excelhtml)",
+    "oteljson:///pond/glob-*.json",
     "host:///abs/path",
     "host+table:///x.parquet",
     "host+series:///x.parquet",
-    "host+csv:///x.csv",
+    "host+FORMAT:///x",
     "host+csv+table:///x.csv",
-    "host+csv+series:///x.csv",
-    "(+gzip or +zstd after the format, e.g. host+csv+gzip+table:///x.csv.gz)",
+    "host+oteljson+series:///x.json",
+    "(+gzip, +zstd or +bzip2 after the format, e.g. host+csv+gzip+table:///x.csv.gz;"
+    " options after ?, e.g. csv:///x.csv?delimiter=;&header=false)",
 )
 
 # A scheme is letters first (RFC 3986 style); a pond path starts with '/', so it never matches.
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):(.*)$", re.DOTALL)
 _ENTRIES = ("table", "series")
-_COMPRESSIONS = ("gzip", "zstd")
+_PARQUET = ("table", "series")
+_OPTION_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=[^&]*(?:&[A-Za-z_][A-Za-z0-9_]*=[^&]*)*$")
 
 
 @dataclass(frozen=True)
 class SourceURL:
     """A parsed source.
 
-    - ``scheme``: "pond" (a bare pond path), "host" (a host file) or "csv" (a raw pond file read
-      as CSV).
-    - ``path``: the absolute host path for "host", the pond path otherwise.
-    - ``fmt``: how the bytes are interpreted: "raw" (as they are; for a pond path the node's own
-      type decides), "table"/"series" (Parquet), "csv".
-    - ``entry``: what a copy stores it as ("table"/"series"), None for raw bytes or a plain read.
+    - ``scheme``: "pond" (a bare pond path), "host" (a host file) or a format name (a pond
+      file, or glob of files, read in that format: "csv", "oteljson", ...).
+    - ``path``: the absolute host path for "host", the pond path (or glob) otherwise.
+    - ``fmt``: how the bytes are interpreted: "raw" (as they are; for a pond path the node's
+      own type decides), "table"/"series" (Parquet), or a format name.
+    - ``entry``: what a copy stores it as ("table"/"series"), None for raw bytes or a read.
     - ``compression``: input compression to undo before parsing.
+    - ``options``: the format's options from the query string, as (name, value) pairs.
     """
 
-    scheme: Scheme
+    scheme: str
     path: str
-    fmt: Fmt = "raw"
+    fmt: str = "raw"
     entry: Entry | None = None
-    compression: Compression | None = None
+    compression: str | None = None
+    options: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_host(self) -> bool:
         return self.scheme == "host"
 
+    @property
+    def format(self) -> str | None:
+        """The format the bytes are parsed with; None for raw bytes and Parquet."""
+        return None if self.fmt == "raw" or self.fmt in _PARQUET else self.fmt
+
     def check_storable(self) -> None:
-        """Refuse what `copy` (and `pond apply`) cannot store: a CSV that does not say
+        """Refuse what `copy` (and `pond apply`) cannot store: a format that does not say
         whether it becomes a table or a series (reading one needs no such word)."""
-        if self.fmt == "csv" and self.entry is None:
-            raise PondUsageError("say how to store a CSV: host+csv+table:// or host+csv+series://")
+        if self.format is not None and self.entry is None:
+            f = self.format
+            what = "a CSV" if f == "csv" else f"{f} input"
+            raise PondUsageError(
+                f"say how to store {what}: host+{f}+table:// or host+{f}+series://"
+            )
 
 
 def _usage(msg: str) -> PondUsageError:
@@ -83,34 +99,58 @@ def is_host(url: str) -> bool:
     return split is not None and split[0].split("+", 1)[0] == "host"
 
 
-def _parse_modifiers(
-    url: str, base: str, mods: list[str]
-) -> tuple[Fmt, Entry | None, Compression | None]:
-    fmt: Fmt = "raw"
+def _is_format(name: str) -> bool:
+    return name in formats.names()
+
+
+def _parse_modifiers(url: str, base: str, mods: list[str]) -> tuple[str, Entry | None, str | None]:
+    fmt = "raw" if base == "host" else base
     entry: Entry | None = None
-    compression: Compression | None = None
-    for mod in mods:
-        if mod == "csv" and base == "host":
-            if fmt == "csv" or entry is not None or compression is not None:
-                # csv must be the first modifier: it is the input format
-                raise _usage(f"'csv' must come first after 'host' in '{url}'")
-            fmt = "csv"
+    compression: str | None = None
+    for i, mod in enumerate(mods):
+        if base == "host" and mod not in _ENTRIES and _is_format(mod):
+            if i > 0:
+                # the format must be the first modifier: it is the input's format
+                raise _usage(f"'{mod}' must come first after 'host' in '{url}'")
+            fmt = mod
         elif mod in _ENTRIES and base == "host":
             if entry is not None:
                 raise _usage(f"more than one of table/series in '{url}'")
             entry = mod  # type: ignore[assignment]
             if fmt == "raw":
-                fmt = mod  # type: ignore[assignment]
-        elif mod in _COMPRESSIONS:
+                fmt = mod
+        elif mod in formats.COMPRESSIONS:
             if compression is not None:
                 raise _usage(f"more than one compression in '{url}'")
             if base == "host" and fmt == "raw":
                 # raw bytes are copied as they are; compression only applies to a format
                 raise _usage(f"+{mod} must follow a format (csv, table or series) in '{url}'")
-            compression = mod  # type: ignore[assignment]
+            compression = mod
         else:
             raise _usage(f"unknown URL modifier '{mod}' in '{url}'")
     return fmt, entry, compression
+
+
+def _split_options(fmt: str, path: str, url: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """Split `?name=value&...` off a format URL's path. A `?` not followed by options is a
+    glob character (`metrics-?.json`) and stays in the path."""
+    if fmt == "raw" or fmt in _PARQUET:
+        return path, ()
+    cut = path.rfind("?")
+    if cut < 0 or not _OPTION_RE.match(path[cut + 1 :]):
+        return path, ()
+    from urllib.parse import parse_qsl
+
+    try:
+        pairs = parse_qsl(path[cut + 1 :], keep_blank_values=True, strict_parsing=True)
+    except ValueError as e:
+        raise _usage(f"bad options in '{url}': {e}") from None
+    known = formats.get(fmt).options
+    for name, _ in pairs:
+        if name not in known:
+            listed = ", ".join(sorted(known)) or "none"
+            raise PondUsageError(f"unknown option '{name}' for format {fmt} (options: {listed})")
+    return path[:cut], tuple(pairs)
 
 
 def parse_source(url: str) -> SourceURL:
@@ -122,16 +162,20 @@ def parse_source(url: str) -> SourceURL:
         return SourceURL(scheme="pond", path=url)
     scheme, rest = split
     base, *mods = scheme.split("+")
-    if base not in ("host", "csv"):
+    if base != "host" and not _is_format(base):
+        if base in formats.COMPRESSIONS:
+            raise _usage(f"a compression cannot be the first word of a scheme: '{scheme}'")
         raise _usage(f"unknown URL scheme '{scheme}' in '{url}'")
     if "" in mods:
         raise _usage(f"empty modifier in URL scheme '{scheme}'")
     # host:///abs means an empty authority then an absolute path; anything else is ambiguous
     if not rest.startswith("///"):
-        example = "host:///abs/path" if base == "host" else "csv:///pond/path"
+        example = "host:///abs/path" if base == "host" else f"{base}:///pond/path"
         raise _usage(f"'{url}' needs three slashes and an absolute path, like {example}")
-    path = rest[2:]
     fmt, entry, compression = _parse_modifiers(url, base, mods)
-    if base == "csv":
-        return SourceURL(scheme="csv", path=path, fmt="csv", compression=compression)
-    return SourceURL(scheme="host", path=path, fmt=fmt, entry=entry, compression=compression)
+    path, options = _split_options(fmt, rest[2:], url)
+    if base != "host":
+        return SourceURL(scheme=base, path=path, fmt=fmt, compression=compression, options=options)
+    return SourceURL(
+        scheme="host", path=path, fmt=fmt, entry=entry, compression=compression, options=options
+    )

@@ -1,0 +1,355 @@
+"""Reading a source URL: register what it names as the SQL tables `source`/`series`, run
+read-only SQL over it, copy a host source into a write transaction.
+
+Moved here from pond.py (issue 18): the query layer owns how a URL becomes a table. The pond
+is seen through small protocols (what a read needs of it), so this module imports nothing
+above the query layer; derived nodes are read through the `DerivedReads` hooks the caller
+passes (duckpond.dynamic.reads).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .. import formats, nodes
+from ..errors import InvalidPathError, NotFoundError, PondError, PondUsageError, QueryError
+from .limits import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
+from .urls import SourceURL, parse_source
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from datafusion import SessionContext
+
+    from . import sql
+
+TimeLike = int | str | dt.datetime | None
+
+
+class LocatedNode(Protocol):
+    """A resolved pond path (storage.fs.Located)."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def node_id(self) -> str: ...
+    @property
+    def part_id(self) -> str: ...
+    @property
+    def file_type(self) -> str: ...
+    @property
+    def row(self) -> nodes.NodeRow: ...
+
+
+class NodeStore(Protocol):
+    """Reading stored versions (storage.fs.PondFS)."""
+
+    def versions(self, part_id: str, node_id: str) -> list[nodes.NodeRow]: ...
+    def content(self, row: nodes.NodeRow) -> bytes: ...
+    def blob_path(self, row: nodes.NodeRow) -> str | None: ...
+
+
+class ListedEntry(Protocol):
+    @property
+    def path(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+
+
+class SourcePond(Protocol):
+    """What reading a pond source needs of the pond (duckpond.pond.Pond)."""
+
+    @property
+    def fs(self) -> NodeStore: ...
+    def list(self, pattern: str) -> Sequence[ListedEntry]: ...
+    def derived(self, path: str) -> Any: ...
+    def require(self, path: str) -> LocatedNode: ...
+    def lookup(self, path: str) -> LocatedNode | None: ...
+
+
+class DerivedReads(Protocol):
+    """How a derived (factory-made) node is read (duckpond.dynamic.reads)."""
+
+    def register(
+        self,
+        ctx: Any,
+        node: Any,
+        scheme: str,
+        compression: str | None,
+        time_start: int | None,
+        time_end: int | None,
+    ) -> None: ...
+
+    def describe(self, node: Any, config: bytes | None) -> dict[str, Any]: ...
+
+    def read_bytes(self, node: Any) -> bytes: ...
+
+
+def no_pond() -> PondError:
+    return PondError("no pond given: use --pond PATH or set $POND")
+
+
+def to_us(value: TimeLike) -> int | None:
+    """µs since the epoch from an int (µs), an ISO 8601 string (UTC unless an offset is
+    given) or a datetime (naive = UTC)."""
+    if value is None or isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            pass
+        try:
+            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise PondUsageError(
+                f"not a time: {value!r} (use ISO 8601 or µs since epoch)"
+            ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return int(value.timestamp() * 1_000_000)
+
+
+def row_at(fs: NodeStore, loc: LocatedNode, version: int | None) -> nodes.NodeRow:
+    """The row of `version` of a located node (None: its latest)."""
+    if version is None:
+        return loc.row
+    for row in fs.versions(loc.part_id, loc.node_id):
+        if row.version == version:
+            return row
+    raise NotFoundError(f"{loc.path} has no version {version}")
+
+
+def no_version(path: str, version: int | None) -> None:
+    if version is not None:
+        raise InvalidPathError(
+            f"{path} is derived: it is computed from its inputs, it has no stored versions"
+        )
+
+
+def read_source(
+    url: str,
+    pond: SourcePond | None,
+    derived: DerivedReads | None = None,
+    sql: str | None = None,
+    version: int | None = None,
+    time_range: tuple[TimeLike, TimeLike] | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
+) -> pa.Table:
+    """`Pond.read`, also without a pond for host URLs (`pond cat host+csv:///x.csv`)."""
+    t0, t1 = (to_us(time_range[0]), to_us(time_range[1])) if time_range else (None, None)
+    query = sql or "SELECT * FROM source"
+    return run_query(pond, derived, url, query, version, t0, t1, timeout, memory_limit)
+
+
+def run_query(
+    pond: SourcePond | None,
+    derived: DerivedReads | None,
+    url: str | None,
+    query: str,
+    version: int | None,
+    time_start: int | None,
+    time_end: int | None,
+    timeout: float | None,
+    memory_limit: int | None,
+) -> pa.Table:
+    """Read-only SQL over `url` registered as `source` (None: over no table), within the
+    limits: what `Pond.sql` and `read_source` share."""
+    from . import sql as sqlmod
+
+    ctx = sqlmod.make_context(memory_limit)
+    if url is not None:
+        register_source(ctx, url, pond, derived, version, time_start, time_end)
+    return sqlmod.run_sql(ctx, query, timeout)
+
+
+def part_of(fs: NodeStore, row: nodes.NodeRow) -> sql.Part:
+    from . import sql
+
+    path = fs.blob_path(row)
+    return sql.Part(
+        path=path,
+        data=row.content if path is None else None,
+        min_time=row.min_event_time,
+        max_time=row.max_event_time,
+    )
+
+
+def register_source(
+    ctx: SessionContext,
+    url: str,
+    pond: SourcePond | None,
+    derived: DerivedReads | None = None,
+    version: int | None = None,
+    time_start: int | None = None,
+    time_end: int | None = None,
+) -> None:
+    """Register what `url` names as the SQL tables `source` and `series`."""
+    from . import ingest, sql
+
+    src = parse_source(url)
+    if src.format is not None:
+        from .formatread import format_table
+
+        table = format_table(src, pond, derived, version)
+        sql.register_table_arrow(ctx, table)
+        column = formats.get(src.format).time_column
+        if time_start is not None or time_end is not None:
+            sql.window_source(ctx, column or _detected(table), time_start, time_end)
+        return
+    if src.scheme == "host":
+        if src.fmt in ("table", "series"):
+            ingest.read_parquet_schema(Path(src.path), src.path)
+            sql.register_parts(
+                ctx, [sql.Part(path=src.path, data=None, min_time=None, max_time=None)]
+            )
+        else:
+            raise QueryError(
+                f"{url} is raw bytes; read it in a format (host+csv://, host+oteljson://, "
+                f"...: {', '.join(formats.names())}) or as Parquet (host+table://)"
+            )
+        return
+    if pond is None:
+        raise no_pond()
+    node = pond.derived(src.path)
+    if node is not None:
+        if derived is None:
+            raise QueryError(f"{src.path} is derived and this reader cannot compute it")
+        no_version(node.path, version)
+        derived.register(ctx, node, src.scheme, src.compression, time_start, time_end)
+        return
+    loc = pond.require(src.path)
+    fs = pond.fs
+    if nodes.is_dir(loc.file_type):
+        raise InvalidPathError(f"is a directory: {loc.path}")
+    if nodes.is_dynamic(loc.file_type):
+        raise QueryError(f"{loc.path} is a {loc.row.factory} factory node, not a table")
+    if nodes.is_table(loc.file_type):
+        sql.register_parts(ctx, [part_of(fs, row_at(fs, loc, version))])
+    elif nodes.is_series(loc.file_type):
+        rows = fs.versions(loc.part_id, loc.node_id)
+        if version is not None:
+            rows = [row_at(fs, loc, version)]
+        column = loc.row.extended_attributes.get("time_column")
+        sql.register_parts(
+            ctx,
+            [part_of(fs, r) for r in rows],
+            time_column=column,
+            time_start=time_start,
+            time_end=time_end,
+        )
+    else:
+        raise QueryError(
+            f"{loc.path} is a raw file; query it in a format (csv://{loc.path}, "
+            f"oteljson://{loc.path}, ...: {', '.join(formats.names())}) or store it as a table"
+        )
+
+
+def _detected(table: pa.Table) -> str:
+    from .ingest import require_time_column
+
+    return require_time_column(table.schema, None, "the source")
+
+
+# ---------------------------------------------------------------------------------------------
+# copying a host source in
+
+
+class SourceWriter(Protocol):
+    """What copying a host source needs of a write transaction (duckpond.txn.WriteTxn)."""
+
+    def write_bytes(self, path: str, data: bytes, parents: bool = False) -> None: ...
+    def write_table(
+        self,
+        path: str,
+        data: Any,
+        *,
+        series: bool = False,
+        time_column: str | None = None,
+        parents: bool = False,
+    ) -> None: ...
+    def write_host_file(
+        self,
+        path: str,
+        host_path: str | Path,
+        parents: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> None: ...
+    def write_csv_file(
+        self,
+        path: str,
+        host_path: str | Path,
+        *,
+        series: bool = False,
+        time_column: str | None = None,
+        compression: str | None = None,
+        parents: bool = False,
+    ) -> None: ...
+    def write_parquet_file(
+        self,
+        path: str,
+        host_path: str | Path,
+        *,
+        series: bool = False,
+        time_column: str | None = None,
+        parents: bool = False,
+        compression: str | None = None,
+    ) -> None: ...
+
+
+def copy_one(
+    tx: SourceWriter,
+    s: SourceURL,
+    target: str,
+    time_column: str | None,
+    tick: Callable[[int], None],
+) -> None:
+    """Store one host source at `target`: raw bytes, a table or a series version."""
+    series = s.entry == "series"
+    if s.fmt == "raw" and not s.compression:
+        tx.write_host_file(target, s.path, progress=tick)
+        return
+    if s.format is not None and (s.format != "csv" or s.options):
+        # parsed on the way in; a CSV without options keeps its streamed conversion below
+        s.check_storable()
+        from .formatread import format_table
+
+        table = format_table(s, None)
+        preferred = time_column
+        if preferred is None and series:
+            fmt_column = formats.get(s.format).time_column
+            if fmt_column is not None and fmt_column in table.schema.names:
+                preferred = fmt_column
+        tx.write_table(target, table, series=series, time_column=preferred)
+    elif s.fmt == "csv":
+        s.check_storable()
+        tx.write_csv_file(
+            target, s.path, series=series, time_column=time_column, compression=s.compression
+        )
+    elif s.fmt in ("table", "series") or s.entry in ("table", "series"):
+        from .ingest import ARROW_CODECS
+
+        tx.write_parquet_file(
+            target,
+            s.path,
+            series=series or s.fmt == "series",
+            time_column=time_column,
+            # the transaction streams it through pyarrow, which names bzip2 "bz2"
+            compression=ARROW_CODECS.get(s.compression or "", s.compression),
+        )
+    else:
+        from . import ingest
+
+        tx.write_bytes(target, ingest.read_host_bytes(s.path, s.compression))
+    tick(_host_size(s.path))
+
+
+def _host_size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
