@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from duckpond.cli import render
@@ -14,6 +14,8 @@ scalars = st.one_of(st.text(), st.integers(), st.booleans(), st.none())
 records = st.lists(st.dictionaries(st.text(), scalars, min_size=1), min_size=1)
 
 
+# Generation is slow when the machine is loaded; that is not what this test checks.
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(records)
 def test_flat_records_render_as_json_dumps_does(value: list[dict[str, object]]) -> None:
     text = render._records_json(value)
