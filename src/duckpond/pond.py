@@ -522,7 +522,7 @@ class Pond:
         `timeout` seconds and `memory_limit` bytes (None: unbounded)."""
         from .steward.queries import control_sql
 
-        return control_sql(self, query, timeout, memory_limit)
+        return control_sql(self.control, query, timeout, memory_limit)
 
     # -- static site ---------------------------------------------------------------------------
     def site_build(
@@ -559,7 +559,8 @@ class Pond:
         from .reports import MaintainReport
         from .steward.maintenance import maintain
 
-        return MaintainReport.from_dict(maintain(self, retention_hours=retention_hours))
+        report = maintain(self.steward, self.blobs, retention_hours=retention_hours)
+        return MaintainReport.from_dict(report)
 
     def rebuild_control(self, force: bool = False) -> RebuildReport:
         """Rebuild a lost control table from the data table's history (`force`: move an
