@@ -10,7 +10,6 @@ pond.sql("SELECT avg(value) FROM source", path="/sensors/temp")
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -27,8 +26,7 @@ from .errors import (
 )
 from .query.limits import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
 from .results import Description, EntryInfo, FieldInfo, VersionInfo
-from .storage.blobs import BlobStore
-from .storage.datatable import DataTable
+from .steward.handles import PondHandles
 from .storage.fs import Located, PondFS, StagedTxn
 
 if TYPE_CHECKING:
@@ -51,9 +49,7 @@ if TYPE_CHECKING:
         TxnSummary,
     )
     from .site import SiteReport
-    from .steward.control import ControlTable
     from .steward.fsck import FsckResult
-    from .steward.steward import Steward
     from .storage.objstore import StoreOptions
     from .txn import WriteTxn
 
@@ -64,19 +60,10 @@ def _iso(us: int | None) -> str | None:
     return dt.datetime.fromtimestamp(us / 1e6, tz=dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-class Pond:
+class Pond(PondHandles):
     """A pond: open one with `Pond.open(path)` (or `Pond.create(path)`); every `pond`
-    command is one call on it. Handles are cheap; a long-lived one sees new commits."""
-
-    def __init__(
-        self, root: Path, data: DataTable | None, control: ControlTable | None, wait: float = 0.0
-    ) -> None:
-        self.root = root
-        self._data = data
-        self._control = control
-        self.blobs = BlobStore(root / "blobs")
-        self.wait = wait
-        self._steward: Steward | None = None
+    command is one call on it. Handles are cheap; a long-lived one sees new commits.
+    Its root, tables, blob store and steward: `PondHandles` (steward/handles.py)."""
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -95,48 +82,6 @@ class Pond:
         # Both tables are opened on first use: plain reads never need the control table,
         # and `pond control` never needs the data table.
         return cls(root, None, None, wait)
-
-    @property
-    def data(self) -> DataTable:
-        if self._data is None:
-            data = DataTable.open(self.root / "data")
-            if data.last_txn_seq() == 0:
-                raise PondError(
-                    f"the pond at {self.root} was never initialized completely; "
-                    "remove it and run init"
-                )
-            self._data = data
-        return self._data
-
-    @property
-    def control(self) -> ControlTable:
-        if self._control is None and (self.root / "control" / "_delta_log").is_dir():
-            from .steward.control import ControlTable  # imports deltalake: only when used
-
-            self._control = ControlTable.open(self.root / "control")
-        if self._control is None:
-            raise PondError(
-                f"the control table of {self.root} is missing; run `pond rebuild-control`"
-            )
-        return self._control
-
-    @property
-    def steward(self) -> Steward:
-        if self._steward is None:
-            from .steward.steward import Steward
-
-            self._steward = Steward(self.root, self.data, self.control, self.blobs, self.wait)
-        return self._steward
-
-    def identity(self) -> dict[str, Any]:
-        """Pond id, creation time, user and host, recorded once at init (in both tables)."""
-        if self._data is None and (self.root / "control" / "_delta_log").is_dir():
-            return self.control.identity()
-        try:
-            identity = json.loads(self.data.description() or "{}").get("pond", {})
-            return identity if isinstance(identity, dict) else {}
-        except ValueError:
-            return {}
 
     # -- writing ---------------------------------------------------------------------------
     @contextmanager
@@ -227,20 +172,6 @@ class Pond:
         )
 
     # -- reading ---------------------------------------------------------------------------
-    def refresh(self) -> None:
-        self.data.refresh()
-
-    @property
-    def fs(self) -> PondFS:
-        """A read-only view of the latest committed state (needs no control table)."""
-        return PondFS(self.data, self.blobs)
-
-    def lookup(self, path: str) -> Located | None:
-        return self.fs.lookup(path)
-
-    def require(self, path: str) -> Located:
-        return self.fs.require(path)
-
     def _is_dir(self, path: str) -> bool:
         loc = self.lookup(path)
         return loc is not None and nodes.is_dir(loc.file_type)
