@@ -9,31 +9,24 @@ pond.sql("SELECT avg(value) FROM source", path="/sensors/temp")
 
 from __future__ import annotations
 
-import builtins
 import datetime as dt
-import json
 import os
-import socket
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import nodes, paths
+from . import nodes
 from .errors import (
-    AlreadyExistsError,
     InvalidPathError,
     NotFoundError,
     PondError,
-    PondUsageError,
 )
 from .query.limits import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
 from .query.sources import TimeLike, to_us
 from .results import Description, EntryInfo
-from .storage.blobs import BlobStore
-from .storage.datatable import DataTable
-from .storage.fs import Located, PondFS
+from .steward.handles import PondHandles
+from .storage.fs import Located
 from .storage.staging import StagedTxn
 
 if TYPE_CHECKING:
@@ -55,9 +48,7 @@ if TYPE_CHECKING:
         TxnSummary,
     )
     from .site import SiteReport
-    from .steward.control import ControlTable
     from .steward.fsck import FsckResult
-    from .steward.steward import Steward
     from .storage.objstore import StoreOptions
     from .txn import WriteTxn
 
@@ -68,48 +59,19 @@ def _iso(us: int | None) -> str | None:
     return dt.datetime.fromtimestamp(us / 1e6, tz=dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-class Pond:
+class Pond(PondHandles):
     """A pond: open one with `Pond.open(path)` (or `Pond.create(path)`); every `pond`
-    command is one call on it. Handles are cheap; a long-lived one sees new commits."""
-
-    def __init__(
-        self, root: Path, data: DataTable | None, control: ControlTable | None, wait: float = 0.0
-    ) -> None:
-        self.root = root
-        self._data = data
-        self._control = control
-        self.blobs = BlobStore(root / "blobs")
-        self.wait = wait
-        self._steward: Steward | None = None
+    command is one call on it. Handles are cheap; a long-lived one sees new commits.
+    Its root, tables, blob store and steward: `PondHandles` (steward/handles.py)."""
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
     def create(cls, path: str | Path, wait: float = 0.0, args: list[str] | None = None) -> Pond:
+        from .steward import newpond
+
         root = Path(path).absolute()
-        if (root / "data").exists() or (root / "control").exists():
-            raise AlreadyExistsError(f"a pond already exists at {root}")
-        if root.exists() and not root.is_dir():
-            raise AlreadyExistsError(f"{root} exists and is not a directory")
-        root.mkdir(parents=True, exist_ok=True)
-        import getpass  # ~0.5 ms (termios): only here
-
-        identity = {
-            "pond_id": nodes.uuid7(),
-            "created": _iso(nodes.now_us()),
-            "user": getpass.getuser(),
-            "host": socket.gethostname(),
-        }
-        desc = json.dumps({"pond": identity}, sort_keys=True)
-        data = DataTable.create(root / "data", desc)
-        from .steward.control import ControlTable
-
-        control = ControlTable.create(root / "control", identity)
-        (root / "blobs").mkdir(exist_ok=True)
-        pond = cls(root, data, control, wait)
-        with pond.steward.locked():
-            with pond.steward.transaction(args or ["pond", "init"], {}) as tx:
-                tx.create_root()
-        return pond
+        data, control = newpond.create(root, _iso(nodes.now_us()), args or ["pond", "init"], wait)
+        return cls(root, data, control, wait)
 
     @classmethod
     def open(cls, path: str | Path, wait: float = 0.0) -> Pond:
@@ -119,48 +81,6 @@ class Pond:
         # Both tables are opened on first use: plain reads never need the control table,
         # and `pond control` never needs the data table.
         return cls(root, None, None, wait)
-
-    @property
-    def data(self) -> DataTable:
-        if self._data is None:
-            data = DataTable.open(self.root / "data")
-            if data.last_txn_seq() == 0:
-                raise PondError(
-                    f"the pond at {self.root} was never initialized completely; "
-                    "remove it and run init"
-                )
-            self._data = data
-        return self._data
-
-    @property
-    def control(self) -> ControlTable:
-        if self._control is None and (self.root / "control" / "_delta_log").is_dir():
-            from .steward.control import ControlTable  # imports deltalake: only when used
-
-            self._control = ControlTable.open(self.root / "control")
-        if self._control is None:
-            raise PondError(
-                f"the control table of {self.root} is missing; run `pond rebuild-control`"
-            )
-        return self._control
-
-    @property
-    def steward(self) -> Steward:
-        if self._steward is None:
-            from .steward.steward import Steward
-
-            self._steward = Steward(self.root, self.data, self.control, self.blobs, self.wait)
-        return self._steward
-
-    def identity(self) -> dict[str, Any]:
-        """Pond id, creation time, user and host, recorded once at init (in both tables)."""
-        if self._data is None and (self.root / "control" / "_delta_log").is_dir():
-            return self.control.identity()
-        try:
-            identity = json.loads(self.data.description() or "{}").get("pond", {})
-            return identity if isinstance(identity, dict) else {}
-        except ValueError:
-            return {}
 
     # -- writing ---------------------------------------------------------------------------
     @contextmanager
@@ -225,32 +145,14 @@ class Pond:
         sources; onto an existing series path, a series source appends a version.
         `progress` is called with byte counts as they are copied.
         """
+        from . import hostcopy
         from .query.sources import copy_one
-        from .query.urls import parse_source
 
-        if not sources:
-            raise PondUsageError("copy needs at least one source")
-        if not dest:
-            raise InvalidPathError("empty destination: name a pond path such as / or /dir/")
-        parsed = [parse_source(s) for s in sources]
-        for s in parsed:
-            if s.scheme != "host":
-                raise PondUsageError(
-                    f"copy into the pond reads host files: use host:///abs/path, not {s.path!r}"
-                )
-        dest_norm = paths.normalize(dest)
+        parsed, dest_norm = hostcopy.parse_sources(sources, dest)
         tick = progress or (lambda n: None)
         with self.transaction(args or ["pond", "copy", *sources, dest], vars) as tx:
             dest_is_dir = tx.exists(dest_norm) and self._is_dir(dest_norm)
-            into_dir = dest.endswith("/") or len(parsed) > 1 or dest_is_dir
-            if len(parsed) > 1 and not dest_is_dir:
-                raise InvalidPathError(f"copying several files needs a directory: {dest_norm}")
-            targets = [
-                paths.join(dest_norm, Path(s.path).name) if into_dir else dest_norm for s in parsed
-            ]
-            for i, target in enumerate(targets):
-                if target in targets[:i]:
-                    raise InvalidPathError(f"two sources would be copied to {target}")
+            targets = hostcopy.targets(parsed, dest, dest_norm, dest_is_dir)
             for s, target in zip(parsed, targets, strict=True):
                 copy_one(tx, s, target, time_column, tick)
         return targets
@@ -263,56 +165,13 @@ class Pond:
         Every target is checked before the first is written (a bad name or a symlink in the
         way writes nothing), and no symlink at or below `host_dir` is ever followed.
         """
-        from .hostdir import HostDir
+        from . import hostcopy
 
-        if isinstance(patterns, str):
-            patterns = [patterns]
-        plan: builtins.list[tuple[str, EntryInfo]] = []
-        for pattern in patterns:
-            prefix = paths.compile_glob(pattern).literal_prefix
-            matches = self.list(pattern)
-            if not matches:
-                raise NotFoundError(f"no pond files match {pattern}")
-            for e in matches:
-                if not e.type.startswith("file:"):
-                    continue
-                if nodes.is_dynamic(e.type) and self.derived(e.path) is None:
-                    continue  # an executor factory's node: a job, not data
-                rel = (
-                    e.path[len(prefix) :].lstrip("/")
-                    if e.path != prefix
-                    else paths.basename(e.path)
-                )
-                plan.append((rel, e))
-        with HostDir.open(Path(host_dir)) as out:
-            out.check([rel for rel, _ in plan])
-            written = []
-            for rel, e in plan:
-                if nodes.is_series(e.type) and e.version > 1:
-                    from .query import output
-
-                    # a series is the union of its versions, not its latest one
-                    data = output.to_parquet_bytes(self.read_table(e.path))
-                else:
-                    data = self.read_bytes(e.path)
-                written.append(out.write(rel, data))
-        return written
+        return hostcopy.copy_out(
+            self, [patterns] if isinstance(patterns, str) else patterns, host_dir
+        )
 
     # -- reading ---------------------------------------------------------------------------
-    def refresh(self) -> None:
-        self.data.refresh()
-
-    @property
-    def fs(self) -> PondFS:
-        """A read-only view of the latest committed state (needs no control table)."""
-        return PondFS(self.data, self.blobs)
-
-    def lookup(self, path: str) -> Located | None:
-        return self.fs.lookup(path)
-
-    def require(self, path: str) -> Located:
-        return self.fs.require(path)
-
     def _is_dir(self, path: str) -> bool:
         loc = self.lookup(path)
         return loc is not None and nodes.is_dir(loc.file_type)
@@ -335,13 +194,7 @@ class Pond:
         node = self.derived(path)
         return node.file_type if node is not None else self.require(path).file_type
 
-    def list(self, pattern: str = "/**/*") -> list[EntryInfo]:
-        """Entries matching a glob; dynamic directories list their children."""
-        from .dynamic import reads
-
-        return [EntryInfo(*e) for e in reads.entries(self.resolver(), pattern)]
-
-    def versions(self, path: str) -> builtins.list[nodes.NodeRow]:
+    def versions(self, path: str) -> list[nodes.NodeRow]:
         loc = self.require(path)
         return self.fs.versions(loc.part_id, loc.node_id)
 
@@ -440,89 +293,30 @@ class Pond:
         return self.sql("SELECT * FROM source", path=path, version=version)
 
     # -- steward views -----------------------------------------------------------------------
-    def control_recent(self, limit: int = 20) -> builtins.list[TxnSummary]:
+    def control_recent(self, limit: int = 20) -> list[TxnSummary]:
         """The newest `limit` user write transactions with their tasks, newest last."""
-        from .reports import TxnSummary
-        from .steward import summaries
+        from .steward import views
 
-        state = self.control.read_all(columns=summaries.RECENT_COLUMNS, ordered=False)
-        txns = summaries.recent(state, limit, load=lambda s: self.control.read_all(min_seq=s))
-        return [TxnSummary.from_dict(t) for t in txns]
+        return views.recent(self.control, limit)
 
     def control_detail(self, txn_seq: int) -> TxnDetail:
         """Every control row of one transaction and its tasks, in recorded order."""
-        from .reports import TxnDetail, TxnSummary
-        from .steward import summaries
+        from .steward import views
 
-        d = summaries.detail(self.control.read_all(), txn_seq)
-        if d is None:
-            raise NotFoundError(f"no transaction with txn_seq {txn_seq}")
-        txns = [TxnSummary.from_dict(t) for t in d["transactions"]]
-        return TxnDetail(
-            txn_seq=txn_seq,
-            summary=txns[-1] if txns else None,
-            transactions=txns,
-            records=d["records"],
-        )
+        return views.detail(self.control, txn_seq)
 
     def control_incomplete(self) -> IncompleteReport:
         """What a crash left unfinished (`pond recover` would finish it)."""
-        from .reports import IncompleteReport
-        from .steward import summaries
+        from .steward import views
 
-        if summaries.nothing_unfinished(self.control):
-            return IncompleteReport([], [])
-        return self._incomplete(self.control.read_all())
+        return views.incomplete(self.control, lambda: self.data)
 
-    def control_status(self, limit: int = 20) -> tuple[builtins.list[TxnSummary], IncompleteReport]:
+    def control_status(self, limit: int = 20) -> tuple[list[TxnSummary], IncompleteReport]:
         """`control_recent(limit)` and `control_incomplete()` together, reading the control
-        table twice rather than three or four times: a few columns of every row decide both where
-        recent history starts and whether anything may be unfinished; then all columns of
-        the recent rows, or of every row when something may be unfinished."""
-        from .reports import IncompleteReport, TxnSummary
-        from .steward import summaries
+        table twice rather than three or four times (see steward/views.py)."""
+        from .steward import views
 
-        head = self.control.read_all(
-            columns=list(dict.fromkeys(summaries.RECENT_COLUMNS + summaries.COUNT_COLUMNS)),
-            ordered=False,
-        )
-        if summaries.maybe_unfinished(head):
-            full = self.control.read_all()
-            txns = summaries.recent(full, limit)
-            incomplete = self._incomplete(full)
-        else:
-            txns = summaries.recent(head, limit, load=lambda s: self.control.read_all(min_seq=s))
-            incomplete = IncompleteReport([], [])
-        return [TxnSummary.from_dict(t) for t in txns], incomplete
-
-    def _incomplete(self, ctl: pa.Table) -> IncompleteReport:
-        from .reports import IncompleteReport, IncompleteTask, TxnSummary
-        from .steward import summaries
-
-        report = summaries.incomplete(ctl)
-        txns = [TxnSummary.from_dict(t) for t in report["transactions"]]
-        # The control table may not know yet that a commit landed (a crash right after the
-        # data commit): the data table's pond_txn metadata is the authority. A read only.
-        if any(t.status == "incomplete" for t in txns):
-            committed = {p.get("txn_id") for _, p in self.data.pond_txns()}
-            txns = [
-                replace(t, status="committed")
-                if t.status == "incomplete" and t.txn_id in committed
-                else t
-                for t in txns
-            ]
-        tasks = [
-            IncompleteTask(
-                parent_txn_seq=int(t["parent_txn_seq"]),
-                execution_seq=int(t["execution_seq"]),
-                factory_name=t["factory_name"],
-                config_path=t["config_path"],
-                state=str(t["state"]),
-                attempt=int(t["attempt"]),
-            )
-            for t in report["tasks"]
-        ]
-        return IncompleteReport(txns, tasks)
+        return views.status(self.control, lambda: self.data, limit)
 
     def control_sql(
         self,
@@ -535,7 +329,7 @@ class Pond:
         `timeout` seconds and `memory_limit` bytes (None: unbounded)."""
         from .steward.queries import control_sql
 
-        return control_sql(self, query, timeout, memory_limit)
+        return control_sql(self.control, query, timeout, memory_limit)
 
     # -- static site ---------------------------------------------------------------------------
     def site_build(
@@ -572,7 +366,8 @@ class Pond:
         from .reports import MaintainReport
         from .steward.maintenance import maintain
 
-        return MaintainReport.from_dict(maintain(self, retention_hours=retention_hours))
+        report = maintain(self.steward, self.blobs, retention_hours=retention_hours)
+        return MaintainReport.from_dict(report)
 
     def rebuild_control(self, force: bool = False) -> RebuildReport:
         """Rebuild a lost control table from the data table's history (`force`: move an
@@ -618,7 +413,7 @@ class Pond:
         bidirectional: bool = False,
         options: StoreOptions | None = None,
         progress: Callable[[int, int], None] | None = None,
-        args: builtins.list[str] | None = None,
+        args: list[str] | None = None,
         vars: dict[str, str] | None = None,
         timeout: float | None = None,
     ) -> Transfer | None:
@@ -649,7 +444,7 @@ class Pond:
         path: str,
         *,
         options: StoreOptions | None = None,
-        args: builtins.list[str] | None = None,
+        args: list[str] | None = None,
         vars: dict[str, str] | None = None,
         timeout: float | None = None,
     ) -> Attachment:
@@ -669,7 +464,7 @@ class Pond:
             vars=vars,
         )
 
-    def remote_list(self, push_only: bool = False) -> builtins.list[RemoteInfo]:
+    def remote_list(self, push_only: bool = False) -> list[RemoteInfo]:
         """Every remote with its mode, mount and watermarks (`push_only`: the backups)."""
         from .remotes import ops
 
@@ -679,7 +474,7 @@ class Pond:
         self,
         name: str,
         purge: bool = False,
-        args: builtins.list[str] | None = None,
+        args: list[str] | None = None,
         vars: dict[str, str] | None = None,
     ) -> Attachment:
         """Detach remote `name` (`purge`: also an import's mount and local copy)."""
@@ -689,7 +484,7 @@ class Pond:
 
     def push(
         self, name: str | None = None, progress: Callable[[int, int], None] | None = None
-    ) -> builtins.list[Transfer]:
+    ) -> list[Transfer]:
         """Catch push-mode remotes (or `name`) up; idempotent."""
         from .remotes import ops
 
@@ -697,13 +492,13 @@ class Pond:
 
     def pull(
         self, name: str | None = None, progress: Callable[[int, int], None] | None = None
-    ) -> builtins.list[Transfer]:
+    ) -> list[Transfer]:
         """Fast-forward from pull-mode remotes (or `name`); idempotent."""
         from .remotes import ops
 
         return ops.pull_all(self, name, progress)
 
-    def verify(self, name: str | None = None) -> builtins.list[Verification]:
+    def verify(self, name: str | None = None) -> list[Verification]:
         """Compare local and remote content (every remote, or `name`)."""
         from .remotes import ops
 
@@ -742,6 +537,14 @@ class Pond:
             progress=progress,
         )
         return cls.open(path, wait=wait), transfer
+
+    # Last in the class: a method named `list` shadows the builtin in the class body from
+    # where it is defined on, so every annotation above says plain `list[...]`.
+    def list(self, pattern: str = "/**/*") -> list[EntryInfo]:
+        """Entries matching a glob; dynamic directories list their children."""
+        from .dynamic import reads
+
+        return [EntryInfo(*e) for e in reads.entries(self.resolver(), pattern)]
 
 
 def _derived_reads() -> DerivedReads:

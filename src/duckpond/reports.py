@@ -1,12 +1,13 @@
 """Typed results of the `Pond` library's control-table methods (log, status, recover,
-maintain, rebuild); the same conventions as `results`, which re-exports them."""
+maintain, rebuild); the same conventions as `results`, which re-exports them (loaded on
+first use)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .results import JSON, _int, _opt_int, _opt_str
+from .jsonvalues import JSON, as_int, opt_int, opt_str
 
 
 @dataclass(frozen=True)
@@ -26,14 +27,14 @@ class TaskSummary:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TaskSummary:
         return cls(
-            execution_seq=_int(d["execution_seq"]),
-            factory_name=_opt_str(d.get("factory_name")),
-            config_path=_opt_str(d.get("config_path")),
+            execution_seq=as_int(d["execution_seq"]),
+            factory_name=opt_str(d.get("factory_name")),
+            config_path=opt_str(d.get("config_path")),
             status=str(d["status"]),
-            attempt=_int(d.get("attempt") or 1),
-            duration_ms=_opt_int(d.get("duration_ms")),
-            error_message=_opt_str(d.get("error_message")),
-            txn_seq=_opt_int(d.get("txn_seq")),
+            attempt=as_int(d.get("attempt") or 1),
+            duration_ms=opt_int(d.get("duration_ms")),
+            error_message=opt_str(d.get("error_message")),
+            txn_seq=opt_int(d.get("txn_seq")),
         )
 
     def to_json(self) -> dict[str, JSON]:
@@ -58,15 +59,15 @@ class TxnSummary:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TxnSummary:
         return cls(
-            txn_seq=_int(d["txn_seq"]),
+            txn_seq=as_int(d["txn_seq"]),
             txn_id=str(d["txn_id"]),
             transaction_type=str(d["transaction_type"]),
             status=str(d["status"]),
             command=str(d["command"]),
-            started=_opt_str(d.get("started")),
-            ended=_opt_str(d.get("ended")),
-            duration_ms=_opt_int(d.get("duration_ms")),
-            error_message=_opt_str(d.get("error_message")),
+            started=opt_str(d.get("started")),
+            ended=opt_str(d.get("ended")),
+            duration_ms=opt_int(d.get("duration_ms")),
+            error_message=opt_str(d.get("error_message")),
             post_commit=[TaskSummary.from_dict(t) for t in d.get("post_commit", [])],
         )
 
@@ -154,18 +155,18 @@ class RecoverReport:
     def from_dict(cls, d: dict[str, Any]) -> RecoverReport:
         return cls(
             transactions=[
-                RecoveredTxn(_int(t["txn_seq"]), str(t["txn_id"]), str(t["action"]))
+                RecoveredTxn(as_int(t["txn_seq"]), str(t["txn_id"]), str(t["action"]))
                 for t in d.get("transactions", [])
             ],
             tasks=[
                 RecoveredTask(
-                    parent_txn_seq=_int(t["parent_txn_seq"]),
-                    execution_seq=_int(t["execution_seq"]),
-                    factory_name=_opt_str(t.get("factory_name")),
-                    config_path=_opt_str(t.get("config_path")),
-                    attempt=_int(t["attempt"]),
+                    parent_txn_seq=as_int(t["parent_txn_seq"]),
+                    execution_seq=as_int(t["execution_seq"]),
+                    factory_name=opt_str(t.get("factory_name")),
+                    config_path=opt_str(t.get("config_path")),
+                    attempt=as_int(t["attempt"]),
                     outcome=str(t["outcome"]),
-                    error=_opt_str(t.get("error")),
+                    error=opt_str(t.get("error")),
                 )
                 for t in d.get("tasks", [])
             ],

@@ -8,24 +8,8 @@ build plain dicts; `from_dict` turns them into these types at the library bounda
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
 
-# A JSON value as the pond prints it.
-JSON = Any
-
-
-def _int(value: object) -> int:
-    if isinstance(value, int):
-        return value
-    raise TypeError(f"expected an integer, got {value!r}")
-
-
-def _opt_int(value: object) -> int | None:
-    return None if value is None else _int(value)
-
-
-def _opt_str(value: object) -> str | None:
-    return None if value is None else str(value)
+from .jsonvalues import JSON
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Rendering results for people (rich tables) and scripts (JSON on stdout)."""
+"""Rendering results for people (rich tables, aligned text) and scripts (JSON on stdout):
+what every `pond` command prints, by the command group it serves."""
 
 from __future__ import annotations
 
@@ -8,10 +9,18 @@ import sys
 from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any
 
+import click
+
 # rich loads in the functions that print with it: `--format json` never imports it.
 if TYPE_CHECKING:
+    import logging
+
+    import pyarrow as pa
     from rich.console import Console
 
+    from ..apply import Planned
+    from ..factories.base import Factory
+    from ..remotes.info import PondStatus, RemoteInfo, Transfer, Verification
     from ..reports import (
         IncompleteReport,
         MaintainReport,
@@ -19,7 +28,9 @@ if TYPE_CHECKING:
         TxnDetail,
         TxnSummary,
     )
-    from ..results import Description
+    from ..results import Description, EntryInfo
+    from ..site import SiteReport
+    from ..steward.fsck import FsckResult
 
 STATUS_STYLE = {
     "completed": "green",
@@ -242,3 +253,134 @@ def recover(report: RecoverReport) -> None:
 def maintain(report: MaintainReport) -> None:
     for name, counts in report.to_json().items():
         console().print(f"{name}: {json.dumps(counts, default=str)}")
+
+
+# -- files ------------------------------------------------------------------------------------
+def entries(found: list[EntryInfo], long: bool) -> None:
+    """`pond list` (`-l`: type, version and size)."""
+    for e in found:
+        if long:
+            click.echo(f"{e.type:<22} v{e.version:<5} {e.size:>12}  {e.path}")
+        else:
+            click.echo(e.path)
+
+
+def table(data: pa.Table, fmt: str) -> None:
+    """A query result on stdout: a rich table, CSV, JSON lines or Parquet bytes."""
+    from ..query import output
+
+    if fmt == "table":
+        output.print_table(data, console())
+    elif fmt == "csv":
+        sys.stdout.buffer.write(output.to_csv_bytes(data))
+    elif fmt == "json":
+        sys.stdout.write(output.to_json_text(data).rstrip("\n") + "\n")
+    else:
+        sys.stdout.buffer.write(output.to_parquet_bytes(data))
+    sys.stdout.flush()
+
+
+# -- factories and apply ----------------------------------------------------------------------
+def factories(facs: list[Factory]) -> None:
+    for f in facs:
+        console().print(f"[bold]{f.name}[/bold] ({f.kind})\n    {f.description}")
+
+
+def apply_plan(plan: list[Planned], dry_run: bool) -> None:
+    for p in plan:
+        click.echo(f"{p.action:<10} {p.kind:<6} {p.path}")
+    changed = sum(p.action != "unchanged" for p in plan)
+    if dry_run:
+        _log().info("dry run: %d change(s) planned, nothing written", changed)
+    elif not changed:
+        _log().info("everything unchanged: nothing committed")
+
+
+# -- fsck -------------------------------------------------------------------------------------
+def fsck(result: FsckResult) -> None:
+    out = console()
+    for p in result.problems:
+        state = f" [repaired: {p.action}]" if p.repaired else ""
+        if p.action and not p.repaired:
+            state = f" [not repaired: {p.action}]"
+        out.print(f"{p.table} {p.kind}: {p.message}{state}", markup=False)
+        for path in p.paths:
+            out.print(f"  {path}", markup=False)
+        if p.txn_seqs:
+            out.print(f"  txn_seq {', '.join(map(str, p.txn_seqs))}", markup=False)
+    for line in result.lost:
+        out.print(f"lost: {line}", markup=False)
+    if result.lost_found:
+        out.print(f"damaged files moved to {result.lost_found}", markup=False)
+    for line in result.notes:
+        out.print(line, markup=False)
+    fixed = sum(p.repaired for p in result.problems)
+    out.print(
+        "no problems found"
+        if not result.problems
+        else f"{len(result.problems)} problem(s), {fixed} repaired",
+        markup=False,
+    )
+
+
+# -- remotes ----------------------------------------------------------------------------------
+def transfers(moved: list[Transfer]) -> None:
+    for t in moved:
+        click.echo(t.message())
+
+
+def remotes(infos: list[RemoteInfo]) -> None:
+    """NAME, URL, MODE, MOUNT and watermarks in aligned columns; last errors as warnings."""
+    if not infos:
+        _log().info("no remotes")
+        return
+    rows = [("NAME", "URL", "MODE", "MOUNT", "PUSHED", "PULLED")]
+    for r in infos:
+        rows.append(
+            (
+                r.name,
+                r.url,
+                r.mode,
+                r.mount or "-",
+                "-" if r.pushed_txn_seq is None else str(r.pushed_txn_seq),
+                "-" if r.pulled_txn_seq is None else str(r.pulled_txn_seq),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    for r in infos:
+        if r.last_error:
+            _log().warning("%s: last error: %s", r.name, r.last_error)
+
+
+def verifications(results: list[Verification]) -> None:
+    for v in results:
+        for state, message in v.report.lines:
+            click.echo(f"[{state}] {v.name}: {message}")
+
+
+def pond_status(s: PondStatus) -> None:
+    click.echo(f"pond {s.pond_id}")
+    click.echo(f"last txn_seq {s.last_txn_seq}")
+    # A mirror's unfinished rows are its source's (recorded before that push ended): only
+    # the source can finish them, so `pond recover` (refused here) is no hint.
+    hint = " (the source's; a later pull brings them)" if s.mirror_of else " (`pond recover`)"
+    click.echo(f"incomplete {s.incomplete}" + (hint if s.incomplete else ""))
+    if s.mirror_of:
+        click.echo(f"read-only mirror of {s.mirror_of}")
+    if s.remotes:
+        click.echo("")
+        remotes(s.remotes)
+
+
+# -- site -------------------------------------------------------------------------------------
+def site_report(report: SiteReport) -> None:
+    n = len(report.series)
+    click.echo(f"{report.out_dir}/index.html ({n} series, {report.bytes} bytes)")
+
+
+def _log() -> logging.Logger:
+    import logging
+
+    return logging.getLogger("pond")

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from .. import formats, nodes, paths
 from ..errors import FormatError, InvalidPathError, NotFoundError, PondError, QueryError
+from .pondview import no_version, row_at
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from .sources import DerivedReads, SourcePond
+    from .pondview import DerivedReads, SourcePond
     from .urls import SourceURL
 
 
@@ -82,8 +83,6 @@ def _host_files(pattern: str) -> list[tuple[str, bytes, str]]:
 def _pond_bytes(
     pond: SourcePond, derived: DerivedReads | None, path: str, version: int | None
 ) -> tuple[bytes, str | None]:
-    from .sources import no_version, row_at
-
     node = pond.derived(path)
     if node is not None:
         if derived is None:

@@ -14,6 +14,7 @@ local file is first moved to lost+found by the caller's `set_aside`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PondError
+from ..storage.blobs import CHUNK
 from ..storage.durability import fsync_dir
 from ..storage.objstore import ObjectStore
 from ..storage.pqread import pq
@@ -151,9 +153,7 @@ def parquet_check(size: int) -> Check:
 
 def blob_check(digest: str, size: int) -> Check:
     def check(path: Path) -> str | None:
-        from .fsck import _sha256
-
-        got, n = _sha256(path)
+        got, n = sha256_file(path)
         if got != digest or n != size:
             return "its sha256 or size does not match"
         return None
@@ -182,3 +182,14 @@ def entry_check(version: int, pond_txn: dict[str, Any] | None) -> Check:
         return None
 
     return check
+
+
+def sha256_file(path: Path) -> tuple[str, int]:
+    """The sha256 hex digest and size of a file, read in chunks."""
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size

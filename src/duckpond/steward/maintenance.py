@@ -11,28 +11,28 @@ lives outside both tables and the blob store; nothing here touches it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 
 from ..storage import checkpoints, tableread, upkeep
+from ..storage.blobs import BlobStore
 from .control import conform
-from .steward import crash_point
-
-if TYPE_CHECKING:
-    from ..pond import Pond
+from .steward import Steward, crash_point
 
 
-def maintain(pond: Pond, retention_hours: float | None = None) -> dict[str, Any]:
+def maintain(
+    steward: Steward, blob_store: BlobStore, retention_hours: float | None = None
+) -> dict[str, Any]:
     """`retention_hours` None: each table's configured window (`Pond.retention()`)."""
     retention_s = None if retention_hours is None else max(0.0, float(retention_hours) * 3600)
     report: dict[str, Any] = {}
-    with pond.steward.locked():
-        for table in (pond.data, pond.control):
+    with steward.locked():
+        for table in (steward.data, steward.control):
             # a pond created before issue 17 gets the properties that state its window
             window = upkeep.retention_seconds(table.dt.metadata().description)
             upkeep.set_retention(table.dt, table.path, window)
-        data = pond.data
+        data = steward.data
         data.refresh()
         before = data.file_count()
         compacted = [p for p in data.partitions() if data.compact_partition(p)]
@@ -46,7 +46,7 @@ def maintain(pond: Pond, retention_hours: float | None = None) -> dict[str, Any]
             "version": data.version(),
         }
         crash_point("maintain_after_data")
-        control = pond.control
+        control = steward.control
         control.evolve_schema()  # compacted files carry every column: the table must too
         control.dt.update_incremental()
         actions = tableread.add_actions(control.dt)
@@ -70,6 +70,6 @@ def maintain(pond: Pond, retention_hours: float | None = None) -> dict[str, Any]
         window = (
             upkeep.retention_seconds(data.description()) if retention_s is None else retention_s
         )
-        blobs, temps = pond.blobs.collect_garbage(data.referenced_hashes(), window)
+        blobs, temps = blob_store.collect_garbage(data.referenced_hashes(), window)
         report["blobs"] = {"removed": blobs, "temp_files_removed": temps}
     return report

@@ -1,0 +1,56 @@
+"""The one progress bar of the CLI: bytes moved by a copy, push, pull or restore."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+
+class Bar:
+    """A started bar's task: `advance` adds bytes done (a copy's progress callback),
+    `update` sets bytes done of a total that may still grow (a transfer's)."""
+
+    def __init__(self, progress: Any, task: Any) -> None:
+        self._progress = progress
+        self._task = task
+
+    def advance(self, n: int) -> None:
+        self._progress.advance(self._task, n)
+
+    def update(self, done: int, total: int) -> None:
+        self._progress.update(self._task, completed=done, total=total or None)
+
+
+@contextmanager
+def progress_bar(label: str, total: int | None = None, min_total: int = 0) -> Iterator[Bar | None]:
+    """A transient byte-count bar on stderr while the block runs, on a terminal only and
+    when the `total` known up front is at least `min_total`; None otherwise (the library
+    then skips its progress reports). Nothing of it stays on the screen or reaches a pipe."""
+    if not sys.stderr.isatty() or (total or 0) < min_total:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TransferSpeedColumn,
+    )
+
+    from . import render
+
+    progress = Progress(
+        TextColumn(label),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=render.err_console(),
+        transient=True,
+    )
+    progress.start()
+    try:
+        yield Bar(progress, progress.add_task(label, total=total))
+    finally:
+        progress.stop()
