@@ -34,6 +34,7 @@ class _Rows(HTMLParser):
         self.kind: str | None = None
         self.cells: list[str] = []
         self.cell: list[str] | None = None
+        self.line = 0  # where the current row starts
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)

@@ -89,7 +89,10 @@ def _read_fast(data: bytes) -> pa.Table | None:
         )
         if table.column("resourceMetrics").null_count:
             return None  # a line that is not a metrics request: the line reader names it
-        return _pivot_points(_points(table))
+        times, names, values = _points(table)
+        if times.null_count or names.null_count:
+            return None  # a point without a time or a metric without a name: counted there
+        return _pivot_points((times, names, values))
     except (pa.ArrowException, ValueError, OverflowError):
         return None
 
