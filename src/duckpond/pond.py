@@ -150,7 +150,10 @@ class Pond:
         if self._steward is None:
             from .steward.steward import Steward
 
-            self._steward = Steward(self.root, self.data, self.control, self.blobs, self.wait)
+            # jobs read the pond through this Pond (RunContext.reader): never a second one
+            self._steward = Steward(
+                self.root, self.data, self.control, self.blobs, self.wait, reader=lambda: self
+            )
         return self._steward
 
     def identity(self) -> dict[str, Any]:
@@ -166,10 +169,14 @@ class Pond:
     # -- writing ---------------------------------------------------------------------------
     @contextmanager
     def transaction(
-        self, args: list[str] | None = None, vars: dict[str, str] | None = None
+        self,
+        args: list[str] | None = None,
+        vars: dict[str, str] | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> Iterator[WriteTxn]:
-        """One recorded write transaction; post-commit tasks run when it committed data."""
-        with self.steward.transaction(args or ["python"], vars) as tx:
+        """One recorded write transaction; post-commit tasks run when it committed data
+        (`progress(done, total)`: what jobs that report progress call, a remote's push)."""
+        with self.steward.transaction(args or ["python"], vars, progress=progress) as tx:
             yield tx
 
     def mknod(

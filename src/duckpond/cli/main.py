@@ -436,14 +436,17 @@ def list_factories(fmt: str) -> None:
     from ..factories import registry
     from . import render
 
-    facs = registry.all_factories()
+    facs = registry.listing()  # a plugin that fails to load: one warning line, left out
     if fmt == "json":
         render.print_json(
-            [{"name": f.name, "kind": f.kind, "description": f.description} for f in facs]
+            [
+                {"name": f.name, "kind": f.kind, "package": pkg, "description": f.description}
+                for f, pkg in facs
+            ]
         )
         return
-    for f in facs:
-        render.console().print(f"[bold]{f.name}[/bold] ({f.kind})\n    {f.description}")
+    for f, pkg in facs:
+        render.console().print(f"[bold]{f.name}[/bold] ({f.kind}, {pkg})\n    {f.description}")
 
 
 # -- control / recover / rebuild / maintain ---------------------------------------------------

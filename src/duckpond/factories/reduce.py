@@ -25,7 +25,6 @@ from .live import (
     time_to_us,
     window,
 )
-from .registry import register
 
 AGGREGATIONS = ("avg", "min", "max", "sum", "count")
 
@@ -234,4 +233,4 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-register(TemporalReduce())
+FACTORY = TemporalReduce()
