@@ -32,8 +32,8 @@ from .config import SiteConfig
 if TYPE_CHECKING:
     import numpy as np
 
-    from ..pond import Pond
     from .collect import Series, Tier
+    from .source import SiteSource
 
 log = logging.getLogger("pond")
 
@@ -70,7 +70,7 @@ class SiteReport:
 
 
 def build(
-    pond: Pond, out_dir: str | Path, cfg: SiteConfig, running_txn: int | None = None
+    pond: SiteSource, out_dir: str | Path, cfg: SiteConfig, running_txn: int | None = None
 ) -> SiteReport:
     """Build the site; `running_txn`: the write whose post-commit job this build is (sitegen),
     shown as running rather than as unfinished work."""
@@ -355,7 +355,11 @@ def _when(text: str | None) -> str:
 
 
 def _write_site(
-    w: _Writer, pond: Pond, cfg: SiteConfig, series: list[Series], status: dict[str, Any] | None
+    w: _Writer,
+    pond: SiteSource,
+    cfg: SiteConfig,
+    series: list[Series],
+    status: dict[str, Any] | None,
 ) -> int:
     env = _env()
     _copy_static(w)
@@ -570,7 +574,7 @@ def _num(v: Any) -> str:
 
 
 # -- status -----------------------------------------------------------------------------------
-def _status(pond: Pond, running_txn: int | None) -> dict[str, Any]:
+def _status(pond: SiteSource, running_txn: int | None) -> dict[str, Any]:
     """The steward's record, as `pond control` and `pond control incomplete` show it."""
     recent, report = pond.control_status(limit=STATUS_LIMIT)
     incomplete = report.to_json()

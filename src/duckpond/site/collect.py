@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from ..factories.live import LiveFile
-    from ..pond import Pond
+    from .source import SiteSource
 
 log = logging.getLogger("pond")
 
@@ -72,11 +72,10 @@ class Series:
         return out
 
 
-def discover(pond: Pond, cfg: SiteConfig) -> list[Series]:
+def discover(pond: SiteSource, cfg: SiteConfig) -> list[Series]:
     """Every series the config selects, sorted by path, with its temporal-reduce tiers."""
-    from ..dynamic import Resolver
 
-    resolver = Resolver.for_pond(pond)
+    resolver = pond.resolver()
     globs = [paths.compile_glob(g) for g in cfg.series]
     found: dict[str, Series] = {}
     tiers: dict[str, dict[str, tuple[int, str, Any]]] = {}
@@ -149,7 +148,7 @@ def _numeric(schema: pa.Schema, tc: str) -> list[str]:
     ]
 
 
-def load(pond: Pond, s: Series, target: int, known: dict[str, Any] | None = None) -> None:
+def load(pond: SiteSource, s: Series, target: int, known: dict[str, Any] | None = None) -> None:
     """Read `s`'s facts and tiers (the pond's own data: no clock, no randomness)."""
     loc = pond.lookup(s.path)
     s.updated_us = loc.row.timestamp if loc is not None else None
@@ -245,7 +244,7 @@ def _stored_facts(s: Series, known: dict[str, Any]) -> bool:
     return True
 
 
-def _read_tier(pond: Pond, s: Series, t: Tier, bases: list[str] | None) -> None:
+def _read_tier(pond: SiteSource, s: Series, t: Tier, bases: list[str] | None) -> None:
     import pyarrow as pa
 
     tc = s.time_column
