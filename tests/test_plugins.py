@@ -43,9 +43,10 @@ class Stamp(Factory):
         return out
 
     def run(self, config: dict[str, Any], ctx: RunContext) -> None:
-        found = ctx.reader().lookup(config["watch"])  # the pond as committed
+        cfg = self.validate(config)  # `config` is as stored (references expanded): defaults
+        found = ctx.reader().lookup(cfg["watch"])  # the pond as committed
         seen = f"v{found.row.version}" if found is not None else "missing"
-        text = f"{config['message']} after txn {ctx.parent_txn_seq}: {config['watch']} {seen}"
+        text = f"{cfg['message']} after txn {ctx.parent_txn_seq}: {cfg['watch']} {seen}"
         ctx.write_bytes(f"/stamps/{ctx.label}", (text + "\\n").encode())
         ctx.log(text)
 
