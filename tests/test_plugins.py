@@ -14,6 +14,10 @@ from pathlib import Path
 
 from conftest import run_pond
 
+from duckpond.factories import registry
+from duckpond.factories.base import Factory, RunContext
+from duckpond.pond import Pond
+
 # The example plugin of docs/factories/writing.md: a job and a data factory.
 PLUGIN = '''\
 """pond_stamp: an example duckpond factory plugin."""
@@ -84,6 +88,29 @@ class Loud(LiveData):
 
 STAMP = Stamp()
 SHOUT = Shout()
+'''
+
+
+# A factory module written the older way: it registers its own instance on import (still
+# loaded through its entry point, which finds the same instance).
+OLD_STYLE = '''\
+from duckpond.factories.base import Factory
+from duckpond.factories.registry import register
+
+
+class Old(Factory):
+    name = "old-style"
+    description = "Registers itself."
+
+    def validate(self, config):
+        return config
+
+    def run(self, config, ctx):
+        ctx.write_bytes("/old", b"ran")
+
+
+FACTORY = Old()
+register(FACTORY)
 '''
 
 
@@ -195,6 +222,7 @@ def test_a_broken_plugin_is_one_error_line_and_breaks_nothing_else(tmp_path: Pat
     site = tmp_path / "site-packages"
     make_dist(site, "pond-broken", {"broken": "pond_broken_gone:FACTORY"}, {})
     make_dist(site, "pond-stamp", {"stamp": "pond_stamp:STAMP"}, {"pond_stamp": PLUGIN})
+    make_dist(site, "pond-old", {"old-style": "pond_old:FACTORY"}, {"pond_old": OLD_STYLE})
     env = with_path(site)
     pond = tmp_path / "pond"
     run_pond("init", pond=pond, env=env)
@@ -211,8 +239,31 @@ def test_a_broken_plugin_is_one_error_line_and_breaks_nothing_else(tmp_path: Pat
 
     # the other factories work
     run_pond("mknod", "stamp", "/jobs/a", "--config-path", config, pond=pond, env=env)
+    run_pond("mknod", "old-style", "/jobs/old", "--config-path", config, pond=pond, env=env)
+    run_pond("run", "/jobs/old", pond=pond, env=env)
+    assert run_pond("cat", "/old", pond=pond, env=env).stdout == b"ran"
     proc = run_pond("list-factories", "--format", "json", env=env)
     names = {f["name"] for f in json.loads(proc.stdout)}
     assert {"stamp", "command", "sitegen"} <= names and "broken" not in names
     warnings = proc.stderr.decode().splitlines()
     assert len(warnings) == 1 and warnings[0].startswith("warning: factory plugin 'broken'")
+
+
+class Echo(Factory):
+    name = "echo-for-embedders"
+    description = "Writes its `text` to /echo."
+
+    def validate(self, config: dict[str, object]) -> dict[str, object]:
+        return {"text": str(config.get("text", ""))}
+
+    def run(self, config: dict[str, object], ctx: RunContext) -> None:
+        ctx.write_bytes("/echo", str(config["text"]).encode())
+
+
+def test_a_program_embedding_pond_registers_its_own_factory(tmp_path: Path) -> None:
+    registry.register(Echo())
+    pond = Pond.create(tmp_path / "pond")
+    pond.mknod("echo-for-embedders", "/jobs/echo", b"text: hello\n")
+    pond.run("/jobs/echo")
+    assert pond.read_bytes("/echo") == b"hello"
+    assert "echo-for-embedders" in {f.name for f in registry.all_factories()}

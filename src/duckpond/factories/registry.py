@@ -162,5 +162,4 @@ def _load_one(name: str, points: list[EntryPoint]) -> Factory:
 
 
 def _dist_name(ep: EntryPoint) -> str:
-    dist = getattr(ep, "dist", None)  # set by importlib.metadata on every discovered point
-    return str(dist.name) if dist is not None else "?"
+    return ep.dist.name if ep.dist is not None else "?"  # set on every discovered point
