@@ -267,3 +267,18 @@ def test_a_program_embedding_pond_registers_its_own_factory(tmp_path: Path) -> N
     pond.run("/jobs/echo")
     assert pond.read_bytes("/echo") == b"hello"
     assert "echo-for-embedders" in {f.name for f in registry.all_factories()}
+
+
+def test_a_jobs_progress_reaches_it_through_its_context(tmp_path: Path) -> None:
+    """`backup_add`'s first push is the new node's post-commit `remote` job: the caller's
+    progress callback reaches that job through its RunContext (no process-wide variable)."""
+    pond = Pond.create(tmp_path / "pond")
+    with pond.transaction() as tx:
+        tx.write_bytes("/data.bin", os.urandom(4096))
+    calls: list[tuple[int, int]] = []
+    pushed = pond.backup_add(
+        "b", f"file://{tmp_path / 'backup'}", progress=lambda d, t: calls.append((d, t))
+    )
+    assert pushed is None  # pushed by the job, not directly
+    assert calls and calls[-1][0] > 0 and calls[-1][0] == calls[-1][1]
+    assert [r.pushed_txn_seq for r in pond.remote_list()] == [pond.data.last_txn_seq()]
