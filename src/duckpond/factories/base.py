@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from ..reports import IncompleteReport, TxnSummary
+    from ..storage.blobs import BlobStore
+    from ..storage.datatable import DataTable
     from ..storage.fs import Located
     from ..txn import WriteTxn
     from .live import BuildContext, LiveNode
@@ -37,6 +39,10 @@ class PondReader(Protocol):
     transaction, the job's parent included, but not the job's own staged writes."""
 
     root: Path
+    blobs: BlobStore  # the storage handles it reads through (the steward's own)
+
+    @property
+    def data(self) -> DataTable: ...
 
     def lookup(self, path: str) -> Located | None: ...
 

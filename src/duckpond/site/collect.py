@@ -74,8 +74,9 @@ class Series:
 
 def discover(pond: SiteSource, cfg: SiteConfig) -> list[Series]:
     """Every series the config selects, sorted by path, with its temporal-reduce tiers."""
+    from ..dynamic import Resolver
 
-    resolver = pond.resolver()
+    resolver = Resolver.for_pond(pond)
     globs = [paths.compile_glob(g) for g in cfg.series]
     found: dict[str, Series] = {}
     tiers: dict[str, dict[str, tuple[int, str, Any]]] = {}

@@ -38,14 +38,10 @@ class SiteGen(Factory):
     def run(self, config: dict[str, Any], ctx: RunContext) -> None:
         from . import build
         from . import config as site_config
-        from .source import SiteSource
 
         self.validate(config)
         cfg = site_config.parse(config, self.name, extra=("out_dir",))
-        pond = ctx.reader()
-        if not isinstance(pond, SiteSource):  # the Pond is: it also resolves derived nodes
-            raise FactoryError(f"{self.name}: this pond's read view cannot build a site")
-        report = build(pond, config["out_dir"], cfg, ctx.parent_txn_seq)
+        report = build(ctx.reader(), config["out_dir"], cfg, ctx.parent_txn_seq)
         ctx.log(f"site: {len(report.series)} series, {report.bytes} bytes in {report.out_dir}")
 
 

@@ -1,38 +1,38 @@
-"""What a site is built from: the read methods of a pond that the builder uses.
-
-The `Pond` library object is one (`pond site build`), and so is the read view a `sitegen`
-job gets from its RunContext (the same Pond, running the steward): the site layer reads
-through this protocol and imports nothing of the library itself.
-"""
+"""What a site build reads from a pond. `Pond.site_build` calls the site, so the site names
+only what it reads (a `Pond` is one) and never imports the library above it."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from ..dynamic import Resolver
     from ..reports import IncompleteReport, TxnSummary
+    from ..storage.blobs import BlobStore
+    from ..storage.datatable import DataTable
     from ..storage.fs import Located
 
 
-@runtime_checkable
 class SiteSource(Protocol):
-    def lookup(self, path: str) -> Located | None: ...
+    blobs: BlobStore
 
-    def resolver(self) -> Resolver: ...
+    @property
+    def root(self) -> Path: ...
+
+    @property
+    def data(self) -> DataTable: ...
+
+    def lookup(self, path: str) -> Located | None: ...
 
     def sql(
         self,
-        query: str = "SELECT * FROM source",
+        query: str = ...,
         path: str | None = None,
         version: int | None = None,
         time_start: int | None = None,
         time_end: int | None = None,
-        *,
-        timeout: float | None = ...,
-        memory_limit: int | None = ...,
     ) -> pa.Table: ...
 
-    def control_status(self, limit: int = 20) -> tuple[list[TxnSummary], IncompleteReport]: ...
+    def control_status(self, limit: int = ...) -> tuple[list[TxnSummary], IncompleteReport]: ...
