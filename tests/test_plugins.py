@@ -225,7 +225,8 @@ def test_a_broken_plugin_is_one_error_line_and_breaks_nothing_else(tmp_path: Pat
     make_dist(site, "pond-old", {"old-style": "pond_old:FACTORY"}, {"pond_old": OLD_STYLE})
     env = with_path(site)
     pond = tmp_path / "pond"
-    run_pond("init", pond=pond, env=env)
+    on = {"pond": pond, "env": env}
+    run_pond("init", **on)
     config = write(tmp_path / "c.yaml", "message: hi\n")
 
     proc = run_pond("mknod", "broken", "/x", "--config-path", config, pond=pond, env=env, check=1)
@@ -238,15 +239,29 @@ def test_a_broken_plugin_is_one_error_line_and_breaks_nothing_else(tmp_path: Pat
     assert run_pond("cat", "/x", pond=pond, env=env, check=False).returncode != 0
 
     # the other factories work
-    run_pond("mknod", "stamp", "/jobs/a", "--config-path", config, pond=pond, env=env)
-    run_pond("mknod", "old-style", "/jobs/old", "--config-path", config, pond=pond, env=env)
-    run_pond("run", "/jobs/old", pond=pond, env=env)
+    for factory, node in (("stamp", "20-stamp"), ("old-style", "10-old")):
+        run_pond("mknod", factory, f"/etc/system.d/{node}", "--config-path", config, **on)
     assert run_pond("cat", "/old", pond=pond, env=env).stdout == b"ran"
     proc = run_pond("list-factories", "--format", "json", env=env)
     names = {f["name"] for f in json.loads(proc.stdout)}
-    assert {"stamp", "command", "sitegen"} <= names and "broken" not in names
+    assert {"stamp", "old-style", "command", "sitegen"} <= names and "broken" not in names
     warnings = proc.stderr.decode().splitlines()
     assert len(warnings) == 1 and warnings[0].startswith("warning: factory plugin 'broken'")
+
+    # a plugin that breaks after its job was set up (its module gone): the job fails with
+    # one line, the write and the other jobs do not, and listing still shows every node
+    (site / "pond_old.py").unlink()
+    proc = run_pond("mkdir", "/y", pond=pond, env=env)
+    said = proc.stderr.decode().splitlines()
+    assert [line for line in said if not line.startswith("[20-stamp] ")] == [
+        "warning: post-commit task /etc/system.d/10-old (old-style) failed: factory plugin "
+        "'old-style' (entry point 'old-style = pond_old:FACTORY' of package pond-old) failed "
+        "to load: ModuleNotFoundError: No module named 'pond_old'"
+    ]
+    out = run_pond("cat", "/stamps/20-stamp", pond=pond, env=env).stdout.decode()
+    assert out.startswith("hi after txn")
+    proc = run_pond("list", "/etc/system.d/*", pond=pond, env=env)
+    assert b"10-old" in proc.stdout and b"20-stamp" in proc.stdout
 
 
 class Echo(Factory):
