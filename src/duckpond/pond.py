@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import os
 import socket
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -150,9 +151,18 @@ class Pond:
         if self._steward is None:
             from .steward.steward import Steward
 
-            # jobs read the pond through this Pond (RunContext.reader): never a second one
+            # jobs read the pond through this Pond (RunContext.reader): never a second one.
+            # A weak reference: the steward does not keep its Pond alive (no cycle).
+            ref = weakref.ref(self)
+
+            def reader() -> Pond:
+                pond = ref()
+                if pond is None:
+                    raise PondError("the Pond running this job is gone")
+                return pond
+
             self._steward = Steward(
-                self.root, self.data, self.control, self.blobs, self.wait, reader=lambda: self
+                self.root, self.data, self.control, self.blobs, self.wait, reader=reader
             )
         return self._steward
 
