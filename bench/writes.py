@@ -21,9 +21,9 @@ from duckpond import nodes
 from duckpond.factories import base as factory_base
 from duckpond.factories import registry
 from duckpond.pond import Pond
-from duckpond.steward.steward import TaskContext
 from duckpond.storage.dataschema import DATA_SCHEMA
 from duckpond.storage.staging import StagedTxn
+from duckpond.txn import WriteTxn
 
 from .common import Result, Timer, log, ratio_row
 from .layers import storage_write
@@ -216,5 +216,7 @@ def _run_factory_directly(pond: Pond, fac: factory_base.Factory) -> None:
     raw = factory_base.parse_config(TASK_CONFIG, "the config")
     fac.validate(raw)
     staged = StagedTxn(pond.steward.fs, pond.data.last_txn_seq() + 1)
-    ctx = TaskContext(str(pond.root), staged, None, ["bench"], {}, "10-t")
+    ctx = factory_base.RunContext(
+        WriteTxn(staged, {}), pond_path=str(pond.root), label="10-t", args=["bench"]
+    )
     fac.run(factory_base.expand_env(raw), ctx)

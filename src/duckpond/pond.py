@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -82,13 +83,30 @@ class Pond(PondHandles):
         # and `pond control` never needs the data table.
         return cls(root, None, None, wait)
 
+    def job_reader(self) -> Callable[[], Pond]:
+        # Jobs read the pond through this Pond (RunContext.reader): never a second one.
+        # A weak reference: the steward does not keep its Pond alive (no cycle).
+        ref = weakref.ref(self)
+
+        def reader() -> Pond:
+            pond = ref()
+            if pond is None:
+                raise PondError("the Pond running this job is gone")
+            return pond
+
+        return reader
+
     # -- writing ---------------------------------------------------------------------------
     @contextmanager
     def transaction(
-        self, args: list[str] | None = None, vars: dict[str, str] | None = None
+        self,
+        args: list[str] | None = None,
+        vars: dict[str, str] | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> Iterator[WriteTxn]:
-        """One recorded write transaction; post-commit tasks run when it committed data."""
-        with self.steward.transaction(args or ["python"], vars) as tx:
+        """One recorded write transaction; post-commit tasks run when it committed data
+        (`progress(done, total)`: what jobs that report progress call, a remote's push)."""
+        with self.steward.transaction(args or ["python"], vars, progress=progress) as tx:
             yield tx
 
     def mknod(

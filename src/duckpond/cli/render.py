@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from collections.abc import Sequence
 from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any
 
@@ -281,9 +282,9 @@ def table(data: pa.Table, fmt: str) -> None:
 
 
 # -- factories and apply ----------------------------------------------------------------------
-def factories(facs: list[Factory]) -> None:
-    for f in facs:
-        console().print(f"[bold]{f.name}[/bold] ({f.kind})\n    {f.description}")
+def factories(facs: Sequence[tuple[Factory, str]]) -> None:
+    for f, pkg in facs:
+        console().print(f"[bold]{f.name}[/bold] ({f.kind}, {pkg})\n    {f.description}")
 
 
 def apply_plan(plan: list[Planned], dry_run: bool) -> None:

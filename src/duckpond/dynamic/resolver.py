@@ -55,7 +55,13 @@ class Resolver:
             from ..factories import base as factory_base
             from ..factories import registry
 
-            fac = registry.get(loc.row.factory)
+            try:
+                fac = registry.get(loc.row.factory)
+            except FactoryError as e:  # not installed, or its plugin fails to load
+                if not self._lenient:
+                    raise
+                log.warning("%s: %s", loc.path, " ".join(str(e).split()))
+                return Unbuilt(loc)  # listed all the same: its siblings stay visible
             if fac.kind == factory_base.DATA:
                 if not self._lenient:
                     return self._build_stored(loc, fac)

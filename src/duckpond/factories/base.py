@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections.abc import Callable
-from typing import Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import yaml
 
 from ..errors import FactoryError, clip
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from ..reports import IncompleteReport, TxnSummary
+    from ..storage.blobs import BlobStore
+    from ..storage.datatable import DataTable
+    from ..storage.fs import Located
+    from ..txn import WriteTxn
+    from .live import BuildContext, LiveNode
 
 EXECUTOR = "executor"
 DATA = "data"  # makes a dynamic file or directory, computed on read (factories/live.py)
@@ -18,38 +30,126 @@ DATA = "data"  # makes a dynamic file or directory, computed on read (factories/
 _ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-class RunContext(Protocol):
-    """What a running factory may do: read the pond, write in its own transaction, log."""
+Progress = Callable[[int, int], None]  # (done, total), e.g. bytes moved by a push
 
-    pond_path: str
-    # The attempt's identity as the control table records it (None for `pond run`). The
-    # job's own txn_seq is not known before its writes commit: no job is told one.
-    parent_txn_seq: int | None
-    execution_seq: int | None
-    attempt: int | None
-    args: list[str]
-    vars: dict[str, str]
 
-    def read_bytes(self, path: str) -> bytes: ...
+class PondReader(Protocol):
+    """A read view of the pond a job runs in: the library object that runs the steward
+    (no second pond is opened, no second lock is taken). Its reads see every committed
+    transaction, the job's parent included, but not the job's own staged writes."""
 
-    def exists(self, path: str) -> bool: ...
+    root: Path
+    blobs: BlobStore  # the storage handles it reads through (the steward's own)
 
-    def write_bytes(self, path: str, data: bytes) -> None: ...
+    @property
+    def data(self) -> DataTable: ...
 
-    def log(self, message: str) -> None: ...
+    def lookup(self, path: str) -> Located | None: ...
+
+    def read_bytes(self, path: str, version: int | None = None) -> bytes: ...
+
+    def sql(
+        self,
+        query: str = "SELECT * FROM source",
+        path: str | None = None,
+        version: int | None = None,
+        time_start: int | None = None,
+        time_end: int | None = None,
+        *,
+        timeout: float | None = ...,
+        memory_limit: int | None = ...,
+    ) -> pa.Table: ...
+
+    def control_status(self, limit: int = 20) -> tuple[list[TxnSummary], IncompleteReport]: ...
+
+
+class RunContext:
+    """What a running job gets, built by the layer that runs it (the steward): its own write
+    transaction (`txn`, which also reads the pond as committed plus what the job staged),
+    who it is (`label`, `args`, `vars`, the attempt's identity), the secrets its config
+    resolved, a progress callback, and a read view of the pond (`reader()`).
+
+    The job's own txn_seq is not known before its writes commit: no job is told one."""
+
+    def __init__(
+        self,
+        txn: WriteTxn,
+        *,
+        pond_path: str,
+        label: str,
+        args: list[str] | None = None,
+        vars: dict[str, str] | None = None,
+        parent_txn_seq: int | None = None,
+        execution_seq: int | None = None,
+        attempt: int | None = None,
+        secrets: Secrets | None = None,
+        progress: Progress | None = None,
+        on_job_started: Callable[[int, int | None], None] | None = None,
+        reader: Callable[[], PondReader] | None = None,
+    ) -> None:
+        self.txn = txn
+        self.pond_path = pond_path
+        self.label = label
+        self.args = list(args or [])
+        self.vars = dict(vars or {})
+        # The attempt's identity as the control table records it (None for `pond run`).
+        self.parent_txn_seq = parent_txn_seq
+        self.execution_seq = execution_seq
+        self.attempt = attempt
+        self.secrets = secrets if secrets is not None else Secrets()
+        self.progress = progress
+        self._on_job_started = on_job_started
+        self._reader = reader
+
+    @property
+    def root(self) -> Path:
+        return Path(self.pond_path)
+
+    def read_bytes(self, path: str) -> bytes:
+        return self.txn.read_bytes(path)
+
+    def exists(self, path: str) -> bool:
+        return self.txn.exists(path)
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """Write a file (parent directories made as needed) in the job's transaction."""
+        self.txn.write_bytes(path, data, parents=True)
+
+    def log(self, message: str) -> None:
+        """A line on the pond's log (the CLI shows it on stderr), secrets redacted."""
+        logging.getLogger("pond").info("[%s] %s", self.label, self.redact(message))
 
     def redact(self, text: str) -> str:
         """`text` with every secret value this run resolved replaced by its reference;
         a factory calls it on raw output before trimming, so no fragment survives."""
-        ...
+        return self.secrets.redact(text)
 
     def job_started(self, pid: int, start_time: int | None) -> None:
         """A job's process was started (pid = its process group): recorded before it
         can do much, so that `recover` can make sure it is gone before a retry."""
-        ...
+        if self._on_job_started is not None:
+            self._on_job_started(pid, start_time)
+
+    def reader(self) -> PondReader:
+        """A read view of the whole pond (SQL, control table) for jobs that need more than
+        `read_bytes`; refused where the runner has none to give."""
+        if self._reader is None:
+            raise FactoryError(
+                f"{self.label}: this job needs a read view of the pond, which its runner "
+                "does not provide (run it through a Pond)"
+            )
+        return self._reader()
+
+    def error_text(self, e: BaseException) -> str:
+        """The one-line error the pond records for this job's failure, secrets redacted."""
+        return " ".join(self.redact(str(e)).split()) or type(e).__name__
 
 
 class Factory:
+    """A named recipe: `validate` a config, then `run` it as a job (kind EXECUTOR) or
+    `build` a live node from it (kind DATA). Plugins subclass it and expose one module-level
+    instance through the `duckpond.factories` entry points (see factories/registry.py)."""
+
     name: str = ""
     description: str = ""
     kind: str = EXECUTOR
@@ -64,7 +164,7 @@ class Factory:
     def run(self, config: dict[str, Any], ctx: RunContext) -> None:
         raise FactoryError(f"factory {self.name} cannot be run")
 
-    def build(self, config: dict[str, Any], ctx: Any) -> Any:
+    def build(self, config: dict[str, Any], ctx: BuildContext) -> LiveNode:
         """A data factory's live node (factories/live.py) from a validated config."""
         raise FactoryError(f"factory {self.name} does not make a file or directory")
 

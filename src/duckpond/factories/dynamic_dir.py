@@ -8,7 +8,7 @@ from .. import paths
 from ..errors import FactoryError
 from .base import DATA, Factory, Fields
 from .live import BuildContext, LiveDir, LiveNode, digest
-from .registry import get, register
+from .registry import get
 
 
 class DynamicDir(Factory):
@@ -81,4 +81,4 @@ class EntriesDir(LiveDir):
         return node
 
 
-register(DynamicDir())
+FACTORY = DynamicDir()

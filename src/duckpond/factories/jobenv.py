@@ -20,7 +20,10 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .base import RunContext
 
 PASSED = frozenset({"PATH", "HOME", "LANG", "TZ", "TMPDIR"})
 PASSED_PREFIX = "LC_"
@@ -31,7 +34,7 @@ def _text(value: int | None) -> str:
 
 
 def job_environment(
-    ctx: Any, own: Mapping[str, Any], environ: Mapping[str, str] | None = None
+    ctx: RunContext, own: Mapping[str, Any], environ: Mapping[str, str] | None = None
 ) -> dict[str, str]:
     """The whole environment of a job run with RunContext `ctx` and config `env:` `own`."""
     source = os.environ if environ is None else environ
@@ -42,8 +45,8 @@ def job_environment(
         {
             "POND": ctx.pond_path,
             "POND_PARENT_TXN_SEQ": _text(ctx.parent_txn_seq),
-            "POND_EXECUTION_SEQ": _text(getattr(ctx, "execution_seq", None)),
-            "POND_ATTEMPT": _text(getattr(ctx, "attempt", None)),
+            "POND_EXECUTION_SEQ": _text(ctx.execution_seq),
+            "POND_ATTEMPT": _text(ctx.attempt),
             "POND_ARGS": json.dumps(ctx.args),
             "POND_VARS": json.dumps(ctx.vars),
         }

@@ -24,7 +24,6 @@ from .live import (
     union_schema,
     window,
 )
-from .registry import register
 
 
 class Group:
@@ -241,5 +240,5 @@ class TimeseriesPivot(Factory):
         return JoinedFile(ctx, self.name, config, groups)
 
 
-register(TimeseriesJoin())
-register(TimeseriesPivot())
+JOIN = TimeseriesJoin()
+PIVOT = TimeseriesPivot()

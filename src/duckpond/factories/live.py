@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import paths
@@ -98,6 +99,11 @@ class BuildContext(Protocol):
     """What a factory may do while building its node (the resolver implements it)."""
 
     path: str  # the node's own pond path
+
+    @property
+    def pond_root(self) -> Path:
+        """The pond's directory (an import mount reads the copy kept under it)."""
+        ...
 
     def glob(self, pattern: str) -> list[LiveNode]: ...
 

@@ -26,7 +26,6 @@ from .live import (
     time_to_us,
     window,
 )
-from .registry import register
 
 AGGREGATIONS = ("avg", "min", "max", "sum", "count")
 
@@ -235,4 +234,4 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-register(TemporalReduce())
+FACTORY = TemporalReduce()

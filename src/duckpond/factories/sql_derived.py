@@ -22,7 +22,6 @@ from .live import (
     union_schema,
     window,
 )
-from .registry import register
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -132,5 +131,5 @@ class SqlFile(DerivedFile):
         return table
 
 
-register(SqlDerived(series=False))
-register(SqlDerived(series=True))
+TABLE = SqlDerived(series=False)
+SERIES = SqlDerived(series=True)

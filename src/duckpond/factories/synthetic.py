@@ -11,7 +11,6 @@ import pyarrow as pa
 from ..errors import FactoryError
 from .base import DATA, Factory, Fields
 from .live import TIME_TYPE, BuildContext, DerivedFile, digest, parse_duration, parse_time
-from .registry import register
 
 WAVES = ("sine", "triangle", "square", "line")
 MAX_ROWS = 50_000_000
@@ -148,4 +147,4 @@ def wave(comp: dict[str, Any], t: np.ndarray) -> np.ndarray:
     return out
 
 
-register(SyntheticTimeseries())
+FACTORY = SyntheticTimeseries()

@@ -25,7 +25,6 @@ from .live import (
     schema_fields,
     substitute,
 )
-from .registry import register
 from .template_limits import MAX_OUTPUT, TemplateLimit, environment
 
 
@@ -162,4 +161,4 @@ class Rendered(LiveData):
         return str(text).encode()
 
 
-register(Template())
+FACTORY = Template()

@@ -7,7 +7,6 @@ from typing import Any
 
 from ..errors import MAX_MESSAGE_CHARS, FactoryError, clip
 from .base import Factory, Fields, RunContext
-from .registry import register
 
 
 class TestExecutor(Factory):
@@ -64,4 +63,4 @@ class TestExecutor(Factory):
             raise FactoryError(f"{self.name} intentionally failed: {clip(shown)}")
 
 
-register(TestExecutor())
+FACTORY = TestExecutor()

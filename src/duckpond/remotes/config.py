@@ -13,20 +13,24 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import paths
-from ..errors import FactoryError, PondUsageError, clip
+from .. import nodes, paths
+from ..errors import FactoryError, InvalidPathError, PondError, PondUsageError, clip
 from ..storage.objstore import StoreOptions
 
 if TYPE_CHECKING:
     from ..factories.base import Secrets
+    from ..storage.fs import PondFS
     from ..storage.objstore import ObjectStore
 
 REMOTES_DIR = "/sys/remotes"
 # The pond's own configuration (/etc/system.d jobs, /sys/remotes): never an import's mount.
 RESERVED_MOUNTS = ("/etc", "/sys")
 FACTORY = "remote"
+IMPORT_FACTORY = "remote-import"  # an import's mount (remotes/mount.py)
+IMPORTS_DIR = "imports"  # $POND/imports/NAME: the copy of an imported pond
 MODES = ("push", "pull", "both")
 # The string options of StoreOptions, in its field order (then `allow_http`, a bool).
 S3_KEYS = ("endpoint", "region", "access_key_id", "secret_access_key")
@@ -240,3 +244,41 @@ def store_for(att: Attachment, secrets: Secrets | None = None) -> ObjectStore:
     from ..storage.objstore import open_store
 
     return open_store(att.url, store_options(att, secrets))
+
+
+def node_attachments(fs: PondFS) -> list[Attachment]:
+    """The attachments stored as nodes under /sys/remotes, in name order (unparseable
+    ones are skipped: the task of such a node fails with the reason)."""
+    loc = fs.lookup(REMOTES_DIR)
+    if loc is None or not nodes.is_dir(loc.file_type):
+        return []
+    out = []
+    for child in fs.children(loc):
+        if child.row.factory != FACTORY:
+            continue
+        try:
+            out.append(parse(paths.basename(child.path), fs.content(child.row)))
+        except PondError:
+            continue
+    return sorted(out, key=lambda a: a.name)
+
+
+def import_root(root: Path, name: str) -> Path:
+    """Where `pond pull NAME` keeps the copy of an imported pond."""
+    return Path(root) / IMPORTS_DIR / name
+
+
+def explain_write_error(fs: PondFS, e: PondError) -> PondError | None:
+    """A write refused at or under an import's mount (the path storage refused it at,
+    `e.path`), said plainly; None when it is not one."""
+    if e.path is None:
+        return None
+    for att in node_attachments(fs):
+        if not att.is_import or att.mount is None:
+            continue
+        if e.path == att.mount or e.path.startswith(att.mount.rstrip("/") + "/"):
+            return InvalidPathError(
+                f"{att.mount} is a read-only import of remote {att.name}: "
+                "writes under it are refused"
+            )
+    return None

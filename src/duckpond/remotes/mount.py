@@ -5,7 +5,8 @@
 pond at `$POND/imports/NAME/`. Reading PATH shows that copy's tree: its files read as stored
 files of this pond. Nothing of the imported pond runs here: its factory nodes show as their
 stored configs, and writing under PATH is refused (the steward says so via
-`explain_write_error`).
+`config.explain_write_error`). The factory is the `remote-import` entry point of the
+`duckpond.factories` group (pyproject.toml): `FACTORY` below.
 """
 
 from __future__ import annotations
@@ -14,17 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from .. import nodes, paths
-from ..errors import FactoryError, InvalidPathError, PondError
+from ..errors import FactoryError, PondError
 from ..factories.base import DATA, Factory, Fields
-from ..factories.live import LiveDir, LiveNode
-from ..factories.registry import register
+from ..factories.live import BuildContext, LiveDir, LiveNode
 from ..storage.fs import Located, PondFS
-
-FACTORY = "remote-import"
+from .config import IMPORT_FACTORY, check_name, import_root
 
 
 class ImportFactory(Factory):
-    name = FACTORY
+    name = IMPORT_FACTORY
     kind = DATA
     file_type = nodes.DIR_DYNAMIC
     description = (
@@ -33,8 +32,6 @@ class ImportFactory(Factory):
     )
 
     def validate(self, config: dict[str, Any]) -> dict[str, Any]:
-        from .config import check_name
-
         f = Fields(self.name, config)
         out = {"remote": f.get("remote", str, required=True)}
         f.done()
@@ -44,9 +41,7 @@ class ImportFactory(Factory):
             raise FactoryError(f"{self.name}: {e}") from None
         return out
 
-    def build(self, config: dict[str, Any], ctx: Any) -> LiveNode:
-        from .ops import import_root
-
+    def build(self, config: dict[str, Any], ctx: BuildContext) -> LiveNode:
         return ImportRoot(ctx.path, config["remote"], import_root(ctx.pond_root, config["remote"]))
 
 
@@ -150,22 +145,4 @@ class ImportRoot(LiveDir):
         return [] if root is None else root.children()
 
 
-def explain_write_error(fs: PondFS, e: PondError) -> PondError | None:
-    """A write refused at or under an import's mount (the path storage refused it at,
-    `e.path`), said plainly; None when it is not one."""
-    if e.path is None:
-        return None
-    from .ops import node_attachments
-
-    for att in node_attachments(fs):
-        if not att.is_import or att.mount is None:
-            continue
-        if e.path == att.mount or e.path.startswith(att.mount.rstrip("/") + "/"):
-            return InvalidPathError(
-                f"{att.mount} is a read-only import of remote {att.name}: "
-                "writes under it are refused"
-            )
-    return None
-
-
-register(ImportFactory())
+FACTORY = ImportFactory()

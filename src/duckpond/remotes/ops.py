@@ -2,17 +2,18 @@
 
 The transfers themselves are `remotes.push`, `.pull`, `.restore` and `.verify`; this module finds
 the attachments, opens their stores, keeps the local watermarks and says what moved. The
-caller holds the pond's write lock around push and pull.
+caller holds the pond's write lock around push and pull. The pond comes in as a `PondHost`
+(what these functions use of it), so this layer never imports the library above it.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable
-from contextvars import ContextVar
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import nodes, paths
 from ..errors import NotFoundError, PondError
@@ -22,38 +23,63 @@ from .info import PondStatus, RemoteInfo, Transfer, Verification
 
 if TYPE_CHECKING:
     from ..factories.base import Secrets
-    from ..pond import Pond
-    from ..storage.fs import PondFS
+    from ..reports import IncompleteReport
+    from ..storage.datatable import DataTable
+    from ..storage.fs import Located, PondFS
     from ..storage.objstore import ObjectStore
+    from ..txn import WriteTxn
     from .reports import SyncReport, VerifyReport
 
 Progress = Callable[[int, int], None]
 
-# The progress callback of the push a `remote` task runs inside `pond backup add` (the task
-# runs deep in the steward; the CLI's progress bar reaches it through this variable).
-PROGRESS: ContextVar[Progress | None] = ContextVar("remote_push_progress", default=None)
 
-IMPORTS_DIR = "imports"
-
-
-def node_attachments(fs: PondFS) -> list[config.Attachment]:
-    """The attachments stored as nodes under /sys/remotes, in name order (unparseable
-    ones are skipped: the task of such a node fails with the reason)."""
-    loc = fs.lookup(config.REMOTES_DIR)
-    if loc is None or not nodes.is_dir(loc.file_type):
-        return []
-    out = []
-    for child in fs.children(loc):
-        if child.row.factory != config.FACTORY:
-            continue
-        try:
-            out.append(config.parse(paths.basename(child.path), fs.content(child.row)))
-        except PondError:
-            continue
-    return sorted(out, key=lambda a: a.name)
+class _Task(Protocol):
+    @property
+    def config_path(self) -> str: ...
 
 
-def attachments(pond: Pond) -> list[config.Attachment]:
+class _Steward(Protocol):
+    @property
+    def failed_tasks(self) -> Sequence[tuple[_Task, str]]: ...
+
+    def locked(self, writes: bool = True) -> AbstractContextManager[None]: ...
+
+
+class PondHost(Protocol):
+    """What the remote operations use of a pond (the `Pond` library object is one)."""
+
+    root: Path
+
+    @property
+    def fs(self) -> PondFS: ...
+
+    @property
+    def data(self) -> DataTable: ...
+
+    @property
+    def steward(self) -> _Steward: ...
+
+    def identity(self) -> dict[str, Any]: ...
+
+    def refresh(self) -> None: ...
+
+    def lookup(self, path: str) -> Located | None: ...
+
+    def control_incomplete(self) -> IncompleteReport: ...
+
+    def transaction(
+        self,
+        args: list[str] | None = None,
+        vars: dict[str, str] | None = None,
+        progress: Progress | None = None,
+    ) -> AbstractContextManager[WriteTxn]: ...
+
+IMPORTS_DIR = config.IMPORTS_DIR
+node_attachments = config.node_attachments
+import_root = config.import_root
+
+
+def attachments(pond: PondHost) -> list[config.Attachment]:
     """Every attachment: the /sys/remotes nodes and the mirror files, in name order."""
     out = {a.name: a for a in node_attachments(pond.fs)}
     for name in state.mirror_names(pond.root):
@@ -61,7 +87,7 @@ def attachments(pond: Pond) -> list[config.Attachment]:
     return [out[k] for k in sorted(out)]
 
 
-def find(pond: Pond, name: str) -> config.Attachment:
+def find(pond: PondHost, name: str) -> config.Attachment:
     for att in attachments(pond):
         if att.name == name:
             return att
@@ -69,7 +95,7 @@ def find(pond: Pond, name: str) -> config.Attachment:
 
 
 def select(
-    pond: Pond, name: str | None, want: Callable[[config.Attachment], bool], what: str
+    pond: PondHost, name: str | None, want: Callable[[config.Attachment], bool], what: str
 ) -> list[config.Attachment]:
     """The named attachment (which must do `what`), or every one that does."""
     if name is not None:
@@ -109,17 +135,18 @@ def _error_text(e: BaseException, secrets: Secrets | None) -> str:
 
 
 def push(
-    pond: Pond,
+    root: Path,
     att: config.Attachment,
     progress: Progress | None = None,
     secrets: Secrets | None = None,
 ) -> SyncReport:
-    """Push everything the remote lacks, starting from the local watermark; the caller
-    holds the write lock."""
+    """Push everything the remote lacks from the pond at `root`, starting from the local
+    watermark; the caller holds the write lock (a `remote` job: the steward running it)."""
     from .push import push as push_to
     from .reports import RemoteTip
 
-    mark = state.read_watermark(pond.root, att.name)
+    root = Path(root)
+    mark = state.read_watermark(root, att.name)
     since = None
     if mark["pushed_data_version"] is not None and mark["pushed_control_version"] is not None:
         since = RemoteTip(
@@ -127,11 +154,11 @@ def push(
         )
     try:
         store = config.store_for(att, secrets)
-        report = push_to(pond.root, store, progress=_crash_hook(progress), since=since)
+        report = push_to(root, store, progress=_crash_hook(progress), since=since)
     except Exception as e:
-        state.update_watermark(pond.root, att.name, last_error=_error_text(e, secrets))
+        state.update_watermark(root, att.name, last_error=_error_text(e, secrets))
         raise
-    state.update_watermark(pond.root, att.name, last_error=None, **_pushed_marks(pond, report))
+    state.update_watermark(root, att.name, last_error=None, **_pushed_marks(report))
     return report
 
 
@@ -151,7 +178,7 @@ def _crash_hook(progress: Progress | None, point: str = "mid_push") -> Progress 
     return tick
 
 
-def _pushed_marks(pond: Pond, report: SyncReport) -> dict[str, Any]:
+def _pushed_marks(report: SyncReport) -> dict[str, Any]:
     """Watermarks after a push: where the remote stands now."""
     return {
         "pushed_data_version": report.tip.data_version,
@@ -160,11 +187,7 @@ def _pushed_marks(pond: Pond, report: SyncReport) -> dict[str, Any]:
     }
 
 
-def import_root(root: Path, name: str) -> Path:
-    return Path(root) / IMPORTS_DIR / name
-
-
-def pull(pond: Pond, att: config.Attachment, progress: Progress | None = None) -> SyncReport:
+def pull(pond: PondHost, att: config.Attachment, progress: Progress | None = None) -> SyncReport:
     """Fast-forward from the remote: into this pond (a mirror, a bidirectional backup) or
     into the imported pond's copy; the caller holds the write lock."""
     from .pull import pull as pull_from
@@ -199,7 +222,7 @@ def _txn_seq_of(root: Path) -> int:
     return int(DataTable.open(root / "data").last_txn_seq())
 
 
-def verify(pond: Pond, att: config.Attachment) -> VerifyReport:
+def verify(pond: PondHost, att: config.Attachment) -> VerifyReport:
     from .verify import verify as verify_against
 
     secrets = _secrets()
@@ -251,7 +274,7 @@ def _open_checked(att: config.Attachment, pond_id: str | None) -> tuple[ObjectSt
 
 
 def backup_add(
-    pond: Pond,
+    pond: PondHost,
     name: str,
     url: str,
     *,
@@ -281,18 +304,16 @@ def backup_add(
             )
         resume = True
     _store, secrets = _open_checked(att, pond.identity().get("pond_id"))
-    token = PROGRESS.set(progress)
-    try:
-        if resume:
-            with pond.steward.locked(writes=False):
-                report = push(pond, att, progress, secrets)
-            return Transfer(name, url, report)
-        steward = pond.steward
-        failed_before = len(steward.failed_tasks)
-        with pond.transaction(args or ["pond", "backup", "add", name, url], vars) as tx:
-            tx.mknod(att.node_path, config.FACTORY, get(config.FACTORY).file_type, att.to_yaml())
-    finally:
-        PROGRESS.reset(token)
+    if resume:
+        with pond.steward.locked(writes=False):
+            report = push(pond.root, att, progress, secrets)
+        return Transfer(name, url, report)
+    steward = pond.steward
+    failed_before = len(steward.failed_tasks)
+    # the new node's post-commit `remote` job does the first push, reporting to `progress`
+    argv = args or ["pond", "backup", "add", name, url]
+    with pond.transaction(argv, vars, progress=progress) as tx:
+        tx.mknod(att.node_path, config.FACTORY, get(config.FACTORY).file_type, att.to_yaml())
     for task, err in steward.failed_tasks[failed_before:]:
         if task.config_path == att.node_path:
             raise RemoteError(
@@ -303,7 +324,7 @@ def backup_add(
 
 
 def remote_add(
-    pond: Pond,
+    pond: PondHost,
     name: str,
     url: str,
     path: str,
@@ -316,7 +337,6 @@ def remote_add(
     mirror, the attachment a local file); elsewhere another pond, imported read-only."""
     from ..errors import AlreadyExistsError
     from ..factories.registry import get
-    from . import mount as import_mount
 
     mount = paths.normalize(path)
     att = _attachment(name, url, "pull", mount, options)
@@ -338,17 +358,12 @@ def remote_add(
         raise PondError(f"remote {url} holds no pond to import")
     with pond.transaction(args or ["pond", "remote", "add", name, url, path], vars) as tx:
         tx.mknod(att.node_path, config.FACTORY, get(config.FACTORY).file_type, att.to_yaml())
-        tx.mknod(
-            mount,
-            import_mount.FACTORY,
-            import_mount.ImportFactory.file_type,
-            f"remote: {name}\n".encode(),
-        )
+        tx.mknod(mount, config.IMPORT_FACTORY, nodes.DIR_DYNAMIC, f"remote: {name}\n".encode())
     return att
 
 
 def remote_remove(
-    pond: Pond,
+    pond: PondHost,
     name: str,
     purge: bool = False,
     args: list[str] | None = None,
@@ -356,8 +371,6 @@ def remote_remove(
 ) -> config.Attachment:
     """Detach; `purge` also removes an import's mount and its local copy."""
     import shutil
-
-    from . import mount as import_mount
 
     att = find(pond, name)
     if att.mirror:
@@ -367,7 +380,7 @@ def remote_remove(
         tx.staged.remove(att.node_path)
         if purge and att.is_import and att.mount is not None:
             loc = tx.staged.lookup(att.mount)
-            if loc is not None and loc.row.factory == import_mount.FACTORY:
+            if loc is not None and loc.row.factory == config.IMPORT_FACTORY:
                 parent = tx.staged.lookup(paths.parent(att.mount), follow=True)
                 assert parent is not None
                 tx.staged.unlink_entry(parent.node_id, paths.basename(att.mount))
@@ -377,16 +390,16 @@ def remote_remove(
     return att
 
 
-def push_all(pond: Pond, name: str | None, progress: Progress | None = None) -> list[Transfer]:
+def push_all(pond: PondHost, name: str | None, progress: Progress | None = None) -> list[Transfer]:
     atts = select(pond, name, lambda a: a.pushes, "push")
     out = []
     with pond.steward.locked(writes=False):
         for att in atts:
-            out.append(Transfer(att.name, att.url, push(pond, att, progress, _secrets())))
+            out.append(Transfer(att.name, att.url, push(pond.root, att, progress, _secrets())))
     return out
 
 
-def pull_all(pond: Pond, name: str | None, progress: Progress | None = None) -> list[Transfer]:
+def pull_all(pond: PondHost, name: str | None, progress: Progress | None = None) -> list[Transfer]:
     atts = select(pond, name, lambda a: a.pulls, "pull")
     out = []
     with pond.steward.locked(writes=False):
@@ -395,13 +408,13 @@ def pull_all(pond: Pond, name: str | None, progress: Progress | None = None) -> 
     return out
 
 
-def verify_all(pond: Pond, name: str | None) -> list[Verification]:
+def verify_all(pond: PondHost, name: str | None) -> list[Verification]:
     atts = select(pond, name, lambda a: True, "")
     return [Verification(a.name, a.url, verify(pond, a)) for a in atts]
 
 
 def remote_infos(
-    pond: Pond, only: Callable[[config.Attachment], bool] | None = None
+    pond: PondHost, only: Callable[[config.Attachment], bool] | None = None
 ) -> list[RemoteInfo]:
     out = []
     for att in attachments(pond):
@@ -423,7 +436,7 @@ def remote_infos(
     return out
 
 
-def status(pond: Pond) -> PondStatus:
+def status(pond: PondHost) -> PondStatus:
     report = pond.control_incomplete()
     mirrors = state.mirror_names(pond.root)
     return PondStatus(

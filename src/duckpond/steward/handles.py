@@ -4,6 +4,7 @@ its steward and a read-only view of its latest state. `Pond` is built on them.""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from ..storage.datatable import DataTable
 from ..storage.fs import Located, PondFS
 
 if TYPE_CHECKING:
+    from ..factories.base import PondReader
     from .control import ControlTable
     from .steward import Steward
 
@@ -60,8 +62,15 @@ class PondHandles:
         if self._steward is None:
             from .steward import Steward
 
-            self._steward = Steward(self.root, self.data, self.control, self.blobs, self.wait)
+            self._steward = Steward(
+                self.root, self.data, self.control, self.blobs, self.wait, reader=self.job_reader()
+            )
         return self._steward
+
+    def job_reader(self) -> Callable[[], PondReader] | None:
+        """What the steward's jobs read the whole pond through (RunContext.reader); the
+        `Pond` facade hands itself over (pond.py), bare handles have none."""
+        return None
 
     def identity(self) -> dict[str, Any]:
         """Pond id, creation time, user and host, recorded once at init (in both tables)."""

@@ -71,59 +71,6 @@ class Task:
     config_path: str
 
 
-class TaskContext:
-    """What a running factory sees: the pond as committed, plus its own staged writes.
-
-    It knows the secret values the factory's config resolved (`secrets`): every message
-    it logs, and the error the steward records and prints, goes through `redact`."""
-
-    def __init__(
-        self,
-        pond_path: str,
-        staged: StagedTxn,
-        parent_txn_seq: int | None,
-        args: list[str],
-        vars: dict[str, str],
-        label: str,
-        secrets: factory_base.Secrets | None = None,
-        on_job_started: Callable[[int, int | None], None] | None = None,
-        execution_seq: int | None = None,
-        attempt: int | None = None,
-    ) -> None:
-        self.pond_path = pond_path
-        self.staged = staged
-        self.parent_txn_seq = parent_txn_seq
-        self.execution_seq = execution_seq
-        self.attempt = attempt
-        self.args = args
-        self.vars = vars
-        self.label = label
-        self.secrets = secrets if secrets is not None else factory_base.Secrets()
-        self._on_job_started = on_job_started
-
-    def read_bytes(self, path: str) -> bytes:
-        return self.staged.read_bytes(path)
-
-    def exists(self, path: str) -> bool:
-        return self.staged.exists(path)
-
-    def write_bytes(self, path: str, data: bytes) -> None:
-        self.staged.write(path, nodes.FILE_DATA, data, parents=True)
-
-    def log(self, message: str) -> None:
-        log.info("[%s] %s", self.label, self.redact(message))
-
-    def redact(self, text: str) -> str:
-        return self.secrets.redact(text)
-
-    def job_started(self, pid: int, start_time: int | None) -> None:
-        if self._on_job_started is not None:
-            self._on_job_started(pid, start_time)
-
-    def error_text(self, e: BaseException) -> str:
-        return error_text(e, self.secrets)
-
-
 class Steward:
     def __init__(
         self,
@@ -132,8 +79,12 @@ class Steward:
         control: ControlTable,
         blobs: BlobStore,
         wait: float = 0.0,
+        reader: Callable[[], factory_base.PondReader] | None = None,
     ) -> None:
         self.root = root
+        # what jobs read the whole pond through (RunContext.reader): handed over by the
+        # layer above (the Pond), so that a job never opens a second pond
+        self.reader = reader
         self.data = data
         self.control = control
         self.fs = PondFS(data, blobs)
@@ -217,9 +168,14 @@ class Steward:
     # -- user writes -----------------------------------------------------------------------
     @contextmanager
     def transaction(
-        self, args: list[str], vars: dict[str, str] | None = None, run_post_commit: bool = True
+        self,
+        args: list[str],
+        vars: dict[str, str] | None = None,
+        run_post_commit: bool = True,
+        progress: factory_base.Progress | None = None,
     ) -> Iterator[WriteTxn]:
-        """One write transaction: all or nothing, recorded, then its post-commit phase."""
+        """One write transaction: all or nothing, recorded, then its post-commit phase
+        (`progress` goes to its jobs: a remote's push reports bytes through it)."""
         vars = dict(vars or {})
         with self.locked():
             self.data.refresh()
@@ -280,7 +236,7 @@ class Steward:
                 return
             self.record([committed, *pending])
             crash_point("after_pending")
-            self.run_tasks(tasks, args, vars)
+            self.run_tasks(tasks, args, vars, progress)
             crash_point("before_completed")
             self.record([Record(seq, txn_id, COMPLETED, WRITE, duration_ms=_ms(t0))])
 
@@ -316,11 +272,13 @@ class Steward:
     def _remote_tasks(self, parent_seq: int, parent_txn_id: str, before: int) -> list[Task]:
         """One `remote` task per push-mode attachment (/sys/remotes/NAME), in name order,
         after the /etc/system.d/ tasks."""
-        from ..remotes import ops
+        from ..remotes import config as remote_config
 
         return [
-            Task(parent_seq, parent_txn_id, before + i + 1, "remote", att.node_path)
-            for i, att in enumerate(a for a in ops.node_attachments(self.fs) if a.pushes)
+            Task(parent_seq, parent_txn_id, before + i + 1, remote_config.FACTORY, att.node_path)
+            for i, att in enumerate(
+                a for a in remote_config.node_attachments(self.fs) if a.pushes
+            )
         ]
 
     def task_record(self, task: Task, record_type: str, **kw: Any) -> Record:
@@ -340,14 +298,27 @@ class Steward:
             **kw,
         )
 
-    def run_tasks(self, tasks: list[Task], args: list[str], vars: dict[str, str]) -> None:
+    def run_tasks(
+        self,
+        tasks: list[Task],
+        args: list[str],
+        vars: dict[str, str],
+        progress: factory_base.Progress | None = None,
+    ) -> None:
         """A write's post-commit phase: each task's first attempt, in order."""
         for i, task in enumerate(tasks):
             if i:
                 crash_point("between_tasks")
-            self.run_task(task, args, vars, attempt=1)
+            self.run_task(task, args, vars, attempt=1, progress=progress)
 
-    def run_task(self, task: Task, args: list[str], vars: dict[str, str], attempt: int) -> bool:
+    def run_task(
+        self,
+        task: Task,
+        args: list[str],
+        vars: dict[str, str],
+        attempt: int,
+        progress: factory_base.Progress | None = None,
+    ) -> bool:
         """Run one task in its own fresh write transaction; never raises for its failure."""
         started = False
 
@@ -376,18 +347,19 @@ class Steward:
             factory, config = self.load_factory(task.config_path, secrets)
             task_seq = self.data.last_txn_seq() + 1
             staged = StagedTxn(self.fs, task_seq)
-            label = paths.basename(task.config_path)
-            ctx = TaskContext(
-                str(self.root),
-                staged,
-                task.parent_txn_seq,
-                args,
-                vars,
-                label,
-                secrets,
-                on_job_started=mark_started,
+            ctx = factory_base.RunContext(
+                WriteTxn(staged, {"txn_seq": task_seq, "args": args, "vars": vars}),
+                pond_path=str(self.root),
+                label=paths.basename(task.config_path),
+                args=args,
+                vars=vars,
+                parent_txn_seq=task.parent_txn_seq,
                 execution_seq=task.execution_seq,
                 attempt=attempt,
+                secrets=secrets,
+                progress=progress,
+                on_job_started=mark_started,
+                reader=self.reader,
             )
             factory.run(config, ctx)
             mark_started()
@@ -507,8 +479,14 @@ class Steward:
             factory, config = self.load_factory(path, secrets)
             if factory.kind != factory_base.EXECUTOR:
                 raise PondError(f"{path} ({factory.name}) is not a runnable factory")
-            ctx = TaskContext(
-                str(self.root), tx.staged, None, run_args, vars, paths.basename(path), secrets
+            ctx = factory_base.RunContext(
+                tx,
+                pond_path=str(self.root),
+                label=paths.basename(path),
+                args=run_args,
+                vars=vars,
+                secrets=secrets,
+                reader=self.reader,
             )
             try:
                 factory.run(config, ctx)
@@ -524,9 +502,9 @@ def _import_write_error(fs: PondFS, e: BaseException) -> PondError | None:
     if not isinstance(e, PondError):
         return None
     try:
-        from ..remotes import mount
+        from ..remotes import config as remote_config
 
-        return mount.explain_write_error(fs, e)
+        return remote_config.explain_write_error(fs, e)
     except Exception:  # noqa: BLE001 - explaining must never hide the original error
         return None
 

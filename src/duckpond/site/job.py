@@ -1,4 +1,10 @@
-"""`sitegen`: rebuild the pond's static site after every write (a post-commit job)."""
+"""`sitegen`: rebuild the pond's static site after every write (a post-commit job).
+
+Site-layer code, registered as the `sitegen` entry point of `duckpond.factories`
+(pyproject.toml). It builds from the read view its RunContext hands over (`ctx.reader()`:
+the Pond whose steward runs the job, reading the pond as committed), never opening a
+second pond while the steward holds the lock.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,7 @@ import os
 from typing import Any
 
 from ..errors import FactoryError
-from .base import Factory, RunContext
-from .registry import register
+from ..factories.base import Factory, RunContext
 
 
 class SiteGen(Factory):
@@ -20,7 +25,7 @@ class SiteGen(Factory):
     )
 
     def validate(self, config: dict[str, Any]) -> dict[str, Any]:
-        from ..site import config as site_config
+        from . import config as site_config
 
         out_dir = config.get("out_dir")
         if not isinstance(out_dir, str) or not out_dir:
@@ -31,14 +36,13 @@ class SiteGen(Factory):
         return config
 
     def run(self, config: dict[str, Any], ctx: RunContext) -> None:
-        from ..pond import Pond
-        from ..site import build
-        from ..site import config as site_config
+        from . import build
+        from . import config as site_config
 
         self.validate(config)
         cfg = site_config.parse(config, self.name, extra=("out_dir",))
-        report = build(Pond.open(ctx.pond_path), config["out_dir"], cfg, ctx.parent_txn_seq)
+        report = build(ctx.reader(), config["out_dir"], cfg, ctx.parent_txn_seq)
         ctx.log(f"site: {len(report.series)} series, {report.bytes} bytes in {report.out_dir}")
 
 
-register(SiteGen())
+FACTORY = SiteGen()
