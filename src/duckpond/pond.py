@@ -31,6 +31,7 @@ from .errors import (
 )
 from .query.limits import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
 from .results import Description, EntryInfo, FieldInfo, VersionInfo
+from .storage import applog
 from .storage.blobs import BlobStore
 from .storage.datatable import DataTable
 from .storage.fs import Located, PondFS, StagedTxn
@@ -856,7 +857,7 @@ def describe_source(url: str, pond: Pond | None) -> Description:
     return Description(
         path=loc.path,
         type=loc.file_type,
-        size=loc.row.size,
+        size=applog.total_size(loc.row),  # an appended log: all its versions
         factory=loc.row.factory or None,
         schema=schema,
         time_column=time_column,

@@ -38,6 +38,28 @@ class RunContext(Protocol):
 
     def log(self, message: str) -> None: ...
 
+    def output(self, line: str) -> None:
+        """A line of the job's result, printed on stdout (the log goes to stderr)."""
+        ...
+
+    def list_dir(self, path: str) -> list[str]:
+        """The names in a pond directory, sorted ([] when it does not exist)."""
+        ...
+
+    def append_log(self, path: str, data: bytes, attrs: dict[str, Any]) -> None:
+        """Add `data` as a new version of the appended log at `path` (storage/applog.py: a
+        raw file read as its versions concatenated), created with its parents when
+        missing; `attrs` are kept with the version."""
+        ...
+
+    def latest_attributes(self, path: str) -> dict[str, Any] | None:
+        """The extended attributes of a file's latest version (None: no such file)."""
+        ...
+
+    def version_attributes(self, path: str) -> list[dict[str, Any]]:
+        """The extended attributes of each version of a file, oldest first."""
+        ...
+
     def redact(self, text: str) -> str:
         """`text` with every secret value this run resolved replaced by its reference;
         a factory calls it on raw output before trimming, so no fragment survives."""

@@ -34,6 +34,7 @@ def _load_builtins() -> None:
         command,
         dynamic_dir,
         join,
+        logfile_ingest,
         reduce,
         remote,
         sitegen,

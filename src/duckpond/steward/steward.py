@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,7 +25,7 @@ from ..factories import base as factory_base
 from ..factories import registry
 from ..lock import WriteLock
 from ..remotes import state as remote_state
-from ..storage import deltafiles, logcheck
+from ..storage import applog, deltafiles, logcheck
 from ..storage.blobs import BlobStore
 from ..storage.datatable import DataTable
 from ..storage.fs import PondFS, StagedTxn
@@ -111,6 +112,30 @@ class TaskContext:
 
     def log(self, message: str) -> None:
         log.info("[%s] %s", self.label, self.redact(message))
+
+    def output(self, line: str) -> None:
+        sys.stdout.write(self.redact(line) + "\n")
+        sys.stdout.flush()
+
+    def list_dir(self, path: str) -> list[str]:
+        loc = self.staged.lookup(path, follow=True)
+        if loc is None or not nodes.is_dir(loc.file_type):
+            return []
+        return [e.name for e in self.staged.entries_of(loc).entries()]
+
+    def append_log(self, path: str, data: bytes, attrs: dict[str, Any]) -> None:
+        applog.append(self.staged, path, data, attrs)
+
+    def latest_attributes(self, path: str) -> dict[str, Any] | None:
+        loc = self.staged.lookup(path, follow=True)
+        return None if loc is None else dict(loc.row.extended_attributes)
+
+    def version_attributes(self, path: str) -> list[dict[str, Any]]:
+        loc = self.staged.lookup(path, follow=True)
+        if loc is None:
+            return []
+        rows = self.staged.fs.versions(loc.part_id, loc.node_id)
+        return [dict(r.extended_attributes) for r in rows]
 
     def redact(self, text: str) -> str:
         return self.secrets.redact(text)

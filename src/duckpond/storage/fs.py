@@ -25,6 +25,7 @@ import pyarrow as pa
 from .. import nodes, paths
 from ..errors import AlreadyExistsError, InvalidPathError, NotFoundError, PondError
 from ..nodes import ROOT_ID, NodeRow
+from . import applog
 from .blobs import BlobStore
 from .datatable import DataTable, use_compute
 
@@ -401,6 +402,13 @@ class PondFS:
         return self.table.partition_index(part_id).latest(node_id)
 
     def content(self, row: NodeRow) -> bytes:
+        # An appended log reads as its versions concatenated (storage/applog.py).
+        if row.extended_attributes.get(applog.MARK_KEY) == applog.MARK:
+            return applog.concat(self, row)
+        return self.row_bytes(row)
+
+    def row_bytes(self, row: NodeRow) -> bytes:
+        """The bytes stored in this one row."""
         if row.content is not None:
             return row.content
         if row.content_hash is None:
