@@ -236,7 +236,7 @@ def _start_generation(plan: Plan, total: int, host: HostLog) -> None:
     cut = complete_end(data)
     if cut:
         plan.gens.append([total + len(plan.data), host.path])
-        plan.data += data[:cut]
+        plan.data += memoryview(data)[:cut]  # (no copy of a big first read)
     if cut < len(data):
         plan.notes.append(
             f"{host.path}: a partial last line ({len(data) - cut} bytes) waits for its newline"
