@@ -25,6 +25,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "remotes": ("bench.remotes", "17"),
     "site": ("bench.site", "18"),
     "formats": ("bench.formats", "19"),
+    "logfile": ("bench.logfile", "20"),
 }
 
 

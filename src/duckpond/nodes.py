@@ -162,6 +162,14 @@ class NodeRow:
     def in_blob(self) -> bool:
         return self.content_hash is not None and self.content is None
 
+    @property
+    def logical_size(self) -> int:
+        """The size a reader sees: an appended log's (storage/applog.py) total after this
+        version, recorded with it; any other row's own size."""
+        if self.extended_attributes.get("log") == "append":
+            return int(self.extended_attributes.get("log_size", self.size))
+        return self.size
+
     def _values(self) -> tuple[object, ...]:
         return tuple(getattr(self, f) for f in self.FIELDS)
 

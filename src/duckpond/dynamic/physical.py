@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import nodes
 from ..factories.live import LiveData, LiveDir, LiveFile, LiveNode
+from ..storage import applog
 from ..storage.fs import Located, PondFS
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ class StoredData(LiveData):
         self.file_type = loc.file_type
         self.factory = loc.row.factory
         self.version = loc.row.version
-        self.size = loc.row.size
+        self.size = applog.total_size(loc.row)  # an appended log: all its versions
 
     def key(self) -> str:
         return f"{self.loc.node_id}@{self.loc.row.version}"

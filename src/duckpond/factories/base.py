@@ -6,12 +6,14 @@ import json
 import logging
 import os
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import yaml
 
+from .. import nodes
 from ..errors import FactoryError, clip
 
 if TYPE_CHECKING:
@@ -118,6 +120,40 @@ class RunContext:
     def log(self, message: str) -> None:
         """A line on the pond's log (the CLI shows it on stderr), secrets redacted."""
         logging.getLogger("pond").info("[%s] %s", self.label, self.redact(message))
+
+    def output(self, line: str) -> None:
+        """A line of the job's result, printed on stdout (the log goes to stderr)."""
+        sys.stdout.write(self.redact(line) + "\n")
+        sys.stdout.flush()
+
+    def list_dir(self, path: str) -> list[str]:
+        """The names in a pond directory, sorted ([] when it does not exist)."""
+        staged = self.txn.staged
+        loc = staged.lookup(path, follow=True)
+        if loc is None or not nodes.is_dir(loc.file_type):
+            return []
+        return sorted(e.name for e in staged.entries_of(loc).entries())
+
+    def append_log(self, path: str, data: bytes, attrs: dict[str, Any]) -> None:
+        """Add `data` as a new version of the appended log at `path` (storage/applog.py: a
+        raw file read as its versions concatenated), created with its parents when
+        missing; `attrs` are kept with the version."""
+        from ..storage import logappend
+
+        logappend.append(self.txn.staged, path, data, attrs)
+
+    def latest_attributes(self, path: str) -> dict[str, Any] | None:
+        """The extended attributes of a file's latest version (None: no such file)."""
+        loc = self.txn.staged.lookup(path, follow=True)
+        return None if loc is None else dict(loc.row.extended_attributes)
+
+    def version_attributes(self, path: str) -> list[dict[str, Any]]:
+        """The extended attributes of each version of a file, oldest first."""
+        staged = self.txn.staged
+        loc = staged.lookup(path, follow=True)
+        if loc is None:
+            return []
+        return [dict(r.extended_attributes) for r in staged.fs.versions(loc.part_id, loc.node_id)]
 
     def redact(self, text: str) -> str:
         """`text` with every secret value this run resolved replaced by its reference;

@@ -56,7 +56,7 @@ def describe_source(
     return Description(
         path=loc.path,
         type=loc.file_type,
-        size=loc.row.size,
+        size=loc.row.logical_size,  # an appended log: all its versions
         factory=loc.row.factory or None,
         schema=schema,
         time_column=time_column,

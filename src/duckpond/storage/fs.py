@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 from .. import nodes, paths
 from ..errors import InvalidPathError, NotFoundError, PondError
 from ..nodes import ROOT_ID, NodeRow
+from . import applog
 from .blobs import BlobStore
 from .direntries import DirEntries, Entry
 from .dirstate import DirState, dir_part, read_dir_state
@@ -92,6 +93,13 @@ class PondFS:
         return self.table.partition_index(part_id).latest(node_id)
 
     def content(self, row: NodeRow) -> bytes:
+        # An appended log reads as its versions concatenated (storage/applog.py).
+        if row.extended_attributes.get(applog.MARK_KEY) == applog.MARK:
+            return applog.concat(self, row)
+        return self.row_bytes(row)
+
+    def row_bytes(self, row: NodeRow) -> bytes:
+        """The bytes stored in this one row."""
         if row.content is not None:
             return row.content
         if row.content_hash is None:
