@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from ..nodes import NodeRow
 
 
-
 class VersionReader(Protocol):
     """What joining a log's versions needs (fs.PondFS; a protocol, as fs imports this)."""
 
