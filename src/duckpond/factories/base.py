@@ -6,11 +6,14 @@ import json
 import os
 import re
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import yaml
 
 from ..errors import FactoryError, clip
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 EXECUTOR = "executor"
 DATA = "data"  # makes a dynamic file or directory, computed on read (factories/live.py)
@@ -38,6 +41,33 @@ class RunContext(Protocol):
 
     def log(self, message: str) -> None: ...
 
+    def warn(self, message: str) -> None:
+        """Say something went wrong without failing the job (printed as `warning: ...`)."""
+        ...
+
+    def list_dir(self, path: str) -> list[str] | None:
+        """The entry names of a directory, sorted; None when it is not one."""
+        ...
+
+    def series_max_time(self, path: str) -> int | None:
+        """The newest event time (µs since epoch UTC) over every version of a stored
+        series, from each version's recorded bounds (no data read); None when `path` is not
+        a stored series or holds no time."""
+        ...
+
+    def read_table(self, path: str) -> pa.Table:
+        """A table's latest version, or a series' versions together (schemas merged)."""
+        ...
+
+    def write_series(self, path: str, table: pa.Table, time_column: str) -> None:
+        """Stage `table` as one new version of the series at `path` (created with its parent
+        directories if missing). One version per series per job."""
+        ...
+
+    def remove(self, path: str) -> None:
+        """Remove a file's directory entry (its history stays in the data table)."""
+        ...
+
     def redact(self, text: str) -> str:
         """`text` with every secret value this run resolved replaced by its reference;
         a factory calls it on raw output before trimming, so no fragment survives."""
@@ -47,6 +77,12 @@ class RunContext(Protocol):
         """A job's process was started (pid = its process group): recorded before it
         can do much, so that `recover` can make sure it is gone before a retry."""
         ...
+
+
+class PartialFailure(FactoryError):
+    """Raised by a job when part of its work failed but what it staged is sound: the
+    runner commits the staged writes, records this message with the write and fails the
+    run with it (`pond run` exits non-zero). E.g. one HydroVu device out of three."""
 
 
 class Factory:

@@ -33,6 +33,7 @@ def _load_builtins() -> None:
     from . import (  # noqa: F401
         command,
         dynamic_dir,
+        hydrovu,
         join,
         reduce,
         remote,

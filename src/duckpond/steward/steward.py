@@ -44,6 +44,7 @@ from .control import (
     ControlTable,
     Record,
 )
+from .job_io import JobIO
 
 log = logging.getLogger("pond")
 
@@ -70,7 +71,7 @@ class Task:
     config_path: str
 
 
-class TaskContext:
+class TaskContext(JobIO):
     """What a running factory sees: the pond as committed, plus its own staged writes.
 
     It knows the secret values the factory's config resolved (`secrets`): every message
@@ -266,22 +267,38 @@ class Steward:
                 if readonly is not None:
                     raise readonly from None
                 raise
+            partial = tx.partial_failure
             if version is None:
-                self.record([Record(seq, txn_id, COMPLETED, WRITE, duration_ms=_ms(t0))])
+                self.record(
+                    [
+                        Record(
+                            seq,
+                            txn_id,
+                            COMPLETED,
+                            WRITE,
+                            duration_ms=_ms(t0),
+                            error_message=partial,
+                        )
+                    ]
+                )
                 return
             self._upkeep({r.part_id for r in rows})
             tasks = self.discover(seq, txn_id) if run_post_commit else []
             committed = Record(seq, txn_id, DATA_COMMITTED, WRITE, data_fs_version=version)
             pending = [self._task_record(t, PC_PENDING, attempt=1) for t in tasks]
             if not tasks:
-                done = Record(seq, txn_id, COMPLETED, WRITE, duration_ms=_ms(t0))
+                done = Record(
+                    seq, txn_id, COMPLETED, WRITE, duration_ms=_ms(t0), error_message=partial
+                )
                 self.record([committed, done])
                 return
             self.record([committed, *pending])
             crash_point("after_pending")
             self.run_tasks(tasks, args, vars)
             crash_point("before_completed")
-            self.record([Record(seq, txn_id, COMPLETED, WRITE, duration_ms=_ms(t0))])
+            self.record(
+                [Record(seq, txn_id, COMPLETED, WRITE, duration_ms=_ms(t0), error_message=partial)]
+            )
 
     def _upkeep(self, parts: set[str]) -> None:
         try:
@@ -500,7 +517,9 @@ class Steward:
     def run_node(
         self, path: str, run_args: list[str], args: list[str], vars: dict[str, str]
     ) -> int:
-        """`pond run PATH ARGS...`: the factory's job in one write transaction."""
+        """`pond run PATH ARGS...`: the factory's job in one write transaction. A job's
+        PartialFailure commits what it staged, then fails the run with its message."""
+        partial: str | None = None
         with self.transaction(args, vars) as tx:
             secrets = config_secrets.job_secrets(self.fs, self.root)
             factory, config = self.load_factory(path, secrets)
@@ -511,10 +530,15 @@ class Steward:
             )
             try:
                 factory.run(config, ctx)
+            except factory_base.PartialFailure as e:
+                # what the job staged is committed; the write records why the run failed
+                partial = tx.partial_failure = ctx.error_text(e)
             except Exception as e:
                 # Recorded as the write's error and printed: never with a secret value.
                 raise FactoryError(ctx.error_text(e)) from None
             seq = tx.txn_seq
+        if partial is not None:
+            raise FactoryError(partial)
         return seq
 
 
