@@ -205,7 +205,9 @@ def archive(settings: Settings, ctx: RunContext, only: str | None) -> None:
         if table.num_rows == 0:
             ctx.log(f"{label}: {source} holds no rows; kept")
             continue
-        ctx.write_series(target, table.sort_by(TIME_COLUMN), TIME_COLUMN)
+        # the versions' columns merged, in the order collect writes them: time, then by name
+        order = [TIME_COLUMN, *sorted(n for n in table.column_names if n != TIME_COLUMN)]
+        ctx.write_series(target, table.select(order).sort_by(TIME_COLUMN), TIME_COLUMN)
         ctx.remove(paths.join(folder, source))
         archived.append(target)
         ctx.log(f"{label}: {table.num_rows} rows of {source} -> {target}")
