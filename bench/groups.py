@@ -24,6 +24,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "deltaskip": ("bench.deltaskip", "16"),
     "remotes": ("bench.remotes", "17"),
     "site": ("bench.site", "18"),
+    "hydrovu": ("bench.hydrovu", "21"),
 }
 
 

@@ -149,3 +149,23 @@ def test_the_factory_is_an_entry_point_and_registered() -> None:
     assert ep.value == "duckpond.factories.hydrovu:FACTORY"
     assert ep.load() is hydrovu.FACTORY
     assert registry.get("hydrovu") is hydrovu.FACTORY
+
+
+def test_readings_become_wide_rows_first_reading_wins() -> None:
+    from duckpond.factories.hydrovu_models import Readings, to_table
+
+    names = {"parameters": {"1": "A"}, "units": {"u": "unit"}}
+    r = Readings.empty()
+    a = [{"timestamp": 3, "value": 1.0}, {"timestamp": 1, "value": 2.0}]
+    r.add_page({"parameters": [{"parameterId": "1", "unitId": "u", "readings": a}]}, "p1")
+    b = [{"timestamp": 3, "value": 9.0}, {"timestamp": 2, "value": 5.0}]
+    r.add_page({"parameters": [{"parameterId": "9", "unitId": "u", "readings": b}]}, "p2")
+    r.add_page({"parameters": [{"parameterId": "1", "unitId": "u", "readings": b}]}, "p3")
+    table = to_table(r, names)
+    assert table is not None
+    assert table.column_names == ["timestamp", "9.unit", "A.unit"]  # unknown id: raw id
+    assert [t.timestamp() for t in table.column("timestamp").to_pylist()] == [1, 2, 3]
+    assert table.column("A.unit").to_pylist() == [2.0, 5.0, 1.0]
+    assert table.column("9.unit").to_pylist() == [None, 5.0, 9.0]
+    capped = to_table(r, names, drop_newest=True)
+    assert capped is not None and capped.num_rows == 2

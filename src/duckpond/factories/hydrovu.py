@@ -88,9 +88,7 @@ def collect(settings: Settings, ctx: RunContext) -> None:
             try:
                 start = start_time(settings, dev, ctx)
                 readings, capped = client.readings(dev.id, start, settings.max_points_per_run)
-                if capped:
-                    readings.drop_newest_timestamp()
-                table = to_table(readings, names)
+                table = to_table(readings, names, drop_newest=capped)
                 if table is not None:
                     ctx.write_series(dev.active_series(settings.hydrovu_path), table, TIME_COLUMN)
             except HydroVuAuthError:

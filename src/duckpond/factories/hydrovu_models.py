@@ -9,7 +9,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .. import paths
 from ..errors import FactoryError, PondError
@@ -143,9 +145,10 @@ def _devices(raw: list[Any]) -> list[Device]:
 
 @dataclass
 class Readings:
-    """One device's fetched readings, merged over pages by (parameter, unit) id."""
+    """One device's fetched readings, merged over pages by (parameter, unit) id; kept as
+    the pages' reading lists and converted in one go (`to_table`)."""
 
-    series: dict[tuple[str, str], tuple[list[int], list[float | None]]]
+    series: dict[tuple[str, str], list[list[Any]]]
     count: int = 0
 
     @classmethod
@@ -153,58 +156,75 @@ class Readings:
         return cls({})
 
     def add_page(self, body: Any, where: str) -> None:
-        """Merge one readings page; FormatError-like FactoryError when its shape is wrong."""
+        """Merge one readings page; FactoryError when its shape is wrong."""
         try:
-            params = body["parameters"]
-            for p in params:
+            for p in body["parameters"]:
                 key = (str(p["parameterId"]), str(p["unitId"]))
-                times, values = self.series.setdefault(key, ([], []))
-                for r in p["readings"]:
-                    ts, value = r["timestamp"], r["value"]
-                    if not isinstance(ts, int) or isinstance(ts, bool):
-                        raise TypeError(f"timestamp {ts!r} is not an integer")
-                    times.append(ts)
-                    values.append(None if value is None else float(value))
-                self.count += len(p["readings"])
+                readings = p["readings"]
+                if not isinstance(readings, list):
+                    raise TypeError("'readings' is not a list")
+                self.series.setdefault(key, []).append(readings)
+                self.count += len(readings)
         except (KeyError, TypeError, ValueError) as e:
             raise FactoryError(f"unexpected readings from {where}: {_reason(e)}") from None
 
-    def drop_newest_timestamp(self) -> None:
-        """Forget the newest timestamp's readings: when paging stopped at the point cap, its
-        other parameters may be on the next page, so it is fetched whole next run."""
-        newest = max((max(t) for t, _ in self.series.values() if t), default=None)
-        older = [ts for t, _ in self.series.values() for ts in t if ts != newest]
-        if newest is None or not older:
-            return  # one timestamp only: keep it rather than make no progress
-        for key, (times, values) in list(self.series.items()):
-            keep = [i for i, ts in enumerate(times) if ts != newest]
-            self.series[key] = ([times[i] for i in keep], [values[i] for i in keep])
+
+Column = tuple[np.ndarray, pa.Array]  # distinct timestamps (s, first kept), their values
 
 
-def to_table(readings: Readings, names: dict[str, dict[str, str]]) -> pa.Table | None:
+def to_table(
+    readings: Readings, names: dict[str, dict[str, str]], drop_newest: bool = False
+) -> pa.Table | None:
     """Wide rows: one per distinct timestamp (ascending), one Float64 column per
     `<parameter>.<unit>` (friendly names, else the raw ids); the first reading of a
-    parameter at a timestamp wins. None when there is nothing to write."""
-    columns: dict[str, dict[int, float | None]] = {}
-    for (param, unit), (times, values) in readings.series.items():
+    parameter at a timestamp wins. `drop_newest`: leave out the newest timestamp (paging
+    stopped at the point cap, so its other parameters may be on the next page: the next
+    run fetches it whole), unless it is the only one. None when there is nothing to write."""
+    columns: dict[str, Column] = {}
+    for (param, unit), pages in readings.series.items():
         name = f"{names['parameters'].get(param, param)}.{names['units'].get(unit, unit)}"
-        col = columns.setdefault(name, {})
-        for ts, value in zip(times, values, strict=True):
-            col.setdefault(ts, value)
-    stamps = sorted({ts for col in columns.values() for ts in col})
-    if not stamps:
-        return None
-    arrays: list[pa.Array] = [
-        pa.array([ts * 1_000_000 for ts in stamps], pa.int64()).cast(TIME_TYPE)
-    ]
-    fields = [pa.field(TIME_COLUMN, TIME_TYPE, nullable=False)]
-    for name in sorted(columns):
         if name == TIME_COLUMN:
             raise FactoryError(f"a HydroVu parameter is named like the time column: {name!r}")
-        col = columns[name]
-        arrays.append(pa.array([col.get(ts) for ts in stamps], pa.float64()))
+        ts, values = _column(pages)
+        if len(ts) == 0:
+            continue  # a parameter without readings makes no column
+        if name in columns:  # two ids with one friendly name: the first reading still wins
+            old_ts, old_values = columns[name]
+            ts = np.concatenate([old_ts, ts])
+            values = pa.concat_arrays([old_values, values])
+        first, idx = np.unique(ts, return_index=True)
+        columns[name] = (first, values.take(pa.array(idx)))
+    if not columns:
+        return None
+    stamps = np.unique(np.concatenate([ts for ts, _ in columns.values()]))
+    if drop_newest and len(stamps) > 1:
+        stamps = stamps[:-1]
+    if len(stamps) == 0:
+        return None
+    arrays: list[pa.Array] = [pa.array(stamps * 1_000_000, pa.int64()).cast(TIME_TYPE)]
+    fields = [pa.field(TIME_COLUMN, TIME_TYPE, nullable=False)]
+    for name in sorted(columns):
+        ts, values = columns[name]
+        # where each stamp's reading is in this column's (sorted) timestamps, if it has one
+        pos = np.minimum(np.searchsorted(ts, stamps), len(ts) - 1)
+        found = ts[pos] == stamps
+        picked = values.take(pa.array(pos))
+        arrays.append(pc.if_else(pa.array(found), picked, pa.nulls(len(stamps), pa.float64())))
         fields.append(pa.field(name, pa.float64()))
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _column(pages: list[list[Any]]) -> tuple[np.ndarray, pa.Array]:
+    """One parameter's readings as (timestamps in s, values), converted by Arrow."""
+    struct = pa.struct([("timestamp", pa.int64()), ("value", pa.float64())])
+    try:
+        arr = pa.concat_arrays([pa.array(page, struct) for page in pages])
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as e:
+        raise FactoryError(f"unexpected readings: {_reason(e)}") from None
+    ts = arr.field("timestamp")
+    if arr.null_count or ts.null_count:
+        raise FactoryError("unexpected readings: a reading without a timestamp")
+    return ts.to_numpy(), arr.field("value")
 
 
 def friendly_names(body: Any, where: str) -> dict[str, dict[str, str]]:
