@@ -215,16 +215,18 @@ def to_table(
 
 
 def _column(pages: list[list[Any]]) -> tuple[np.ndarray, pa.Array]:
-    """One parameter's readings as (timestamps in s, values), converted by Arrow."""
-    struct = pa.struct([("timestamp", pa.int64()), ("value", pa.float64())])
+    """One parameter's readings as (timestamps in s, values). Plain comprehensions: Arrow's
+    conversion of a list of dicts to a struct array is ~20x slower."""
     try:
-        arr = pa.concat_arrays([pa.array(page, struct) for page in pages])
+        ts = pa.array([r["timestamp"] for page in pages for r in page], pa.int64())
+        values = pa.array([r["value"] for page in pages for r in page], pa.float64())
+    except KeyError as e:
+        raise FactoryError(f"unexpected readings: a reading without {e}") from None
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as e:
         raise FactoryError(f"unexpected readings: {_reason(e)}") from None
-    ts = arr.field("timestamp")
-    if arr.null_count or ts.null_count:
+    if ts.null_count:
         raise FactoryError("unexpected readings: a reading without a timestamp")
-    return ts.to_numpy(), arr.field("value")
+    return ts.to_numpy(), values
 
 
 def friendly_names(body: Any, where: str) -> dict[str, dict[str, str]]:
