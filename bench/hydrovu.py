@@ -87,7 +87,7 @@ def _fresh_pond(root: Path, url: str) -> Path:
 
 def run(work: Path, quick: bool) -> Result:
     timestamps = 2_500 if quick else 25_000
-    reps = 3 if quick else 7
+    reps = 3 if quick else 9
     spawn = multiprocessing.get_context("spawn")
     parent, child = spawn.Pipe()
     server = spawn.Process(target=_serve, args=(child, timestamps, 1_000), daemon=True)

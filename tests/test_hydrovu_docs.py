@@ -12,10 +12,9 @@ import sys
 from pathlib import Path
 
 import yaml
+from conftest import cli_env, run_pond
 from hydrovu_server import CLIENT_ID, CLIENT_SECRET, FakeHydroVu
 from hydrovu_setup import read, stored
-
-from conftest import cli_env, run_pond
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "ingest"
 POND_BIN = str(Path(sys.executable).parent / "pond")
