@@ -211,3 +211,19 @@ def test_sigkill_during_collect_then_rerun_loses_and_duplicates_nothing(
         for dev in (A, B):
             assert stored(read(pond_dir, series_path(dev))) == expected(fake, dev["id"])
         run_pond("fsck", pond=pond_dir)
+
+
+def test_a_missing_environment_variable_is_one_line_and_nothing_is_asked(
+    pond_dir: Path, tmp_path: Path
+) -> None:
+    fake = _two_devices()
+    with fake.serve():
+        mknod(pond_dir, config(fake), tmp_path)
+        env = {k: v for k, v in cli_env().items() if k != "HV_SECRET"}
+        env["HV_ID"] = ENV["HV_ID"]
+        argv = [*CLI, "--pond", str(pond_dir), "run", NODE, "collect"]
+        proc = subprocess.run(argv, env=env, capture_output=True)
+        assert proc.returncode == 1
+        assert proc.stderr.decode() == "error: environment variable HV_SECRET is not set\n"
+        assert fake.requests == []
+        assert _snapshot(pond_dir) == []
