@@ -67,6 +67,7 @@ class FakeHydroVu:
     url: str = ""
     # prepared bodies, for the benchmark: (device, start, page) -> (body, next page)
     cache_pages: bool = False
+    loop_pages: bool = False  # every page names page 1 as the next: a server in circles
     _pages: dict[tuple[int, int, int], tuple[bytes, str | None]] = field(default_factory=dict)
 
     # -- data --------------------------------------------------------------------------------
@@ -114,7 +115,8 @@ class FakeHydroVu:
             ],
         }
         more = (page + 1) * self.page_size < len(rows)
-        out = (json.dumps(body).encode(), f"p{page + 1}" if more else None)
+        nxt = "p1" if self.loop_pages else f"p{page + 1}"
+        out = (json.dumps(body).encode(), nxt if more or self.loop_pages else None)
         if self.cache_pages:
             self._pages[key] = out
         return out

@@ -227,3 +227,14 @@ def test_a_missing_environment_variable_is_one_line_and_nothing_is_asked(
         assert proc.stderr.decode() == "error: environment variable HV_SECRET is not set\n"
         assert fake.requests == []
         assert _snapshot(pond_dir) == []
+
+
+def test_a_server_paging_in_circles_fails_that_device(pond_dir: Path, tmp_path: Path) -> None:
+    fake = FakeHydroVu(page_size=2, loop_pages=True)
+    fake.add(A["id"], [1000, 1060, 1120])
+    with fake.serve():
+        mknod(pond_dir, config(fake, devices=[A]), tmp_path)
+        err = run(pond_dir, "collect", check=1).stderr.decode()
+        assert "names a page it already gave: 'p1'" in err.strip().splitlines()[-1]
+        assert len(fake.data_requests(A["id"])) == 2  # page 1 names p1, p1 names p1: stop
+        assert _snapshot(pond_dir) == []

@@ -152,6 +152,7 @@ class HydroVuClient:
         path = f"{API}/v1/locations/{device_id}/data"
         out = Readings.empty()
         headers: dict[str, str] = {}
+        seen: set[str] = set()
         page = 1
         while True:
             where = f"{path} page {page}"
@@ -162,6 +163,9 @@ class HydroVuClient:
                 return out, False
             if out.count >= max_points:
                 return out, True
+            if token in seen:  # a server going round in circles would never end the run
+                raise DeviceError(f"HydroVu {where} names a page it already gave: {token[:40]!r}")
+            seen.add(token)
             headers = {START_PAGE: token}
             page += 1
 
@@ -175,6 +179,8 @@ class HydroVuClient:
             )
         except httpx2.HTTPError as e:
             raise DeviceError(f"HydroVu request {where} failed: {_http_reason(e)}") from None
+        except OAuthError as e:  # an expired token fetched again, and refused
+            raise HydroVuAuthError(f"HydroVu refused a new token ({e.error})") from None
         if response.status_code == 401:
             raise HydroVuAuthError(
                 f"HydroVu refused the access token (HTTP 401 from {where}): "
