@@ -267,38 +267,32 @@ class Steward:
                 if readonly is not None:
                     raise readonly from None
                 raise
-            partial = tx.partial_failure
-            if version is None:
-                self.record(
-                    [
-                        Record(
-                            seq,
-                            txn_id,
-                            COMPLETED,
-                            WRITE,
-                            duration_ms=_ms(t0),
-                            error_message=partial,
-                        )
-                    ]
+
+            def completed() -> Record:  # carries what part of a job failed, if any
+                return Record(
+                    seq,
+                    txn_id,
+                    COMPLETED,
+                    WRITE,
+                    duration_ms=_ms(t0),
+                    error_message=tx.partial_failure,
                 )
+
+            if version is None:
+                self.record([completed()])
                 return
             self._upkeep({r.part_id for r in rows})
             tasks = self.discover(seq, txn_id) if run_post_commit else []
             committed = Record(seq, txn_id, DATA_COMMITTED, WRITE, data_fs_version=version)
             pending = [self._task_record(t, PC_PENDING, attempt=1) for t in tasks]
             if not tasks:
-                done = Record(
-                    seq, txn_id, COMPLETED, WRITE, duration_ms=_ms(t0), error_message=partial
-                )
-                self.record([committed, done])
+                self.record([committed, completed()])
                 return
             self.record([committed, *pending])
             crash_point("after_pending")
             self.run_tasks(tasks, args, vars)
             crash_point("before_completed")
-            self.record(
-                [Record(seq, txn_id, COMPLETED, WRITE, duration_ms=_ms(t0), error_message=partial)]
-            )
+            self.record([completed()])
 
     def _upkeep(self, parts: set[str]) -> None:
         try:
