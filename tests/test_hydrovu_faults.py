@@ -79,6 +79,10 @@ def test_a_failing_device_keeps_its_series_and_the_others_commit(
         assert write["command"].endswith(f"run {NODE} collect")
         assert write["status"] == "completed"
         assert "device WellB (222)" in write["error_message"]
+        shown = run_pond("control", pond=pond_dir).stdout.decode()
+        assert " completed, but 1 of 2 device(s) failed: device WellB (222)" in " ".join(
+            shown.split()
+        )
         # the next run catches up
         run(pond_dir, "collect")
         assert stored(read(pond_dir, series_path(B))) == expected(fake, B["id"])
