@@ -64,13 +64,6 @@ def versions(pond: Path, path: str) -> list[dict[str, Any]]:
     return found
 
 
-def rows(table: pa.Table) -> list[tuple[Any, ...]]:
-    """A table's rows as tuples of (epoch seconds, values...) in column order."""
-    secs = table.column("timestamp").cast(pa.int64()).to_pylist()
-    cols = [table.column(n).to_pylist() for n in table.column_names[1:]]
-    return [(s // 1_000_000, *vals) for s, *vals in zip(secs, *cols, strict=True)]
-
-
 def expected(fake: FakeHydroVu, device: int) -> dict[int, dict[str, float]]:
     """What the fake serves for a device: timestamp -> {column name: value}."""
     from hydrovu_server import PARAM_UNIT, PARAMETERS, UNITS
