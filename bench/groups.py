@@ -26,6 +26,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "site": ("bench.site", "18"),
     "formats": ("bench.formats", "19"),
     "logfile": ("bench.logfile", "20"),
+    "hydrovu": ("bench.hydrovu", "21"),
 }
 
 

@@ -42,6 +42,9 @@ class WriteTxn:
     def __init__(self, staged: StagedTxn, info: dict[str, Any]) -> None:
         self._staged = staged
         self.info = info
+        # A job's part that failed while the rest commits (factories.base.PartialFailure):
+        # recorded on the write's `completed` row.
+        self.partial_failure: str | None = None
 
     @property
     def staged(self) -> StagedTxn:

@@ -180,7 +180,9 @@ def control_recent(txns: list[TxnSummary], identity: dict[str, Any] | None = Non
     console().print(t)
     for x in txns:
         if x.error_message:
-            console().print(f"  [red]txn {x.txn_seq} failed:[/red] {x.error_message}")
+            # a completed write with an error: part of its job failed, the rest committed
+            what = "completed, but" if x.status == "completed" else "failed:"
+            console().print(f"  [red]txn {x.txn_seq} {what}[/red] {x.error_message}")
         for p in x.post_commit:
             if p.status == "failed":
                 console().print(

@@ -126,13 +126,37 @@ class RunContext:
         sys.stdout.write(self.redact(line) + "\n")
         sys.stdout.flush()
 
-    def list_dir(self, path: str) -> list[str]:
-        """The names in a pond directory, sorted ([] when it does not exist)."""
+    def list_dir(self, path: str) -> list[str] | None:
+        """The entry names of a pond directory, sorted; None when it is not one."""
         staged = self.txn.staged
         loc = staged.lookup(path, follow=True)
         if loc is None or not nodes.is_dir(loc.file_type):
-            return []
+            return None
         return sorted(e.name for e in staged.entries_of(loc).entries())
+
+    def warn(self, message: str) -> None:
+        """Say something went wrong without failing the job (printed as `warning: ...`)."""
+        logging.getLogger("pond").warning("[%s] %s", self.label, self.redact(message))
+
+    def series_max_time(self, path: str) -> int | None:
+        """The newest event time (µs since epoch UTC) over every version of a stored
+        series, from each version's recorded bounds (no data read); None when `path` is not
+        a stored series or holds no time. Given by the runner (steward/job_io.py)."""
+        raise FactoryError(f"{self.label}: this runner cannot read series bounds")
+
+    def read_table(self, path: str) -> pa.Table:
+        """A table's latest version, or a series' versions together (schemas merged).
+        Given by the runner (steward/job_io.py), which can compute derived nodes."""
+        raise FactoryError(f"{self.label}: this runner cannot read tables")
+
+    def write_series(self, path: str, table: pa.Table, time_column: str) -> None:
+        """Stage `table` as one new version of the series at `path` (created with its parent
+        directories if missing). One version per series per job."""
+        self.txn.write_series(path, table, time_column=time_column, parents=True)
+
+    def remove(self, path: str) -> None:
+        """Remove a file's directory entry (its history stays in the data table)."""
+        self.txn.staged.remove(path)
 
     def append_log(self, path: str, data: bytes, attrs: dict[str, Any]) -> None:
         """Add `data` as a new version of the appended log at `path` (storage/applog.py: a
@@ -179,6 +203,12 @@ class RunContext:
     def error_text(self, e: BaseException) -> str:
         """The one-line error the pond records for this job's failure, secrets redacted."""
         return " ".join(self.redact(str(e)).split()) or type(e).__name__
+
+
+class PartialFailure(FactoryError):
+    """Raised by a job when part of its work failed but what it staged is sound: the
+    runner commits the staged writes, records this message with the write and fails the
+    run with it (`pond run` exits non-zero). E.g. one HydroVu device out of three."""
 
 
 class Factory:

@@ -195,7 +195,7 @@ class LogfileIngest(Factory):
 
     # -- b3sum -----------------------------------------------------------------------------
     def _b3sum(self, pond_path: str, ctx: RunContext) -> None:
-        for name in ctx.list_dir(pond_path):
+        for name in ctx.list_dir(pond_path) or []:
             pond_file = paths.join(pond_path, name)
             versions = ctx.version_attributes(pond_file)
             if not versions or STATE_KEY not in versions[-1]:

@@ -45,6 +45,7 @@ from .control import (
     ControlTable,
     Record,
 )
+from .job_io import JobContext
 
 log = logging.getLogger("pond")
 
@@ -223,22 +224,32 @@ class Steward:
                 if readonly is not None:
                     raise readonly from None
                 raise
+
+            def completed() -> Record:  # carries what part of a job failed, if any
+                return Record(
+                    seq,
+                    txn_id,
+                    COMPLETED,
+                    WRITE,
+                    duration_ms=_ms(t0),
+                    error_message=tx.partial_failure,
+                )
+
             if version is None:
-                self.record([Record(seq, txn_id, COMPLETED, WRITE, duration_ms=_ms(t0))])
+                self.record([completed()])
                 return
             self._upkeep({r.part_id for r in rows})
             tasks = self.discover(seq, txn_id) if run_post_commit else []
             committed = Record(seq, txn_id, DATA_COMMITTED, WRITE, data_fs_version=version)
             pending = [self._task_record(t, PC_PENDING, attempt=1) for t in tasks]
             if not tasks:
-                done = Record(seq, txn_id, COMPLETED, WRITE, duration_ms=_ms(t0))
-                self.record([committed, done])
+                self.record([committed, completed()])
                 return
             self.record([committed, *pending])
             crash_point("after_pending")
             self.run_tasks(tasks, args, vars, progress)
             crash_point("before_completed")
-            self.record([Record(seq, txn_id, COMPLETED, WRITE, duration_ms=_ms(t0))])
+            self.record([completed()])
 
     def _upkeep(self, parts: set[str]) -> None:
         try:
@@ -347,7 +358,7 @@ class Steward:
             factory, config = self.load_factory(task.config_path, secrets)
             task_seq = self.data.last_txn_seq() + 1
             staged = StagedTxn(self.fs, task_seq)
-            ctx = factory_base.RunContext(
+            ctx = JobContext(
                 WriteTxn(staged, {"txn_seq": task_seq, "args": args, "vars": vars}),
                 pond_path=str(self.root),
                 label=paths.basename(task.config_path),
@@ -473,13 +484,15 @@ class Steward:
     def run_node(
         self, path: str, run_args: list[str], args: list[str], vars: dict[str, str]
     ) -> int:
-        """`pond run PATH ARGS...`: the factory's job in one write transaction."""
+        """`pond run PATH ARGS...`: the factory's job in one write transaction. A job's
+        PartialFailure commits what it staged, then fails the run with its message."""
+        partial: str | None = None
         with self.transaction(args, vars) as tx:
             secrets = config_secrets.job_secrets(self.fs, self.root)
             factory, config = self.load_factory(path, secrets)
             if factory.kind != factory_base.EXECUTOR:
                 raise PondError(f"{path} ({factory.name}) is not a runnable factory")
-            ctx = factory_base.RunContext(
+            ctx = JobContext(
                 tx,
                 pond_path=str(self.root),
                 label=paths.basename(path),
@@ -490,10 +503,15 @@ class Steward:
             )
             try:
                 factory.run(config, ctx)
+            except factory_base.PartialFailure as e:
+                # what the job staged is committed; the write records why the run failed
+                partial = tx.partial_failure = ctx.error_text(e)
             except Exception as e:
                 # Recorded as the write's error and printed: never with a secret value.
                 raise FactoryError(ctx.error_text(e)) from None
             seq = tx.txn_seq
+        if partial is not None:
+            raise FactoryError(partial)
         return seq
 
 
