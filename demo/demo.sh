@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The pond demo: a small sensor pond with two post-commit jobs, a crash and a recovery,
-# derived series declared with `pond apply`, a health check with `pond fsck`, and a backup
-# to a directory restored elsewhere.
+# derived series declared with `pond apply`, a health check with `pond fsck`, a backup
+# to a directory restored elsewhere, and collectors (a rotating log through `logfile-ingest`,
+# OpenTelemetry metrics read as `oteljson`) feeding a reduction and the static site.
 # Run with `make demo` (which puts the project's `pond` on PATH).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -119,10 +120,51 @@ POND="$restored" pond restore b1 "file://$backup"
 POND="$restored" pond status
 POND="$restored" pond cat /sensors/NOTES.yaml
 
+step "collectors: a rotating application log and OpenTelemetry metrics"
+# demo/telemetry.py plays a pump station: each call writes six hours of OTLP metrics as JSON
+# lines (the OpenTelemetry SDK's data model, encoded by its OTLP encoder) and appends to a
+# log that Python's RotatingFileHandler rotates as it grows.
+tele="$work/telemetry"
+cat > "$work/applog.yaml" <<YAML
+archived_pattern: $tele/app.log.*
+active_pattern: $tele/app.log
+pond_path: /logs/pump
+YAML
+pond mkdir -p /etc/collect
+pond mkdir -p /ingest/otel
+pond mknod logfile-ingest /etc/collect/applog --config-path "$work/applog.yaml"
+for run in 0 1 2 3; do
+  python3 "$here/telemetry.py" "$tele" "$run"
+  pond --wait 60 run /etc/collect/applog            # new complete lines, across rotations
+  pond copy "host://$tele/metrics-$run.json" /ingest/otel/   # raw, as a collector drops them
+done
+ls "$tele"
+pond run /etc/collect/applog b3sum                  # the pond's copies, b3sum-compatible
+pond cat 'jsonlogs:///logs/pump/app.log' --format table \
+  --sql "SELECT level, count(*) AS lines, min(cycle) AS first, max(cycle) AS last FROM source GROUP BY level ORDER BY level"
+pond describe 'oteljson:///ingest/otel/metrics-*.json'
+pond copy "host+oteljson+series://$tele/metrics-0.json" /sensors/pump
+pond copy "host+oteljson+series://$tele/metrics-1.json" /sensors/pump
+cat > "$work/pump.yaml" <<'YAML'
+version: v1
+kind: mknod
+metadata: {path: /derived/pump}
+spec:
+  factory: temporal-reduce
+  config:
+    in_pattern: series:///sensors/pump
+    out_pattern: pump
+    resolutions: [1h]
+    aggregations: [{type: avg, columns: [pump.flow, pump.pressure]}]
+YAML
+pond apply -f "$work/pump.yaml"
+pond cat '/derived/pump/pump/res=1h.series' --format table \
+  --sql 'SELECT * FROM source ORDER BY 1 LIMIT 4'
+
 step "a static site of the pond: charts of every series and the steward's status page"
 cat > "$work/site.yaml" <<'YAML'
 title: Demo pond
-labels: {/sensors/temps: Well temperatures, /derived/synthetic: Synthetic level}
+labels: {/sensors/temps: Well temperatures, /derived/synthetic: Synthetic level, /sensors/pump: Pump station}
 units: {/sensors/temps: °C, /derived/synthetic: m}
 YAML
 pond site build "$here/site" --config "$work/site.yaml"
