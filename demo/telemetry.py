@@ -38,7 +38,9 @@ RUN_HOURS = 6
 
 
 def _gauge(name: str, unit: str, t_ns: int, value: float) -> Metric:
-    point = NumberDataPoint(attributes={}, start_time_unix_nano=t_ns, time_unix_nano=t_ns, value=value)
+    point = NumberDataPoint(
+        attributes={}, start_time_unix_nano=t_ns, time_unix_nano=t_ns, value=value
+    )
     return Metric(name=name, description=None, unit=unit, data=Gauge(data_points=[point]))
 
 
