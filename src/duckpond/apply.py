@@ -266,13 +266,15 @@ def _stored_type(url: SourceURL) -> str:
 
 
 def _same_content(pond: Pond, url: SourceURL, loc: Any) -> bool:
-    from .query import ingest
+    from .query import ingest, sources
 
     stored = pond.read_bytes(loc.path)
     if _stored_type(url) == nodes.FILE_DATA:
         data = ingest.read_host_bytes(url.path, url.compression)
         return hashlib.sha256(data).digest() == hashlib.sha256(stored).digest()
-    if url.fmt == "csv":
+    if sources.parsed_on_the_way_in(url):
+        new = sources.format_source(url, _stored_type(url) == nodes.FILE_SERIES, None)[0]
+    elif url.fmt == "csv":
         new = _csv_as_stored(url)
     else:
         new = ingest.read_parquet_bytes(ingest.read_host_bytes(url.path, url.compression), url.path)
@@ -296,8 +298,14 @@ def _csv_as_stored(url: SourceURL) -> Any:
 
 
 def _copy(tx: WriteTxn, url: SourceURL, target: str) -> None:
+    from .query import sources
+
     kind = _stored_type(url)
-    if url.fmt == "csv":
+    if sources.parsed_on_the_way_in(url) and kind != nodes.FILE_DATA:
+        series = kind == nodes.FILE_SERIES
+        table, time_column = sources.format_source(url, series, None)
+        tx.write_table(target, table, series=series, time_column=time_column, parents=True)
+    elif url.fmt == "csv":
         tx.write_csv_file(
             target,
             url.path,
@@ -306,11 +314,14 @@ def _copy(tx: WriteTxn, url: SourceURL, target: str) -> None:
             parents=True,
         )
     elif kind != nodes.FILE_DATA:
+        from .query.ingest import ARROW_CODECS
+
         tx.write_parquet_file(
             target,
             url.path,
             series=kind == nodes.FILE_SERIES,
-            compression=url.compression,
+            # streamed through pyarrow, which names bzip2 "bz2"
+            compression=ARROW_CODECS.get(url.compression or "", url.compression),
             parents=True,
         )
     elif url.compression:

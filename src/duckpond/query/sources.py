@@ -226,6 +226,28 @@ class SourceWriter(Protocol):
     ) -> None: ...
 
 
+def parsed_on_the_way_in(s: SourceURL) -> bool:
+    """A format URL stored as a table or series is parsed by its reader; a CSV without
+    options keeps its streamed conversion (TxnWriter.write_csv_file)."""
+    return s.format is not None and (s.format != "csv" or bool(s.options))
+
+
+def format_source(
+    s: SourceURL, series: bool, time_column: str | None
+) -> tuple[pa.Table, str | None]:
+    """The table a format URL stores, and its time column: the one asked for, else (for a
+    series) the format's own when the table has it, else None (detected on write)."""
+    s.check_storable()
+    from .formatread import format_table
+
+    table = format_table(s, None)
+    if time_column is None and series:
+        own = formats.get(s.format).time_column if s.format is not None else None
+        if own is not None and own in table.schema.names:
+            return table, own
+    return table, time_column
+
+
 def copy_one(
     tx: SourceWriter,
     s: SourceURL,
@@ -238,17 +260,8 @@ def copy_one(
     if s.fmt == "raw" and not s.compression:
         tx.write_host_file(target, s.path, progress=tick)
         return
-    if s.format is not None and (s.format != "csv" or s.options):
-        # parsed on the way in; a CSV without options keeps its streamed conversion below
-        s.check_storable()
-        from .formatread import format_table
-
-        table = format_table(s, None)
-        preferred = time_column
-        if preferred is None and series:
-            fmt_column = formats.get(s.format).time_column
-            if fmt_column is not None and fmt_column in table.schema.names:
-                preferred = fmt_column
+    if parsed_on_the_way_in(s):
+        table, preferred = format_source(s, series, time_column)
         tx.write_table(target, table, series=series, time_column=preferred)
     elif s.fmt == "csv":
         s.check_storable()
