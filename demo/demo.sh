@@ -126,8 +126,8 @@ step "collectors: a rotating application log and OpenTelemetry metrics"
 # log that Python's RotatingFileHandler rotates as it grows.
 tele="$work/telemetry"
 cat > "$work/applog.yaml" <<YAML
-archived_pattern: $tele/app.log.*
-active_pattern: $tele/app.log
+archived_pattern: $tele/*.log.*
+active_pattern: $tele/*.log
 pond_path: /logs/pump
 YAML
 pond mkdir -p /etc/collect
@@ -142,6 +142,8 @@ ls "$tele"
 pond run /etc/collect/applog b3sum                  # the pond's copies, b3sum-compatible
 pond cat 'jsonlogs:///logs/pump/app.log' --format table \
   --sql "SELECT level, count(*) AS lines, min(cycle) AS first, max(cycle) AS last FROM source GROUP BY level ORDER BY level"
+pond cat 'weblog:///logs/pump/access.log' --format table \
+  --sql "SELECT path, status, count(*) AS requests FROM source GROUP BY path, status ORDER BY path, status"
 pond describe 'oteljson:///ingest/otel/metrics-*.json'
 pond copy "host+oteljson+series://$tele/metrics-0.json" /sensors/pump
 pond copy "host+oteljson+series://$tele/metrics-1.json" /sensors/pump
@@ -161,10 +163,36 @@ pond apply -f "$work/pump.yaml"
 pond cat '/derived/pump/pump/res=1h.series' --format table \
   --sql 'SELECT * FROM source ORDER BY 1 LIMIT 4'
 
+step "an instrument API: the HydroVu collector (against a local stand-in for the vendor)"
+coproc HV { python3 "$here/hydrovu_fake.py"; }
+read -r hv_url <&"${HV[0]}"
+read -r HYDROVU_CLIENT_ID <&"${HV[0]}"
+read -r HYDROVU_CLIENT_SECRET <&"${HV[0]}"
+export HYDROVU_CLIENT_ID HYDROVU_CLIENT_SECRET
+cat > "$work/hydrovu.yaml" <<YAML
+hydrovu_path: /hydrovu
+max_points_per_run: 10000
+client_id: \${env:HYDROVU_CLIENT_ID}
+client_secret: \${env:HYDROVU_CLIENT_SECRET}
+base_url: $hv_url
+devices:
+  - {name: WellA, id: 1001}
+  - {name: WellB, id: 1002}
+YAML
+pond mknod hydrovu /etc/collect/hydrovu --config-path "$work/hydrovu.yaml"
+pond --wait 60 run /etc/collect/hydrovu collect
+echo more >&"${HV[1]}"; read -r _ <&"${HV[0]}"      # six more hours measured
+pond --wait 60 run /etc/collect/hydrovu collect     # only what is new
+pond list -l '/hydrovu/**'
+pond cat '/hydrovu/devices/1001/WellA_active.series' --format table \
+  --sql 'SELECT count(*) AS readings, min(timestamp) AS first, max(timestamp) AS last FROM source'
+exec {HV[1]}>&-; wait "$HV_PID" 2>/dev/null || true
+
 step "a static site of the pond: charts of every series and the steward's status page"
 cat > "$work/site.yaml" <<'YAML'
 title: Demo pond
-labels: {/sensors/temps: Well temperatures, /derived/synthetic: Synthetic level, /sensors/pump: Pump station}
+labels: {/sensors/temps: Well temperatures, /derived/synthetic: Synthetic level, /sensors/pump: Pump station,
+  /hydrovu/devices/1001/WellA_active.series: Well A (HydroVu)}
 units: {/sensors/temps: °C, /derived/synthetic: m}
 YAML
 pond site build "$here/site" --config "$work/site.yaml"

@@ -4,6 +4,8 @@ Run as `python demo/telemetry.py OUT_DIR RUN` once per simulated collector run (
 Each run simulates six hours of a small pumping station:
 - `OUT_DIR/app.log`, written by `logging.handlers.RotatingFileHandler` (small maxBytes, so the
   log rotates to app.log.1, app.log.2 during the demo, as a real service's log does);
+- `OUT_DIR/access.log`, the station's web console's access log (Combined Log Format, as
+  nginx writes it), appended to;
 - `OUT_DIR/metrics-RUN.json`, OTLP metrics as JSON lines, the shape an OpenTelemetry
   collector's file exporter writes: built with the OpenTelemetry SDK's metric data model and
   encoded by its OTLP encoder (`opentelemetry-exporter-otlp-proto-common`), one line per
@@ -17,6 +19,7 @@ import logging
 import logging.handlers
 import math
 import sys
+import time
 from pathlib import Path
 
 from google.protobuf.json_format import MessageToJson
@@ -67,6 +70,15 @@ def _export(t_ns: int, minute: float) -> str:
     return MessageToJson(encode_metrics(data), indent=None)  # type: ignore[no-any-return]
 
 
+def _access_line(t: int, n: int) -> str:
+    when = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(t))
+    path, status = ("/status", 200) if n % 9 else ("/pump/restart", 403 if n % 2 else 500)
+    return (
+        f'10.0.0.{n % 4 + 2} - - [{when}] "GET {path} HTTP/1.1" {status} {200 + n % 50} '
+        f'"-" "console/1.0"\n'
+    )
+
+
 def main(out: Path, run: int) -> None:
     out.mkdir(parents=True, exist_ok=True)
     handler = logging.handlers.RotatingFileHandler(out / "app.log", maxBytes=8_000, backupCount=5)
@@ -75,11 +87,12 @@ def main(out: Path, run: int) -> None:
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     steps = RUN_HOURS * 3600 // STEP_S
-    with open(out / f"metrics-{run}.json", "w") as metrics:
+    with open(out / f"metrics-{run}.json", "w") as metrics, open(out / "access.log", "a") as web:
         for i in range(steps):
             seconds = (run * steps + i) * STEP_S
             t_ns = START_NS + seconds * 10**9
             metrics.write(_export(t_ns, seconds / 60) + "\n")
+            web.write(_access_line(t_ns // 10**9, run * steps + i))
             level = "WARN" if i % 17 == 0 else "INFO"
             logger.info(
                 '{"time": %d, "level": "%s", "msg": "cycle", "cycle": %d}',
