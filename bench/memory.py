@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-# As an embedder would (README, "Memory of a long-lived process"): mimalloc purges freed
+# As an embedder would (docs/developer/process-settings.md): mimalloc purges freed
 # pages at once, set before pyarrow loads (this group runs in its own spawned process).
 PYARROW_LOADED_FIRST = "pyarrow" in sys.modules
 os.environ.setdefault("MIMALLOC_PURGE_DELAY", "0")

@@ -297,7 +297,7 @@ def test_the_cli_purges_arrows_freed_pages_at_once_and_the_library_sets_nothing(
     long-lived pond's bursts then stacked up (bench 12). The CLI's entry point sets
     MIMALLOC_PURGE_DELAY to 0 before anything loads pyarrow, and keeps a value the user
     chose; importing and using the library leaves the environment alone (an embedder
-    sets it itself, README)."""
+    sets it itself, docs/developer/process-settings.md)."""
     import os
     import subprocess
     import sys

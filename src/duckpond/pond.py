@@ -356,7 +356,7 @@ class Pond(PondHandles):
         """Write a static, offline site of this pond to `out_dir` (never half written; only
         files earlier builds wrote there are replaced or removed): charts of its series and
         the steward's status page. `config`: a site.yaml path, a parsed mapping, or None for
-        the defaults (see README "Static site")."""
+        the defaults (see docs/site.md)."""
         from . import site
 
         if config is None or isinstance(config, str | Path):
@@ -378,7 +378,7 @@ class Pond(PondHandles):
         return RecoverReport.from_dict(recover(self.steward, retry_failed=retry_failed))
 
     def maintain(self, retention_hours: float | None = None) -> MaintainReport:
-        """Compact, checkpoint and clean (see README "Disk use"); `retention_hours` None
+        """Compact, checkpoint and clean (docs/developer/upkeep.md); `retention_hours` None
         keeps the pond's retention window (`retention()`); files replaced within the window
         stay for readers still using them."""
         from .reports import MaintainReport
@@ -422,7 +422,7 @@ class Pond(PondHandles):
             for table in (self.data, self.control):
                 set_retention(table.dt, table.path, float(seconds))
 
-    # -- remotes (issue 8: see remotes/ and README "Backups and remotes") -------------------
+    # -- remotes (issue 8: see remotes/ and docs/remotes/index.md) -------------------------
     def backup_add(
         self,
         name: str,

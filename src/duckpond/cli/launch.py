@@ -62,8 +62,8 @@ def main() -> None:
     # still held when the next came elsewhere in the arena (bench 12: ~50 MB held for
     # 12 MB in use). mimalloc reads the setting when pyarrow's library loads, so it is set
     # here, before anything imports pyarrow; a value the user set is kept. The library
-    # leaves the environment alone: an embedder sets it itself (README, "Memory of a
-    # long-lived process"; docs/developer/process-settings.md).
+    # leaves the environment alone: an embedder sets it itself (docs/developer/performance.md
+    # "Memory of a long-lived process"; docs/developer/process-settings.md).
     os.environ.setdefault("MIMALLOC_PURGE_DELAY", "0")
     # A command that lists or reads many entries allocates an object or more per entry
     # (a NodeRow, its attributes, its content loader); with the default thresholds the

@@ -130,7 +130,7 @@ class SyntheticFile(DerivedFile):
 
 
 def wave(comp: dict[str, Any], t: np.ndarray) -> np.ndarray:
-    """One component's values at `t` seconds since start (formulas in the issue/README)."""
+    """One component's values at `t` seconds since start (formulas in docs/factories/data.md)."""
     kind, a, off = comp["type"], comp["amplitude"], comp["offset"]
     out: np.ndarray
     if kind == "line":

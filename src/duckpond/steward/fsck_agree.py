@@ -144,7 +144,7 @@ class AgreementChecks(LogChecks):
 
     def check_dirs(self, rows: list[tuple[str, nodes.NodeRow]]) -> None:
         """Node versions stored twice (another Delta writer appended a copy: reported, not
-        repaired, see the README), and directories whose entries cannot be rebuilt."""
+        repaired, see docs/reliability/fsck.md), and directories whose entries cannot be rebuilt."""
         for (_, node, v), files in sorted(fsck_dirs.duplicate_versions(rows).items()):
             where = sorted({f"data/{f}" for f in files})
             seqs = sorted({r.txn_seq for f, r in rows if r.node_id == node and r.version == v})
