@@ -293,3 +293,20 @@ def test_second_read_does_not_parse_again(tmp_path: Path) -> None:
         assert calls == ["/m.json", "/m.json"]
     finally:
         formats.register(builtin, replace=True)
+
+
+def test_appended_logs_with_the_same_last_chunk_are_not_confused(tmp_path: Path) -> None:
+    """An appended log (logfile-ingest) reads as all its versions: two logs whose last
+    versions hold the same bytes are different content and must not share a cached parse."""
+    from duckpond.storage import logappend
+
+    pond = Pond.create(tmp_path / "pond")
+    first, last = lines_file(PUMPS[:1]), lines_file(PUMPS[1:2])
+    with pond.transaction() as tx:
+        logappend.append(tx.staged, "/a.json", last, {})
+        logappend.append(tx.staged, "/b.json", first, {})
+    assert pond.read("oteljson:///a.json").num_rows == 1
+    with pond.transaction() as tx:
+        logappend.append(tx.staged, "/b.json", last, {})  # same bytes as /a.json's last
+    assert pond.read("oteljson:///b.json").num_rows == 2
+    assert pond.read("oteljson:///b.json", version=1).num_rows == 1

@@ -100,7 +100,13 @@ def _pond_bytes(
             f" query it as {loc.path}"
         )
     row = row_at(pond.fs, loc, version)
-    key = f"sha256:{row.content_hash}" if row.content_hash else f"{loc.node_id}@{row.version}"
+    if row.logical_size != row.size:
+        # an appended log reads as all its versions: its last chunk's hash is not its content
+        key = f"log:{loc.part_id}:{loc.node_id}@{row.version}:{row.content_hash}"
+    elif row.content_hash:
+        key = f"sha256:{row.content_hash}"
+    else:
+        key = f"{loc.node_id}@{row.version}"
     return pond.fs.content(row), key
 
 
