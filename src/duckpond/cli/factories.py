@@ -66,7 +66,7 @@ def apply(st: State, files: tuple[str, ...], dry_run: bool, fmt: str) -> None:
 @cli.command(name="list-factories")
 @click.option("--format", "fmt", type=FORMATS, default="table")
 def list_factories(fmt: str) -> None:
-    """The registered factories and what each does."""
+    """The registered factories: name, kind, the package that provides it, what it does."""
     from ..factories import registry
     from . import render
 
