@@ -212,3 +212,22 @@ def test_same_name_in_two_directories_is_refused(pond_dir: Path, tmp_path: Path)
     run_pond("mknod", "logfile-ingest", NODE, "--config-path", cfg, pond=pond_dir)
     p = run_pond("run", NODE, pond=pond_dir, check=1)
     assert b"have the same name" in p.stderr
+
+
+def test_a_zstd_archive_gives_the_missed_tail(pond_dir: Path, logdir: Path) -> None:
+    """logrotate with `compresscmd zstd` names archives .zst: a rotation between two runs is
+    followed into one, as into .gz, .bz2 and .xz archives."""
+    import pyarrow as pa
+
+    active = logdir / "app.log"
+    active.write_bytes(b"one\n")
+    make_node(pond_dir, logdir)
+    ingest(pond_dir)
+    with active.open("ab") as f:
+        f.write(b"two\n")  # written after the run, then rotated and compressed
+    with pa.CompressedOutputStream(str(logdir / "app.log.1.zst"), "zstd") as z:
+        z.write(active.read_bytes())
+    active.write_bytes(b"three\n")
+    out = ingest(pond_dir)
+    assert "app.log.1.zst" in out
+    assert pond_log(pond_dir) == b"one\ntwo\nthree\n"

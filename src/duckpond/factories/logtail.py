@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import io
 import lzma
 import os
 import re
@@ -29,7 +30,48 @@ _OPENERS: dict[str, Callable[[str], IO[bytes]]] = {
     ".gz": lambda p: cast(IO[bytes], gzip.open(p, "rb")),
     ".bz2": lambda p: bz2.open(p, "rb"),
     ".xz": lambda p: lzma.open(p, "rb"),
+    ".zst": lambda p: _zstd_open(p),  # logrotate with `compresscmd zstd`
 }
+
+
+def _zstd_open(path: str) -> IO[bytes]:
+    import pyarrow as pa
+
+    # pyarrow's zstd stream reads every frame of a multi-frame file; it cannot seek, so
+    # a seek reads and drops (from the start again when going back), as gzip.open does
+    def stream() -> Any:
+        return pa.CompressedInputStream(pa.OSFile(path, "rb"), "zstd")
+
+    return cast(IO[bytes], _ZstdReader(stream))
+
+
+class _ZstdReader(io.RawIOBase):
+    def __init__(self, reopen: Callable[[], Any]) -> None:
+        self._reopen = reopen
+        self._stream = reopen()
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = bytes(self._stream.read() if size is None or size < 0 else self._stream.read(size))
+        self._pos += len(data)
+        return data
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence != io.SEEK_SET or offset < 0:
+            raise OSError("a zstd archive seeks only to absolute positions")
+        if offset < self._pos:
+            self._stream.close()
+            self._stream, self._pos = self._reopen(), 0
+        while self._pos < offset and self.read(min(offset - self._pos, 1 << 20)):
+            pass
+        return self._pos
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
 _NUMBER = re.compile(r"\d+")
 
 
@@ -151,7 +193,7 @@ class Archive:
         try:
             with self.open() as f:
                 return f.read()
-        except (OSError, EOFError, lzma.LZMAError) as e:
+        except (OSError, EOFError, lzma.LZMAError, ValueError) as e:
             raise FactoryError(f"cannot read archive {self.path}: {e}") from None
 
     def rest_after(self, st: GenState) -> bytes | None:
