@@ -4,26 +4,13 @@ and in the pond, compressed and not (issue 20 item 1)."""
 from __future__ import annotations
 
 import bz2
-import gzip
 import json
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 from conftest import run_pond
-
-COMPRESS = {
-    None: lambda b: b,
-    "gzip": gzip.compress,
-    "zstd": lambda b: pa.Codec("zstd").compress(b, asbytes=True),
-    "bzip2": bz2.compress,
-}
-
-
-def cat_json(*args: object, pond: Path | None = None) -> list[dict[str, object]]:
-    out = run_pond("cat", *args, "--format", "json", pond=pond)
-    rows: list[dict[str, object]] = json.loads(out.stdout)
-    return rows
+from format_helpers import COMPRESS, cat_json
 
 
 def schema_of(url: str, pond: Path | None = None) -> list[tuple[str, str]]:

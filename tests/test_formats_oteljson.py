@@ -4,14 +4,13 @@ into a series, factory inputs, and the parse cache (issue 20 item 1)."""
 
 from __future__ import annotations
 
-import bz2
 import gzip
 import json
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 from conftest import run_pond
+from format_helpers import COMPRESS, cat_json
 from otlp_lines import SECOND, T0, lines_file, request_line
 
 from duckpond import formats
@@ -37,18 +36,6 @@ EXPECTED = {
     "avg_p1": 3.5167,
     "first": "2023-11-14T22:13:20Z",
 }
-COMPRESS = {
-    None: lambda b: b,
-    "gzip": gzip.compress,
-    "zstd": lambda b: pa.Codec("zstd").compress(b, asbytes=True),
-    "bzip2": bz2.compress,
-}
-
-
-def cat_json(*args: object, pond: Path | None = None) -> list[dict[str, object]]:
-    out = run_pond("cat", *args, "--format", "json", pond=pond)
-    rows: list[dict[str, object]] = json.loads(out.stdout)
-    return rows
 
 
 def summary(url: str, pond: Path | None = None) -> dict[str, object]:
