@@ -93,6 +93,13 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
+# An appended log (storage/applog.py) is marked in each version's extended attributes, with
+# the log's total size after that version.
+APPEND_LOG_KEY = "log"
+APPEND_LOG_MARK = "append"
+APPEND_LOG_SIZE_KEY = "log_size"
+
+
 class NodeRow:
     """One version of one node, as stored in the data table.
 
@@ -166,8 +173,8 @@ class NodeRow:
     def logical_size(self) -> int:
         """The size a reader sees: an appended log's (storage/applog.py) total after this
         version, recorded with it; any other row's own size."""
-        if self.extended_attributes.get("log") == "append":
-            return int(self.extended_attributes.get("log_size", self.size))
+        if self.extended_attributes.get(APPEND_LOG_KEY) == APPEND_LOG_MARK:
+            return int(self.extended_attributes.get(APPEND_LOG_SIZE_KEY, self.size))
         return self.size
 
     def _values(self) -> tuple[object, ...]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+from .. import nodes
+
 if TYPE_CHECKING:
     from ..nodes import NodeRow
 
@@ -23,9 +25,9 @@ class VersionReader(Protocol):
     def row_bytes(self, row: NodeRow) -> bytes: ...
 
 
-MARK_KEY = "log"
-MARK = "append"
-SIZE_KEY = "log_size"
+MARK_KEY = nodes.APPEND_LOG_KEY
+MARK = nodes.APPEND_LOG_MARK
+SIZE_KEY = nodes.APPEND_LOG_SIZE_KEY
 
 
 def is_log(row: NodeRow) -> bool:

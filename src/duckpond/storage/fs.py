@@ -94,7 +94,7 @@ class PondFS:
 
     def content(self, row: NodeRow) -> bytes:
         # An appended log reads as its versions concatenated (storage/applog.py).
-        if row.extended_attributes.get(applog.MARK_KEY) == applog.MARK:
+        if applog.is_log(row):
             return applog.concat(self, row)
         return self.row_bytes(row)
 
