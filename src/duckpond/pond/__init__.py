@@ -17,30 +17,30 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import nodes
-from .errors import (
+from .. import nodes
+from ..errors import (
     InvalidPathError,
     NotFoundError,
     PondError,
 )
-from .query.limits import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
-from .query.sources import TimeLike, to_us
-from .results import Description, EntryInfo
-from .steward.handles import PondHandles
-from .storage.fs import Located
-from .storage.staging import StagedTxn
+from ..query.limits import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
+from ..query.sources import TimeLike, to_us
+from ..results import Description, EntryInfo
+from ..steward.handles import PondHandles
+from ..storage.fs import Located
+from ..storage.staging import StagedTxn
 
 if TYPE_CHECKING:
     # Imported for types only: pyarrow, DataFusion and the factories load on first use,
     # so `pond --help` and `pond list` start fast.
     import pyarrow as pa
 
-    from .dynamic import Resolver
-    from .factories.live import LiveNode
-    from .query.sources import DerivedReads
-    from .remotes.config import Attachment
-    from .remotes.info import PondStatus, RemoteInfo, Transfer, Verification
-    from .reports import (
+    from ..dynamic import Resolver
+    from ..factories.live import LiveNode
+    from ..query.sources import DerivedReads
+    from ..remotes.config import Attachment
+    from ..remotes.info import PondStatus, RemoteInfo, Transfer, Verification
+    from ..reports import (
         IncompleteReport,
         MaintainReport,
         RebuildReport,
@@ -48,10 +48,10 @@ if TYPE_CHECKING:
         TxnDetail,
         TxnSummary,
     )
-    from .site import SiteReport
-    from .steward.fsck import FsckResult
-    from .storage.objstore import StoreOptions
-    from .txn import WriteTxn
+    from ..site import SiteReport
+    from ..steward.fsck import FsckResult
+    from ..storage.objstore import StoreOptions
+    from ..txn import WriteTxn
 
 
 def _iso(us: int | None) -> str | None:
@@ -68,7 +68,7 @@ class Pond(PondHandles):
     # -- opening ---------------------------------------------------------------------------
     @classmethod
     def create(cls, path: str | Path, wait: float = 0.0, args: list[str] | None = None) -> Pond:
-        from .steward import newpond
+        from ..steward import newpond
 
         root = Path(path).absolute()
         data, control = newpond.create(root, _iso(nodes.now_us()), args or ["pond", "init"], wait)
@@ -118,8 +118,8 @@ class Pond(PondHandles):
         args: list[str] | None = None,
         vars: dict[str, str] | None = None,
     ) -> None:
-        from .factories import base as factory_base
-        from .factories import registry
+        from ..factories import base as factory_base
+        from ..factories import registry
 
         fac = registry.get(factory)
         parsed = factory_base.parse_config(config, "the config")
@@ -127,7 +127,7 @@ class Pond(PondHandles):
         with self.transaction(args or ["pond", "mknod", factory, path], vars) as tx:
             tx.mknod(path, factory, fac.file_type, config, overwrite=overwrite)
             if fac.kind == factory_base.DATA:
-                from .dynamic import check_node
+                from ..dynamic import check_node
 
                 # a missing input, a cycle or SQL that does not plan fails before the commit
                 check_node(tx.staged, path)
@@ -163,8 +163,8 @@ class Pond(PondHandles):
         sources; onto an existing series path, a series source appends a version.
         `progress` is called with byte counts as they are copied.
         """
-        from . import hostcopy
-        from .query.sources import copy_one
+        from .. import hostcopy
+        from ..query.sources import copy_one
 
         parsed, dest_norm = hostcopy.parse_sources(sources, dest)
         tick = progress or (lambda n: None)
@@ -183,7 +183,7 @@ class Pond(PondHandles):
         Every target is checked before the first is written (a bad name or a symlink in the
         way writes nothing), and no symlink at or below `host_dir` is ever followed.
         """
-        from . import hostcopy
+        from .. import hostcopy
 
         return hostcopy.copy_out(
             self, [patterns] if isinstance(patterns, str) else patterns, host_dir
@@ -196,14 +196,14 @@ class Pond(PondHandles):
 
     def resolver(self) -> Resolver:
         """Turns factory nodes into live (derived) nodes for one read; see dynamic/."""
-        from .dynamic import Resolver
+        from ..dynamic import Resolver
 
         return Resolver.for_pond(self)
 
     def derived(self, path: str) -> LiveNode | None:
         """The live node when `path` is derived (a data factory node or inside a dynamic
         directory), None when it is stored; NotFoundError when there is nothing."""
-        from .dynamic import reads
+        from ..dynamic import reads
 
         return reads.derived(self.resolver(), path)
 
@@ -230,8 +230,8 @@ class Pond(PondHandles):
         table or series: its computed rows as Parquet)."""
         node = self.derived(path)
         if node is not None:
-            from .dynamic import reads
-            from .query.sources import no_version
+            from ..dynamic import reads
+            from ..query.sources import no_version
 
             no_version(node.path, version)
             return reads.read_bytes(node)
@@ -243,7 +243,7 @@ class Pond(PondHandles):
     def is_raw(self, url: str) -> bool:
         """True when `url` is a bare pond path to a node that is not a table or series:
         what `pond cat` prints as raw bytes rather than as a table."""
-        from .query.urls import parse_source
+        from ..query.urls import parse_source
 
         src = parse_source(url)
         if src.scheme != "pond":
@@ -268,7 +268,7 @@ class Pond(PondHandles):
     ) -> pa.Table:
         """Run read-only SQL over a pond file (as `source`/`series`) or a host URL, within
         `timeout` seconds and `memory_limit` bytes (None: unbounded; see query/limits.py)."""
-        from .query.sources import run_query
+        from ..query.sources import run_query
 
         return run_query(
             self,
@@ -313,26 +313,26 @@ class Pond(PondHandles):
     # -- steward views -----------------------------------------------------------------------
     def control_recent(self, limit: int = 20) -> list[TxnSummary]:
         """The newest `limit` user write transactions with their tasks, newest last."""
-        from .steward import views
+        from ..steward import views
 
         return views.recent(self.control, limit)
 
     def control_detail(self, txn_seq: int) -> TxnDetail:
         """Every control row of one transaction and its tasks, in recorded order."""
-        from .steward import views
+        from ..steward import views
 
         return views.detail(self.control, txn_seq)
 
     def control_incomplete(self) -> IncompleteReport:
         """What a crash left unfinished (`pond recover` would finish it)."""
-        from .steward import views
+        from ..steward import views
 
         return views.incomplete(self.control, lambda: self.data)
 
     def control_status(self, limit: int = 20) -> tuple[list[TxnSummary], IncompleteReport]:
         """`control_recent(limit)` and `control_incomplete()` together, reading the control
         table twice rather than three or four times (see steward/views.py)."""
-        from .steward import views
+        from ..steward import views
 
         return views.status(self.control, lambda: self.data, limit)
 
@@ -345,7 +345,7 @@ class Pond(PondHandles):
     ) -> pa.Table:
         """Read-only SQL over the control table as `control_table`, as of now, within
         `timeout` seconds and `memory_limit` bytes (None: unbounded)."""
-        from .steward.queries import control_sql
+        from ..steward.queries import control_sql
 
         return control_sql(self.control, query, timeout, memory_limit)
 
@@ -357,7 +357,7 @@ class Pond(PondHandles):
         files earlier builds wrote there are replaced or removed): charts of its series and
         the steward's status page. `config`: a site.yaml path, a parsed mapping, or None for
         the defaults (see docs/site.md)."""
-        from . import site
+        from .. import site
 
         if config is None or isinstance(config, str | Path):
             cfg = site.load(None if config is None else str(config))
@@ -367,9 +367,9 @@ class Pond(PondHandles):
 
     def recover(self, retry_failed: bool = False) -> RecoverReport:
         """Finish what crashes interrupted (SPEC §6); safe to run at any time."""
-        from .reports import RecoverReport
-        from .steward import summaries
-        from .steward.recovery import recover
+        from ..reports import RecoverReport
+        from ..steward import summaries
+        from ..steward.recovery import recover
 
         # The idle case, without the lock or the data table: a writer at work shows an
         # open `begin`, and then recover waits its turn at the lock like any writer.
@@ -381,8 +381,8 @@ class Pond(PondHandles):
         """Compact, checkpoint and clean (docs/developer/upkeep.md); `retention_hours` None
         keeps the pond's retention window (`retention()`); files replaced within the window
         stay for readers still using them."""
-        from .reports import MaintainReport
-        from .steward.maintenance import maintain
+        from ..reports import MaintainReport
+        from ..steward.maintenance import maintain
 
         report = maintain(self.steward, self.blobs, retention_hours=retention_hours)
         return MaintainReport.from_dict(report)
@@ -390,8 +390,8 @@ class Pond(PondHandles):
     def rebuild_control(self, force: bool = False) -> RebuildReport:
         """Rebuild a lost control table from the data table's history (`force`: move an
         existing one aside first)."""
-        from .reports import RebuildReport
-        from .steward.rebuild import rebuild_control
+        from ..reports import RebuildReport
+        from ..steward.rebuild import rebuild_control
 
         report = rebuild_control(self.root, force=force, wait=self.wait)
         self._control = None
@@ -400,13 +400,13 @@ class Pond(PondHandles):
 
     def fsck(self, repair: bool = False) -> FsckResult:
         """Check the pond for damage; `repair` does what is safe (see steward/fsck.py)."""
-        from .steward.fsck import fsck
+        from ..steward.fsck import fsck
 
         return fsck(self.root, repair=repair, wait=self.wait)
 
     def retention(self) -> float:
         """The retention window in seconds: files no longer referenced stay this long."""
-        from .storage.upkeep import retention_seconds
+        from ..storage.upkeep import retention_seconds
 
         self.data.refresh()
         return retention_seconds(self.data.description())
@@ -414,7 +414,7 @@ class Pond(PondHandles):
     def set_retention(self, seconds: float) -> None:
         """Set the retention window of both tables (their `delta.deletedFileRetentionDuration`).
         0 lets automatic upkeep delete replaced files at once: readers in flight may fail."""
-        from .storage.upkeep import set_retention
+        from ..storage.upkeep import set_retention
 
         if not seconds >= 0:
             raise PondError(f"retention must be >= 0 seconds, got {seconds}")
@@ -441,8 +441,8 @@ class Pond(PondHandles):
         over its own half-pushed remote resumes. `options`: the S3 connection options
         (its `secret_access_key` is an `${env:NAME}` reference, never a literal);
         `timeout`: seconds each S3 request may take (stored; default 30)."""
-        from .remotes import ops
-        from .storage.objstore import StoreOptions
+        from ..remotes import ops
+        from ..storage.objstore import StoreOptions
 
         return ops.backup_add(
             self,
@@ -469,8 +469,8 @@ class Pond(PondHandles):
         """Attach a pull-mode remote: `path` "/" follows this pond's own backup (the pond
         becomes a read-only mirror); any other path imports another pond read-only there.
         `timeout`: seconds each S3 request may take (stored; default 30)."""
-        from .remotes import ops
-        from .storage.objstore import StoreOptions
+        from ..remotes import ops
+        from ..storage.objstore import StoreOptions
 
         return ops.remote_add(
             self,
@@ -484,7 +484,7 @@ class Pond(PondHandles):
 
     def remote_list(self, push_only: bool = False) -> list[RemoteInfo]:
         """Every remote with its mode, mount and watermarks (`push_only`: the backups)."""
-        from .remotes import ops
+        from ..remotes import ops
 
         return ops.remote_infos(self, (lambda a: a.pushes) if push_only else None)
 
@@ -496,7 +496,7 @@ class Pond(PondHandles):
         vars: dict[str, str] | None = None,
     ) -> Attachment:
         """Detach remote `name` (`purge`: also an import's mount and local copy)."""
-        from .remotes import ops
+        from ..remotes import ops
 
         return ops.remote_remove(self, name, purge, args, vars)
 
@@ -504,7 +504,7 @@ class Pond(PondHandles):
         self, name: str | None = None, progress: Callable[[int, int], None] | None = None
     ) -> list[Transfer]:
         """Catch push-mode remotes (or `name`) up; idempotent."""
-        from .remotes import ops
+        from ..remotes import ops
 
         return ops.push_all(self, name, progress)
 
@@ -512,20 +512,20 @@ class Pond(PondHandles):
         self, name: str | None = None, progress: Callable[[int, int], None] | None = None
     ) -> list[Transfer]:
         """Fast-forward from pull-mode remotes (or `name`); idempotent."""
-        from .remotes import ops
+        from ..remotes import ops
 
         return ops.pull_all(self, name, progress)
 
     def verify(self, name: str | None = None) -> list[Verification]:
         """Compare local and remote content (every remote, or `name`)."""
-        from .remotes import ops
+        from ..remotes import ops
 
         return ops.verify_all(self, name)
 
     def status(self) -> PondStatus:
         """Pond id, last txn_seq, unfinished work and the remotes' watermarks: local files
         only, never a remote."""
-        from .remotes import ops
+        from ..remotes import ops
 
         return ops.status(self)
 
@@ -544,8 +544,8 @@ class Pond(PondHandles):
         """Create the pond at `path` (absent or empty) from the backup at `url`: same pond
         id, identical bytes, whole history; it stays a read-only mirror of `name`.
         `timeout`: seconds each S3 request may take (kept with the mirror; default 30)."""
-        from .remotes import ops
-        from .storage.objstore import StoreOptions
+        from ..remotes import ops
+        from ..storage.objstore import StoreOptions
 
         transfer = ops.restore(
             Path(path),
@@ -560,13 +560,13 @@ class Pond(PondHandles):
     # where it is defined on, so every annotation above says plain `list[...]`.
     def list(self, pattern: str = "/**/*") -> list[EntryInfo]:
         """Entries matching a glob; dynamic directories list their children."""
-        from .dynamic import reads
+        from ..dynamic import reads
 
         return [EntryInfo(*e) for e in reads.entries(self.resolver(), pattern)]
 
 
 def _derived_reads() -> DerivedReads:
-    from .dynamic import reads
+    from ..dynamic import reads
 
     return reads
 
@@ -581,7 +581,7 @@ def read_source(
     memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
 ) -> pa.Table:
     """`Pond.read`, also without a pond for host URLs (`pond cat host+csv:///x.csv`)."""
-    from .query import sources
+    from ..query import sources
 
     derived = _derived_reads() if pond is not None else None
     return sources.read_source(url, pond, derived, sql, version, time_range, timeout, memory_limit)
@@ -589,7 +589,7 @@ def read_source(
 
 def describe_source(url: str, pond: Pond | None) -> Description:
     """`Pond.describe`, also without a pond for host URLs."""
-    from .query.describe import describe_source as describe
+    from ..query.describe import describe_source as describe
 
     return describe(url, pond, _derived_reads() if pond is not None else None)
 
@@ -604,7 +604,7 @@ def pond_path_from_env(explicit: str | None) -> Path:
 def __getattr__(name: str) -> object:
     """The control-table reports, importable from here as before (loaded on first use)."""
     if name in _REPORTS:
-        from . import reports
+        from .. import reports
 
         return getattr(reports, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
