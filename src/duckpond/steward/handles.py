@@ -69,7 +69,7 @@ class PondHandles:
 
     def job_reader(self) -> Callable[[], PondReader] | None:
         """What the steward's jobs read the whole pond through (RunContext.reader); the
-        `Pond` facade hands itself over (pond.py), bare handles have none."""
+        `Pond` facade hands itself over (duckpond.pond), bare handles have none."""
         return None
 
     def identity(self) -> dict[str, Any]:
