@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -133,9 +134,15 @@ def _column(table: pa.Table, name: str) -> list[Any]:
     return values
 
 
-def row_digests(table: pa.Table, part_id: str) -> list[tuple[int, bytes]]:
-    """(txn_seq, SHA-256 of the row) of every row of a data file's table."""
-    part = _enc_bytes([part_id])[0]
+def row_digests(table: pa.Table, part_ids: str | list[str]) -> list[tuple[int, bytes]]:
+    """(txn_seq, SHA-256 of the row) of every row of data files' rows: `part_ids` is the
+    partition of them all, or one per row (many small files are hashed as one table:
+    converting a column costs about as much for 7 rows as for 7,000)."""
+    if isinstance(part_ids, str):
+        parts = [_enc_bytes([part_ids])[0]] * table.num_rows
+    else:
+        known: dict[str, bytes] = {}
+        parts = [known.get(p) or known.setdefault(p, _enc_bytes([p])[0]) for p in part_ids]
     encoded = [
         _enc_ints(_column(table, c)) if c in _INT_COLUMNS else _enc_bytes(_column(table, c))
         for c in ROW_COLUMNS
@@ -144,7 +151,7 @@ def row_digests(table: pa.Table, part_id: str) -> list[tuple[int, bytes]]:
     sha = hashlib.sha256
     return [
         (-1 if seq is None else int(seq), sha(b"".join((part, *values))).digest())
-        for seq, values in zip(seqs, zip(*encoded, strict=True), strict=True)
+        for seq, part, values in zip(seqs, parts, zip(*encoded, strict=True), strict=True)
     ]
 
 
@@ -213,23 +220,47 @@ def record(tree: Tree, leaf: bytes) -> Recorded:
 
 
 # -- the data log's commits -----------------------------------------------------------------
-def entry_pond_txn(path: Path) -> tuple[bool, dict[str, Any] | None]:
+_POND_TXN = '"pond_txn":'
+# What is read of a log entry at first: the pond's commitInfo line fits (the file hashes of
+# a commit of many partitions may not: then the entry is read whole).
+ENTRY_HEAD_BYTES = 16 * 1024
+_DECODER = json.JSONDecoder()
+
+
+def entry_pond_txn(path: Path | str) -> tuple[bool, dict[str, Any] | None]:
     """(whether the log entry exists, its `pond_txn` or None) without parsing its actions:
-    the pond writes commitInfo first; another writer's entry is scanned whole."""
+    the pond writes commitInfo first, compactly, so only the `pond_txn` string is decoded
+    (a whole-line parse was most of reading 10,000 entries); another writer's entry is
+    parsed whole."""
     try:
-        with open(path, "rb") as f:
-            first = f.readline()
-            lines = [first] if first.startswith(b'{"commitInfo"') else [first, *f]
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return False, None
-    for line in lines:
+    try:
+        head = os.read(fd, ENTRY_HEAD_BYTES)
+        end = head.find(b"\n")
+        if end < 0 or not head.startswith(b'{"commitInfo"'):  # a long or foreign entry
+            chunks = [head]
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+            body = b"".join(chunks)
+        else:
+            body = head[:end]
+    finally:
+        os.close(fd)
+    for line in body.splitlines():
         if b'"commitInfo"' not in line:
             continue
         if b"pond_txn" not in line:
             return True, None
         try:
-            info = json.loads(line)["commitInfo"]
-            return True, dict(json.loads(info["pond_txn"]))
+            text = line.decode()
+            at = text.find(_POND_TXN)
+            if text.startswith('{"commitInfo":{') and at >= 0:
+                raw, _ = _DECODER.raw_decode(text, at + len(_POND_TXN))
+            else:
+                raw = json.loads(text)["commitInfo"]["pond_txn"]
+            return True, dict(json.loads(raw))
         except (ValueError, KeyError, TypeError):
             return True, None
     return True, None
@@ -241,7 +272,7 @@ def last_record(table_dir: Path, version: int) -> tuple[bool, Recorded | None]:
     log = table_dir / "_delta_log"
     v = version
     while v >= 0:
-        exists, pond_txn = entry_pond_txn(log / f"{v:020d}.json")
+        exists, pond_txn = entry_pond_txn(f"{log}/{v:020d}.json")
         if not exists:
             break  # pruned: the archive holds the older ones
         if pond_txn is not None:

@@ -21,6 +21,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from ..errors import PondError
 from ..records import DATA_COMMITTED
@@ -127,8 +128,9 @@ def commits(table_dir: Path, upto: int | None = None) -> tuple[list[Commit], lis
     if upto is not None:
         entries, tip = [v for v in entries if v <= upto], min(tip, upto)
     read: dict[int, dict[str, Any] | None] = {}
+    log = f"{table_dir / LOG}"
     for v in entries:
-        exists, pond_txn = entry_pond_txn(table_dir / LOG / f"{v:020d}.json")
+        exists, pond_txn = entry_pond_txn(f"{log}/{v:020d}.json")
         if exists:  # else pruned meanwhile: archived first
             read[v] = pond_txn
     archived = {v: raw for v, _, raw in tableread.archived_metadata(table_dir) if v not in read}
@@ -189,30 +191,54 @@ def live_files(table_dir: Path) -> tuple[list[tuple[str, str]], int]:
     return list(zip(actions.column("path").to_pylist(), parts, strict=True)), dt.version()
 
 
+# Rows hashed as one table: small files are read one by one and hashed together.
+DIGEST_BATCH_ROWS = 65_536
+
+
 def row_digests_by_txn(
     table_dir: Path, files: list[tuple[str, str]], notes: list[str]
 ) -> dict[int, list[bytes]]:
     """The digest of every row of `files`, by the txn_seq it carries; a file that is
     missing or unreadable is noted and its rows are absent (their transactions then
     differ from what they committed)."""
-    from urllib.parse import unquote
+    import pyarrow as pa
 
     out: dict[int, list[bytes]] = {}
+    batch: list[pa.Table] = []
+    parts: list[str] = []
+
+    def add(digests: list[tuple[int, bytes]]) -> None:
+        for seq, digest in digests:
+            out.setdefault(seq, []).append(digest)
+
+    def flush() -> None:
+        try:
+            add(row_digests(pa.concat_tables(batch), parts))
+        except pa.ArrowInvalid:  # files of different schemas (another writer's): one by one
+            at = 0
+            for t in batch:
+                add(row_digests(t, parts[at : at + t.num_rows]))
+                at += t.num_rows
+        batch.clear()
+        parts.clear()
+
     for path, part in files:
         try:
             table = tableread.read_parquet(table_dir / unquote(path))
         except PondError as e:
             notes.append(str(e).replace("; run `pond fsck`", ""))
             continue
-        for seq, digest in row_digests(table, part):
-            out.setdefault(seq, []).append(digest)
+        batch.append(table)
+        parts.extend([part] * table.num_rows)
+        if len(parts) >= DIGEST_BATCH_ROWS:
+            flush()
+    if batch:
+        flush()
     return out
 
 
 def control_commits(control_dir: Path) -> dict[int, tuple[str, int | None]]:
     """txn_seq -> (txn_id, data version) of the control table's `data_committed` rows."""
-    from urllib.parse import unquote
-
     snap = deltalog.Snapshot.load(control_dir, stats=False, gaps=True)
     out: dict[int, tuple[str, int | None]] = {}
     want = ["txn_seq", "txn_id", "record_type", "data_fs_version"]
