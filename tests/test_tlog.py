@@ -35,6 +35,18 @@ def mth(leaves: list[bytes]) -> bytes:
     return hashlib.sha256(b"\x01" + mth(leaves[:k]) + mth(leaves[k:])).digest()
 
 
+def test_the_tree_is_rfc6962_at_every_size() -> None:
+    from duckpond.storage.tlog import Tree, hash_leaf
+
+    leaves = [hash_leaf(b"leaf %d" % i) for i in range(70)]
+    tree = Tree()
+    assert tree.root() == mth([])
+    for i, leaf in enumerate(leaves, start=1):
+        tree.append(leaf)
+        assert (tree.size, tree.root()) == (i, mth(leaves[:i]))
+        assert len(tree.frontier) == bin(i).count("1")
+
+
 def _pond(tmp_path: Path, writes: int = 5) -> Path:
     """init (txn 1) and `writes` more transactions, each one file: txns 2..writes+1."""
     root = tmp_path / "pond"
@@ -243,6 +255,28 @@ def test_a_hand_edited_leaf_record_is_caught(tmp_path: Path) -> None:
     pond_txn["tlog"]["leaf"] = "00" * 32
     info["commitInfo"]["pond_txn"] = json.dumps(pond_txn, sort_keys=True)
     path.write_text("\n".join([json.dumps(info), *lines[1:]]) + "\n")
+    assert verify(root, code=1) == (
+        "tampered: txn 3: content changed: its rows are not the ones it committed\n"
+    )
+
+
+def test_a_pruned_log_is_verified_from_the_archive(tmp_path: Path) -> None:
+    """Log pruning moves old entries' pond_txn (records included) to the archive: verify
+    reads them there, and an edit of a pruned transaction's rows is still named."""
+    root = tmp_path / "pond"
+    Pond.create(root)
+    for name in ("data", "control"):
+        DeltaTable(str(root / name)).alter.set_table_properties(
+            {"delta.logRetentionDuration": "interval 0 seconds"}
+        )
+    pond = Pond.open(root)
+    for i in range(210):  # past two automatic checkpoints: one prune has run
+        write_file(pond, f"/f{i % 10}", b"v%d" % i)
+    assert not entry(root, 5).exists()
+    s = show(root)
+    assert (s["size"], s["unrecorded"]) == (211, 0)
+    assert verify(root) == f"intact: 211 transaction(s), root {s['root']}\n"
+    _edit(root)
     assert verify(root, code=1) == (
         "tampered: txn 3: content changed: its rows are not the ones it committed\n"
     )
