@@ -245,19 +245,44 @@ def version_of_before(root: Path, seq: int) -> int:
     )
 
 
-def test_a_hand_edited_leaf_record_is_caught(tmp_path: Path) -> None:
-    """Editing the record instead of the rows: txn 3's recorded leaf no longer matches."""
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        ("leaf", "00" * 32, "content changed: its rows are not the ones it committed"),
+        ("root", "00" * 32, "the tree head it recorded was changed"),
+        ("frontier", ["00" * 32, "11" * 32], "the tree head it recorded was changed"),
+        ("size", "three", "its record in the data log is unreadable"),
+    ],
+)
+def test_a_hand_edited_record_is_caught(
+    tmp_path: Path, key: str, value: object, problem: str
+) -> None:
+    """Editing txn 3's record instead of the rows (txn 3 is leaf 3: a frontier of two)."""
     root = _pond(tmp_path)
     path = entry(root, version_of(root, 3))
     lines = path.read_text().splitlines()
     info = json.loads(lines[0])
     pond_txn = json.loads(info["commitInfo"]["pond_txn"])
-    pond_txn["tlog"]["leaf"] = "00" * 32
+    pond_txn["tlog"][key] = value
     info["commitInfo"]["pond_txn"] = json.dumps(pond_txn, sort_keys=True)
     path.write_text("\n".join([json.dumps(info), *lines[1:]]) + "\n")
-    assert verify(root, code=1) == (
-        "tampered: txn 3: content changed: its rows are not the ones it committed\n"
-    )
+    assert verify(root, code=1) == f"tampered: txn 3: {problem}\n"
+
+
+def test_a_damaged_newest_record_does_not_stop_writes(tmp_path: Path) -> None:
+    """The next write recomputes the tree instead of extending a damaged frontier: only
+    the damaged commit is named."""
+    root = _pond(tmp_path)
+    path = entry(root, version_of(root, 6))
+    lines = path.read_text().splitlines()
+    info = json.loads(lines[0])
+    pond_txn = json.loads(info["commitInfo"]["pond_txn"])
+    pond_txn["tlog"]["frontier"] = ["00" * 32]  # leaf 6: two hashes, this is one
+    info["commitInfo"]["pond_txn"] = json.dumps(pond_txn, sort_keys=True)
+    path.write_text("\n".join([json.dumps(info), *lines[1:]]) + "\n")
+    write_file(Pond.open(root), "/after", b"after\n")
+    assert verify(root, code=1) == "tampered: txn 6: the tree head it recorded was changed\n"
+    assert show(root)["size"] == 7
 
 
 def test_a_pruned_log_is_verified_from_the_archive(tmp_path: Path) -> None:

@@ -222,14 +222,22 @@ class DataTable(deltalog.SnapshotThenDelta):
     def _tlog_tree(self) -> tlog.Tree:
         """The tamper-evident log's tree as the newest data commit left it: its recorded
         frontier; for a pond whose newest commit records none (written before the log was
-        kept), recomputed from every commit's rows once (storage/tlogcheck.py)."""
+        kept), or whose record was damaged, recomputed from every commit's rows
+        (storage/tlogcheck.py)."""
         seq = self.last_txn_seq()
         if self._tlog is not None and self._tlog[0] == seq:
             return self._tlog[1].copy()
-        found, recorded = tlog.last_record(self.path, self.version())
-        if not found:
-            return tlog.Tree()
-        return recorded.tree() if recorded is not None else tlogcheck.adopt(self.path)
+        try:
+            found, recorded = tlog.last_record(self.path, self.version())
+            if not found:
+                return tlog.Tree()
+            if recorded is not None:
+                tree = recorded.tree()
+                if tree.root() == recorded.root:
+                    return tree
+        except PondError:
+            pass  # a record that does not parse: recomputed (verify names it)
+        return tlogcheck.adopt(self.path)
 
     def _apply_own(
         self,

@@ -39,7 +39,8 @@ class Commit:
     version: int
     txn_seq: int
     txn_id: str
-    recorded: Recorded | None  # None: committed before the log was kept
+    recorded: Recorded | None  # None: committed before the log was kept (or damaged)
+    damaged: bool = False  # a record that does not parse
 
 
 @dataclass(frozen=True)
@@ -143,9 +144,11 @@ def commits(table_dir: Path, upto: int | None = None) -> tuple[list[Commit], lis
         pond_txn = read[v] if v in read else json.loads(archived[v])
         if not pond_txn or "txn_seq" not in pond_txn:
             continue
-        out.append(
-            Commit(v, int(pond_txn["txn_seq"]), str(pond_txn.get("txn_id")), Recorded.of(pond_txn))
-        )
+        seq, tid = int(pond_txn["txn_seq"]), str(pond_txn.get("txn_id"))
+        try:
+            out.append(Commit(v, seq, tid, Recorded.of(pond_txn)))
+        except PondError:
+            out.append(Commit(v, seq, tid, None, damaged=True))
     return out, missing
 
 
@@ -181,7 +184,13 @@ def live_files(table_dir: Path) -> tuple[list[tuple[str, str]], int]:
         snap = deltalog.Snapshot.load(table_dir, stats=False, gaps=True)
         files = [(f.path, f.partition_values.get(PARTITION) or "") for f in snap.add_files()]
         return files, snap.version
-    except (deltalog.Unsupported, OSError, ValueError, KeyError, TypeError, AttributeError):
+    except deltalog.Unsupported as e:
+        if "deletion vectors" in str(e):  # rows deleted without rewriting their files
+            raise PondError(
+                "the data table has deletion vectors (another Delta writer deleted rows "
+                "without rewriting their files): its rows cannot be checked"
+            ) from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
     from deltalake import DeltaTable
 
@@ -318,6 +327,54 @@ def _against_control(
     return None
 
 
+def _content(
+    found: list[Commit], by_txn: dict[int, list[bytes]]
+) -> tuple[Problem | None, int, str, list[int]]:
+    """Rebuild the tree from the rows (taking each commit's rows out of `by_txn`) and
+    compare it with each commit's record: (the first problem, the size and hex root of
+    the last head reproduced, the seqs after it that recorded none)."""
+    tree = Tree()
+    size, root = 0, tree.root().hex()
+    unrecorded: list[int] = []  # seqs since the last recorded head (written before the log)
+    problem: Problem | None = None
+    for c in found:
+        leaf = leaf_hash(c.txn_seq, c.txn_id, by_txn.pop(c.txn_seq, []))
+        tree.append(leaf)
+        rec = c.recorded
+        if c.damaged and problem is None:
+            problem = c.txn_seq, f"txn {c.txn_seq}: its record in the data log is unreadable"
+        if rec is None:
+            unrecorded.append(c.txn_seq)
+            continue
+        if problem is not None:
+            continue  # the rest of the rows are still taken: stray rows are not reported twice
+        seq = c.txn_seq
+        if rec.leaf != leaf:
+            problem = seq, f"txn {seq}: content changed: its rows are not the ones it committed"
+        elif rec.size != tree.size:
+            problem = (
+                seq,
+                (
+                    f"txn {seq}: order changed: it was leaf {rec.size} of the log, it is leaf "
+                    f"{tree.size} now"
+                ),
+            )
+        elif rec.root != tree.root() and unrecorded:
+            span = f"{unrecorded[0]}..{unrecorded[-1]}" if len(unrecorded) > 1 else ""
+            problem = (
+                unrecorded[0],
+                (
+                    f"txn {span or unrecorded[0]}: content changed: written before the log was "
+                    f"kept, they no longer match the tree head txn {seq} recorded"
+                ),
+            )
+        elif rec.root != tree.root() or list(rec.frontier) != tree.frontier:
+            problem = seq, f"txn {seq}: the tree head it recorded was changed"
+        else:
+            size, root, unrecorded = tree.size, tree.root().hex(), []
+    return problem, size, root, unrecorded
+
+
 def check(data_dir: Path, control_dir: Path | None, source: str) -> TlogReport:
     """Recompute the tree from `data_dir` and compare it with every record.
 
@@ -339,55 +396,10 @@ def check(data_dir: Path, control_dir: Path | None, source: str) -> TlogReport:
     if control is not None and (p := _against_control(found, control)) is not None:
         problems.append(p)
     by_txn = row_digests_by_txn(data_dir, files, notes)
-    tree = Tree()
-    size, root = 0, tree.root()
-    unrecorded: list[int] = []  # seqs since the last recorded head (written before the log)
-    for c in found:
-        leaf = leaf_hash(c.txn_seq, c.txn_id, by_txn.pop(c.txn_seq, []))
-        tree.append(leaf)
-        rec = c.recorded
-        if rec is None:
-            unrecorded.append(c.txn_seq)
-            continue
-        if rec.leaf != leaf:
-            problems.append(
-                (
-                    c.txn_seq,
-                    f"txn {c.txn_seq}: content changed: its rows are not the ones it committed",
-                )
-            )
-            break
-        if rec.size != tree.size:
-            problems.append(
-                (
-                    c.txn_seq,
-                    f"txn {c.txn_seq}: order changed: it was leaf {rec.size} of the "
-                    f"log, it is leaf {tree.size} now",
-                )
-            )
-            break
-        if rec.root != tree.root():
-            if unrecorded:
-                span = f"{unrecorded[0]}..{unrecorded[-1]}" if len(unrecorded) > 1 else ""
-                first = unrecorded[0]
-                problems.append(
-                    (
-                        first,
-                        f"txn {span or first}: content changed: written before the log was "
-                        f"kept, they no longer match the tree head txn {c.txn_seq} recorded",
-                    )
-                )
-            else:
-                problems.append(
-                    (
-                        c.txn_seq,
-                        f"txn {c.txn_seq}: the tree head it recorded does not match "
-                        "the transactions before it",
-                    )
-                )
-            break
-        size, root, unrecorded = tree.size, tree.root(), []
-    stray = sorted(s for s in by_txn if s not in {c.txn_seq for c in found})
+    p, size, root, unrecorded = _content(found, by_txn)
+    if p is not None:
+        problems.append(p)
+    stray = sorted(by_txn)  # _content took the rows of every commit
     if stray:
         seq = stray[0]
         problems.append((seq, f"txn {seq}: rows carry txn_seq {seq} but no data commit wrote them"))
@@ -398,8 +410,8 @@ def check(data_dir: Path, control_dir: Path | None, source: str) -> TlogReport:
         )
     if problems:
         seq, line = min(problems, key=lambda p: p[0])
-        return TlogReport(source, size, root.hex(), seq, line, notes)
-    return TlogReport(source, size, root.hex(), notes=notes)
+        return TlogReport(source, size, root, seq, line, notes)
+    return TlogReport(source, size, root, notes=notes)
 
 
 def adopt(data_dir: Path) -> Tree:
