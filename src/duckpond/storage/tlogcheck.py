@@ -306,13 +306,14 @@ def _against_control(
         c = by_seq.get(seq)
         at = f" at data version {version}" if version is not None else ""
         if c is None:
-            cut = " (the data log was cut short)" if seq > last else ""
-            return seq, (
-                f"txn {seq}: missing: the control table records it committed{at}, but the "
-                f"data log ends at txn {last}{cut}"
+            lost = (
+                f"the data log ends at txn {last} (the data log was cut short)"
                 if seq > last
-                else f"txn {seq}: missing: the control table records it committed{at}, but "
-                "no data commit holds it"
+                else "no data commit holds it"
+            )
+            return (
+                seq,
+                f"txn {seq}: missing: the control table records it committed{at}, but {lost}",
             )
         if c.txn_id != tid:
             return seq, (
