@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from ..errors import PondError
 from ..nodes import NodeRow
-from . import checkpoints, deltacommit, deltalog, parquetwrite, tableread, upkeep
+from . import checkpoints, deltacommit, deltalog, parquetwrite, tableread, tlog, tlogcheck, upkeep
 from .datalayout import OWN_GROUP_MIN_ROWS, RowGroups, own_group, own_rows_first
 from .dataschema import (
     APP_ID,
@@ -118,6 +118,7 @@ class DataTable(deltalog.SnapshotThenDelta):
         self._files_by_part: dict[str, list[str]] = {}
         self._pending_refresh = False
         self._own = (-1, 0)  # (version, txn_seq) of this handle's last commit
+        self._tlog: tuple[int, tlog.Tree] | None = None  # (txn_seq, tree after it)
         self.log = deltacommit.TableLog(path)  # log state: last commit, protocol checked
         self._file_sizes: dict[str, int] = {}
         # (rows, min txn_seq, max txn_seq) of live files, from the log's statistics
@@ -198,6 +199,13 @@ class DataTable(deltalog.SnapshotThenDelta):
             )
             written.append((action, table))
         seq = int(pond_txn["txn_seq"])
+        # This commit's leaf of the tamper-evident log, and the tree head after it.
+        digests = [
+            d for a, t in written for _, d in tlog.row_digests(t, a.partition_values[PARTITION])
+        ]
+        tree = self._tlog_tree()
+        recorded = tlog.record(tree, tlog.leaf_hash(seq, str(pond_txn["txn_id"]), digests))
+        pond_txn = {**pond_txn, tlog.TLOG_KEY: recorded.to_json()}
         before = self._files_version
         version = deltacommit.commit(
             self,
@@ -208,7 +216,28 @@ class DataTable(deltalog.SnapshotThenDelta):
             log=self.log,
         )
         self._apply_own(before, version, seq, written, removed=[])
+        self._tlog = (seq, tree)
         return version
+
+    def _tlog_tree(self) -> tlog.Tree:
+        """The tamper-evident log's tree as the newest data commit left it: its recorded
+        frontier; for a pond whose newest commit records none (written before the log was
+        kept), or whose record was damaged, recomputed from every commit's rows
+        (storage/tlogcheck.py)."""
+        seq = self.last_txn_seq()
+        if self._tlog is not None and self._tlog[0] == seq:
+            return self._tlog[1].copy()
+        try:
+            found, recorded = tlog.last_record(self.path, self.version())
+            if not found:
+                return tlog.Tree()
+            if recorded is not None:
+                tree = recorded.tree()
+                if tree.root() == recorded.root:
+                    return tree
+        except PondError:
+            pass  # a record that does not parse: recomputed (verify names it)
+        return tlogcheck.adopt(self.path)
 
     def _apply_own(
         self,

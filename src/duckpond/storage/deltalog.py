@@ -142,11 +142,15 @@ class Snapshot:
         self.touched: set[str] = set()
 
     @classmethod
-    def load(cls, table_dir: Path, stats: bool = True, tombstones: bool = False) -> Snapshot:
+    def load(
+        cls, table_dir: Path, stats: bool = True, tombstones: bool = False, gaps: bool = False
+    ) -> Snapshot:
         """The table's latest snapshot; raises Unsupported (or OSError/ValueError on a
         log it cannot read) when deltalake must open it instead. `stats` False skips the
         checkpoint's statistics (~1 KB per file), which only row counts need; `tombstones`
-        keeps the remove actions, which only a checkpoint writer needs."""
+        keeps the remove actions, which only a checkpoint writer needs; `gaps` replays
+        the entries there are when some are missing (the tamper check reads what is left,
+        storage/tlogcheck.py)."""
         snap = cls(table_dir, stats, tombstones)
         log = table_dir / "_delta_log"
         commits, checkpoints, odd = _list_log(log)
@@ -160,7 +164,7 @@ class Snapshot:
         newer = sorted(v for v in commits if v > start)
         if not newer and start < 0:
             raise Unsupported("no log entries")
-        if newer and newer != list(range(start + 1, start + 1 + len(newer))):
+        if not gaps and newer and newer != list(range(start + 1, start + 1 + len(newer))):
             raise Unsupported("a gap in the log")
         for v in newer:
             snap._apply_commit(log / f"{v:020d}.json", v)

@@ -1,0 +1,77 @@
+"""Benchmark 24: `pond tlog verify` over N transactions against reading their rows once.
+
+A pond is built through the library with N write transactions (`init` and N - 1 writes,
+each one new 1 KiB file, random bytes, round-robin over 100 directories; automatic upkeep
+only), so the data table holds every row those transactions wrote, compacted as a
+long-lived pond's is, and its log holds N commits. Then, interleaved in one process (each
+rep runs both back to back, so background load hits both alike):
+
+24a: `Pond.tlog_verify()`: the control table, every commit's record, every live row
+     hashed and the tree rebuilt and compared;
+     baseline: reading every row of the data table once (each live Parquet file, every
+     column, into Arrow), as any full scan would. Goal ≤ 2×.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import unquote
+
+from duckpond.pond import Pond
+from duckpond.storage import deltalog, tableread
+
+from .common import Result, Timer, log, ratio_row
+
+REPS = 5
+
+
+def file_path(i: int) -> str:
+    return f"/d{i % 100:03d}/f{i // 100:05d}"
+
+
+def build(root: Path, n: int) -> None:
+    pond = Pond.create(root)
+    for i in range(n - 1):
+        with pond.transaction(args=["pond", "copy", "host:///x", file_path(i)]) as tx:
+            tx.write_bytes(file_path(i), os.urandom(1024), parents=True)
+        if (i + 1) % 1000 == 0:
+            log(f"tlog: {i + 1} writes")
+
+
+def read_rows(root: Path) -> int:
+    """Every row of the data table's live files, every column: the baseline."""
+    data = root / "data"
+    snap = deltalog.Snapshot.load(data, stats=False)
+    rows = 0
+    for f in snap.add_files():
+        rows += tableread.read_parquet(data / unquote(f.path)).num_rows
+    return rows
+
+
+def run(work: Path, quick: bool) -> Result:
+    n = 1_000 if quick else 10_000
+    root = work / "pond"
+    log(f"tlog: building a pond of {n} transactions")
+    build(root, n)
+    timer = Timer(warmup=1)
+    rows = 0
+    for _ in range(REPS + 1):
+        rows = timer.run("read", lambda: read_rows(root))
+        report = timer.run("verify", lambda: Pond.open(root).tlog_verify())
+        if not report.ok or report.size != n:
+            raise RuntimeError(f"tlog verify: {report.problem or report.size}")
+    files = len(deltalog.Snapshot.load(root / "data", stats=False).add_files())
+    row = ratio_row(
+        "24a",
+        f"`tlog verify`, {n:,} transactions ({rows:,} rows, {files} files)",
+        timer.median("verify"),
+        timer.median("read"),
+        2.0,
+        transactions=n,
+        rows=rows,
+        files=files,
+        reps=timer.count("verify"),
+    )
+    row.baseline += " (read every row once)"
+    return Result([row])

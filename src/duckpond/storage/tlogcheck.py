@@ -1,0 +1,427 @@
+"""Recompute the tamper-evident log (storage/tlog.py) from a pond's tables and check it.
+
+Three independent records are compared, each of which another Delta writer (or a hand
+that edits files) would have to rewrite consistently to go unnoticed:
+
+- the rows of the data table: each transaction's leaf is recomputed from the rows that
+  carry its txn_seq, in the live snapshot, whatever files they are in now;
+- the data log: the order of the data commits, their `pond_txn` (seq, id) and the leaf
+  and tree head each recorded when it committed (the archive keeps those of pruned entries);
+- the control table: its `data_committed` rows name each committed transaction, its id and
+  its data version, so a data log cut short or rearranged disagrees with it.
+
+The answer is the first transaction (lowest txn_seq) whose content, order or presence
+changed, as one line; or the size and root of the tree when everything agrees.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from ..errors import PondError
+from ..records import DATA_COMMITTED
+from . import deltalog, tableread
+from .dataschema import PARTITION
+from .tlog import Recorded, Tree, entry_pond_txn, leaf_hash, row_digests
+
+LOG = "_delta_log"
+
+
+@dataclass(frozen=True)
+class Commit:
+    """One data commit of the log that carries `pond_txn`: one leaf of the tree."""
+
+    version: int
+    txn_seq: int
+    txn_id: str
+    recorded: Recorded | None  # None: committed before the log was kept (or damaged)
+    damaged: bool = False  # a record that does not parse
+
+
+@dataclass(frozen=True)
+class TlogLeaf:
+    """One leaf as `pond tlog show` lists it (hashes hex; None: not recorded)."""
+
+    index: int  # 1-based: the tree's size after it
+    txn_seq: int
+    txn_id: str
+    data_version: int
+    leaf: str | None
+    root: str | None
+
+
+@dataclass(frozen=True)
+class TlogShow:
+    """The recorded log: its head (the newest recorded) and every leaf."""
+
+    size: int
+    root: str
+    leaves: list[TlogLeaf]
+    unrecorded: int  # data commits not (yet) covered by a recorded head
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "size": self.size,
+            "root": self.root,
+            "unrecorded": self.unrecorded,
+            "leaves": [leaf.__dict__ for leaf in self.leaves],
+        }
+
+
+@dataclass(frozen=True)
+class TlogReport:
+    """The answer of `pond tlog verify`."""
+
+    source: str  # the pond's directory or the remote's URL
+    size: int  # leaves whose recorded head was reproduced
+    root: str  # hex root of the tree of that size
+    first_bad: int | None = None  # txn_seq of the first changed transaction
+    problem: str | None = None  # one line naming it
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "ok": self.ok,
+            "size": self.size,
+            "root": self.root,
+            "first_bad_txn_seq": self.first_bad,
+            "problem": self.problem,
+            "notes": self.notes,
+        }
+
+
+# -- reading the records --------------------------------------------------------------------
+def _log_versions(log: Path) -> tuple[list[int], int]:
+    """The versions of the JSON entries present, and the newest version any entry or
+    checkpoint names (-1: none)."""
+    entries: list[int] = []
+    tip = -1
+    try:
+        names = os.listdir(log)
+    except FileNotFoundError:
+        return [], -1
+    for name in names:
+        stem, _, rest = name.partition(".")
+        if len(stem) != 20 or not stem.isdigit():
+            continue
+        if rest == "json":
+            entries.append(int(stem))
+        if rest == "json" or rest.startswith("checkpoint."):
+            tip = max(tip, int(stem))
+    return sorted(entries), tip
+
+
+def commits(table_dir: Path, upto: int | None = None) -> tuple[list[Commit], list[int]]:
+    """The data commits that carry `pond_txn`, in log order (the archive's, then the
+    live log's), at most version `upto`, and the versions missing from the live log (gaps
+    between its first entry and its newest version)."""
+    entries, tip = _log_versions(table_dir / LOG)
+    if upto is not None:
+        entries, tip = [v for v in entries if v <= upto], min(tip, upto)
+    read: dict[int, dict[str, Any] | None] = {}
+    log = f"{table_dir / LOG}"
+    for v in entries:
+        exists, pond_txn = entry_pond_txn(f"{log}/{v:020d}.json")
+        if exists:  # else pruned meanwhile: archived first
+            read[v] = pond_txn
+    archived = {v: raw for v, _, raw in tableread.archived_metadata(table_dir) if v not in read}
+    missing = [v for v in range(entries[0], tip + 1) if v not in read and v not in archived]
+    missing = missing if entries else []
+    out: list[Commit] = []
+    for v in sorted(read.keys() | archived.keys()):
+        if upto is not None and v > upto:
+            continue
+        pond_txn = read[v] if v in read else json.loads(archived[v])
+        if not pond_txn or "txn_seq" not in pond_txn:
+            continue
+        seq, tid = int(pond_txn["txn_seq"]), str(pond_txn.get("txn_id"))
+        try:
+            out.append(Commit(v, seq, tid, Recorded.of(pond_txn)))
+        except PondError:
+            out.append(Commit(v, seq, tid, None, damaged=True))
+    return out, missing
+
+
+def show(table_dir: Path) -> TlogShow:
+    """The log as recorded (no rows read): every leaf and the newest recorded head."""
+    found, _ = commits(table_dir)
+    leaves = []
+    size, root, unrecorded = 0, Tree().root().hex(), 0
+    for i, c in enumerate(found, start=1):
+        rec = c.recorded
+        leaves.append(
+            TlogLeaf(
+                i,
+                c.txn_seq,
+                c.txn_id,
+                c.version,
+                rec.leaf.hex() if rec else None,
+                rec.root.hex() if rec else None,
+            )
+        )
+        if rec is not None:
+            size, root, unrecorded = rec.size, rec.root.hex(), 0
+        else:
+            unrecorded += 1
+    return TlogShow(size, root, leaves, unrecorded)
+
+
+def live_files(table_dir: Path) -> tuple[list[tuple[str, str]], int]:
+    """(path, part_id) of the live files and the version they are live at, replaying the
+    entries there are when some are missing (a removed entry must not hide what is
+    left)."""
+    try:
+        snap = deltalog.Snapshot.load(table_dir, stats=False, gaps=True)
+        files = [(f.path, f.partition_values.get(PARTITION) or "") for f in snap.add_files()]
+        return files, snap.version
+    except deltalog.Unsupported as e:
+        if "deletion vectors" in str(e):  # rows deleted without rewriting their files
+            raise PondError(
+                "the data table has deletion vectors (another Delta writer deleted rows "
+                "without rewriting their files): its rows cannot be checked"
+            ) from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    from deltalake import DeltaTable
+
+    dt = DeltaTable(str(table_dir))
+    actions = tableread.add_actions(dt)
+    parts = actions.column(f"partition.{PARTITION}").to_pylist()
+    return list(zip(actions.column("path").to_pylist(), parts, strict=True)), dt.version()
+
+
+# Rows hashed as one table: small files are read one by one and hashed together.
+DIGEST_BATCH_ROWS = 65_536
+
+
+def row_digests_by_txn(
+    table_dir: Path, files: list[tuple[str, str]], notes: list[str]
+) -> dict[int, list[bytes]]:
+    """The digest of every row of `files`, by the txn_seq it carries; a file that is
+    missing or unreadable is noted and its rows are absent (their transactions then
+    differ from what they committed)."""
+    import pyarrow as pa
+
+    out: dict[int, list[bytes]] = {}
+    batch: list[pa.Table] = []
+    parts: list[str] = []
+
+    def add(digests: list[tuple[int, bytes]]) -> None:
+        for seq, digest in digests:
+            out.setdefault(seq, []).append(digest)
+
+    def flush() -> None:
+        try:
+            add(row_digests(pa.concat_tables(batch), parts))
+        except pa.ArrowInvalid:  # files of different schemas (another writer's): one by one
+            at = 0
+            for t in batch:
+                add(row_digests(t, parts[at : at + t.num_rows]))
+                at += t.num_rows
+        batch.clear()
+        parts.clear()
+
+    for path, part in files:
+        try:
+            table = tableread.read_parquet(table_dir / unquote(path))
+        except PondError as e:
+            notes.append(str(e).replace("; run `pond fsck`", ""))
+            continue
+        batch.append(table)
+        parts.extend([part] * table.num_rows)
+        if len(parts) >= DIGEST_BATCH_ROWS:
+            flush()
+    if batch:
+        flush()
+    return out
+
+
+def control_commits(control_dir: Path) -> dict[int, tuple[str, int | None]]:
+    """txn_seq -> (txn_id, data version) of the control table's `data_committed` rows."""
+    snap = deltalog.Snapshot.load(control_dir, stats=False, gaps=True)
+    out: dict[int, tuple[str, int | None]] = {}
+    want = ["txn_seq", "txn_id", "record_type", "data_fs_version"]
+    for f in snap.add_files():
+        t = tableread.read_parquet(control_dir / unquote(f.path), columns=want)
+        for seq, tid, kind, version in zip(*(t.column(c).to_pylist() for c in want), strict=True):
+            if kind == DATA_COMMITTED and seq is not None:
+                out[int(seq)] = (str(tid), None if version is None else int(version))
+    return out
+
+
+# -- checking -------------------------------------------------------------------------------
+Problem = tuple[int, str]  # (txn_seq, one line)
+
+
+def _order(found: list[Commit], missing: list[int]) -> Problem | None:
+    """The first transaction missing from, repeated in, or out of its place in the data
+    log: seqs must run 1, 2, 3, ... in log order (each is the last committed + 1)."""
+    where: dict[int, list[int]] = {}
+    for c in found:
+        where.setdefault(c.txn_seq, []).append(c.version)
+    expected, prev_version = 1, -1
+    for c in found:
+        if c.txn_seq == expected:
+            expected, prev_version = expected + 1, c.version
+            continue
+        if c.txn_seq < expected:
+            return c.txn_seq, (
+                f"txn {c.txn_seq}: committed twice (data log versions "
+                f"{', '.join(map(str, where[c.txn_seq]))})"
+            )
+        later = [v for v in where.get(expected, []) if v > c.version]
+        if later:
+            return expected, (
+                f"txn {expected}: order changed: its data commit (version {later[0]}) now "
+                f"comes after txn {c.txn_seq}'s (version {c.version})"
+            )
+        gone = [v for v in missing if prev_version < v < c.version]
+        because = f"; data log version {gone[0]} is missing" if gone else ""
+        return expected, (
+            f"txn {expected}: missing: no data commit holds it (the data log goes from txn "
+            f"{expected - 1} to txn {c.txn_seq}{because})"
+        )
+    return None
+
+
+def _against_control(
+    found: list[Commit], control: dict[int, tuple[str, int | None]]
+) -> Problem | None:
+    """The first transaction the control table recorded as committed that the data log
+    lacks, holds under another id, or holds at another version."""
+    by_seq = {c.txn_seq: c for c in found}
+    last = max(by_seq, default=0)
+    for seq in sorted(control):
+        tid, version = control[seq]
+        c = by_seq.get(seq)
+        at = f" at data version {version}" if version is not None else ""
+        if c is None:
+            lost = (
+                f"the data log ends at txn {last} (the data log was cut short)"
+                if seq > last
+                else "no data commit holds it"
+            )
+            return (
+                seq,
+                f"txn {seq}: missing: the control table records it committed{at}, but {lost}",
+            )
+        if c.txn_id != tid:
+            return seq, (
+                f"txn {seq}: replaced: its data commit has txn_id {c.txn_id}, the control "
+                f"table recorded {tid}"
+            )
+        if version is not None and c.version != version:
+            return seq, (
+                f"txn {seq}: order changed: its data commit is at version {c.version}, the "
+                f"control table recorded version {version}"
+            )
+    return None
+
+
+def _content(
+    found: list[Commit], by_txn: dict[int, list[bytes]]
+) -> tuple[Problem | None, int, str, list[int]]:
+    """Rebuild the tree from the rows (taking each commit's rows out of `by_txn`) and
+    compare it with each commit's record: (the first problem, the size and hex root of
+    the last head reproduced, the seqs after it that recorded none)."""
+    tree = Tree()
+    size, root = 0, tree.root().hex()
+    unrecorded: list[int] = []  # seqs since the last recorded head (written before the log)
+    problem: Problem | None = None
+    for c in found:
+        leaf = leaf_hash(c.txn_seq, c.txn_id, by_txn.pop(c.txn_seq, []))
+        tree.append(leaf)
+        rec = c.recorded
+        if c.damaged and problem is None:
+            problem = c.txn_seq, f"txn {c.txn_seq}: its record in the data log is unreadable"
+        if rec is None:
+            unrecorded.append(c.txn_seq)
+            continue
+        if problem is not None:
+            continue  # the rest of the rows are still taken: stray rows are not reported twice
+        seq = c.txn_seq
+        if rec.leaf != leaf:
+            problem = seq, f"txn {seq}: content changed: its rows are not the ones it committed"
+        elif rec.size != tree.size:
+            problem = (
+                seq,
+                (
+                    f"txn {seq}: order changed: it was leaf {rec.size} of the log, it is leaf "
+                    f"{tree.size} now"
+                ),
+            )
+        elif rec.root != tree.root() and unrecorded:
+            span = f"{unrecorded[0]}..{unrecorded[-1]}" if len(unrecorded) > 1 else ""
+            problem = (
+                unrecorded[0],
+                (
+                    f"txn {span or unrecorded[0]}: content changed: written before the log was "
+                    f"kept, they no longer match the tree head txn {seq} recorded"
+                ),
+            )
+        elif rec.root != tree.root() or list(rec.frontier) != tree.frontier:
+            problem = seq, f"txn {seq}: the tree head it recorded was changed"
+        else:
+            size, root, unrecorded = tree.size, tree.root().hex(), []
+    return problem, size, root, unrecorded
+
+
+def check(data_dir: Path, control_dir: Path | None, source: str) -> TlogReport:
+    """Recompute the tree from `data_dir` and compare it with every record.
+
+    Reads take no lock, so the order matters: the control table first (its
+    `data_committed` rows follow their data commits), then the data table's live files,
+    then the commits up to that version (a write committing meanwhile is not seen)."""
+    problems: list[Problem] = []
+    notes: list[str] = []
+    control: dict[int, tuple[str, int | None]] | None = None
+    if control_dir is not None:
+        try:
+            control = control_commits(control_dir)
+        except (PondError, deltalog.Unsupported, OSError, ValueError) as e:
+            notes.append(f"the control table could not be read ({e}): presence not cross-checked")
+    files, version = live_files(data_dir)
+    found, missing = commits(data_dir, upto=version)
+    if (p := _order(found, missing)) is not None:
+        problems.append(p)
+    if control is not None and (p := _against_control(found, control)) is not None:
+        problems.append(p)
+    by_txn = row_digests_by_txn(data_dir, files, notes)
+    p, size, root, unrecorded = _content(found, by_txn)
+    if p is not None:
+        problems.append(p)
+    stray = sorted(by_txn)  # _content took the rows of every commit
+    if stray:
+        seq = stray[0]
+        problems.append((seq, f"txn {seq}: rows carry txn_seq {seq} but no data commit wrote them"))
+    if unrecorded and not problems:
+        notes.append(
+            f"{len(unrecorded)} transaction(s) from txn {unrecorded[0]} on are not in the log "
+            "yet (written before it was kept); the next write records them"
+        )
+    if problems:
+        seq, line = min(problems, key=lambda p: p[0])
+        return TlogReport(source, size, root, seq, line, notes)
+    return TlogReport(source, size, root, notes=notes)
+
+
+def adopt(data_dir: Path) -> Tree:
+    """The tree over every data commit so far, recomputed from the rows as they are now:
+    how a pond whose newest commit records no head starts (or resumes) its log."""
+    files, version = live_files(data_dir)
+    found, _ = commits(data_dir, upto=version)
+    by_txn = row_digests_by_txn(data_dir, files, [])
+    tree = Tree()
+    for c in found:
+        tree.append(leaf_hash(c.txn_seq, c.txn_id, by_txn.pop(c.txn_seq, [])))
+    return tree
