@@ -214,3 +214,18 @@ def test_a_derived_series_is_refused(series: Path, tmp_path: Path) -> None:
     assert out.stderr.decode() == (
         "error: /d/copy is derived: bound its stored inputs (a derived series follows them)\n"
     )
+
+
+def test_the_site_charts_the_bounded_series(series: Path, tmp_path: Path) -> None:
+    run_pond("set-temporal-bounds", "/s/h", "--max-time", "2024-01-02T23:00:00Z", pond=series)
+    out = tmp_path / "site"
+    run_pond("site", "build", out, pond=series)
+    index = (out / "index.html").read_text()
+    assert "v = 47" in index and "2024-01-02 23:00:00 UTC" in index
+    assert (out / "data" / "s_h" / "raw.js").read_text().count('"n":48,') == 1
+    # cleared: the next build shows the whole series again
+    run_pond("set-temporal-bounds", "/s/h", "--clear", pond=series)
+    run_pond("site", "build", out, pond=series)
+    index = (out / "index.html").read_text()
+    assert "v = 239" in index and "2024-01-10 23:00:00 UTC" in index
+    assert (out / "data" / "s_h" / "raw.js").read_text().count('"n":240,') == 1
