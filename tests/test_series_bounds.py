@@ -167,7 +167,7 @@ def test_factories_read_the_bounded_series(series: Path, tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("args", "message", "code"),
     [
-        (["/s/nope", "--min-time", "2024-01-01"], "error: no such file: /s/nope\n", 1),
+        (["/s/nope", "--min-time", "2024-01-01"], "error: no such file or directory: /s/nope\n", 1),
         (
             ["/t", "--min-time", "2024-01-01"],
             "error: /t is a file:table:physical, not a series\n",

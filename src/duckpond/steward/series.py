@@ -99,7 +99,7 @@ def iso(us: int | None) -> str | None:
 
 def _stored_series(loc: Located | None, path: str) -> Located:
     if loc is None:
-        raise NotFoundError(f"no such file: {paths.normalize(path)}")
+        raise NotFoundError(f"no such file or directory: {paths.normalize(path)}")
     if loc.file_type == nodes.FILE_SERIES_DYNAMIC:
         raise InvalidPathError(
             f"{loc.path} is derived: bound its stored inputs (a derived series follows them)"
