@@ -118,6 +118,8 @@ def mknod(root: Path, tmp_path: Path, factory: str, path: str, config: dict[str,
 
 
 def test_factories_read_the_bounded_series(series: Path, tmp_path: Path) -> None:
+    # a second, unbounded series in the same union: v = 1000 .. 1009 on 2024-01-01
+    append(series, "/s/g", hourly(T0, 10, first_value=1000))
     mknod(
         series,
         tmp_path,
@@ -151,7 +153,7 @@ def test_factories_read_the_bounded_series(series: Path, tmp_path: Path) -> None
         pond=series,
     )
     assert query(series, "/d/doubled", "SELECT count(*) AS n, sum(w) AS s FROM source") == [
-        {"n": 36, "s": 2.0 * sum(range(36, 72))}
+        {"n": 36 + 10, "s": 2.0 * (sum(range(36, 72)) + sum(range(1000, 1010)))}
     ]
     got = query(series, "/r/h/res=1d.series", day + " ORDER BY t")
     assert [(r["n"], r["s"]) for r in got] == [
@@ -160,7 +162,7 @@ def test_factories_read_the_bounded_series(series: Path, tmp_path: Path) -> None
     ]
     # clearing them: the derived nodes see every row again
     run_pond("set-temporal-bounds", "/s/h", "--clear", pond=series)
-    assert query(series, "/d/doubled", "SELECT count(*) AS n FROM source") == [{"n": 240}]
+    assert query(series, "/d/doubled", "SELECT count(*) AS n FROM source") == [{"n": 250}]
     assert len(query(series, "/r/h/res=1d.series", day)) == 10
 
 

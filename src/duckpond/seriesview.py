@@ -10,8 +10,7 @@ every reader (SQL sources, factories' inputs, the site, `describe`) asks this mo
 - A *collapsed* version (`pond maintain --collapse-versions N`): one version holding the
   rows of every live version before it, marked `collapsed_through` = the version it
   folds up to, carrying the bounds in force so they outlive the versions it folds.
-  Reads skip the versions it folds; they stay stored (readable with `--version`) until
-  retention removes them.
+  Reads skip the versions it folds; they stay stored (readable with `--version`).
 
 A reader of the input's versions sees both as an ordinary new version (a new version
 number and txn_seq), distinguishable from an append by these two attribute keys.

@@ -45,7 +45,7 @@ class SeriesMethods(PondHandles):
     def collapse_versions(self, keep: int, *, args: list[str] | None = None) -> CollapseReport:
         """Fold every stored series with more than `keep` live versions into one new
         version with the same rows (one transaction; none when nothing qualifies). The
-        folded versions stay readable by number until retention removes them."""
+        folded versions stay stored and readable by number."""
         from ..steward.series import collapse
 
         return collapse(self.steward, keep, args or ["python", "collapse_versions", str(keep)])
