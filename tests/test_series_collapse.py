@@ -223,3 +223,30 @@ def test_crash_mid_collapse(pond_dir: Path, crash_at: str, collapsed: bool) -> N
     for path in ("/a/s", "/b/s"):
         assert version_numbers(pond_dir, path) == [1, 2, 3, 4]
         assert query(pond_dir, path, ALL) == before[path]
+
+
+def test_the_library_calls(pond_dir: Path) -> None:
+    """The same three tools as `Pond` methods, with typed results."""
+    import datetime as dt
+
+    pond = Pond.open(pond_dir)
+    for i in (1, 2, 2):  # event 2 ingested twice
+        append(pond_dir, "/s/e", event(i))
+    report = pond.detect_overlaps("/s/*")
+    assert [(s.path, s.versions, s.overlapping_rows) for s in report.series] == [("/s/e", 3, 2)]
+    assert [(o.first, o.second, o.same_times) for o in report.series[0].overlaps] == [(2, 3, 1)]
+    bounds = pond.set_temporal_bounds("/s/e", dt.datetime(2024, 1, 1, 2))
+    assert (bounds.min_time, bounds.max_time, bounds.version, bounds.changed) == (
+        T0 + 2 * H,
+        None,
+        4,
+        True,
+    )
+    assert pond.sql("SELECT count(*) AS n FROM source", path="/s/e").to_pylist() == [{"n": 2}]
+    folded = pond.collapse_versions(2)
+    assert (
+        folded.line() == "collapse: 1 file(s) collapsed, 3 version(s) superseded (1 candidate(s))"
+    )
+    assert [(c.path, c.new_version, c.rows) for c in folded.collapsed] == [("/s/e", 5, 3)]
+    assert pond.sql("SELECT count(*) AS n FROM source", path="/s/e").to_pylist() == [{"n": 2}]
+    assert pond.detect_overlaps(["/s/e"]).overlaps == 0
