@@ -4,6 +4,7 @@ sees is decided in one place, duckpond.seriesview."""
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ from ..jsonvalues import JSON
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
     from ..storage.fs import Located, PondFS
     from ..txn import WriteTxn
@@ -183,11 +185,12 @@ def _collapse_one(tx: WriteTxn, loc: Located) -> CollapsedSeries:
     rows = fs.versions(loc.part_id, loc.node_id)
     shown = seriesview.view(rows)
     sources = [_source(fs, r) for r in shown.rows]
-    files = [pq.ParquetFile(_open(s)) for s in sources]
-    schema = sql.unify_schemas([f.schema_arrow for f in files])
     tmp = fs.blobs.temp_path()
     try:
-        total = _write_union(files, schema, tmp)
+        with ExitStack() as stack:
+            files = [stack.enter_context(pq.ParquetFile(_open(s))) for s in sources]
+            schema = sql.unify_schemas([f.schema_arrow for f in files])
+            total = _write_union(files, schema, tmp)
         _verify(tmp, sources, schema, loc.path)
         lows = [r.min_event_time for r in shown.rows if r.min_event_time is not None]
         highs = [r.max_event_time for r in shown.rows if r.max_event_time is not None]
@@ -229,9 +232,8 @@ def _open(source: str | bytes) -> str | pa.BufferReader:
     return source if isinstance(source, str) else pa.BufferReader(source)
 
 
-def _write_union(files: list[object], schema: pa.Schema, dest: Path) -> int:
+def _write_union(files: list[pq.ParquetFile], schema: pa.Schema, dest: Path) -> int:
     """Every version's rows, oldest first, one row group at a time, in `schema`."""
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from ..query import ingest, sql
@@ -239,40 +241,37 @@ def _write_union(files: list[object], schema: pa.Schema, dest: Path) -> int:
     total = 0
     with pq.ParquetWriter(dest, schema, compression=ingest.PARQUET_COMPRESSION) as w:
         for f in files:
-            assert isinstance(f, pq.ParquetFile)
             for i in range(f.num_row_groups):
                 part = sql.conform(f.read_row_group(i), schema)
                 w.write_table(part)
                 total += part.num_rows
-            if f.num_row_groups == 0:
-                w.write_table(pa.table([pa.array([], t.type) for t in schema], schema=schema))
     return total
 
 
 def _verify(written: Path, sources: list[str | bytes], schema: pa.Schema, path: str) -> None:
-    """The new version must hold exactly the old versions' rows, in order: re-read both."""
+    """The new version must hold exactly the old versions' rows, in order: each old
+    version is read again and compared with the same rows of the new one."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from ..query import sql
 
     with pq.ParquetFile(written) as out:
-        got = out.iter_batches(batch_size=65_536)
-        pending = None
+        batches = out.iter_batches(batch_size=65_536)
+        pending = pa.table([pa.array([], f.type) for f in schema], schema=schema)
         for s in sources:
             want = sql.conform(pq.read_table(_open(s)), schema)
             offset = 0
             while offset < want.num_rows:
-                if pending is None or pending.num_rows == 0:
-                    try:
-                        import pyarrow as pa
-
-                        pending = pa.Table.from_batches([next(got)])
-                    except StopIteration:
-                        raise PondError(f"collapse of {path}: the new version lost rows") from None
+                if pending.num_rows == 0:
+                    batch = next(batches, None)
+                    if batch is None:
+                        raise PondError(f"collapse of {path}: the new version lost rows")
+                    pending = pa.Table.from_batches([batch])
                 n = min(pending.num_rows, want.num_rows - offset)
                 if not pending.slice(0, n).equals(want.slice(offset, n)):
                     raise PondError(f"collapse of {path}: the new version differs; nothing written")
                 pending = pending.slice(n)
                 offset += n
-        if (pending is not None and pending.num_rows) or next(got, None) is not None:
+        if pending.num_rows or next(batches, None) is not None:
             raise PondError(f"collapse of {path}: the new version has extra rows")
