@@ -28,6 +28,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "logfile": ("bench.logfile", "20"),
     "hydrovu": ("bench.hydrovu", "21"),
     "tlog": ("bench.tlog", "24"),
+    "overlaps": ("bench.overlaps", "25"),
 }
 
 

@@ -57,6 +57,10 @@ class Description:
     versions: list[VersionInfo] | None = None
     config: JSON = None  # a factory node: its config (parsed YAML)
     entries: list[str] | None = None  # a dynamic directory: its children's names
+    # a stored series (duckpond.seriesview): its bounds {"min", "max"} (ISO, None = open)
+    # when set, and the highest version folded into a later one by a collapse
+    temporal_bounds: dict[str, str | None] | None = None
+    collapsed_through: int | None = None
 
     @property
     def is_series(self) -> bool:
@@ -76,6 +80,10 @@ class Description:
             out["config"] = self.config
         if self.entries is not None:
             out["entries"] = list(self.entries)
+        if self.temporal_bounds is not None:
+            out["temporal_bounds"] = dict(self.temporal_bounds)
+        if self.collapsed_through is not None:
+            out["collapsed_through"] = self.collapsed_through
         if self.versions is not None:
             out["versions"] = [asdict(v) for v in self.versions]
         return out

@@ -141,6 +141,11 @@ def describe(d: Description) -> None:
         c.print("schema:")
         for f in d.schema:
             c.print(f"  {f.name}: {f.type}", markup=False)
+    if d.temporal_bounds is not None:
+        lo, hi = d.temporal_bounds.get("min"), d.temporal_bounds.get("max")
+        c.print(f"temporal bounds: {lo or 'open'} .. {hi or 'open'}", markup=False)
+    if d.collapsed_through is not None:
+        c.print(f"collapsed: versions up to v{d.collapsed_through} folded", markup=False)
     if d.versions:
         c.print("versions:")
         for v in d.versions:

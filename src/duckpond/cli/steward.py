@@ -146,17 +146,33 @@ def rebuild_control(st: State, force: bool, fmt: str) -> None:
     default=None,
     help="Keep unreferenced files younger than this (default: the pond's retention window).",
 )
+@click.option(
+    "--collapse-versions",
+    "collapse",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="First fold each series with more than N live versions into one (docs/series.md).",
+)
 @click.option("--format", "fmt", type=FORMATS, default="table")
 @click.pass_obj
-def maintain(st: State, retention_hours: float | None, fmt: str) -> None:
+def maintain(st: State, retention_hours: float | None, collapse: int | None, fmt: str) -> None:
     """Compact, checkpoint and clean both tables and the blob store."""
     from . import render
 
-    report = st.open().maintain(retention_hours=retention_hours)
+    pond = st.open()
+    # collapsing first lets this run's compaction take in the new versions
+    folded = pond.collapse_versions(collapse, args=st.argv) if collapse is not None else None
+    report = pond.maintain(retention_hours=retention_hours)
     if fmt == "json":
-        render.print_json(report.to_json())
+        out = report.to_json()
+        if folded is not None:
+            out["collapse"] = folded.to_json()
+        render.print_json(out)
     else:
         render.maintain(report)
+        if folded is not None:
+            render.console().print(folded.line(), markup=False)
 
 
 @cli.command()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .. import nodes
+from .. import nodes, seriesview
 from ..factories.live import LiveData, LiveDir, LiveFile, LiveNode
 from ..storage import applog
 from ..storage.fs import Located, PondFS
@@ -24,6 +24,7 @@ class StoredFile(LiveFile):
         self.version = loc.row.version
         self.size = loc.row.size
         self._schema: pa.Schema | None = None
+        self._shown: seriesview.SeriesView | None = None
         self.time_column = (
             loc.row.extended_attributes.get("time_column")
             if nodes.is_series(loc.file_type)
@@ -33,12 +34,26 @@ class StoredFile(LiveFile):
     def key(self) -> str:
         return f"{self.loc.node_id}@{self.loc.row.version}"
 
-    def _rows(self) -> list[nodes.NodeRow]:
-        if nodes.is_series(self.file_type):
-            return self.fs.versions(self.loc.part_id, self.loc.node_id)
-        return [self.loc.row]
+    def _view(self) -> seriesview.SeriesView:
+        if self._shown is None:
+            if nodes.is_series(self.file_type):
+                rows = self.fs.versions(self.loc.part_id, self.loc.node_id)
+                self._shown = seriesview.view(rows)
+            else:
+                self._shown = seriesview.SeriesView(rows=[self.loc.row], bounds=(None, None))
+        return self._shown
 
-    def parts(self) -> list[Any]:
+    def _rows(self) -> list[nodes.NodeRow]:
+        return self._view().rows
+
+    def parts(self) -> list[Any] | None:
+        """The Parquet parts; None for a series with temporal bounds, whose rows must be
+        filtered by them (callers then register or scan it, which applies them)."""
+        if self._view().bounded:
+            return None
+        return self._all_parts()
+
+    def _all_parts(self) -> list[Any]:
         from ..query import sql
 
         out = []
@@ -71,9 +86,10 @@ class StoredFile(LiveFile):
     ) -> None:
         from ..query import sql
 
+        start, end = self._view().window(start, end)
         sql.register_parts(
             ctx,
-            self.parts(),
+            self._all_parts(),
             names=names,
             time_column=self.time_column,
             time_start=start,

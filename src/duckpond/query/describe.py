@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from .. import nodes
+from .. import nodes, seriesview
 from ..results import Description, FieldInfo, VersionInfo
 from .sources import DerivedReads, SourcePond, no_pond, read_source
 from .urls import is_host, parse_source
@@ -53,6 +53,8 @@ def describe_source(
         ]
         if nodes.is_series(loc.file_type):
             time_column = loc.row.extended_attributes.get("time_column")
+    rows = fs.versions(loc.part_id, loc.node_id)
+    bounds, through = _series_state(loc.file_type, rows)
     return Description(
         path=loc.path,
         type=loc.file_type,
@@ -69,9 +71,25 @@ def describe_source(
                 min_event_time=iso(r.min_event_time),
                 max_event_time=iso(r.max_event_time),
             )
-            for r in fs.versions(loc.part_id, loc.node_id)
+            for r in rows
         ],
+        temporal_bounds=bounds,
+        collapsed_through=through,
     )
+
+
+def _series_state(
+    file_type: str, rows: list[nodes.NodeRow]
+) -> tuple[dict[str, str | None] | None, int | None]:
+    """A stored series' bounds (None when none are set) and the highest version a
+    collapse folded (None when none was)."""
+    if not nodes.is_series(file_type):
+        return None, None
+    shown = seriesview.view(rows)
+    bounds = None
+    if shown.bounded:
+        bounds = {"min": iso(shown.bounds[0]), "max": iso(shown.bounds[1])}
+    return bounds, seriesview.collapsed_through(rows) or None
 
 
 def _time_column(fmt: str | None, schema: pa.Schema) -> str | None:

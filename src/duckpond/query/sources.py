@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .. import formats, nodes
+from .. import formats, nodes, seriesview
 from ..errors import InvalidPathError, PondError, PondUsageError, QueryError
 from .limits import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
 from .pondview import DerivedReads, NodeStore, SourcePond, no_version, row_at
@@ -156,9 +156,13 @@ def register_source(
     if nodes.is_table(loc.file_type):
         sql.register_parts(ctx, [part_of(fs, row_at(fs, loc, version))])
     elif nodes.is_series(loc.file_type):
-        rows = fs.versions(loc.part_id, loc.node_id)
         if version is not None:
-            rows = [row_at(fs, loc, version)]
+            rows = [row_at(fs, loc, version)]  # a stored version as written
+        else:
+            # the live versions, and the series' temporal bounds narrowing the window
+            shown = seriesview.view(fs.versions(loc.part_id, loc.node_id))
+            rows = shown.rows
+            time_start, time_end = shown.window(time_start, time_end)
         column = loc.row.extended_attributes.get("time_column")
         sql.register_parts(
             ctx,

@@ -1,0 +1,87 @@
+"""What a read of a series sees: its live versions and the time bounds it is limited to.
+
+Two kinds of series version change what a read shows without changing any stored row, so
+every reader (SQL sources, factories' inputs, the site, `describe`) asks this module:
+
+- A *bounds record* (`pond set-temporal-bounds`): a version holding no rows whose extended
+  attributes carry `temporal_bounds` = {"min": µs | None, "max": µs | None}. The newest
+  record is the series' bounds, also after later appends (DuckPond lost them on the next
+  append); a record with both None clears them.
+- A *collapsed* version (`pond maintain --collapse-versions N`): one version holding the
+  rows of every live version before it, marked `collapsed_through` = the version it
+  folds up to, carrying the bounds in force so they outlive the versions it folds.
+  Reads skip the versions it folds; they stay stored (readable with `--version`).
+
+A reader of the input's versions sees both as an ordinary new version (a new version
+number and txn_seq), distinguishable from an append by these two attribute keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .nodes import NodeRow
+
+BOUNDS_KEY = "temporal_bounds"
+COLLAPSED_KEY = "collapsed_through"
+
+Bounds = tuple[int | None, int | None]
+
+
+def is_bounds_record(row: NodeRow) -> bool:
+    """A version written only to set bounds (its Parquet has no rows). A collapsed version
+    carries the bounds forward too, but it holds data."""
+    attrs = row.extended_attributes
+    return BOUNDS_KEY in attrs and COLLAPSED_KEY not in attrs
+
+
+def bounds_of(row: NodeRow) -> Bounds:
+    raw: Any = row.extended_attributes.get(BOUNDS_KEY) or {}
+    lo, hi = raw.get("min"), raw.get("max")
+    return (int(lo) if lo is not None else None, int(hi) if hi is not None else None)
+
+
+def collapsed_through(rows: Sequence[NodeRow]) -> int:
+    """The highest version folded into a later one (0: none)."""
+    return max((int(r.extended_attributes.get(COLLAPSED_KEY, 0)) for r in rows), default=0)
+
+
+@dataclass(frozen=True)
+class SeriesView:
+    """The versions a read of a series opens (oldest first) and its bounds (µs UTC,
+    inclusive; None = open)."""
+
+    rows: list[NodeRow]
+    bounds: Bounds
+
+    @property
+    def bounded(self) -> bool:
+        return self.bounds != (None, None)
+
+    def window(self, start: int | None, end: int | None) -> Bounds:
+        """A read's window [start, end] narrowed to the bounds."""
+        lo, hi = self.bounds
+        if lo is not None:
+            start = lo if start is None else max(start, lo)
+        if hi is not None:
+            end = hi if end is None else min(end, hi)
+        return start, end
+
+
+def live_rows(rows: Sequence[NodeRow]) -> list[NodeRow]:
+    """The versions after the last collapse (bounds records included), oldest first."""
+    through = collapsed_through(rows)
+    return [r for r in rows if r.version > through]
+
+
+def view(rows: Sequence[NodeRow]) -> SeriesView:
+    """The view of a series from all its stored versions, oldest first."""
+    bounds: Bounds = (None, None)
+    for r in reversed(rows):
+        if BOUNDS_KEY in r.extended_attributes:
+            bounds = bounds_of(r)
+            break
+    data = [r for r in live_rows(rows) if not is_bounds_record(r)]
+    return SeriesView(rows=data, bounds=bounds)
