@@ -276,6 +276,19 @@ class _Context:
     def cached(self, key: str, compute: Callable[[], pa.Table]) -> pa.Table:
         return self.resolver.cached(key, compute)
 
+    def private_bytes(self, key: str) -> bytes | None:
+        from ..storage import private
+
+        fs = self.resolver.fs
+        try:
+            loc = fs.lookup(self.path, follow=False)
+        except NotFoundError:
+            return None
+        if loc is None or loc.file_type != nodes.DIR_DYNAMIC:
+            return None  # a node made inline by a dynamic-dir has no rows of its own
+        row = private.latest(fs, loc.node_id, key)
+        return None if row is None else fs.content(row)
+
 
 # ---------------------------------------------------------------------------------------------
 # checking a factory node inside the write transaction that creates it
