@@ -152,7 +152,7 @@ def _pull(cfg: dict[str, Any], ctx: RunContext, git: Git) -> None:
     manifest = _encode(commit, ref, prefix, files)
     old = ctx.private_bytes(MANIFEST)
     if old == manifest:
-        ctx.output(f"up to date: {commit} ({len(files)} files)")
+        ctx.output(f"up to date: {commit} ({_count(len(files), 'file')})")
         return
     ctx.write_private(MANIFEST, manifest, {"git_commit": commit})
     before = _decode(old)["files"] if old is not None else {}
@@ -160,9 +160,13 @@ def _pull(cfg: dict[str, Any], ctx: RunContext, git: Git) -> None:
     changed = sum(1 for p, e in files.items() if p in before and before[p][0] != e.sha)
     deleted = sum(1 for p in before if p not in files)
     ctx.output(
-        f"pulled {commit}: {len(files)} files ({added} added, {changed} changed, "
-        f"{deleted} deleted, {len(missing)} new blobs)"
+        f"pulled {commit}: {_count(len(files), 'file')} ({added} added, {changed} changed, "
+        f"{deleted} deleted, {_count(len(missing), 'new blob')})"
     )
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"
 
 
 def _files(git: Git, entries: list[TreeEntry], ctx: RunContext) -> dict[str, TreeEntry]:
