@@ -342,3 +342,15 @@ def test_a_restored_backup_shows_the_files_without_the_repository(
     assert out("fsck", pond=restored) == "no problems found\n"
     # the original pond reads without its git cache too
     assert out("cat", "/src/repo/README.md", pond=pond_dir) == "# sensors\n"
+
+
+def test_env_references_are_needed_to_pull_not_to_read(pond_dir: Path, repo: Path, tmp_path: Path):
+    mknod(pond_dir, tmp_path, "url: ${env:SENSORS_REPO}\nref: ${env:SENSORS_REF}\n")
+    err = run_pond("run", "/src/repo", pond=pond_dir, check=1).stderr.decode()
+    assert err.splitlines()[-1] == "error: environment variable SENSORS_REPO is not set"
+    env = {"SENSORS_REPO": str(repo), "SENSORS_REF": "v1"}
+    pulled = out("run", "/src/repo", pond=pond_dir, env=env)
+    assert pulled.startswith(f"pulled {git(repo, 'rev-parse', 'v1')}: 5 files")
+    # a read needs neither variable (a restored pond on another machine has none)
+    assert out("cat", "/src/repo/README.md", pond=pond_dir) == "# sensors\n"
+    assert out("list", "/src/repo/**", pond=pond_dir).splitlines() == FIRST_TREE

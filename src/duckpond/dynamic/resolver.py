@@ -102,7 +102,7 @@ class Resolver:
             raise FactoryError(f"{path}: {factory} runs jobs, it does not make a file or directory")
         self._stack.append(path)
         try:
-            cfg = fac.validate(factory_base.expand_env(config))
+            cfg = fac.validate(factory_base.expand_env(config) if fac.config_on_read else config)
             node: LiveNode = fac.build(cfg, _Context(self, path))
         finally:
             self._stack.pop()

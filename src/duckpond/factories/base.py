@@ -253,6 +253,9 @@ class Factory:
     spawns_process: bool = False
     # A data factory that also has a job (`pond run NODE ...`): git-ingest's pull.
     runnable: bool = False
+    # False: `build` never uses the config's values (git-ingest shows what its job stored),
+    # so a read leaves `${env:NAME}` unexpanded and needs no environment (a restored pond).
+    config_on_read: bool = True
     file_type: str = "file:data:dynamic"
 
     def validate(self, config: dict[str, Any]) -> dict[str, Any]:

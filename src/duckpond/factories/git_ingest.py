@@ -46,6 +46,7 @@ class GitIngest(Factory):
     name = "git-ingest"
     kind = DATA
     runnable = True
+    config_on_read = False  # reads show the stored manifest: no url, ref or secret needed
     file_type = nodes.DIR_DYNAMIC
     description = (
         "A read-only directory showing one ref of a git repository, imported into the pond: "
