@@ -319,8 +319,9 @@ def test_sigkill_during_pull_leaves_old_or_new(
     else:
         assert listing == old
         assert blob == BINARY
-    # a later pull brings the new state either way
+    # a later pull brings the new state either way; maintenance keeps every imported blob
     run_pond("run", "/src/repo", "pull", pond=pond_dir)
+    run_pond("maintain", "--retention-hours", "0", pond=pond_dir)
     assert run_pond("cat", "/src/repo/assets/blob.bin", pond=pond_dir).stdout == big
     assert out("fsck", pond=pond_dir) == "no problems found\n"
 
