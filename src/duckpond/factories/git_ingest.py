@@ -150,7 +150,7 @@ def _pull(cfg: dict[str, Any], ctx: RunContext, git: Git) -> None:
         if len(data) != missing[sha]:
             raise FactoryError(f"git-ingest: blob {sha} read {len(data)} of {missing[sha]} bytes")
         ctx.write_private(blob_key(sha), data, {"git_blob": sha})
-    manifest = _encode(commit, ref, prefix, files)
+    manifest = _encode(commit, ctx.redact(ref), prefix, files)  # a ref from ${env:...} stays one
     old = ctx.private_bytes(MANIFEST)
     if old == manifest:
         ctx.output(f"up to date: {commit} ({_count(len(files), 'file')})")
