@@ -102,7 +102,7 @@ class Resolver:
             raise FactoryError(f"{path}: {factory} runs jobs, it does not make a file or directory")
         self._stack.append(path)
         try:
-            cfg = fac.validate(factory_base.expand_env(config))
+            cfg = fac.validate(factory_base.expand_env(config) if fac.config_on_read else config)
             node: LiveNode = fac.build(cfg, _Context(self, path))
         finally:
             self._stack.pop()
@@ -275,6 +275,19 @@ class _Context:
 
     def cached(self, key: str, compute: Callable[[], pa.Table]) -> pa.Table:
         return self.resolver.cached(key, compute)
+
+    def private_bytes(self, key: str) -> bytes | None:
+        from ..storage import private
+
+        fs = self.resolver.fs
+        try:
+            loc = fs.lookup(self.path, follow=False)
+        except NotFoundError:
+            return None
+        if loc is None or loc.file_type != nodes.DIR_DYNAMIC:
+            return None  # a node made inline by a dynamic-dir has no rows of its own
+        row = private.latest(fs, loc.node_id, key)
+        return None if row is None else fs.content(row)
 
 
 # ---------------------------------------------------------------------------------------------

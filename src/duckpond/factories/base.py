@@ -88,8 +88,10 @@ class RunContext:
         progress: Progress | None = None,
         on_job_started: Callable[[int, int | None], None] | None = None,
         reader: Callable[[], PondReader] | None = None,
+        path: str | None = None,
     ) -> None:
         self.txn = txn
+        self.path = path  # the factory node's pond path (None: a runner that has none)
         self.pond_path = pond_path
         self.label = label
         self.args = list(args or [])
@@ -179,6 +181,34 @@ class RunContext:
             return []
         return [dict(r.extended_attributes) for r in staged.fs.versions(loc.part_id, loc.node_id)]
 
+    def private_bytes(self, key: str) -> bytes | None:
+        """The node's own private content `key` (storage/private.py) as this job sees it,
+        staged writes included; None when never written."""
+        from ..storage import private
+
+        owner = self.node_id()
+        row = private.latest(self.txn.staged, owner, key)
+        return None if row is None else self.txn.staged.content(row)
+
+    def has_private(self, key: str) -> bool:
+        from ..storage import private
+
+        return private.latest(self.txn.staged, self.node_id(), key) is not None
+
+    def write_private(self, key: str, data: bytes, attrs: dict[str, Any] | None = None) -> None:
+        """Stage a new version of the node's private content `key`: rows in the node's own
+        partition that no directory lists, committed with the job and kept by backups
+        (a dynamic directory's factory keeps what it shows this way: git-ingest)."""
+        self.txn.staged.put_private(self.node_id(), key, data, attrs)
+
+    def node_id(self) -> str:
+        """The id of the dynamic directory node this job runs for (its private contents
+        and caches are keyed by it)."""
+        loc = None if self.path is None else self.txn.staged.lookup(self.path)
+        if loc is None or loc.file_type != nodes.DIR_DYNAMIC:
+            raise FactoryError(f"{self.label}: this job has no dynamic directory node of its own")
+        return loc.node_id
+
     def redact(self, text: str) -> str:
         """`text` with every secret value this run resolved replaced by its reference;
         a factory calls it on raw output before trimming, so no fragment survives."""
@@ -221,6 +251,11 @@ class Factory:
     kind: str = EXECUTOR
     # Runs a host process: its `post_commit_started` row waits for the pid (job_started).
     spawns_process: bool = False
+    # A data factory that also has a job (`pond run NODE ...`): git-ingest's pull.
+    runnable: bool = False
+    # False: `build` never uses the config's values (git-ingest shows what its job stored),
+    # so a read leaves `${env:NAME}` unexpanded and needs no environment (a restored pond).
+    config_on_read: bool = True
     file_type: str = "file:data:dynamic"
 
     def validate(self, config: dict[str, Any]) -> dict[str, Any]:

@@ -362,6 +362,7 @@ class Steward:
                 WriteTxn(staged, {"txn_seq": task_seq, "args": args, "vars": vars}),
                 pond_path=str(self.root),
                 label=paths.basename(task.config_path),
+                path=task.config_path,
                 args=args,
                 vars=vars,
                 parent_txn_seq=task.parent_txn_seq,
@@ -490,12 +491,13 @@ class Steward:
         with self.transaction(args, vars) as tx:
             secrets = config_secrets.job_secrets(self.fs, self.root)
             factory, config = self.load_factory(path, secrets)
-            if factory.kind != factory_base.EXECUTOR:
+            if factory.kind != factory_base.EXECUTOR and not factory.runnable:
                 raise PondError(f"{path} ({factory.name}) is not a runnable factory")
             ctx = JobContext(
                 tx,
                 pond_path=str(self.root),
                 label=paths.basename(path),
+                path=path,
                 args=run_args,
                 vars=vars,
                 secrets=secrets,

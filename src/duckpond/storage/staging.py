@@ -21,6 +21,7 @@ from .direntries import (
 )
 from .dirstate import dir_part
 from .fs import Located, PondFS, resolve
+from .private import private_id
 
 # A snapshot once the deltas since the last one reach max(MIN, entries // RATIO).
 SNAPSHOT_MIN_DELTAS = 64
@@ -178,6 +179,7 @@ class StagedTxn:
         found = self.lookup(parent, follow=True)
         if found is None:
             if not create:
+                self._refuse_dynamic_ancestor(parent)
                 raise NotFoundError(f"no such directory: {parent}", path=parent)
             self.mkdir(parent, parents=True)
             found = self.lookup(parent, follow=True)
@@ -189,6 +191,18 @@ class StagedTxn:
                 f"cannot write inside a dynamic directory: {parent}", path=parent
             )
         return found.node_id, paths.basename(path)
+
+    def _refuse_dynamic_ancestor(self, path: str) -> None:
+        """A missing directory under a dynamic one is derived, not missing: say so."""
+        while path != "/":
+            path = paths.parent(path)
+            found = self.lookup(path, follow=True)
+            if found is not None:
+                if found.file_type == nodes.DIR_DYNAMIC:
+                    raise InvalidPathError(
+                        f"cannot write inside a dynamic directory: {path}", path=path
+                    )
+                return
 
     def _link(self, dir_id: str, entry: Entry) -> None:
         changes = self._dirs.setdefault(dir_id, {})
@@ -297,6 +311,16 @@ class StagedTxn:
         )
         content = encode_snapshot(table)
         self._staged[dir_id] = self._new_row(dir_part(dir_id), dir_id, nodes.DIR_PHYSICAL, content)
+
+    def put_private(
+        self, owner_id: str, key: str, content: bytes, attrs: dict[str, Any] | None = None
+    ) -> NodeRow:
+        """Stage a new version of the private content `key` of the dynamic directory
+        `owner_id` (storage/private.py): a row in its partition that no directory lists."""
+        node_id = private_id(owner_id, key)
+        row = self._new_row(dir_part(owner_id), node_id, nodes.FILE_DATA, content, attrs=attrs)
+        self._staged[node_id] = row
+        return row
 
     def staged_row(self, node_id: str) -> NodeRow | None:
         """The new row this transaction stages for `node_id`, if any."""
