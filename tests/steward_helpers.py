@@ -72,6 +72,7 @@ TASK_KEYS = {
     "duration_ms",
     "error_message",
     "txn_seq",
+    "failed_attempts",
 }
 INCOMPLETE_TASK_KEYS = {
     "parent_txn_seq",

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -39,8 +41,7 @@ def test_valid_forms(url: str, expected: SourceURL) -> None:
     ("url", "fragment"),
     [
         ("host://relative/path", "three slashes"),
-        ("host:/abs", "three slashes"),
-        ("host:relative", "three slashes"),
+        ("host:", "names no file"),
         ("csv://x", "three slashes"),
         ("s3://bucket/key", "unknown URL scheme 's3'"),
         ("file:///etc/passwd", "unknown URL scheme 'file'"),
@@ -88,3 +89,19 @@ def test_host_path_round_trip(tail: str) -> None:
     src = parse_source("host://" + path)
     assert src.scheme == "host" and src.path == path and src.fmt == "raw"
     assert parse_source(path) == SourceURL("pond", path)
+
+
+def test_host_paths_without_three_slashes_resolve_against_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert parse_source("host:relative").path == str(tmp_path / "relative")
+    assert parse_source("host:../up/x.csv").path == str(tmp_path.parent / "up" / "x.csv")
+    assert parse_source("host:/abs").path == "/abs"
+    got = parse_source("host+csv+table:d/x.csv?delimiter=;")
+    assert (got.path, got.fmt, got.entry, got.options) == (
+        str(tmp_path / "d" / "x.csv"),
+        "csv",
+        "table",
+        (("delimiter", ";"),),
+    )

@@ -11,6 +11,23 @@ from .jsonvalues import JSON, as_int, opt_int, opt_str
 
 
 @dataclass(frozen=True)
+class FailedAttempt:
+    """One failed run of a post-commit task, kept even when a later attempt succeeded."""
+
+    attempt: int
+    duration_ms: int | None
+    error_message: str | None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FailedAttempt:
+        return cls(
+            attempt=as_int(d.get("attempt") or 1),
+            duration_ms=opt_int(d.get("duration_ms")),
+            error_message=opt_str(d.get("error_message")),
+        )
+
+
+@dataclass(frozen=True)
 class TaskSummary:
     """A post-commit task as `control recent` shows it; `txn_seq` is the task's own
     transaction when it wrote data."""
@@ -23,6 +40,8 @@ class TaskSummary:
     duration_ms: int | None
     error_message: str | None
     txn_seq: int | None = None
+    # every failed attempt, oldest first: a retry that fixed a task does not hide them
+    failed_attempts: list[FailedAttempt] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TaskSummary:
@@ -35,6 +54,7 @@ class TaskSummary:
             duration_ms=opt_int(d.get("duration_ms")),
             error_message=opt_str(d.get("error_message")),
             txn_seq=opt_int(d.get("txn_seq")),
+            failed_attempts=[FailedAttempt.from_dict(a) for a in d.get("failed_attempts", [])],
         )
 
     def to_json(self) -> dict[str, JSON]:

@@ -7,7 +7,7 @@ build plain dicts; `from_dict` turns them into these types at the library bounda
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from .jsonvalues import JSON
 
@@ -52,9 +52,10 @@ class Description:
     type: str
     size: int | None = None
     factory: str | None = None
-    schema: list[FieldInfo] | None = None
+    # empty, never None: a raw file has no schema, a derived node no stored versions
+    schema: list[FieldInfo] = field(default_factory=list)
     time_column: str | None = None
-    versions: list[VersionInfo] | None = None
+    versions: list[VersionInfo] = field(default_factory=list)
     config: JSON = None  # a factory node: its config (parsed YAML)
     entries: list[str] | None = None  # a dynamic directory: its children's names
     # a stored series (duckpond.seriesview): its bounds {"min", "max"} (ISO, None = open)
@@ -72,7 +73,7 @@ class Description:
             out["size"] = self.size
         if self.factory:
             out["factory"] = self.factory
-        if self.schema is not None:
+        if self.schema:
             out["schema"] = [asdict(f) for f in self.schema]
             if self.is_series:
                 out["time_column"] = self.time_column
@@ -84,7 +85,7 @@ class Description:
             out["temporal_bounds"] = dict(self.temporal_bounds)
         if self.collapsed_through is not None:
             out["collapsed_through"] = self.collapsed_through
-        if self.versions is not None:
+        if self.versions:
             out["versions"] = [asdict(v) for v in self.versions]
         return out
 

@@ -44,7 +44,12 @@ class State:
     def open(self) -> Pond:
         from ..pond import Pond
 
-        return Pond.open(self.path(), wait=self.wait)
+        pond = Pond.open(self.path(), wait=self.wait)
+        if sys.stderr.isatty():  # a terminal shows which job runs, and for how long
+            from .progress import job_status
+
+            pond.on_task = job_status
+        return pond
 
 
 def _parse_vars(values: tuple[str, ...]) -> dict[str, str]:

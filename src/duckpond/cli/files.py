@@ -40,8 +40,11 @@ def mkdir(st: State, parents: bool, path: str) -> None:
 @click.argument("sources", nargs=-1, required=True)
 @click.argument("dest")
 @click.option("--time-column", help="The event-time column of a series (else detected).")
+@click.option("-p", "--parents", is_flag=True, help="Create missing directories on the way.")
 @click.pass_obj
-def copy(st: State, sources: tuple[str, ...], dest: str, time_column: str | None) -> None:
+def copy(
+    st: State, sources: tuple[str, ...], dest: str, time_column: str | None, parents: bool
+) -> None:
     """Copy host files into the pond, or pond files out to a host directory.
 
     \b
@@ -70,6 +73,7 @@ def copy(st: State, sources: tuple[str, ...], dest: str, time_column: str | None
             sources,
             dest,
             time_column=time_column,
+            parents=parents,
             args=st.argv,
             vars=st.vars,
             progress=bar.advance if bar else None,

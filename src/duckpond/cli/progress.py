@@ -54,3 +54,37 @@ def progress_bar(label: str, total: int | None = None, min_total: int = 0) -> It
         yield Bar(progress, progress.add_task(label, total=total))
     finally:
         progress.stop()
+
+
+class _JobLine:
+    """`running LABEL · 12 s`, its elapsed time computed at each refresh."""
+
+    def __init__(self, label: str) -> None:
+        import time
+
+        self.label = label
+        self._clock = time.monotonic
+        self.t0 = time.monotonic()
+
+    def __rich__(self) -> str:
+        return f"running post-commit job {self.label} · {self._clock() - self.t0:.0f} s"
+
+
+_live: list[Any] = []  # the one job line on the screen, if any
+
+
+def job_status(label: str | None) -> None:
+    """The steward's `on_task` on a terminal: a transient line naming the post-commit job
+    that runs and for how long (`mknod`, `recover`, `copy` ... otherwise sit silent); None
+    clears it. Nothing of it stays on the screen or reaches a pipe."""
+    while _live:
+        _live.pop().stop()
+    if label is None:
+        return
+    from rich.live import Live
+
+    from . import render
+
+    live = Live(_JobLine(label), console=render.err_console(), transient=True, refresh_per_second=2)
+    live.start(refresh=True)
+    _live.append(live)

@@ -13,7 +13,13 @@ from .app import FORMATS, State, cli, query_limits
 
 @cli.group(invoke_without_command=True)
 @click.option("--sql", "query", help="SQL over `control_table`.")
-@click.option("--format", "fmt", type=FORMATS, default="table")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv", "parquet"]),
+    default="table",
+    help="table or json; an --sql result also csv or parquet, as `cat` prints.",
+)
 @click.option(
     "--limit", type=click.IntRange(min=0), default=20, help="How many transactions (recent)."
 )
@@ -30,6 +36,10 @@ def control(
     """Transaction summaries, newest last (see the subcommands)."""
     ctx.ensure_object(State)
     ctx.meta["control_fmt"] = fmt
+    if query is None and fmt in ("csv", "parquet"):
+        raise PondUsageError(
+            f"--format {fmt} is for --sql results; summaries print as table or json"
+        )
     if query is not None:
         if ctx.invoked_subcommand is not None:
             raise PondUsageError("--sql is used on its own, without a subcommand")

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import nodes
+from .. import nodes, paths
 from ..errors import (
     InvalidPathError,
     NotFoundError,
@@ -152,6 +152,7 @@ class Pond(SeriesMethods, TlogMethods, PondHandles):
         dest: str,
         *,
         time_column: str | None = None,
+        parents: bool = False,
         args: list[str] | None = None,
         vars: dict[str, str] | None = None,
         progress: Callable[[int], None] | None = None,
@@ -163,6 +164,7 @@ class Pond(SeriesMethods, TlogMethods, PondHandles):
         `host+csv+series:///x.csv`, with `+gzip`/`+zstd` after the format. Into a directory
         when `dest` ends with `/`, names an existing directory, or there are several
         sources; onto an existing series path, a series source appends a version.
+        `parents`: create missing directories on the way (as `mkdir -p`).
         `progress` is called with byte counts as they are copied.
         """
         from .. import hostcopy
@@ -171,6 +173,9 @@ class Pond(SeriesMethods, TlogMethods, PondHandles):
         parsed, dest_norm = hostcopy.parse_sources(sources, dest)
         tick = progress or (lambda n: None)
         with self.transaction(args or ["pond", "copy", *sources, dest], vars) as tx:
+            if parents:
+                into_dir = dest.endswith("/") or len(parsed) > 1
+                tx.mkdir(dest_norm if into_dir else paths.parent(dest_norm), parents=True)
             dest_is_dir = tx.exists(dest_norm) and self._is_dir(dest_norm)
             targets = hostcopy.targets(parsed, dest, dest_norm, dest_is_dir)
             for s, target in zip(parsed, targets, strict=True):

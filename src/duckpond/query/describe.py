@@ -42,7 +42,7 @@ def describe_source(
         return _describe_derived(pond, derived, node)
     loc = pond.require(parse_source(url).path)
     fs = pond.fs
-    schema = None
+    schema: list[FieldInfo] = []
     time_column = None
     if nodes.is_table(loc.file_type) or nodes.is_series(loc.file_type):
         from . import ingest
@@ -116,7 +116,7 @@ def _describe_derived(pond: SourcePond, derived: DerivedReads, node: Any) -> Des
         type=node.file_type,
         size=stored.row.size if stored else 0,
         factory=node.factory,
-        schema=[FieldInfo(f["name"], f["type"]) for f in d["schema"]] if "schema" in d else None,
+        schema=[FieldInfo(f["name"], f["type"]) for f in d["schema"]] if "schema" in d else [],
         time_column=d.get("time_column"),
         versions=[
             VersionInfo(

@@ -11,6 +11,7 @@ is opened here, so the CLI can reject a bad argument before it starts a transact
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -25,6 +26,7 @@ VALID_FORMS = (
     "FORMAT:///pond/path (FORMAT: csv, oteljson, jsonlogs, weblog, excelhtml)",
     "oteljson:///pond/glob-*.json",
     "host:///abs/path",
+    "host:rel/path (against the current directory)",
     "host+table:///x.parquet",
     "host+series:///x.parquet",
     "host+FORMAT:///x",
@@ -153,6 +155,15 @@ def _split_options(fmt: str, path: str, url: str) -> tuple[str, tuple[tuple[str,
     return path[:cut], tuple(pairs)
 
 
+def _host_path(rest: str, url: str) -> str:
+    """`host:/abs/x` or `host:rel/x` (`?options` kept): a relative path is taken against the
+    current directory, as a shell user expects; `host://name` stays refused (an authority)."""
+    path, sep, query = rest.partition("?")
+    if not path:
+        raise _usage(f"'{url}' names no file")
+    return os.path.abspath(path) + sep + query
+
+
 def parse_source(url: str) -> SourceURL:
     """Parse a source argument. Raises PondUsageError for anything malformed."""
     if not url:
@@ -168,6 +179,8 @@ def parse_source(url: str) -> SourceURL:
         raise _usage(f"unknown URL scheme '{scheme}' in '{url}'")
     if "" in mods:
         raise _usage(f"empty modifier in URL scheme '{scheme}'")
+    if base == "host" and not rest.startswith("//"):
+        rest = "//" + _host_path(rest, url)
     # host:///abs means an empty authority then an absolute path; anything else is ambiguous
     if not rest.startswith("///"):
         example = "host:///abs/path" if base == "host" else f"{base}:///pond/path"

@@ -588,15 +588,23 @@ def _status(pond: SiteSource, running_txn: int | None) -> dict[str, Any]:
         for t in txns:
             if t["txn_seq"] == running_txn:
                 t["status"] = "running its post-commit jobs"
-    failed = [
-        {**task, "txn_seq": t["txn_seq"]}
-        for t in txns
-        for task in t["post_commit"]
-        if task["status"] == "failed"
-    ]
+    failed = _failed_attempts(txns)
     return {
         "transactions": txns,
         "failed_tasks": failed,
         "incomplete": incomplete,
         "limit": STATUS_LIMIT,
     }
+
+
+def _failed_attempts(txns: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every failed attempt of the listed transactions' jobs, also one a later retry
+    fixed: its `outcome` says how the task ended."""
+    out = []
+    for t in txns:
+        for task in t["post_commit"]:
+            for attempt in task.get("failed_attempts", []):
+                last = attempt["attempt"] == task["attempt"] and task["status"] == "failed"
+                outcome = "failed" if last else f"{task['status']} at attempt {task['attempt']}"
+                out.append({**task, **attempt, "txn_seq": t["txn_seq"], "outcome": outcome})
+    return out

@@ -32,6 +32,8 @@ class PondHandles:
         self.blobs = BlobStore(root / "blobs")
         self.wait = wait
         self._steward: Steward | None = None
+        # what the steward tells when a post-commit job starts and ends (set before writing)
+        self.on_task: Callable[[str | None], None] | None = None
 
     @property
     def data(self) -> DataTable:
@@ -65,6 +67,7 @@ class PondHandles:
             self._steward = Steward(
                 self.root, self.data, self.control, self.blobs, self.wait, reader=self.job_reader()
             )
+            self._steward.on_task = self.on_task
         return self._steward
 
     def job_reader(self) -> Callable[[], PondReader] | None:

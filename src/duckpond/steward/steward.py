@@ -92,6 +92,8 @@ class Steward:
         self.lock = WriteLock(root / "write.lock", wait)
         self._lock_depth = 0
         self.failed_tasks: list[tuple[Task, str]] = []
+        # told a task's label when it starts and None when it ends (the CLI shows it)
+        self.on_task: Callable[[str | None], None] | None = None
 
     # -- lock ------------------------------------------------------------------------------
     @contextmanager
@@ -331,6 +333,22 @@ class Steward:
         progress: factory_base.Progress | None = None,
     ) -> bool:
         """Run one task in its own fresh write transaction; never raises for its failure."""
+        if self.on_task is None:
+            return self._run_task(task, args, vars, attempt, progress)
+        self.on_task(f"{task.config_path} ({task.factory_name})")
+        try:
+            return self._run_task(task, args, vars, attempt, progress)
+        finally:
+            self.on_task(None)
+
+    def _run_task(
+        self,
+        task: Task,
+        args: list[str],
+        vars: dict[str, str],
+        attempt: int,
+        progress: factory_base.Progress | None = None,
+    ) -> bool:
         started = False
 
         def mark_started(pid: int | None = None, start_time: int | None = None) -> None:

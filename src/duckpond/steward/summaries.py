@@ -153,6 +153,7 @@ def summarize(ctl_rows: list[dict[str, Any]], txn_id: str) -> dict[str, Any]:
                 "duration_ms": None,
                 "error_message": None,
                 "txn_seq": None,
+                "failed_attempts": [],
             },
         )
         t["factory_name"] = t["factory_name"] or r["factory_name"]
@@ -163,6 +164,14 @@ def summarize(ctl_rows: list[dict[str, Any]], txn_id: str) -> dict[str, Any]:
         if r["record_type"] in (PC_COMPLETED, PC_FAILED):
             t["duration_ms"] = r["duration_ms"]
             t["error_message"] = r["error_message"]
+        if r["record_type"] == PC_FAILED:
+            t["failed_attempts"].append(
+                {
+                    "attempt": r["attempt"] or 1,
+                    "duration_ms": r["duration_ms"],
+                    "error_message": r["error_message"],
+                }
+            )
         if r["record_type"] == PC_STARTED:
             t["duration_ms"] = None
             t["error_message"] = None
