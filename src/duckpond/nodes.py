@@ -193,3 +193,26 @@ class NodeRow:
         values = {f: getattr(self, f) for f in self.FIELDS}
         values.update(kw)
         return NodeRow(**values)
+
+
+# A series version that adds no data but selects which earlier versions the series keeps
+# (`pond revert` of an append): {"series": "keep", "keep": [1, 2, 4], "time_column": ...}.
+# A reader unions the kept versions and every version after the newest such marker.
+SERIES_SELECT_KEY = "series"
+SERIES_SELECT_MARK = "keep"
+SERIES_KEEP_KEY = "keep"
+
+
+def is_series_selection(row: NodeRow) -> bool:
+    return row.extended_attributes.get(SERIES_SELECT_KEY) == SERIES_SELECT_MARK
+
+
+def live_series_rows(rows: list[NodeRow]) -> list[NodeRow]:
+    """The versions (oldest first) whose data a series holds now: all of them, unless a
+    revert wrote a selection version; then the versions it keeps and those after it."""
+    for i in range(len(rows) - 1, -1, -1):
+        if is_series_selection(rows[i]):
+            keep = set(rows[i].extended_attributes.get(SERIES_KEEP_KEY) or [])
+            kept = [r for r in rows[:i] if r.version in keep]
+            return kept + [r for r in rows[i + 1 :] if not is_series_selection(r)]
+    return rows

@@ -35,7 +35,7 @@ class StoredFile(LiveFile):
 
     def _rows(self) -> list[nodes.NodeRow]:
         if nodes.is_series(self.file_type):
-            return self.fs.versions(self.loc.part_id, self.loc.node_id)
+            return nodes.live_series_rows(self.fs.versions(self.loc.part_id, self.loc.node_id))
         return [self.loc.row]
 
     def parts(self) -> list[Any]:

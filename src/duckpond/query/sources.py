@@ -156,7 +156,7 @@ def register_source(
     if nodes.is_table(loc.file_type):
         sql.register_parts(ctx, [part_of(fs, row_at(fs, loc, version))])
     elif nodes.is_series(loc.file_type):
-        rows = fs.versions(loc.part_id, loc.node_id)
+        rows = nodes.live_series_rows(fs.versions(loc.part_id, loc.node_id))
         if version is not None:
             rows = [row_at(fs, loc, version)]
         column = loc.row.extended_attributes.get("time_column")
