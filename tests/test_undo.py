@@ -296,3 +296,44 @@ def test_diff_lists_entries_and_versions(pond_dir: Path) -> None:
     ]
     text = run_pond("diff", "4", "5", pond=pond_dir).stdout.decode()
     assert text == "txn 4 -> 5\nremoved   /gone  file:data:physical\n"
+
+
+def test_revert_of_mknod_overwrite_restores_the_old_config(pond_dir: Path) -> None:
+    pond = Pond.open(pond_dir)
+    with pond.transaction() as tx:
+        tx.write_table("/t", pa.table({"k": [1, 2, 3]}))
+    first = yaml.safe_dump({"patterns": {"t": "table:///t"}, "query": "SELECT k FROM t"})
+    pond.mknod("sql-derived-table", "/q", first.encode())  # txn 3
+    second = yaml.safe_dump({"patterns": {"t": "table:///t"}, "query": "SELECT k * 10 AS k FROM t"})
+    pond.mknod("sql-derived-table", "/q", second.encode(), overwrite=True)  # txn 4
+    q = "SELECT sum(k) AS s FROM source"
+    assert cli_json(pond_dir, "cat", "/q", "--sql", q) == [{"s": 60}]
+    run_pond("revert", "4", pond=pond_dir)
+    assert cli_json(pond_dir, "cat", "/q", "--sql", q) == [{"s": 6}]
+    after = Pond.open(pond_dir)
+    assert [v.version for v in after.versions("/q")] == [1, 2, 3]  # the old config again, as v3
+    assert after.fs.content(after.require("/q").row) == first.encode()
+
+
+def test_the_site_shows_a_reverted_append_gone(tmp_path: Path) -> None:
+    """A rebuild after the revert shows the series as it was before the append."""
+    from site_pond import make_pond
+
+    pond, _ = make_pond(tmp_path / "pond")
+    out = tmp_path / "site"
+    later = pa.table(
+        {
+            "timestamp": pa.array([1_704_931_200_000_000], pa.timestamp("us", tz="UTC")),
+            "level": pa.array([42.5]),
+        }
+    )
+    with pond.transaction() as tx:
+        tx.write_series("/wells/north", later)
+        seq = tx.txn_seq
+    pond.site_build(out)
+    assert "level = 42.5" in (out / "index.html").read_text()
+    pond.revert(seq)
+    pond.site_build(out)
+    index = (out / "index.html").read_text()
+    assert "level = 42.5" not in index and "2024-01-10 23:59:00 UTC" in index
+    assert "2024-01-11 00:00:00 UTC" not in index
