@@ -193,3 +193,15 @@ class NodeRow:
         values = {f: getattr(self, f) for f in self.FIELDS}
         values.update(kw)
         return NodeRow(**values)
+
+
+# A series version that adds no data but selects which earlier versions the series keeps
+# (`pond revert` of an append): {"series": "keep", "keep": [1, 2, 4], "time_column": ...}.
+# A reader unions the kept versions and every version after the newest such marker.
+SERIES_SELECT_KEY = "series"
+SERIES_SELECT_MARK = "keep"
+SERIES_KEEP_KEY = "keep"
+
+
+def is_series_selection(row: NodeRow) -> bool:
+    return row.extended_attributes.get(SERIES_SELECT_KEY) == SERIES_SELECT_MARK

@@ -12,7 +12,10 @@ every reader (SQL sources, factories' inputs, the site, `describe`) asks this mo
   folds up to, carrying the bounds in force so they outlive the versions it folds.
   Reads skip the versions it folds; they stay stored (readable with `--version`).
 
-A reader of the input's versions sees both as an ordinary new version (a new version
+- A *selection* version (`pond revert` of an append, nodes.is_series_selection): no rows,
+  the list of data versions the series keeps.
+
+A reader of the input's versions sees each as an ordinary new version (a new version
 number and txn_seq), distinguishable from an append by these two attribute keys.
 """
 
@@ -22,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .nodes import NodeRow
+from .nodes import SERIES_KEEP_KEY, NodeRow, is_series_selection
 
 BOUNDS_KEY = "temporal_bounds"
 COLLAPSED_KEY = "collapsed_through"
@@ -71,9 +74,26 @@ class SeriesView:
 
 
 def live_rows(rows: Sequence[NodeRow]) -> list[NodeRow]:
-    """The versions after the last collapse (bounds records included), oldest first."""
-    through = collapsed_through(rows)
-    return [r for r in rows if r.version > through]
+    """The versions whose rows a read shows, oldest first, folding the history in order:
+    an append adds itself; a collapsed version replaces the versions it folds; a revert's
+    selection version (nodes.is_series_selection) keeps exactly the data versions it
+    lists (it may bring back one an earlier revert dropped); bounds records hold no rows."""
+    live: list[NodeRow] = []
+    data: list[NodeRow] = []  # every data version so far, for a selection to pick from
+    for r in rows:
+        attrs = r.extended_attributes
+        if is_series_selection(r):
+            keep = set(attrs.get(SERIES_KEEP_KEY) or [])
+            live = [d for d in data if d.version in keep]
+            continue
+        if is_bounds_record(r):
+            continue
+        if COLLAPSED_KEY in attrs:
+            through = int(attrs[COLLAPSED_KEY])
+            live = [d for d in live if d.version > through]
+        live.append(r)
+        data.append(r)
+    return live
 
 
 def view(rows: Sequence[NodeRow]) -> SeriesView:
@@ -83,5 +103,4 @@ def view(rows: Sequence[NodeRow]) -> SeriesView:
         if BOUNDS_KEY in r.extended_attributes:
             bounds = bounds_of(r)
             break
-    data = [r for r in live_rows(rows) if not is_bounds_record(r)]
-    return SeriesView(rows=data, bounds=bounds)
+    return SeriesView(rows=live_rows(rows), bounds=bounds)

@@ -13,13 +13,24 @@ import sys
 import click
 
 from ..errors import PondError
-from . import app, factories, files, keep_pandas_out, remotes, series, site, steward, tlog
+from . import (
+    app,
+    factories,
+    files,
+    keep_pandas_out,
+    remotes,
+    series,
+    site,
+    steward,
+    tlog,
+    undo,
+)
 from .app import cli
 
 __all__ = ["cli", "main"]
 
 # Importing them registered their commands on `cli`.
-COMMAND_MODULES = (files, factories, steward, remotes, site, series, tlog)
+COMMAND_MODULES = (files, factories, steward, remotes, site, series, tlog, undo)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -47,7 +47,11 @@ def describe_source(
     if nodes.is_table(loc.file_type) or nodes.is_series(loc.file_type):
         from . import ingest
 
-        source = fs.blob_path(loc.row) or loc.row.content or b""
+        row = loc.row
+        if nodes.is_series_selection(row):  # a revert's marker holds no data
+            kept = seriesview.live_rows(fs.versions(loc.part_id, loc.node_id))
+            row = kept[-1] if kept else row
+        source = fs.blob_path(row) or row.content or b""
         schema = [
             FieldInfo(f.name, str(f.type)) for f in ingest.read_parquet_schema(source, loc.path)
         ]

@@ -243,6 +243,13 @@ class PartIndex:
             )
         )
 
+    def rows_of_txns(self, first: int, last: int | None = None) -> list[NodeRow]:
+        """The rows written with a txn_seq from `first` to `last` (None: no bound), in
+        stored order (`pond revert`, `diff`, `log`: reads the key columns only)."""
+        seqs = self.keys.column("txn_seq").to_pylist()
+        hits = [i for i, s in enumerate(seqs) if s >= first and (last is None or s <= last)]
+        return self._rows_at(hits)
+
     def versions(self, node_id: str) -> list[NodeRow]:
         """The node's rows in this partition, oldest version first."""
         return self.versions_from(node_id, 0)

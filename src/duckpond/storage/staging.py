@@ -44,6 +44,9 @@ class StagedTxn:
         self._staged: dict[str, NodeRow] = {}  # node_id -> new row
         self._dirs: dict[str, Changes] = {}  # dir id -> entry changes of this txn
         self._new_dirs: set[str] = set()  # directories this txn creates
+        # earlier versions of files moved to another directory, copied into its partition
+        # (a file's rows live in its directory's partition): node id -> rows
+        self._carried: dict[str, list[NodeRow]] = {}
 
     @property
     def changed(self) -> bool:
@@ -57,6 +60,10 @@ class StagedTxn:
         return {n: e for n, e in changes.items() if committed.get(n) != e}
 
     def rows(self) -> list[NodeRow]:
+        carried = [r for rows in self._carried.values() for r in rows]
+        return carried + self._node_rows()
+
+    def _node_rows(self) -> list[NodeRow]:
         out = dict(self._staged)
         for dir_id in self._dirs:
             changes = self._real_changes(dir_id)
@@ -91,7 +98,12 @@ class StagedTxn:
 
     def latest(self, part_id: str, node_id: str) -> NodeRow | None:
         staged = self._staged.get(node_id)
-        return staged if staged is not None else self.fs.latest(part_id, node_id)
+        if staged is not None:
+            return staged
+        carried = self._carried.get(node_id)
+        if carried and carried[-1].part_id == part_id:
+            return carried[-1]
+        return self.fs.latest(part_id, node_id)
 
     def content(self, row: NodeRow) -> bytes:
         return self.fs.content(row)
@@ -141,6 +153,8 @@ class StagedTxn:
     ) -> NodeRow:
         if node_id in self._staged:
             version = self._staged[node_id].version
+        elif self._carried.get(node_id):
+            version = self._carried[node_id][-1].version + 1
         elif new:  # an id just made: no earlier version to look up
             version = 1
         else:
@@ -332,3 +346,85 @@ class StagedTxn:
 
     def symlink(self, path: str, target: str) -> NodeRow:
         return self.write(path, nodes.SYMLINK, target.encode())
+
+    # -- removing and moving (`pond rm`, `mv`, `revert`) ----------------------------------
+    def remove_entry(self, path: str, recursive: bool = False) -> Entry:
+        """Drop the entry at `path` (a file, symlink, factory node, or with `recursive` a
+        directory and all below it). No row is deleted: the earlier versions of the
+        directory still list it, and its own versions stay readable."""
+        path = paths.normalize(path)
+        if path == "/":
+            raise InvalidPathError("cannot remove the root directory /")
+        dir_id, name = self._parent_dir(path, create=False)
+        existing = self._entries(dir_id).get(name)
+        if existing is None:
+            raise NotFoundError(f"no such file or directory: {path}", path=path)
+        if existing.file_type == nodes.DIR_PHYSICAL and not recursive:
+            raise InvalidPathError(f"is a directory: {path} (use -r)", path=path)
+        self._dirs.setdefault(dir_id, {})[name] = None
+        self._staged.pop(existing.node_id, None)
+        return existing
+
+    def move(self, src: str, dst: str) -> Entry:
+        """Give the node at `src` the name `dst` (same node id and versions). A file that
+        changes directory has its versions copied into the new directory's partition."""
+        src, dst = paths.normalize(src), paths.normalize(dst)
+        if src == "/":
+            raise InvalidPathError("cannot move the root directory /")
+        src_dir, src_name = self._parent_dir(src, create=False)
+        entry = self._entries(src_dir).get(src_name)
+        if entry is None:
+            raise NotFoundError(f"no such file or directory: {src}", path=src)
+        dst_dir, dst_name = self._parent_dir(dst, create=False)
+        if nodes.is_dir(entry.file_type) and self._below(dst_dir, paths.parent(dst), entry):
+            raise InvalidPathError(f"cannot move {src} into itself ({dst})", path=dst)
+        if self._entries(dst_dir).get(dst_name) is not None:
+            raise AlreadyExistsError(f"{dst} exists", path=dst)
+        self._dirs.setdefault(src_dir, {})[src_name] = None
+        self._link(dst_dir, Entry(dst_name, entry.node_id, entry.file_type))
+        if not nodes.is_dir(entry.file_type) and src_dir != dst_dir:
+            self._carry(entry.node_id, src_dir, dst_dir)
+        return entry
+
+    def _below(self, dir_id: str, dir_path: str, moved: Entry) -> bool:
+        """Whether directory `dir_id` (at `dir_path`) is the moved directory or inside it."""
+        if dir_id == moved.node_id:
+            return True
+        walked = "/"
+        for part in paths.split(dir_path):
+            walked = paths.join(walked, part)
+            found = self.lookup(walked, follow=True)
+            if found is not None and found.node_id == moved.node_id:
+                return True
+        return False
+
+    def _carry(self, node_id: str, from_dir: str, to_dir: str) -> None:
+        present = {r.version for r in self.fs.versions(to_dir, node_id)}
+        rows = self._carried.pop(node_id, None) or self.fs.versions(from_dir, node_id)
+        self._carried[node_id] = [
+            r.with_changes(part_id=to_dir) for r in rows if r.version not in present
+        ]
+        staged = self._staged.get(node_id)
+        if staged is not None:
+            self._staged[node_id] = staged.with_changes(part_id=to_dir)
+
+    def set_entry(self, dir_id: str, name: str, entry: Entry | None) -> None:
+        """Make directory `dir_id` hold `entry` under `name` (None: no entry), whatever it
+        holds now (`pond revert` puts back what a transaction changed)."""
+        self._dirs.setdefault(dir_id, {})[name] = entry
+
+    def stage_version(self, part_id: str, old: NodeRow, attrs: dict[str, Any]) -> NodeRow:
+        """A new version of node `old.node_id` (in `part_id`) holding what `old` held, with
+        `attrs` as its attributes: `pond revert` putting an earlier version back."""
+        staged = self._staged.get(old.node_id)
+        prev = self.latest(part_id, old.node_id)
+        version = staged.version if staged else (prev.version if prev else old.version) + 1
+        row = old.with_changes(
+            part_id=part_id,
+            version=version,
+            timestamp=self.now,
+            txn_seq=self.txn_seq,
+            extended_attributes=attrs,
+        )
+        self._staged[old.node_id] = row
+        return row
