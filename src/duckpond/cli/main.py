@@ -78,6 +78,9 @@ def _run(argv: list[str] | None) -> None:
     except KeyboardInterrupt:
         click.echo("error: interrupted", err=True)
         sys.exit(130)
+    except MemoryError:  # past the process bound that --memory-limit sets (query/limits.py)
+        click.echo("error: out of memory (raise the limit with --memory-limit SIZE)", err=True)
+        sys.exit(1)
     except OSError as e:
         click.echo(
             f"error: {e.strerror or e}: {getattr(e, 'filename', '') or ''}".rstrip(": "), err=True
