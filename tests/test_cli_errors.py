@@ -86,7 +86,7 @@ def check_error(proc: subprocess.CompletedProcess[bytes], code: int) -> str:
     return lines[0]
 
 
-BIG_AGG = "SELECT array_agg(value) FROM range(20000000)"  # needs ~160 MB, cannot spill
+BIG_AGG = "SELECT array_agg(range) FROM range(20000000)"  # needs ~160 MB, cannot spill
 ENDLESS = "SELECT count(*) FROM range(1, 100000000000)"
 
 CASES = [

@@ -79,7 +79,10 @@ def _run(argv: list[str] | None) -> None:
         click.echo("error: interrupted", err=True)
         sys.exit(130)
     except MemoryError:  # past the process bound that --memory-limit sets (query/limits.py)
-        click.echo("error: out of memory (raise the limit with --memory-limit SIZE)", err=True)
+        click.echo(
+            "error: out of memory: past the memory limit (raise it with --memory-limit SIZE)",
+            err=True,
+        )
         sys.exit(1)
     except OSError as e:
         click.echo(
