@@ -29,6 +29,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "hydrovu": ("bench.hydrovu", "21"),
     "tlog": ("bench.tlog", "24"),
     "overlaps": ("bench.overlaps", "25"),
+    "engine": ("bench.engine", "22"),
 }
 
 

@@ -38,7 +38,7 @@ def machine() -> dict[str, str]:
     except OSError:
         pass
     versions = {}
-    for mod in ("deltalake", "datafusion", "pyarrow"):
+    for mod in ("deltalake", "duckdb", "pyarrow"):
         try:
             versions[mod] = __import__(mod).__version__
         except Exception:  # noqa: BLE001 - informational only

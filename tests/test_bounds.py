@@ -80,11 +80,13 @@ def test_lock_refusal_in_library(tmp_path: Path) -> None:
 def test_sort_larger_than_the_memory_limit_spills(pond_dir: Path) -> None:
     """48 MB of values sorted under a 32 MiB limit: only possible by spilling to disk."""
     pond = Pond.open(pond_dir)
-    t = pond.sql("SELECT value FROM range(6000000) ORDER BY value DESC", memory_limit=32 << 20)
+    t = pond.sql(
+        "SELECT range AS value FROM range(6000000) ORDER BY value DESC", memory_limit=32 << 20
+    )
     assert t.num_rows == 6_000_000
     assert t.column(0)[0].as_py() == 5_999_999 and t.column(0)[-1].as_py() == 0
     with pytest.raises(QueryError, match="memory limit of 32M"):
-        pond.sql("SELECT array_agg(value) FROM range(10000000)", memory_limit=32 << 20)
+        pond.sql("SELECT array_agg(range) FROM range(10000000)", memory_limit=32 << 20)
 
 
 def test_library_timeout_and_signal_state(pond_dir: Path) -> None:

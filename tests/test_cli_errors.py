@@ -86,7 +86,7 @@ def check_error(proc: subprocess.CompletedProcess[bytes], code: int) -> str:
     return lines[0]
 
 
-BIG_AGG = "SELECT array_agg(value) FROM range(20000000)"  # needs ~160 MB, cannot spill
+BIG_AGG = "SELECT array_agg(range) FROM range(20000000)"  # needs ~160 MB, cannot spill
 ENDLESS = "SELECT count(*) FROM range(1, 100000000000)"
 
 CASES = [
@@ -107,7 +107,7 @@ CASES = [
     ("sql-create", ["cat", "/d/t", "--sql", "CREATE TABLE z AS SELECT 1"], 1, "read-only"),
     ("sql-insert", ["cat", "/d/t", "--sql", "INSERT INTO source VALUES (9)"], 1, "read-only"),
     ("sql-copy", ["cat", "/d/t", "--sql", "COPY source TO '{h}/leak.csv'"], 1, "read-only"),
-    ("sql-set", ["cat", "/d/t", "--sql", "SET datafusion.execution.batch_size = 1"], 1, ""),
+    ("sql-set", ["cat", "/d/t", "--sql", "SET threads = 1"], 1, ""),
     ("control-delete", ["control", "--sql", "DELETE FROM control_table"], 1, "read-only"),
     ("scheme-copy", ["copy", "s3://bucket/x", "/d/x"], 2, "s3"),
     ("scheme-cat", ["cat", "ftp:///x"], 2, "ftp"),

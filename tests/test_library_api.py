@@ -64,7 +64,7 @@ def test_version_from_package_and_cli() -> None:
 def test_importing_the_package_loads_no_data_stack() -> None:
     code = (
         "import sys, duckpond, duckpond.cli.main; "
-        "print(sorted(m for m in ('pyarrow', 'deltalake', 'numpy', 'yaml', 'datafusion') "
+        "print(sorted(m for m in ('pyarrow', 'deltalake', 'numpy', 'yaml', 'duckdb') "
         "if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)

@@ -137,8 +137,8 @@ def test_csv_matches_json_spelling() -> None:
 def test_csv_of_query_result_with_view_types() -> None:
     ctx = make_context()
     register_table_arrow(ctx, pa.table({"s": ["x", None]}))
-    table = ctx.sql("select arrow_cast(s, 'Utf8View') as v from source").to_arrow_table()
-    assert table.schema.field("v").type == pa.string_view()
+    # an engine may hand string_view columns over (DataFusion did): the writers take them
+    table = pa.table({"v": pa.array(["x", None]).cast(pa.string_view())})
     assert to_csv_bytes(table).splitlines() == [b'"v"', b'"x"', b""]
     assert to_json_records(run_sql(ctx, "select s from source")) == [{"s": "x"}, {"s": None}]
 

@@ -16,7 +16,7 @@ from conftest import CLI, cli_env
 from duckpond.pond import Pond
 
 MAX_RSS = 1536 << 20  # far above what a 32M-limited query needs: a child over it is killed
-SORT = "SELECT max(r) FROM (SELECT row_number() OVER (ORDER BY value DESC) AS r FROM range({n}))"
+SORT = "SELECT max(r) FROM (SELECT row_number() OVER (ORDER BY range DESC) AS r FROM range({n}))"
 
 
 def rss(pid: int) -> int:

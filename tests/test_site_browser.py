@@ -213,8 +213,8 @@ def test_csv_download_is_the_visible_rows(opened: Page, site: dict[str, Any]) ->
     lo, hi = int(view["from"] * 1000), int(view["to"] * 1000)
     pond: Pond = site["pond"]
     want = pond.sql(
-        f"SELECT * FROM source WHERE timestamp >= to_timestamp_micros({lo}) "
-        f"AND timestamp <= to_timestamp_micros({hi}) ORDER BY timestamp",
+        f"SELECT * FROM source WHERE epoch_us(timestamp) >= {lo} "
+        f"AND epoch_us(timestamp) <= {hi} ORDER BY timestamp",
         path="/reduced/north/res=1h.series",
     ).to_pylist()
     got = rows[1:]

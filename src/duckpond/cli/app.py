@@ -144,6 +144,13 @@ def _setup_logging(quiet: bool) -> None:
     logger.propagate = False
 
 
+def _memory_limit(_ctx: Any, _param: Any, value: str) -> int | None:
+    """--memory-limit: bytes, and the process's own memory bounded by it (limits.py)."""
+    size = limits.parse_size(value)
+    limits.bound_process_memory(size)
+    return size
+
+
 def query_limits(f: Any) -> Any:
     """`--timeout` and `--memory-limit` (SPEC §7), parsed to seconds/bytes (None = no limit)."""
     f = click.option(
@@ -151,7 +158,7 @@ def query_limits(f: Any) -> Any:
         metavar="SIZE",
         default=limits.format_size(limits.DEFAULT_MEMORY_LIMIT),
         show_default=True,
-        callback=lambda _c, _p, v: limits.parse_size(v),
+        callback=_memory_limit,
         help="Memory a query may use (512M, 2G; 0 = no limit); beyond it, spill or fail.",
     )(f)
     return click.option(

@@ -139,7 +139,6 @@ def cat(
     memory_limit: int | None,
 ) -> None:
     """Raw bytes of a file, or a table/series/query result."""
-    from ..pond import read_source
     from ..query.urls import is_host
 
     pond = None if is_host(path) else st.open()
@@ -156,6 +155,23 @@ def cat(
         )
     from . import render
 
+    fmt = fmt or ("table" if sys.stdout.isatty() else "parquet")
+    if fmt != "table":  # to a file or pipe: streamed, in bounded memory whatever its size
+        window = (time_start, time_end)
+        if pond is None:  # a host URL: the query layer alone (no pond, storage or steward)
+            from ..query.sources import stream_source
+
+            batches = stream_source(
+                path, None, None, query, version, window, timeout, memory_limit
+            )
+        else:
+            batches = pond.read_batches(
+                path, query, version, window, timeout=timeout, memory_limit=memory_limit
+            )
+        render.batches(batches, fmt)
+        return
+    from ..pond import read_source
+
     table = read_source(
         path,
         pond,
@@ -165,4 +181,4 @@ def cat(
         timeout=timeout,
         memory_limit=memory_limit,
     )
-    render.table(table, fmt or ("table" if sys.stdout.isatty() else "parquet"))
+    render.table(table, fmt)

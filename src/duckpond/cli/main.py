@@ -89,6 +89,12 @@ def _run(argv: list[str] | None) -> None:
     except KeyboardInterrupt:
         click.echo("error: interrupted", err=True)
         sys.exit(130)
+    except MemoryError:  # past the process bound that --memory-limit sets (query/limits.py)
+        click.echo(
+            "error: out of memory: past the memory limit (raise it with --memory-limit SIZE)",
+            err=True,
+        )
+        sys.exit(1)
     except OSError as e:
         click.echo(
             f"error: {e.strerror or e}: {getattr(e, 'filename', '') or ''}".rstrip(": "), err=True

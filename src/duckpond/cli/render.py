@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any
 
@@ -286,6 +286,24 @@ def table(data: pa.Table, fmt: str) -> None:
     else:
         sys.stdout.buffer.write(output.to_parquet_bytes(data))
     sys.stdout.flush()
+
+
+def batches(data: Iterator[pa.RecordBatch], fmt: str) -> None:
+    """A query result on stdout as it is computed: CSV, JSON or Parquet (never held whole)."""
+    from ..query import output
+
+    try:
+        if fmt == "csv":
+            output.write_csv_stream(data, sys.stdout.buffer)
+        elif fmt == "json":
+            output.write_json_stream(data, sys.stdout)
+        else:
+            output.write_parquet_stream(data, sys.stdout.buffer)
+        sys.stdout.flush()
+    finally:
+        close = getattr(data, "close", None)
+        if close is not None:
+            close()  # ends the query now if writing failed (a closed pipe)
 
 
 # -- factories and apply ----------------------------------------------------------------------

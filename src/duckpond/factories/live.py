@@ -65,7 +65,7 @@ class LiveFile(LiveNode):
     def register(
         self, ctx: Any, names: Sequence[str], start: int | None = None, end: int | None = None
     ) -> None:
-        """Make this file the SQL tables `names` in a DataFusion context."""
+        """Make this file the SQL tables `names` in a query context."""
         from ..query import sql
 
         sql.register_table_arrow(ctx, self.scan(start, end), names=names)
@@ -333,7 +333,7 @@ def register_union(
     """Register the union of `files` (superset schema) as the SQL table `name`.
 
     Stored files go in as one list of Parquet parts, so versions outside [start, end] are
-    skipped unopened and DataFusion scans them in parallel; derived ones as Arrow."""
+    skipped unopened and DuckDB scans them in parallel; derived ones as Arrow."""
     import pyarrow as pa
 
     from ..query import sql
@@ -346,7 +346,7 @@ def register_union(
     if all(p is not None for p in stored) and (len(columns) == 1 or start is end is None):
         parts = [p for ps in stored for p in (ps or [])]
         # the superset schema costs a footer read per part: only needed when the window
-        # leaves no part to scan (DataFusion merges the scanned parts' schemas itself)
+        # leaves no part to scan (DuckDB merges the scanned parts' schemas itself)
         kept = [p for p in parts if sql.overlaps(p, start, end)]
         sql.register_parts(
             ctx,

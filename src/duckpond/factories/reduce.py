@@ -136,7 +136,7 @@ class SiteDir(LiveDir):
         return digest(self.path, self.input.key())
 
     def context(self, lo: int | None, hi: int | None) -> Any:
-        """One DataFusion context with the input registered, shared by the resolutions
+        """One query context with the input registered, shared by the resolutions
         read over the same window (registering lists and plans the input's parts)."""
         from ..query import sql
 
@@ -183,12 +183,7 @@ class ReduceFile(DerivedFile):
         if idx < 0:
             raise FactoryError(f"{self.path}: time column '{tc}' not in {self.input.path}")
         t = schema.field(idx).type
-        if pa.types.is_timestamp(t):
-            origin = "TIMESTAMP '1970-01-01T00:00:00Z'" if t.tz else "TIMESTAMP '1970-01-01'"
-            time_expr = _q(tc)
-        elif pa.types.is_integer(t):
-            origin, time_expr = "TIMESTAMP '1970-01-01'", f"to_timestamp_micros({_q(tc)})"
-        else:
+        if not (pa.types.is_timestamp(t) or pa.types.is_integer(t)):
             raise FactoryError(f"{self.path}: time column '{tc}' has type {t}, not a time")
         numeric = [
             f.name
@@ -204,7 +199,9 @@ class ReduceFile(DerivedFile):
                 selects.append(f"{kind}({_q(c)}) AS {_q(c + '.' + kind)}")
         if not selects:
             raise FactoryError(f"{self.path}: {self.input.path} has no numeric column to reduce")
-        bin_expr = f"date_bin(INTERVAL '{self.bucket} microseconds', {time_expr}, {origin})"
+        from ..query.sql import time_bucket_sql
+
+        bin_expr = time_bucket_sql(self.bucket, tc, t)
         return (
             f"SELECT {bin_expr} AS {_q(tc)}, {', '.join(selects)} FROM source GROUP BY 1 ORDER BY 1"
         )

@@ -30,11 +30,12 @@ from ..steward.handles import PondHandles
 from ..storage.fs import Located
 from ..storage.staging import StagedTxn
 from .series import SeriesMethods
+from .stream import StreamMethods, stream_source
 from .tlog import TlogMethods
 from .undo import UndoMethods
 
 if TYPE_CHECKING:
-    # Imported for types only: pyarrow, DataFusion and the factories load on first use,
+    # Imported for types only: pyarrow, DuckDB and the factories load on first use,
     # so `pond --help` and `pond list` start fast.
     import pyarrow as pa
 
@@ -63,7 +64,7 @@ def _iso(us: int | None) -> str | None:
     return dt.datetime.fromtimestamp(us / 1e6, tz=dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-class Pond(SeriesMethods, TlogMethods, UndoMethods, PondHandles):
+class Pond(SeriesMethods, StreamMethods, TlogMethods, UndoMethods, PondHandles):
     """A pond: open one with `Pond.open(path)` (or `Pond.create(path)`); every `pond`
     command is one call on it. Handles are cheap; a long-lived one sees new commits.
     Its root, tables, blob store and steward: `PondHandles` (steward/handles.py)."""
@@ -642,5 +643,6 @@ __all__ = [
     "describe_source",
     "pond_path_from_env",
     "read_source",
+    "stream_source",
     "to_us",
 ]

@@ -1,4 +1,4 @@
-"""Query layer: source URLs, host ingest (Parquet/CSV), format URLs, DataFusion SQL, result
+"""Query layer: source URLs, host ingest (Parquet/CSV), format URLs, DuckDB SQL, result
 rendering, and reading a source (sources.py, describe.py, formatread.py).
 
 Depends only on the lowest layer (duckpond.errors, paths, nodes, results) and the format
@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 # Every name loads its module on first use: pyarrow.compute and rich (output, ingest) and
-# DataFusion (sql, ~170 ms) are imported only by commands that need them, so that
+# DuckDB (sql) are imported only by commands that need them, so that
 # `pond list` or `pond cat FILE` start fast.
 _MODULE_OF = {
     **dict.fromkeys(

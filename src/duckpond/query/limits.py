@@ -1,18 +1,17 @@
 """Bounds on every query the pond runs for a user (SPEC §7): a memory limit and a timeout.
 
-Memory: DataFusion's fair spill pool caps what its operators may reserve; sorts, joins and
-aggregations that can spill write to a directory of the context's own under $TMPDIR
-(`pond-spill-*`) instead of growing, and one that cannot spill fails with "Resources
-exhausted", reported as the memory limit. Spill files are removed when the query ends, however
-it ends (result, error, time or memory limit, KeyboardInterrupt), and the directory with its
-context or at exit (the CLI's os._exit path included); only a SIGKILL leaves one behind.
+Memory: DuckDB's `memory_limit` caps its buffer manager; sorts, joins, aggregations and
+windows spill to a directory of the context's own under $TMPDIR (`pond-spill-*`) instead of
+growing, and a query that cannot stay within it fails with "Out of Memory", reported as the
+memory limit. A result collected in memory (run_sql) counts against the same limit; output
+to a file or pipe is streamed batch by batch (sql.stream_sql). Spill files are removed when
+the query ends, however it ends (result, error, time or memory limit, KeyboardInterrupt), and
+the directory with its context or at exit (the CLI's os._exit path included); only a SIGKILL
+leaves one behind.
 
-Time: the result is collected as a stream of batches awaited on an event loop of the query's
-own (DataFusion's `RecordBatchStream.__anext__`), under `asyncio.wait_for`: at the deadline the
-awaited batch is cancelled, which drops the Rust future, and dropping the stream drops the
-query's tasks. No signal and no process-wide state is involved, so the limit holds in any
-thread of a program embedding `Pond` (a thread with a running event loop hands the wait to a
-helper thread). Planning (`sql`, `execute_stream`) runs before the clock is watched.
+Time: a timer thread calls the connection's `interrupt()` at the deadline, DuckDB's own
+thread-safe way to stop a query; it involves no signal and no process-wide state, so the
+limit holds in any thread of a program embedding `Pond`, and each query has its own timer.
 """
 
 from __future__ import annotations
@@ -22,19 +21,12 @@ import os
 import re
 import shutil
 import tempfile
-import threading
-from typing import TYPE_CHECKING, Any
 
 from duckpond.errors import PondUsageError, clip
 
-if TYPE_CHECKING:  # the CLI imports this module for its options: no data stack here
-    import pyarrow as pa
-    from datafusion import DataFrame
-
 DEFAULT_MEMORY_LIMIT = 2 << 30  # bytes: 2 GiB
 DEFAULT_TIMEOUT = 600.0  # seconds
-_MAX_WAIT = 1e8  # seconds (~3 years): the event loop's clock overflows far beyond; as good as none
-# Below this DataFusion cannot even reserve a sort's merge buffer (10 MiB per partition).
+# Below this a query engine has too little room for even a small sort's buffers.
 MIN_MEMORY_LIMIT = 32 << 20
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -58,6 +50,45 @@ def parse_size(text: str) -> int | None:
     return size
 
 
+# the CLI's --memory-limit, applied to the whole process at its first query
+_process_bound: dict[str, int | None] = {"requested": None, "applied": None}
+
+
+def bound_process_memory(limit: int | None) -> None:
+    """Ask for this process's data segment to be capped by `limit` once its first query
+    starts (see apply_process_bound): for the CLI, a process of its own, never for a
+    library user's process."""
+    _process_bound["requested"] = limit
+
+
+def apply_process_bound() -> int | None:
+    """Cap the data segment (RLIMIT_DATA, Linux; the soft limit only, never raised) at
+    2 x the requested limit + 64 MiB above what the process holds now, with the query
+    libraries loaded. DuckDB's memory_limit covers its buffer manager, not every allocation
+    (a vector of 2,048 huge strings is built outside it, before an interrupt can stop it);
+    past this cap an allocation fails and the query ends with the memory-limit error
+    instead of growing until the kernel's OOM killer. Returns the cap (None: none)."""
+    limit = _process_bound["requested"]
+    if limit is None or _process_bound["applied"] is not None:
+        return _process_bound["applied"]
+    try:
+        import resource
+
+        with open("/proc/self/status") as f:
+            held = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmData:"))
+        soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        cap = held + 2 * limit + (64 << 20)
+        if soft != resource.RLIM_INFINITY and soft <= cap:
+            return None
+        if hard != resource.RLIM_INFINITY:
+            cap = min(cap, hard)
+        resource.setrlimit(resource.RLIMIT_DATA, (cap, hard))
+    except (ImportError, OSError, ValueError, StopIteration):
+        return None  # not Linux: the engine's own limit and the watcher still apply
+    _process_bound["applied"] = cap
+    return cap
+
+
 def format_size(size: int) -> str:
     for unit in ("T", "G", "M", "K"):
         if size >= _UNITS[unit] and size % _UNITS[unit] == 0:
@@ -79,52 +110,6 @@ class QueryTimeout(BaseException):
     Exception` on the way out can swallow it."""
 
 
-def collect(df: DataFrame, seconds: float | None) -> pa.Table:
-    """Every row of `df` as one table, or QueryTimeout once `seconds` have passed (None: no
-    limit); the query's tasks are dropped when it stops, however it stops."""
-    import asyncio
-
-    import pyarrow as pa
-
-    stream: Any = df.execute_stream()
-    batches: list[pa.RecordBatch] = []
-
-    async def read_all() -> None:
-        async for batch in stream:
-            batches.append(batch.to_pyarrow())
-
-    async def bounded() -> None:
-        try:
-            await asyncio.wait_for(read_all(), None if seconds is None else min(seconds, _MAX_WAIT))
-        except TimeoutError:
-            raise QueryTimeout from None
-
-    try:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:  # the usual case: no loop runs in this thread
-            asyncio.run(bounded())
-        else:  # called from async code: the loop's thread cannot run another loop
-            failed: list[BaseException] = []
-
-            def run() -> None:
-                try:
-                    asyncio.run(bounded())
-                except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
-                    failed.append(e)
-
-            helper = threading.Thread(target=run, name="pond-query")
-            helper.start()
-            helper.join()
-            if failed:
-                raise failed[0]
-    finally:
-        stream = None  # drops the query's tasks now, not when a traceback goes
-    if not batches:  # the plan's schema; otherwise the batches' own (nullability may differ)
-        return pa.Table.from_batches([], schema=df.schema())
-    return pa.Table.from_batches(batches)
-
-
 # Every spill directory of this process's live contexts (removed at exit at the latest).
 _SPILL_DIRS: set[str] = set()
 
@@ -137,9 +122,8 @@ def new_spill_dir() -> str:
 
 
 def clear_spill_dir(path: str) -> None:
-    """Remove the spill files a finished query left (its tasks were dropped, but a query
-    stopped by a signal may not have removed its files yet); the directories stay, as
-    DataFusion's disk manager keeps using them for the context's next query."""
+    """Remove the spill files a finished query left (one stopped by an error or an interrupt
+    may not have removed its files yet); the directory stays for the context's next query."""
     for dirpath, _dirs, files in os.walk(path):
         for name in files:
             try:

@@ -22,17 +22,14 @@ import decimal
 import io
 import json
 import math
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import IO, TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pcsv
-import pyarrow.parquet as pq
-from rich.console import Console
-from rich.table import Table as RichTable
-from rich.text import Text
+
+if TYPE_CHECKING:  # rich is only for people (print_table): CSV, JSON, Parquet skip it
+    from rich.console import Console
 
 DEFAULT_MAX_ROWS = 100
 PARQUET_COMPRESSION = "zstd"
@@ -167,6 +164,8 @@ def _timestamp_text(arr: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Arr
         # Arrow's cast of a zone-less timestamp to text is ~20x faster than strftime (or than
         # the cast with a zone) and gives "YYYY-MM-DD HH:MM:SS[.fraction]" with the unit's
         # fraction digits, matching _timestamp_formatter once the space becomes a 'T'.
+        import pyarrow.compute as pc
+
         text = arr.cast(pa.timestamp(t.unit)).cast(pa.string())
         text = pc.replace_substring(text, " ", "T", max_replacements=1)
         return pc.binary_join_element_wise(text, "Z", "") if t.tz else text
@@ -284,15 +283,65 @@ def _csv_ready(table: pa.Table) -> pa.Table:
 
 def to_csv_bytes(table: pa.Table) -> bytes:
     """CSV with a header row; nulls are empty fields."""
+    import pyarrow.csv as pcsv
+
     buf = io.BytesIO()
     pcsv.write_csv(_csv_ready(table), buf)
     return buf.getvalue()
 
 
 def to_parquet_bytes(table: pa.Table) -> bytes:
+    import pyarrow.parquet as pq
+
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression=PARQUET_COMPRESSION)
     return sink.getvalue().to_pybytes()
+
+
+# ---------------------------------------------------------------------------------------------
+# streams: a result written batch by batch as the query produces it, never held whole; the
+# bytes are those of the whole-table functions above (Parquet: the same rows, one row group
+# per batch)
+
+
+def write_csv_stream(batches: Iterable[pa.RecordBatch], sink: IO[bytes]) -> None:
+    import pyarrow.csv as pcsv
+
+    writer = None
+    for batch in batches:
+        ready = _csv_ready(pa.Table.from_batches([batch]))
+        if writer is None:
+            writer = pcsv.CSVWriter(sink, ready.schema)
+        writer.write_table(ready)
+    if writer is not None:
+        writer.close()
+
+
+def write_json_stream(batches: Iterable[pa.RecordBatch], sink: IO[str]) -> None:
+    """The records as one JSON array, as to_json_text writes it, one batch at a time."""
+    opened = first = False  # "[" waits for the first batch: an error before it prints none
+    for batch in batches:
+        if not opened:
+            sink.write("[")
+            opened = first = True
+        for record in to_json_records(pa.Table.from_batches([batch])):
+            sink.write(("" if first else ", ") + json.dumps(record, ensure_ascii=False))
+            first = False
+    sink.write("]\n" if opened else "[]\n")
+
+
+def write_parquet_stream(batches: Iterable[pa.RecordBatch], sink: IO[bytes]) -> None:
+    import pyarrow.parquet as pq
+
+    writer = None
+    try:
+        for batch in batches:
+            if writer is None:
+                writer = pq.ParquetWriter(sink, batch.schema, compression=PARQUET_COMPRESSION)
+            writer.write_batch(batch)
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 def _is_numeric(t: pa.DataType) -> bool:
@@ -307,6 +356,9 @@ def print_table(
 ) -> None:
     """Print `table` for people: numbers right-aligned, nulls dimmed, at most `max_rows` rows
     (None = all) with a caption saying how many were left out."""
+    from rich.table import Table as RichTable
+    from rich.text import Text
+
     total = table.num_rows
     shown = table if max_rows is None or total <= max_rows else table.slice(0, max_rows)
     out = RichTable(show_lines=False, header_style="bold")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -23,7 +23,6 @@ from .urls import SourceURL, parse_source
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    from datafusion import SessionContext
 
     from . import sql
 
@@ -87,9 +86,40 @@ def run_query(
     from . import sql as sqlmod
 
     ctx = sqlmod.make_context(memory_limit)
-    if url is not None:
-        register_source(ctx, url, pond, derived, version, time_start, time_end)
-    return sqlmod.run_sql(ctx, query, timeout)
+    try:
+        if url is not None:
+            register_source(ctx, url, pond, derived, version, time_start, time_end)
+        return sqlmod.run_sql(ctx, query, timeout)
+    finally:
+        ctx.close()  # its connection and spill directory go now, not with the garbage
+
+
+def stream_source(
+    url: str,
+    pond: SourcePond | None,
+    derived: DerivedReads | None = None,
+    sql: str | None = None,
+    version: int | None = None,
+    time_range: tuple[TimeLike, TimeLike] | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
+) -> Iterator[pa.RecordBatch]:
+    """`read_source` as record batches, computed as they are read: a result of any size
+    goes to a file or pipe in bounded memory. The query ends when the iterator is read to
+    the end or closed; QueryError for a timeout, like read_source."""
+    from . import sql as sqlmod
+
+    t0, t1 = (to_us(time_range[0]), to_us(time_range[1])) if time_range else (None, None)
+    ctx = sqlmod.make_context(memory_limit)
+    register_source(ctx, url, pond, derived, version, t0, t1)
+    stream = sqlmod.stream_sql(ctx, sql or "SELECT * FROM source", timeout)
+    try:
+        yield from stream
+    except sqlmod.QueryTimeout:
+        raise sqlmod.timeout_error(timeout) from None
+    finally:
+        stream.close()
+        ctx.close()
 
 
 def part_of(fs: NodeStore, row: nodes.NodeRow) -> sql.Part:
@@ -105,7 +135,7 @@ def part_of(fs: NodeStore, row: nodes.NodeRow) -> sql.Part:
 
 
 def register_source(
-    ctx: SessionContext,
+    ctx: sql.QueryContext,
     url: str,
     pond: SourcePond | None,
     derived: DerivedReads | None = None,
@@ -114,7 +144,7 @@ def register_source(
     time_end: int | None = None,
 ) -> None:
     """Register what `url` names as the SQL tables `source` and `series`."""
-    from . import ingest, sql
+    from . import sql
 
     src = parse_source(url)
     if src.format is not None:
@@ -128,7 +158,7 @@ def register_source(
         return
     if src.scheme == "host":
         if src.fmt in ("table", "series"):
-            ingest.read_parquet_schema(Path(src.path), src.path)
+            # the engine reads the footer as it registers: a bad file is a FormatError then
             sql.register_parts(
                 ctx, [sql.Part(path=src.path, data=None, min_time=None, max_time=None)]
             )

@@ -1,16 +1,17 @@
-"""SQL over pond files with DataFusion (SPEC §3 series reads, §7 read-only SQL).
+"""SQL over pond files with DuckDB (SPEC §3 series reads, §7 read-only SQL).
 
 A file is a list of Parquet *parts* (one per series version, or one for a table). They are
-registered as the table ``source`` (alias ``series``).
+registered as the table ``source`` (alias ``series``): a view over ``read_parquet`` of the
+parts' paths (``union_by_name``: added columns read as null, types widened), inline parts
+written as small files in a private directory. A time window prunes whole parts by their
+recorded range before anything is opened, and filters rows with a WHERE that DuckDB pushes
+into the Parquet scan (row groups outside it are skipped by their statistics).
 
-Speed: DataFusion's own listing table over a directory is the fastest reader (parallel scans,
-statistics, projection/predicate pushdown), but its Python API takes one path, not a file list.
-So register_parts builds a private directory of symlinks to the kept parts (inline parts are
-written there as small files, on tmpfs when available) and registers that directory. On 100
-files x 10,000 rows, register + first query is within ~1.15x of ``register_parquet`` over a
-directory holding the same files, and later queries are equal; a DataFrame union of per-file
-reads was 1.1x-5x slower and a pyarrow dataset 1.5x-15x. The directory lives until the context
-is garbage collected (or the process exits): keep the context while querying.
+Each context is one DuckDB connection of its own: `memory_limit`, a private spill directory
+(`temp_directory`), no replacement scans of Python variables. Before the first user query it
+is locked: external access off (only the parts' paths and directory stay readable),
+`lock_configuration` on, so user SQL can neither read other files or URLs nor change a
+setting. Registering after that replays the registrations onto a fresh connection.
 """
 
 from __future__ import annotations
@@ -19,32 +20,25 @@ import os
 import re
 import shutil
 import tempfile
+import threading
+import time
 import uuid
 import weakref
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
-from datafusion import (
-    DataFrame,
-    RuntimeEnvBuilder,
-    SessionConfig,
-    SessionContext,
-    SQLOptions,
-    col,
-    lit,
-)
 
 from duckpond.errors import FormatError, NotFoundError, QueryError
 
-from .ingest import read_parquet_schema
 from .limits import (
     DEFAULT_MEMORY_LIMIT,
     DEFAULT_TIMEOUT,
     QueryTimeout,
+    apply_process_bound,
     clear_spill_dir,
-    collect,
     format_size,
     new_spill_dir,
     remove_spill_dir,
@@ -52,11 +46,9 @@ from .limits import (
 
 SOURCE_NAMES: tuple[str, ...] = ("source", "series")
 
-_MICROS_PER_DAY = 86_400_000_000
-_MICROS_PER_UNIT = {"s": 1_000_000, "ms": 1_000, "us": 1}
 _MAX_MESSAGE = 400
-# Creating ~100 symlinks costs ~15 ms on a journaled disk and ~0.3 ms on tmpfs, so the link
-# directory goes to /dev/shm where there is one (it holds symlinks and small inline parts only).
+_BATCH_ROWS = 65_536
+# Inline parts are small (the pond keeps big ones as blobs): tmpfs where there is one.
 _LINK_ROOT = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 
 
@@ -78,25 +70,121 @@ class Part:
         return self.path if self.path is not None else f"<inline {len(self.data or b'')} bytes>"
 
 
-def make_context(memory_limit: int | None = DEFAULT_MEMORY_LIMIT) -> SessionContext:
-    """A context whose queries may reserve at most `memory_limit` bytes (None: no limit),
-    spilling to a directory of its own under $TMPDIR where an operator can (see limits.py)."""
-    # information_schema lets users run SHOW TABLES / SHOW COLUMNS, which are reads
-    config = SessionConfig().with_information_schema(True)
-    spill = new_spill_dir()
-    runtime = RuntimeEnvBuilder().with_disk_manager_specified(spill)
-    if memory_limit:
-        runtime = runtime.with_fair_spill_pool(memory_limit)
-    ctx = SessionContext(config, runtime)
-    weakref.finalize(ctx, remove_spill_dir, spill)
-    _memory_limits[ctx] = memory_limit
-    _spill_dirs[ctx] = spill
-    return ctx
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
-# what each context was built with, for the error message when a query exceeds it
-_memory_limits: weakref.WeakKeyDictionary[SessionContext, int | None] = weakref.WeakKeyDictionary()
-_spill_dirs: weakref.WeakKeyDictionary[SessionContext, str] = weakref.WeakKeyDictionary()
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _close_all(holder: list[Any], spill: str, files: list[str]) -> None:
+    for con in holder:
+        try:
+            con.close()
+        except Exception:  # noqa: BLE001 - closing at exit or collection must not raise
+            pass
+    holder.clear()
+    remove_spill_dir(spill)
+    for d in files:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+class QueryContext:
+    """One DuckDB connection with the pond's tables registered; see the module docstring."""
+
+    def __init__(self, memory_limit: int | None) -> None:
+        self.memory_limit = memory_limit
+        self.spill = new_spill_dir()
+        self._holder: list[duckdb.DuckDBPyConnection] = []
+        self._files: list[str] = []  # private directories holding inline parts
+        # registrations, replayed in order onto a new connection: ("arrow", name, table)
+        # or ("sql", statement, None)
+        self._ops: list[tuple[str, str, pa.Table | None]] = []
+        self._tables: dict[str, str] = {}  # public name -> the view's SELECT
+        self._paths: set[str] = set()
+        self._locked = False
+        self._finalizer = weakref.finalize(self, _close_all, self._holder, self.spill, self._files)
+        self._holder.append(self._connect())
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        return self._holder[0]
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        config: dict[str, Any] = {
+            "temp_directory": self.spill,
+            "python_enable_replacements": False,  # `FROM x` must not read a Python variable
+        }
+        if self.memory_limit:
+            config["memory_limit"] = f"{self.memory_limit}B"
+        con = duckdb.connect(":memory:", config=config)
+        # results in UTC whatever the machine's zone; footers read once per context, not per
+        # query (both need an extension loaded first, hence not in the connect config)
+        for setting in ("SET TimeZone = 'UTC'", "SET parquet_metadata_cache = true"):
+            try:
+                con.execute(setting)
+            except duckdb.Error:
+                pass
+        return con
+
+    def table_exist(self, name: str) -> bool:
+        return name in self._tables
+
+    def files_dir(self) -> str:
+        if not self._files:
+            try:
+                self._files.append(tempfile.mkdtemp(prefix="pond-query-", dir=_LINK_ROOT))
+            except OSError:  # /dev/shm full or restricted: the default temp dir works
+                self._files.append(tempfile.mkdtemp(prefix="pond-query-"))
+        return self._files[0]
+
+    def _apply(self, con: duckdb.DuckDBPyConnection, op: tuple[str, str, Any]) -> None:
+        kind, what, table = op
+        if kind == "arrow":
+            con.register(what, table)
+        else:
+            con.execute(what)
+
+    def run(self, op: tuple[str, str, Any]) -> None:
+        """Apply one registration (a locked connection is replaced by a fresh one first)."""
+        if self._locked:
+            fresh = self._connect()
+            for old in self._ops:
+                self._apply(fresh, old)
+            stale = self._holder[0]
+            self._holder[0] = fresh
+            self._locked = False
+            stale.close()
+        self._apply(self.con, op)
+        self._ops.append(op)
+
+    def allow(self, path: str) -> None:
+        self._paths.add(os.path.abspath(path))
+
+    def lock(self) -> None:
+        """No file, URL or setting is reachable from SQL from here on but the parts."""
+        if self._locked:
+            return
+        con = self.con
+        if self._paths:
+            con.execute(
+                f"SET allowed_paths = [{', '.join(_literal(p) for p in sorted(self._paths))}]"
+            )
+        if self._files:
+            con.execute(f"SET allowed_directories = [{_literal(self._files[0] + os.sep)}]")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+        self._locked = True
+
+    def close(self) -> None:
+        self._finalizer()
+
+
+def make_context(memory_limit: int | None = DEFAULT_MEMORY_LIMIT) -> QueryContext:
+    """A context whose queries may use at most `memory_limit` bytes (None: no limit),
+    spilling to a directory of its own under $TMPDIR (see limits.py)."""
+    return QueryContext(memory_limit)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -111,87 +199,13 @@ def overlaps(part: Part, start: int | None, end: int | None) -> bool:
     return True
 
 
-def _part_schema(part: Part) -> pa.Schema:
-    if part.data is not None:
-        return read_parquet_schema(part.data, part.describe())
-    return read_parquet_schema(part.path or "", part.describe())
-
-
 def unify_schemas(schemas: Sequence[pa.Schema]) -> pa.Schema:
-    # Series versions may add columns or widen types; metadata (pandas, ARROW:schema...) is
-    # irrelevant to a query and can conflict between parts, so it is dropped.
+    # metadata (pandas, ARROW:schema...) is irrelevant to a query and can conflict
     clean = [s.remove_metadata() for s in schemas]
     try:
         return pa.unify_schemas(clean, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
         raise FormatError(f"the file's versions have incompatible schemas: {e}") from None
-
-
-def _replace(ctx: SessionContext, name: str, df: DataFrame) -> None:
-    if ctx.table_exist(name):
-        ctx.deregister_table(name)
-    ctx.register_view(name, df)
-
-
-def _link_dir(ctx: SessionContext, parts: Sequence[Part]) -> str | None:
-    """A private directory of `<n>.parquet` entries, one per part; None if the platform cannot
-    symlink (the caller then falls back to a union of per-file reads)."""
-    try:
-        tmp = tempfile.mkdtemp(prefix="pond-query-", dir=_LINK_ROOT)
-    except OSError:  # /dev/shm full or restricted: the default temp dir works, just slower
-        tmp = tempfile.mkdtemp(prefix="pond-query-")
-    weakref.finalize(ctx, shutil.rmtree, tmp, ignore_errors=True)
-    for i, part in enumerate(parts):
-        entry = os.path.join(tmp, f"{i:06d}.parquet")
-        if part.data is not None:
-            with open(entry, "wb") as f:
-                f.write(part.data)
-            continue
-        if not os.path.isfile(part.path or ""):
-            # a listing skips a dangling link: a lost part would silently drop its rows
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise NotFoundError(f"no such file: {part.path}")
-        try:
-            os.symlink(os.path.abspath(part.path or ""), entry)
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
-            return None
-    return tmp
-
-
-def _scan(ctx: SessionContext, parts: Sequence[Part]) -> DataFrame:
-    internal = f"__pond_parts_{uuid.uuid4().hex[:12]}"
-    directory = _link_dir(ctx, parts)
-    if directory is not None:
-        try:
-            # DataFusion infers and merges the parts' schemas (added columns read as null)
-            # while caching their footers: the cheapest path, tried first.
-            ctx.register_parquet(internal, directory + os.sep)
-            return ctx.table(internal)
-        except Exception:
-            # Types differ between versions (or a part is broken): pyarrow names the bad
-            # part or widens the types, and DataFusion casts each part to that schema.
-            schema = unify_schemas([_part_schema(p) for p in parts])
-            ctx.register_parquet(internal, directory + os.sep, schema=schema)
-            return ctx.table(internal)
-    # No symlinks on this platform: one read per part, unioned. Slower to plan, same rows.
-    schema = unify_schemas([_part_schema(p) for p in parts])
-    frames: list[DataFrame] = []
-    for part in parts:
-        if part.data is not None:
-            frames.append(ctx.from_arrow(conform(_read_inline(part), schema)))
-        else:
-            path = part.path or ""
-            ext = os.path.splitext(path)[1]
-            frames.append(ctx.read_parquet(path, schema=schema, file_extension=ext))
-    df = frames[0]
-    for other in frames[1:]:
-        df = df.union(other)
-    return df
-
-
-def _read_inline(part: Part) -> pa.Table:
-    return pq.ParquetFile(pa.BufferReader(part.data or b"")).read()
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -206,48 +220,97 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=schema)
 
 
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
-def _time_literal(t: pa.DataType, micros: int, *, upper: bool) -> object:
-    """`micros` as a literal of the column's own type, rounded so that comparing in the
-    column's unit is exact (start rounds up, end rounds down) and pushdown still applies."""
-    if pa.types.is_integer(t):
-        return lit(micros)
-    if pa.types.is_timestamp(t):
-        if t.unit == "ns":
-            value = micros * 1_000
+def _part_paths(ctx: QueryContext, parts: Sequence[Part]) -> list[str]:
+    paths = []
+    for part in parts:
+        if part.data is not None:
+            path = os.path.join(ctx.files_dir(), f"{uuid.uuid4().hex}.parquet")
+            with open(path, "wb") as f:
+                f.write(part.data)
         else:
-            per = _MICROS_PER_UNIT[t.unit]
-            value = micros // per if upper else _ceil_div(micros, per)
-        return lit(pa.array([value], pa.int64()).cast(t)[0])
-    if pa.types.is_date32(t):
-        days = micros // _MICROS_PER_DAY if upper else _ceil_div(micros, _MICROS_PER_DAY)
-        return lit(pa.array([days], pa.int32()).cast(t)[0])
-    if pa.types.is_date64(t):
-        ms = micros // 1_000 if upper else _ceil_div(micros, 1_000)
-        return lit(pa.array([ms], pa.int64()).cast(t)[0])
-    raise FormatError(f"time column has type {t}; it must be a timestamp, date or integer")
+            path = os.path.abspath(part.path or "")
+            if not os.path.isfile(path):
+                raise NotFoundError(f"no such file: {part.path}")
+            ctx.allow(path)
+        paths.append(path)
+    return paths
 
 
-def _window(
-    df: DataFrame, schema: pa.Schema, column: str, start: int | None, end: int | None
-) -> DataFrame:
-    idx = schema.get_field_index(column)
-    if idx < 0:
-        raise FormatError(f"time column '{column}' not found in the file's schema")
-    t = schema.field(idx).type
-    c = col(f'"{column}"')
+def _read_error(e: duckdb.Error, parts: Sequence[Part], paths: Sequence[str]) -> Exception:
+    msg = str(e)
+    for part, path in zip(parts, paths, strict=True):
+        if path in msg and ("Parquet" in msg or "parquet" in msg or "magic" in msg):
+            return FormatError(f"not a Parquet file: {part.describe()}")
+    if isinstance(e, duckdb.ConversionException | duckdb.BinderException):
+        return FormatError(f"the file's versions have incompatible schemas: {_clean(msg)}")
+    return FormatError(f"cannot read the file's parts: {_clean(msg)}")
+
+
+def _new_base(ctx: QueryContext, body: str) -> str:
+    name = f"__pond_{uuid.uuid4().hex[:12]}"
+    ctx.run(("sql", f"CREATE VIEW {name} AS {body}", None))
+    return name
+
+
+def _publish(ctx: QueryContext, names: Sequence[str], select: str) -> None:
+    for name in names:
+        ctx.run(("sql", f"CREATE OR REPLACE VIEW {_quote(name)} AS {select}", None))
+        ctx._tables[name] = select
+
+
+def _column_type(ctx: QueryContext, relation: str, column: str) -> str:
+    rel = ctx.con.sql(f"SELECT * FROM {relation} LIMIT 0")
+    for name, kind in zip(rel.columns, rel.types, strict=True):
+        if name == column:
+            return str(kind)
+    raise FormatError(f"time column '{column}' not found in the file's schema")
+
+
+_INTEGER_TYPES = {
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "HUGEINT",
+    "UHUGEINT",
+}
+
+
+def _time_literal(kind: str, micros: int) -> str:
+    """`micros` as a literal comparable with a column of DuckDB type `kind`, exactly: a
+    timestamp of any unit or a date compares with the µs timestamp (DuckDB widens the column,
+    so a start between two seconds or days rounds up and an end rounds down)."""
+    if kind in _INTEGER_TYPES:
+        return str(micros)
+    if kind == "TIMESTAMP WITH TIME ZONE":
+        return f"CAST(make_timestamp({micros}) AS TIMESTAMPTZ)"
+    if kind == "TIMESTAMP_NS":
+        return f"make_timestamp_ns({micros * 1_000})"
+    if kind in ("TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "DATE"):
+        return f"make_timestamp({micros})"
+    raise FormatError(f"time column has type {kind}; it must be a timestamp, date or integer")
+
+
+def _where(
+    ctx: QueryContext, relation: str, column: str, start: int | None, end: int | None
+) -> str:
+    kind = _column_type(ctx, relation, column)
+    conds = []
     if start is not None:
-        df = df.filter(c >= _time_literal(t, start, upper=False))
+        conds.append(f"{_quote(column)} >= {_time_literal(kind, start)}")
     if end is not None:
-        df = df.filter(c <= _time_literal(t, end, upper=True))
-    return df
+        conds.append(f"{_quote(column)} <= {_time_literal(kind, end)}")
+    if not conds:
+        _time_literal(kind, 0)  # the type must still be a time
+    return " AND ".join(conds)
 
 
 def register_parts(
-    ctx: SessionContext,
+    ctx: QueryContext,
     parts: list[Part],
     *,
     names: Sequence[str] = SOURCE_NAMES,
@@ -267,128 +330,167 @@ def register_parts(
         raise ValueError("register_parts needs at least one table name")
     kept = [p for p in parts if overlaps(p, time_start, time_end)]
     if kept:
-        df = _scan(ctx, kept)
+        paths = _part_paths(ctx, kept)
+        listing = ", ".join(_literal(p) for p in paths)
+        try:
+            base = _new_base(ctx, f"SELECT * FROM read_parquet([{listing}], union_by_name = true)")
+        except duckdb.Error as e:
+            raise _read_error(e, kept, paths) from None
     else:
         if schema is None:
             if not parts:
                 raise NotFoundError("nothing to query: the file has no data")
             # every version lies outside the window: the newest one's footer gives the schema
-            schema = _part_schema(parts[-1])
+            from .ingest import read_parquet_schema
+
+            last = parts[-1]
+            schema = read_parquet_schema(last.data or last.path or "", last.describe())
         empty = unify_schemas([schema])
-        df = ctx.from_arrow(pa.table([pa.array([], f.type) for f in empty], schema=empty))
+        base = f"__pond_{uuid.uuid4().hex[:12]}"
+        ctx.run(("arrow", base, empty.empty_table()))
+    select = f"SELECT * FROM {base}"
     if time_column is not None and (time_start is not None or time_end is not None):
-        df = _window(df, df.schema(), time_column, time_start, time_end)
-    for name in names:
-        _replace(ctx, name, df)
+        select += f" WHERE {_where(ctx, base, time_column, time_start, time_end)}"
+    _publish(ctx, names, select)
 
 
 def window_source(
-    ctx: SessionContext,
+    ctx: QueryContext,
     column: str,
     start: int | None,
     end: int | None,
     names: Sequence[str] = SOURCE_NAMES,
 ) -> None:
     """Limit the registered tables `names` to rows whose `column` is in [start, end]."""
-    df = ctx.table(names[0])
-    df = _window(df, df.schema(), column, start, end)
-    for name in names:
-        _replace(ctx, name, df)
+    inner = ctx._tables.get(names[0])
+    if inner is None:
+        raise NotFoundError(f"no table {names[0]} to window")
+    base = _new_base(ctx, inner)
+    where = _where(ctx, base, column, start, end)
+    _publish(ctx, names, f"SELECT * FROM {base}" + (f" WHERE {where}" if where else ""))
 
 
 def register_table_arrow(
-    ctx: SessionContext, table: pa.Table, *, names: Sequence[str] = SOURCE_NAMES
+    ctx: QueryContext, table: pa.Table, *, names: Sequence[str] = SOURCE_NAMES
 ) -> None:
     """Register an in-memory table under each of `names` (zero-copy)."""
     if not names:
         raise ValueError("register_table_arrow needs at least one table name")
-    batches = table.to_batches() or [pa.RecordBatch.from_pylist([], schema=table.schema)]
-    first = names[0]
-    if ctx.table_exist(first):
-        ctx.deregister_table(first)
-    ctx.register_record_batches(first, [batches])
-    for name in names[1:]:
-        _replace(ctx, name, ctx.table(first))
+    base = f"__pond_{uuid.uuid4().hex[:12]}"
+    ctx.run(("arrow", base, table))
+    _publish(ctx, names, f"SELECT * FROM {base}")
+
+
+def time_bucket_sql(bucket_us: int, column: str, column_type: pa.DataType) -> str:
+    """SQL for the start of the `bucket_us`-wide bucket (aligned on the epoch) holding the
+    column named `column` of Arrow type `column_type`: a timestamp (any unit; the bucket keeps
+    its zone, in µs) or an integer of µs since the epoch (the bucket is a zone-less
+    timestamp). For factories and the site, which generate SQL: the engine's dialect stays
+    here. Integer arithmetic, exact, and right before 1970 too (the remainder is taken
+    positive whatever the sign convention of %)."""
+    q = _quote(column)
+    if pa.types.is_timestamp(column_type):
+        us = f"epoch_us({q})"
+    elif pa.types.is_integer(column_type):
+        us = f"CAST({q} AS BIGINT)"
+    else:
+        raise FormatError(f"time column '{column}' has type {column_type}, not a time")
+    b = int(bucket_us)
+    start = f"make_timestamp({us} - ((({us}) % {b}) + {b}) % {b})"
+    if pa.types.is_timestamp(column_type) and column_type.tz:
+        return f"CAST({start} AS TIMESTAMPTZ)"
+    return start
 
 
 # ---------------------------------------------------------------------------------------------
 # queries
 
-_READ_ONLY = SQLOptions().with_allow_ddl(False).with_allow_dml(False).with_allow_statements(False)
-# SQLOptions' verifier messages; anchored so an error quoting user text cannot match
-_REFUSED_RE = re.compile(r"^(?:Error during planning: )?(DDL|DML|Statement) not supported: (.+)$")
-_PARSER_RE = re.compile(r'SQL error: ParserError\("(.*)"\)$')
-_OPTIMIZER_RE = re.compile(r"^(DataFusion error: )?Optimizer rule '[^']*' failed caused by ")
-_BUG_NOTE_RE = re.compile(
-    r"This issue was likely caused by a bug in DataFusion's code\..*?/issues\. ?"
-)
-# category prefixes DataFusion stacks in front of the useful part of a message
-_PREFIXES = (
-    "DataFusion error: ",
-    "Error during planning: ",
-    "Execution error: ",
-    "External error: ",
-    "Arrow error: ",
-    "Schema error: ",
-    "Internal error: ",
-)
+# statement types a read may be; PRAGMA calls parse as SELECT and are refused by their text
+_READ_TYPES = {"SELECT", "EXPLAIN"}
+_DDL_TYPES = {"CREATE", "DROP", "ALTER", "CREATE_FUNC"}
+_DML_TYPES = {"INSERT", "UPDATE", "DELETE", "MERGE_INTO"}
+_PRAGMA_RE = re.compile(r"^\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*pragma\b", re.IGNORECASE | re.DOTALL)
+_CATEGORY_RE = re.compile(r"^[A-Z][A-Za-z ]* Error: ")
+# "Did you mean "pg_settings"?": a catalog's own tables are no hint for a pond user
+_SYSTEM_HINT_RE = re.compile(r' ?Did you mean "(?:pg_|duckdb_|sqlite_|information_schema)[^"]*"\?')
 
 
-def _clean_message(raw: str) -> str:
-    msg = " ".join(raw.split())
-    m = _PARSER_RE.search(msg)
-    if m:
-        return "SQL syntax error: " + m.group(1).replace('\\"', '"')
-    # "Optimizer rule 'x' failed caused by <real error>": keep the real error
-    msg = _OPTIMIZER_RE.sub("", msg)
-    # a signature mismatch is the user's type error, not the "bug in DataFusion" it claims
-    msg = _BUG_NOTE_RE.sub("", msg)
-    no_match = msg.find("No function matches the given name")
-    if no_match >= 0:
-        msg = msg[no_match:]
-    changed = True
-    while changed:
-        changed = False
-        for prefix in _PREFIXES:
-            if msg.startswith(prefix):
-                msg, changed = msg[len(prefix) :], True
-    msg = msg.replace("This feature is not implemented: ", "not supported: ")
+def _clean(raw: str) -> str:
+    """DuckDB's message on one line: its category prefix, the query excerpt (LINE n: ...)
+    and the generic advice dropped."""
+    text = raw
+    for cut in ("\nLINE ", "\n\nPossible solutions", "\nSee also"):
+        at = text.find(cut)
+        if at > 0:
+            text = text[:at]
+    msg = " ".join(text.split())
+    msg = _CATEGORY_RE.sub("", msg, count=1)
+    msg = _SYSTEM_HINT_RE.sub("", msg)
     return msg if len(msg) <= _MAX_MESSAGE else msg[: _MAX_MESSAGE - 3] + "..."
 
 
-def _query_error(err: BaseException, memory_limit: int | None = None) -> QueryError:
-    raw = " ".join(str(err).split())
-    if "Resources exhausted" in raw:
-        limit = f" of {format_size(memory_limit)}" if memory_limit else ""
+def _refused(kind: str) -> QueryError:
+    if kind in _DDL_TYPES:
+        what = f"DDL ({kind})"
+    elif kind in _DML_TYPES:
+        what = f"DML ({kind})"
+    else:
+        what = f"statement ({kind})"
+    return QueryError(f"only read-only queries are allowed: {what} is refused")
+
+
+def check_read_only(ctx: QueryContext, query: str) -> None:
+    """One statement, and a read: DDL, DML, COPY, EXPORT, SET/RESET/PRAGMA, ATTACH,
+    INSTALL/LOAD, CALL, PREPARE... are refused by DuckDB's own parse of the statement."""
+    try:
+        statements = ctx.con.extract_statements(query)
+    except duckdb.Error as e:
+        raise QueryError(f"SQL syntax error: {_clean(str(e))}") from None
+    if len(statements) != 1:
+        raise QueryError(f"query failed: expected a single SQL statement, found {len(statements)}")
+    kind = statements[0].type.name
+    if kind not in _READ_TYPES:
+        raise _refused(kind)
+    if _PRAGMA_RE.match(query):
+        raise _refused("PRAGMA")
+
+
+def _query_error(ctx: QueryContext, err: Exception) -> QueryError:
+    raw = str(err)
+    if isinstance(err, duckdb.OutOfMemoryException) or raw.startswith("Out of Memory Error"):
+        return _memory_error(ctx, _clean(raw))
+    if isinstance(err, duckdb.PermissionException):
         return QueryError(
-            f"query exceeded the memory limit{limit} (raise it with --memory-limit SIZE): "
-            f"{_clean_message(raw)}"
+            f"only read-only queries are allowed: reading other files or URLs is refused "
+            f"({_clean(raw)})"
         )
-    refused = _REFUSED_RE.search(raw)
-    if refused:
-        kind, what = refused.groups()
-        kind = "statement" if kind == "Statement" else kind
-        return QueryError(f"only read-only queries are allowed: {kind} ({what}) is refused")
-    return QueryError(f"query failed: {_clean_message(raw)}")
+    if isinstance(err, duckdb.ParserException):
+        return QueryError(f"SQL syntax error: {_clean(raw)}")
+    if isinstance(err, duckdb.ConversionException) and "Error while reading file" in raw:
+        return QueryError(f"the file's versions have incompatible schemas: {_clean(raw)}")
+    return QueryError(f"query failed: {_clean(raw)}")
+
+
+def _memory_error(ctx: QueryContext, detail: str) -> QueryError:
+    limit = f" of {format_size(ctx.memory_limit)}" if ctx.memory_limit else ""
+    return QueryError(
+        f"query exceeded the memory limit{limit} (raise it with --memory-limit SIZE): {detail}"
+    )
 
 
 def _plain_type(t: pa.DataType) -> pa.DataType:
-    """`t` with string_view/binary_view (DataFusion's internal choice) replaced by plain types,
-    which every downstream writer (CSV, JSON, Delta) handles."""
+    """`t` with string_view/binary_view replaced by plain types, which every downstream
+    writer (CSV, JSON, Delta) handles."""
     if t == pa.string_view():
         return pa.string()
     if t == pa.binary_view():
         return pa.binary()
-    if pa.types.is_list(t):
+    if pa.types.is_list(t) or pa.types.is_list_view(t):
         return pa.list_(t.value_field.with_type(_plain_type(t.value_type)))
-    if pa.types.is_large_list(t):
+    if pa.types.is_large_list(t) or pa.types.is_large_list_view(t):
         return pa.large_list(t.value_field.with_type(_plain_type(t.value_type)))
     if pa.types.is_fixed_size_list(t):
         return pa.list_(t.value_field.with_type(_plain_type(t.value_type)), t.list_size)
-    if pa.types.is_list_view(t):
-        return pa.list_(t.value_field.with_type(_plain_type(t.value_type)))
-    if pa.types.is_large_list_view(t):
-        return pa.large_list(t.value_field.with_type(_plain_type(t.value_type)))
     if pa.types.is_struct(t):
         return pa.struct([f.with_type(_plain_type(f.type)) for f in t])
     if pa.types.is_map(t):
@@ -407,22 +509,155 @@ def plain_types(table: pa.Table) -> pa.Table:
     return table if target == table.schema else table.cast(target)
 
 
-def run_sql(ctx: SessionContext, query: str, timeout: float | None = DEFAULT_TIMEOUT) -> pa.Table:
-    """Run one read-only query, stopped after `timeout` seconds (None: no limit; in any
-    thread, see limits.py); DDL, DML, COPY and SET are refused. Errors are
-    one-line QueryErrors."""
+def _integer_columns(rel: duckdb.DuckDBPyRelation) -> set[int]:
+    """Columns DuckDB types as 128-bit integers (`sum` of integers is HUGEINT), which reach
+    Arrow as decimal128(38, 0): they are read back as int64 where every value fits."""
+    return {i for i, t in enumerate(rel.types) if str(t) in ("HUGEINT", "UHUGEINT")}
+
+
+def _as_int64(batch: pa.RecordBatch, columns: set[int]) -> pa.RecordBatch:
+    arrays = list(batch.columns)
+    fields = list(batch.schema)
+    for i in columns:
+        try:
+            arrays[i] = arrays[i].cast(pa.int64())  # safe cast: fails on overflow
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+        fields[i] = fields[i].with_type(pa.int64())
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _rss() -> int:
+    """This process's resident set in bytes (0 where /proc is missing: no guard there)."""
     try:
-        table = collect(ctx.sql_with_options(query, _READ_ONLY), timeout)
-    except QueryTimeout:
-        raise QueryError(
-            f"query exceeded the time limit of {timeout:g}s (raise it with --timeout SECONDS)"
-        ) from None
-    except (QueryError, FormatError, NotFoundError):
-        raise
-    except Exception as e:  # DataFusion raises plain Exception/ValueError subclasses
-        raise _query_error(e, _memory_limits.get(ctx)) from None
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_WATCH_EVERY = 0.01  # seconds between checks of the clock and the resident set
+_HEADROOM = 96 << 20
+
+
+class _Guard:
+    """Stops the context's query by `interrupt()` (DuckDB's thread-safe way to stop a
+    running query) once `seconds` have passed, or once the process has grown by more than
+    1.5 x the memory limit (at least limit + 96 MiB) since the query began: DuckDB's
+    memory_limit covers its buffer manager, not every allocation (a vector of 2,048 huge
+    strings is built outside it), so the resident set is watched too. One watcher thread
+    per query, none without limits."""
+
+    def __init__(self, ctx: QueryContext, seconds: float | None) -> None:
+        self.timed_out = False
+        self.over_memory = False
+        self._con = ctx.con
+        self._stop = threading.Event()
+        self._deadline = None if seconds is None else time.monotonic() + seconds
+        base = _rss()
+        limit = ctx.memory_limit
+        # headroom over the limit: half of it, at least what DuckDB's own buffers, threads
+        # and the Arrow batches in flight take beside its buffer manager
+        self._ceiling = base + limit + max(limit // 2, _HEADROOM) if limit and base else None
+        self._thread = None
+        if self._deadline is not None or self._ceiling is not None:
+            self._thread = threading.Thread(target=self._watch, name="pond-query-guard")
+            self._thread.daemon = True
+            self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(_WATCH_EVERY):
+            if self._deadline is not None and time.monotonic() >= self._deadline:
+                self.timed_out = True
+            elif self._ceiling is not None and _rss() > self._ceiling:
+                self.over_memory = True
+            else:
+                continue
+            self._con.interrupt()
+            return
+
+    @property
+    def fired(self) -> bool:
+        return self.timed_out or self.over_memory
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
+def stream_sql(
+    ctx: QueryContext, query: str, timeout: float | None = DEFAULT_TIMEOUT
+) -> Generator[pa.RecordBatch, None, None]:
+    """The batches of one read-only query as they are computed (see run_sql for the rules);
+    stopped after `timeout` seconds counted from the call. Close the iterator (or read it to
+    the end) to end the query."""
+    check_read_only(ctx, query)
+    ctx.lock()
+    apply_process_bound()  # the CLI's cap on the whole process, once (limits.py)
+    guard = _Guard(ctx, timeout)
+    try:
+        try:
+            rel = ctx.con.sql(query)
+            wide = _integer_columns(rel)
+            reader = rel.to_arrow_reader(_BATCH_ROWS)
+            schema = reader.schema
+            first = True
+            for batch in reader:
+                first = False
+                yield _plain_batch(batch, wide)
+            if first:  # no rows: one empty batch carries the schema
+                yield _plain_batch(pa.RecordBatch.from_pylist([], schema=schema), wide)
+        except (duckdb.Error, pa.ArrowException, OSError) as e:
+            # errors met while streaming come through Arrow's reader, as Arrow exceptions
+            # carrying DuckDB's message
+            if guard.over_memory:
+                raise _memory_error(ctx, "the query outgrew it") from None
+            if guard.timed_out:
+                raise QueryTimeout from None
+            if isinstance(e, duckdb.InterruptException) or str(e).startswith("INTERRUPT"):
+                raise KeyboardInterrupt from None
+            raise _query_error(ctx, e) from None
+        except RuntimeError as e:  # DuckDB's answer to a SIGINT (Ctrl-C) during a query
+            if guard.fired:
+                raise (
+                    QueryTimeout if guard.timed_out else _memory_error(ctx, "the query outgrew it")
+                ) from None
+            if "interrupted" in str(e).lower():
+                raise KeyboardInterrupt from None
+            raise
     finally:
-        spill = _spill_dirs.get(ctx)
-        if spill is not None:
-            clear_spill_dir(spill)
-    return plain_types(table)
+        guard.stop()
+        clear_spill_dir(ctx.spill)
+
+
+def _plain_batch(batch: pa.RecordBatch, wide: set[int]) -> pa.RecordBatch:
+    if wide:
+        batch = _as_int64(batch, wide)
+    target = pa.schema([f.with_type(_plain_type(f.type)) for f in batch.schema])
+    return batch if target == batch.schema else batch.cast(target)
+
+
+def timeout_error(timeout: float | None) -> QueryError:
+    return QueryError(
+        f"query exceeded the time limit of {timeout:g}s (raise it with --timeout SECONDS)"
+    )
+
+
+def run_sql(ctx: QueryContext, query: str, timeout: float | None = DEFAULT_TIMEOUT) -> pa.Table:
+    """Run one read-only query, stopped after `timeout` seconds (None: no limit; from any
+    thread, see limits.py); DDL, DML, COPY, SET and file reading are refused. Errors are
+    one-line QueryErrors. The result is held in memory, as the caller asked (the memory
+    limit bounds the query's work; the watcher still stops a result that outgrows it by
+    far); stream_sql streams it instead."""
+    batches: list[pa.RecordBatch] = []
+    stream = stream_sql(ctx, query, timeout)
+    try:
+        for batch in stream:
+            batches.append(batch)
+    except QueryTimeout:
+        raise timeout_error(timeout) from None
+    finally:
+        stream.close()
+    return pa.Table.from_batches(batches)

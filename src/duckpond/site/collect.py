@@ -2,7 +2,7 @@
 
 A series is a `file:series` node (stored or derived). A temporal-reduce output
 (`.../res=<dur>.series`) is not a series of its own: it is a tier of its input, charted on the
-input's page. A series without enough tiers gets coarser ones computed here (date_bin), so
+input's page. A series without enough tiers gets coarser ones computed here (time buckets), so
 that the coarsest tier always shows the whole span within the target number of points.
 """
 
@@ -246,7 +246,6 @@ def _stored_facts(s: Series, known: dict[str, Any]) -> bool:
 
 
 def _read_tier(pond: SiteSource, s: Series, t: Tier, bases: list[str] | None) -> None:
-    import pyarrow as pa
 
     tc = s.time_column
     if t.path is None:
@@ -254,18 +253,14 @@ def _read_tier(pond: SiteSource, s: Series, t: Tier, bases: list[str] | None) ->
         cols = [c for c in _numeric(schema, tc) if bases is None or c in bases]
         if not cols:
             return
-        ttype = schema.field(tc).type
-        texpr = _q(tc) if pa.types.is_timestamp(ttype) else f"to_timestamp_micros({_q(tc)})"
-        origin = (
-            "TIMESTAMP '1970-01-01T00:00:00Z'"
-            if getattr(ttype, "tz", None)
-            else ("TIMESTAMP '1970-01-01'")
-        )
+        from ..query.sql import time_bucket_sql
+
+        bucket = time_bucket_sql(t.res_us, tc, schema.field(tc).type)
         aggs = ", ".join(
             f"{k}({_q(c)}) AS {_q(c + '.' + k)}" for c in cols for k in ("avg", "min", "max")
         )
         table = pond.sql(
-            f"SELECT date_bin(INTERVAL '{t.res_us} microseconds', {texpr}, {origin}) AS {_q(tc)}, "
+            f"SELECT {bucket} AS {_q(tc)}, "
             f"{aggs} FROM source GROUP BY 1 ORDER BY 1",
             path=s.path,
         )

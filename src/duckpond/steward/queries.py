@@ -16,5 +16,10 @@ def control_sql(
     memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
 ) -> pa.Table:
     ctx = sql.make_context(memory_limit)
-    ctx.register_table("control_table", control.refresh())
-    return sql.run_sql(ctx, query, timeout)
+    # its live Parquet files as Arrow (every column, older files' missing ones as null), in
+    # recorded order; the engine never opens the Delta table itself
+    try:
+        sql.register_table_arrow(ctx, control.read_all(), names=("control_table",))
+        return sql.run_sql(ctx, query, timeout)
+    finally:
+        ctx.close()
