@@ -13,13 +13,13 @@ import sys
 import click
 
 from ..errors import PondError
-from . import app, factories, files, keep_pandas_out, remotes, site, steward
+from . import app, export, factories, files, keep_pandas_out, remotes, site, steward
 from .app import cli
 
 __all__ = ["cli", "main"]
 
 # Importing them registered their commands on `cli`.
-COMMAND_MODULES = (files, factories, steward, remotes, site)
+COMMAND_MODULES = (files, factories, steward, remotes, site, export)
 
 
 def main(argv: list[str] | None = None) -> None:
