@@ -27,12 +27,14 @@ def hourly_csv(path: Path, start_hour: int, hours: int) -> Path:
     return path
 
 
-def add_version(root: Path, tmp: Path, series: str, start_hour: int, hours: int) -> None:
+def add_version(
+    root: Path, tmp: Path, series: str, start_hour: int, hours: int, env: Any = None
+) -> None:
     """One more version of `series` (created with its directory the first time)."""
     csv = hourly_csv(tmp / f"v{start_hour}-{hours}.csv", start_hour, hours)
     parent = series.rsplit("/", 1)[0] or "/"
-    run_pond("mkdir", "-p", parent, pond=root)
-    run_pond("copy", f"host+csv+series://{csv}", series, pond=root)
+    run_pond("mkdir", "-p", parent, pond=root, env=env)
+    run_pond("copy", f"host+csv+series://{csv}", series, pond=root, env=env)
 
 
 def pond_rows(root: Path, path: str) -> list[dict[str, Any]]:
