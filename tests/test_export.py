@@ -234,3 +234,24 @@ def test_refuses_the_export_directory_of_another_pond(pond48: Path, tmp_path: Pa
         "export into a directory of its own\n"
     )
     assert not (out / "t").exists()
+
+
+def test_a_derived_series_exports_and_follows_its_inputs(pond48: Path, tmp_path: Path) -> None:
+    cfg = tmp_path / "double.yaml"
+    cfg.write_text(
+        'patterns: {t: "/s/temp"}\nquery: "SELECT timestamp, v * 2 AS v2 FROM t"\n'
+        "time_column: timestamp\n"
+    )
+    run_pond("mknod", "sql-derived-series", "/d/double", "--config-path", cfg, pond=pond48)
+    out = tmp_path / "out"
+    args = ("export", "/d/double", "--dir", out, "--json")
+    first = json.loads(run_pond(*args, pond=pond48).stdout)["series"]
+    assert [(s["status"], s["rows"], s["partitions"]) for s in first] == [("written", 48, 1)]
+    want = pond_rows(pond48, "/d/double")
+    assert [r["v2"] for r in want] == [2 * i for i in range(48)]
+    assert read_hive(out / "d/double") == want
+    assert json.loads(run_pond(*args, pond=pond48).stdout)["series"][0]["status"] == "unchanged"
+    add_version(pond48, tmp_path, "/s/temp", 48, 1)  # its input changed: so did it
+    again = json.loads(run_pond(*args, pond=pond48).stdout)["series"]
+    assert [(s["status"], s["rows"]) for s in again] == [("written", 49)]
+    assert read_hive(out / "d/double") == pond_rows(pond48, "/d/double")

@@ -136,6 +136,7 @@ def write_delta(
     (partitions, data files) of the new version."""
     import pyarrow as pa
     from deltalake import CommitProperties, DeltaTable, write_deltalake
+    from deltalake.exceptions import DeltaError
 
     uri = dest.uri(rel)
     storage = dest.options.delta_storage_options() or None
@@ -172,16 +173,9 @@ def write_delta(
             retention_hours=VACUUM_HOURS, dry_run=False, enforce_retention_duration=False
         )
         files = written.file_uris()
-    except (OSError, ValueError, TypeError, pa.ArrowException) as e:
-        raise ExportError(
-            f"{rel}: writing the Delta table failed: {clip(' '.join(str(e).split()))}"
-        ) from None
-    except Exception as e:  # deltalake's own errors (DeltaError, CommitFailedError, ...)
-        if type(e).__module__.startswith("deltalake") or "Delta" in type(e).__name__:
-            raise ExportError(
-                f"{rel}: writing the Delta table failed: {clip(' '.join(str(e).split()))}"
-            ) from None
-        raise
+    except (DeltaError, OSError, ValueError, TypeError, pa.ArrowException) as e:
+        reason = clip(" ".join(str(e).split()))
+        raise ExportError(f"{rel}: writing the Delta table failed: {reason}") from None
     dirs = {os.path.dirname(f) for f in files}
     return (len(dirs) if by else 0), len(files)
 
