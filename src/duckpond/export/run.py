@@ -161,7 +161,7 @@ def _export(
                     UNCHANGED,
                     old.get("rows", 0),
                     old.get("partitions", 0),
-                    len(old.get("files", [])) or old.get("nfiles", 0),
+                    old.get("nfiles", 0),
                 )
             )
             continue
