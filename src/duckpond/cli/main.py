@@ -15,6 +15,7 @@ import click
 from ..errors import PondError
 from . import (
     app,
+    export,
     factories,
     files,
     keep_pandas_out,
@@ -30,7 +31,7 @@ from .app import cli
 __all__ = ["cli", "main"]
 
 # Importing them registered their commands on `cli`.
-COMMAND_MODULES = (files, factories, steward, remotes, site, series, tlog, undo)
+COMMAND_MODULES = (files, factories, steward, remotes, site, series, tlog, undo, export)
 
 
 def main(argv: list[str] | None = None) -> None:

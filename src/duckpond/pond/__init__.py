@@ -29,6 +29,7 @@ from ..results import Description, EntryInfo
 from ..steward.handles import PondHandles
 from ..storage.fs import Located
 from ..storage.staging import StagedTxn
+from .export import ExportMethods
 from .series import SeriesMethods
 from .stream import StreamMethods, stream_source
 from .tlog import TlogMethods
@@ -64,7 +65,7 @@ def _iso(us: int | None) -> str | None:
     return dt.datetime.fromtimestamp(us / 1e6, tz=dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-class Pond(SeriesMethods, StreamMethods, TlogMethods, UndoMethods, PondHandles):
+class Pond(ExportMethods, SeriesMethods, StreamMethods, TlogMethods, UndoMethods, PondHandles):
     """A pond: open one with `Pond.open(path)` (or `Pond.create(path)`); every `pond`
     command is one call on it. Handles are cheap; a long-lived one sees new commits.
     Its root, tables, blob store and steward: `PondHandles` (steward/handles.py)."""

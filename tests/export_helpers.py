@@ -1,0 +1,59 @@
+"""Ponds for the export tests: an hourly series made with the real CLI, and its rows as the
+pond itself reads them (the values every exported copy must hold exactly)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from conftest import run_pond
+
+from duckpond.pond import Pond
+
+T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+
+
+def hourly_csv(path: Path, start_hour: int, hours: int) -> Path:
+    """`hours` rows one hour apart from T0 + start_hour: v = the hour's index, f = v / 4,
+    name = "h<v>"."""
+    lines = ["timestamp,v,f,name"]
+    for i in range(start_hour, start_hour + hours):
+        t = (T0 + dt.timedelta(hours=i)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        lines.append(f"{t},{i},{i / 4},h{i}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def add_version(
+    root: Path, tmp: Path, series: str, start_hour: int, hours: int, env: Any = None
+) -> None:
+    """One more version of `series` (created with its directory the first time)."""
+    csv = hourly_csv(tmp / f"v{start_hour}-{hours}.csv", start_hour, hours)
+    parent = series.rsplit("/", 1)[0] or "/"
+    run_pond("mkdir", "-p", parent, pond=root, env=env)
+    run_pond("copy", f"host+csv+series://{csv}", series, pond=root, env=env)
+
+
+def pond_rows(root: Path, path: str) -> list[dict[str, Any]]:
+    """The series' rows as the pond reads them, time as µs since the epoch, by time."""
+    return normalized(Pond.open(root).read_table(path))
+
+
+def normalized(table: pa.Table, time: str = "timestamp") -> list[dict[str, Any]]:
+    """Rows sorted by time, the time column as int µs UTC, partition columns dropped."""
+    keep = [c for c in table.column_names if c not in ("year", "month", "day", "hour")]
+    table = table.select(keep)
+    col = table.column(time).cast(pa.timestamp("us", "UTC")).cast(pa.int64())
+    table = table.set_column(table.column_names.index(time), time, col)
+    return table.sort_by(time).to_pylist()
+
+
+def parquet_files(out: Path) -> dict[str, int]:
+    """Every .parquet file below `out` (relative path -> rows)."""
+    return {
+        str(p.relative_to(out)): pq.ParquetFile(p).metadata.num_rows
+        for p in sorted(out.rglob("*.parquet"))
+    }
