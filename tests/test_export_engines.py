@@ -72,7 +72,15 @@ if opts is not None:
     io = IOConfig(s3=S3Config(endpoint_url=opts["endpoint"], region_name=opts["region"],
         key_id=opts["key"], access_key=opts["secret"], use_ssl=False))
 if fmt == "parquet":
-    df = daft.read_parquet(f"{where}/**/*.parquet", hive_partitioning=True, io_config=io)
+    # Daft infers the schema from whichever file it lists first (any order): a reader who
+    # knows the export's schema passes it, so the skipped partition is never opened
+    schema = None
+    if day and opts is None:
+        import pyarrow.parquet as pq
+        (known,) = glob.glob(f"{where}/year=*/month=*/day={day}/*.parquet")
+        schema = {f.name: daft.DataType.from_arrow_type(f.type) for f in pq.read_schema(known)}
+    df = daft.read_parquet(f"{where}/**/*.parquet", hive_partitioning=True, io_config=io,
+                           schema=schema, infer_schema=schema is None)
 else:
     df = daft.read_deltalake(where, io_config=io)
 out["daft"] = {
