@@ -33,26 +33,23 @@ class StoredFile(LiveFile):
     def key(self) -> str:
         return f"{self.loc.node_id}@{self.loc.row.version}"
 
-    def _rows(self) -> list[nodes.NodeRow]:
-        if nodes.is_series(self.file_type):
-            return self.fs.versions(self.loc.part_id, self.loc.node_id)
-        return [self.loc.row]
-
-    def parts(self) -> list[Any]:
+    def parts(self, start: int | None = None, end: int | None = None) -> list[Any]:
+        """The Parquet parts of the versions whose event times can fall in [start, end]
+        (a table: its one part), found in one batched lookup."""
         from ..query import sql
 
-        out = []
-        for row in self._rows():
-            path = self.fs.blob_path(row)
-            out.append(
-                sql.Part(
-                    path=path,
-                    data=row.content if path is None else None,
-                    min_time=row.min_event_time,
-                    max_time=row.max_event_time,
-                )
-            )
-        return out
+        if nodes.is_series(self.file_type):
+            found = self.fs.series_parts(self.loc.part_id, self.loc.node_id, start, end)
+            return [
+                sql.Part(path=p.path, data=p.data, min_time=p.min_time, max_time=p.max_time)
+                for p in found
+            ]
+        row = self.loc.row
+        path = self.fs.blob_path(row)
+        data = row.content if path is None else None
+        return [
+            sql.Part(path=path, data=data, min_time=row.min_event_time, max_time=row.max_event_time)
+        ]
 
     def schema(self) -> pa.Schema:
         from ..query import ingest, sql
@@ -60,9 +57,8 @@ class StoredFile(LiveFile):
         if self._schema is not None:
             return self._schema
         schemas = []
-        for row in self._rows():
-            source = self.fs.blob_path(row) or row.content or b""
-            schemas.append(ingest.read_parquet_schema(source, self.path))
+        for part in self.parts():
+            schemas.append(ingest.read_parquet_schema(part.path or part.data or b"", self.path))
         self._schema = sql.unify_schemas(schemas)
         return self._schema
 
@@ -73,7 +69,7 @@ class StoredFile(LiveFile):
 
         sql.register_parts(
             ctx,
-            self.parts(),
+            self.parts(start, end),
             names=names,
             time_column=self.time_column,
             time_start=start,

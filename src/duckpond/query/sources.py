@@ -156,13 +156,18 @@ def register_source(
     if nodes.is_table(loc.file_type):
         sql.register_parts(ctx, [part_of(fs, row_at(fs, loc, version))])
     elif nodes.is_series(loc.file_type):
-        rows = fs.versions(loc.part_id, loc.node_id)
         if version is not None:
-            rows = [row_at(fs, loc, version)]
+            parts = [part_of(fs, row_at(fs, loc, version))]
+        else:  # one batched lookup, versions outside the window not even read
+            found = fs.series_parts(loc.part_id, loc.node_id, time_start, time_end)
+            parts = [
+                sql.Part(path=p.path, data=p.data, min_time=p.min_time, max_time=p.max_time)
+                for p in found
+            ]
         column = loc.row.extended_attributes.get("time_column")
         sql.register_parts(
             ctx,
-            [part_of(fs, r) for r in rows],
+            parts,
             time_column=column,
             time_start=time_start,
             time_end=time_end,

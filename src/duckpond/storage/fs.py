@@ -15,6 +15,7 @@ from . import applog
 from .blobs import BlobStore
 from .direntries import DirEntries, Entry
 from .dirstate import DirState, dir_part, read_dir_state
+from .seriesparts import SeriesPart, series_parts
 
 if TYPE_CHECKING:
     from .datatable import DataTable
@@ -91,6 +92,13 @@ class PondFS:
 
     def latest(self, part_id: str, node_id: str) -> NodeRow | None:
         return self.table.partition_index(part_id).latest(node_id)
+
+    def series_parts(
+        self, part_id: str, node_id: str, start: int | None = None, end: int | None = None
+    ) -> list[SeriesPart]:
+        """Where the node's versions with event times in [start, end] are, in one batched
+        lookup (storage/seriesparts.py)."""
+        return series_parts(self.table, self.blobs, part_id, node_id, start, end)
 
     def content(self, row: NodeRow) -> bytes:
         # An appended log reads as its versions concatenated (storage/applog.py).
