@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ..nodes import NodeRow
     from .blobs import BlobStore
     from .datatable import DataTable
 
@@ -73,4 +74,18 @@ def series_parts(
         data, digest = contents[i], hashes[i]
         path = str(blobs.path_for(digest)) if data is None and digest is not None else None
         out.append(SeriesPart(versions[i], path, data, lows[i], highs[i]))
+    return out
+
+
+def row_parts(
+    blobs: BlobStore, rows: list[NodeRow], start: int | None = None, end: int | None = None
+) -> list[SeriesPart]:
+    """The same from rows in hand, oldest first (a write transaction's view, whose newest
+    row is staged, not in the table yet)."""
+    keep = [r for r in rows if overlaps(r.min_event_time, r.max_event_time, start, end)]
+    out = []
+    for r in keep or rows[-1:]:
+        path = str(blobs.path_for(r.content_hash or "")) if r.in_blob else None
+        data = r.content if path is None else None
+        out.append(SeriesPart(r.version, path, data, r.min_event_time, r.max_event_time))
     return out
