@@ -52,10 +52,19 @@ def fmt_s(seconds: float) -> str:
 
 
 def ratio_row(
-    key: str, name: str, figure: float, baseline: float, goal: float | None, **raw: Any
+    key: str,
+    name: str,
+    figure: float,
+    baseline: float,
+    goal: float | None,
+    *,
+    ratio: float | None = None,
+    **raw: Any,
 ) -> Row:
-    """`figure / baseline` against `ratio <= goal` (goal None: reported only)."""
-    ratio = figure / baseline if baseline > 0 else float("inf")
+    """`figure / baseline` (or `ratio` when given, e.g. Timer.pair_ratio) against
+    `ratio <= goal` (goal None: reported only)."""
+    if ratio is None:
+        ratio = figure / baseline if baseline > 0 else float("inf")
     if goal is None:
         goal_s, met = "—", "n/a"
     else:
@@ -111,6 +120,14 @@ class Timer:
 
     def count(self, name: str) -> int:
         return max(0, len(self.samples[name]) - self.warmup)
+
+    def pair_ratio(self, figure: str, baseline: str) -> float:
+        """The median of the ratios of the i-th samples of `figure` and `baseline` after the
+        warm-up: each pair ran back to back, so a burst of machine load slows both sides
+        of one pair rather than one median (steadier than a ratio of medians)."""
+        a = self.samples[figure][self.warmup :]
+        b = self.samples[baseline][self.warmup :]
+        return median(x / y for x, y in zip(a, b, strict=True))
 
 
 def run_process(argv: list[str], env: dict[str, str] | None = None) -> float:

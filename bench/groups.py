@@ -30,6 +30,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "tlog": ("bench.tlog", "24"),
     "overlaps": ("bench.overlaps", "25"),
     "engine": ("bench.engine", "22"),
+    "series": ("bench.series", "23"),
 }
 
 

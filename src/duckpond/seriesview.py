@@ -23,9 +23,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from .nodes import SERIES_KEEP_KEY, NodeRow, is_series_selection
+from .nodes import SERIES_KEEP_KEY, SERIES_SELECT_KEY, SERIES_SELECT_MARK, NodeRow
+
+
+class Versioned(Protocol):
+    """What the rules read of a version: a NodeRow, or the index's (version, attributes)."""
+
+    @property
+    def version(self) -> int: ...
+    @property
+    def extended_attributes(self) -> dict[str, Any]: ...
+
+
+V = TypeVar("V", bound=Versioned)
 
 BOUNDS_KEY = "temporal_bounds"
 COLLAPSED_KEY = "collapsed_through"
@@ -33,20 +45,20 @@ COLLAPSED_KEY = "collapsed_through"
 Bounds = tuple[int | None, int | None]
 
 
-def is_bounds_record(row: NodeRow) -> bool:
+def is_bounds_record(row: Versioned) -> bool:
     """A version written only to set bounds (its Parquet has no rows). A collapsed version
     carries the bounds forward too, but it holds data."""
     attrs = row.extended_attributes
     return BOUNDS_KEY in attrs and COLLAPSED_KEY not in attrs
 
 
-def bounds_of(row: NodeRow) -> Bounds:
+def bounds_of(row: Versioned) -> Bounds:
     raw: Any = row.extended_attributes.get(BOUNDS_KEY) or {}
     lo, hi = raw.get("min"), raw.get("max")
     return (int(lo) if lo is not None else None, int(hi) if hi is not None else None)
 
 
-def collapsed_through(rows: Sequence[NodeRow]) -> int:
+def collapsed_through(rows: Sequence[Versioned]) -> int:
     """The highest version folded into a later one (0: none)."""
     return max((int(r.extended_attributes.get(COLLAPSED_KEY, 0)) for r in rows), default=0)
 
@@ -73,16 +85,16 @@ class SeriesView:
         return start, end
 
 
-def live_rows(rows: Sequence[NodeRow]) -> list[NodeRow]:
+def live_rows(rows: Sequence[V]) -> list[V]:
     """The versions whose rows a read shows, oldest first, folding the history in order:
     an append adds itself; a collapsed version replaces the versions it folds; a revert's
     selection version (nodes.is_series_selection) keeps exactly the data versions it
     lists (it may bring back one an earlier revert dropped); bounds records hold no rows."""
-    live: list[NodeRow] = []
-    data: list[NodeRow] = []  # every data version so far, for a selection to pick from
+    live: list[V] = []
+    data: list[V] = []  # every data version so far, for a selection to pick from
     for r in rows:
         attrs = r.extended_attributes
-        if is_series_selection(r):
+        if attrs.get(SERIES_SELECT_KEY) == SERIES_SELECT_MARK:
             keep = set(attrs.get(SERIES_KEEP_KEY) or [])
             live = [d for d in data if d.version in keep]
             continue
@@ -96,11 +108,19 @@ def live_rows(rows: Sequence[NodeRow]) -> list[NodeRow]:
     return live
 
 
-def view(rows: Sequence[NodeRow]) -> SeriesView:
-    """The view of a series from all its stored versions, oldest first."""
-    bounds: Bounds = (None, None)
+def bounds(rows: Sequence[Versioned]) -> Bounds:
+    """The series' bounds: the newest version that records any (None, None: unbounded)."""
     for r in reversed(rows):
         if BOUNDS_KEY in r.extended_attributes:
-            bounds = bounds_of(r)
-            break
-    return SeriesView(rows=live_rows(rows), bounds=bounds)
+            return bounds_of(r)
+    return (None, None)
+
+
+def narrow(shown: Bounds, start: int | None, end: int | None) -> Bounds:
+    """A read's window [start, end] narrowed to the bounds `shown`."""
+    return SeriesView(rows=[], bounds=shown).window(start, end)
+
+
+def view(rows: Sequence[NodeRow]) -> SeriesView:
+    """The view of a series from all its stored versions, oldest first."""
+    return SeriesView(rows=live_rows(rows), bounds=bounds(rows))

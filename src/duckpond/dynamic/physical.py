@@ -24,7 +24,7 @@ class StoredFile(LiveFile):
         self.version = loc.row.version
         self.size = loc.row.size
         self._schema: pa.Schema | None = None
-        self._shown: seriesview.SeriesView | None = None
+        self._shown: seriesview.Bounds | None = None
         self.time_column = (
             loc.row.extended_attributes.get("time_column")
             if nodes.is_series(loc.file_type)
@@ -34,40 +34,40 @@ class StoredFile(LiveFile):
     def key(self) -> str:
         return f"{self.loc.node_id}@{self.loc.row.version}"
 
-    def _view(self) -> seriesview.SeriesView:
+    def _bounds(self) -> seriesview.Bounds:
+        """The series' temporal bounds (set-temporal-bounds), read once."""
         if self._shown is None:
-            if nodes.is_series(self.file_type):
-                rows = self.fs.versions(self.loc.part_id, self.loc.node_id)
-                self._shown = seriesview.view(rows)
-            else:
-                self._shown = seriesview.SeriesView(rows=[self.loc.row], bounds=(None, None))
+            self._shown = (
+                self.fs.series_bounds(self.loc.part_id, self.loc.node_id)
+                if nodes.is_series(self.file_type)
+                else (None, None)
+            )
         return self._shown
 
-    def _rows(self) -> list[nodes.NodeRow]:
-        return self._view().rows
-
-    def parts(self) -> list[Any] | None:
-        """The Parquet parts; None for a series with temporal bounds, whose rows must be
-        filtered by them (callers then register or scan it, which applies them)."""
-        if self._view().bounded:
+    def parts(self, start: int | None = None, end: int | None = None) -> list[Any] | None:
+        """The Parquet parts of the live versions whose event times can fall in [start,
+        end] (a table: its one part), found in one batched lookup; None for a series with
+        temporal bounds, whose rows must be filtered by them (callers then register or
+        scan it, which applies them)."""
+        if self._bounds() != (None, None):
             return None
-        return self._all_parts()
+        return self._all_parts(start, end)
 
-    def _all_parts(self) -> list[Any]:
+    def _all_parts(self, start: int | None = None, end: int | None = None) -> list[Any]:
         from ..query import sql
 
-        out = []
-        for row in self._rows():
-            path = self.fs.blob_path(row)
-            out.append(
-                sql.Part(
-                    path=path,
-                    data=row.content if path is None else None,
-                    min_time=row.min_event_time,
-                    max_time=row.max_event_time,
-                )
-            )
-        return out
+        if nodes.is_series(self.file_type):
+            found = self.fs.series_parts(self.loc.part_id, self.loc.node_id, start, end)
+            return [
+                sql.Part(path=p.path, data=p.data, min_time=p.min_time, max_time=p.max_time)
+                for p in found
+            ]
+        row = self.loc.row
+        path = self.fs.blob_path(row)
+        data = row.content if path is None else None
+        return [
+            sql.Part(path=path, data=data, min_time=row.min_event_time, max_time=row.max_event_time)
+        ]
 
     def schema(self) -> pa.Schema:
         from ..query import ingest, sql
@@ -75,9 +75,8 @@ class StoredFile(LiveFile):
         if self._schema is not None:
             return self._schema
         schemas = []
-        for row in self._rows():
-            source = self.fs.blob_path(row) or row.content or b""
-            schemas.append(ingest.read_parquet_schema(source, self.path))
+        for part in self._all_parts():
+            schemas.append(ingest.read_parquet_schema(part.path or part.data or b"", self.path))
         self._schema = sql.unify_schemas(schemas)
         return self._schema
 
@@ -86,10 +85,10 @@ class StoredFile(LiveFile):
     ) -> None:
         from ..query import sql
 
-        start, end = self._view().window(start, end)
+        start, end = seriesview.narrow(self._bounds(), start, end)
         sql.register_parts(
             ctx,
-            self._all_parts(),
+            self._all_parts(start, end),
             names=names,
             time_column=self.time_column,
             time_start=start,

@@ -13,11 +13,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import nodes, paths
+from .. import nodes, paths, seriesview
 from ..errors import FactoryError, NotFoundError, PondError
 from ..factories.live import LiveData, LiveDir, LiveFile, LiveNode
 from ..storage.direntries import DirEntries
 from ..storage.fs import Located, PondFS, locate
+from ..storage.seriesparts import SeriesPart, row_parts
 from ..storage.staging import StagedTxn
 from .cache import DerivedCache
 from .physical import StoredData, StoredDir, StoredFile
@@ -307,6 +308,18 @@ class StagedView(PondFS):
         if new is not None:
             rows = [r for r in rows if r.version != new.version] + [new]
         return rows
+
+    def series_parts(
+        self, part_id: str, node_id: str, start: int | None = None, end: int | None = None
+    ) -> list[SeriesPart]:
+        if self.staged.staged_row(node_id) is None:
+            return super().series_parts(part_id, node_id, start, end)
+        return row_parts(self.blobs, self.versions(part_id, node_id), start, end)
+
+    def series_bounds(self, part_id: str, node_id: str) -> seriesview.Bounds:
+        if self.staged.staged_row(node_id) is None:
+            return super().series_bounds(part_id, node_id)
+        return seriesview.bounds(self.versions(part_id, node_id))
 
     def latest(self, part_id: str, node_id: str) -> nodes.NodeRow | None:
         return self.staged.latest(part_id, node_id)

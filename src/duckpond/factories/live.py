@@ -58,8 +58,9 @@ class LiveFile(LiveNode):
     def scan(self, start: int | None = None, end: int | None = None) -> pa.Table:
         raise NotImplementedError
 
-    def parts(self) -> list[Any] | None:
-        """The Parquet parts of a stored file (query.sql.Part); None for a derived one."""
+    def parts(self, start: int | None = None, end: int | None = None) -> list[Any] | None:
+        """The Parquet parts of a stored file (query.sql.Part), without versions wholly
+        outside [start, end] (all pruned: the newest); None for a derived one."""
         return None
 
     def register(
@@ -341,7 +342,7 @@ def register_union(
     if len(files) == 1:
         files[0].register(ctx, [name], start, end)
         return
-    stored = [f.parts() for f in files]
+    stored = [f.parts(start, end) for f in files]
     columns = {f.time_column for f in files}
     if all(p is not None for p in stored) and (len(columns) == 1 or start is end is None):
         parts = [p for ps in stored for p in (ps or [])]

@@ -187,16 +187,20 @@ def register_source(
         sql.register_parts(ctx, [part_of(fs, row_at(fs, loc, version))])
     elif nodes.is_series(loc.file_type):
         if version is not None:
-            rows = [row_at(fs, loc, version)]  # a stored version as written
-        else:
-            # the live versions, and the series' temporal bounds narrowing the window
-            shown = seriesview.view(fs.versions(loc.part_id, loc.node_id))
-            rows = shown.rows
-            time_start, time_end = shown.window(time_start, time_end)
+            parts = [part_of(fs, row_at(fs, loc, version))]
+        else:  # one batched lookup, versions outside the window not even read
+            # the live versions (seriesview), the series' bounds narrowing the window
+            bounds = fs.series_bounds(loc.part_id, loc.node_id)
+            time_start, time_end = seriesview.narrow(bounds, time_start, time_end)
+            found = fs.series_parts(loc.part_id, loc.node_id, time_start, time_end)
+            parts = [
+                sql.Part(path=p.path, data=p.data, min_time=p.min_time, max_time=p.max_time)
+                for p in found
+            ]
         column = loc.row.extended_attributes.get("time_column")
         sql.register_parts(
             ctx,
-            [part_of(fs, r) for r in rows],
+            parts,
             time_column=column,
             time_start=time_start,
             time_end=time_end,

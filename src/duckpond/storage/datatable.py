@@ -434,18 +434,31 @@ class DataTable(deltalog.SnapshotThenDelta):
 
     def content(self, rel: str, row: int) -> bytes | None:
         """The `content` of one row of one file, reading (and caching) its row group."""
+        return self.contents_at(rel, [row])[0]
+
+    def contents_at(self, rel: str, rows: list[int]) -> list[bytes | None]:
+        """The `content` of rows of one file: each row group read once (one open of the
+        file for all), kept in the cache unless huge; a series' versions share groups."""
         starts = self._row_group_starts(rel)
-        group = bisect.bisect_right(starts, row) - 1
-        key = (rel, group)
-        column = self._contents.get(key)
-        if column is None:
-            pf = ParquetFile(self.path / rel)
-            column = pf.read_row_group(group, columns=["content"]).column(0).combine_chunks()
-            if column.nbytes <= CONTENT_GROUP_MAX_BYTES:  # a huge group is read, not kept
-                self._cache_content(key, column)
-        else:
-            self._contents.move_to_end(key)
-        return column[row - starts[group]].as_py()
+        groups: dict[int, pa.Array] = {}
+        pf: ParquetFile | None = None
+        out = []
+        for row in rows:
+            group = bisect.bisect_right(starts, row) - 1
+            column = groups.get(group)
+            if column is None:
+                column = self._contents.get((rel, group))
+                if column is None:
+                    pf = pf or ParquetFile(self.path / rel)
+                    column = pf.read_row_group(group, columns=["content"]).column(0)
+                    column = column.combine_chunks()
+                    if column.nbytes <= CONTENT_GROUP_MAX_BYTES:  # a huge group: not kept
+                        self._cache_content((rel, group), column)
+                else:
+                    self._contents.move_to_end((rel, group))
+                groups[group] = column
+            out.append(column[row - starts[group]].as_py())
+        return out
 
     def _cache_content(self, key: tuple[str, int], column: pa.Array) -> None:
         self._contents[key] = column

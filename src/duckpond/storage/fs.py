@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Protocol
 from .. import nodes, paths
 from ..errors import InvalidPathError, NotFoundError, PondError
 from ..nodes import ROOT_ID, NodeRow
+from ..seriesview import Bounds
 from . import applog
 from .blobs import BlobStore
 from .direntries import DirEntries, Entry
 from .dirstate import DirState, dir_part, read_dir_state
+from .seriesparts import SeriesPart, series_bounds, series_parts
 
 if TYPE_CHECKING:
     from .datatable import DataTable
@@ -91,6 +93,17 @@ class PondFS:
 
     def latest(self, part_id: str, node_id: str) -> NodeRow | None:
         return self.table.partition_index(part_id).latest(node_id)
+
+    def series_parts(
+        self, part_id: str, node_id: str, start: int | None = None, end: int | None = None
+    ) -> list[SeriesPart]:
+        """Where the node's versions with event times in [start, end] are, in one batched
+        lookup (storage/seriesparts.py)."""
+        return series_parts(self.table, self.blobs, part_id, node_id, start, end)
+
+    def series_bounds(self, part_id: str, node_id: str) -> Bounds:
+        """The series' temporal bounds (set-temporal-bounds), from the index alone."""
+        return series_bounds(self.table, part_id, node_id)
 
     def content(self, row: NodeRow) -> bytes:
         # An appended log reads as its versions concatenated (storage/applog.py).
@@ -187,4 +200,3 @@ class PondFS:
             after = pat.step(states, paths.basename(child.path))
             if after:
                 self._glob_walk(pat, child, after, out)
-

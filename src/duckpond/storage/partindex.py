@@ -157,24 +157,32 @@ class PartIndex:
         return self._index
 
     def _rows_at(self, positions: list[int]) -> list[NodeRow]:
+        if not positions:
+            return []
+        return self._make_rows(positions, self.columns_at(positions, _ROW_COLUMNS))
+
+    def columns_at(self, positions: list[int], names: list[str]) -> list[list[Any]]:
+        """The values of the index columns `names` at `positions`, one list per column."""
         if len(positions) * 4 >= self.num_rows and len(positions) > 64:
             # most rows (listing a directory): whole columns, picked in Python
-            whole = [self.index.column(name).to_pylist() for name in _ROW_COLUMNS]
-            cols = [[col[p] for p in positions] for col in whole]
-            return self._make_rows(positions, cols)
+            whole = [self.index.column(name).to_pylist() for name in names]
+            return [[col[p] for p in positions] for col in whole]
         if len(positions) > 64 and self._index is not None:  # one gather over the index
             picked = self.index.take(pa.array(positions, pa.int64()))
         elif positions:  # slice them out of their files' tables (read only those files)
             slices = []
             for pos in positions:
-                i = bisect.bisect_right(self._starts, pos) - 1
-                full = self._table.file_index(self.files[i])
-                slices.append(full.slice(pos - self._starts[i], 1))
+                rel, row = self.file_row(pos)
+                slices.append(self._table.file_index(rel).slice(row, 1))
             picked = pa.concat_tables(slices)
         else:
-            return []
-        cols = [picked.column(name).to_pylist() for name in _ROW_COLUMNS]
-        return self._make_rows(positions, cols)
+            return [[] for _ in names]
+        return [picked.column(name).to_pylist() for name in names]
+
+    def file_row(self, pos: int) -> tuple[str, int]:
+        """(file, row in it) of a position in the partition."""
+        i = bisect.bisect_right(self._starts, pos) - 1
+        return self.files[i], pos - self._starts[i]
 
     def _make_rows(self, positions: list[int], cols: list[list[Any]]) -> list[NodeRow]:
         starts, files, load = self._starts, self.files, self._table.content

@@ -1,0 +1,124 @@
+"""Benchmark 23: a series of many versions read as fast as the same rows in one (issue 19).
+
+23a `pond cat --sql` (a whole process, CSV out) over a series of 1,000 versions x 1,000 rows
+    vs the same 1,000,000 rows written as one version, in another pond: interleaved pairs
+    (the order alternating), the median of the pair-by-pair ratios. The answers (count,
+    an integer sum, min, max) are checked equal first.
+23b the same read limited to a 10 % time window (`--time-start/--time-end`) vs 23a's full
+    read of the many-version series: reported only.
+
+Notes give the in-process cost of locating the 1,000 parts (a fresh `Pond`, median of 9):
+the part of 23a the storage layer owns (storage/seriesparts.py); the rest is the engine
+opening and scanning 1,000 small Parquet objects.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from duckpond.pond import Pond
+
+from .common import POND_BIN, Result, Timer, fmt_s, log, ratio_row, run_process
+
+QUERY = "SELECT count(*) AS n, sum(sensor) AS s, min(value) AS lo, max(value) AS hi FROM source"
+T0_US = 1_700_000_000_000_000  # 2023-11-14
+SECOND = 1_000_000
+
+
+def version_table(k: int, rows: int, rng: np.random.Generator) -> pa.Table:
+    ts = T0_US + (k * rows + np.arange(rows, dtype=np.int64)) * SECOND
+    return pa.table(
+        {
+            "timestamp": pa.array(ts, pa.timestamp("us", tz="UTC")),
+            "sensor": pa.array(rng.integers(0, 16, rows), pa.int32()),
+            "value": pa.array(rng.normal(20.0, 5.0, rows)),
+        }
+    )
+
+
+def cat(pond: Path, *extra: str) -> list[str]:
+    return [str(POND_BIN), "--pond", str(pond), "cat", "--format", "csv", *extra]
+
+
+def answer(argv: list[str]) -> str:
+    proc = subprocess.run(argv, capture_output=True, check=True)
+    return proc.stdout.decode()
+
+
+def run(work: Path, quick: bool) -> Result:
+    versions, rows_per = (100, 1_000) if quick else (1_000, 1_000)
+    reps = 3 if quick else 9
+    rng = np.random.default_rng(23)
+    tables = [version_table(k, rows_per, rng) for k in range(versions)]
+    log(f"23: a series of {versions:,} versions x {rows_per:,} rows, and one of 1 version")
+    many, one = work / "many", work / "one"
+    pond = Pond.create(many)
+    for k, table in enumerate(tables):
+        with pond.transaction(args=["bench", "append", str(k)]) as tx:
+            tx.write_series("/s/temp", table, parents=True)
+    single = Pond.create(one)
+    with single.transaction(args=["bench", "load"]) as tx:
+        tx.write_series("/s/temp", pa.concat_tables(tables), parents=True)
+    lo_v = versions // 2 - versions // 20
+    start = T0_US + lo_v * rows_per * SECOND
+    end = start + versions // 10 * rows_per * SECOND - 1
+    window = ["--time-start", str(start), "--time-end", str(end)]
+    argv = {
+        "many": cat(many, "--sql", QUERY, "/s/temp"),
+        "one": cat(one, "--sql", QUERY, "/s/temp"),
+        "window": cat(many, "--sql", QUERY, *window, "/s/temp"),
+    }
+    got = {name: answer(a) for name, a in argv.items()}
+    if got["many"] != got["one"]:
+        raise RuntimeError(f"23: the answers differ: {got}")
+    n_window = int(got["window"].splitlines()[1].split(",")[0])
+    if n_window != versions // 10 * rows_per:
+        raise RuntimeError(f"23: the window holds {n_window} rows")
+
+    t = Timer(warmup=1)
+    log(f"23: {reps} reps of each process (interleaved, order alternating)")
+    for rep in range(reps + 1):
+        order = ["many", "one", "window"] if rep % 2 else ["one", "window", "many"]
+        for name in order:
+            t.add(name, run_process(argv[name]))
+
+    locate: list[float] = []
+    for _ in range(9):
+        fresh = Pond.open(many)
+        loc = fresh.fs.require("/s/temp")
+        t0 = time.perf_counter()
+        parts = fresh.fs.series_parts(loc.part_id, loc.node_id)
+        locate.append(time.perf_counter() - t0)
+        assert len(parts) == versions
+    rows = [
+        ratio_row(
+            "23a",
+            f"`pond cat --sql`, series of {versions:,} versions vs the same rows in 1",
+            t.median("many"),
+            t.median("one"),
+            1.3,
+            ratio=t.pair_ratio("many", "one"),
+        ),
+        ratio_row(
+            "23b",
+            "the same with a 10% time window vs the full read",
+            t.median("window"),
+            t.median("many"),
+            None,
+            ratio=t.pair_ratio("window", "many"),
+        ),
+    ]
+    notes = [
+        f"23: answer checked equal: {got['many'].splitlines()[1]}",
+        f"23: locating the {versions:,} parts in process (fresh Pond): "
+        f"{fmt_s(statistics.median(locate))} median of 9",
+        "23: process samples (s): "
+        + "; ".join(f"{k} " + " ".join(f"{x:.2f}" for x in v) for k, v in t.samples.items()),
+    ]
+    return Result(rows, notes)
