@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .. import nodes
-from ..factories.live import LiveData, LiveDir, LiveFile, LiveNode
+from ..factories.live import LiveData, LiveDir, LiveFile, LiveNode, VersionSpan
 from ..storage import applog
 from ..storage.fs import Located, PondFS
 
@@ -39,10 +39,13 @@ class StoredFile(LiveFile):
         return [self.loc.row]
 
     def parts(self) -> list[Any]:
+        return self._parts(self._rows())
+
+    def _parts(self, rows: list[nodes.NodeRow]) -> list[Any]:
         from ..query import sql
 
         out = []
-        for row in self._rows():
+        for row in rows:
             path = self.fs.blob_path(row)
             out.append(
                 sql.Part(
@@ -71,9 +74,14 @@ class StoredFile(LiveFile):
     ) -> None:
         from ..query import sql
 
+        rows = self._rows()
+        # versions outside the window are dropped before their parts (and inline contents)
+        # are made: a read of the newest day of 1,000 versions touches a few of them; the
+        # newest is kept anyway, its footer gives the schema when nothing else is left
+        kept = [r for r in rows[:-1] if _overlaps(r, start, end)] + rows[-1:]
         sql.register_parts(
             ctx,
-            self.parts(),
+            self._parts(kept),
             names=names,
             time_column=self.time_column,
             time_start=start,
@@ -86,6 +94,27 @@ class StoredFile(LiveFile):
         ctx = sql.make_context()
         self.register(ctx, ["source"], start, end)
         return sql.run_sql(ctx, "SELECT * FROM source")
+
+    def version_spans(self) -> list[VersionSpan] | None:
+        if not nodes.is_series(self.file_type):
+            return None
+        return [
+            VersionSpan(
+                ident=f"{r.node_id}@{r.version}#{r.content_hash}",
+                version=r.version,
+                txn_seq=r.txn_seq,
+                min_time=r.min_event_time,
+                max_time=r.max_event_time,
+                attributes=dict(r.extended_attributes),
+            )
+            for r in self._rows()
+        ]
+
+
+def _overlaps(row: nodes.NodeRow, start: int | None, end: int | None) -> bool:
+    if start is not None and row.max_event_time is not None and row.max_event_time < start:
+        return False
+    return not (end is not None and row.min_event_time is not None and row.min_event_time > end)
 
 
 class StoredData(LiveData):

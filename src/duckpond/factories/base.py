@@ -221,6 +221,8 @@ class Factory:
     kind: str = EXECUTOR
     # Runs a host process: its `post_commit_started` row waits for the pid (job_started).
     spawns_process: bool = False
+    # A data factory whose node also takes `pond run NODE ARGS` (its `run`).
+    runs_commands: bool = False
     file_type: str = "file:data:dynamic"
 
     def validate(self, config: dict[str, Any]) -> dict[str, Any]:

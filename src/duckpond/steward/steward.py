@@ -490,7 +490,7 @@ class Steward:
         with self.transaction(args, vars) as tx:
             secrets = config_secrets.job_secrets(self.fs, self.root)
             factory, config = self.load_factory(path, secrets)
-            if factory.kind != factory_base.EXECUTOR:
+            if factory.kind != factory_base.EXECUTOR and not factory.runs_commands:
                 raise PondError(f"{path} ({factory.name}) is not a runnable factory")
             ctx = JobContext(
                 tx,
