@@ -27,6 +27,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "formats": ("bench.formats", "19"),
     "logfile": ("bench.logfile", "20"),
     "hydrovu": ("bench.hydrovu", "21"),
+    "sealed": ("bench.sealed", "26"),
 }
 
 

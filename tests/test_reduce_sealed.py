@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import yaml
 from conftest import run_pond
@@ -88,12 +87,16 @@ def manifests(root: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(root.glob("sealed/*/*/manifest.json"))]
 
 
-def sealed_rows(root: Path) -> list[int]:
-    """The bucket starts saved as sealed (one reduced series)."""
+def sealed_table(root: Path) -> pa.Table:
+    """The rows saved as sealed (one reduced series): its runs, oldest first."""
     (m,) = manifests(root)
     (d,) = {p.parent for p in root.glob("sealed/*/*/manifest.json")}
-    t = pq.read_table(d / m["file"])
-    return [int(x) for x in t.column("timestamp").cast(pa.int64()).to_pylist()]
+    return pa.concat_tables([pa.ipc.open_file(d / f).read_all() for f in m["files"]])
+
+
+def sealed_rows(root: Path) -> list[int]:
+    """The bucket starts saved as sealed."""
+    return [int(x) for x in sealed_table(root).column("timestamp").cast(pa.int64()).to_pylist()]
 
 
 @pytest.fixture
@@ -114,13 +117,16 @@ def test_appends_seal_old_buckets_and_update_only_open_ones(pond: Pond) -> None:
     # the newest point is 07-18T23:45: buckets ending by 07-17T23:45 are sealed, 71 of them
     assert sealed_rows(pond.root) == [T0 + i * H for i in range(71)]
     assert manifests(pond.root)[0]["sealed_hi"] == T0 + 71 * H
-    first = pq.read_table(next(pond.root.glob("sealed/*/*/sealed-*.parquet")))
+    first = sealed_table(pond.root)
+    (run,) = manifests(pond.root)[0]["files"]
 
     append(pond, day_rows(4))
     assert read(pond) == expected(all_days(5))
     assert sealed_rows(pond.root) == [T0 + i * H for i in range(95)]
-    now = pq.read_table(next(pond.root.glob("sealed/*/*/sealed-*.parquet")))
-    assert now.slice(0, 71).equals(first)  # the sealed rows were kept, not recomputed
+    assert sealed_table(pond.root).slice(0, 71).equals(first)
+    # the seal added a run of the 24 buckets it closed; the first run was kept as it was
+    files = manifests(pond.root)[0]["files"]
+    assert len(files) == 2 and files[0] == run
 
     # out of order but within the lateness: the open bucket 07-19T05:00 takes it
     late_ok = [(T0 + 4 * DAY + 5 * H + 10 * 60_000_000, 1000.0)]
@@ -252,3 +258,27 @@ def test_sigkill_while_sealing_leaves_old_or_new_state(pond: Pond, where: str) -
     want = expected(all_days(5))
     assert [(r["v.sum"], r["v.count"]) for r in got] == [(s, c) for _, s, c, _ in want]
     assert sealed_rows(root) == [T0 + i * H for i in range(95)]
+
+
+def test_runs_are_merged_past_max_runs(pond: Pond, monkeypatch: pytest.MonkeyPatch) -> None:
+    from duckpond.factories import seal_store
+
+    monkeypatch.setattr(seal_store, "MAX_RUNS", 2)
+    read(pond)
+    for day in (4, 5):
+        append(pond, day_rows(day))
+        assert read(pond) == expected(all_days(day + 1))
+    # runs of 71 and 24 buckets, then a third would pass 2: merged into one of 119
+    assert len(manifests(pond.root)[0]["files"]) == 1
+    assert sealed_rows(pond.root) == [T0 + i * H for i in range(119)]
+
+
+@pytest.mark.parametrize("damage", ["{not json", '{"format": "sealed-0", "generation": 7}'])
+def test_a_damaged_or_foreign_manifest_is_recomputed_and_replaced(pond: Pond, damage: str) -> None:
+    read(pond)
+    (path,) = pond.root.glob("sealed/*/*/manifest.json")
+    path.write_text(damage)
+    append(pond, [(T0 + 5 * H, 1000.0)])  # would be late for the lost seal: not an error
+    assert read(pond) == expected(all_days(4) + [(T0 + 5 * H, 1000.0)])
+    assert manifests(pond.root)[0]["count"] == 5
+    assert sealed_rows(pond.root) == [T0 + i * H for i in range(71)]

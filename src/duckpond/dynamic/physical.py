@@ -24,6 +24,7 @@ class StoredFile(LiveFile):
         self.version = loc.row.version
         self.size = loc.row.size
         self._schema: pa.Schema | None = None
+        self._versions: list[nodes.NodeRow] | None = None
         self.time_column = (
             loc.row.extended_attributes.get("time_column")
             if nodes.is_series(loc.file_type)
@@ -34,9 +35,11 @@ class StoredFile(LiveFile):
         return f"{self.loc.node_id}@{self.loc.row.version}"
 
     def _rows(self) -> list[nodes.NodeRow]:
-        if nodes.is_series(self.file_type):
-            return self.fs.versions(self.loc.part_id, self.loc.node_id)
-        return [self.loc.row]
+        if not nodes.is_series(self.file_type):
+            return [self.loc.row]
+        if self._versions is None:  # listed once per read (a node lives for one read)
+            self._versions = self.fs.versions(self.loc.part_id, self.loc.node_id)
+        return self._versions
 
     def parts(self) -> list[Any]:
         return self._parts(self._rows())

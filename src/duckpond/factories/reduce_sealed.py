@@ -17,13 +17,12 @@ the bucket; `pond run NODE rebuild` (or any config change) drops the seals.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .. import paths
 from ..errors import FactoryError
 from .live import LiveFile, VersionSpan, time_to_us
-from .seal_store import EMPTY, SealState, SealStore, ids_hash, new_file_name
+from .seal_store import EMPTY, SealState, SealStore, ids_hash
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -81,15 +80,20 @@ class SealedReduction:
             (t for t in (_max_time(hot_in, self.tc), state.newest) if t is not None),
             default=None,
         )
-        sealed = None if state.sealed is None else sql.conform(state.sealed, hot.schema)
+        sealed = state.sealed
+        # the saved runs stay valid while the output's columns do; else all are rewritten
+        incremental = state is saved and (sealed is None or sealed.schema == hot.schema)
+        if sealed is not None:
+            sealed = sql.conform(sealed, hot.schema)
+        added = None
         sealed_hi = state.sealed_hi
         if newest is not None:
             watermark = (newest - self.lateness) // self.bucket * self.bucket
             if sealed_hi is None or watermark > sealed_hi:
                 closing = pc.less(hot.column(self.tc).cast(pa.int64()), watermark)
-                done = hot.filter(closing)
+                added = hot.filter(closing)
                 hot = hot.filter(pc.invert(closing))
-                sealed = done if sealed is None else pa.concat_tables([sealed, done])
+                sealed = added if sealed is None else pa.concat_tables([sealed, added])
                 sealed_hi = watermark
         new = SealState(
             generation=saved.generation + 1,
@@ -100,13 +104,12 @@ class SealedReduction:
             seen_txn=max((s.txn_seq for s in spans), default=0),
             input_schema=schema,
             sealed=sealed,
-            file=saved.file if state is saved else None,
+            files=(),
         )
         if _changed(saved, new):
-            same_rows = state is saved and sealed_hi == saved.sealed_hi
-            if sealed is not None and not (same_rows and sealed.schema == _schema(saved.sealed)):
-                new = replace(new, file=new_file_name(new.generation))
-            self.store.save(saved, new)
+            if incremental and added is None:
+                added = hot.slice(0, 0)  # no run to add
+            self.store.save(saved, new, added if incremental else None)
         return hot if sealed is None else pa.concat_tables([sealed, hot])
 
     def _still_valid(self, state: SealState, spans: list[VersionSpan], ids: list[str]) -> bool:
@@ -203,10 +206,6 @@ def _changed(old: SealState, new: SealState) -> bool:
         or old.newest != new.newest
         or old.input_schema != new.input_schema
     )
-
-
-def _schema(table: pa.Table | None) -> pa.Schema | None:
-    return None if table is None else table.schema
 
 
 def _iso(us: int) -> str:

@@ -1,16 +1,20 @@
 """Where temporal-reduce keeps its sealed buckets: `$POND/sealed/<config>/<series>/`.
 
 One directory per (reduce config, input series, resolution) holds `manifest.json` and the
-Parquet file of sealed output rows it names. The manifest says which input versions the seal
-covers (their count and a hash of their ids), where sealing stopped (`sealed_hi`, µs) and a
-generation number that grows by one with each saved state.
+runs of sealed output rows it names (Arrow IPC files, oldest first: each seal adds a run
+holding only the buckets it closed, so a seal writes in proportion to them; past MAX_RUNS
+they are merged into one). The manifest says which input versions the seal covers (their
+count and a hash of their ids), where sealing stopped (`sealed_hi`, µs) and a generation
+number that grows by one with each saved state.
 
-Crash safety: a new sealed file gets a new name and is synced before the manifest is
-replaced (write, fsync, rename, fsync of the directory), so a SIGKILL at any point leaves
-the old state or the new one, never a mix; files no manifest names are removed by the next
-save. Concurrent readers never block each other: a save takes a non-blocking lock and
-gives up when another reader holds it or saved first (compare-and-swap on the
-generation); the reader's answer is right either way, only the saving is skipped.
+Crash safety: a new run gets a new name and is synced before the manifest is replaced
+(write, fsync, rename, fsync of the directory), so a SIGKILL at any point leaves the old
+state or the new one, never a mix; files no manifest names are removed by the next save.
+
+Concurrent readers never block each other: a save takes a non-blocking lock and gives up
+when another reader holds it or saved first (compare-and-swap on the manifest), or when
+it read an older snapshot of the pond than the saved state's; the reader's answer is right
+either way, only the saving is skipped.
 
 Nothing here is a pond table: reads never write to those (SPEC §4). Deleting `sealed/`
 (or `pond run NODE rebuild`) just makes the next read recompute and seal again.
@@ -51,19 +55,15 @@ class SealState:
     # snapshot of the pond must not replace the state of a newer one)
     input_schema: pa.Schema | None  # the union schema of the versions seen
     sealed: pa.Table | None  # the sealed output rows, oldest first
-    file: str | None  # the sealed rows' file name in the directory
+    files: tuple[str, ...]  # the runs holding them, in the directory
 
 
-EMPTY = SealState(0, 0, "", None, None, 0, None, None, None)
+EMPTY = SealState(0, 0, "", None, None, 0, None, None, ())
+MAX_RUNS = 16
 
 
 def ids_hash(ids: list[str]) -> str:
     return digest(ids)
-
-
-def new_file_name(generation: int) -> str:
-    """A name no earlier save used (a crashed save may have left its file behind)."""
-    return f"sealed-{generation}-{os.urandom(4).hex()}.parquet"
 
 
 def namespace(pond_root: Path, config: dict[str, Any]) -> Path:
@@ -74,6 +74,7 @@ def namespace(pond_root: Path, config: dict[str, Any]) -> Path:
 class SealStore:
     def __init__(self, directory: Path) -> None:
         self.dir = directory
+        self._seen: str | None = None  # the manifest as load() read it (None: missing)
 
     def load(self) -> SealState:
         """The saved state; EMPTY when there is none or it cannot be read (a damaged or
@@ -86,10 +87,10 @@ class SealStore:
 
     def _load_once(self) -> SealState | None:
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         try:
-            doc = json.loads((self.dir / MANIFEST).read_text())
+            self._seen = self._manifest_text()
+            doc = json.loads(self._seen or "")
         except (OSError, ValueError):
             return EMPTY
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
@@ -99,12 +100,12 @@ class SealStore:
             if doc["input_schema"] is not None:
                 raw = base64.b64decode(doc["input_schema"])
                 schema = pa.ipc.read_schema(pa.py_buffer(raw))
-            sealed = None
-            if doc["file"] is not None:
-                try:
-                    sealed = pq.read_table(self.dir / doc["file"])
-                except FileNotFoundError:
-                    return None  # replaced under us: read the new manifest
+            files = tuple(str(f) for f in doc["files"])
+            try:
+                runs = [pa.ipc.open_file(self.dir / f).read_all() for f in files]
+            except FileNotFoundError:
+                return None  # replaced under us: read the new manifest
+            sealed = pa.concat_tables(runs) if runs else None
             return SealState(
                 generation=int(doc["generation"]),
                 count=int(doc["count"]),
@@ -114,29 +115,33 @@ class SealStore:
                 seen_txn=int(doc["seen_txn"]),
                 input_schema=schema,
                 sealed=sealed,
-                file=doc["file"],
+                files=files,
             )
         except (KeyError, TypeError, ValueError, OSError, pa.ArrowException):
             return EMPTY
 
-    def save(self, old: SealState, new: SealState) -> bool:
-        """Replace `old` by `new` (new.generation = old's + 1) unless another reader saved
-        or is saving; True when saved. Best effort: a read-only pond just seals nothing."""
+    def save(self, old: SealState, new: SealState, added: pa.Table | None) -> bool:
+        """Replace `old`, the state load() gave, by `new` unless another reader saved or is
+        saving since; True when saved. `added`: the rows new.sealed has beyond old.sealed
+        (one more run); None: new.sealed is written whole. Best effort: a read-only pond
+        just seals nothing."""
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             with self._locked() as got:
-                if not got or self._generation() != old.generation or new.seen_txn < old.seen_txn:
+                # compare-and-swap: the manifest must still be the one load() read (also a
+                # damaged or foreign one, which this save replaces)
+                if not got or self._manifest_text() != self._seen or new.seen_txn < old.seen_txn:
                     return False
-                self._write(old, new)
+                self._write(old, new, added)
             return True
         except OSError:
             return False
 
-    def _generation(self) -> int:
+    def _manifest_text(self) -> str | None:
         try:
-            return int(json.loads((self.dir / MANIFEST).read_text())["generation"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return 0
+            return (self.dir / MANIFEST).read_text()
+        except FileNotFoundError:
+            return None
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[bool]:
@@ -151,14 +156,14 @@ class SealStore:
         finally:
             os.close(fd)  # closing releases the lock
 
-    def _write(self, old: SealState, new: SealState) -> None:
-        import pyarrow.parquet as pq
-
-        sealed = new.sealed
-        if sealed is not None and new.file is not None and new.file != old.file:
-            replace_synced(
-                self.dir / new.file, lambda tmp: pq.write_table(sealed, tmp, compression="zstd")
-            )
+    def _write(self, old: SealState, new: SealState, added: pa.Table | None) -> None:
+        files: list[str] = []
+        if added is not None and len(old.files) < MAX_RUNS:
+            files = list(old.files)
+            if added.num_rows:
+                files.append(self._put_run(new.generation, added))
+        elif new.sealed is not None and new.sealed.num_rows:
+            files = [self._put_run(new.generation, new.sealed)]
         crash_point("seal-before-manifest")
         schema = None
         if new.input_schema is not None:
@@ -172,13 +177,31 @@ class SealStore:
             "newest": new.newest,
             "seen_txn": new.seen_txn,
             "input_schema": schema,
-            "file": new.file,
+            "files": files,
         }
         text = json.dumps(doc, sort_keys=True)
         replace_synced(self.dir / MANIFEST, lambda tmp: tmp.write_text(text))
         fsync_dir(self.dir)
         crash_point("seal-after-manifest")
-        for p in self.dir.iterdir():  # sealed files of older states, and crashed saves'
-            if p.name not in (MANIFEST, LOCK, new.file):
+        for p in self.dir.iterdir():  # runs of older states, and crashed saves'
+            if p.name not in (MANIFEST, LOCK, *files):
                 with contextlib.suppress(OSError):
                     p.unlink()
+
+    def _put_run(self, generation: int, rows: pa.Table) -> str:
+        """Write `rows` as a run under a name no earlier save used (a crashed save may
+        have left its run behind); returns the name."""
+        import pyarrow as pa
+
+        name = f"run-{generation}-{os.urandom(4).hex()}.arrow"
+
+        def write(tmp: Path) -> None:
+            options = pa.ipc.IpcWriteOptions(compression="lz4")
+            with (
+                pa.OSFile(str(tmp), "wb") as sink,
+                pa.ipc.new_file(sink, rows.schema, options=options) as writer,
+            ):
+                writer.write_table(rows)
+
+        replace_synced(self.dir / name, write)
+        return name
