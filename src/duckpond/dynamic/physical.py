@@ -108,7 +108,7 @@ class StoredFile(LiveFile):
                 txn_seq=r.txn_seq,
                 min_time=r.min_event_time,
                 max_time=r.max_event_time,
-                attributes=dict(r.extended_attributes),
+                attributes=r.extended_attributes,
             )
             for r in self._rows()
         ]

@@ -3,9 +3,10 @@
 One directory per (reduce config, input series, resolution) holds `manifest.json` and the
 runs of sealed output rows it names (Arrow IPC files, oldest first: each seal adds a run
 holding only the buckets it closed, so a seal writes in proportion to them; past MAX_RUNS
-they are merged into one). The manifest says which input versions the seal covers (their
-count and a hash of their ids), where sealing stopped (`sealed_hi`, µs) and a generation
-number that grows by one with each saved state.
+they are merged into one; uncompressed and memory-mapped, as output rows are few). The
+manifest says which input versions the seal covers (their count and a hash of their ids),
+where sealing stopped (`sealed_hi`, µs) and a generation number that grows by one with
+each saved state.
 
 Crash safety: a new run gets a new name and is synced before the manifest is replaced
 (write, fsync, rename, fsync of the directory), so a SIGKILL at any point leaves the old
@@ -59,7 +60,7 @@ class SealState:
 
 
 EMPTY = SealState(0, 0, "", None, None, 0, None, None, ())
-MAX_RUNS = 16
+MAX_RUNS = 8
 
 
 def ids_hash(ids: list[str]) -> str:
@@ -102,7 +103,9 @@ class SealStore:
                 schema = pa.ipc.read_schema(pa.py_buffer(raw))
             files = tuple(str(f) for f in doc["files"])
             try:
-                runs = [pa.ipc.open_file(self.dir / f).read_all() for f in files]
+                # memory-mapped, uncompressed: reading the runs back copies nothing
+                maps = [pa.memory_map(str(self.dir / f)) for f in files]
+                runs = [pa.ipc.open_file(m).read_all() for m in maps]
             except FileNotFoundError:
                 return None  # replaced under us: read the new manifest
             sealed = pa.concat_tables(runs) if runs else None
@@ -196,12 +199,8 @@ class SealStore:
         name = f"run-{generation}-{os.urandom(4).hex()}.arrow"
 
         def write(tmp: Path) -> None:
-            options = pa.ipc.IpcWriteOptions(compression="lz4")
-            with (
-                pa.OSFile(str(tmp), "wb") as sink,
-                pa.ipc.new_file(sink, rows.schema, options=options) as writer,
-            ):
-                writer.write_table(rows)
+            with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, rows.schema) as w:
+                w.write_table(rows)
 
         replace_synced(self.dir / name, write)
         return name
