@@ -31,6 +31,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "overlaps": ("bench.overlaps", "25"),
     "engine": ("bench.engine", "22"),
     "series": ("bench.series", "23"),
+    "sealed": ("bench.sealed", "26"),
 }
 
 

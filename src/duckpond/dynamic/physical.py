@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .. import nodes, seriesview
-from ..factories.live import LiveData, LiveDir, LiveFile, LiveNode
+from ..factories.live import LiveData, LiveDir, LiveFile, LiveNode, VersionSpan
 from ..storage import applog
 from ..storage.fs import Located, PondFS
 
@@ -25,6 +25,7 @@ class StoredFile(LiveFile):
         self.size = loc.row.size
         self._schema: pa.Schema | None = None
         self._shown: seriesview.Bounds | None = None
+        self._versions: list[nodes.NodeRow] | None = None
         self.time_column = (
             loc.row.extended_attributes.get("time_column")
             if nodes.is_series(loc.file_type)
@@ -101,6 +102,26 @@ class StoredFile(LiveFile):
         ctx = sql.make_context()
         self.register(ctx, ["source"], start, end)
         return sql.run_sql(ctx, "SELECT * FROM source")
+
+    def version_spans(self) -> list[VersionSpan] | None:
+        """Every stored version, live or not, oldest first: a collapse, a revert's selection
+        and a bounds record then show as versions that are not plain appends (seriesview),
+        which makes temporal-reduce recompute rather than trust its seals."""
+        if not nodes.is_series(self.file_type):
+            return None
+        if self._versions is None:  # listed once per read (a node lives for one read)
+            self._versions = self.fs.versions(self.loc.part_id, self.loc.node_id)
+        return [
+            VersionSpan(
+                ident=f"{r.node_id}@{r.version}#{r.content_hash}",
+                version=r.version,
+                txn_seq=r.txn_seq,
+                min_time=r.min_event_time,
+                max_time=r.max_event_time,
+                attributes=r.extended_attributes,
+            )
+            for r in self._versions
+        ]
 
 
 class StoredData(LiveData):

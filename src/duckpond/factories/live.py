@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -47,6 +48,18 @@ class LiveNode:
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class VersionSpan:
+    """One live version of a stored series: `ident` changes with its content or attributes."""
+
+    ident: str
+    version: int
+    txn_seq: int  # the transaction that wrote it
+    min_time: int | None  # its rows' event-time range, µs UTC (None: no rows)
+    max_time: int | None
+    attributes: dict[str, Any]
+
+
 class LiveFile(LiveNode):
     """A table or series: `schema()` and `scan(start, end)` (µs UTC, inclusive, optional)."""
 
@@ -61,6 +74,11 @@ class LiveFile(LiveNode):
     def parts(self, start: int | None = None, end: int | None = None) -> list[Any] | None:
         """The Parquet parts of a stored file (query.sql.Part), without versions wholly
         outside [start, end] (all pruned: the newest); None for a derived one."""
+        return None
+
+    def version_spans(self) -> list[VersionSpan] | None:
+        """A stored series' live versions, oldest first (None for anything else): what lets
+        a reader tell an append from any other change (temporal-reduce's sealed buckets)."""
         return None
 
     def register(

@@ -8,7 +8,8 @@ import pyarrow as pa
 
 from .. import paths
 from ..errors import FactoryError
-from .base import DATA, Factory, Fields
+from . import seal_store
+from .base import DATA, Factory, Fields, RunContext
 from .live import (
     BuildContext,
     DerivedFile,
@@ -26,6 +27,7 @@ from .live import (
     time_to_us,
     window,
 )
+from .reduce_sealed import SealedReduction
 
 AGGREGATIONS = ("avg", "min", "max", "sum", "count")
 
@@ -33,12 +35,14 @@ AGGREGATIONS = ("avg", "min", "max", "sum", "count")
 class TemporalReduce(Factory):
     name = "temporal-reduce"
     kind = DATA
+    runnable = True  # `pond run NODE rebuild`
     file_type = "dir:dynamic"
     description = (
         "A directory with one subdirectory per series matching `in_pattern` (named by "
         "`out_pattern`, $0 = first wildcard), each holding `res=<r>.series` per resolution: "
         "buckets aligned to the Unix epoch, columns `<column>.<agg>` for "
-        "`aggregations: [{type: avg|min|max|sum|count, columns}]`."
+        "`aggregations: [{type: avg|min|max|sum|count, columns}]`. Buckets older than "
+        "`allowed_lateness` (1d) before the newest data are sealed; `pond run NODE rebuild`."
     )
 
     def validate(self, config: dict[str, Any]) -> dict[str, Any]:
@@ -49,8 +53,10 @@ class TemporalReduce(Factory):
             "time_column": f.get("time_column", str, "timestamp"),
             "resolutions": f.get("resolutions", list, required=True),
             "aggregations": f.get("aggregations", list, required=True),
+            "allowed_lateness": f.get("allowed_lateness", str, "1d"),
         }
         f.done()
+        parse_duration(out["allowed_lateness"], f"{self.name}: allowed_lateness")
         pattern_path(out["in_pattern"])
         if not out["resolutions"]:
             raise FactoryError(f"{self.name}: 'resolutions' must list at least one")
@@ -79,6 +85,17 @@ class TemporalReduce(Factory):
         if "/" in out["out_pattern"] or not out["out_pattern"]:
             raise FactoryError(f"{self.name}: 'out_pattern' must be one name (like $0)")
         return out
+
+    def run(self, config: dict[str, Any], ctx: RunContext) -> None:
+        """`pond run NODE rebuild`: drop the node's sealed buckets (reduce_sealed.py)."""
+        if ctx.args != ["rebuild"]:
+            raise FactoryError(f"{self.name}: the only command is `rebuild`, not {ctx.args}")
+        import shutil
+
+        where = seal_store.namespace(ctx.root, self.validate(config))
+        dropped = len(list(where.iterdir())) if where.is_dir() else 0
+        shutil.rmtree(where, ignore_errors=True)
+        ctx.output(f"rebuild: dropped the sealed buckets of {dropped} reduced series")
 
     def build(self, config: dict[str, Any], ctx: BuildContext) -> ReduceDir:
         pattern = pattern_path(config["in_pattern"])
@@ -219,12 +236,30 @@ class ReduceFile(DerivedFile):
     def compute(self, start: int | None, end: int | None) -> pa.Table:
         from ..query import sql
 
+        spans = self.input.version_spans()
+        if spans:  # a stored series: through its sealed buckets
+            return window(self._sealed().compute(spans), self.tc, start, end)
+
         # whole buckets: read from the start of the first one to the end of the last
         lo = None if start is None else start // self.bucket * self.bucket
         hi = None if end is None else end // self.bucket * self.bucket + self.bucket - 1
         table = sql.run_sql(self.site.context(lo, hi), self._query(self.input.schema()))
         table = time_to_us(table, self.tc)
         return window(table, self.tc, start, end)
+
+    def _sealed(self) -> SealedReduction:
+        where = seal_store.namespace(self.ctx.pond_root, self.config)
+        name = digest(self.input.path, self.resolution)[:32]
+        return SealedReduction(
+            path=self.path,
+            source=self.input,
+            resolution=self.resolution,
+            bucket=self.bucket,
+            lateness=parse_duration(self.config["allowed_lateness"]),
+            time_column=self.tc,
+            aggregations=self.config["aggregations"],
+            store=seal_store.SealStore(where / name),
+        )
 
 
 def _q(name: str) -> str:

@@ -1,0 +1,225 @@
+"""temporal-reduce over a stored series with sealed buckets (`allowed_lateness`).
+
+A bucket is sealed once the newest data is at least `allowed_lateness` past its end: its
+output row is saved (factories/seal_store.py) and never recomputed. A read then costs in
+proportion to the data that can still change: it lists the input's versions, checks that
+the ones the seal has seen are still there unchanged (a hash of their ids), reads only the
+versions reaching the open buckets (each version's event-time range prunes the others,
+unopened) and recomputes those buckets with pyarrow.compute.
+
+Anything but an append (a version removed or reverted, versions collapsed into one, a
+version whose attributes change how the others read, like temporal bounds, a different
+time column) fails the check, and the whole series is recomputed and sealed again: numbers
+are never stale. An appended version holding data for a sealed bucket is an error naming
+the bucket; `pond run NODE rebuild` (or any config change) drops the seals.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from .. import paths
+from ..errors import FactoryError
+from .live import LiveFile, VersionSpan, time_to_us
+from .seal_store import EMPTY, SealState, SealStore, ids_hash
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# the attributes an ordinary appended series version carries (txn.py); any other one may
+# change how the series reads (temporal bounds, collapse), so it is never taken as an append
+PLAIN_ATTRIBUTES = frozenset({"time_column"})
+
+# pyarrow's hash aggregation for each of temporal-reduce's
+_PYARROW_AGG = {"avg": "mean", "min": "min", "max": "max", "sum": "sum", "count": "count"}
+
+
+class SealedReduction:
+    """One reduced series (input x resolution) read through its seals."""
+
+    def __init__(
+        self,
+        *,
+        path: str,
+        source: LiveFile,
+        resolution: str,
+        bucket: int,
+        lateness: int,
+        time_column: str,
+        aggregations: list[dict[str, Any]],
+        store: SealStore,
+    ) -> None:
+        self.path = path
+        self.source = source
+        self.resolution = resolution
+        self.bucket = bucket
+        self.lateness = lateness
+        self.tc = time_column
+        self.aggregations = aggregations
+        self.store = store
+
+    def compute(self, spans: list[VersionSpan]) -> pa.Table:
+        """Every bucket of the series: the sealed ones as saved, the open ones recomputed;
+        seals what has become old enough."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from ..query import sql
+
+        ids = [s.ident for s in spans]
+        saved = self.store.load()
+        state = saved if self._still_valid(saved, spans, ids) else EMPTY
+        self._refuse_late(state, spans[state.count :])
+        hot_in = self.source.scan(state.sealed_hi, None)
+        schema = sql.unify_schemas([hot_in.schema])
+        if state.input_schema is not None:
+            schema = sql.unify_schemas([state.input_schema, schema])
+        hot = self._aggregate(sql.conform(hot_in, schema))
+        newest = max(
+            (t for t in (_max_time(hot_in, self.tc), state.newest) if t is not None),
+            default=None,
+        )
+        sealed = state.sealed
+        # the saved runs stay valid while the output's columns do; else all are rewritten
+        incremental = state is saved and (sealed is None or sealed.schema == hot.schema)
+        if sealed is not None:
+            sealed = sql.conform(sealed, hot.schema)
+        added = None
+        sealed_hi = state.sealed_hi
+        if newest is not None:
+            watermark = (newest - self.lateness) // self.bucket * self.bucket
+            if sealed_hi is None or watermark > sealed_hi:
+                closing = pc.less(hot.column(self.tc).cast(pa.int64()), watermark)
+                added = hot.filter(closing)
+                hot = hot.filter(pc.invert(closing))
+                sealed = added if sealed is None else pa.concat_tables([sealed, added])
+                sealed_hi = watermark
+        new = SealState(
+            generation=saved.generation + 1,
+            count=len(ids),
+            ids_hash=ids_hash(ids),
+            sealed_hi=sealed_hi,
+            newest=newest,
+            seen_txn=max((s.txn_seq for s in spans), default=0),
+            input_schema=schema,
+            sealed=sealed,
+            files=(),
+        )
+        if _changed(saved, new):
+            if incremental and added is None:
+                added = hot.slice(0, 0)  # no run to add
+            self.store.save(saved, new, added if incremental else None)
+        return hot if sealed is None else pa.concat_tables([sealed, hot])
+
+    def _still_valid(self, state: SealState, spans: list[VersionSpan], ids: list[str]) -> bool:
+        """The seal's versions are the input's first ones, unchanged, and every later one is
+        an ordinary append in the same time column."""
+        if state.count == 0 or state.count > len(ids):
+            return False
+        if ids_hash(ids[: state.count]) != state.ids_hash:
+            return False
+        return all(
+            set(s.attributes) <= PLAIN_ATTRIBUTES
+            and s.attributes.get("time_column", self.tc) == self.tc
+            for s in spans[state.count :]
+        )
+
+    def _refuse_late(self, state: SealState, new: list[VersionSpan]) -> None:
+        hi = state.sealed_hi
+        if hi is None:
+            return
+        late = [s for s in new if s.min_time is not None and s.min_time < hi]
+        if not late:
+            return
+        first = min(late, key=lambda s: s.min_time or 0)
+        start = (first.min_time or 0) // self.bucket * self.bucket
+        raise FactoryError(
+            f"{self.path}: version {first.version} of {self.source.path} holds data for the sealed "
+            f"bucket starting {_iso(start)} (resolution {self.resolution}): buckets before "
+            f"{_iso(hi)} are sealed (allowed_lateness {_duration(self.lateness)}). To take it "
+            f"in, run `pond run {_node_of(self.path)} rebuild` (or raise allowed_lateness)"
+        )
+
+    def _aggregate(self, table: pa.Table) -> pa.Table:
+        """The output rows of `table`: one per bucket, `<column>.<agg>` columns in the
+        order reduce.py's query gives them."""
+        import pyarrow as pa
+
+        tc = self.tc
+        schema = table.schema
+        if schema.get_field_index(tc) < 0:
+            raise FactoryError(f"{self.path}: time column '{tc}' not in {self.source.path}")
+        t = schema.field(tc).type
+        if not (pa.types.is_timestamp(t) or pa.types.is_integer(t)):
+            raise FactoryError(f"{self.path}: time column '{tc}' has type {t}, not a time")
+        numeric = [
+            f.name
+            for f in schema
+            if f.name != tc and (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))
+        ]
+        wanted: list[tuple[str, str]] = []
+        for agg in self.aggregations:
+            for c in agg["columns"] or numeric:
+                if schema.get_field_index(c) >= 0:  # a listed column reduces where it exists
+                    wanted.append((c, agg["type"]))
+        if not wanted:
+            raise FactoryError(f"{self.path}: {self.source.path} has no numeric column to reduce")
+        times = time_to_us(table.select([tc]), tc).column(0).cast(pa.int64())
+        table = table.filter(times.is_valid())
+        raw = times.filter(times.is_valid()).to_numpy()
+        buckets = pa.array(raw // self.bucket * self.bucket, pa.int64())
+        columns = sorted({c for c, _ in wanted})
+        grouped = pa.table(
+            {"__bucket": buckets, **{f"c{i}": table.column(c) for i, c in enumerate(columns)}}
+        )
+        index = {c: f"c{i}" for i, c in enumerate(columns)}
+        specs = sorted({(index[c], _PYARROW_AGG[kind]) for c, kind in wanted})
+        try:
+            out = grouped.group_by("__bucket").aggregate(specs)
+        except (pa.ArrowNotImplementedError, pa.ArrowTypeError, pa.ArrowInvalid) as e:
+            raise FactoryError(f"{self.path}: cannot reduce {self.source.path}: {e}") from None
+        out = out.sort_by("__bucket")
+        arrays = [out.column("__bucket").cast(pa.timestamp("us", tz="UTC"))]
+        names = [tc]
+        for c, kind in wanted:
+            arrays.append(out.column(f"{index[c]}_{_PYARROW_AGG[kind]}"))
+            names.append(f"{c}.{kind}")
+        return pa.table(arrays, names=names)
+
+
+def _max_time(table: pa.Table, tc: str) -> int | None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if table.num_rows == 0:
+        return None
+    value = pc.max(time_to_us(table.select([tc]), tc).column(0).cast(pa.int64())).as_py()
+    return None if value is None else int(value)
+
+
+def _changed(old: SealState, new: SealState) -> bool:
+    return (
+        old.count != new.count
+        or old.ids_hash != new.ids_hash
+        or old.sealed_hi != new.sealed_hi
+        or old.newest != new.newest
+        or old.input_schema != new.input_schema
+    )
+
+
+def _iso(us: int) -> str:
+    t = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=us)
+    return t.isoformat().replace("+00:00", "Z")
+
+
+def _duration(us: int) -> str:
+    for unit, size in (("w", 604_800_000_000), ("d", 86_400_000_000), ("h", 3_600_000_000)):
+        if us % size == 0:
+            return f"{us // size}{unit}"
+    return f"{us / 1_000_000:g}s"
+
+
+def _node_of(path: str) -> str:
+    """The reduce node of one of its files (`/reduced/site/res=1h.series` -> `/reduced`)."""
+    return paths.parent(paths.parent(path))

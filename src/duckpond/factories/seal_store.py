@@ -1,0 +1,206 @@
+"""Where temporal-reduce keeps its sealed buckets: `$POND/sealed/<config>/<series>/`.
+
+One directory per (reduce config, input series, resolution) holds `manifest.json` and the
+runs of sealed output rows it names (Arrow IPC files, oldest first: each seal adds a run
+holding only the buckets it closed, so a seal writes in proportion to them; past MAX_RUNS
+they are merged into one; uncompressed and memory-mapped, as output rows are few). The
+manifest says which input versions the seal covers (their count and a hash of their ids),
+where sealing stopped (`sealed_hi`, µs) and a generation number that grows by one with
+each saved state.
+
+Crash safety: a new run gets a new name and is synced before the manifest is replaced
+(write, fsync, rename, fsync of the directory), so a SIGKILL at any point leaves the old
+state or the new one, never a mix; files no manifest names are removed by the next save.
+
+Concurrent readers never block each other: a save takes a non-blocking lock and gives up
+when another reader holds it or saved first (compare-and-swap on the manifest), or when
+it read an older snapshot of the pond than the saved state's; the reader's answer is right
+either way, only the saving is skipped.
+
+Nothing here is a pond table: reads never write to those (SPEC §4). Deleting `sealed/`
+(or `pond run NODE rebuild`) just makes the next read recompute and seal again.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..crashpoints import crash_point
+from ..storage.durability import fsync_dir, replace_synced
+from .live import digest
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+FORMAT = "sealed-1"
+MANIFEST = "manifest.json"
+LOCK = ".lock"
+
+
+@dataclass(frozen=True)
+class SealState:
+    generation: int
+    count: int  # how many of the input's versions (oldest first) the seal has seen
+    ids_hash: str  # ids_hash() of those versions' ids
+    sealed_hi: int | None  # buckets starting before it are sealed (None: none yet)
+    newest: int | None  # the newest event time seen (µs)
+    seen_txn: int  # the newest transaction among those versions (a reader of an older
+    # snapshot of the pond must not replace the state of a newer one)
+    input_schema: pa.Schema | None  # the union schema of the versions seen
+    sealed: pa.Table | None  # the sealed output rows, oldest first
+    files: tuple[str, ...]  # the runs holding them, in the directory
+
+
+EMPTY = SealState(0, 0, "", None, None, 0, None, None, ())
+MAX_RUNS = 8
+
+
+def ids_hash(ids: list[str]) -> str:
+    return digest(ids)
+
+
+def namespace(pond_root: Path, config: dict[str, Any]) -> Path:
+    """The directory of one reduce config's seals (what `rebuild` removes)."""
+    return Path(pond_root) / "sealed" / digest(FORMAT, config)[:32]
+
+
+class SealStore:
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self._seen: str | None = None  # the manifest as load() read it (None: missing)
+
+    def load(self) -> SealState:
+        """The saved state; EMPTY when there is none or it cannot be read (a damaged or
+        foreign state is never trusted: the read recomputes)."""
+        for _ in range(3):  # a concurrent save may remove the file we were about to open
+            state = self._load_once()
+            if state is not None:
+                return state
+        return EMPTY
+
+    def _load_once(self) -> SealState | None:
+        import pyarrow as pa
+
+        try:
+            self._seen = self._manifest_text()
+            doc = json.loads(self._seen or "")
+        except (OSError, ValueError):
+            return EMPTY
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            return EMPTY
+        try:
+            schema = None
+            if doc["input_schema"] is not None:
+                raw = base64.b64decode(doc["input_schema"])
+                schema = pa.ipc.read_schema(pa.py_buffer(raw))
+            files = tuple(str(f) for f in doc["files"])
+            try:
+                # memory-mapped, uncompressed: reading the runs back copies nothing
+                maps = [pa.memory_map(str(self.dir / f)) for f in files]
+                runs = [pa.ipc.open_file(m).read_all() for m in maps]
+            except FileNotFoundError:
+                return None  # replaced under us: read the new manifest
+            sealed = pa.concat_tables(runs) if runs else None
+            return SealState(
+                generation=int(doc["generation"]),
+                count=int(doc["count"]),
+                ids_hash=str(doc["ids_hash"]),
+                sealed_hi=doc["sealed_hi"],
+                newest=doc["newest"],
+                seen_txn=int(doc["seen_txn"]),
+                input_schema=schema,
+                sealed=sealed,
+                files=files,
+            )
+        except (KeyError, TypeError, ValueError, OSError, pa.ArrowException):
+            return EMPTY
+
+    def save(self, old: SealState, new: SealState, added: pa.Table | None) -> bool:
+        """Replace `old`, the state load() gave, by `new` unless another reader saved or is
+        saving since; True when saved. `added`: the rows new.sealed has beyond old.sealed
+        (one more run); None: new.sealed is written whole. Best effort: a read-only pond
+        just seals nothing."""
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            with self._locked() as got:
+                # compare-and-swap: the manifest must still be the one load() read (also a
+                # damaged or foreign one, which this save replaces)
+                if not got or self._manifest_text() != self._seen or new.seen_txn < old.seen_txn:
+                    return False
+                self._write(old, new, added)
+            return True
+        except OSError:
+            return False
+
+    def _manifest_text(self) -> str | None:
+        try:
+            return (self.dir / MANIFEST).read_text()
+        except FileNotFoundError:
+            return None
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[bool]:
+        fd = os.open(self.dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def _write(self, old: SealState, new: SealState, added: pa.Table | None) -> None:
+        files: list[str] = []
+        if added is not None and len(old.files) < MAX_RUNS:
+            files = list(old.files)
+            if added.num_rows:
+                files.append(self._put_run(new.generation, added))
+        elif new.sealed is not None and new.sealed.num_rows:
+            files = [self._put_run(new.generation, new.sealed)]
+        crash_point("seal-before-manifest")
+        schema = None
+        if new.input_schema is not None:
+            schema = base64.b64encode(new.input_schema.serialize().to_pybytes()).decode()
+        doc = {
+            "format": FORMAT,
+            "generation": new.generation,
+            "count": new.count,
+            "ids_hash": new.ids_hash,
+            "sealed_hi": new.sealed_hi,
+            "newest": new.newest,
+            "seen_txn": new.seen_txn,
+            "input_schema": schema,
+            "files": files,
+        }
+        text = json.dumps(doc, sort_keys=True)
+        replace_synced(self.dir / MANIFEST, lambda tmp: tmp.write_text(text))
+        fsync_dir(self.dir)
+        crash_point("seal-after-manifest")
+        for p in self.dir.iterdir():  # runs of older states, and crashed saves'
+            if p.name not in (MANIFEST, LOCK, *files):
+                with contextlib.suppress(OSError):
+                    p.unlink()
+
+    def _put_run(self, generation: int, rows: pa.Table) -> str:
+        """Write `rows` as a run under a name no earlier save used (a crashed save may
+        have left its run behind); returns the name."""
+        import pyarrow as pa
+
+        name = f"run-{generation}-{os.urandom(4).hex()}.arrow"
+
+        def write(tmp: Path) -> None:
+            with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, rows.schema) as w:
+                w.write_table(rows)
+
+        replace_synced(self.dir / name, write)
+        return name
