@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,9 @@ EXPECTED = {
 
 def summary(url: str, pond: Path | None = None) -> dict[str, object]:
     row = cat_json(url, "--sql", SUMMARY, pond=pond)[0]
-    row["first"] = str(row["first"]).replace(".000000000", "").replace("+00:00", "Z")
+    # a whole second, however many zero fraction digits the engine prints (DuckDB reads a
+    # time zone's nanoseconds as microseconds)
+    row["first"] = re.sub(r"\.0+(?=Z|\+)", "", str(row["first"])).replace("+00:00", "Z")
     return row
 
 
