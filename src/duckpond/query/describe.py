@@ -28,7 +28,14 @@ def describe_source(
     if is_host(url) or src.format is not None:
         if not is_host(url) and pond is None:
             raise no_pond()
-        table = read_source(url, pond, derived, sql="SELECT * FROM source LIMIT 0")
+        if src.format is not None:
+            from .formatread import format_table
+
+            # the format's own types, as `copy` stores them (the engine may widen some:
+            # DuckDB reads nanoseconds with a time zone as microseconds)
+            table = format_table(src, pond, derived)
+        else:
+            table = read_source(url, pond, derived, sql="SELECT * FROM source LIMIT 0")
         return Description(
             path=url,
             type="host" if is_host(url) else src.fmt,
