@@ -27,7 +27,7 @@ from .live import (
     time_to_us,
     window,
 )
-from .reduce_sealed import SealedReduction
+from .reduce_sealed import SealedReduction, numeric_columns
 
 AGGREGATIONS = ("avg", "min", "max", "sum", "count")
 
@@ -196,17 +196,7 @@ class ReduceFile(DerivedFile):
 
     def _query(self, schema: pa.Schema) -> str:
         tc = self.tc
-        idx = schema.get_field_index(tc)
-        if idx < 0:
-            raise FactoryError(f"{self.path}: time column '{tc}' not in {self.input.path}")
-        t = schema.field(idx).type
-        if not (pa.types.is_timestamp(t) or pa.types.is_integer(t)):
-            raise FactoryError(f"{self.path}: time column '{tc}' has type {t}, not a time")
-        numeric = [
-            f.name
-            for f in schema
-            if f.name != tc and (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))
-        ]
+        numeric = numeric_columns(schema, tc, self.path, self.input.path)
         selects = []
         for agg in self.config["aggregations"]:
             for c in agg["columns"] or numeric:
@@ -218,7 +208,7 @@ class ReduceFile(DerivedFile):
             raise FactoryError(f"{self.path}: {self.input.path} has no numeric column to reduce")
         from ..query.sql import time_bucket_sql
 
-        bin_expr = time_bucket_sql(self.bucket, tc, t)
+        bin_expr = time_bucket_sql(self.bucket, tc, schema.field(tc).type)
         return (
             f"SELECT {bin_expr} AS {_q(tc)}, {', '.join(selects)} FROM source GROUP BY 1 ORDER BY 1"
         )

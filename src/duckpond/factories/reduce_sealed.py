@@ -148,16 +148,7 @@ class SealedReduction:
 
         tc = self.tc
         schema = table.schema
-        if schema.get_field_index(tc) < 0:
-            raise FactoryError(f"{self.path}: time column '{tc}' not in {self.source.path}")
-        t = schema.field(tc).type
-        if not (pa.types.is_timestamp(t) or pa.types.is_integer(t)):
-            raise FactoryError(f"{self.path}: time column '{tc}' has type {t}, not a time")
-        numeric = [
-            f.name
-            for f in schema
-            if f.name != tc and (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))
-        ]
+        numeric = numeric_columns(schema, tc, self.path, self.source.path)
         wanted: list[tuple[str, str]] = []
         for agg in self.aggregations:
             for c in agg["columns"] or numeric:
@@ -186,6 +177,24 @@ class SealedReduction:
             arrays.append(out.column(f"{index[c]}_{_PYARROW_AGG[kind]}"))
             names.append(f"{c}.{kind}")
         return pa.table(arrays, names=names)
+
+
+def numeric_columns(schema: pa.Schema, tc: str, path: str, source: str) -> list[str]:
+    """The columns a reduction aggregates by default, once the time column `tc` is known to
+    be there and to hold times (else a FactoryError naming `path` and its `source`)."""
+    import pyarrow as pa
+
+    idx = schema.get_field_index(tc)
+    if idx < 0:
+        raise FactoryError(f"{path}: time column '{tc}' not in {source}")
+    t = schema.field(idx).type
+    if not (pa.types.is_timestamp(t) or pa.types.is_integer(t)):
+        raise FactoryError(f"{path}: time column '{tc}' has type {t}, not a time")
+    return [
+        f.name
+        for f in schema
+        if f.name != tc and (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))
+    ]
 
 
 def _max_time(table: pa.Table, tc: str) -> int | None:
