@@ -54,12 +54,9 @@ def minute_year(rows: int) -> pa.Table:
 
 
 def bucket_sql(secs: int) -> str:
-    """The start of the `secs`-wide bucket of `timestamp`, in the engine's own dialect (the
-    query layer's helper where it has one; DataFusion's date_bin otherwise)."""
-    helper = getattr(sql, "time_bucket_sql", None)
-    if helper is not None:
-        return str(helper(secs * 1_000_000, "timestamp", pa.timestamp("us", tz="UTC")))
-    return f"date_bin(INTERVAL '{secs} seconds', timestamp, TIMESTAMP '1970-01-01T00:00:00Z')"
+    """The start of the `secs`-wide bucket of `timestamp`, in the engine's own dialect
+    (the query layer's helper, as temporal-reduce builds it)."""
+    return sql.time_bucket_sql(secs * 1_000_000, "timestamp", pa.timestamp("us", tz="UTC"))
 
 
 def timed(t: Timer, name: str, fn: Callable[[], Any]) -> Any:

@@ -77,12 +77,7 @@ class SeriesView:
 
     def window(self, start: int | None, end: int | None) -> Bounds:
         """A read's window [start, end] narrowed to the bounds."""
-        lo, hi = self.bounds
-        if lo is not None:
-            start = lo if start is None else max(start, lo)
-        if hi is not None:
-            end = hi if end is None else min(end, hi)
-        return start, end
+        return narrow(self.bounds, start, end)
 
 
 def live_rows(rows: Sequence[V]) -> list[V]:
@@ -118,7 +113,12 @@ def bounds(rows: Sequence[Versioned]) -> Bounds:
 
 def narrow(shown: Bounds, start: int | None, end: int | None) -> Bounds:
     """A read's window [start, end] narrowed to the bounds `shown`."""
-    return SeriesView(rows=[], bounds=shown).window(start, end)
+    lo, hi = shown
+    if lo is not None:
+        start = lo if start is None else max(start, lo)
+    if hi is not None:
+        end = hi if end is None else min(end, hi)
+    return start, end
 
 
 def view(rows: Sequence[NodeRow]) -> SeriesView:

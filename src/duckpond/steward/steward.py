@@ -333,13 +333,14 @@ class Steward:
         progress: factory_base.Progress | None = None,
     ) -> bool:
         """Run one task in its own fresh write transaction; never raises for its failure."""
-        if self.on_task is None:
-            return self._run_task(task, args, vars, attempt, progress)
-        self.on_task(f"{task.config_path} ({task.factory_name})")
+        tell = self.on_task
+        if tell is not None:
+            tell(f"{task.config_path} ({task.factory_name})")
         try:
             return self._run_task(task, args, vars, attempt, progress)
         finally:
-            self.on_task(None)
+            if tell is not None:
+                tell(None)
 
     def _run_task(
         self,
