@@ -30,10 +30,12 @@ from ..steward.handles import PondHandles
 from ..storage.fs import Located
 from ..storage.staging import StagedTxn
 from .export import ExportMethods
+from .remotemethods import RemoteMethods
 from .series import SeriesMethods
 from .stream import StreamMethods, stream_source
 from .tlog import TlogMethods
 from .undo import UndoMethods
+from .upkeep import StewardMethods
 
 if TYPE_CHECKING:
     # Imported for types only: pyarrow, DuckDB and the factories load on first use,
@@ -43,8 +45,7 @@ if TYPE_CHECKING:
     from ..dynamic import Resolver
     from ..factories.live import LiveNode
     from ..query.sources import DerivedReads
-    from ..remotes.config import Attachment
-    from ..remotes.info import PondStatus, RemoteInfo, Transfer, Verification
+    from ..remotes.info import Transfer
     from ..reports import (
         IncompleteReport,
         MaintainReport,
@@ -54,7 +55,6 @@ if TYPE_CHECKING:
         TxnSummary,
     )
     from ..site import SiteReport
-    from ..steward.fsck import FsckResult
     from ..storage.objstore import StoreOptions
     from ..txn import WriteTxn
 
@@ -65,7 +65,16 @@ def _iso(us: int | None) -> str | None:
     return dt.datetime.fromtimestamp(us / 1e6, tz=dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-class Pond(ExportMethods, SeriesMethods, StreamMethods, TlogMethods, UndoMethods, PondHandles):
+class Pond(
+    ExportMethods,
+    RemoteMethods,
+    SeriesMethods,
+    StewardMethods,
+    StreamMethods,
+    TlogMethods,
+    UndoMethods,
+    PondHandles,
+):
     """A pond: open one with `Pond.open(path)` (or `Pond.create(path)`); every `pond`
     command is one call on it. Handles are cheap; a long-lived one sees new commits.
     Its root, tables, blob store and steward: `PondHandles` (steward/handles.py)."""
@@ -320,45 +329,6 @@ class Pond(ExportMethods, SeriesMethods, StreamMethods, TlogMethods, UndoMethods
     def read_table(self, path: str, version: int | None = None) -> pa.Table:
         return self.sql("SELECT * FROM source", path=path, version=version)
 
-    # -- steward views -----------------------------------------------------------------------
-    def control_recent(self, limit: int = 20) -> list[TxnSummary]:
-        """The newest `limit` user write transactions with their tasks, newest last."""
-        from ..steward import views
-
-        return views.recent(self.control, limit)
-
-    def control_detail(self, txn_seq: int) -> TxnDetail:
-        """Every control row of one transaction and its tasks, in recorded order."""
-        from ..steward import views
-
-        return views.detail(self.control, txn_seq)
-
-    def control_incomplete(self) -> IncompleteReport:
-        """What a crash left unfinished (`pond recover` would finish it)."""
-        from ..steward import views
-
-        return views.incomplete(self.control, lambda: self.data)
-
-    def control_status(self, limit: int = 20) -> tuple[list[TxnSummary], IncompleteReport]:
-        """`control_recent(limit)` and `control_incomplete()` together, reading the control
-        table twice rather than three or four times (see steward/views.py)."""
-        from ..steward import views
-
-        return views.status(self.control, lambda: self.data, limit)
-
-    def control_sql(
-        self,
-        query: str,
-        *,
-        timeout: float | None = DEFAULT_TIMEOUT,
-        memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
-    ) -> pa.Table:
-        """Read-only SQL over the control table as `control_table`, as of now, within
-        `timeout` seconds and `memory_limit` bytes (None: unbounded)."""
-        from ..steward.queries import control_sql
-
-        return control_sql(self.control, query, timeout, memory_limit)
-
     # -- static site ---------------------------------------------------------------------------
     def site_build(
         self, out_dir: str | Path, config: str | Path | dict[str, Any] | None = None
@@ -374,170 +344,6 @@ class Pond(ExportMethods, SeriesMethods, StreamMethods, TlogMethods, UndoMethods
         else:
             cfg = site.parse(config)
         return site.build(self, out_dir, cfg)
-
-    def recover(self, retry_failed: bool = False) -> RecoverReport:
-        """Finish what crashes interrupted (SPEC §6); safe to run at any time."""
-        from ..reports import RecoverReport
-        from ..steward import summaries
-        from ..steward.recovery import recover
-
-        # The idle case, without the lock or the data table: a writer at work shows an
-        # open `begin`, and then recover waits its turn at the lock like any writer.
-        if not retry_failed and summaries.nothing_unfinished(self.control):
-            return RecoverReport()
-        return RecoverReport.from_dict(recover(self.steward, retry_failed=retry_failed))
-
-    def maintain(self, retention_hours: float | None = None) -> MaintainReport:
-        """Compact, checkpoint and clean (docs/developer/upkeep.md); `retention_hours` None
-        keeps the pond's retention window (`retention()`); files replaced within the window
-        stay for readers still using them."""
-        from ..reports import MaintainReport
-        from ..steward.maintenance import maintain
-
-        report = maintain(self.steward, self.blobs, retention_hours=retention_hours)
-        return MaintainReport.from_dict(report)
-
-    def rebuild_control(self, force: bool = False) -> RebuildReport:
-        """Rebuild a lost control table from the data table's history (`force`: move an
-        existing one aside first)."""
-        from ..reports import RebuildReport
-        from ..steward.rebuild import rebuild_control
-
-        report = rebuild_control(self.root, force=force, wait=self.wait)
-        self._control = None
-        self._steward = None
-        return RebuildReport(int(report["transactions"]), list(report["messages"]))
-
-    def fsck(self, repair: bool = False) -> FsckResult:
-        """Check the pond for damage; `repair` does what is safe (see steward/fsck.py)."""
-        from ..steward.fsck import fsck
-
-        return fsck(self.root, repair=repair, wait=self.wait)
-
-    def retention(self) -> float:
-        """The retention window in seconds: files no longer referenced stay this long."""
-        from ..storage.upkeep import retention_seconds
-
-        self.data.refresh()
-        return retention_seconds(self.data.description())
-
-    def set_retention(self, seconds: float) -> None:
-        """Set the retention window of both tables (their `delta.deletedFileRetentionDuration`).
-        0 lets automatic upkeep delete replaced files at once: readers in flight may fail."""
-        from ..storage.upkeep import set_retention
-
-        if not seconds >= 0:
-            raise PondError(f"retention must be >= 0 seconds, got {seconds}")
-        with self.steward.locked():
-            for table in (self.data, self.control):
-                set_retention(table.dt, table.path, float(seconds))
-
-    # -- remotes (issue 8: see remotes/ and docs/remotes/index.md) -------------------------
-    def backup_add(
-        self,
-        name: str,
-        url: str,
-        *,
-        bidirectional: bool = False,
-        options: StoreOptions | None = None,
-        progress: Callable[[int, int], None] | None = None,
-        args: list[str] | None = None,
-        vars: dict[str, str] | None = None,
-        timeout: float | None = None,
-    ) -> Transfer | None:
-        """Attach a backup at `url` (`file:///dir`, `s3://bucket/prefix`) as
-        /sys/remotes/NAME and push the whole pond; every write then pushes. The remote is
-        checked first (down, or holding another pond: an error, nothing written); re-running
-        over its own half-pushed remote resumes. `options`: the S3 connection options
-        (its `secret_access_key` is an `${env:NAME}` reference, never a literal);
-        `timeout`: seconds each S3 request may take (stored; default 30)."""
-        from ..remotes import ops
-        from ..storage.objstore import StoreOptions
-
-        return ops.backup_add(
-            self,
-            name,
-            url,
-            bidirectional=bidirectional,
-            options=(options or StoreOptions()).with_timeout(timeout),
-            progress=progress,
-            args=args,
-            vars=vars,
-        )
-
-    def remote_add(
-        self,
-        name: str,
-        url: str,
-        path: str,
-        *,
-        options: StoreOptions | None = None,
-        args: list[str] | None = None,
-        vars: dict[str, str] | None = None,
-        timeout: float | None = None,
-    ) -> Attachment:
-        """Attach a pull-mode remote: `path` "/" follows this pond's own backup (the pond
-        becomes a read-only mirror); any other path imports another pond read-only there.
-        `timeout`: seconds each S3 request may take (stored; default 30)."""
-        from ..remotes import ops
-        from ..storage.objstore import StoreOptions
-
-        return ops.remote_add(
-            self,
-            name,
-            url,
-            path,
-            options=(options or StoreOptions()).with_timeout(timeout),
-            args=args,
-            vars=vars,
-        )
-
-    def remote_list(self, push_only: bool = False) -> list[RemoteInfo]:
-        """Every remote with its mode, mount and watermarks (`push_only`: the backups)."""
-        from ..remotes import ops
-
-        return ops.remote_infos(self, (lambda a: a.pushes) if push_only else None)
-
-    def remote_remove(
-        self,
-        name: str,
-        purge: bool = False,
-        args: list[str] | None = None,
-        vars: dict[str, str] | None = None,
-    ) -> Attachment:
-        """Detach remote `name` (`purge`: also an import's mount and local copy)."""
-        from ..remotes import ops
-
-        return ops.remote_remove(self, name, purge, args, vars)
-
-    def push(
-        self, name: str | None = None, progress: Callable[[int, int], None] | None = None
-    ) -> list[Transfer]:
-        """Catch push-mode remotes (or `name`) up; idempotent."""
-        from ..remotes import ops
-
-        return ops.push_all(self, name, progress)
-
-    def pull(
-        self, name: str | None = None, progress: Callable[[int, int], None] | None = None
-    ) -> list[Transfer]:
-        """Fast-forward from pull-mode remotes (or `name`); idempotent."""
-        from ..remotes import ops
-
-        return ops.pull_all(self, name, progress)
-
-    def verify(self, name: str | None = None) -> list[Verification]:
-        """Compare local and remote content (every remote, or `name`)."""
-        from ..remotes import ops
-
-        return ops.verify_all(self, name)
-
-    def status(self) -> PondStatus:
-        """Pond id, last txn_seq, unfinished work and the remotes' watermarks: local files
-        only, never a remote."""
-        from ..remotes import ops
-
-        return ops.status(self)
 
     @classmethod
     def restore(
