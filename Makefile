@@ -17,7 +17,7 @@ test: $(STAMP)
 	$(BIN)/ruff check src tests $(wildcard bench)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/pytest -n auto
+	$(BIN)/pytest -n auto --durations=25
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site-docs
 	@test $$(wc -l < README.md) -le 320 || { echo 'README.md is over 320 lines: move the detail into docs/'; exit 1; }
 
