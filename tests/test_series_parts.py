@@ -132,3 +132,44 @@ def test_lost_blob_inside_the_window_is_an_error(pond: Pond) -> None:
     assert pond.sql(q, path="/s", time_start=T0 + 5 * HOUR).to_pylist() == [{"n": 3}]
     with pytest.raises(PondError, match="no such file"):
         pond.sql(q, path="/s", time_end=T0 + 5 * HOUR)
+
+
+def test_version_columns_list_every_version_without_contents(pond: Pond) -> None:
+    """The listing temporal-reduce's seals check (storage/seriesparts.version_columns):
+    every stored version, a bounds record too, as the rows give it, and no content read."""
+    write_versions(pond, "/s", [hours(0, 3), hours(10, 4, pad=40_000), hours(20, 2)])
+    pond.set_temporal_bounds("/s", min_time=T0 + HOUR)
+    rows = pond.versions("/s")
+    fresh = Pond.open(pond.root)
+    loc = fresh.fs.require("/s")
+    read_before = fresh.data.cache_size()["content_bytes"]  # the directories' on the way
+    got = fresh.fs.version_columns(loc.part_id, loc.node_id)
+    assert fresh.data.cache_size()["content_bytes"] == read_before
+    assert got.version == [1, 2, 3, 4] == [r.version for r in rows]
+    assert got.txn_seq == [r.txn_seq for r in rows]
+    assert got.content_hash == [r.content_hash for r in rows]
+    assert got.attributes == [r.extended_attributes for r in rows]
+    assert list(zip(got.min_time, got.max_time, strict=True))[:3] == [
+        (T0, T0 + 2 * HOUR),
+        (T0 + 10 * HOUR, T0 + 13 * HOUR),
+        (T0 + 20 * HOUR, T0 + 21 * HOUR),
+    ]
+    assert got.attributes[3]["temporal_bounds"] == {"min": T0 + HOUR, "max": None}
+
+
+def test_listings_follow_appends_in_one_process(pond: Pond) -> None:
+    """A series listed, then appended to and listed again by the same Pond: the new version
+    shows in its parts, its versions and its bounds (the listing is memoized per index
+    list, which the index replaces when the node changes)."""
+    write_versions(pond, "/s", [hours(0, 3), hours(10, 2)])
+    loc = pond.fs.require("/s")
+    assert [p.version for p in pond.fs.series_parts(loc.part_id, loc.node_id)] == [1, 2]
+    assert pond.fs.version_columns(loc.part_id, loc.node_id).version == [1, 2]
+    write_versions(pond, "/s", [hours(20, 1)])
+    pond.set_temporal_bounds("/s", max_time=T0 + 15 * HOUR)
+    loc = pond.fs.require("/s")
+    assert pond.fs.version_columns(loc.part_id, loc.node_id).version == [1, 2, 3, 4]
+    assert [p.version for p in pond.fs.series_parts(loc.part_id, loc.node_id)] == [1, 2, 3]
+    assert pond.fs.series_bounds(loc.part_id, loc.node_id) == (None, T0 + 15 * HOUR)
+    q = "SELECT count(*) AS n, sum(value) AS s FROM source"
+    assert pond.sql(q, path="/s").to_pylist() == [{"n": 5, "s": 0 + 1 + 2 + 10 + 11}]

@@ -8,6 +8,7 @@ from .. import nodes, seriesview
 from ..factories.live import LiveData, LiveDir, LiveFile, LiveNode, VersionSpan
 from ..storage import applog
 from ..storage.fs import Located, PondFS
+from ..storage.seriesparts import VersionColumns
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -25,7 +26,7 @@ class StoredFile(LiveFile):
         self.size = loc.row.size
         self._schema: pa.Schema | None = None
         self._shown: seriesview.Bounds | None = None
-        self._versions: list[nodes.NodeRow] | None = None
+        self._listed: VersionColumns | None = None
         self.time_column = (
             loc.row.extended_attributes.get("time_column")
             if nodes.is_series(loc.file_type)
@@ -109,18 +110,22 @@ class StoredFile(LiveFile):
         which makes temporal-reduce recompute rather than trust its seals."""
         if not nodes.is_series(self.file_type):
             return None
-        if self._versions is None:  # listed once per read (a node lives for one read)
-            self._versions = self.fs.versions(self.loc.part_id, self.loc.node_id)
+        if self._listed is None:  # listed once per read (a node lives for one read)
+            # from the index columns: no version's content is read (storage/seriesparts.py)
+            self._listed = self.fs.version_columns(self.loc.part_id, self.loc.node_id)
+        c = self._listed
+        node = self.loc.node_id
         return [
-            VersionSpan(
-                ident=f"{r.node_id}@{r.version}#{r.content_hash}",
-                version=r.version,
-                txn_seq=r.txn_seq,
-                min_time=r.min_event_time,
-                max_time=r.max_event_time,
-                attributes=r.extended_attributes,
+            VersionSpan(f"{node}@{v}#{h}", v, txn, lo, hi, attrs)
+            for v, txn, h, lo, hi, attrs in zip(
+                c.version,
+                c.txn_seq,
+                c.content_hash,
+                c.min_time,
+                c.max_time,
+                c.attributes,
+                strict=True,
             )
-            for r in self._versions
         ]
 
 

@@ -2,10 +2,14 @@
 
 A file is a list of Parquet *parts* (one per series version, or one for a table). They are
 registered as the table ``source`` (alias ``series``): a view over ``read_parquet`` of the
-parts' paths (``union_by_name``: added columns read as null, types widened), inline parts
-written as small files in a private directory. A time window prunes whole parts by their
-recorded range before anything is opened, and filters rows with a WHERE that DuckDB pushes
-into the Parquet scan (row groups outside it are skipped by their statistics).
+parts' paths (``union_by_name``: added columns read as null, types widened). Inline parts
+(bytes from the pond's table) in a run of many, as a series of many small versions has, are
+handed to DuckDB as ONE Arrow dataset over the bytes in memory (one registration, one lazy
+scan, no file written or footer read by the engine per part: issue 19); a few are written as
+small files in a private directory. Runs are joined in version order (``UNION ALL BY NAME``).
+A time window prunes whole parts by their recorded range before anything is opened, and
+filters rows with a WHERE that DuckDB pushes into the scan (row groups outside it are
+skipped by their statistics).
 
 Each context is one DuckDB connection of its own: `memory_limit`, a private spill directory
 (`temp_directory`), no replacement scans of Python variables. Before the first user query it
@@ -98,9 +102,9 @@ class QueryContext:
         self.spill = new_spill_dir()
         self._holder: list[duckdb.DuckDBPyConnection] = []
         self._files: list[str] = []  # private directories holding inline parts
-        # registrations, replayed in order onto a new connection: ("arrow", name, table)
-        # or ("sql", statement, None)
-        self._ops: list[tuple[str, str, pa.Table | None]] = []
+        # registrations, replayed in order onto a new connection: ("arrow", name, table or
+        # dataset) or ("sql", statement, None)
+        self._ops: list[tuple[str, str, Any]] = []
         self._tables: dict[str, str] = {}  # public name -> the view's SELECT
         self._paths: set[str] = set()
         self._locked = False
@@ -236,6 +240,85 @@ def _part_paths(ctx: QueryContext, parts: Sequence[Part]) -> list[str]:
     return paths
 
 
+# A run of at least this many inline parts is read as one Arrow dataset: below it, writing
+# the parts out costs less than importing pyarrow.dataset (~80 ms).
+_DATASET_MIN_PARTS = 16
+
+
+def _runs(parts: Sequence[Part]) -> list[tuple[bool, list[Part]]]:
+    """`parts` cut into consecutive runs, in order: (True, inline parts read as one dataset)
+    or (False, parts read by path)."""
+    runs: list[tuple[bool, list[Part]]] = []
+    for part in parts:
+        inline = part.data is not None
+        if runs and runs[-1][0] == inline:
+            runs[-1][1].append(part)
+        else:
+            runs.append((inline, [part]))
+    out: list[tuple[bool, list[Part]]] = []
+    for inline, run in runs:
+        as_dataset = inline and len(run) >= _DATASET_MIN_PARTS
+        if out and not as_dataset and not out[-1][0]:
+            out[-1][1].extend(run)
+        else:
+            out.append((as_dataset, run))
+    return out
+
+
+def _as_parquet_reads(t: pa.DataType) -> pa.DataType:
+    """The Arrow type DuckDB's Parquet reader would give a column stored as `t`, so that a
+    series reads alike whichever way its parts go: seconds and milliseconds become µs (also
+    exact for the time window, which DuckDB's filter pushed into an Arrow scan rounds to the
+    column's unit), a duration its int64 count."""
+    if pa.types.is_timestamp(t) and t.unit in ("s", "ms"):
+        return pa.timestamp("us", tz=t.tz)
+    if pa.types.is_duration(t):
+        return pa.int64()
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        inner = t.value_field.with_type(_as_parquet_reads(t.value_type))
+        if pa.types.is_fixed_size_list(t):
+            return pa.list_(inner, t.list_size)
+        return pa.large_list(inner) if pa.types.is_large_list(t) else pa.list_(inner)
+    if pa.types.is_struct(t):
+        return pa.struct([f.with_type(_as_parquet_reads(f.type)) for f in t])
+    return t
+
+
+def _inline_dataset(parts: Sequence[Part]) -> Any:
+    """One pyarrow dataset over the parts' Parquet bytes, under their unified schema: DuckDB
+    scans it lazily (projection pushed down, fragments read on Arrow's threads, a bounded
+    readahead), and a query may scan it again."""
+    import pyarrow.dataset as ds
+
+    fmt = ds.ParquetFileFormat()
+    fragments = []
+    schemas = []
+    for part in parts:
+        fragment = fmt.make_fragment(pa.BufferReader(part.data))
+        try:
+            schemas.append(fragment.physical_schema)
+        except (pa.ArrowException, OSError):
+            raise FormatError(f"not a Parquet file: {part.describe()}") from None
+        fragments.append(fragment)
+    unified = unify_schemas(schemas)
+    schema = pa.schema([f.with_type(_as_parquet_reads(f.type)) for f in unified])
+    return ds.FileSystemDataset(fragments, schema, fmt)
+
+
+def _run_select(
+    ctx: QueryContext, as_dataset: bool, parts: Sequence[Part], opened: dict[str, Part]
+) -> str:
+    """The SELECT reading one run; parts read by path are added to `opened` (path: part)."""
+    if as_dataset:
+        name = f"__pond_{uuid.uuid4().hex[:12]}"
+        ctx.run(("arrow", name, _inline_dataset(parts)))
+        return f"SELECT * FROM {name}"
+    paths = _part_paths(ctx, parts)
+    opened.update(zip(paths, parts, strict=True))
+    listing = ", ".join(_literal(p) for p in paths)
+    return f"SELECT * FROM read_parquet([{listing}], union_by_name = true)"
+
+
 def _read_error(e: duckdb.Error, parts: Sequence[Part], paths: Sequence[str]) -> Exception:
     msg = str(e)
     for part, path in zip(parts, paths, strict=True):
@@ -330,12 +413,12 @@ def register_parts(
         raise ValueError("register_parts needs at least one table name")
     kept = [p for p in parts if overlaps(p, time_start, time_end)]
     if kept:
-        paths = _part_paths(ctx, kept)
-        listing = ", ".join(_literal(p) for p in paths)
+        opened: dict[str, Part] = {}
+        selects = [_run_select(ctx, as_dataset, run, opened) for as_dataset, run in _runs(kept)]
         try:
-            base = _new_base(ctx, f"SELECT * FROM read_parquet([{listing}], union_by_name = true)")
+            base = _new_base(ctx, " UNION ALL BY NAME ".join(selects))
         except duckdb.Error as e:
-            raise _read_error(e, kept, paths) from None
+            raise _read_error(e, list(opened.values()), list(opened)) from None
     else:
         if schema is None:
             if not parts:

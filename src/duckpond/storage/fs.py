@@ -16,7 +16,13 @@ from . import applog
 from .blobs import BlobStore
 from .direntries import DirEntries, Entry
 from .dirstate import DirState, dir_part, read_dir_state
-from .seriesparts import SeriesPart, series_bounds, series_parts
+from .seriesparts import (
+    SeriesPart,
+    VersionColumns,
+    series_bounds,
+    series_parts,
+    version_columns,
+)
 
 if TYPE_CHECKING:
     from .datatable import DataTable
@@ -100,6 +106,11 @@ class PondFS:
         """Where the node's versions with event times in [start, end] are, in one batched
         lookup (storage/seriesparts.py)."""
         return series_parts(self.table, self.blobs, part_id, node_id, start, end)
+
+    def version_columns(self, part_id: str, node_id: str) -> VersionColumns:
+        """Every stored version of the node, oldest first, from the index alone (no content
+        read): storage/seriesparts.py."""
+        return version_columns(self.table, part_id, node_id)
 
     def series_bounds(self, part_id: str, node_id: str) -> Bounds:
         """The series' temporal bounds (set-temporal-bounds), from the index alone."""
