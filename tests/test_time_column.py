@@ -246,3 +246,30 @@ def test_apply_copies_take_time_column_and_time_format(tmp_path: Path, pond_dir:
     assert bad.stderr.decode().startswith("error: ")
     assert "spec.time_format reads CSV sources without options" in bad.stderr.decode()
     assert bad.stderr.decode().count("\n") == 1
+
+
+def test_a_sql_derived_series_keeps_its_inputs_time_column(tmp_path: Path, pond_dir: Path) -> None:
+    csv = write(tmp_path, "ewr.csv", WEATHER.replace("time_hour", "hour"))
+    pond = Pond.open(pond_dir)
+    pond.copy_in([f"host+csv+series://{csv}"], "/raw/EWR", time_column="hour", parents=True)
+    # two timestamp columns come out: the input's own time column is the series', not the first
+    query = "SELECT hour + INTERVAL 1 DAY AS next_day, hour, temp FROM w"
+    cfg = {"patterns": {"w": "/raw/EWR"}, "query": query}
+    pond.mknod("sql-derived-series", "/weather/EWR", yaml.safe_dump(cfg).encode())
+    assert pond.describe("/weather/EWR").time_column == "hour"
+    pond.mknod(
+        "temporal-reduce",
+        "/r",
+        yaml.safe_dump(
+            {
+                "in_pattern": "/weather/*",
+                "resolutions": ["1d"],
+                "aggregations": [{"type": "avg", "columns": ["temp"]}],
+            }
+        ).encode(),
+    )
+    out = run_pond("cat", "/r/EWR/res=1d.series", "--format", "json", pond=pond_dir)
+    assert json.loads(out.stdout) == [
+        {"hour": "2013-01-01T00:00:00.000000Z", "temp.avg": 39.02},
+        {"hour": "2013-01-02T00:00:00.000000Z", "temp.avg": 37.94},
+    ]
