@@ -327,3 +327,24 @@ def test_a_derived_input_buckets_the_same_as_a_stored_one(pond: Pond) -> None:
     window = {"start": us("2013-11-03T04:00:00"), "end": us("2013-11-03T13:00:00")}
     (day,) = read(pond, "/derived/EWR/res=1d.series", **window)
     assert day[0] == "2013-11-03T04:00:00Z" and day[3] == 25
+
+
+def test_a_time_beyond_the_calendar_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    pond = Pond.create(tmp_path / "pond")
+    far = us("9999-12-31T23:00:00")
+    table = pa.table(
+        {
+            "time_hour": pa.array([0, far], pa.timestamp("us", tz="UTC")),
+            "temp": pa.array([1.0, 2.0]),
+        }
+    )
+    with pond.transaction() as tx:
+        tx.write_series("/weather/EWR", table, parents=True)
+    pond.mknod("temporal-reduce", "/r", reduce_config(["1h", "1y"]))
+    assert len(read(pond, "/r/EWR/res=1h.series")) == 2  # fixed widths need no calendar
+    with pytest.raises(FactoryError) as e:
+        read(pond, "/r/EWR/res=1y.series")
+    assert str(e.value) == (
+        f"/r/EWR/res=1y.series: /weather/EWR: time {far} µs since the epoch is outside the "
+        "calendar (years 2 to 9998) a 1y bucket can hold"
+    )

@@ -92,6 +92,16 @@ class Resolution:
 
     def _bounds(self, lo: int, hi: int) -> list[int]:
         """Bucket starts from one at or before `lo` to one after `hi`, ascending."""
+        try:
+            return self._bounds_of(lo, hi)
+        except (OverflowError, ValueError):  # beyond years 1 to 9999
+            bad = lo if not _in_calendar(lo) else hi
+            raise FactoryError(
+                f"time {bad} µs since the epoch is outside the calendar (years 2 to 9998) "
+                f"a {self.text} bucket can hold"
+            ) from None
+
+    def _bounds_of(self, lo: int, hi: int) -> list[int]:
         first = self._floor_date(self._local_date(lo) - dt.timedelta(days=1))
         last = self._local_date(hi) + dt.timedelta(days=1)
         out = []
@@ -133,6 +143,14 @@ class Resolution:
             months = d.month - 1 + n
             return dt.date(d.year + months // 12, months % 12 + 1, 1)
         return dt.date(d.year + n, 1, 1)
+
+
+def _in_calendar(us: int) -> bool:
+    try:
+        _EPOCH + dt.timedelta(microseconds=us)
+    except OverflowError:
+        return False
+    return True
 
 
 def parse(text: Any, timezone: str | None, what: str) -> Resolution:

@@ -170,7 +170,10 @@ def aggregate(
     times = time_to_us(table.select([tc]), tc).column(0).cast(pa.int64())
     table = table.filter(times.is_valid())
     raw = times.filter(times.is_valid()).to_numpy()
-    buckets = pa.array(res.starts(raw), pa.int64())
+    try:
+        buckets = pa.array(res.starts(raw), pa.int64())
+    except FactoryError as e:
+        raise FactoryError(f"{path}: {source}: {e}") from None
     columns = sorted({c for c, _ in wanted})
     grouped = pa.table(
         {"__bucket": buckets, **{f"c{i}": table.column(c) for i, c in enumerate(columns)}}
