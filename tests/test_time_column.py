@@ -273,3 +273,29 @@ def test_a_sql_derived_series_keeps_its_inputs_time_column(tmp_path: Path, pond_
         {"hour": "2013-01-01T00:00:00.000000Z", "temp.avg": 39.02},
         {"hour": "2013-01-02T00:00:00.000000Z", "temp.avg": 37.94},
     ]
+
+
+def test_join_and_pivot_use_the_time_column_their_inputs_remember(
+    tmp_path: Path, pond_dir: Path
+) -> None:
+    pond = Pond.open(pond_dir)
+    for site, temp in (("EWR", "39.0"), ("JFK", "41.0")):
+        csv = write(tmp_path, f"{site}.csv", f"time_hour,temp\n2013-01-01T05:00:00Z,{temp}\n")
+        pond.copy_in([f"host+csv+series://{csv}"], f"/weather/{site}", parents=True)
+    pivot = {"pattern": "/weather/*", "columns": ["temp"]}
+    pond.mknod("timeseries-pivot", "/wide", yaml.safe_dump(pivot).encode())
+    out = run_pond("cat", "/wide", "--format", "json", pond=pond_dir)
+    assert json.loads(out.stdout) == [
+        {"time_hour": "2013-01-01T05:00:00.000000Z", "EWR.temp": 39.0, "JFK.temp": 41.0}
+    ]
+    # inputs remembering different columns: the config must say which
+    csv = write(tmp_path, "LGA.csv", "at,temp\n2013-01-01T05:00:00Z,40.0\n")
+    pond.copy_in([f"host+csv+series://{csv}"], "/weather/LGA")
+    bad = run_pond("cat", "/wide", pond=pond_dir, check=1)
+    assert bad.stderr.decode() == (
+        "error: /wide: the inputs have different time columns (/weather/EWR: time_hour, "
+        "/weather/JFK: time_hour, /weather/LGA: at); name one with time_column\n"
+    )
+    join = {"inputs": [{"pattern": "/weather/EWR", "scope": "ewr"}]}
+    pond.mknod("timeseries-join", "/joined", yaml.safe_dump(join).encode())
+    assert pond.describe("/joined").time_column == "time_hour"
