@@ -348,3 +348,40 @@ def test_a_time_beyond_the_calendar_is_an_error_not_a_crash(tmp_path: Path) -> N
         f"/r/EWR/res=1y.series: /weather/EWR: time {far} µs since the epoch is outside the "
         "calendar (years 2 to 9998) a 1y bucket can hold"
     )
+
+
+def test_apply_refuses_an_unknown_timezone_in_one_line(pond: Pond) -> None:
+    doc = {
+        "version": "v1",
+        "kind": "mknod",
+        "metadata": {"path": "/r"},
+        "spec": {
+            "factory": "temporal-reduce",
+            "config": yaml.safe_load(reduce_config(["1d"], timezone="Mars/Olympus_Mons")),
+        },
+    }
+    manifest = pond.root.parent / "pond.yaml"
+    manifest.write_text(yaml.safe_dump(doc))
+    before = run_pond("list", "-l", "/", pond=pond.root).stdout
+    bad = run_pond("apply", "-f", manifest, pond=pond.root, check=1)
+    err = bad.stderr.decode()
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert err.endswith(
+        "temporal-reduce: timezone 'Mars/Olympus_Mons' is not a known IANA time zone "
+        "(like America/New_York or UTC)\n"
+    )
+    assert run_pond("list", "-l", "/", pond=pond.root).stdout == before
+
+
+def test_a_repeated_local_midnight_starts_the_day_at_the_first_one(
+    pond: Pond, year: pa.Table
+) -> None:
+    # Havana falls back from 01:00 CDT to 00:00 CST: midnight of 2013-11-03 happens twice
+    pond.mknod("temporal-reduce", "/r", reduce_config(["1d"], timezone="America/Havana"))
+    got = read(pond, "/r/EWR/res=1d.series")
+    want = duckdb_buckets(year, "date_trunc('day', time_hour)", "America/Havana")
+    (day,) = [r for r in got if r[0].startswith("2013-11-03")]
+    assert day[0] == "2013-11-03T04:00:00Z" and day[3] == 25
+    # DuckDB groups the same rows and labels the bucket by the second midnight (05:00Z)
+    assert [r for r in got if r != day] == [r for r in want if r[0] != "2013-11-03T05:00:00Z"]
+    assert [r[1:] for r in want if r[0] == "2013-11-03T05:00:00Z"] == [day[1:]]

@@ -11,7 +11,8 @@ local day at most: thousands for years of data) and a binary search per row, so 
 come from zoneinfo alone and every path (sealed, recomputed, dynamic) buckets the same way.
 Counting follows DuckDB's `time_bucket`: weeks from a Monday, months from January, years
 from a multiple of the width, so `1w`, `1mo`, `3mo` and `1y` match `time_bucket`/`date_trunc`
-in the same zone.
+in the same zone. Where a DST change repeats local midnight, a day starts at the first
+one (no row is earlier than its bucket's start); DuckDB labels that bucket by the second.
 """
 
 from __future__ import annotations
