@@ -88,28 +88,29 @@ def test_an_explicit_time_column_wins_and_a_missing_one_is_one_line(
         "EWR,2013-01-01T23:00:00Z,10,2013-01-02T01:00:00Z\n"
         "EWR,2013-01-02T00:00:00Z,20,2013-01-02T02:00:00Z\n",
     )
-    run_pond("copy", f"host+csv+series://{csv}", "/weather/EWR", "-p", pond=pond_dir)
-    cfg = reduce_yaml(tmp_path, time_column="at")
-    run_pond("mknod", "temporal-reduce", "/r", "--config-path", cfg, pond=pond_dir)
+    pond = Pond.open(pond_dir)
+    pond.copy_in([f"host+csv+series://{csv}"], "/weather/EWR", parents=True)
+    pond.mknod("temporal-reduce", "/r", reduce_yaml(tmp_path, time_column="at").read_bytes())
+    pond.mknod("temporal-reduce", "/own", reduce_yaml(tmp_path).read_bytes())
     out = run_pond("cat", "/r/EWR/res=1d.series", "--format", "json", pond=pond_dir)
     assert json.loads(out.stdout) == [{"at": "2013-01-02T00:00:00.000000Z", "temp.avg": 15.0}]
     # the remembered one buckets by time_hour instead
-    run_pond(
-        "mknod", "temporal-reduce", "/own", "--config-path", reduce_yaml(tmp_path), pond=pond_dir
-    )
-    own = run_pond("cat", "/own/EWR/res=1d.series", "--format", "json", pond=pond_dir)
-    assert json.loads(own.stdout) == [
-        {"time_hour": "2013-01-01T00:00:00.000000Z", "temp.avg": 10.0},
-        {"time_hour": "2013-01-02T00:00:00.000000Z", "temp.avg": 20.0},
+    own = pond.read_table("/own/EWR/res=1d.series")
+    assert own.column_names == ["time_hour", "temp.avg"]
+    assert [str(t) for t in own.column("time_hour").to_pylist()] == [
+        "2013-01-01 00:00:00+00:00",
+        "2013-01-02 00:00:00+00:00",
     ]
+    assert own.column("temp.avg").to_pylist() == [10.0, 20.0]
     # checked at mknod: the node is refused, the pond unchanged
-    before = run_pond("list", "-l", "/", pond=pond_dir).stdout
+    before = [e.path for e in pond.list()]
     bad = reduce_yaml(tmp_path, time_column="nope")
     err = run_pond("mknod", "temporal-reduce", "/bad", "--config-path", bad, pond=pond_dir, check=1)
     assert err.stderr.decode() == (
         "error: /bad/EWR/res=1d.series: time column 'nope' not in /weather/EWR\n"
     )
-    assert run_pond("list", "-l", "/", pond=pond_dir).stdout == before
+    pond.refresh()
+    assert [e.path for e in pond.list()] == before
 
 
 def test_time_format_loads_slashed_dates_through_the_cli(tmp_path: Path, pond_dir: Path) -> None:
