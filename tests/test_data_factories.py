@@ -259,7 +259,7 @@ def test_temporal_reduce_epoch_alignment(pond: Pond) -> None:
     ("change", "needle"),
     [
         ({"aggregations": [{"type": "median"}]}, "unknown aggregation"),
-        ({"resolutions": ["1 fortnight"]}, "not a duration"),
+        ({"resolutions": ["1 fortnight"]}, "not a resolution"),
         ({"resolutions": []}, "at least one"),
         ({"in_pattern": "relative/*"}, "absolute"),
     ],

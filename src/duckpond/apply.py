@@ -119,7 +119,7 @@ def _validate(raw: Any, where: str) -> Doc:
 def _validate_copy(doc: Doc, bad: Any) -> None:
     from .query.urls import parse_source
 
-    extra = sorted(set(doc.spec) - {"source", "overwrite"})
+    extra = sorted(set(doc.spec) - {"source", "overwrite", "time_column", "time_format"})
     if extra:
         raise bad(f"unknown copy spec key(s): {', '.join(extra)}")
     source = doc.spec.get("source")
@@ -127,6 +127,11 @@ def _validate_copy(doc: Doc, bad: Any) -> None:
         raise bad("copy needs spec.source (host:///abs/path)")
     if not isinstance(doc.spec.get("overwrite", False), bool):
         raise bad("spec.overwrite must be true or false")
+    for key, what in (("time_column", "a column name"), ("time_format", "a strptime format")):
+        if key in doc.spec and not (isinstance(doc.spec[key], str) and doc.spec[key]):
+            raise bad(
+                f"spec.{key} must be {what} (like {'time' if 'column' in key else '%Y/%m/%d'})"
+            )
     try:
         url = parse_source(source)
     except PondError as e:
@@ -137,6 +142,10 @@ def _validate_copy(doc: Doc, bad: Any) -> None:
         url.check_storable()
     except PondError as e:
         raise bad(str(e)) from None
+    from .query.sources import parsed_on_the_way_in
+
+    if "time_format" in doc.spec and (url.fmt != "csv" or parsed_on_the_way_in(url)):
+        raise bad("spec.time_format reads CSV sources without options (host+csv+series:///...)")
     host = Path(url.path)
     if host.is_dir():
         for f in sorted(p for p in host.rglob("*") if p.is_file()):
@@ -203,7 +212,7 @@ def apply(
             elif d.kind == "copy":
                 for url, target in d.sources:
                     if _copy_action(pond, url, target, d) != "unchanged":
-                        _copy(tx, url, target)
+                        _copy(tx, url, target, d.spec)
             else:
                 fac = registry.get(d.spec["factory"])
                 config = yaml.safe_dump(d.spec["config"], sort_keys=False).encode()
@@ -250,7 +259,7 @@ def _copy_action(pond: Pond, url: SourceURL, target: str, d: Doc) -> str:
     want = _stored_type(url)
     if loc.file_type != want:
         raise InvalidPathError(f"{d.where}: {target} is a {loc.file_type}, not a {want}")
-    if _same_content(pond, url, loc):
+    if _same_content(pond, url, loc, d.spec):
         return "unchanged"
     if not d.spec.get("overwrite", False) and not nodes.is_series(want):
         raise InvalidPathError(f"{d.where}: {target} exists with other content (overwrite: true)")
@@ -265,7 +274,7 @@ def _stored_type(url: SourceURL) -> str:
     return nodes.FILE_DATA
 
 
-def _same_content(pond: Pond, url: SourceURL, loc: Any) -> bool:
+def _same_content(pond: Pond, url: SourceURL, loc: Any, spec: dict[str, Any]) -> bool:
     from .query import ingest, sources
 
     stored = pond.read_bytes(loc.path)
@@ -273,16 +282,17 @@ def _same_content(pond: Pond, url: SourceURL, loc: Any) -> bool:
         data = ingest.read_host_bytes(url.path, url.compression)
         return hashlib.sha256(data).digest() == hashlib.sha256(stored).digest()
     if sources.parsed_on_the_way_in(url):
-        new = sources.format_source(url, _stored_type(url) == nodes.FILE_SERIES, None)[0]
+        series = _stored_type(url) == nodes.FILE_SERIES
+        new = sources.format_source(url, series, spec.get("time_column"))[0]
     elif url.fmt == "csv":
-        new = _csv_as_stored(url)
+        new = _csv_as_stored(url, spec.get("time_format"))
     else:
         new = ingest.read_parquet_bytes(ingest.read_host_bytes(url.path, url.compression), url.path)
     old = ingest.read_parquet_bytes(stored, loc.path)
     return bool(new.replace_schema_metadata(None).equals(old.replace_schema_metadata(None)))
 
 
-def _csv_as_stored(url: SourceURL) -> Any:
+def _csv_as_stored(url: SourceURL, time_format: str | None) -> Any:
     """The table a copy of this CSV would store: converted as `write_csv_file` converts
     (a whole-file read infers other types, e.g. seconds where the pond stores ms)."""
     import tempfile
@@ -293,25 +303,30 @@ def _csv_as_stored(url: SourceURL) -> Any:
 
     with tempfile.TemporaryDirectory(prefix="pond-apply-") as tmp:
         dest = Path(tmp) / "x.parquet"
-        ingest.csv_to_parquet_file(url.path, dest, compression=url.compression)
+        ingest.csv_to_parquet_file(
+            url.path, dest, compression=url.compression, time_format=time_format
+        )
         return pq.read_table(dest)
 
 
-def _copy(tx: WriteTxn, url: SourceURL, target: str) -> None:
+def _copy(tx: WriteTxn, url: SourceURL, target: str, spec: dict[str, Any]) -> None:
     from .query import sources
 
     kind = _stored_type(url)
+    asked = spec.get("time_column")  # else detected; the series remembers it either way
     if sources.parsed_on_the_way_in(url) and kind != nodes.FILE_DATA:
         series = kind == nodes.FILE_SERIES
-        table, time_column = sources.format_source(url, series, None)
+        table, time_column = sources.format_source(url, series, asked)
         tx.write_table(target, table, series=series, time_column=time_column, parents=True)
     elif url.fmt == "csv":
         tx.write_csv_file(
             target,
             url.path,
             series=kind == nodes.FILE_SERIES,
+            time_column=asked,
             compression=url.compression,
             parents=True,
+            time_format=spec.get("time_format"),
         )
     elif kind != nodes.FILE_DATA:
         from .query.ingest import ARROW_CODECS
@@ -320,6 +335,7 @@ def _copy(tx: WriteTxn, url: SourceURL, target: str) -> None:
             target,
             url.path,
             series=kind == nodes.FILE_SERIES,
+            time_column=asked,
             # streamed through pyarrow, which names bzip2 "bz2"
             compression=ARROW_CODECS.get(url.compression or "", url.compression),
             parents=True,

@@ -183,8 +183,10 @@ class WriteTxn:
         time_column: str | None = None,
         compression: str | None = None,
         parents: bool = False,
+        time_format: str | None = None,
     ) -> None:
-        """Convert a host CSV to Parquet on the way in (streamed) and store it."""
+        """Convert a host CSV to Parquet on the way in (streamed) and store it; `time_format`
+        (strptime syntax) reads times that are not ISO 8601."""
         src = Path(host_path)
         _host_size(src)
         ftype = nodes.FILE_SERIES if series else nodes.FILE_TABLE
@@ -192,7 +194,13 @@ class WriteTxn:
         blobs = self._staged.fs.blobs
         tmp = blobs.temp_path()
         try:
-            schema = ingest.csv_to_parquet_file(src, tmp, compression=compression)
+            schema = ingest.csv_to_parquet_file(
+                src,
+                tmp,
+                compression=compression,
+                time_format=time_format,
+                time_column=time_column if series else None,
+            )
             lo, hi, attrs = _event_span(series, schema, tmp, src, time_column)
             self._stage_file_content(path, ftype, tmp, lo, hi, attrs, parents, adopt=True)
         finally:

@@ -40,10 +40,20 @@ def mkdir(st: State, parents: bool, path: str) -> None:
 @click.argument("sources", nargs=-1, required=True)
 @click.argument("dest")
 @click.option("--time-column", help="The event-time column of a series (else detected).")
+@click.option(
+    "--time-format",
+    metavar="FMT",
+    help="How a CSV writes its times when not ISO 8601 (strptime: %Y/%m/%d %H:%M).",
+)
 @click.option("-p", "--parents", is_flag=True, help="Create missing directories on the way.")
 @click.pass_obj
 def copy(
-    st: State, sources: tuple[str, ...], dest: str, time_column: str | None, parents: bool
+    st: State,
+    sources: tuple[str, ...],
+    dest: str,
+    time_column: str | None,
+    time_format: str | None,
+    parents: bool,
 ) -> None:
     """Copy host files into the pond, or pond files out to a host directory.
 
@@ -73,6 +83,7 @@ def copy(
             sources,
             dest,
             time_column=time_column,
+            time_format=time_format,
             parents=parents,
             args=st.argv,
             vars=st.vars,

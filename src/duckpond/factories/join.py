@@ -99,9 +99,28 @@ class JoinedFile(DerivedFile):
         super().__init__(ctx, ctx.path, "file:series:dynamic", factory)
         self.config = config
         self.groups = groups
-        self.tc: str = config["time_column"]
-        self.time_column = self.tc
+        self._tc: str | None = config.get("time_column")
         self._schema: pa.Schema | None = None
+
+    @property
+    def tc(self) -> str:
+        """The configured time column, else the one every input remembers (a stored series
+        keeps the column it was written with), else `timestamp`."""
+        if self._tc is None:
+            own = {f.path: f.time_column for g in self.groups for f in g.files}
+            names = {n for n in own.values() if n is not None}
+            if len(names) > 1:
+                listed = ", ".join(f"{p}: {n}" for p, n in sorted(own.items()) if n)
+                raise FactoryError(
+                    f"{self.path}: the inputs have different time columns ({listed}); "
+                    "name one with time_column"
+                )
+            self._tc = names.pop() if names else "timestamp"
+        return self._tc
+
+    @property
+    def time_column(self) -> str:  # type: ignore[override]
+        return self.tc
 
     def key(self) -> str:
         return digest(self.factory, self.config, [g.key() for g in self.groups])
@@ -142,15 +161,16 @@ class TimeseriesJoin(Factory):
     kind = DATA
     file_type = "file:series:dynamic"
     description = (
-        "A full outer join on `time_column` of `inputs: [{pattern, scope, range: {begin, "
-        "end}}]`: inputs with the same scope are unioned first, columns prefixed "
+        "A full outer join on `time_column` (the inputs' own) of `inputs: [{pattern, scope, "
+        "range: {begin, end}}]`: inputs with the same scope are unioned first, columns prefixed "
         "`<scope>.`, time coalesced and ordered; a pattern matching nothing is skipped."
     )
 
     def validate(self, config: dict[str, Any]) -> dict[str, Any]:
         f = Fields(self.name, config)
         out = {
-            "time_column": f.get("time_column", str, "timestamp"),
+            # None: the inputs' own (each stored series remembers its time column)
+            "time_column": f.get("time_column", str),
             "inputs": f.get("inputs", list, required=True),
         }
         f.done()
@@ -214,7 +234,7 @@ class TimeseriesPivot(Factory):
         out = {
             "pattern": f.get("pattern", str, required=True),
             "columns": f.get("columns", list, required=True),
-            "time_column": f.get("time_column", str, "timestamp"),
+            "time_column": f.get("time_column", str),  # None: the inputs' own
         }
         f.done()
         pattern_path(out["pattern"])

@@ -27,9 +27,14 @@ from .live import (
     time_to_us,
     window,
 )
-from .reduce_sealed import SealedReduction, numeric_columns
+from .reduce_calendar import Resolution, zone
+from .reduce_calendar import parse as parse_resolution
+from .reduce_sealed import SealedReduction, aggregate, numeric_columns
 
 AGGREGATIONS = ("avg", "min", "max", "sum", "count")
+# part of every result key (seal_store.FORMAT for seals): bump when buckets change
+# meaning ("1w" now starts on a Monday, not on the epoch's Thursday)
+BUCKETS_FORMAT = "calendar-1"
 
 
 class TemporalReduce(Factory):
@@ -40,9 +45,11 @@ class TemporalReduce(Factory):
     description = (
         "A directory with one subdirectory per series matching `in_pattern` (named by "
         "`out_pattern`, $0 = first wildcard), each holding `res=<r>.series` per resolution: "
-        "buckets aligned to the Unix epoch, columns `<column>.<agg>` for "
-        "`aggregations: [{type: avg|min|max|sum|count, columns}]`. Buckets older than "
-        "`allowed_lateness` (1d) before the newest data are sealed; `pond run NODE rebuild`."
+        "15m, 1h (aligned to the Unix epoch), 1d, 1w (ISO weeks from Monday), 1mo, 3mo, 1y "
+        "(calendar; local days with `timezone: America/New_York`), columns `<column>.<agg>` "
+        "for `aggregations: [{type: avg|min|max|sum|count, columns}]`; `time_column` defaults "
+        "to the input series' own. Buckets older than `allowed_lateness` (1d) before the "
+        "newest data are sealed; `pond run NODE rebuild`."
     )
 
     def validate(self, config: dict[str, Any]) -> dict[str, Any]:
@@ -50,7 +57,9 @@ class TemporalReduce(Factory):
         out = {
             "in_pattern": f.get("in_pattern", str, required=True),
             "out_pattern": f.get("out_pattern", str, "$0"),
-            "time_column": f.get("time_column", str, "timestamp"),
+            # None: each input's own (a stored series remembers the column it was written with)
+            "time_column": f.get("time_column", str),
+            "timezone": f.get("timezone", str),
             "resolutions": f.get("resolutions", list, required=True),
             "aggregations": f.get("aggregations", list, required=True),
             "allowed_lateness": f.get("allowed_lateness", str, "1d"),
@@ -60,8 +69,10 @@ class TemporalReduce(Factory):
         pattern_path(out["in_pattern"])
         if not out["resolutions"]:
             raise FactoryError(f"{self.name}: 'resolutions' must list at least one")
+        if out["timezone"] is not None:
+            zone(out["timezone"], f"{self.name}: timezone")
         for r in out["resolutions"]:
-            parse_duration(r, f"{self.name}: resolution")
+            parse_resolution(r, out["timezone"], f"{self.name}: resolution")
         if len(set(out["resolutions"])) != len(out["resolutions"]):
             raise FactoryError(f"{self.name}: a resolution is listed twice")
         if not out["aggregations"]:
@@ -185,14 +196,29 @@ class ReduceFile(DerivedFile):
         self.site = site
         self.input = site.input
         self.resolution = resolution
-        self.bucket = parse_duration(resolution)
+        self.res: Resolution = parse_resolution(resolution, config.get("timezone"), "resolution")
+        self.bucket = self.res.width  # nominal for calendar units: how the site orders tiers
         self.config = config
-        self.tc: str = config["time_column"]
-        self.time_column = self.tc
+        self._tc: str | None = config.get("time_column")
         self._schema: pa.Schema | None = None
 
+    @property
+    def tc(self) -> str:
+        """The configured time column, else the input's own (looked up on first use: a
+        derived input finds it from its schema)."""
+        if self._tc is None:
+            from ..query import ingest
+
+            own = self.input.time_column or ingest.detect_time_column(self.input.schema())
+            self._tc = own or "timestamp"
+        return self._tc
+
+    @property
+    def time_column(self) -> str:  # type: ignore[override]
+        return self.tc
+
     def key(self) -> str:
-        return digest(self.factory, self.config, self.resolution, self.input.key())
+        return digest(self.factory, BUCKETS_FORMAT, self.config, self.resolution, self.input.key())
 
     def _query(self, schema: pa.Schema) -> str:
         tc = self.tc
@@ -214,6 +240,9 @@ class ReduceFile(DerivedFile):
         )
 
     def schema(self) -> pa.Schema:
+        if self._schema is None and self.res.calendar:
+            empty = empty_like(self.input.schema())
+            self._schema = self._aggregate(empty).schema
         if self._schema is None:
             from ..query import sql
 
@@ -231,11 +260,19 @@ class ReduceFile(DerivedFile):
             return window(self._sealed().compute(spans), self.tc, start, end)
 
         # whole buckets: read from the start of the first one to the end of the last
-        lo = None if start is None else start // self.bucket * self.bucket
-        hi = None if end is None else end // self.bucket * self.bucket + self.bucket - 1
-        table = sql.run_sql(self.site.context(lo, hi), self._query(self.input.schema()))
-        table = time_to_us(table, self.tc)
+        lo = None if start is None else self.res.floor(start)
+        hi = None if end is None else self.res.next_start(self.res.floor(end)) - 1
+        if self.res.calendar:  # bucketed as the sealed path does (reduce_calendar.py)
+            table = self._aggregate(self.input.scan(lo, hi))
+        else:
+            table = sql.run_sql(self.site.context(lo, hi), self._query(self.input.schema()))
+            table = time_to_us(table, self.tc)
         return window(table, self.tc, start, end)
+
+    def _aggregate(self, table: pa.Table) -> pa.Table:
+        return aggregate(
+            table, self.tc, self.res, self.config["aggregations"], self.path, self.input.path
+        )
 
     def _sealed(self) -> SealedReduction:
         where = seal_store.namespace(self.ctx.pond_root, self.config)
@@ -243,8 +280,7 @@ class ReduceFile(DerivedFile):
         return SealedReduction(
             path=self.path,
             source=self.input,
-            resolution=self.resolution,
-            bucket=self.bucket,
+            resolution=self.res,
             lateness=parse_duration(self.config["allowed_lateness"]),
             time_column=self.tc,
             aggregations=self.config["aggregations"],

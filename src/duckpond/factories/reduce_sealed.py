@@ -27,6 +27,8 @@ from .seal_store import EMPTY, SealState, SealStore, ids_hash
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from .reduce_calendar import Resolution
+
 # the attributes an ordinary appended series version carries (txn.py); any other one may
 # change how the series reads (temporal bounds, collapse), so it is never taken as an append
 PLAIN_ATTRIBUTES = frozenset({"time_column"})
@@ -43,8 +45,7 @@ class SealedReduction:
         *,
         path: str,
         source: LiveFile,
-        resolution: str,
-        bucket: int,
+        resolution: Resolution,
         lateness: int,
         time_column: str,
         aggregations: list[dict[str, Any]],
@@ -52,8 +53,7 @@ class SealedReduction:
     ) -> None:
         self.path = path
         self.source = source
-        self.resolution = resolution
-        self.bucket = bucket
+        self.res = resolution
         self.lateness = lateness
         self.tc = time_column
         self.aggregations = aggregations
@@ -88,7 +88,8 @@ class SealedReduction:
         added = None
         sealed_hi = state.sealed_hi
         if newest is not None:
-            watermark = (newest - self.lateness) // self.bucket * self.bucket
+            # a bucket is sealed once its end is at least `lateness` before the newest data
+            watermark = self.res.floor(newest - self.lateness)
             if sealed_hi is None or watermark > sealed_hi:
                 closing = pc.less(hot.column(self.tc).cast(pa.int64()), watermark)
                 added = hot.filter(closing)
@@ -133,50 +134,63 @@ class SealedReduction:
         if not late:
             return
         first = min(late, key=lambda s: s.min_time or 0)
-        start = (first.min_time or 0) // self.bucket * self.bucket
+        start = self.res.floor(first.min_time or 0)
         raise FactoryError(
             f"{self.path}: version {first.version} of {self.source.path} holds data for the sealed "
-            f"bucket starting {_iso(start)} (resolution {self.resolution}): buckets before "
+            f"bucket starting {_iso(start)} (resolution {self.res.text}): buckets before "
             f"{_iso(hi)} are sealed (allowed_lateness {_duration(self.lateness)}). To take it "
             f"in, run `pond run {_node_of(self.path)} rebuild` (or raise allowed_lateness)"
         )
 
     def _aggregate(self, table: pa.Table) -> pa.Table:
-        """The output rows of `table`: one per bucket, `<column>.<agg>` columns in the
-        order reduce.py's query gives them."""
-        import pyarrow as pa
+        return aggregate(table, self.tc, self.res, self.aggregations, self.path, self.source.path)
 
-        tc = self.tc
-        schema = table.schema
-        numeric = numeric_columns(schema, tc, self.path, self.source.path)
-        wanted: list[tuple[str, str]] = []
-        for agg in self.aggregations:
-            for c in agg["columns"] or numeric:
-                if schema.get_field_index(c) >= 0:  # a listed column reduces where it exists
-                    wanted.append((c, agg["type"]))
-        if not wanted:
-            raise FactoryError(f"{self.path}: {self.source.path} has no numeric column to reduce")
-        times = time_to_us(table.select([tc]), tc).column(0).cast(pa.int64())
-        table = table.filter(times.is_valid())
-        raw = times.filter(times.is_valid()).to_numpy()
-        buckets = pa.array(raw // self.bucket * self.bucket, pa.int64())
-        columns = sorted({c for c, _ in wanted})
-        grouped = pa.table(
-            {"__bucket": buckets, **{f"c{i}": table.column(c) for i, c in enumerate(columns)}}
-        )
-        index = {c: f"c{i}" for i, c in enumerate(columns)}
-        specs = sorted({(index[c], _PYARROW_AGG[kind]) for c, kind in wanted})
-        try:
-            out = grouped.group_by("__bucket").aggregate(specs)
-        except (pa.ArrowNotImplementedError, pa.ArrowTypeError, pa.ArrowInvalid) as e:
-            raise FactoryError(f"{self.path}: cannot reduce {self.source.path}: {e}") from None
-        out = out.sort_by("__bucket")
-        arrays = [out.column("__bucket").cast(pa.timestamp("us", tz="UTC"))]
-        names = [tc]
-        for c, kind in wanted:
-            arrays.append(out.column(f"{index[c]}_{_PYARROW_AGG[kind]}"))
-            names.append(f"{c}.{kind}")
-        return pa.table(arrays, names=names)
+
+def aggregate(
+    table: pa.Table,
+    tc: str,
+    res: Resolution,
+    aggregations: list[dict[str, Any]],
+    path: str,
+    source: str,
+) -> pa.Table:
+    """The output rows of `table`: one per bucket of `res`, `<column>.<agg>` columns in the
+    order reduce.py's query gives them."""
+    import pyarrow as pa
+
+    schema = table.schema
+    numeric = numeric_columns(schema, tc, path, source)
+    wanted: list[tuple[str, str]] = []
+    for agg in aggregations:
+        for c in agg["columns"] or numeric:
+            if schema.get_field_index(c) >= 0:  # a listed column reduces where it exists
+                wanted.append((c, agg["type"]))
+    if not wanted:
+        raise FactoryError(f"{path}: {source} has no numeric column to reduce")
+    times = time_to_us(table.select([tc]), tc).column(0).cast(pa.int64())
+    table = table.filter(times.is_valid())
+    raw = times.filter(times.is_valid()).to_numpy()
+    try:
+        buckets = pa.array(res.starts(raw), pa.int64())
+    except FactoryError as e:
+        raise FactoryError(f"{path}: {source}: {e}") from None
+    columns = sorted({c for c, _ in wanted})
+    grouped = pa.table(
+        {"__bucket": buckets, **{f"c{i}": table.column(c) for i, c in enumerate(columns)}}
+    )
+    index = {c: f"c{i}" for i, c in enumerate(columns)}
+    specs = sorted({(index[c], _PYARROW_AGG[kind]) for c, kind in wanted})
+    try:
+        out = grouped.group_by("__bucket").aggregate(specs)
+    except (pa.ArrowNotImplementedError, pa.ArrowTypeError, pa.ArrowInvalid) as e:
+        raise FactoryError(f"{path}: cannot reduce {source}: {e}") from None
+    out = out.sort_by("__bucket")
+    arrays = [out.column("__bucket").cast(pa.timestamp("us", tz="UTC"))]
+    names = [tc]
+    for c, kind in wanted:
+        arrays.append(out.column(f"{index[c]}_{_PYARROW_AGG[kind]}"))
+        names.append(f"{c}.{kind}")
+    return pa.table(arrays, names=names)
 
 
 def numeric_columns(schema: pa.Schema, tc: str, path: str, source: str) -> list[str]:

@@ -40,7 +40,7 @@ from .live import digest
 if TYPE_CHECKING:
     import pyarrow as pa
 
-FORMAT = "sealed-1"
+FORMAT = "sealed-2"  # 2: calendar buckets, weeks from Monday
 MANIFEST = "manifest.json"
 LOCK = ".lock"
 

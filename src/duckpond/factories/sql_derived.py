@@ -7,7 +7,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..errors import FactoryError
+from ..errors import FactoryError, FormatError
 from .base import DATA, Factory, Fields
 from .live import (
     BuildContext,
@@ -90,10 +90,22 @@ class SqlFile(DerivedFile):
 
     @property
     def time_column(self) -> str | None:  # type: ignore[override]
+        """The configured one, else the first input's remembered time column that the query
+        passes through, else one detected in the output."""
         if self.series and self._time_column is None:
             from ..query import ingest
 
-            self._time_column = ingest.detect_time_column(self.schema())
+            schema = self.schema()
+            remembered = [f.time_column for fs in self.inputs.values() for f in fs]
+            for name in remembered:
+                if name is not None and schema.get_field_index(name) >= 0:
+                    try:
+                        self._time_column = ingest.detect_time_column(schema, name)
+                        break
+                    except FormatError:
+                        continue  # renamed or recast by the query: not a time there
+            else:
+                self._time_column = ingest.detect_time_column(schema)
         return self._time_column
 
     def key(self) -> str:
@@ -123,10 +135,8 @@ class SqlFile(DerivedFile):
             start = end = None
         table = self._run(lambda ctx, name, files: register_union(ctx, name, files, start, end))
         if self.series and (start is not None or end is not None):
-            from ..query import ingest
-
-            column = self._time_column or ingest.detect_time_column(table.schema)
-            if column:
+            column = self.time_column
+            if column and table.schema.get_field_index(column) >= 0:
                 table = window(table, column, start, end)
         return table
 

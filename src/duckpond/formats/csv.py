@@ -247,3 +247,65 @@ def parse_csv(
     except ARROW_ERRORS as e:
         raise csv_error(what, e) from None
     raise csv_error(what, first) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# times that are not ISO 8601: `--time-format` (strptime syntax, as DuckDB's timestampformat)
+
+
+def time_parsers(time_format: str | None) -> list[str] | None:
+    """pyarrow's `timestamp_parsers` for `time_format` (ISO 8601 still read elsewhere)."""
+    if time_format is None:
+        return None
+    if not time_format.strip() or "%" not in time_format:
+        raise PondUsageError(
+            f"time format {clip(time_format)!r} has no % field (strptime syntax: %Y/%m/%d %H:%M)"
+        )
+    return [time_format, pcsv.ISO8601]
+
+
+def check_time_format(
+    schema: pa.Schema,
+    column: str | None,
+    candidates: tuple[str, ...],
+    time_format: str,
+    open_stream: Callable[[], pa.NativeFile],
+    what: str,
+) -> None:
+    """After a read with time_parsers(time_format): the time column (`column`, else any
+    timestamp one) holds times, or a FormatError names the first value that does not match
+    in it (else in the first of `candidates`, or the first text column holding a matching
+    value). Error path only: it reads the text columns once more."""
+    if column is None and any(pa.types.is_timestamp(t) for t in schema.types):
+        return
+    idx = -1 if column is None else schema.get_field_index(column)
+    if column is not None and (idx < 0 or pa.types.is_timestamp(schema.field(idx).type)):
+        return  # a missing column is the time column check's to report
+    text = [
+        f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+    ]
+    if column is not None:
+        text = [column]
+    else:  # a column named like a time column first
+        text = sorted(text, key=lambda n: n not in candidates)
+    import pyarrow.compute as pc
+
+    convert = pcsv.ConvertOptions(
+        include_columns=text, column_types=dict.fromkeys(text, pa.string())
+    )
+    with open_stream() as s:
+        table = pcsv.read_csv(
+            s, read_options=pcsv.ReadOptions(use_threads=False), convert_options=convert
+        )
+    for col in text:
+        values = table.column(col)
+        parsed = pc.strptime(values, format=time_format, unit="us", error_is_null=True)
+        if column is None and col not in candidates and parsed.null_count == len(parsed):
+            continue  # no value of it matches: not the time column
+        for i, (raw, when) in enumerate(zip(values.to_pylist(), parsed.to_pylist(), strict=True)):
+            if when is None and raw not in (None, ""):
+                raise FormatError(
+                    f"{what}: line {i + 2}: {clip(raw)!r} in column '{col}' does not match "
+                    f"--time-format {time_format!r}"
+                )
+    raise FormatError(f"{what}: no column holds times matching --time-format {time_format!r}")

@@ -168,6 +168,7 @@ class Pond(
         args: list[str] | None = None,
         vars: dict[str, str] | None = None,
         progress: Callable[[int], None] | None = None,
+        time_format: str | None = None,
     ) -> list[str]:
         """Copy host files into the pond in one transaction; returns the pond paths written.
 
@@ -177,7 +178,9 @@ class Pond(
         when `dest` ends with `/`, names an existing directory, or there are several
         sources; onto an existing series path, a series source appends a version.
         `parents`: create missing directories on the way (as `mkdir -p`).
-        `progress` is called with byte counts as they are copied.
+        `progress` is called with byte counts as they are copied. `time_column`: a series'
+        event-time column (else detected), remembered by the series; `time_format`: how a
+        CSV writes its times when not ISO 8601 (strptime syntax: `%Y/%m/%d`).
         """
         from .. import hostcopy
         from ..query.sources import copy_one
@@ -191,7 +194,7 @@ class Pond(
             dest_is_dir = tx.exists(dest_norm) and self._is_dir(dest_norm)
             targets = hostcopy.targets(parsed, dest, dest_norm, dest_is_dir)
             for s, target in zip(parsed, targets, strict=True):
-                copy_one(tx, s, target, time_column, tick)
+                copy_one(tx, s, target, time_column, tick, time_format)
         return targets
 
     def copy_out(self, patterns: str | Sequence[str], host_dir: str | Path) -> list[Path]:

@@ -251,6 +251,7 @@ class SourceWriter(Protocol):
         time_column: str | None = None,
         compression: str | None = None,
         parents: bool = False,
+        time_format: str | None = None,
     ) -> None: ...
     def write_parquet_file(
         self,
@@ -292,9 +293,16 @@ def copy_one(
     target: str,
     time_column: str | None,
     tick: Callable[[int], None],
+    time_format: str | None = None,
 ) -> None:
-    """Store one host source at `target`: raw bytes, a table or a series version."""
+    """Store one host source at `target`: raw bytes, a table or a series version.
+    `time_format`: how a CSV writes its times when not ISO 8601 (strptime syntax)."""
     series = s.entry == "series"
+    if time_format is not None and (s.fmt != "csv" or parsed_on_the_way_in(s)):
+        raise PondUsageError(
+            "--time-format reads CSV sources without options (host+csv+series:///...), "
+            f"not {s.scheme}+{s.fmt} {s.path}"
+        )
     if s.fmt == "raw" and not s.compression:
         tx.write_host_file(target, s.path, progress=tick)
         return
@@ -304,7 +312,12 @@ def copy_one(
     elif s.fmt == "csv":
         s.check_storable()
         tx.write_csv_file(
-            target, s.path, series=series, time_column=time_column, compression=s.compression
+            target,
+            s.path,
+            series=series,
+            time_column=time_column,
+            compression=s.compression,
+            time_format=time_format,
         )
     elif s.fmt in ("table", "series") or s.entry in ("table", "series"):
         from .ingest import ARROW_CODECS
