@@ -167,29 +167,32 @@ def cat(
     from . import render
 
     fmt = fmt or ("table" if sys.stdout.isatty() else "parquet")
-    if fmt != "table":  # to a file or pipe: streamed, in bounded memory whatever its size
-        window = (time_start, time_end)
+    window = (time_start, time_end)
+    if fmt == "parquet":  # to a file or pipe: streamed, in bounded memory whatever its size
         if pond is None:  # a host URL: the query layer alone (no pond, storage or steward)
             from ..query.sources import stream_source
 
-            batches = stream_source(
-                path, None, None, query, version, window, timeout, memory_limit
-            )
+            batches = stream_source(path, None, None, query, version, window, timeout, memory_limit)
         else:
             batches = pond.read_batches(
                 path, query, version, window, timeout=timeout, memory_limit=memory_limit
             )
         render.batches(batches, fmt)
         return
-    from ..pond import read_source
+    # CSV, JSON, a table: a small result is written without loading pyarrow (query/rows.py)
+    if pond is None:
+        from ..query.sources import read_for_output
 
-    table = read_source(
-        path,
-        pond,
-        sql=query,
-        version=version,
-        time_range=(time_start, time_end),
-        timeout=timeout,
-        memory_limit=memory_limit,
-    )
-    render.table(table, fmt)
+        result = read_for_output(path, None, None, query, version, window, timeout, memory_limit)
+    else:
+        result = pond.read_for_output(
+            path, query, version, window, timeout=timeout, memory_limit=memory_limit
+        )
+    from ..query.rows import Rows
+
+    if isinstance(result, Rows):
+        render.small(result, fmt)
+    elif fmt != "table":  # streamed, in bounded memory whatever its size
+        render.batches(result, fmt)
+    else:
+        render.table(render.collect(result), fmt)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from ..apply import Planned
     from ..factories.base import Factory
+    from ..query.rows import Rows
     from ..remotes.info import PondStatus, RemoteInfo, Transfer, Verification
     from ..reports import (
         IncompleteReport,
@@ -285,6 +286,34 @@ def table(data: pa.Table, fmt: str) -> None:
         sys.stdout.write(output.to_json_text(data).rstrip("\n") + "\n")
     else:
         sys.stdout.buffer.write(output.to_parquet_bytes(data))
+    sys.stdout.flush()
+
+
+def collect(data: Iterator[pa.RecordBatch]) -> pa.Table:
+    """A streamed result held whole (for a table shown to people)."""
+    import pyarrow as pa
+
+    try:
+        return pa.Table.from_batches(list(data))
+    finally:
+        close = getattr(data, "close", None)
+        if close is not None:
+            close()
+
+
+def small(result: Rows, fmt: str) -> None:
+    """A small query result (query.rows) on stdout: the bytes `table`/`batches` would
+    write for it, without pyarrow."""
+    from ..query import rows
+
+    if fmt == "table":
+        values = rows.values(result)
+        shown = values[: rows.DEFAULT_MAX_ROWS]
+        rows.print_rows(result.names, rows.numeric(result), shown, len(values), console())
+    elif fmt == "csv":
+        rows.write_csv(result, sys.stdout.buffer)
+    else:
+        rows.write_json(result, sys.stdout)
     sys.stdout.flush()
 
 

@@ -14,6 +14,7 @@ from ..steward.handles import PondHandles
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from ..query.rows import Rows
     from ..query.sources import SourcePond
 
 
@@ -39,6 +40,27 @@ class StreamMethods(PondHandles):
             time_range=time_range,
             timeout=timeout,
             memory_limit=memory_limit,
+        )
+
+    def read_for_output(
+        self,
+        url: str,
+        sql: str | None = None,
+        version: int | None = None,
+        time_range: tuple[TimeLike, TimeLike] | None = None,
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
+    ) -> Rows | Iterator[pa.RecordBatch]:
+        """`read_batches` for a writer of CSV, JSON or a table (`pond cat`): a small result
+        of plain types comes back whole as Python rows (`query.rows.Rows`, written by the
+        functions of `query.rows`), computed without pyarrow; any other as record batches."""
+        from ..dynamic import reads
+        from ..query import sources
+
+        pond: SourcePond = self  # type: ignore[assignment]  # a Pond: one of its bases
+        return sources.read_for_output(
+            url, pond, reads, sql, version, time_range, timeout, memory_limit
         )
 
 

@@ -28,10 +28,11 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
+from .rows import DEFAULT_MAX_ROWS, format_value, print_rows
+
 if TYPE_CHECKING:  # rich is only for people (print_table): CSV, JSON, Parquet skip it
     from rich.console import Console
 
-DEFAULT_MAX_ROWS = 100
 PARQUET_COMPRESSION = "zstd"
 
 _EPOCH = dt.datetime(1970, 1, 1)
@@ -221,17 +222,6 @@ def column_values(arr: pa.ChunkedArray | pa.Array) -> list[Any]:
     return arr.to_pylist()
 
 
-def format_value(value: Any) -> str:
-    """One JSON-ready value (from column_values) as display text; null is ``NULL``."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return str(value)
-
-
 # ---------------------------------------------------------------------------------------------
 # whole tables
 
@@ -356,29 +346,9 @@ def print_table(
 ) -> None:
     """Print `table` for people: numbers right-aligned, nulls dimmed, at most `max_rows` rows
     (None = all) with a caption saying how many were left out."""
-    from rich.table import Table as RichTable
-    from rich.text import Text
-
     total = table.num_rows
     shown = table if max_rows is None or total <= max_rows else table.slice(0, max_rows)
-    out = RichTable(show_lines=False, header_style="bold")
-    for field in shown.schema:
-        out.add_column(
-            field.name,
-            justify="right" if _is_numeric(field.type) else "left",
-            overflow="fold",
-        )
     cols = [column_values(c) for c in shown.columns]
-    for row in zip(*cols, strict=True):
-        out.add_row(
-            *(Text("NULL", style="dim") if v is None else Text(format_value(v)) for v in row)
-        )
-    if shown.num_rows < total:
-        summary = f"{shown.num_rows} of {total} rows shown"
-    else:
-        summary = f"{total} row{'' if total == 1 else 's'}"
-    # title and summary as their own lines: as table title/caption they wrap to a narrow table
-    if title:
-        console.print(Text(title, style="bold"))
-    console.print(out)
-    console.print(Text(summary, style="dim"))
+    rows = [list(row) for row in zip(*cols, strict=True)]
+    numeric = [_is_numeric(f.type) for f in shown.schema]
+    print_rows(shown.schema.names, numeric, rows, total, console, title)

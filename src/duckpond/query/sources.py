@@ -11,20 +11,21 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import formats, nodes, seriesview
 from ..errors import InvalidPathError, PondError, PondUsageError, QueryError
-from .limits import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
+from .limits import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT, import_outside_bound
 from .pondview import DerivedReads, NodeStore, SourcePond, no_version, row_at
 from .urls import SourceURL, parse_source
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from . import sql
+    from . import rows, sql
 
 TimeLike = int | str | dt.datetime | None
 
@@ -112,14 +113,67 @@ def stream_source(
     t0, t1 = (to_us(time_range[0]), to_us(time_range[1])) if time_range else (None, None)
     ctx = sqlmod.make_context(memory_limit)
     register_source(ctx, url, pond, derived, version, t0, t1)
-    stream = sqlmod.stream_sql(ctx, sql or "SELECT * FROM source", timeout)
+    yield from _batches(ctx, sql or "SELECT * FROM source", timeout, timeout)
+
+
+def _batches(
+    ctx: sql.QueryContext, query: str, timeout: float | None, stated: float | None
+) -> Iterator[pa.RecordBatch]:
+    """The query's batches on `ctx` within `timeout` seconds (`stated`: the limit the user
+    gave, for the message), closing the context at the end."""
+    from . import sql as sqlmod
+
+    stream = sqlmod.stream_sql(ctx, query, timeout)
     try:
         yield from stream
     except sqlmod.QueryTimeout:
-        raise sqlmod.timeout_error(timeout) from None
+        raise sqlmod.timeout_error(stated) from None
     finally:
         stream.close()
         ctx.close()
+
+
+def read_for_output(
+    url: str,
+    pond: SourcePond | None,
+    derived: DerivedReads | None = None,
+    sql: str | None = None,
+    version: int | None = None,
+    time_range: tuple[TimeLike, TimeLike] | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
+) -> rows.Rows | Iterator[pa.RecordBatch]:
+    """`stream_source` for a writer of CSV, JSON or a table: a small result of plain types
+    comes back whole as Python rows (rows.small_result), computed without loading pyarrow;
+    any other is streamed as record batches, the query run again through Arrow on the same
+    context (the registrations are not repeated) within what is left of `timeout`."""
+    from . import rows as rowsmod
+    from . import sql as sqlmod
+
+    t0, t1 = (to_us(time_range[0]), to_us(time_range[1])) if time_range else (None, None)
+    query = sql or "SELECT * FROM source"
+    started = time.monotonic()
+    ctx = sqlmod.make_context(memory_limit)
+    try:
+        register_source(ctx, url, pond, derived, version, t0, t1)
+        small = rowsmod.small_result(ctx, query, timeout)
+    except sqlmod.QueryTimeout:
+        ctx.close()
+        raise sqlmod.timeout_error(timeout) from None
+    except BaseException:
+        ctx.close()
+        raise
+    if small is not None:
+        ctx.close()
+        return small
+    left = None
+    if timeout is not None:
+        left = timeout - (time.monotonic() - started)
+        if left <= 0:
+            ctx.close()
+            raise sqlmod.timeout_error(timeout)
+    import_outside_bound("pyarrow")
+    return _batches(ctx, query, left, timeout)
 
 
 def part_of(fs: NodeStore, row: nodes.NodeRow) -> sql.Part:

@@ -30,10 +30,9 @@ import uuid
 import weakref
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pyarrow as pa
 
 from duckpond.errors import FormatError, NotFoundError, QueryError
 
@@ -47,6 +46,9 @@ from .limits import (
     new_spill_dir,
     remove_spill_dir,
 )
+
+if TYPE_CHECKING:  # pyarrow loads where Arrow data is made: a small `cat --sql` never needs it
+    import pyarrow as pa
 
 SOURCE_NAMES: tuple[str, ...] = ("source", "series")
 
@@ -204,6 +206,8 @@ def overlaps(part: Part, start: int | None, end: int | None) -> bool:
 
 
 def unify_schemas(schemas: Sequence[pa.Schema]) -> pa.Schema:
+    import pyarrow as pa
+
     # metadata (pandas, ARROW:schema...) is irrelevant to a query and can conflict
     clean = [s.remove_metadata() for s in schemas]
     try:
@@ -214,6 +218,8 @@ def unify_schemas(schemas: Sequence[pa.Schema]) -> pa.Schema:
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """Reorder/cast `table` to `schema`, with nulls for columns it lacks."""
+    import pyarrow as pa
+
     cols = []
     for field in schema:
         idx = table.schema.get_field_index(field.name)
@@ -471,6 +477,8 @@ def time_bucket_sql(bucket_us: int, column: str, column_type: pa.DataType) -> st
     timestamp). For factories and the site, which generate SQL: the engine's dialect stays
     here. Integer arithmetic, exact, and right before 1970 too (the remainder is taken
     positive whatever the sign convention of %)."""
+    import pyarrow as pa
+
     q = _quote(column)
     if pa.types.is_timestamp(column_type):
         us = f"epoch_us({q})"
@@ -522,9 +530,10 @@ def _refused(kind: str) -> QueryError:
     return QueryError(f"only read-only queries are allowed: {what} is refused")
 
 
-def check_read_only(ctx: QueryContext, query: str) -> None:
+def check_read_only(ctx: QueryContext, query: str) -> str:
     """One statement, and a read: DDL, DML, COPY, EXPORT, SET/RESET/PRAGMA, ATTACH,
-    INSTALL/LOAD, CALL, PREPARE... are refused by DuckDB's own parse of the statement."""
+    INSTALL/LOAD, CALL, PREPARE... are refused by DuckDB's own parse of the statement.
+    Returns the statement's type (SELECT or EXPLAIN)."""
     try:
         statements = ctx.con.extract_statements(query)
     except duckdb.Error as e:
@@ -536,6 +545,7 @@ def check_read_only(ctx: QueryContext, query: str) -> None:
         raise _refused(kind)
     if _PRAGMA_RE.match(query):
         raise _refused("PRAGMA")
+    return str(kind)
 
 
 def _query_error(ctx: QueryContext, err: Exception) -> QueryError:
@@ -564,6 +574,8 @@ def _memory_error(ctx: QueryContext, detail: str) -> QueryError:
 def _plain_type(t: pa.DataType) -> pa.DataType:
     """`t` with string_view/binary_view replaced by plain types, which every downstream
     writer (CSV, JSON, Delta) handles."""
+    import pyarrow as pa
+
     if t == pa.string_view():
         return pa.string()
     if t == pa.binary_view():
@@ -586,6 +598,8 @@ def _plain_type(t: pa.DataType) -> pa.DataType:
 
 
 def plain_types(table: pa.Table) -> pa.Table:
+    import pyarrow as pa
+
     target = pa.schema(
         [f.with_type(_plain_type(f.type)) for f in table.schema], metadata=table.schema.metadata
     )
@@ -599,6 +613,8 @@ def _integer_columns(rel: duckdb.DuckDBPyRelation) -> set[int]:
 
 
 def _as_int64(batch: pa.RecordBatch, columns: set[int]) -> pa.RecordBatch:
+    import pyarrow as pa
+
     arrays = list(batch.columns)
     fields = list(batch.schema)
     for i in columns:
@@ -670,12 +686,37 @@ class _Guard:
             self._thread.join()
 
 
+def failure(ctx: QueryContext, guard: _Guard, err: Exception) -> BaseException:
+    """What to raise for an engine error met while a guarded query ran: the memory or time
+    limit when the watcher stopped it, KeyboardInterrupt for a user's interrupt, else the
+    one-line QueryError."""
+    if guard.over_memory:
+        return _memory_error(ctx, "the query outgrew it")
+    if guard.timed_out:
+        return QueryTimeout()
+    if isinstance(err, duckdb.InterruptException) or str(err).startswith("INTERRUPT"):
+        return KeyboardInterrupt()
+    return _query_error(ctx, err)
+
+
+def interrupted(ctx: QueryContext, guard: _Guard, err: RuntimeError) -> BaseException:
+    """What to raise for the RuntimeError DuckDB answers a SIGINT (Ctrl-C) with, or `err`
+    itself when it is something else."""
+    if guard.fired:
+        return QueryTimeout() if guard.timed_out else _memory_error(ctx, "the query outgrew it")
+    if "interrupted" in str(err).lower():
+        return KeyboardInterrupt()
+    return err
+
+
 def stream_sql(
     ctx: QueryContext, query: str, timeout: float | None = DEFAULT_TIMEOUT
 ) -> Generator[pa.RecordBatch, None, None]:
     """The batches of one read-only query as they are computed (see run_sql for the rules);
     stopped after `timeout` seconds counted from the call. Close the iterator (or read it to
     the end) to end the query."""
+    import pyarrow as pa
+
     check_read_only(ctx, query)
     ctx.lock()
     apply_process_bound()  # the CLI's cap on the whole process, once (limits.py)
@@ -695,27 +736,17 @@ def stream_sql(
         except (duckdb.Error, pa.ArrowException, OSError) as e:
             # errors met while streaming come through Arrow's reader, as Arrow exceptions
             # carrying DuckDB's message
-            if guard.over_memory:
-                raise _memory_error(ctx, "the query outgrew it") from None
-            if guard.timed_out:
-                raise QueryTimeout from None
-            if isinstance(e, duckdb.InterruptException) or str(e).startswith("INTERRUPT"):
-                raise KeyboardInterrupt from None
-            raise _query_error(ctx, e) from None
+            raise failure(ctx, guard, e) from None
         except RuntimeError as e:  # DuckDB's answer to a SIGINT (Ctrl-C) during a query
-            if guard.fired:
-                raise (
-                    QueryTimeout if guard.timed_out else _memory_error(ctx, "the query outgrew it")
-                ) from None
-            if "interrupted" in str(e).lower():
-                raise KeyboardInterrupt from None
-            raise
+            raise interrupted(ctx, guard, e) from None
     finally:
         guard.stop()
         clear_spill_dir(ctx.spill)
 
 
 def _plain_batch(batch: pa.RecordBatch, wide: set[int]) -> pa.RecordBatch:
+    import pyarrow as pa
+
     if wide:
         batch = _as_int64(batch, wide)
     target = pa.schema([f.with_type(_plain_type(f.type)) for f in batch.schema])
@@ -734,6 +765,8 @@ def run_sql(ctx: QueryContext, query: str, timeout: float | None = DEFAULT_TIMEO
     one-line QueryErrors. The result is held in memory, as the caller asked (the memory
     limit bounds the query's work; the watcher still stops a result that outgrows it by
     far); stream_sql streams it instead."""
+    import pyarrow as pa
+
     batches: list[pa.RecordBatch] = []
     stream = stream_sql(ctx, query, timeout)
     try:
