@@ -276,6 +276,8 @@ def _as_parquet_reads(t: pa.DataType) -> pa.DataType:
     series reads alike whichever way its parts go: seconds and milliseconds become µs (also
     exact for the time window, which DuckDB's filter pushed into an Arrow scan rounds to the
     column's unit), a duration its int64 count."""
+    import pyarrow as pa
+
     if pa.types.is_timestamp(t) and t.unit in ("s", "ms"):
         return pa.timestamp("us", tz=t.tz)
     if pa.types.is_duration(t):
@@ -294,6 +296,7 @@ def _inline_dataset(parts: Sequence[Part]) -> Any:
     """One pyarrow dataset over the parts' Parquet bytes, under their unified schema: DuckDB
     scans it lazily (projection pushed down, fragments read on Arrow's threads, a bounded
     readahead), and a query may scan it again."""
+    import pyarrow as pa
     import pyarrow.dataset as ds
 
     fmt = ds.ParquetFileFormat()
