@@ -32,7 +32,7 @@ from .config import SiteConfig
 if TYPE_CHECKING:
     import numpy as np
 
-    from .collect import Series, Tier
+    from .collect import Series
     from .source import SiteSource
 
 log = logging.getLogger("pond")
@@ -458,6 +458,8 @@ def _slugs(paths_: list[str]) -> dict[str, str]:
 
 def _export(w: _Writer, s: Series, slug: str, cfg: SiteConfig) -> dict[str, Any]:
     """Write `s`'s tiers as chunked data scripts; return the page's manifest."""
+    from . import encode
+
     tiers = []
     for i, t in enumerate(s.tiers):
         coarsest = i == len(s.tiers) - 1
@@ -467,7 +469,12 @@ def _export(w: _Writer, s: Series, slug: str, cfg: SiteConfig) -> dict[str, Any]
         for k, lo, hi in _chunk_bounds(t.time_ms, chunk_ms):
             name = f"{t.name}-{k}.js" if chunk_ms else f"{t.name}.js"
             rel = f"data/{slug}/{name}"
-            w.write(rel, _chunk_script(rel, t, lo, hi))
+            w.write(
+                rel,
+                encode.chunk_script(
+                    rel, t.time_ms[lo:hi], {n: v[lo:hi] for n, v in t.columns.items()}
+                ),
+            )
             assert t.time_ms is not None
             first, last = int(t.time_ms[lo]), int(t.time_ms[hi - 1])
             chunks.append({"k": k, "file": rel, "from": first, "to": last})
@@ -535,23 +542,6 @@ def _chunk_bounds(times: np.ndarray[Any, Any], chunk_ms: int) -> list[tuple[int,
     starts = [0, *(np.flatnonzero(np.diff(ks)) + 1).tolist()]
     ends = [*starts[1:], len(times)]
     return [(int(ks[a]), a, b) for a, b in zip(starts, ends, strict=True)]
-
-
-def _chunk_script(key: str, t: Tier, lo: int, hi: int) -> str:
-    """A data file: times and every column as little-endian float64, base64 (exact values,
-    NaN for null, decoded by the browser without parsing numbers)."""
-    assert t.time_ms is not None
-    # Spelled out rather than json.dumps'd: base64 needs no escaping, and scanning the
-    # long strings for characters to escape was a tenth of a warm build.
-    cols = ",".join(f'{json.dumps(n)}:"{_b64(vals[lo:hi])}"' for n, vals in t.columns.items())
-    body = f'{{"n":{hi - lo},"t":"{_b64(t.time_ms[lo:hi])}","c":{{{cols}}}}}'
-    return f"pondSite.chunk({json.dumps(key)},{body});\n"
-
-
-def _b64(values: np.ndarray[Any, Any]) -> str:
-    import base64
-
-    return base64.b64encode(values.astype("<f8").tobytes()).decode("ascii")
 
 
 def _script_json(data: Any) -> str:

@@ -39,19 +39,39 @@
     });
   }
 
-  // float64 little-endian, base64 (builder._chunk_script)
-  function floats(b64, n) {
+  // One base64 string per chunk, each column at its offset in it (site/encode.py).
+  function bytesOf(b64) {
+    if (Uint8Array.fromBase64) return Uint8Array.fromBase64(b64);
     var bin = atob(b64), bytes = new Uint8Array(bin.length);
     for (var i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-    return new Float64Array(bytes.buffer, 0, n);
+    return bytes;
+  }
+
+  var WIDTH = { 1: Uint8Array, 2: Uint16Array, 4: Uint32Array };
+
+  function column(buf, h, n) {
+    var out = new Float64Array(n), i;
+    if (h.k === "c") return out.fill(h.v === null ? NaN : h.v);
+    if (h.k === "d") return new Float64Array(buf, h.o, n);
+    if (h.k === "f") { out.set(new Float32Array(buf, h.o, n)); return out; }
+    var u = new WIDTH[h.w](buf, h.o, n);
+    if (h.k === "t") {
+      var t = h.t0;
+      for (i = 0; i < n; i++) { t += h.g * u[i]; out[i] = t; }
+      return out;
+    }
+    var p = Math.pow(10, h.s), z = h.z === undefined ? -1 : h.z, b = h.b;
+    if (h.s === 0) for (i = 0; i < n; i++) out[i] = u[i] === z ? NaN : b + u[i];
+    else for (i = 0; i < n; i++) out[i] = u[i] === z ? NaN : (b + u[i]) / p;
+    return out;
   }
 
   function decode(file) {
     var raw = S.chunks[file];
     if (!raw) throw new Error("data file " + file + " registered nothing");
-    var c = {};
-    Object.keys(raw.c).forEach(function (name) { c[name] = floats(raw.c[name], raw.n); });
-    S.decoded[file] = { t: floats(raw.t, raw.n), c: c };
+    var buf = bytesOf(raw.b).buffer, c = {};
+    Object.keys(raw.c).forEach(function (name) { c[name] = column(buf, raw.c[name], raw.n); });
+    S.decoded[file] = { t: column(buf, raw.t, raw.n), c: c };
     delete S.chunks[file];
     return S.decoded[file];
   }
