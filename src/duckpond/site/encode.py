@@ -1,4 +1,4 @@
-"""A tier chunk as a data script: every column in the fewest bytes that give its exact values.
+"""A series's tiers as data scripts, each column in the fewest bytes that give its exact values.
 
 Pages opened from disk may not fetch(), so data travels as `<script>` files calling
 `pondSite.chunk(key, {...})`; binary data inside a script has to be text (base64, +33 %), so
@@ -21,13 +21,108 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from .config import SiteConfig
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from .collect import Series
+
 MAX_SCALE = 6  # decimals tried for the integer form
 _WIDTHS = ((1, "<u1"), (2, "<u2"), (4, "<u4"))
+
+
+def export(
+    write: Callable[[str, str], None],
+    s: Series,
+    slug: str,
+    cfg: SiteConfig,
+    panels: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Write `s`'s tiers as chunked data scripts; return the page's manifest."""
+    tiers = []
+    for i, t in enumerate(s.tiers):
+        coarsest = i == len(s.tiers) - 1
+        chunk_ms = 0 if coarsest else cfg.target_points * t.res_us // 1000
+        chunks = []
+        assert t.time_ms is not None
+        for k, lo, hi in chunk_bounds(t.time_ms, chunk_ms):
+            name = f"{t.name}-{k}.js" if chunk_ms else f"{t.name}.js"
+            rel = f"data/{slug}/{name}"
+            write(
+                rel,
+                chunk_script(rel, t.time_ms[lo:hi], {n: v[lo:hi] for n, v in t.columns.items()}),
+            )
+            assert t.time_ms is not None
+            first, last = int(t.time_ms[lo]), int(t.time_ms[hi - 1])
+            chunks.append({"k": k, "file": rel, "from": first, "to": last})
+        tiers.append(
+            {
+                "name": t.name,
+                "path": t.path,
+                "res_ms": max(t.res_us // 1000, 1),
+                "chunk_ms": chunk_ms,
+                "rows": t.rows,
+                "columns": list(t.columns),
+                "lines": t.lines,
+                "chunks": chunks,
+            }
+        )
+    charted = [c for p in panels for c in p["lines"]]
+    return {
+        "path": s.path,
+        "slug": slug,
+        "time_column": s.time_column,
+        "label": cfg.labels.get(s.path, s.path),
+        "unit": cfg.units.get(s.path, ""),
+        "bases": charted,
+        "panels": panels,
+        "first_ms": s.first_us // 1000 if s.first_us is not None else None,
+        "last_ms": s.last_us // 1000 if s.last_us is not None else None,
+        "default_range": cfg.default_range,
+        "time_zone": cfg.time_zone,
+        "target_points": cfg.target_points,
+        "tiers": tiers,
+    }
+
+
+PRESET_MS = {"1D": 86_400_000, "1W": 7 * 86_400_000, "1M": 30 * 86_400_000, "1Y": 365 * 86_400_000}
+
+
+def initial_files(m: dict[str, Any]) -> list[str]:
+    """The data files of the page's default view, loaded with the page itself (one round
+    trip less before the first chart). Mirrors presetRange/chooseTier/filesFor in site.js."""
+    if not m["tiers"] or m["first_ms"] is None:
+        return []
+    first, last = m["first_ms"], m["last_ms"]
+    if m["default_range"] in PRESET_MS:
+        a, b = last - PRESET_MS[m["default_range"]], last
+    else:
+        pad = max((last - first) * 0.01, 1000)
+        a, b = first - pad, last + pad
+    tier = next((t for t in m["tiers"] if (b - a) / t["res_ms"] <= m["target_points"]), None)
+    tier = tier or m["tiers"][-1]
+    if not tier["chunk_ms"]:
+        return [c["file"] for c in tier["chunks"]]
+    k0, k1 = a // tier["chunk_ms"], b // tier["chunk_ms"]
+    return [c["file"] for c in tier["chunks"] if k0 <= c["k"] <= k1]
+
+
+def chunk_bounds(times: np.ndarray[Any, Any], chunk_ms: int) -> list[tuple[int, int, int]]:
+    """(chunk number, first row, end row) of each non-empty chunk; times are sorted."""
+    import numpy as np
+
+    if not len(times):
+        return []
+    if not chunk_ms:
+        return [(0, 0, len(times))]
+    ks = times // chunk_ms
+    starts = [0, *(np.flatnonzero(np.diff(ks)) + 1).tolist()]
+    ends = [*starts[1:], len(times)]
+    return [(int(ks[a]), a, b) for a, b in zip(starts, ends, strict=True)]
 
 
 def chunk_script(key: str, time_ms: np.ndarray[Any, Any], columns: dict[str, Any]) -> str:
