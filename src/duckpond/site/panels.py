@@ -11,7 +11,7 @@ whose values are of comparable size. All panels share the time axis.
 - Panels, in order: the rule's `panels`; then one per unit (a column's unit from the rule's
   `units`, else the series' unit from the top-level `units`), columns of one unit sharing
   it; then the columns left, grouped by size: a column joins the first panel where, with it,
-  every line still spans at least a third of the panel's value range (a line's range: the
+  every line still spans at least half of the panel's value range (a line's range: the
   1st to 99th percentile of its values in the finest tier), at most 10 lines a panel.
 - Colours: Category10 (Category20 for a panel of more than 10 lines; cycled past 20),
   distinct within a panel.
@@ -34,7 +34,7 @@ log = logging.getLogger("pond")
 CALENDAR = frozenset(
     ("year", "month", "day", "hour", "minute", "second", "week", "weekday", "quarter", "doy", "dow")
 )
-SHARE = 3.0  # each line of an automatic panel spans at least 1/SHARE of its value range
+SHARE = 2.0  # each line of an automatic panel spans at least 1/SHARE of its value range
 MAX_AUTO_LINES = 10
 CATEGORY10 = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
