@@ -9,6 +9,7 @@ CSV prints them (temperatures to 2 decimals, pressure to 1, wind speeds with 5) 
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -72,6 +73,19 @@ def weather(hours: int = HOURS, seed: int = 13) -> pa.Table:
         v = values[name]
         cols[name] = pa.array(v, mask=np.isnan(v))
     cols["time_hour"] = pa.array(us, pa.timestamp("us", tz="UTC"))
+    return pa.table(cols)
+
+
+def wide(table: pa.Table) -> pa.Table:
+    """The three airports side by side: ewr_temp, jfk_temp, ... (39 numeric
+    columns, 8,705 rows), as a join of the three on time_hour gives."""
+    cols: dict[str, Any] = {
+        "time_hour": table.column("time_hour").take(np.arange(0, table.num_rows, 3))
+    }
+    for k, origin in enumerate(ORIGINS):
+        rows = np.arange(k, table.num_rows, 3)
+        for name in ("year", "month", "day", "hour", *MEASURES):
+            cols[f"{origin.lower()}_{name}"] = table.column(name).take(rows)
     return pa.table(cols)
 
 

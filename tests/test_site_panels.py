@@ -22,7 +22,7 @@ import pytest
 from duckpond.pond import Pond
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: bench.weather
-from bench.weather import MEASURES, ORIGINS, csv_bytes, weather  # noqa: E402
+from bench.weather import MEASURES, ORIGINS, csv_bytes, weather, wide  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_browser = pytest.mark.skipif(
@@ -37,18 +37,6 @@ AUTO = [
     ("pressure", ["pressure"]),
     ("visib", ["visib"]),
 ]
-
-
-def wide(table: pa.Table) -> pa.Table:
-    """The three airports side by side: ewr_temp, jfk_temp, ... (39 numeric columns)."""
-    cols: dict[str, Any] = {
-        "time_hour": table.column("time_hour").take(np.arange(0, table.num_rows, 3))
-    }
-    for k, origin in enumerate(ORIGINS):
-        rows = np.arange(k, table.num_rows, 3)
-        for name in ("year", "month", "day", "hour", *MEASURES):
-            cols[f"{origin.lower()}_{name}"] = table.column(name).take(rows)
-    return pa.table(cols)
 
 
 @pytest.fixture(scope="module")
