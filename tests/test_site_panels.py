@@ -243,3 +243,30 @@ def test_compact_data_files_give_back_every_value_exactly(browser: Any, tmp_path
             else:
                 expected.append(v)
         assert got["c"][name] == expected, name
+
+
+@pytest.mark.parametrize(
+    ("charts", "message"),
+    [
+        ("{weather: {columns: [temp]}}", "'charts' keys must be pond globs such as /weather/*"),
+        ("{/w/*: {colour: red}}", "charts /w/*: unknown config key(s): colour"),
+        ("{/w/*: {panels: [{title: T}]}}", "charts /w/*: each panel is {title, columns}"),
+        ("{/w/*: {columns: temp}}", "charts /w/*: 'columns' must be a list, got 'temp'"),
+        ("{/w/*: {units: {temp: 3}}}", "charts /w/*: 'units' must map column names to text"),
+    ],
+)
+def test_a_bad_charts_rule_is_one_line_error_and_the_site_unchanged(
+    tmp_path: Path, charts: str, message: str
+) -> None:
+    from conftest import run_pond
+
+    pond = Pond.create(tmp_path / "pond")
+    out = tmp_path / "site"
+    pond.site_build(out)
+    before = sorted((p.relative_to(out), p.read_bytes()) for p in out.rglob("*") if p.is_file())
+    cfg = tmp_path / "site.yaml"
+    cfg.write_text(f"charts: {charts}\n")
+    proc = run_pond("site", "build", out, "--config", cfg, pond=tmp_path / "pond", check=1)
+    assert proc.stderr.decode() == f"error: site config {cfg}: {message}\n"
+    after = sorted((p.relative_to(out), p.read_bytes()) for p in out.rglob("*") if p.is_file())
+    assert after == before
