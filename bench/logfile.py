@@ -37,9 +37,7 @@ def _pond_with_log(work: Path, name: str, size: int) -> tuple[Path, Path]:
     _write_log(active, size)
     root = work / f"pond-{name}"
     pond = Pond.create(root)
-    cfg = (
-        f"archived_pattern: {host}/app.log.*\nactive_pattern: {active}\npond_path: /logs/app\n"
-    )
+    cfg = f"archived_pattern: {host}/app.log.*\nactive_pattern: {active}\npond_path: /logs/app\n"
     pond.mknod("logfile-ingest", NODE, cfg.encode())
     log(f"20: first ingest of the {name} log ({active.stat().st_size:,} bytes)")
     run_process(pond_cmd(root, "run", NODE))  # the whole log: setup, not timed

@@ -160,9 +160,7 @@ def _run(
         # the baseline copies exactly the files the push wrote (not the compacted files
         # awaiting vacuum, nor log entries pruned behind a checkpoint)
         files = [
-            (o.key, big / o.key)
-            for o in open_store(url, options).list("")
-            if o.key != "pond.json"
+            (o.key, big / o.key) for o in open_store(url, options).list("") if o.key != "pond.json"
         ]
         prefix = f"copy-{rep}"
 

@@ -12,6 +12,8 @@ tiers at 1h/6h/1d/7d (avg, min, max).
     (performance.now() at the first frame after BokehJS has rendered the data), absolute
     goal 500 ms; baseline: a page that only loads the same two BokehJS files.
 18d site size per series: the whole site (BokehJS included) / number of series, ≤ 2 MB.
+18e a wide series' data files (all tiers) vs its CSV, ≤ 2×: bench/weather.py's 13-column
+    weather-shaped series (26,115 rows), and the 39-column one (three airports side by side).
 """
 
 from __future__ import annotations
@@ -166,11 +168,41 @@ def run(work: Path, quick: bool) -> Result:
             {"site_bytes": total, "data_bytes": data, "series": n_series, "files": report.files},
         )
     )
+    rows_out.extend(_wide_sizes(work))
     notes = [
         f"18: tiers charted {[t['name'] for t in manifest['tiers']]}, "
         f"site {total:,} bytes in {report.files} files"
     ]
     return Result(rows_out, notes)
+
+
+def _wide_sizes(work: Path) -> list[Row]:
+    from .weather import csv_bytes, weather, wide
+
+    table = weather()
+    pond = Pond.create(work / "pond-weather")
+    with pond.transaction(args=["bench", "weather"]) as tx:
+        tx.write_series("/weather/all", table, parents=True)
+        tx.write_series("/weather/wide", wide(table))
+    out = work / "site-weather"
+    pond.site_build(out)
+    rows = []
+    for key, name, cols, t in (("18e", "all", 13, table), ("18e'", "wide", 39, wide(table))):
+        data, csv = dir_size(out / "data" / f"weather_{name}"), csv_bytes(t)
+        log(f"18e: {name}: data {data:,} bytes, CSV {csv:,} bytes")
+        rows.append(
+            Row(
+                key,
+                f"site data of a {cols}-column series ({t.num_rows:,} rows, all tiers) vs its CSV",
+                f"{data / 1e6:.2f} MB",
+                f"{csv / 1e6:.2f} MB CSV",
+                f"{data / csv:.2f}×",
+                "≤ 2×",
+                "yes" if data <= 2 * csv else "no",
+                {"data_bytes": data, "csv_bytes": csv},
+            )
+        )
+    return rows
 
 
 def _page_load(out: Path, reps: int) -> Row | None:

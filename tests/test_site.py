@@ -344,14 +344,14 @@ def test_build_failing_midway_leaves_the_last_good_site(
 ) -> None:
     """A build that fails after it wrote some of its files leaves the site exactly as it
     was: same bytes, same files (inodes), and nothing left beside it."""
-    from duckpond.site import builder
+    from duckpond.site import encode
 
     pond, _ = make_pond(tmp_path / "pond")
     out = tmp_path / "site"
     pond.site_build(out)
     _append_north(pond, 1_704_931_200_000_000, 42.5)
     good, ids = tree(out), inodes(out)
-    real = builder._chunk_script
+    real = encode.chunk_script
     calls: list[str] = []
 
     def fail_on_second_series(key: str, *args: object) -> str:
@@ -360,13 +360,13 @@ def test_build_failing_midway_leaves_the_last_good_site(
             raise OSError(28, "No space left on device")
         return real(key, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(builder, "_chunk_script", fail_on_second_series)
+    monkeypatch.setattr(encode, "chunk_script", fail_on_second_series)
     with pytest.raises(OSError, match="No space left"):
         pond.site_build(out)
     assert any(c.startswith("data/derived_wave/") for c in calls)  # written before failing
     assert tree(out) == good and inodes(out) == ids
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pond", "site"]  # no leftovers
-    monkeypatch.setattr(builder, "_chunk_script", real)
+    monkeypatch.setattr(encode, "chunk_script", real)
     pond.site_build(out)
     assert "level = 42.5" in (out / "index.html").read_text()
 

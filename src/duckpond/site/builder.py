@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import PondError
 from .config import SiteConfig
+from .encode import export, initial_files
+from .panels import plan
 
 if TYPE_CHECKING:
-    import numpy as np
-
-    from .collect import Series, Tier
+    from .collect import Series
     from .source import SiteSource
 
 log = logging.getLogger("pond")
@@ -47,8 +47,8 @@ LEGACY_TEXT = b"a site written by `pond site build`; replaced whole by the next 
 # version's content never changes, and finding a big version's last row means reading it.
 FACTS = ".pond-site-facts.json"
 LIB_FILES = ("bokeh.min.js", "bokeh-api.min.js")
-PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2")
 STATUS_LIMIT = 50
+LAST_SHOWN = 3  # last values in an index row
 
 
 @dataclass(frozen=True)
@@ -368,7 +368,8 @@ def _write_site(
     pages = 0
     for s in series:
         slug = slugs[s.path]
-        manifest = _export(w, s, slug, cfg)
+        panels = plan(s, cfg)
+        manifest = export(w.write, s, slug, cfg, panels)
         label = cfg.labels.get(s.path, s.path)
         unit = cfg.units.get(s.path, "")
         page = env.get_template("series.html").render(
@@ -379,7 +380,7 @@ def _write_site(
             unit=unit,
             status_page=cfg.status_page,
             manifest=_script_json(manifest),
-            preload=_initial_files(manifest),
+            preload=initial_files(manifest),
             tiers=[t.name for t in s.tiers],
             rows=s.rows,
         )
@@ -391,9 +392,7 @@ def _write_site(
                 "label": label,
                 "path": s.path,
                 "unit": unit,
-                "last": ", ".join(
-                    f"{k} = {_num(v)}" for k, v in sorted(s.last_values.items()) if v is not None
-                ),
+                **_last_cell(s, panels),
                 "last_time": _iso(s.last_us),
                 "updated": _iso(s.updated_us),
                 "rows": s.rows,
@@ -456,108 +455,21 @@ def _slugs(paths_: list[str]) -> dict[str, str]:
     return out
 
 
-def _export(w: _Writer, s: Series, slug: str, cfg: SiteConfig) -> dict[str, Any]:
-    """Write `s`'s tiers as chunked data scripts; return the page's manifest."""
-    tiers = []
-    for i, t in enumerate(s.tiers):
-        coarsest = i == len(s.tiers) - 1
-        chunk_ms = 0 if coarsest else cfg.target_points * t.res_us // 1000
-        chunks = []
-        assert t.time_ms is not None
-        for k, lo, hi in _chunk_bounds(t.time_ms, chunk_ms):
-            name = f"{t.name}-{k}.js" if chunk_ms else f"{t.name}.js"
-            rel = f"data/{slug}/{name}"
-            w.write(rel, _chunk_script(rel, t, lo, hi))
-            assert t.time_ms is not None
-            first, last = int(t.time_ms[lo]), int(t.time_ms[hi - 1])
-            chunks.append({"k": k, "file": rel, "from": first, "to": last})
-        tiers.append(
-            {
-                "name": t.name,
-                "path": t.path,
-                "res_ms": max(t.res_us // 1000, 1),
-                "chunk_ms": chunk_ms,
-                "rows": t.rows,
-                "columns": list(t.columns),
-                "lines": t.lines,
-                "chunks": chunks,
-            }
-        )
-    bases = s.bases
-    return {
-        "path": s.path,
-        "slug": slug,
-        "time_column": s.time_column,
-        "label": cfg.labels.get(s.path, s.path),
-        "unit": cfg.units.get(s.path, ""),
-        "bases": bases,
-        "colors": {b: PALETTE[j % len(PALETTE)] for j, b in enumerate(bases)},
-        "first_ms": s.first_us // 1000 if s.first_us is not None else None,
-        "last_ms": s.last_us // 1000 if s.last_us is not None else None,
-        "default_range": cfg.default_range,
-        "time_zone": cfg.time_zone,
-        "target_points": cfg.target_points,
-        "tiers": tiers,
-    }
-
-
-PRESET_MS = {"1D": 86_400_000, "1W": 7 * 86_400_000, "1M": 30 * 86_400_000, "1Y": 365 * 86_400_000}
-
-
-def _initial_files(m: dict[str, Any]) -> list[str]:
-    """The data files of the page's default view, loaded with the page itself (one round
-    trip less before the first chart). Mirrors presetRange/chooseTier/filesFor in site.js."""
-    if not m["tiers"] or m["first_ms"] is None:
-        return []
-    first, last = m["first_ms"], m["last_ms"]
-    if m["default_range"] in PRESET_MS:
-        a, b = last - PRESET_MS[m["default_range"]], last
-    else:
-        pad = max((last - first) * 0.01, 1000)
-        a, b = first - pad, last + pad
-    tier = next((t for t in m["tiers"] if (b - a) / t["res_ms"] <= m["target_points"]), None)
-    tier = tier or m["tiers"][-1]
-    if not tier["chunk_ms"]:
-        return [c["file"] for c in tier["chunks"]]
-    k0, k1 = a // tier["chunk_ms"], b // tier["chunk_ms"]
-    return [c["file"] for c in tier["chunks"] if k0 <= c["k"] <= k1]
-
-
-def _chunk_bounds(times: np.ndarray[Any, Any], chunk_ms: int) -> list[tuple[int, int, int]]:
-    """(chunk number, first row, end row) of each non-empty chunk; times are sorted."""
-    import numpy as np
-
-    if not len(times):
-        return []
-    if not chunk_ms:
-        return [(0, 0, len(times))]
-    ks = times // chunk_ms
-    starts = [0, *(np.flatnonzero(np.diff(ks)) + 1).tolist()]
-    ends = [*starts[1:], len(times)]
-    return [(int(ks[a]), a, b) for a, b in zip(starts, ends, strict=True)]
-
-
-def _chunk_script(key: str, t: Tier, lo: int, hi: int) -> str:
-    """A data file: times and every column as little-endian float64, base64 (exact values,
-    NaN for null, decoded by the browser without parsing numbers)."""
-    assert t.time_ms is not None
-    # Spelled out rather than json.dumps'd: base64 needs no escaping, and scanning the
-    # long strings for characters to escape was a tenth of a warm build.
-    cols = ",".join(f'{json.dumps(n)}:"{_b64(vals[lo:hi])}"' for n, vals in t.columns.items())
-    body = f'{{"n":{hi - lo},"t":"{_b64(t.time_ms[lo:hi])}","c":{{{cols}}}}}'
-    return f"pondSite.chunk({json.dumps(key)},{body});\n"
-
-
-def _b64(values: np.ndarray[Any, Any]) -> str:
-    import base64
-
-    return base64.b64encode(values.astype("<f8").tobytes()).decode("ascii")
-
-
 def _script_json(data: Any) -> str:
     """JSON safe inside a <script> element."""
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _last_cell(s: Series, panels: list[dict[str, Any]]) -> dict[str, str]:
+    """The index's last values: the first LAST_SHOWN charted columns and "+N more" (all of
+    them in the cell's tooltip)."""
+    charted = [c for p in panels for c in p["lines"]]
+    order = [*charted, *sorted(c for c in s.last_values if c not in charted)]
+    values = [f"{k} = {_num(s.last_values[k])}" for k in order if s.last_values.get(k) is not None]
+    more = len(values) - LAST_SHOWN
+    shown = ", ".join(values[:LAST_SHOWN]) + (f" +{more} more" if more > 0 else "")
+    return {"last": shown, "last_all": ", ".join(values) if more > 0 else ""}
 
 
 def _iso(us: int | None) -> str:

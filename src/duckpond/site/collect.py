@@ -260,8 +260,7 @@ def _read_tier(pond: SiteSource, s: Series, t: Tier, bases: list[str] | None) ->
             f"{k}({_q(c)}) AS {_q(c + '.' + k)}" for c in cols for k in ("avg", "min", "max")
         )
         table = pond.sql(
-            f"SELECT {bucket} AS {_q(tc)}, "
-            f"{aggs} FROM source GROUP BY 1 ORDER BY 1",
+            f"SELECT {bucket} AS {_q(tc)}, {aggs} FROM source GROUP BY 1 ORDER BY 1",
             path=s.path,
         )
     elif t.node is not None:

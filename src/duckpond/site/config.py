@@ -19,7 +19,32 @@ KEYS = (
     "time_zone",
     "target_points",
     "status_page",
+    "charts",
 )
+
+
+@dataclass(frozen=True)
+class Panel:
+    title: str
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ChartRule:
+    """How the series a glob matches are charted (`charts:` in site.yaml; site/panels.py)."""
+
+    glob: str
+    columns: tuple[str, ...] | None = None  # what to chart (None: the default rule)
+    panels: tuple[Panel, ...] = ()
+    units: dict[str, str] = field(default_factory=dict)  # column -> unit
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"units": dict(sorted(self.units.items()))}
+        if self.columns is not None:
+            out["columns"] = list(self.columns)
+        if self.panels:
+            out["panels"] = [{"title": p.title, "columns": list(p.columns)} for p in self.panels]
+        return out
 
 
 @dataclass(frozen=True)
@@ -32,6 +57,12 @@ class SiteConfig:
     time_zone: str = "UTC"  # UTC | viewer (the browser's zone)
     target_points: int = DEFAULT_TARGET_POINTS
     status_page: bool = True
+    charts: tuple[ChartRule, ...] = ()  # the first rule whose glob matches a series applies
+
+    def chart_rule(self, path: str) -> ChartRule | None:
+        from .. import paths
+
+        return next((r for r in self.charts if paths.compile_glob(r.glob).match(path)), None)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -43,6 +74,7 @@ class SiteConfig:
             "time_zone": self.time_zone,
             "target_points": self.target_points,
             "status_page": self.status_page,
+            "charts": {r.glob: r.to_json() for r in self.charts},
         }
 
 
@@ -62,6 +94,7 @@ def parse(
     time_zone = f.get("time_zone", str, "UTC")
     target = f.get("target_points", int, DEFAULT_TARGET_POINTS)
     status_page = f.get("status_page", bool, True)
+    charts = f.get("charts", dict, {})
     f.done()
     if isinstance(series, str):
         series = [series]
@@ -87,6 +120,46 @@ def parse(
         time_zone=time_zone,
         target_points=target,
         status_page=status_page,
+        charts=tuple(_chart_rule(g, r, what) for g, r in charts.items()),
+    )
+
+
+def _names(value: Any, what: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+        raise FactoryError(f"{what} must list column names")
+    return tuple(value)
+
+
+def _chart_rule(glob: Any, raw: Any, what: str) -> ChartRule:
+    """One `charts:` entry: pond glob -> {columns, panels, units}."""
+    from ..factories.base import Fields
+
+    if not isinstance(glob, str) or not glob.startswith("/"):
+        raise FactoryError(f"{what}: 'charts' keys must be pond globs such as /weather/*")
+    if not isinstance(raw, dict):
+        raise FactoryError(f"{what}: charts {glob} must map columns/panels/units")
+    where = f"{what}: charts {glob}"
+    f = Fields(where, raw)
+    columns = f.get("columns", list, None)
+    panels = f.get("panels", list, [])
+    units = f.get("units", dict, {})
+    f.done()
+    out_panels = []
+    for p in panels:
+        if not isinstance(p, dict) or set(p) - {"title", "columns"} or "columns" not in p:
+            raise FactoryError(f"{where}: each panel is {{title, columns}}")
+        title = p.get("title")
+        if title is not None and not isinstance(title, str):
+            raise FactoryError(f"{where}: a panel's title must be text")
+        names = _names(p["columns"], f"{where}: a panel's 'columns'")
+        out_panels.append(Panel(title or ", ".join(names), names))
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in units.items()):
+        raise FactoryError(f"{where}: 'units' must map column names to text")
+    return ChartRule(
+        glob=glob,
+        columns=None if columns is None else _names(columns, f"{where}: 'columns'"),
+        panels=tuple(out_panels),
+        units=dict(units),
     )
 
 

@@ -14,6 +14,7 @@
     loaded: [], // every data file requested, in order
     views: [], // {tier, files, from, to} for every view shown
     errors: [],
+    lines: {}, // charted column -> {panel, color, renderers} (tests read it)
     drawn: false,
     firstDrawnMs: null,
   });
@@ -39,19 +40,39 @@
     });
   }
 
-  // float64 little-endian, base64 (builder._chunk_script)
-  function floats(b64, n) {
+  // One base64 string per chunk, each column at its offset in it (site/encode.py).
+  function bytesOf(b64) {
+    if (Uint8Array.fromBase64) return Uint8Array.fromBase64(b64);
     var bin = atob(b64), bytes = new Uint8Array(bin.length);
     for (var i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-    return new Float64Array(bytes.buffer, 0, n);
+    return bytes;
+  }
+
+  var WIDTH = { 1: Uint8Array, 2: Uint16Array, 4: Uint32Array };
+
+  function column(buf, h, n) {
+    var out = new Float64Array(n), i;
+    if (h.k === "c") return out.fill(h.v === null ? NaN : h.v);
+    if (h.k === "d") return new Float64Array(buf, h.o, n);
+    if (h.k === "f") { out.set(new Float32Array(buf, h.o, n)); return out; }
+    var u = new WIDTH[h.w](buf, h.o, n);
+    if (h.k === "t") {
+      var t = h.t0;
+      for (i = 0; i < n; i++) { t += h.g * u[i]; out[i] = t; }
+      return out;
+    }
+    var p = Math.pow(10, h.s), z = h.z === undefined ? -1 : h.z, b = h.b;
+    if (h.s === 0) for (i = 0; i < n; i++) out[i] = u[i] === z ? NaN : b + u[i];
+    else for (i = 0; i < n; i++) out[i] = u[i] === z ? NaN : (b + u[i]) / p;
+    return out;
   }
 
   function decode(file) {
     var raw = S.chunks[file];
     if (!raw) throw new Error("data file " + file + " registered nothing");
-    var c = {};
-    Object.keys(raw.c).forEach(function (name) { c[name] = floats(raw.c[name], raw.n); });
-    S.decoded[file] = { t: floats(raw.t, raw.n), c: c };
+    var buf = bytesOf(raw.b).buffer, c = {};
+    Object.keys(raw.c).forEach(function (name) { c[name] = column(buf, raw.c[name], raw.n); });
+    S.decoded[file] = { t: column(buf, raw.t, raw.n), c: c };
     delete S.chunks[file];
     return S.decoded[file];
   }
@@ -108,38 +129,63 @@
     m.bases.forEach(function (b, i) { cols["m" + i] = []; cols["lo" + i] = []; cols["hi" + i] = []; });
     var source = new Bokeh.ColumnDataSource({ data: cols });
     var xr = new Bokeh.Range1d({ start: shift(initial[0]), end: shift(initial[1]) });
-    var brush = new Bokeh.BoxZoomTool({ dimensions: "width" });
-    var wheel = new Bokeh.WheelZoomTool({ dimensions: "width" });
-    var plot = Bokeh.Plotting.figure({
-      x_axis_type: "datetime",
-      x_range: xr,
-      // a fixed width renders ~30 % sooner than sizing_mode "stretch_width" (measured);
-      // the window's resize handler below keeps it fitting the page
-      width: chartWidth(),
-      height: 420,
-      tools: [
-        brush,
-        new Bokeh.PanTool({ dimensions: "width" }),
-        wheel,
-        new Bokeh.ResetTool(),
-      ],
-      toolbar_location: "above",
-      y_axis_label: m.unit || null,
-    });
-    // drag = brush (zoom to the dragged span); the wheel zooms too (a phone pinches)
-    plot.toolbar.active_drag = brush;
-    plot.toolbar.active_scroll = wheel;
-    m.bases.forEach(function (b, i) {
-      var color = m.colors[b];
-      var envelope = m.tiers.some(function (t) { return t.lines[b] && t.lines[b].lo; });
-      if (envelope) {
-        plot.varea({ x: { field: "x" }, y1: { field: "lo" + i }, y2: { field: "hi" + i },
-          source: source, fill_color: color, fill_alpha: 0.2 });
+    var panels = m.panels, many = panels.length > 1;
+    // Every panel's plot area starts and ends at the same x (they share the time axis): the
+    // same borders, wide enough for the widest legend (outside the plot, on the right).
+    var longest = 0;
+    m.bases.forEach(function (b) { longest = Math.max(longest, b.length); });
+    var legendRight = m.bases.length > 1 ? 64 + 7 * Math.min(longest, 40) : 10;
+    var plots = panels.map(function (p, pi) { return panelPlot(p, pi); });
+    // One document, a root per panel: the first panel is drawn on its own, the others are
+    // added after it, one a frame (a page of 6 panels drew its first chart 2.5x later as a
+    // column of all six, measured).
+    var doc = new Bokeh.Document();
+    doc.add_root(plots[0]);
+
+    function panelPlot(p, pi) {
+      var brush = new Bokeh.BoxZoomTool({ dimensions: "width" });
+      var wheel = new Bokeh.WheelZoomTool({ dimensions: "width" });
+      var plot = Bokeh.Plotting.figure({
+        x_axis_type: "datetime",
+        x_range: xr,
+        // a fixed width renders ~30 % sooner than sizing_mode "stretch_width" (measured);
+        // the window's resize handler below keeps it fitting the page
+        width: chartWidth(),
+        height: many ? 240 : 420,
+        tools: [brush, new Bokeh.PanTool({ dimensions: "width" }), wheel, new Bokeh.ResetTool()],
+        // one toolbar for the page (the tools of every panel work without one), after the
+        // first frame: drawing it first costs ~40 % of the first render (measured); its
+        // space is kept (min_border_top) so nothing moves when it comes
+        toolbar_location: null,
+        min_border_top: pi === 0 ? 30 : 5,
+        y_axis_label: p.unit || null,
+        title: many ? p.title : null,
+        min_border_left: 70,
+        min_border_right: legendRight,
+      });
+      // drag = brush (zoom to the dragged span); the wheel zooms too (a phone pinches)
+      plot.toolbar.active_drag = brush;
+      plot.toolbar.active_scroll = wheel;
+      var items = [];
+      p.lines.forEach(function (b, li) {
+        var i = m.bases.indexOf(b), color = p.colors[li], drawn = [];
+        var envelope = m.tiers.some(function (t) { return t.lines[b] && t.lines[b].lo; });
+        if (envelope) {
+          drawn.push(plot.varea({ x: { field: "x" }, y1: { field: "lo" + i }, y2: { field: "hi" + i },
+            source: source, fill_color: color, fill_alpha: 0.2 }));
+        }
+        drawn.push(plot.line({ field: "x" }, { field: "m" + i },
+          { source: source, line_color: color, line_width: 1.5 }));
+        items.push(new Bokeh.LegendItem({ label: { value: b }, renderers: drawn }));
+        S.lines[b] = { panel: pi, color: color, renderers: drawn };
+      });
+      if (m.bases.length > 1) {
+        // a click on a name hides its line (and band); outside the plot, never over the data
+        plot.add_layout(new Bokeh.Legend({ items: items, click_policy: "hide",
+          location: "top_left", label_text_font_size: "12px", spacing: 2 }), "right");
       }
-      var opts = { source: source, line_color: color, line_width: 1.5 };
-      if (m.bases.length > 1) opts.legend_label = b;
-      plot.line({ field: "x" }, { field: "m" + i }, opts);
-    });
+      return plot;
+    }
 
     var current = null, pending = null, seq = 0, loading = 0;
 
@@ -246,24 +292,36 @@
     var resizing = null;
     window.addEventListener("resize", function () {
       if (resizing) clearTimeout(resizing);
-      resizing = setTimeout(function () { plot.width = chartWidth(); }, 150);
+      resizing = setTimeout(function () {
+        plots.forEach(function (plot) { plot.width = chartWidth(); });
+      }, 150);
     });
 
     S.setRange = setRange;
+    S.plots = plots;
     S.visibleRows = visibleRows;
     // no range change waiting to be shown and no view loading (tests wait for it)
     S.idle = function () { return pending === null && loading === 0; };
     performance.mark("pond-start");
     show(initial[0], initial[1]).then(function () {
       performance.mark("pond-data");
-      return Bokeh.Plotting.show(plot, "#chart");
+      return Bokeh.Plotting.show(doc, "#chart");
     }).then(function () {
       performance.mark("pond-shown");
       xr.change.connect(onRange);
       requestAnimationFrame(function () {
-        S.drawn = true;
         S.firstDrawnMs = performance.now();
-        document.body.setAttribute("data-drawn", "1");
+        plots[0].toolbar_location = "above";
+        var next = 1;
+        (function more() {
+          if (next < plots.length) doc.add_root(plots[next++]);
+          if (plots.every(function (p) { return Bokeh.index[p.id]; })) {
+            S.drawn = true; // every panel drawn (tests wait for it)
+            document.body.setAttribute("data-drawn", "1");
+          } else {
+            requestAnimationFrame(more);
+          }
+        })();
       });
     }).catch(function (e) { report(String(e && e.stack || e)); });
 
