@@ -31,6 +31,7 @@ from ..storage.fs import Located
 from ..storage.staging import StagedTxn
 from .export import ExportMethods
 from .series import SeriesMethods
+from .sqlmethods import SqlMethods
 from .stream import StreamMethods, stream_source
 from .tlog import TlogMethods
 from .undo import UndoMethods
@@ -65,7 +66,15 @@ def _iso(us: int | None) -> str | None:
     return dt.datetime.fromtimestamp(us / 1e6, tz=dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-class Pond(ExportMethods, SeriesMethods, StreamMethods, TlogMethods, UndoMethods, PondHandles):
+class Pond(
+    ExportMethods,
+    SeriesMethods,
+    SqlMethods,
+    StreamMethods,
+    TlogMethods,
+    UndoMethods,
+    PondHandles,
+):
     """A pond: open one with `Pond.open(path)` (or `Pond.create(path)`); every `pond`
     command is one call on it. Handles are cheap; a long-lived one sees new commits.
     Its root, tables, blob store and steward: `PondHandles` (steward/handles.py)."""
@@ -264,33 +273,6 @@ class Pond(ExportMethods, SeriesMethods, StreamMethods, TlogMethods, UndoMethods
     def describe(self, path: str) -> Description:
         """Type, size, schema and versions of a pond node; the schema of a host URL."""
         return describe_source(path, self)
-
-    def sql(
-        self,
-        query: str = "SELECT * FROM source",
-        path: str | None = None,
-        version: int | None = None,
-        time_start: int | None = None,
-        time_end: int | None = None,
-        *,
-        timeout: float | None = DEFAULT_TIMEOUT,
-        memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
-    ) -> pa.Table:
-        """Run read-only SQL over a pond file (as `source`/`series`) or a host URL, within
-        `timeout` seconds and `memory_limit` bytes (None: unbounded; see query/limits.py)."""
-        from ..query.sources import run_query
-
-        return run_query(
-            self,
-            _derived_reads(),
-            path,
-            query,
-            version,
-            time_start,
-            time_end,
-            timeout,
-            memory_limit,
-        )
 
     def read(
         self,
