@@ -347,3 +347,40 @@ def stream_query(
             stream.close()
     finally:
         ctx.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# statements as a shell or a script gives them
+
+
+def statement_complete(text: str) -> bool:
+    """Whether `text` ends with a `;` that ends a statement (not one inside a string,
+    identifier or comment, nor after an unterminated one), by DuckDB's tokenizer."""
+    import duckdb
+
+    tokens = duckdb.tokenize(text)
+    return bool(tokens) and text[tokens[-1][0]] == ";"
+
+
+def split_statements(text: str) -> list[str]:
+    """The statements of a script, by DuckDB's parser; a script that does not parse is
+    returned whole, so running it reports the syntax error."""
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    try:
+        return [s.query.strip() for s in con.extract_statements(text) if s.query.strip()]
+    except duckdb.Error:
+        return [text] if text.strip() else []
+    finally:
+        con.close()
+
+
+def one_line(lines: Sequence[str]) -> str | None:
+    """A statement typed over several lines as one line (for the shell's history), None when
+    joining would change it (a `--` comment would swallow what follows)."""
+    import duckdb
+
+    joined = " ".join(line.strip() for line in lines)
+    before = [kind for _, kind in duckdb.tokenize("\n".join(lines))]
+    return joined if [kind for _, kind in duckdb.tokenize(joined)] == before else None
