@@ -1,0 +1,154 @@
+"""The interactive `pond sql` shell, driven through a real pseudo-terminal: the real CLI in
+a subprocess whose stdin, stdout and stderr are the pty's slave end. Every step waits for
+the prompt to come back (no sleeps)."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import CLI, cli_env, run_pond
+
+from duckpond.cli.render import human_size
+from duckpond.pond import Pond
+
+ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b[=>]|\r")
+PROMPT = b"pond> "
+MORE = b"  ...> "
+# a deadline that only stops a hung shell from hanging the suite; never a speed assertion
+HANG = 120.0
+
+
+class PtyShell:
+    def __init__(self, pond: Path, state: Path) -> None:
+        master, slave = os.openpty()
+        env = cli_env({"XDG_STATE_HOME": str(state), "TERM": "xterm", "NO_COLOR": "1"})
+        env["COLUMNS"] = "100"
+        self.proc = subprocess.Popen(
+            [*CLI, "--pond", str(pond), "sql"],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            close_fds=True,
+        )
+        os.close(slave)
+        self.master = master
+        self.pending = b""
+
+    def until(self, marker: bytes) -> str:
+        """What the shell printed up to and including `marker` (escape codes dropped)."""
+        while marker not in ANSI.sub(b"", self.pending):
+            ready, _, _ = select.select([self.master], [], [], HANG)
+            assert ready, f"no {marker!r} from the shell; so far: {self.pending!r}"
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                chunk = b""
+            assert chunk, f"the shell ended before {marker!r}; so far: {self.pending!r}"
+            self.pending += chunk
+        clean = ANSI.sub(b"", self.pending)
+        cut = clean.index(marker) + len(marker)
+        self.pending = b""
+        assert not clean[cut:], clean[cut:]  # the shell waits at the prompt: nothing after it
+        return clean[:cut].decode()
+
+    def type(self, line: str, marker: bytes = PROMPT) -> str:
+        os.write(self.master, line.encode() + b"\n")
+        out = self.until(marker)
+        echoed = line + "\n"
+        assert out.startswith(echoed), out  # the terminal echoes what was typed
+        return out[len(echoed) :]
+
+    def finish(self) -> int:
+        code = self.proc.wait(HANG)
+        os.close(self.master)
+        return code
+
+
+@pytest.fixture
+def pond(tmp_path: Path) -> Path:
+    host = tmp_path / "t.csv"
+    host.write_text("time,value\n2024-01-01T00:00:00Z,1.5\n2024-01-01T01:00:00Z,2.5\n")
+    root = tmp_path / "pond"
+    run_pond("init", pond=root)
+    run_pond("mkdir", "/sensors", pond=root)
+    run_pond("copy", f"host+csv+series://{host}", "/sensors/a", pond=root)
+    run_pond("copy", f"host+csv+series://{host}", "/sensors/b", pond=root)
+    return root
+
+
+def test_a_session(pond: Path, tmp_path: Path) -> None:
+    shell = PtyShell(pond, tmp_path / "state")
+    banner = shell.until(PROMPT)
+    assert banner == "pond sql: end statements with ';'; .help for commands, .quit to leave\npond> "
+    # a statement over three lines: the continuation prompt until the ';'
+    assert shell.type("SELECT filename, sum(value) AS total", MORE) == "  ...> "
+    assert shell.type("FROM '/sensors/*'", MORE) == "  ...> "
+    out = shell.type("GROUP BY filename ORDER BY filename;")
+    rows = [line for line in out.splitlines() if line.startswith("│")]
+    assert [" ".join(r.strip("│ ").split()) for r in rows] == [
+        "/sensors/a │ 4.0",
+        "/sensors/b │ 4.0",
+    ]
+    assert out.endswith("2 rows\npond> ")
+    sizes = {e.path: human_size(e.size) for e in Pond.open(pond).sql_tables()}
+    tables = shell.type(".tables")
+    assert [" ".join(r.strip("│ ").split()) for r in tables.splitlines() if "│" in r] == [
+        f"/sensors/a │ series │ 1 │ {sizes['/sensors/a']}",
+        f"/sensors/b │ series │ 1 │ {sizes['/sensors/b']}",
+    ]
+    assert "┃ path " in tables and tables.endswith("2 rows\npond> ")
+    assert shell.type(".schema /sensors/a") == (
+        "  time: timestamp[us, tz=UTC]\n  value: double\npond> "
+    )
+    # an error is one line, and the shell goes on
+    assert shell.type("SELECT * FROM sensors;") == (
+        "error: no table sensors: quote a pond path, FROM '/dir/file' (in /: /sensors/)\npond> "
+    )
+    assert shell.type("DROP TABLE x;") == (
+        "error: only read-only queries are allowed: DDL (DROP) is refused\npond> "
+    )
+    assert shell.type(".nope") == (
+        "error: unknown command .nope: .tables, .schema, .help or .quit\npond> "
+    )
+    assert shell.type("SELECT 41 + 1 AS answer;").endswith("│     42 │\n└────────┘\n1 row\npond> ")
+    os.write(shell.master, b".quit\n")
+    assert shell.finish() == 0
+    # the history file holds each statement on one line, the multi-line one joined
+    history = (tmp_path / "state" / "pond" / "sql_history").read_text().splitlines()
+    assert history == [
+        "SELECT filename, sum(value) AS total FROM '/sensors/*' GROUP BY filename ORDER BY "
+        "filename;",
+        ".tables",
+        ".schema /sensors/a",
+        "SELECT * FROM sensors;",
+        "DROP TABLE x;",
+        ".nope",
+        "SELECT 41 + 1 AS answer;",
+        ".quit",
+    ]
+
+
+def test_history_is_recalled_in_the_next_session_and_ctrl_d_leaves(
+    pond: Path, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    first = PtyShell(pond, state)
+    first.until(PROMPT)
+    first.type("SELECT count(*) AS n FROM '/sensors/a';")
+    os.write(first.master, b"\x04")  # Ctrl-D at an empty line
+    assert first.finish() == 0
+
+    second = PtyShell(pond, state)
+    second.until(PROMPT)
+    os.write(second.master, b"\x1b[A\n")  # up arrow: the last statement, then Enter
+    out = second.until(b"1 row\npond> ")
+    assert "SELECT count(*) AS n FROM '/sensors/a';" in out
+    assert "│ 2 │" in out
+    os.write(second.master, b"\x04")
+    assert second.finish() == 0
