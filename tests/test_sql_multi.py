@@ -58,6 +58,19 @@ def weather(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_pond("copy", f"host+csv+series://{host}/jfk.csv", "/weather/JFK", pond=pond)
     run_pond("copy", f"host+csv+table://{host}/stations.csv", "/stations", pond=pond)
     run_pond("copy", f"host://{host}/readings.csv", "/readings.csv", pond=pond)
+    (host / "mean.yaml").write_text(
+        'patterns: {w: "/weather/*"}\n'
+        'query: "SELECT time_hour, avg(temp) AS mean FROM w GROUP BY ALL ORDER BY time_hour"\n'
+    )
+    run_pond("mkdir", "/derived", pond=pond)
+    run_pond(
+        "mknod",
+        "sql-derived-series",
+        "/derived/mean",
+        "--config-path",
+        host / "mean.yaml",
+        pond=pond,
+    )
     return pond
 
 
@@ -152,6 +165,29 @@ def test_a_table_and_a_series_and_a_cte(weather: Path) -> None:
     assert got == [{"name": "Newark", "n": sum(ewr_temp(h) > 39 for h in range(HOURS))}]
 
 
+def test_a_derived_series_is_a_table_too(weather: Path) -> None:
+    got = sql_rows(
+        weather,
+        "SELECT m.time_hour, m.mean, e.temp AS ewr FROM '/derived/mean' AS m "
+        "JOIN '/weather/EWR' AS e USING (time_hour) ORDER BY time_hour LIMIT 2",
+    )
+    assert got == [
+        {"time_hour": T0, "mean": ewr_temp(0), "ewr": ewr_temp(0)},  # JFK has no hour 0
+        {
+            "time_hour": T0 + timedelta(hours=1),
+            "mean": pytest.approx((ewr_temp(1) + jfk_temp(1)) / 2),
+            "ewr": ewr_temp(1),
+        },
+    ]
+
+
+def test_a_relative_path_is_told_to_start_with_a_slash(weather: Path) -> None:
+    assert sql_error(weather, "SELECT * FROM 'weather/EWR'") == (
+        "error: no table weather/EWR: pond paths are absolute, FROM '/weather/EWR' "
+        "(in /: /derived/, /stations, /weather/)"
+    )
+
+
 # -- globs and format URLs -------------------------------------------------------------------
 def test_glob_is_the_union_by_name_with_a_filename_column(weather: Path) -> None:
     got = sql_rows(
@@ -171,6 +207,7 @@ def test_glob_is_the_union_by_name_with_a_filename_column(weather: Path) -> None
         "FROM '/**/*' GROUP BY ALL ORDER BY filename",
     )
     assert mixed == [
+        {"filename": "/derived/mean", "n": 200, "temps": 0, "codes": 0},
         {"filename": "/stations", "n": 3, "temps": 0, "codes": 3},
         {"filename": "/weather/EWR", "n": 200, "temps": 200, "codes": 0},
         {"filename": "/weather/JFK", "n": 171, "temps": 171, "codes": 0},
@@ -228,7 +265,7 @@ def test_reading_host_files_is_refused(weather: Path) -> None:
     )
     # a quoted path is a pond path, never a host file
     assert sql_error(weather, "SELECT * FROM '/etc/passwd'") == (
-        "error: no such table: '/etc/passwd' (in /: /stations, /weather/)"
+        "error: no such table: '/etc/passwd' (in /: /derived/, /stations, /weather/)"
     )
 
 
@@ -254,11 +291,11 @@ def test_unknown_names_list_what_exists(weather: Path) -> None:
         "(in /weather: /weather/EWR, /weather/JFK, /weather/empty/)"
     )
     assert sql_error(weather, "SELECT * FROM '/nowhere/x/y'") == (
-        "error: no such table: '/nowhere/x/y' (in /: /stations, /weather/)"
+        "error: no such table: '/nowhere/x/y' (in /: /derived/, /stations, /weather/)"
     )
     assert sql_error(weather, "SELECT * FROM '/weather/EWR' AS e JOIN weather USING (x)") == (
         "error: no table weather: tables in this query: '/weather/EWR'; "
-        "quote a pond path, FROM '/dir/file' (in /: /stations, /weather/)"
+        "quote a pond path, FROM '/dir/file' (in /: /derived/, /stations, /weather/)"
     )
     assert sql_error(weather, "SELECT * FROM '/weather'") == (
         "error: '/weather' is a directory; query its files with a glob, FROM '/weather/*'"
@@ -297,6 +334,7 @@ def test_json_output_and_sql_tables(weather: Path) -> None:
     assert out.stdout.decode() == '[{"code": "EWR"}, {"code": "JFK"}, {"code": "LGA"}]\n'
     found = Pond.open(weather).sql_tables()
     assert [(e.path, e.type) for e in found] == [
+        ("/derived/mean", "file:series:dynamic"),
         ("/stations", "file:table:physical"),
         ("/weather/EWR", "file:series:physical"),
         ("/weather/JFK", "file:series:physical"),

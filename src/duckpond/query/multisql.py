@@ -267,9 +267,12 @@ def _check_bare(
             known = ", ".join(f"'{f}'" for f in found if not f.startswith("__pond"))
             where = f"tables in this query: {known}; " if known else ""
             listing = _listing(pond, "/") if pond is not None else "no pond given"
-            raise QueryError(
-                f"no table {name}: {where}quote a pond path, FROM '/dir/file' ({listing})"
-            ) from None
+            hint = (
+                f"pond paths are absolute, FROM '/{name}'"
+                if "/" in name
+                else "quote a pond path, FROM '/dir/file'"
+            )
+            raise QueryError(f"no table {name}: {where}{hint} ({listing})") from None
 
 
 def prepare(
