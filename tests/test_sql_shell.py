@@ -4,10 +4,12 @@ the prompt to come back (no sleeps)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import select
 import subprocess
+import termios
 from pathlib import Path
 
 import pytest
@@ -23,18 +25,32 @@ MORE = b"  ...> "
 HANG = 120.0
 
 
+def _controlling_terminal() -> None:
+    """In the child: a session of its own with the pty as its terminal, so Ctrl-C typed
+    there is a SIGINT to it, as in a real terminal."""
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class PtyShell:
-    def __init__(self, pond: Path, state: Path) -> None:
+    def __init__(self, pond: Path, state: Path, *args: str) -> None:
         master, slave = os.openpty()
         env = cli_env({"XDG_STATE_HOME": str(state), "TERM": "xterm", "NO_COLOR": "1"})
         env["COLUMNS"] = "100"
         self.proc = subprocess.Popen(
-            [*CLI, "--pond", str(pond), "sql"],
+            [*CLI, "--pond", str(pond), "sql", *args],
             stdin=slave,
             stdout=slave,
             stderr=slave,
             env=env,
             close_fds=True,
+            preexec_fn=_controlling_terminal,
         )
         os.close(slave)
         self.master = master
@@ -152,3 +168,25 @@ def test_history_is_recalled_in_the_next_session_and_ctrl_d_leaves(
     assert "│ 2 │" in out
     os.write(second.master, b"\x04")
     assert second.finish() == 0
+
+
+def test_ctrl_c_stops_a_running_query_and_the_shell_goes_on(pond: Path, tmp_path: Path) -> None:
+    shell = PtyShell(pond, tmp_path / "state", "--timeout", "0")  # no time limit
+    shell.until(PROMPT)
+    shell.type("SELECT 1 AS warm;")  # everything a statement needs is loaded now
+    endless = "SELECT count(*) AS n FROM range(1000000000000) AS r WHERE r.range % 7 = 9;"
+    os.write(shell.master, endless.encode() + b"\n")
+    # the query is running once the shell has spent a second of CPU since Enter
+    # (an idle shell spends none): wait for that, then press Ctrl-C
+    start = cpu_seconds(shell.proc.pid)
+    while cpu_seconds(shell.proc.pid) < start + 1.0:
+        assert shell.proc.poll() is None
+        ready, _, _ = select.select([shell.master], [], [], 0.05)  # the echo, kept
+        if ready:
+            shell.pending += os.read(shell.master, 65536)
+    os.write(shell.master, b"\x03")
+    out = shell.until(PROMPT)
+    assert out.endswith("error: interrupted\npond> "), out
+    assert shell.type("SELECT 6 * 7 AS answer;").endswith("│     42 │\n└────────┘\n1 row\npond> ")
+    os.write(shell.master, b".quit\n")
+    assert shell.finish() == 0

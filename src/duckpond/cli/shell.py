@@ -98,8 +98,6 @@ class Shell:
             self._save_history()
 
     def _read_eval(self) -> None:
-        from ..query.multisql import statement_complete
-
         lines: list[str] = []
         while True:
             try:
@@ -111,19 +109,29 @@ class Shell:
                 click.echo()
                 lines = []
                 continue
-            if not lines and line.strip().startswith("."):
-                if not self.command(line.strip()):
+            try:
+                if not self._take(line, lines):
                     return
-                continue
-            if not lines and not line.strip():
-                continue
-            lines.append(line)
-            text = "\n".join(lines)
-            if not statement_complete(text):
-                continue
+            except KeyboardInterrupt:  # Ctrl-C after Enter: whatever it hit, stop it there
+                _error("interrupted")
+                lines.clear()
+
+    def _take(self, line: str, lines: list[str]) -> bool:
+        """Add one typed line; run the statement or dot-command it completes. False when
+        it ends the shell."""
+        from ..query.multisql import statement_complete
+
+        if not lines and line.strip().startswith("."):
+            return self.command(line.strip())
+        if not lines and not line.strip():
+            return True
+        lines.append(line)
+        text = "\n".join(lines)
+        if statement_complete(text):
             self._as_one_entry(lines)
-            lines = []
+            lines.clear()
             self.execute(text)
+        return True
 
     def execute(self, text: str) -> None:
         from ..query.multisql import split_statements

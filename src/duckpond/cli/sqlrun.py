@@ -35,6 +35,7 @@ def run_statement(st: State, query: str, run: SqlRun) -> None:
             time_end=run.time_end,
             timeout=run.timeout,
             memory_limit=run.memory_limit,
+            interruptible=True,
         )
         render.batches(batches, fmt)
         return
@@ -44,5 +45,6 @@ def run_statement(st: State, query: str, run: SqlRun) -> None:
         time_end=run.time_end,
         timeout=run.timeout,
         memory_limit=run.memory_limit,
+        interruptible=True,
     )
     render.table(table, fmt)

@@ -39,6 +39,7 @@ class SqlMethods(PondHandles):
         *,
         timeout: float | None = DEFAULT_TIMEOUT,
         memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
+        interruptible: bool = False,
     ) -> pa.Table:
         """Run one read-only SQL query, within `timeout` seconds and `memory_limit` bytes
         (None: unbounded; see query/limits.py). Each quoted pond path in it is a table
@@ -46,7 +47,10 @@ class SqlMethods(PondHandles):
         union of the files it matches with a `filename` column (`FROM '/weather/*'`), a
         format URL the file read in that format (`FROM 'csv:///data/x.csv'`); `path`, when
         given, is also the table `source` (alias `series`), at `version`. `time_start` and
-        `time_end` (µs, ISO 8601 or datetime; inclusive) limit every series read."""
+        `time_end` (µs, ISO 8601 or datetime; inclusive) limit every series read.
+        `interruptible`: a Ctrl-C (SIGINT) stops the query at once, for a program whose
+        main thread runs it (it sets the process's signal wakeup fd while the query runs;
+        query/sigint.py)."""
         from ..query.multisql import run_query
 
         return run_query(
@@ -59,6 +63,7 @@ class SqlMethods(PondHandles):
             to_us(time_end),
             timeout,
             memory_limit,
+            interruptible,
         )
 
     def sql_batches(
@@ -71,6 +76,7 @@ class SqlMethods(PondHandles):
         *,
         timeout: float | None = DEFAULT_TIMEOUT,
         memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
+        interruptible: bool = False,
     ) -> Iterator[pa.RecordBatch]:
         """What `sql` returns, as record batches computed as they are read (as
         `read_batches`): the query ends when the iterator is exhausted or closed."""
@@ -86,6 +92,7 @@ class SqlMethods(PondHandles):
             to_us(time_end),
             timeout,
             memory_limit,
+            interruptible,
         )
 
     def sql_tables(self, pattern: str = "/**/*") -> list[EntryInfo]:

@@ -311,15 +311,19 @@ def run_query(
     time_end: int | None = None,
     timeout: float | None = DEFAULT_TIMEOUT,
     memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
+    interruptible: bool = False,
 ) -> pa.Table:
     """Read-only SQL over the pond references in `query` (and `path` as `source`), within
-    the limits; the result held whole."""
+    the limits; the result held whole. `interruptible`: a SIGINT stops the query at once
+    (sigint.py)."""
     from . import sql
+    from .sigint import interrupt_on_sigint
 
     ctx = sql.make_context(memory_limit)
     try:
         prepare(ctx, query, pond, derived, path, version, time_start, time_end)
-        return sql.run_sql(ctx, query, timeout)
+        with interrupt_on_sigint(ctx.con, interruptible):
+            return sql.run_sql(ctx, query, timeout)
     finally:
         ctx.close()
 
@@ -334,16 +338,19 @@ def stream_query(
     time_end: int | None = None,
     timeout: float | None = DEFAULT_TIMEOUT,
     memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
+    interruptible: bool = False,
 ) -> Iterator[pa.RecordBatch]:
     """`run_query` as record batches computed as they are read (see sources.stream_source)."""
     from . import sql
+    from .sigint import interrupt_on_sigint
 
     ctx = sql.make_context(memory_limit)
     try:
         prepare(ctx, query, pond, derived, path, version, time_start, time_end)
         stream = sql.stream_sql(ctx, query, timeout)
         try:
-            yield from stream
+            with interrupt_on_sigint(ctx.con, interruptible):
+                yield from stream
         except sql.QueryTimeout:
             raise sql.timeout_error(timeout) from None
         finally:
