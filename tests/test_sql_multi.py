@@ -339,3 +339,15 @@ def test_json_output_and_sql_tables(weather: Path) -> None:
         ("/weather/EWR", "file:series:physical"),
         ("/weather/JFK", "file:series:physical"),
     ]
+
+
+def test_paths_that_differ_only_in_case_are_refused(tmp_path: Path) -> None:
+    pond = Pond.create(tmp_path / "pond")
+    with pond.transaction(["test"]) as tx:
+        tx.write_table("/X", pa.table({"v": [1]}))
+        tx.write_table("/x", pa.table({"v": [2]}))
+    assert pond.sql("SELECT v FROM '/X'").to_pylist() == [{"v": 1}]
+    assert pond.sql("SELECT v FROM '/x'").to_pylist() == [{"v": 2}]
+    with pytest.raises(QueryError) as err:
+        pond.sql("SELECT * FROM '/X', '/x'")
+    assert str(err.value) == "'/X' and '/x' differ only in case: query them one at a time"
