@@ -351,3 +351,18 @@ def test_paths_that_differ_only_in_case_are_refused(tmp_path: Path) -> None:
     with pytest.raises(QueryError) as err:
         pond.sql("SELECT * FROM '/X', '/x'")
     assert str(err.value) == "'/X' and '/x' differ only in case: query them one at a time"
+
+
+def test_a_glob_over_a_file_with_its_own_filename_column_is_refused(tmp_path: Path) -> None:
+    pond = Pond.create(tmp_path / "pond")
+    with pond.transaction(["test"]) as tx:
+        tx.mkdir("/d")
+        tx.write_table("/d/a", pa.table({"v": [1]}))
+        tx.write_table("/d/b", pa.table({"FileName": ["mine"], "v": [2]}))
+    with pytest.raises(QueryError) as err:
+        pond.sql("SELECT * FROM '/d/*'")
+    assert str(err.value) == (
+        "/d/b has a column 'filename': a glob adds one naming each row's file; "
+        "query the files one by one"
+    )
+    assert pond.sql("SELECT FileName, v FROM '/d/b'").to_pylist() == [{"FileName": "mine", "v": 2}]

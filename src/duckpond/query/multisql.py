@@ -196,7 +196,7 @@ def _register_glob(
         name = f"__pond_glob_{len(ctx._tables)}_{i}"
         register_source(ctx, path, pond, derived, None, time_start, time_end)
         columns = ctx.con.sql("SELECT * FROM source LIMIT 0").columns
-        if FILENAME_COLUMN in columns:
+        if FILENAME_COLUMN in (c.lower() for c in columns):  # DuckDB's names ignore case
             raise QueryError(
                 f"{path} has a column '{FILENAME_COLUMN}': a glob adds one naming each row's "
                 f"file; query the files one by one"
