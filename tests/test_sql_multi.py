@@ -366,3 +366,25 @@ def test_a_glob_over_a_file_with_its_own_filename_column_is_refused(tmp_path: Pa
         "query the files one by one"
     )
     assert pond.sql("SELECT FileName, v FROM '/d/b'").to_pylist() == [{"FileName": "mine", "v": 2}]
+
+
+def test_pivot_needs_its_columns_named(weather: Path) -> None:
+    assert sql_error(
+        weather, "PIVOT '/weather/*' ON filename USING avg(temp) GROUP BY time_hour"
+    ) == (
+        "error: a PIVOT without an IN list runs as two statements, and only one may run: "
+        "name its columns, PIVOT ... ON col IN ('a', 'b') USING ..."
+    )
+    got = sql_rows(
+        weather,
+        "PIVOT '/weather/*' ON filename IN ('/weather/EWR', '/weather/JFK') USING max(temp) "
+        "GROUP BY time_hour ORDER BY time_hour LIMIT 2",
+    )
+    assert got == [
+        {"time_hour": T0, "/weather/EWR": ewr_temp(0), "/weather/JFK": None},
+        {
+            "time_hour": T0 + timedelta(hours=1),
+            "/weather/EWR": ewr_temp(1),
+            "/weather/JFK": jfk_temp(1),
+        },
+    ]

@@ -276,6 +276,19 @@ def _check_bare(
             raise QueryError(f"no table {name}: {where}{hint} ({listing})") from None
 
 
+def _expands(ctx: QueryContext, query: str) -> bool:
+    """One statement as typed (no `;` but a last one) that DuckDB parses as several: a
+    PIVOT whose columns it must first look up."""
+    import duckdb
+
+    try:
+        found = len(ctx.con.extract_statements(query))
+    except duckdb.Error:
+        return False
+    ends = [o for o, _ in duckdb.tokenize(query) if query[o] == ";"]
+    return found > 1 and not [o for o in ends if query[o + 1 :].strip()]
+
+
 def prepare(
     ctx: QueryContext,
     query: str,
@@ -290,7 +303,15 @@ def prepare(
     and `series`; refuse what the read-only guard refuses before anything is read."""
     from . import sql
 
-    sql.check_read_only(ctx, query)
+    try:
+        sql.check_read_only(ctx, query)
+    except QueryError:
+        if _expands(ctx, query):
+            raise QueryError(
+                "a PIVOT without an IN list runs as two statements, and only one may run: "
+                "name its columns, PIVOT ... ON col IN ('a', 'b') USING ..."
+            ) from None
+        raise
     refs = table_refs(ctx, query)
     _collisions(refs.pond)
     for ref in refs.pond:
