@@ -13,7 +13,7 @@ import termios
 from pathlib import Path
 
 import pytest
-from conftest import CLI, cli_env, run_pond
+from conftest import CLI, cli_env
 
 from duckpond.cli.render import human_size
 from duckpond.pond import Pond
@@ -91,10 +91,9 @@ def pond(tmp_path: Path) -> Path:
     host = tmp_path / "t.csv"
     host.write_text("time,value\n2024-01-01T00:00:00Z,1.5\n2024-01-01T01:00:00Z,2.5\n")
     root = tmp_path / "pond"
-    run_pond("init", pond=root)
-    run_pond("mkdir", "/sensors", pond=root)
-    run_pond("copy", f"host+csv+series://{host}", "/sensors/a", pond=root)
-    run_pond("copy", f"host+csv+series://{host}", "/sensors/b", pond=root)
+    made = Pond.create(root)  # the library: the shell, not the loading, is under test
+    made.copy_in([f"host+csv+series://{host}"], "/sensors/a", parents=True)
+    made.copy_in([f"host+csv+series://{host}"], "/sensors/b")
     return root
 
 
