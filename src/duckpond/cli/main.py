@@ -22,6 +22,7 @@ from . import (
     remotes,
     series,
     site,
+    sql,
     steward,
     tlog,
     undo,
@@ -31,7 +32,7 @@ from .app import cli
 __all__ = ["cli", "main"]
 
 # Importing them registered their commands on `cli`.
-COMMAND_MODULES = (files, factories, steward, remotes, site, series, tlog, undo, export)
+COMMAND_MODULES = (files, factories, steward, remotes, site, series, tlog, undo, export, sql)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -32,6 +32,7 @@ from ..storage.staging import StagedTxn
 from .export import ExportMethods
 from .remotemethods import RemoteMethods
 from .series import SeriesMethods
+from .sqlmethods import SqlMethods
 from .stream import StreamMethods, stream_source
 from .tlog import TlogMethods
 from .undo import UndoMethods
@@ -69,6 +70,7 @@ class Pond(
     ExportMethods,
     RemoteMethods,
     SeriesMethods,
+    SqlMethods,
     StewardMethods,
     StreamMethods,
     TlogMethods,
@@ -276,33 +278,6 @@ class Pond(
     def describe(self, path: str) -> Description:
         """Type, size, schema and versions of a pond node; the schema of a host URL."""
         return describe_source(path, self)
-
-    def sql(
-        self,
-        query: str = "SELECT * FROM source",
-        path: str | None = None,
-        version: int | None = None,
-        time_start: int | None = None,
-        time_end: int | None = None,
-        *,
-        timeout: float | None = DEFAULT_TIMEOUT,
-        memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
-    ) -> pa.Table:
-        """Run read-only SQL over a pond file (as `source`/`series`) or a host URL, within
-        `timeout` seconds and `memory_limit` bytes (None: unbounded; see query/limits.py)."""
-        from ..query.sources import run_query
-
-        return run_query(
-            self,
-            _derived_reads(),
-            path,
-            query,
-            version,
-            time_start,
-            time_end,
-            timeout,
-            memory_limit,
-        )
 
     def read(
         self,
