@@ -33,7 +33,7 @@ import yaml
 
 from duckpond.dynamic import Resolver
 from duckpond.pond import Pond
-from duckpond.query import sql
+from duckpond.query import relations, sql
 
 from .common import Result, Timer, log, ratio_row
 
@@ -112,7 +112,7 @@ def run(work: Path, quick: bool) -> Result:
 
     def baseline() -> list[int]:
         ctx = sql.make_context()
-        sql.register_parts(ctx, [sql.Part(path=str(src))])
+        relations.register_parts(ctx, [relations.Part(path=str(src))])
         return [sql.run_sql(ctx, q).num_rows for q in queries]
 
     def reduce(cache: bool) -> list[int]:

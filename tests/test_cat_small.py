@@ -19,7 +19,8 @@ from conftest import CLI, cli_env, run_pond
 from rich.console import Console
 
 from duckpond.query import output, rows
-from duckpond.query.sql import Part, make_context, register_parts, stream_sql
+from duckpond.query.relations import Part, register_parts
+from duckpond.query.sql import make_context, stream_sql
 
 T0 = 1_700_000_000_000_000
 

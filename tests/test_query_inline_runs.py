@@ -16,13 +16,15 @@ from conftest import run_pond
 
 from duckpond.errors import FormatError
 from duckpond.pond import Pond
+from duckpond.query import relations
 from duckpond.query import sql as sqlmod
 from duckpond.query.ingest import table_to_parquet_bytes
-from duckpond.query.sql import Part, make_context, register_parts, run_sql
+from duckpond.query.relations import Part, register_parts
+from duckpond.query.sql import make_context, run_sql
 
 US = pa.timestamp("us", tz="UTC")
 MIN = 60_000_000
-MANY = sqlmod._DATASET_MIN_PARTS  # a run this long is read as a dataset
+MANY = relations._DATASET_MIN_PARTS  # a run this long is read as a dataset
 
 
 def minutes(first: int, n: int, **extra: list) -> pa.Table:
@@ -161,7 +163,7 @@ def test_types_read_as_from_files(monkeypatch: pytest.MonkeyPatch) -> None:
     data = table_to_parquet_bytes(one)
     results = []
     for threshold in (MANY, 10**9):
-        monkeypatch.setattr(sqlmod, "_DATASET_MIN_PARTS", threshold)
+        monkeypatch.setattr(relations, "_DATASET_MIN_PARTS", threshold)
         ctx = make_context()
         register_parts(ctx, [Part(data=data) for _ in range(MANY)])
         results.append(run_sql(ctx, "select * from source"))

@@ -24,7 +24,8 @@ from duckpond.query.output import (
     to_json_text,
     to_parquet_bytes,
 )
-from duckpond.query.sql import make_context, register_table_arrow, run_sql
+from duckpond.query.relations import register_table_arrow
+from duckpond.query.sql import make_context, run_sql
 
 T = 1_704_164_645_123_456  # 2024-01-02T03:04:05.123456Z in µs
 

@@ -12,14 +12,8 @@ import pytest
 from duckpond.errors import FormatError, NotFoundError, QueryError
 from duckpond.query import sql as sqlmod
 from duckpond.query.ingest import event_time_range, table_to_parquet_bytes
-from duckpond.query.sql import (
-    SOURCE_NAMES,
-    Part,
-    make_context,
-    register_parts,
-    register_table_arrow,
-    run_sql,
-)
+from duckpond.query.relations import Part, register_parts, register_table_arrow
+from duckpond.query.sql import SOURCE_NAMES, make_context, run_sql
 
 US = pa.timestamp("us", tz="UTC")
 MIN = 60_000_000  # one minute in µs

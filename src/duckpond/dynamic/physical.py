@@ -56,39 +56,41 @@ class StoredFile(LiveFile):
         return self._all_parts(start, end)
 
     def _all_parts(self, start: int | None = None, end: int | None = None) -> list[Any]:
-        from ..query import sql
+        from ..query import relations
 
         if nodes.is_series(self.file_type):
             found = self.fs.series_parts(self.loc.part_id, self.loc.node_id, start, end)
             return [
-                sql.Part(path=p.path, data=p.data, min_time=p.min_time, max_time=p.max_time)
+                relations.Part(path=p.path, data=p.data, min_time=p.min_time, max_time=p.max_time)
                 for p in found
             ]
         row = self.loc.row
         path = self.fs.blob_path(row)
         data = row.content if path is None else None
         return [
-            sql.Part(path=path, data=data, min_time=row.min_event_time, max_time=row.max_event_time)
+            relations.Part(
+                path=path, data=data, min_time=row.min_event_time, max_time=row.max_event_time
+            )
         ]
 
     def schema(self) -> pa.Schema:
-        from ..query import ingest, sql
+        from ..query import ingest, relations
 
         if self._schema is not None:
             return self._schema
         schemas = []
         for part in self._all_parts():
             schemas.append(ingest.read_parquet_schema(part.path or part.data or b"", self.path))
-        self._schema = sql.unify_schemas(schemas)
+        self._schema = relations.unify_schemas(schemas)
         return self._schema
 
     def register(
         self, ctx: Any, names: Any, start: int | None = None, end: int | None = None
     ) -> None:
-        from ..query import sql
+        from ..query import relations
 
         start, end = seriesview.narrow(self._bounds(), start, end)
-        sql.register_parts(
+        relations.register_parts(
             ctx,
             self._all_parts(start, end),
             names=names,

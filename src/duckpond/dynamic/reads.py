@@ -73,13 +73,13 @@ def register(
     time_end: int | None,
 ) -> None:
     """Make a derived node the SQL tables `source` and `series`."""
-    from ..query import ingest, sql
+    from ..query import ingest, relations, sql
 
     if isinstance(node, LiveDir):
         raise InvalidPathError(f"is a directory: {node.path}")
     if scheme == "csv":
         data = read_bytes(node)
-        sql.register_table_arrow(ctx, ingest.read_csv_bytes(data, compression, node.path))
+        relations.register_table_arrow(ctx, ingest.read_csv_bytes(data, compression, node.path))
         return
     if isinstance(node, LiveData):
         raise QueryError(

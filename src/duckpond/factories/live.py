@@ -72,7 +72,7 @@ class LiveFile(LiveNode):
         raise NotImplementedError
 
     def parts(self, start: int | None = None, end: int | None = None) -> list[Any] | None:
-        """The Parquet parts of a stored file (query.sql.Part), without versions wholly
+        """The Parquet parts of a stored file (query.relations.Part), without versions wholly
         outside [start, end] (all pruned: the newest); None for a derived one."""
         return None
 
@@ -85,9 +85,9 @@ class LiveFile(LiveNode):
         self, ctx: Any, names: Sequence[str], start: int | None = None, end: int | None = None
     ) -> None:
         """Make this file the SQL tables `names` in a query context."""
-        from ..query import sql
+        from ..query import relations
 
-        sql.register_table_arrow(ctx, self.scan(start, end), names=names)
+        relations.register_table_arrow(ctx, self.scan(start, end), names=names)
 
 
 class LiveData(LiveNode):
@@ -341,9 +341,9 @@ def schema_fields(schema: pa.Schema) -> list[dict[str, str]]:
 
 def union_schema(files: list[LiveFile]) -> pa.Schema:
     """The superset schema of several files (columns missing in one read as NULL)."""
-    from ..query import sql
+    from ..query import relations
 
-    return sql.unify_schemas([f.schema() for f in files])
+    return relations.unify_schemas([f.schema() for f in files])
 
 
 def register_union(
@@ -355,7 +355,7 @@ def register_union(
     skipped unopened and DuckDB scans them in parallel; derived ones as Arrow."""
     import pyarrow as pa
 
-    from ..query import sql
+    from ..query import relations
 
     if len(files) == 1:
         files[0].register(ctx, [name], start, end)
@@ -366,8 +366,8 @@ def register_union(
         parts = [p for ps in stored for p in (ps or [])]
         # the superset schema costs a footer read per part: only needed when the window
         # leaves no part to scan (DuckDB merges the scanned parts' schemas itself)
-        kept = [p for p in parts if sql.overlaps(p, start, end)]
-        sql.register_parts(
+        kept = [p for p in parts if relations.overlaps(p, start, end)]
+        relations.register_parts(
             ctx,
             parts,
             names=[name],
@@ -378,8 +378,8 @@ def register_union(
         )
         return
     schema = union_schema(files)
-    tables = [sql.conform(f.scan(start, end), schema) for f in files]
-    sql.register_table_arrow(ctx, pa.concat_tables(tables), names=[name])
+    tables = [relations.conform(f.scan(start, end), schema) for f in files]
+    relations.register_table_arrow(ctx, pa.concat_tables(tables), names=[name])
 
 
 def empty_like(schema: pa.Schema) -> pa.Table:

@@ -244,10 +244,10 @@ class ReduceFile(DerivedFile):
             empty = empty_like(self.input.schema())
             self._schema = self._aggregate(empty).schema
         if self._schema is None:
-            from ..query import sql
+            from ..query import relations, sql
 
             ctx = sql.make_context()
-            sql.register_table_arrow(ctx, empty_like(self.input.schema()))
+            relations.register_table_arrow(ctx, empty_like(self.input.schema()))
             table = sql.run_sql(ctx, self._query(self.input.schema()))
             self._schema = time_to_us(table, self.tc).schema
         return self._schema

@@ -65,17 +65,17 @@ class SealedReduction:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        from ..query import sql
+        from ..query import relations
 
         ids = [s.ident for s in spans]
         saved = self.store.load()
         state = saved if self._still_valid(saved, spans, ids) else EMPTY
         self._refuse_late(state, spans[state.count :])
         hot_in = self.source.scan(state.sealed_hi, None)
-        schema = sql.unify_schemas([hot_in.schema])
+        schema = relations.unify_schemas([hot_in.schema])
         if state.input_schema is not None:
-            schema = sql.unify_schemas([state.input_schema, schema])
-        hot = self._aggregate(sql.conform(hot_in, schema))
+            schema = relations.unify_schemas([state.input_schema, schema])
+        hot = self._aggregate(relations.conform(hot_in, schema))
         newest = max(
             (t for t in (_max_time(hot_in, self.tc), state.newest) if t is not None),
             default=None,
@@ -84,7 +84,7 @@ class SealedReduction:
         # the saved runs stay valid while the output's columns do; else all are rewritten
         incremental = state is saved and (sealed is None or sealed.schema == hot.schema)
         if sealed is not None:
-            sealed = sql.conform(sealed, hot.schema)
+            sealed = relations.conform(sealed, hot.schema)
         added = None
         sealed_hi = state.sealed_hi
         if newest is not None:

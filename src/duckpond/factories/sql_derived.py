@@ -122,10 +122,10 @@ class SqlFile(DerivedFile):
 
     def schema(self) -> pa.Schema:
         if self._schema is None:
-            from ..query import sql
+            from ..query import relations
 
             def empty(ctx: Any, name: str, files: list[LiveFile]) -> None:
-                sql.register_table_arrow(ctx, empty_like(union_schema(files)), names=[name])
+                relations.register_table_arrow(ctx, empty_like(union_schema(files)), names=[name])
 
             self._schema = self._run(empty).schema
         return self._schema

@@ -129,9 +129,9 @@ def _literal(text: str) -> str:
 def _alias(ctx: QueryContext, name: str) -> None:
     """Publish what was just registered as `source` under `name` too: the view reads the
     registration's private base, so registering the next reference as `source` leaves it."""
-    from . import sql
+    from . import relations, sql
 
-    sql._publish(ctx, [name], ctx._tables[sql.SOURCE_NAMES[0]])
+    relations.publish(ctx, [name], ctx._tables[sql.SOURCE_NAMES[0]])
 
 
 def _listing(pond: SourcePond, directory: str) -> str:
@@ -203,9 +203,9 @@ def _register_glob(
             )
         _alias(ctx, name)
         selects.append(f"SELECT *, {_literal(path)} AS {FILENAME_COLUMN} FROM {_quote(name)}")
-    from . import sql
+    from . import relations
 
-    sql._publish(ctx, [ref], " UNION ALL BY NAME ".join(selects))
+    relations.publish(ctx, [ref], " UNION ALL BY NAME ".join(selects))
 
 
 def register_ref(

@@ -25,7 +25,7 @@ from .urls import SourceURL, parse_source
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from . import rows, sql
+    from . import relations, rows, sql
 
 TimeLike = int | str | dt.datetime | None
 
@@ -176,11 +176,11 @@ def read_for_output(
     return _batches(ctx, query, left, timeout)
 
 
-def part_of(fs: NodeStore, row: nodes.NodeRow) -> sql.Part:
-    from . import sql
+def part_of(fs: NodeStore, row: nodes.NodeRow) -> relations.Part:
+    from . import relations
 
     path = fs.blob_path(row)
-    return sql.Part(
+    return relations.Part(
         path=path,
         data=row.content if path is None else None,
         min_time=row.min_event_time,
@@ -198,23 +198,23 @@ def register_source(
     time_end: int | None = None,
 ) -> None:
     """Register what `url` names as the SQL tables `source` and `series`."""
-    from . import sql
+    from . import relations
 
     src = parse_source(url)
     if src.format is not None:
         from .formatread import format_table
 
         table = format_table(src, pond, derived, version)
-        sql.register_table_arrow(ctx, table)
+        relations.register_table_arrow(ctx, table)
         column = formats.get(src.format).time_column
         if time_start is not None or time_end is not None:
-            sql.window_source(ctx, column or _detected(table), time_start, time_end)
+            relations.window_source(ctx, column or _detected(table), time_start, time_end)
         return
     if src.scheme == "host":
         if src.fmt in ("table", "series"):
             # the engine reads the footer as it registers: a bad file is a FormatError then
-            sql.register_parts(
-                ctx, [sql.Part(path=src.path, data=None, min_time=None, max_time=None)]
+            relations.register_parts(
+                ctx, [relations.Part(path=src.path, data=None, min_time=None, max_time=None)]
             )
         else:
             raise QueryError(
@@ -238,7 +238,7 @@ def register_source(
     if nodes.is_dynamic(loc.file_type):
         raise QueryError(f"{loc.path} is a {loc.row.factory} factory node, not a table")
     if nodes.is_table(loc.file_type):
-        sql.register_parts(ctx, [part_of(fs, row_at(fs, loc, version))])
+        relations.register_parts(ctx, [part_of(fs, row_at(fs, loc, version))])
     elif nodes.is_series(loc.file_type):
         if version is not None:
             parts = [part_of(fs, row_at(fs, loc, version))]
@@ -248,11 +248,11 @@ def register_source(
             time_start, time_end = seriesview.narrow(bounds, time_start, time_end)
             found = fs.series_parts(loc.part_id, loc.node_id, time_start, time_end)
             parts = [
-                sql.Part(path=p.path, data=p.data, min_time=p.min_time, max_time=p.max_time)
+                relations.Part(path=p.path, data=p.data, min_time=p.min_time, max_time=p.max_time)
                 for p in found
             ]
         column = loc.row.extended_attributes.get("time_column")
-        sql.register_parts(
+        relations.register_parts(
             ctx,
             parts,
             time_column=column,

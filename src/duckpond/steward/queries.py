@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from ..query import sql
+from ..query import relations, sql
 from ..query.limits import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
 from .control import ControlTable
 
@@ -19,7 +19,7 @@ def control_sql(
     # its live Parquet files as Arrow (every column, older files' missing ones as null), in
     # recorded order; the engine never opens the Delta table itself
     try:
-        sql.register_table_arrow(ctx, control.read_all(), names=("control_table",))
+        relations.register_table_arrow(ctx, control.read_all(), names=("control_table",))
         return sql.run_sql(ctx, query, timeout)
     finally:
         ctx.close()

@@ -179,7 +179,7 @@ def collapse(steward: Steward, keep: int, args: list[str]) -> CollapseReport:
 def _collapse_one(tx: WriteTxn, loc: Located) -> CollapsedSeries:
     import pyarrow.parquet as pq
 
-    from ..query import sql
+    from ..query import relations
 
     fs = tx.staged.fs
     rows = fs.versions(loc.part_id, loc.node_id)
@@ -189,7 +189,7 @@ def _collapse_one(tx: WriteTxn, loc: Located) -> CollapsedSeries:
     try:
         with ExitStack() as stack:
             files = [stack.enter_context(pq.ParquetFile(_open(s))) for s in sources]
-            schema = sql.unify_schemas([f.schema_arrow for f in files])
+            schema = relations.unify_schemas([f.schema_arrow for f in files])
             total = _write_union(files, schema, tmp)
         _verify(tmp, sources, schema, loc.path)
         lows = [r.min_event_time for r in shown.rows if r.min_event_time is not None]
@@ -236,13 +236,13 @@ def _write_union(files: list[pq.ParquetFile], schema: pa.Schema, dest: Path) -> 
     """Every version's rows, oldest first, one row group at a time, in `schema`."""
     import pyarrow.parquet as pq
 
-    from ..query import ingest, sql
+    from ..query import ingest, relations
 
     total = 0
     with pq.ParquetWriter(dest, schema, compression=ingest.PARQUET_COMPRESSION) as w:
         for f in files:
             for i in range(f.num_row_groups):
-                part = sql.conform(f.read_row_group(i), schema)
+                part = relations.conform(f.read_row_group(i), schema)
                 w.write_table(part)
                 total += part.num_rows
     return total
@@ -254,13 +254,13 @@ def _verify(written: Path, sources: list[str | bytes], schema: pa.Schema, path: 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from ..query import sql
+    from ..query import relations
 
     with pq.ParquetFile(written) as out:
         batches = out.iter_batches(batch_size=65_536)
         pending = pa.table([pa.array([], f.type) for f in schema], schema=schema)
         for s in sources:
-            want = sql.conform(pq.read_table(_open(s)), schema)
+            want = relations.conform(pq.read_table(_open(s)), schema)
             offset = 0
             while offset < want.num_rows:
                 if pending.num_rows == 0:
