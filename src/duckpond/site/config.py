@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,25 @@ KEYS = (
     "time_zone",
     "target_points",
     "status_page",
+    "pages",
 )
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    """One `pages:` entry: Markdown file(s) of the pond shown as pages of the site."""
+
+    path: str  # a pond path or glob of .md files
+    title: str | None = None  # else the first heading, else the file name
+    slug: str | None = None  # the page's file name in the site (pages/SLUG.html)
+    nav: bool = True  # listed in every page's header
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "title": self.title, "slug": self.slug, "nav": self.nav}
+
+
+# A slug is one file name: no separators, no dots (so no `..`), nothing to escape.
+_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 
 
 @dataclass(frozen=True)
@@ -32,6 +51,7 @@ class SiteConfig:
     time_zone: str = "UTC"  # UTC | viewer (the browser's zone)
     target_points: int = DEFAULT_TARGET_POINTS
     status_page: bool = True
+    pages: tuple[PageSpec, ...] = ()  # Markdown pages from the pond (site/pages.py)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -43,6 +63,7 @@ class SiteConfig:
             "time_zone": self.time_zone,
             "target_points": self.target_points,
             "status_page": self.status_page,
+            "pages": [p.to_json() for p in self.pages],
         }
 
 
@@ -62,6 +83,7 @@ def parse(
     time_zone = f.get("time_zone", str, "UTC")
     target = f.get("target_points", int, DEFAULT_TARGET_POINTS)
     status_page = f.get("status_page", bool, True)
+    pages = f.get("pages", list, [])
     f.done()
     if isinstance(series, str):
         series = [series]
@@ -87,7 +109,35 @@ def parse(
         time_zone=time_zone,
         target_points=target,
         status_page=status_page,
+        pages=tuple(_page_spec(entry, f"{what}: pages[{i}]") for i, entry in enumerate(pages)),
     )
+
+
+def _page_spec(entry: Any, what: str) -> PageSpec:
+    """A `pages:` entry: a pond path (or glob), or a mapping with `path` and optional
+    `title`, `slug` and `nav`."""
+    from .. import paths
+    from ..factories.base import Fields
+
+    if isinstance(entry, str):
+        entry = {"path": entry}
+    if not isinstance(entry, dict):
+        raise FactoryError(f"{what} must be a pond path or a mapping with 'path'")
+    f = Fields(what, entry)
+    path = f.get("path", str, required=True)
+    title = f.get("title", str, None)
+    slug = f.get("slug", str, None)
+    nav = f.get("nav", bool, True)
+    f.done()
+    if not path.startswith("/"):
+        raise FactoryError(f"{what}: 'path' must be a pond path or glob such as /notes/*.md")
+    if paths.has_glob(path) and (title is not None or slug is not None):
+        raise FactoryError(f"{what}: 'title' and 'slug' name one page: not with a glob ({path})")
+    if slug is not None and not _SLUG.match(slug):
+        raise FactoryError(
+            f"{what}: 'slug' must be letters, digits, '-' and '_' (one file name), got {slug!r}"
+        )
+    return PageSpec(path=path, title=title, slug=slug, nav=nav)
 
 
 def load(path: str | None) -> SiteConfig:
