@@ -108,14 +108,7 @@ def _pages(found: list[tuple[Any, Any]]) -> list[Page]:
             raise FactoryError(f"site pages: {node.path} is not UTF-8 text") from None
         slug = spec.slug
         if slug is None:
-            base = (
-                re.sub(
-                    r"[^A-Za-z0-9_-]+",
-                    "_",
-                    re.sub(r"\.(md|markdown)$", "", node.path, flags=re.I).strip("/"),
-                ).strip("_-")
-                or "page"
-            )
+            base = _slug_of(node.path)
             slug, n = base, 2
             while slug.lower() in used:
                 slug, n = f"{base}-{n}", n + 1
@@ -123,6 +116,13 @@ def _pages(found: list[tuple[Any, Any]]) -> list[Page]:
         title = spec.title or _first_heading(text) or paths.basename(node.path)
         out.append(Page(node.path, slug, title, spec.nav, text))
     return out
+
+
+def _slug_of(path: str) -> str:
+    """`/notes/about.md` -> `notes_about`: a file name of the same characters as a
+    config's slug."""
+    stem = re.sub(r"\.(md|markdown)$", "", path, flags=re.I).strip("/")
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_-") or "page"
 
 
 def _markdown() -> Any:
