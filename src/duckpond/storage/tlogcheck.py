@@ -491,18 +491,12 @@ def check(data_dir: Path, control_dir: Path | None, source: str) -> TlogReport:
         except (PondError, deltalog.Unsupported, OSError, ValueError) as e:
             notes.append(f"the control table could not be read ({e}): presence not cross-checked")
     files, version = live_files(data_dir)
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(1, thread_name_prefix="tlog-entries") as pool:
-        # the log's entries are read while the rows are read and hashed: much of either
-        # is file reads and Arrow kernels, which run outside the GIL
-        entries = pool.submit(commits, data_dir, version)
-        by_txn = row_digests_by_txn(data_dir, files, notes)
-        found, missing = entries.result()
+    found, missing = commits(data_dir, upto=version)
     if (p := _order(found, missing)) is not None:
         problems.append(p)
     if control is not None and (p := _against_control(found, control)) is not None:
         problems.append(p)
+    by_txn = row_digests_by_txn(data_dir, files, notes)
     p, size, root, unrecorded = _content(found, by_txn)
     if p is not None:
         problems.append(p)
