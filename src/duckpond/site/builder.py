@@ -22,7 +22,7 @@ import shutil
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +33,7 @@ from .panels import plan
 
 if TYPE_CHECKING:
     from .collect import Series
+    from .pages import SitePages
     from .source import SiteSource
 
 log = logging.getLogger("pond")
@@ -58,6 +59,7 @@ class SiteReport:
     pages: int
     files: int
     bytes: int
+    warnings: list[str] = field(default_factory=list)  # e.g. a page's link to nothing shown
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -66,6 +68,7 @@ class SiteReport:
             "pages": self.pages,
             "files": self.files,
             "bytes": self.bytes,
+            "warnings": list(self.warnings),
         }
 
 
@@ -74,7 +77,7 @@ def build(
 ) -> SiteReport:
     """Build the site; `running_txn`: the write whose post-commit job this build is (sitegen),
     shown as running rather than as unfinished work."""
-    from . import collect
+    from . import collect, pages
 
     given = Path(out_dir).absolute()
     # a symlinked OUTDIR stays a link: the site is built in the directory it points to
@@ -95,9 +98,10 @@ def build(
             if key in previous:
                 known[key] = previous[key]
         status = _status(pond, running_txn) if cfg.status_page else None
+        site_pages = pages.read(pond, cfg)
         w = _Writer(out, out.parent / f".{out.name}.building-{os.getpid()}", old or {}, legacy)
         try:
-            pages = _write_site(w, pond, cfg, series, status)
+            written = _write_site(w, pond, cfg, series, status, site_pages)
             w.write(FACTS, json.dumps(known, sort_keys=True, separators=(",", ":")) + "\n")
             w.commit()
         finally:
@@ -105,14 +109,16 @@ def build(
     log.info(
         "site: %d series, %d pages, %d bytes in %s (%d files unchanged, %d written, %d removed)",
         len(series),
-        pages,
+        written,
         w.bytes,
         out,
         w.files - len(w.staged),
         len(w.staged),
         len(w.removed),
     )
-    return SiteReport(str(given), [s.path for s in series], pages, w.files, w.bytes)
+    return SiteReport(
+        str(given), [s.path for s in series], written, w.files, w.bytes, site_pages.warnings
+    )
 
 
 def _check_target(out: Path) -> None:
@@ -360,8 +366,11 @@ def _write_site(
     cfg: SiteConfig,
     series: list[Series],
     status: dict[str, Any] | None,
+    site_pages: SitePages,
 ) -> int:
-    env = _env()
+    from . import pages as markdown_pages
+
+    env = markdown_pages.with_nav(_env(), site_pages)
     _copy_static(w)
     slugs = _slugs([s.path for s in series])
     rows = []
@@ -412,6 +421,7 @@ def _write_site(
             ),
         )
         pages += 1
+    pages += markdown_pages.write(w, env, cfg, site_pages, series, slugs)
     return pages
 
 

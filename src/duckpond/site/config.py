@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ KEYS = (
     "target_points",
     "status_page",
     "charts",
+    "pages",
 )
 
 
@@ -48,6 +50,23 @@ class ChartRule:
 
 
 @dataclass(frozen=True)
+class PageSpec:
+    """One `pages:` entry: Markdown file(s) of the pond shown as pages of the site."""
+
+    path: str  # a pond path or glob of .md files
+    title: str | None = None  # else the first heading, else the file name
+    slug: str | None = None  # the page's file name in the site (pages/SLUG.html)
+    nav: bool = True  # listed in every page's header
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "title": self.title, "slug": self.slug, "nav": self.nav}
+
+
+# A slug is one file name: no separators, no dots (so no `..`), nothing to escape.
+_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
+
+
+@dataclass(frozen=True)
 class SiteConfig:
     title: str = "pond"
     series: tuple[str, ...] = ("/**/*",)  # pond globs of the series to chart
@@ -58,6 +77,7 @@ class SiteConfig:
     target_points: int = DEFAULT_TARGET_POINTS
     status_page: bool = True
     charts: tuple[ChartRule, ...] = ()  # the first rule whose glob matches a series applies
+    pages: tuple[PageSpec, ...] = ()  # Markdown pages from the pond (site/pages.py)
 
     def chart_rule(self, path: str) -> ChartRule | None:
         from .. import paths
@@ -75,6 +95,7 @@ class SiteConfig:
             "target_points": self.target_points,
             "status_page": self.status_page,
             "charts": {r.glob: r.to_json() for r in self.charts},
+            "pages": [p.to_json() for p in self.pages],
         }
 
 
@@ -95,6 +116,7 @@ def parse(
     target = f.get("target_points", int, DEFAULT_TARGET_POINTS)
     status_page = f.get("status_page", bool, True)
     charts = f.get("charts", dict, {})
+    pages = f.get("pages", list, [])
     f.done()
     if isinstance(series, str):
         series = [series]
@@ -121,6 +143,7 @@ def parse(
         target_points=target,
         status_page=status_page,
         charts=tuple(_chart_rule(g, r, what) for g, r in charts.items()),
+        pages=tuple(_page_spec(entry, f"{what}: pages[{i}]") for i, entry in enumerate(pages)),
     )
 
 
@@ -161,6 +184,33 @@ def _chart_rule(glob: Any, raw: Any, what: str) -> ChartRule:
         panels=tuple(out_panels),
         units=dict(units),
     )
+
+
+def _page_spec(entry: Any, what: str) -> PageSpec:
+    """A `pages:` entry: a pond path (or glob), or a mapping with `path` and optional
+    `title`, `slug` and `nav`."""
+    from .. import paths
+    from ..factories.base import Fields
+
+    if isinstance(entry, str):
+        entry = {"path": entry}
+    if not isinstance(entry, dict):
+        raise FactoryError(f"{what} must be a pond path or a mapping with 'path'")
+    f = Fields(what, entry)
+    path = f.get("path", str, required=True)
+    title = f.get("title", str, None)
+    slug = f.get("slug", str, None)
+    nav = f.get("nav", bool, True)
+    f.done()
+    if not path.startswith("/"):
+        raise FactoryError(f"{what}: 'path' must be a pond path or glob such as /notes/*.md")
+    if paths.has_glob(path) and (title is not None or slug is not None):
+        raise FactoryError(f"{what}: 'title' and 'slug' name one page: not with a glob ({path})")
+    if slug is not None and not _SLUG.match(slug):
+        raise FactoryError(
+            f"{what}: 'slug' must be letters, digits, '-' and '_' (one file name), got {slug!r}"
+        )
+    return PageSpec(path=path, title=title, slug=slug, nav=nav)
 
 
 def load(path: str | None) -> SiteConfig:

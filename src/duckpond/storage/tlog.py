@@ -52,7 +52,7 @@ ROW_COLUMNS = (
     "factory",
     "txn_seq",
 )
-_INT_COLUMNS = frozenset(
+INT_COLUMNS = frozenset(
     {"version", "timestamp", "size", "min_event_time", "max_event_time", "txn_seq"}
 )
 
@@ -144,7 +144,7 @@ def row_digests(table: pa.Table, part_ids: str | list[str]) -> list[tuple[int, b
         known: dict[str, bytes] = {}
         parts = [known.get(p) or known.setdefault(p, _enc_bytes([p])[0]) for p in part_ids]
     encoded = [
-        _enc_ints(_column(table, c)) if c in _INT_COLUMNS else _enc_bytes(_column(table, c))
+        _enc_ints(_column(table, c)) if c in INT_COLUMNS else _enc_bytes(_column(table, c))
         for c in ROW_COLUMNS
     ]
     seqs = _column(table, "txn_seq")

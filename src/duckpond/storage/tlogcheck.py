@@ -16,18 +16,22 @@ changed, as one line; or the size and root of the tree when everything agrees.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from ..errors import PondError
 from ..records import DATA_COMMITTED
 from . import deltalog, tableread
 from .dataschema import PARTITION
-from .tlog import Recorded, Tree, entry_pond_txn, leaf_hash, row_digests
+from .tlog import INT_COLUMNS, ROW_COLUMNS, Recorded, Tree, entry_pond_txn, leaf_hash, row_digests
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 LOG = "_delta_log"
 
@@ -222,11 +226,11 @@ def row_digests_by_txn(
 
     def flush() -> None:
         try:
-            add(row_digests(pa.concat_tables(batch), parts))
+            add(table_digests(pa.concat_tables(batch), parts))
         except pa.ArrowInvalid:  # files of different schemas (another writer's): one by one
             at = 0
             for t in batch:
-                add(row_digests(t, parts[at : at + t.num_rows]))
+                add(table_digests(t, parts[at : at + t.num_rows]))
                 at += t.num_rows
         batch.clear()
         parts.clear()
@@ -244,6 +248,101 @@ def row_digests_by_txn(
     if batch:
         flush()
     return out
+
+
+def table_digests(table: pa.Table, part_ids: list[str]) -> list[tuple[int, bytes]]:
+    """What `tlog.row_digests` gives, the rows encoded by Arrow kernels rather than value
+    by value (a verify hashes every row of the pond; a write hashes a few, and keeps
+    pyarrow.compute unimported). Types the kernels do not take as `row_digests` does
+    (another writer's) go to `row_digests`."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = table.num_rows
+    try:
+        table = table.combine_chunks()
+        known: dict[str, bytes] = {}
+        parts = [known.get(p) or known.setdefault(p, _bytes_prefix(p)) for p in part_ids]
+        encoded = [pa.array(parts, pa.large_binary())]
+        for name in ROW_COLUMNS:
+            if name not in table.column_names:
+                encoded.append(pa.array([b"\x00"] * n, pa.large_binary()))
+                continue
+            col = table.column(name).chunk(0) if n else pa.array([], pa.large_binary())
+            if name in INT_COLUMNS:
+                encoded.append(_ints(col))
+            else:
+                encoded.append(_bytes(col))
+        rows = pc.binary_join_element_wise(*encoded, pa.scalar(b"", pa.large_binary()))
+    except _NotVectorised:
+        return row_digests(table, part_ids)
+    offsets = np.frombuffer(rows.buffers()[1], np.int64)[rows.offset : rows.offset + n + 1]
+    data = memoryview(rows.buffers()[2] or b"")
+    seqs = table.column("txn_seq").to_pylist() if "txn_seq" in table.column_names else [None] * n
+    sha = hashlib.sha256
+    bounds = offsets.tolist()
+    return [
+        (-1 if seq is None else int(seq), sha(data[lo:hi]).digest())
+        for seq, lo, hi in zip(seqs, bounds[:-1], bounds[1:], strict=True)
+    ]
+
+
+class _NotVectorised(Exception):
+    """A column of a type the kernels do not encode as `row_digests` does."""
+
+
+def _bytes_prefix(text: str) -> bytes:
+    raw = text.encode()
+    return b"\x02" + len(raw).to_bytes(8, "little") + raw
+
+
+def _ints(col: pa.Array) -> pa.Array:
+    """Each value as `tlog._enc_ints` writes it: 0x01 + int64 LE, or 0x00 for null."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_timestamp(col.type):
+        col = col.cast(pa.timestamp("us", tz=col.type.tz)).view(pa.int64())
+    elif pa.types.is_signed_integer(col.type) or pa.types.is_unsigned_integer(col.type):
+        col = col.cast(pa.int64())  # a uint64 beyond int64 raises: row_digests then
+    else:
+        raise _NotVectorised(col.type)
+    values = col.fill_null(0).to_numpy(zero_copy_only=False).astype("<i8")
+    cells = np.empty((len(values), 9), np.uint8)
+    cells[:, 0] = 1
+    cells[:, 1:] = values.view(np.uint8).reshape(-1, 8)
+    enc = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(9), len(values), [None, pa.py_buffer(cells.tobytes())]
+    ).cast(pa.large_binary())
+    return pc.if_else(col.is_valid(), enc, pa.scalar(b"\x00", pa.large_binary()))
+
+
+def _bytes(col: pa.Array) -> pa.Array:
+    """Each value as `tlog._enc_bytes` writes it: 0x02 + length (u64 LE) + its bytes
+    (text as UTF-8), or 0x00 for null."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not (
+        pa.types.is_string(col.type)
+        or pa.types.is_large_string(col.type)
+        or pa.types.is_binary(col.type)
+        or pa.types.is_large_binary(col.type)
+    ):
+        raise _NotVectorised(col.type)
+    col = col.cast(pa.large_binary())
+    lengths = pc.binary_length(col).fill_null(0).to_numpy(zero_copy_only=False).astype("<u8")
+    cells = np.empty((len(lengths), 9), np.uint8)
+    cells[:, 0] = 2
+    cells[:, 1:] = lengths.view(np.uint8).reshape(-1, 8)
+    prefix = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(9), len(lengths), [None, pa.py_buffer(cells.tobytes())]
+    ).cast(pa.large_binary())
+    joined = pc.binary_join_element_wise(prefix, col, pa.scalar(b"", pa.large_binary()))
+    return pc.if_else(col.is_valid(), joined, pa.scalar(b"\x00", pa.large_binary()))
 
 
 def control_commits(control_dir: Path) -> dict[int, tuple[str, int | None]]:
@@ -350,6 +449,7 @@ def _content(
         if problem is not None:
             continue  # the rest of the rows are still taken: stray rows are not reported twice
         seq = c.txn_seq
+        now = tree.root()  # once per commit: each is log2(size) hashes
         if rec.leaf != leaf:
             problem = seq, f"txn {seq}: content changed: its rows are not the ones it committed"
         elif rec.size != tree.size:
@@ -360,7 +460,7 @@ def _content(
                     f"{tree.size} now"
                 ),
             )
-        elif rec.root != tree.root() and unrecorded:
+        elif rec.root != now and unrecorded:
             span = f"{unrecorded[0]}..{unrecorded[-1]}" if len(unrecorded) > 1 else ""
             problem = (
                 unrecorded[0],
@@ -369,10 +469,10 @@ def _content(
                     f"kept, they no longer match the tree head txn {seq} recorded"
                 ),
             )
-        elif rec.root != tree.root() or list(rec.frontier) != tree.frontier:
+        elif rec.root != now or list(rec.frontier) != tree.frontier:
             problem = seq, f"txn {seq}: the tree head it recorded was changed"
         else:
-            size, root, unrecorded = tree.size, tree.root().hex(), []
+            size, root, unrecorded = tree.size, now.hex(), []
     return problem, size, root, unrecorded
 
 
