@@ -1,7 +1,8 @@
 """The `pond` command group, its global options and the options several commands share.
 
 The commands register on `cli` from their modules (files, factories, steward, remotes,
-site); `main.py` imports them all and runs the group.
+site, ...) when imported; the group imports a command's module only when that command is
+asked for (COMMANDS below); `main.py` runs the group.
 """
 
 from __future__ import annotations
@@ -71,7 +72,70 @@ class BrokenPipe(Exception):
         self.stdout_closed = stdout_closed()
 
 
+# Where each command is defined: `pond cat` imports files.py alone, not every command module
+# (click's lazy-loading pattern, ~10 ms of a small `pond cat --sql`: bench group `engine`).
+# A new command module adds its commands here; tests/test_cli_lazy.py checks this table
+# against what the modules register, so it cannot go stale.
+COMMANDS: dict[str, str] = {
+    "apply": "factories",
+    "backup": "remotes",
+    "cat": "files",
+    "control": "steward",
+    "copy": "files",
+    "describe": "files",
+    "detect-overlaps": "series",
+    "diff": "undo",
+    "export": "export",
+    "fsck": "steward",
+    "init": "files",
+    "list": "files",
+    "list-factories": "factories",
+    "log": "undo",
+    "maintain": "steward",
+    "mkdir": "files",
+    "mknod": "factories",
+    "mv": "undo",
+    "pull": "remotes",
+    "push": "remotes",
+    "rebuild-control": "steward",
+    "recover": "steward",
+    "remote": "remotes",
+    "restore": "remotes",
+    "retention": "steward",
+    "revert": "undo",
+    "rm": "undo",
+    "run": "factories",
+    "set-temporal-bounds": "series",
+    "site": "site",
+    "sql": "sql",
+    "status": "remotes",
+    "tlog": "tlog",
+    "verify": "remotes",
+}
+COMMAND_MODULES: tuple[str, ...] = tuple(sorted(set(COMMANDS.values())))
+
+
+def load_command_modules(names: tuple[str, ...] = COMMAND_MODULES) -> None:
+    """Import command modules of this package (importing one registers its commands)."""
+    import importlib
+
+    for name in names:
+        importlib.import_module(f"{__package__}.{name}")
+
+
 class PondGroup(click.Group):
+    """The group; a command's module is imported when the command is asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            # a name missing from the table (a module added without its row) still works
+            module = COMMANDS.get(cmd_name)
+            load_command_modules((module,) if module else COMMAND_MODULES)
+        return self.commands.get(cmd_name)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
