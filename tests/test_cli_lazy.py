@@ -109,8 +109,9 @@ def test_help_lists_every_command_with_its_short_help() -> None:
 
 
 def test_a_command_missing_from_the_table_still_runs_and_unknown_ones_fail() -> None:
-    """A module merged without its rows in COMMANDS still works (all modules are imported
-    to find the name); a name no module defines is click's usage error, one line."""
+    """A module merged without its rows in COMMANDS still works and is still listed in the
+    help (all modules are imported to find the name, and to list them); a name no module
+    defines is click's usage error, one line."""
     code = (
         "from duckpond.cli import app\n"
         "del app.COMMANDS['list-factories']\n"
@@ -119,6 +120,12 @@ def test_a_command_missing_from_the_table_still_runs_and_unknown_ones_fail() -> 
     )
     factories = json.loads(_probe(code))
     assert "command" in [f["name"] for f in factories]
+    listed = (
+        "from duckpond.cli import app\n"
+        "del app.COMMANDS['list-factories']\n"
+        "print('list-factories' in app.cli.list_commands(None))"
+    )
+    assert _probe(listed) == "True\n"  # and so in `pond --help`
     proc = run_pond("no-such-command", check=2)
     assert proc.stdout == b""
     assert proc.stderr.decode() == "error: No such command 'no-such-command'.\n"

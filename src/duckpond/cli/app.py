@@ -127,6 +127,9 @@ class PondGroup(click.Group):
     """The group; a command's module is imported when the command is asked for."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
+        # only help, completion and to_info_dict list: every module is loaded, so a command
+        # missing from the table is still listed (and the help stays what it was)
+        load_command_modules()
         return sorted({*COMMANDS, *self.commands})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
