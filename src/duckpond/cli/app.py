@@ -1,7 +1,8 @@
 """The `pond` command group, its global options and the options several commands share.
 
 The commands register on `cli` from their modules (files, factories, steward, remotes,
-site); `main.py` imports them all and runs the group.
+site, ...) when imported; the group imports a command's module only when that command is
+asked for (COMMANDS below); `main.py` runs the group.
 """
 
 from __future__ import annotations
@@ -71,7 +72,73 @@ class BrokenPipe(Exception):
         self.stdout_closed = stdout_closed()
 
 
+# Where each command is defined: `pond cat` imports files.py alone, not every command module
+# (click's lazy-loading pattern, ~10 ms of a small `pond cat --sql`: bench group `engine`).
+# A new command module adds its commands here; tests/test_cli_lazy.py checks this table
+# against what the modules register, so it cannot go stale.
+COMMANDS: dict[str, str] = {
+    "apply": "factories",
+    "backup": "remotes",
+    "cat": "files",
+    "control": "steward",
+    "copy": "files",
+    "describe": "files",
+    "detect-overlaps": "series",
+    "diff": "undo",
+    "export": "export",
+    "fsck": "steward",
+    "init": "files",
+    "list": "files",
+    "list-factories": "factories",
+    "log": "undo",
+    "maintain": "steward",
+    "mkdir": "files",
+    "mknod": "factories",
+    "mv": "undo",
+    "pull": "remotes",
+    "push": "remotes",
+    "rebuild-control": "steward",
+    "recover": "steward",
+    "remote": "remotes",
+    "restore": "remotes",
+    "retention": "steward",
+    "revert": "undo",
+    "rm": "undo",
+    "run": "factories",
+    "set-temporal-bounds": "series",
+    "site": "site",
+    "sql": "sql",
+    "status": "remotes",
+    "tlog": "tlog",
+    "verify": "remotes",
+}
+COMMAND_MODULES: tuple[str, ...] = tuple(sorted(set(COMMANDS.values())))
+
+
+def load_command_modules(names: tuple[str, ...] = COMMAND_MODULES) -> None:
+    """Import command modules of this package (importing one registers its commands)."""
+    import importlib
+
+    for name in names:
+        importlib.import_module(f"{__package__}.{name}")
+
+
 class PondGroup(click.Group):
+    """The group; a command's module is imported when the command is asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        # only help, completion and to_info_dict list: every module is loaded, so a command
+        # missing from the table is still listed (and the help stays what it was)
+        load_command_modules()
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            # a name missing from the table (a module added without its row) still works
+            module = COMMANDS.get(cmd_name)
+            load_command_modules((module,) if module else COMMAND_MODULES)
+        return self.commands.get(cmd_name)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -129,6 +196,56 @@ def log() -> logging.Logger:
 
 
 def _setup_logging(quiet: bool) -> None:
+    """Pond's messages on stderr ("warning: ..." for warnings; -q keeps only those). Set up
+    when `logging` is first imported, not before: a command with nothing to say (a small
+    `pond cat --sql`) never imports it (~5 ms of the process, bench group `engine`)."""
+    for finder in [f for f in sys.meta_path if isinstance(f, _ConfigureOnImport)]:
+        sys.meta_path.remove(finder)  # an earlier command's, in the same process
+    if "logging" in sys.modules:
+        _configure_logging(quiet)
+    else:
+        sys.meta_path.insert(0, _ConfigureOnImport(quiet))
+
+
+class _ConfigureOnImport:
+    """A meta path finder for `logging` alone: the module is found and loaded as usual, and
+    pond's handler is configured as soon as it has run, before anyone can log through it."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "logging":
+            return None
+        from importlib.machinery import PathFinder
+
+        sys.meta_path.remove(self)
+        spec: Any = PathFinder.find_spec(name, path)  # its loader is replaced below
+        if spec is not None and spec.loader is not None:
+            spec.loader = _ThenConfigure(spec.loader, self.quiet)
+        return spec
+
+
+class _ThenConfigure:
+    """The `logging` package's own loader, then pond's configuration."""
+
+    def __init__(self, loader: Any, quiet: bool) -> None:
+        self.loader = loader
+        self.quiet = quiet
+
+    def create_module(self, spec: Any) -> Any:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        self.loader.exec_module(module)
+        module.__loader__ = module.__spec__.loader = self.loader
+        _configure_logging(self.quiet)
+
+    def __getattr__(self, name: str) -> Any:  # get_source, get_code, ... as the loader's
+        return getattr(self.loader, name)
+
+
+def _configure_logging(quiet: bool) -> None:
     import logging
 
     class Fmt(logging.Formatter):

@@ -1,8 +1,9 @@
-"""`pond`: the command group with every command registered, and the process around it.
+"""`pond`: the command group and the process around it.
 
 Each command parses its arguments, calls the library, renders; they live by what they serve:
-files.py, factories.py, steward.py, remotes.py, site.py (the group and shared options:
-app.py; what they print: render.py; the progress bar: progress.py).
+files.py, factories.py, steward.py, remotes.py, site.py, ... (the group, shared options and
+the table of which module defines which command: app.py; what they print: render.py; the
+progress bar: progress.py).
 """
 
 from __future__ import annotations
@@ -13,26 +14,13 @@ import sys
 import click
 
 from ..errors import PondError
-from . import (
-    app,
-    export,
-    factories,
-    files,
-    keep_pandas_out,
-    remotes,
-    series,
-    site,
-    sql,
-    steward,
-    tlog,
-    undo,
-)
-from .app import cli
+from . import app, keep_pandas_out
+from .app import COMMAND_MODULES, cli
 
-__all__ = ["cli", "main"]
+__all__ = ["COMMAND_MODULES", "cli", "main"]
 
-# Importing them registered their commands on `cli`.
-COMMAND_MODULES = (files, factories, steward, remotes, site, series, tlog, undo, export, sql)
+# The command modules are not imported here: the group imports the one a command needs
+# (app.COMMANDS), so `pond cat` loads files.py alone.
 
 
 def main(argv: list[str] | None = None) -> None:
