@@ -196,56 +196,6 @@ def log() -> logging.Logger:
 
 
 def _setup_logging(quiet: bool) -> None:
-    """Pond's messages on stderr ("warning: ..." for warnings; -q keeps only those). Set up
-    when `logging` is first imported, not before: a command with nothing to say (a small
-    `pond cat --sql`) never imports it (~5 ms of the process, bench group `engine`)."""
-    for finder in [f for f in sys.meta_path if isinstance(f, _ConfigureOnImport)]:
-        sys.meta_path.remove(finder)  # an earlier command's, in the same process
-    if "logging" in sys.modules:
-        _configure_logging(quiet)
-    else:
-        sys.meta_path.insert(0, _ConfigureOnImport(quiet))
-
-
-class _ConfigureOnImport:
-    """A meta path finder for `logging` alone: the module is found and loaded as usual, and
-    pond's handler is configured as soon as it has run, before anyone can log through it."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
-        if name != "logging":
-            return None
-        from importlib.machinery import PathFinder
-
-        sys.meta_path.remove(self)
-        spec: Any = PathFinder.find_spec(name, path)  # its loader is replaced below
-        if spec is not None and spec.loader is not None:
-            spec.loader = _ThenConfigure(spec.loader, self.quiet)
-        return spec
-
-
-class _ThenConfigure:
-    """The `logging` package's own loader, then pond's configuration."""
-
-    def __init__(self, loader: Any, quiet: bool) -> None:
-        self.loader = loader
-        self.quiet = quiet
-
-    def create_module(self, spec: Any) -> Any:
-        return self.loader.create_module(spec)
-
-    def exec_module(self, module: Any) -> None:
-        self.loader.exec_module(module)
-        module.__loader__ = module.__spec__.loader = self.loader
-        _configure_logging(self.quiet)
-
-    def __getattr__(self, name: str) -> Any:  # get_source, get_code, ... as the loader's
-        return getattr(self.loader, name)
-
-
-def _configure_logging(quiet: bool) -> None:
     import logging
 
     class Fmt(logging.Formatter):
