@@ -143,6 +143,40 @@ def test_a_39_column_series_keeps_at_most_10_lines_a_panel(
     assert by_line["ewr_pressure"] == by_line["lga_pressure"] != by_line["ewr_temp"]
 
 
+# Every element of a toolbar BokehJS put on the page, through the panels' shadow roots.
+TOOLBARS = """(() => { const found = [];
+  const walk = (root) => { for (const el of root.querySelectorAll('*')) {
+    if (el.classList.contains('bk-Toolbar')) found.push(el);
+    if (el.shadowRoot) walk(el.shadowRoot); } };
+  walk(document); return found.length; })()"""
+
+
+@needs_browser
+def test_the_first_panel_gets_its_bands_tools_and_one_toolbar_after_it_is_drawn(
+    page: Any, built: dict[str, Any]
+) -> None:
+    # site.js adds them after the first frame, one change at a time: two at once drew the
+    # toolbar again for each change (five stacked on this page, seen) or failed ("cannot find
+    # a view for ToolbarPanel", which the fixture's error check would report)
+    open_series(page, built["out"], "weather_all")
+    assert page.evaluate(TOOLBARS) == 1
+    assert page.evaluate("pondSite.plots.map(p => p.toolbar_location)") == ["above"] + [None] * 5
+    assert (
+        page.evaluate("pondSite.plots.map(p => p.toolbar.tools.map(t => t.type))")
+        == [["BoxZoomTool", "PanTool", "WheelZoomTool", "ResetTool"]] * 6
+    )
+    assert (
+        page.evaluate(
+            "pondSite.plots.map(p => [p.toolbar.active_drag.type, p.toolbar.active_scroll.type])"
+        )
+        == [["BoxZoomTool", "WheelZoomTool"]] * 6
+    )
+    # the first panel's lines each with its band, drawn under it
+    glyphs = "pondSite.lines[%r].renderers.map(r => [r.glyph.type, r.level])"
+    for line in ("temp", "dewp", "humid"):
+        assert page.evaluate(glyphs % line) == [["VArea", "underlay"], ["Line", "glyph"]]
+
+
 @needs_browser
 def test_a_legend_click_hides_and_shows_its_line(page: Any, built: dict[str, Any]) -> None:
     open_series(page, built["out"], "weather_all")

@@ -108,6 +108,7 @@
   }
 
   S.start = function () {
+    performance.mark("pond-begin");
     var m = JSON.parse(document.getElementById("manifest").textContent);
     S.manifest = m;
     var viewer = m.time_zone === "viewer";
@@ -135,16 +136,24 @@
     var longest = 0;
     m.bases.forEach(function (b) { longest = Math.max(longest, b.length); });
     var legendRight = m.bases.length > 1 ? 64 + 7 * Math.min(longest, 40) : 10;
-    var plots = panels.map(function (p, pi) { return panelPlot(p, pi); });
-    // One document, a root per panel: the first panel is drawn on its own, the others are
-    // added after it, one a frame (a page of 6 panels drew its first chart 2.5x later as a
-    // column of all six, measured).
+    // The first frame shows the first panel's lines and axes only: its tools, min/max bands
+    // and toolbar are added after it is drawn (`afterFirst`), and the other panels are built
+    // then, one a frame. Each of these costs BokehJS model and view work before its first
+    // paint (measured: bench 18c/18c'; docs/site.md "Page load"). Each step of `afterFirst`
+    // waits until BokehJS has built the views of the one before: two changes of a shown
+    // plot's renderers in flight at once build the same views twice (a toolbar drawn twice,
+    // stacked, or "cannot find a view for ToolbarPanel").
+    var afterFirst = [];
+    var plots = [panelPlot(panels[0], 0)];
+    // One document, a root per panel (a page of 6 panels drew its first chart 2.5x later as
+    // a column of all six, measured).
     var doc = new Bokeh.Document();
     doc.add_root(plots[0]);
 
     function panelPlot(p, pi) {
       var brush = new Bokeh.BoxZoomTool({ dimensions: "width" });
       var wheel = new Bokeh.WheelZoomTool({ dimensions: "width" });
+      var tools = [brush, new Bokeh.PanTool({ dimensions: "width" }), wheel, new Bokeh.ResetTool()];
       var plot = Bokeh.Plotting.figure({
         x_axis_type: "datetime",
         x_range: xr,
@@ -152,7 +161,7 @@
         // the window's resize handler below keeps it fitting the page
         width: chartWidth(),
         height: many ? 240 : 420,
-        tools: [brush, new Bokeh.PanTool({ dimensions: "width" }), wheel, new Bokeh.ResetTool()],
+        tools: pi === 0 ? [] : tools,
         // one toolbar for the page (the tools of every panel work without one), after the
         // first frame: drawing it first costs ~40 % of the first render (measured); its
         // space is kept (min_border_top) so nothing moves when it comes
@@ -164,21 +173,54 @@
         min_border_right: legendRight,
       });
       // drag = brush (zoom to the dragged span); the wheel zooms too (a phone pinches)
-      plot.toolbar.active_drag = brush;
-      plot.toolbar.active_scroll = wheel;
-      var items = [];
+      if (pi === 0) {
+        afterFirst.push({
+          run: function () {
+            plot.toolbar.setv({ tools: tools, active_drag: brush, active_scroll: wheel });
+          },
+          done: function (view) { return view.renderer_views.has(brush.overlay); },
+        });
+      } else {
+        plot.toolbar.active_drag = brush;
+        plot.toolbar.active_scroll = wheel;
+      }
+      var items = [], bands = [];
       p.lines.forEach(function (b, li) {
         var i = m.bases.indexOf(b), color = p.colors[li], drawn = [];
         var envelope = m.tiers.some(function (t) { return t.lines[b] && t.lines[b].lo; });
-        if (envelope) {
-          drawn.push(plot.varea({ x: { field: "x" }, y1: { field: "lo" + i }, y2: { field: "hi" + i },
-            source: source, fill_color: color, fill_alpha: 0.2 }));
-        }
+        if (envelope && pi === 0) bands.push(addBand);
         drawn.push(plot.line({ field: "x" }, { field: "m" + i },
           { source: source, line_color: color, line_width: 1.5 }));
-        items.push(new Bokeh.LegendItem({ label: { value: b }, renderers: drawn }));
-        S.lines[b] = { panel: pi, color: color, renderers: drawn };
+        var item = new Bokeh.LegendItem({ label: { value: b }, renderers: drawn });
+        items.push(item);
+        S.lines[b] = { panel: pi, color: color, renderers: drawn }; // [band, line] once drawn
+        function addBand() {
+          // under the line (level "underlay") though added after it
+          drawn.unshift(plot.varea({ x: { field: "x" }, y1: { field: "lo" + i },
+            y2: { field: "hi" + i }, source: source, fill_color: color, fill_alpha: 0.2,
+            level: "underlay" }));
+          item.renderers = drawn.slice();
+        }
+        if (envelope && pi > 0) addBand();
       });
+      if (pi === 0) {
+        afterFirst.push({
+          run: function () { bands.forEach(function (f) { f(); }); },
+          done: function (view) {
+            return p.lines.every(function (b) {
+              return S.lines[b].renderers.every(function (r) { return view.renderer_views.has(r); });
+            });
+          },
+        }, {
+          // the page's one toolbar (the tools of every panel work without one)
+          run: function () { plot.toolbar_location = "above"; },
+          done: function (view) {
+            return Array.from(view.renderer_views.keys()).some(function (r) {
+              return r.type === "ToolbarPanel";
+            });
+          },
+        });
+      }
       if (m.bases.length > 1) {
         // a click on a name hides its line (and band); outside the plot, never over the data
         plot.add_layout(new Bokeh.Legend({ items: items, click_policy: "hide",
@@ -311,11 +353,18 @@
       xr.change.connect(onRange);
       requestAnimationFrame(function () {
         S.firstDrawnMs = performance.now();
-        plots[0].toolbar_location = "above";
-        var next = 1;
+        performance.mark("pond-drawn");
+        var next = 1, step = -1;
         (function more() {
-          if (next < plots.length) doc.add_root(plots[next++]);
-          if (plots.every(function (p) { return Bokeh.index[p.id]; })) {
+          if (next < panels.length) {
+            plots.push(panelPlot(panels[next], next));
+            doc.add_root(plots[next++]);
+          }
+          if (step < afterFirst.length && (step < 0 || afterFirst[step].done(Bokeh.index[plots[0].id]))) {
+            if (++step < afterFirst.length) afterFirst[step].run();
+          }
+          if (next === panels.length && step === afterFirst.length &&
+              plots.every(function (p) { return Bokeh.index[p.id]; })) {
             S.drawn = true; // every panel drawn (tests wait for it)
             document.body.setAttribute("data-drawn", "1");
           } else {
