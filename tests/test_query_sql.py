@@ -12,7 +12,7 @@ import pytest
 from duckpond.errors import FormatError, NotFoundError, QueryError
 from duckpond.query import sql as sqlmod
 from duckpond.query.ingest import event_time_range, table_to_parquet_bytes
-from duckpond.query.relations import Part, register_parts, register_table_arrow
+from duckpond.query.relations import Part, register_parts, register_table_arrow, window_source
 from duckpond.query.sql import SOURCE_NAMES, make_context, run_sql
 
 US = pa.timestamp("us", tz="UTC")
@@ -385,3 +385,22 @@ def test_time_functions_on_series(tmp_path: Path) -> None:
         dt.datetime(1970, 1, 1, 1, tzinfo=dt.UTC),
     ]
     assert out.column("v").to_pylist() == [29.5, 89.5]
+
+
+@pytest.mark.parametrize("unit", ["s", "ms"])
+@pytest.mark.parametrize("tz", [None, "UTC"])
+def test_window_on_an_arrow_table_of_coarse_timestamps_is_exact(unit, tz):
+    # DuckDB rounds a filter pushed into an Arrow scan to the column's unit: a start of
+    # 1.5 units kept the row at 1 (tz-aware columns). Registered tables read them as µs.
+    step = 1_000 if unit == "ms" else 1_000_000
+    times = pa.array([0, 1, 2, 3], pa.int64()).cast(pa.timestamp(unit, tz=tz))
+    table = pa.table({"t": times, "v": [0, 1, 2, 3]})
+    counts = []
+    for start, end in ((step * 3 // 2, None), (None, step * 3 // 2)):
+        ctx = make_context()
+        register_table_arrow(ctx, table)
+        window_source(ctx, "t", start, end)
+        counts.append(
+            run_sql(ctx, "SELECT list(v ORDER BY v) AS v FROM source").column(0)[0].as_py()
+        )
+    assert counts == [[2, 3], [0, 1]]

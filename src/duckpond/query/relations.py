@@ -304,12 +304,30 @@ def window_source(
     publish(ctx, names, f"SELECT * FROM {base}" + (f" WHERE {where}" if where else ""))
 
 
+def _timestamps_as_us(table: pa.Table) -> pa.Table:
+    import pyarrow as pa
+
+    coarse = [
+        i
+        for i, f in enumerate(table.schema)
+        if pa.types.is_timestamp(f.type) and f.type.unit in ("s", "ms")
+    ]
+    for i in coarse:
+        field = table.schema.field(i)
+        wide = pa.timestamp("us", tz=field.type.tz)
+        table = table.set_column(i, field.with_type(wide), table.column(i).cast(wide))
+    return table
+
+
 def register_table_arrow(
     ctx: QueryContext, table: pa.Table, *, names: Sequence[str] = SOURCE_NAMES
 ) -> None:
-    """Register an in-memory table under each of `names` (zero-copy)."""
+    """Register an in-memory table under each of `names` (zero-copy, but for second and
+    millisecond timestamps: read as µs, as from Parquet, because DuckDB rounds a time window
+    pushed into an Arrow scan to the column's unit and would keep a row before the start)."""
     if not names:
         raise ValueError("register_table_arrow needs at least one table name")
+    table = _timestamps_as_us(table)
     base = f"__pond_{uuid.uuid4().hex[:12]}"
     ctx.run(("arrow", base, table))
     publish(ctx, names, f"SELECT * FROM {base}")
