@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .app import State
@@ -28,23 +28,14 @@ def run_statement(st: State, query: str, run: SqlRun) -> None:
 
     pond = st.open()
     fmt = run.fmt or ("table" if sys.stdout.isatty() else "parquet")
+    limits: dict[str, Any] = {
+        "time_start": run.time_start,
+        "time_end": run.time_end,
+        "timeout": run.timeout,
+        "memory_limit": run.memory_limit,
+        "interruptible": True,
+    }
     if fmt != "table":  # a file or pipe: batch by batch, in bounded memory
-        batches = pond.sql_batches(
-            query,
-            time_start=run.time_start,
-            time_end=run.time_end,
-            timeout=run.timeout,
-            memory_limit=run.memory_limit,
-            interruptible=True,
-        )
-        render.batches(batches, fmt)
-        return
-    table = pond.sql(
-        query,
-        time_start=run.time_start,
-        time_end=run.time_end,
-        timeout=run.timeout,
-        memory_limit=run.memory_limit,
-        interruptible=True,
-    )
-    render.table(table, fmt)
+        render.batches(pond.sql_batches(query, **limits), fmt)
+    else:
+        render.table(pond.sql(query, **limits), fmt)

@@ -27,7 +27,7 @@ from .. import nodes
 from ..errors import InvalidPathError, NotFoundError, PondUsageError, QueryError
 from .limits import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
 from .pondview import DerivedReads, SourcePond
-from .sources import no_pond, register_source
+from .sources import no_pond, register_source, stream_batches
 from .urls import parse_source
 
 if TYPE_CHECKING:
@@ -369,16 +369,11 @@ def stream_query(
     ctx = sql.make_context(memory_limit)
     try:
         prepare(ctx, query, pond, derived, path, version, time_start, time_end)
-        stream = sql.stream_sql(ctx, query, timeout)
-        try:
-            with interrupt_on_sigint(ctx.con, interruptible):
-                yield from stream
-        except sql.QueryTimeout:
-            raise sql.timeout_error(timeout) from None
-        finally:
-            stream.close()
-    finally:
+    except BaseException:
         ctx.close()
+        raise
+    with interrupt_on_sigint(ctx.con, interruptible):
+        yield from stream_batches(ctx, query, timeout, timeout)  # closes the context
 
 
 # ---------------------------------------------------------------------------------------------

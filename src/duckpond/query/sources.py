@@ -66,33 +66,23 @@ def read_source(
     memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
 ) -> pa.Table:
     """`Pond.read`, also without a pond for host URLs (`pond cat host+csv:///x.csv`)."""
-    t0, t1 = (to_us(time_range[0]), to_us(time_range[1])) if time_range else (None, None)
-    query = sql or "SELECT * FROM source"
-    return run_query(pond, derived, url, query, version, t0, t1, timeout, memory_limit)
-
-
-def run_query(
-    pond: SourcePond | None,
-    derived: DerivedReads | None,
-    url: str | None,
-    query: str,
-    version: int | None,
-    time_start: int | None,
-    time_end: int | None,
-    timeout: float | None,
-    memory_limit: int | None,
-) -> pa.Table:
-    """Read-only SQL over `url` registered as `source` (None: over no table), within the
-    limits: what `Pond.sql` and `read_source` share."""
     from . import sql as sqlmod
 
+    t0, t1 = _window(time_range)
     ctx = sqlmod.make_context(memory_limit)
     try:
-        if url is not None:
-            register_source(ctx, url, pond, derived, version, time_start, time_end)
-        return sqlmod.run_sql(ctx, query, timeout)
+        register_source(ctx, url, pond, derived, version, t0, t1)
+        return sqlmod.run_sql(ctx, sql or SELECT_ALL, timeout)
     finally:
         ctx.close()  # its connection and spill directory go now, not with the garbage
+
+
+SELECT_ALL = "SELECT * FROM source"
+
+
+def _window(time_range: tuple[TimeLike, TimeLike] | None) -> tuple[int | None, int | None]:
+    """A read's `time_range` as µs bounds (None: unbounded)."""
+    return (to_us(time_range[0]), to_us(time_range[1])) if time_range else (None, None)
 
 
 def stream_source(
@@ -110,13 +100,13 @@ def stream_source(
     the end or closed; QueryError for a timeout, like read_source."""
     from . import sql as sqlmod
 
-    t0, t1 = (to_us(time_range[0]), to_us(time_range[1])) if time_range else (None, None)
+    t0, t1 = _window(time_range)
     ctx = sqlmod.make_context(memory_limit)
     register_source(ctx, url, pond, derived, version, t0, t1)
-    yield from _batches(ctx, sql or "SELECT * FROM source", timeout, timeout)
+    yield from stream_batches(ctx, sql or SELECT_ALL, timeout, timeout)
 
 
-def _batches(
+def stream_batches(
     ctx: sql.QueryContext, query: str, timeout: float | None, stated: float | None
 ) -> Iterator[pa.RecordBatch]:
     """The query's batches on `ctx` within `timeout` seconds (`stated`: the limit the user
@@ -150,8 +140,8 @@ def read_for_output(
     from . import rows as rowsmod
     from . import sql as sqlmod
 
-    t0, t1 = (to_us(time_range[0]), to_us(time_range[1])) if time_range else (None, None)
-    query = sql or "SELECT * FROM source"
+    t0, t1 = _window(time_range)
+    query = sql or SELECT_ALL
     started = time.monotonic()
     ctx = sqlmod.make_context(memory_limit)
     try:
@@ -173,7 +163,7 @@ def read_for_output(
             ctx.close()
             raise sqlmod.timeout_error(timeout)
     import_outside_bound("pyarrow")
-    return _batches(ctx, query, left, timeout)
+    return stream_batches(ctx, query, left, timeout)
 
 
 def part_of(fs: NodeStore, row: nodes.NodeRow) -> relations.Part:
