@@ -105,9 +105,10 @@ def test_other_readers_open_the_table_from_the_ponds_checkpoint_alone(tmp_path: 
     assert count(copy / "data") == want
     assert DeltaTable(str(copy / "data")).transaction_version("pond") == 111
     assert Pond.open(copy).read_bytes("/d1/f1") == Pond.open(tmp_path / "p").read_bytes("/d1/f1")
-    code = (
-        "import sys, polars as pl; "
-        "print(pl.scan_delta(sys.argv[1]).select(pl.len()).collect().item())"
+    code = (  # os._exit: Polars' runtime can crash at interpreter teardown (CI stop 26)
+        "import os, sys, polars as pl; "
+        "print(pl.scan_delta(sys.argv[1]).select(pl.len()).collect().item(), flush=True); "
+        "os._exit(0)"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code, str(copy / "data")], capture_output=True, env=cli_env()
