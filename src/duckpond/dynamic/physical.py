@@ -5,10 +5,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .. import nodes, seriesview
-from ..factories.live import LiveData, LiveDir, LiveFile, LiveNode, VersionSpan
+from ..factories.live import (
+    LiveData,
+    LiveDir,
+    LiveFile,
+    LiveNode,
+    VersionSpan,
+    VersionTail,
+)
 from ..storage import applog
 from ..storage.fs import Located, PondFS
-from ..storage.seriesparts import VersionColumns
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -26,7 +32,6 @@ class StoredFile(LiveFile):
         self.size = loc.row.size
         self._schema: pa.Schema | None = None
         self._shown: seriesview.Bounds | None = None
-        self._listed: VersionColumns | None = None
         self.time_column = (
             loc.row.extended_attributes.get("time_column")
             if nodes.is_series(loc.file_type)
@@ -106,18 +111,14 @@ class StoredFile(LiveFile):
         self.register(ctx, ["source"], start, end)
         return sql.run_sql(ctx, "SELECT * FROM source")
 
-    def version_spans(self) -> list[VersionSpan] | None:
-        """Every stored version, live or not, oldest first: a collapse, a revert's selection
-        and a bounds record then show as versions that are not plain appends (seriesview),
-        which makes temporal-reduce recompute rather than trust its seals."""
+    def version_tail(self, first: int = 0) -> VersionTail | None:
+        """The series' stored versions from the `first`th on, live or not, from the index
+        columns alone (no content read; only the tail's columns are picked)."""
         if not nodes.is_series(self.file_type):
             return None
-        if self._listed is None:  # listed once per read (a node lives for one read)
-            # from the index columns: no version's content is read (storage/seriesparts.py)
-            self._listed = self.fs.version_columns(self.loc.part_id, self.loc.node_id)
-        c = self._listed
         node = self.loc.node_id
-        return [
+        total, c = self.fs.version_tail(self.loc.part_id, node, first)
+        spans = [
             VersionSpan(f"{node}@{v}#{h}", v, txn, lo, hi, attrs)
             for v, txn, h, lo, hi, attrs in zip(
                 c.version,
@@ -129,6 +130,7 @@ class StoredFile(LiveFile):
                 strict=True,
             )
         ]
+        return VersionTail(total, min(max(first, 0), total), spans)
 
 
 class StoredData(LiveData):

@@ -60,6 +60,17 @@ class VersionSpan:
     attributes: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class VersionTail:
+    """A stored series' versions from the `first`th (0-based, oldest first) on, every one
+    stored (live or not: a collapse, a revert's selection and a bounds record show as
+    versions that are not plain appends), and how many it has in all."""
+
+    total: int
+    first: int
+    spans: list[VersionSpan]
+
+
 class LiveFile(LiveNode):
     """A table or series: `schema()` and `scan(start, end)` (µs UTC, inclusive, optional)."""
 
@@ -76,9 +87,10 @@ class LiveFile(LiveNode):
         outside [start, end] (all pruned: the newest); None for a derived one."""
         return None
 
-    def version_spans(self) -> list[VersionSpan] | None:
-        """A stored series' live versions, oldest first (None for anything else): what lets
-        a reader tell an append from any other change (temporal-reduce's sealed buckets)."""
+    def version_tail(self, first: int = 0) -> VersionTail | None:
+        """A stored series' versions from the `first`th on (None for anything else): what
+        lets a reader tell an append from any other change (temporal-reduce's sealed
+        buckets) at a cost in proportion to the versions it asks for."""
         return None
 
     def register(

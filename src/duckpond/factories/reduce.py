@@ -255,9 +255,9 @@ class ReduceFile(DerivedFile):
     def compute(self, start: int | None, end: int | None) -> pa.Table:
         from ..query import sql
 
-        spans = self.input.version_spans()
-        if spans:  # a stored series: through its sealed buckets
-            return window(self._sealed().compute(spans), self.tc, start, end)
+        sealed = self._sealed().compute()
+        if sealed is not None:  # a stored series: through its sealed buckets
+            return window(sealed, self.tc, start, end)
 
         # whole buckets: read from the start of the first one to the end of the last
         lo = None if start is None else self.res.floor(start)

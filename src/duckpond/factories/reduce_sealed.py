@@ -2,10 +2,17 @@
 
 A bucket is sealed once the newest data is at least `allowed_lateness` past its end: its
 output row is saved (factories/seal_store.py) and never recomputed. A read then costs in
-proportion to the data that can still change: it lists the input's versions, checks that
-the ones the seal has seen are still there unchanged (a hash of their ids), reads only the
-versions reaching the open buckets (each version's event-time range prunes the others,
-unopened) and recomputes those buckets with pyarrow.compute.
+proportion to the data that can still change: it lists only the input's versions from the
+last one the seal has seen on, checks that this one is still the same row at the same
+place, reads only the versions reaching the open buckets (each version's event-time range
+prunes the others, unopened) and recomputes those buckets with pyarrow.compute.
+
+Checking the last seen version suffices: a series' versions are only ever added after its
+newest (with a new version number and transaction), never rewritten in place or inserted
+before it, so when the series still has that version at the same position (the same node,
+version number, content hash and transaction), the versions before it are the ones sealed.
+A version removed (the position moves), the series removed and written again (another
+node) or its history rewritten (another row there) fails the check.
 
 Anything but an append (a version removed or reverted, versions collapsed into one, a
 version whose attributes change how the others read, like temporal bounds, a different
@@ -21,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from .. import paths
 from ..errors import FactoryError
-from .live import LiveFile, VersionSpan, time_to_us
-from .seal_store import EMPTY, SealState, SealStore, ids_hash
+from .live import LiveFile, VersionSpan, VersionTail, time_to_us
+from .seal_store import EMPTY, SealState, SealStore, version_key
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -59,18 +66,27 @@ class SealedReduction:
         self.aggregations = aggregations
         self.store = store
 
-    def compute(self, spans: list[VersionSpan]) -> pa.Table:
+    def compute(self) -> pa.Table | None:
         """Every bucket of the series: the sealed ones as saved, the open ones recomputed;
-        seals what has become old enough."""
+        seals what has become old enough. None when the input is not a stored series with
+        versions (no sealing: the caller reduces all its rows)."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
         from ..query import relations
 
-        ids = [s.ident for s in spans]
         saved = self.store.load()
-        state = saved if self._still_valid(saved, spans, ids) else EMPTY
-        self._refuse_late(state, spans[state.count :])
+        # the versions from the last one the seal has seen on (all of them with no seal)
+        tail = self.source.version_tail(max(saved.count - 1, 0))
+        if tail is None or tail.total == 0:
+            return None
+        state = saved if self._still_valid(saved, tail) else EMPTY
+        if state is EMPTY and tail.first > 0:  # a full recompute: every version
+            tail = self.source.version_tail(0)
+            if tail is None or tail.total == 0:
+                return None
+        new_spans = tail.spans[state.count - tail.first :]
+        self._refuse_late(state, new_spans)
         hot_in = self.source.scan(state.sealed_hi, None)
         schema = relations.unify_schemas([hot_in.schema])
         if state.input_schema is not None:
@@ -96,13 +112,14 @@ class SealedReduction:
                 hot = hot.filter(pc.invert(closing))
                 sealed = added if sealed is None else pa.concat_tables([sealed, added])
                 sealed_hi = watermark
+        last = tail.spans[-1]
         new = SealState(
             generation=saved.generation + 1,
-            count=len(ids),
-            ids_hash=ids_hash(ids),
+            count=tail.total,
+            last=version_key(last.ident, last.txn_seq),
             sealed_hi=sealed_hi,
             newest=newest,
-            seen_txn=max((s.txn_seq for s in spans), default=0),
+            seen_txn=max([state.seen_txn, *(s.txn_seq for s in new_spans)]),
             input_schema=schema,
             sealed=sealed,
             files=(),
@@ -113,17 +130,19 @@ class SealedReduction:
             self.store.save(saved, new, added if incremental else None)
         return hot if sealed is None else pa.concat_tables([sealed, hot])
 
-    def _still_valid(self, state: SealState, spans: list[VersionSpan], ids: list[str]) -> bool:
-        """The seal's versions are the input's first ones, unchanged, and every later one is
-        an ordinary append in the same time column."""
-        if state.count == 0 or state.count > len(ids):
+    def _still_valid(self, state: SealState, tail: VersionTail) -> bool:
+        """The seal's versions are the input's first ones, unchanged (its last one is still
+        the same row at the same position: the module's docstring says why that suffices),
+        and every later one is an ordinary append in the same time column."""
+        if state.count == 0 or state.count > tail.total or tail.first != state.count - 1:
             return False
-        if ids_hash(ids[: state.count]) != state.ids_hash:
+        seen = tail.spans[0]
+        if version_key(seen.ident, seen.txn_seq) != state.last:
             return False
         return all(
             set(s.attributes) <= PLAIN_ATTRIBUTES
             and s.attributes.get("time_column", self.tc) == self.tc
-            for s in spans[state.count :]
+            for s in tail.spans[1:]
         )
 
     def _refuse_late(self, state: SealState, new: list[VersionSpan]) -> None:
@@ -224,7 +243,7 @@ def _max_time(table: pa.Table, tc: str) -> int | None:
 def _changed(old: SealState, new: SealState) -> bool:
     return (
         old.count != new.count
-        or old.ids_hash != new.ids_hash
+        or old.last != new.last
         or old.sealed_hi != new.sealed_hi
         or old.newest != new.newest
         or old.input_schema != new.input_schema

@@ -4,7 +4,7 @@ One directory per (reduce config, input series, resolution) holds `manifest.json
 runs of sealed output rows it names (Arrow IPC files, oldest first: each seal adds a run
 holding only the buckets it closed, so a seal writes in proportion to them; past MAX_RUNS
 they are merged into one; uncompressed and memory-mapped, as output rows are few). The
-manifest says which input versions the seal covers (their count and a hash of their ids),
+manifest says which input versions the seal covers (their count and the last of them),
 where sealing stopped (`sealed_hi`, µs) and a generation number that grows by one with
 each saved state.
 
@@ -40,7 +40,7 @@ from .live import digest
 if TYPE_CHECKING:
     import pyarrow as pa
 
-FORMAT = "sealed-2"  # 2: calendar buckets, weeks from Monday
+FORMAT = "sealed-3"  # 2: calendar buckets, weeks from Monday; 3: the last version seen
 MANIFEST = "manifest.json"
 LOCK = ".lock"
 
@@ -49,7 +49,7 @@ LOCK = ".lock"
 class SealState:
     generation: int
     count: int  # how many of the input's versions (oldest first) the seal has seen
-    ids_hash: str  # ids_hash() of those versions' ids
+    last: str  # the last of them, as version_key() gives it ("" when none)
     sealed_hi: int | None  # buckets starting before it are sealed (None: none yet)
     newest: int | None  # the newest event time seen (µs)
     seen_txn: int  # the newest transaction among those versions (a reader of an older
@@ -63,8 +63,10 @@ EMPTY = SealState(0, 0, "", None, None, 0, None, None, ())
 MAX_RUNS = 8
 
 
-def ids_hash(ids: list[str]) -> str:
-    return digest(ids)
+def version_key(ident: str, txn_seq: int) -> str:
+    """What the seal records of the last version it has seen: its id (node, version,
+    content hash) and the transaction that wrote it."""
+    return f"{ident}/{txn_seq}"
 
 
 def namespace(pond_root: Path, config: dict[str, Any]) -> Path:
@@ -112,7 +114,7 @@ class SealStore:
             return SealState(
                 generation=int(doc["generation"]),
                 count=int(doc["count"]),
-                ids_hash=str(doc["ids_hash"]),
+                last=str(doc["last"]),
                 sealed_hi=doc["sealed_hi"],
                 newest=doc["newest"],
                 seen_txn=int(doc["seen_txn"]),
@@ -175,7 +177,7 @@ class SealStore:
             "format": FORMAT,
             "generation": new.generation,
             "count": new.count,
-            "ids_hash": new.ids_hash,
+            "last": new.last,
             "sealed_hi": new.sealed_hi,
             "newest": new.newest,
             "seen_txn": new.seen_txn,

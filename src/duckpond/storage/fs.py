@@ -4,9 +4,10 @@ state. A write transaction's view (storage/staging.py) walks paths the same way.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import nodes, paths
 from ..errors import InvalidPathError, NotFoundError, PondError
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from .datatable import DataTable
 
 MAX_SYMLINK_DEPTH = 32
+# the index columns of a version listing (VersionColumns), beside version and attributes
+_TAIL_COLUMNS = ["txn_seq", "content_hash", "min_event_time", "max_event_time"]
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,28 @@ class PondFS:
         """Every stored version of the node, oldest first, from the index alone (no content
         read): storage/seriesparts.py."""
         return version_columns(self.table, part_id, node_id)
+
+    def version_tail(self, part_id: str, node_id: str, first: int) -> tuple[int, VersionColumns]:
+        """How many versions the node has, and those from the `first`th (0-based, oldest
+        first) on: the work is in proportion to the tail, not the history (a sealed
+        reduction checks the versions appended since its seal; issue 21 bench 26a)."""
+        if first <= 0:
+            listed = self.version_columns(part_id, node_id)
+            return len(listed.version), listed
+        index = self.table.partition_index(part_id)
+        found = index.node_versions(node_id)
+        tail = found[first:]
+        txns, hashes, lows, highs = index.columns_at([pos for _, pos, _ in tail], _TAIL_COLUMNS)
+        parsed: dict[str, dict[str, Any]] = {}  # appends mostly share one attribute text
+        attrs: list[dict[str, Any]] = []
+        for _, _, text in tail:
+            if not text:
+                attrs.append({})
+                continue
+            if text not in parsed:
+                parsed[text] = json.loads(text)
+            attrs.append(parsed[text])
+        return len(found), VersionColumns([v for v, _, _ in tail], txns, hashes, lows, highs, attrs)
 
     def series_bounds(self, part_id: str, node_id: str) -> Bounds:
         """The series' temporal bounds (set-temporal-bounds), from the index alone."""
