@@ -153,3 +153,40 @@ def test_a_series_written_again_with_the_same_last_version_recomputes(pond: Pond
     assert after["count"] == before["count"] == 4
     assert after["last"].split("#")[1].split("/")[0] == before["last"].split("#")[1].split("/")[0]
     assert after["last"] != before["last"]
+
+
+def run_sizes(root: Path) -> list[tuple[str, int]]:
+    """(file, rows) of each sealed run, oldest first."""
+    (d,) = {p.parent for p in root.glob("sealed/*/*/manifest.json")}
+    return [(f, pa.ipc.open_file(d / f).read_all().num_rows) for f in manifest(root)["files"]]
+
+
+def test_runs_merge_as_a_binary_counter_and_keep_the_old_run(pond: Pond) -> None:
+    """Each run stays more than twice the size of the next newer one: a seal merges only
+    the newest runs, and the big old run is not rewritten every few seals."""
+    root = pond.root
+    sizes = []
+    for day in range(4, 12):
+        append(pond, day_rows(day))
+        assert read(pond) == expected(days(*range(day + 1)))
+        sizes.append(run_sizes(root))
+    assert [[n for _, n in runs] for runs in sizes] == [
+        [71, 24],
+        [119],  # 24 + 24 reach half of 71: all merged
+        [119, 24],
+        [119, 48],
+        [191],  # 24 + 48 reach half of 119
+        [191, 24],
+        [191, 48],
+        [191, 72],  # only the newer runs merged
+    ]
+    # the 191-row run written by the seal of day 8 is the same file through day 11
+    assert len({runs[0][0] for runs in sizes[4:]}) == 1
+    assert sealed_buckets(root) == [T0 + i * H for i in range(263)]
+
+
+def sealed_buckets(root: Path) -> list[int]:
+    (d,) = {p.parent for p in root.glob("sealed/*/*/manifest.json")}
+    runs = [pa.ipc.open_file(d / f).read_all() for f in manifest(root)["files"]]
+    column = pa.concat_tables(runs).column("timestamp").cast(pa.int64())
+    return [int(x) for x in column.to_pylist()]

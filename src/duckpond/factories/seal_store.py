@@ -2,11 +2,14 @@
 
 One directory per (reduce config, input series, resolution) holds `manifest.json` and the
 runs of sealed output rows it names (Arrow IPC files, oldest first: each seal adds a run
-holding only the buckets it closed, so a seal writes in proportion to them; past MAX_RUNS
-they are merged into one; uncompressed and memory-mapped, as output rows are few). The
-manifest says which input versions the seal covers (their count and the last of them),
-where sealing stopped (`sealed_hi`, µs) and a generation number that grows by one with
-each saved state.
+holding only the buckets it closed, so a seal writes in proportion to them; uncompressed
+and memory-mapped, as output rows are few). Each run is kept more than twice the size of
+the next newer one: a new run is merged with the newest runs until that holds (a binary
+counter: a few runs, each row rewritten a logarithmic number of times in all), so a seal
+never rewrites the whole history's rows every few reads; past MAX_RUNS (irregular sizes)
+they are merged into one. The manifest says which input versions the seal covers (their
+count and the last of them), where sealing stopped (`sealed_hi`, µs) and a generation
+number that grows by one with each saved state.
 
 Crash safety: a new run gets a new name and is synced before the manifest is replaced
 (write, fsync, rename, fsync of the directory), so a SIGKILL at any point leaves the old
@@ -57,10 +60,11 @@ class SealState:
     input_schema: pa.Schema | None  # the union schema of the versions seen
     sealed: pa.Table | None  # the sealed output rows, oldest first
     files: tuple[str, ...]  # the runs holding them, in the directory
+    sizes: tuple[int, ...] = ()  # each run's rows
 
 
 EMPTY = SealState(0, 0, "", None, None, 0, None, None, ())
-MAX_RUNS = 8
+MAX_RUNS = 16
 
 
 def version_key(ident: str, txn_seq: int) -> str:
@@ -121,6 +125,7 @@ class SealStore:
                 input_schema=schema,
                 sealed=sealed,
                 files=files,
+                sizes=tuple(r.num_rows for r in runs),
             )
         except (KeyError, TypeError, ValueError, OSError, pa.ArrowException):
             return EMPTY
@@ -163,10 +168,15 @@ class SealStore:
 
     def _write(self, old: SealState, new: SealState, added: pa.Table | None) -> None:
         files: list[str] = []
-        if added is not None and len(old.files) < MAX_RUNS:
-            files = list(old.files)
-            if added.num_rows:
-                files.append(self._put_run(new.generation, added))
+        if added is not None and new.sealed is not None:
+            keep = _runs_kept(list(old.sizes), added.num_rows)
+            files = list(old.files[:keep])
+            if keep == len(old.files):  # the new rows alone: one more run
+                if added.num_rows:
+                    files.append(self._put_run(new.generation, added))
+            else:  # the newest runs and the new rows, merged into one
+                merged = new.sealed.slice(sum(old.sizes[:keep]))
+                files.append(self._put_run(new.generation, merged))
         elif new.sealed is not None and new.sealed.num_rows:
             files = [self._put_run(new.generation, new.sealed)]
         crash_point("seal-before-manifest")
@@ -206,3 +216,18 @@ class SealStore:
 
         replace_synced(self.dir / name, write)
         return name
+
+
+def _runs_kept(sizes: list[int], added: int) -> int:
+    """How many of the runs of `sizes` rows (oldest first) stay as they are when a run of
+    `added` rows is sealed: the newest ones are merged with it while the merged run would
+    be at least half the size of the run before it (all of them past MAX_RUNS)."""
+    if not added:
+        return len(sizes)
+    keep, merged = len(sizes), added
+    while keep > 0 and merged * 2 >= sizes[keep - 1]:
+        keep -= 1
+        merged += sizes[keep]
+    if keep + 1 > MAX_RUNS:
+        return 0
+    return keep
