@@ -99,28 +99,61 @@ def test_a_read_after_appends_lists_only_the_versions_since_the_seal(
     pond: Pond, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     listed: list[tuple[int, int, list[int]]] = []
-    real = PondFS.version_tail
+    opened: list[list[int]] = []
+    passes: list[str] = []  # the listings of every version a plain read makes
+    real_tail, real_parts = PondFS.version_tail, PondFS.version_parts
 
-    def spy(fs: PondFS, part_id: str, node_id: str, first: int) -> Any:
-        total, columns = real(fs, part_id, node_id, first)
+    def tail_spy(fs: PondFS, part_id: str, node_id: str, first: int) -> Any:
+        total, columns = real_tail(fs, part_id, node_id, first)
         listed.append((first, total, columns.version))
         return total, columns
 
-    monkeypatch.setattr(PondFS, "version_tail", spy)
+    def parts_spy(fs: PondFS, part_id: str, node_id: str, versions: list[int]) -> Any:
+        opened.append(versions)
+        return real_parts(fs, part_id, node_id, versions)
+
+    monkeypatch.setattr(PondFS, "version_tail", tail_spy)
+    monkeypatch.setattr(PondFS, "version_parts", parts_spy)
+    for name in ("series_parts", "series_bounds", "version_columns"):
+        monkeypatch.setattr(PondFS, name, lambda *a, name=name, **k: passes.append(name))
     append(pond, day_rows(4))
     txn = append(pond, day_rows(5))
     assert read(pond) == expected(days(0, 1, 2, 3, 4, 5))
     # the seal had seen 4 versions: its last one and the 2 new ones, of 6
     assert listed == [(3, 6, [4, 5, 6])]
+    # the seal ended at day 2, 23:00: days 2 and 3 (versions 3, 4) reach the open buckets
+    assert opened == [[3, 4, 5, 6]]
+    assert passes == []
     loc = pond.fs.require("/s/a")
     row = loc.row
     m = manifest(pond.root)
     assert (m["count"], m["last"]) == (6, f"{loc.node_id}@6#{row.content_hash}/{txn}")
     assert (m["format"], m["seen_txn"]) == ("sealed-3", txn)
 
+    assert m["hot"] == [[5, T0 + 5 * DAY - Q], [6, T0 + 6 * DAY - Q]]  # days 4 and 5
+
     listed.clear()  # nothing new: the last seen version alone
+    opened.clear()
     assert read(pond) == expected(days(0, 1, 2, 3, 4, 5))
-    assert listed == [(5, 6, [6])]
+    assert (listed, opened, passes) == ([(5, 6, [6])], [[5, 6]], [])
+
+
+def test_bounds_set_before_the_seal_hide_appended_rows(pond: Pond) -> None:
+    """Appends after the seal read through the bounds it recorded: rows past the series'
+    max time stay hidden, as in a full recompute."""
+    root = pond.root
+    lo, hi = T0 + DAY, T0 + 4 * DAY + 12 * H
+    run_pond("set-temporal-bounds", "/s/a", "--min-time", lo, "--max-time", hi, pond=root)
+    assert read(pond) == expected(days(1, 2, 3))  # a bounds record: recomputed
+    assert manifest(root)["bounds"] == [lo, hi]
+    append(pond, day_rows(4))
+    want = expected(days(1, 2, 3) + [r for r in day_rows(4) if r[0] <= hi])
+    assert read(pond) == want
+    append(pond, day_rows(5))  # wholly past the bounds
+    assert read(pond) == want
+    assert manifest(root)["count"] == 7  # 6 appends and the bounds record, seen as appends
+    run_pond("run", "/r", "rebuild", pond=root)
+    assert read(pond) == want  # what a full recompute gives
 
 
 def test_revert_of_a_sealed_append_recomputes(pond: Pond) -> None:

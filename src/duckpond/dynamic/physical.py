@@ -111,6 +111,37 @@ class StoredFile(LiveFile):
         self.register(ctx, ["source"], start, end)
         return sql.run_sql(ctx, "SELECT * FROM source")
 
+    def scan_versions(
+        self,
+        versions: list[int],
+        bounds: seriesview.Bounds,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> pa.Table:
+        """The rows of those versions, read as scan() reads the live ones (their parts, in
+        that order, filtered to the window narrowed to the bounds), each version found by
+        bisection: no pass over the whole history."""
+        from ..query import relations, sql
+
+        if not nodes.is_series(self.file_type):
+            raise NotImplementedError(f"{self.path} is not a stored series")
+        start, end = seriesview.narrow(bounds, start, end)
+        found = self.fs.version_parts(self.loc.part_id, self.loc.node_id, versions)
+        parts = [
+            relations.Part(path=p.path, data=p.data, min_time=p.min_time, max_time=p.max_time)
+            for p in found
+        ]
+        ctx = sql.make_context()
+        relations.register_parts(
+            ctx,
+            parts,
+            names=["source"],
+            time_column=self.time_column,
+            time_start=start,
+            time_end=end,
+        )
+        return sql.run_sql(ctx, "SELECT * FROM source")
+
     def version_tail(self, first: int = 0) -> VersionTail | None:
         """The series' stored versions from the `first`th on, live or not, from the index
         columns alone (no content read; only the tail's columns are picked)."""

@@ -59,6 +59,11 @@ class VersionSpan:
     max_time: int | None
     attributes: dict[str, Any]
 
+    @property
+    def extended_attributes(self) -> dict[str, Any]:
+        """The attributes under a NodeRow's name (seriesview's rules read either)."""
+        return self.attributes
+
 
 @dataclass(frozen=True)
 class VersionTail:
@@ -86,6 +91,19 @@ class LiveFile(LiveNode):
         """The Parquet parts of a stored file (query.relations.Part), without versions wholly
         outside [start, end] (all pruned: the newest); None for a derived one."""
         return None
+
+    def scan_versions(
+        self,
+        versions: list[int],
+        bounds: tuple[int | None, int | None],
+        start: int | None = None,
+        end: int | None = None,
+    ) -> pa.Table:
+        """A stored series' rows of the versions numbered `versions` (oldest first; the
+        last gives the schema when none reaches the window) in [start, end] narrowed to
+        `bounds`: for a reader that knows which versions are live and the series' bounds
+        (temporal-reduce's open buckets), at a cost in proportion to those versions."""
+        raise NotImplementedError(f"{self.path} is not a stored series")
 
     def version_tail(self, first: int = 0) -> VersionTail | None:
         """A stored series' versions from the `first`th on (None for anything else): what

@@ -4,8 +4,11 @@ A bucket is sealed once the newest data is at least `allowed_lateness` past its 
 output row is saved (factories/seal_store.py) and never recomputed. A read then costs in
 proportion to the data that can still change: it lists only the input's versions from the
 last one the seal has seen on, checks that this one is still the same row at the same
-place, reads only the versions reaching the open buckets (each version's event-time range
-prunes the others, unopened) and recomputes those buckets with pyarrow.compute.
+place, reads only the versions reaching the open buckets and recomputes those buckets with
+pyarrow.compute. Which versions those are needs no pass over the history either: appends
+leave the live versions before them live and the series' bounds as they were (seriesview),
+so the seal records the live versions reaching its open buckets and the bounds, and a read
+opens those and the new versions, each looked up by number.
 
 Checking the last seen version suffices: a series' versions are only ever added after its
 newest (with a new version number and transaction), never rewritten in place or inserted
@@ -26,7 +29,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from .. import paths
+from .. import paths, seriesview
 from ..errors import FactoryError
 from .live import LiveFile, VersionSpan, VersionTail, time_to_us
 from .seal_store import EMPTY, SealState, SealStore, version_key
@@ -80,14 +83,28 @@ class SealedReduction:
         tail = self.source.version_tail(max(saved.count - 1, 0))
         if tail is None or tail.total == 0:
             return None
-        state = saved if self._still_valid(saved, tail) else EMPTY
-        if state is EMPTY and tail.first > 0:  # a full recompute: every version
+        appended = self._still_valid(saved, tail)
+        state = saved if appended else EMPTY
+        if not appended and tail.first > 0:  # a full recompute: every version
             tail = self.source.version_tail(0)
             if tail is None or tail.total == 0:
                 return None
         new_spans = tail.spans[state.count - tail.first :]
         self._refuse_late(state, new_spans)
-        hot_in = self.source.scan(state.sealed_hi, None)
+        if appended:
+            # appends only: the live versions are the seal's and the new ones, the bounds
+            # the seal's (seriesview), so only the versions reaching the open buckets are
+            # looked up, not the whole history
+            bounds = saved.bounds
+            live = dict(saved.hot) | {s.version: s.max_time for s in new_spans}
+            hi = state.sealed_hi
+            reopen = {v for v, top in live.items() if hi is None or top is None or top >= hi}
+            reopen.add(tail.spans[-1].version)  # the newest: the schema when none reaches
+            hot_in = self.source.scan_versions(sorted(reopen), bounds, hi, None)
+        else:
+            bounds = seriesview.bounds(tail.spans)
+            live = {s.version: s.max_time for s in seriesview.live_rows(tail.spans)}
+            hot_in = self.source.scan(None, None)
         schema = relations.unify_schemas([hot_in.schema])
         if state.input_schema is not None:
             schema = relations.unify_schemas([state.input_schema, schema])
@@ -98,7 +115,7 @@ class SealedReduction:
         )
         sealed = state.sealed
         # the saved runs stay valid while the output's columns do; else all are rewritten
-        incremental = state is saved and (sealed is None or sealed.schema == hot.schema)
+        incremental = appended and (sealed is None or sealed.schema == hot.schema)
         if sealed is not None:
             sealed = relations.conform(sealed, hot.schema)
         added = None
@@ -123,6 +140,12 @@ class SealedReduction:
             input_schema=schema,
             sealed=sealed,
             files=(),
+            hot=tuple(
+                (v, top)
+                for v, top in sorted(live.items())
+                if sealed_hi is None or top is None or top >= sealed_hi
+            ),
+            bounds=bounds,
         )
         if _changed(saved, new):
             if incremental and added is None:

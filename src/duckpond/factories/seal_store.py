@@ -61,6 +61,10 @@ class SealState:
     sealed: pa.Table | None  # the sealed output rows, oldest first
     files: tuple[str, ...]  # the runs holding them, in the directory
     sizes: tuple[int, ...] = ()  # each run's rows
+    # the live versions seen whose rows can reach the open buckets (their max event time
+    # None or at least sealed_hi): (version, max event time), what the next read reopens
+    hot: tuple[tuple[int, int | None], ...] = ()
+    bounds: tuple[int | None, int | None] = (None, None)  # the input's temporal bounds
 
 
 EMPTY = SealState(0, 0, "", None, None, 0, None, None, ())
@@ -126,6 +130,8 @@ class SealStore:
                 sealed=sealed,
                 files=files,
                 sizes=tuple(r.num_rows for r in runs),
+                hot=tuple((int(v), None if hi is None else int(hi)) for v, hi in doc["hot"]),
+                bounds=(_opt_int(doc["bounds"][0]), _opt_int(doc["bounds"][1])),
             )
         except (KeyError, TypeError, ValueError, OSError, pa.ArrowException):
             return EMPTY
@@ -193,6 +199,8 @@ class SealStore:
             "seen_txn": new.seen_txn,
             "input_schema": schema,
             "files": files,
+            "hot": [list(h) for h in new.hot],
+            "bounds": list(new.bounds),
         }
         text = json.dumps(doc, sort_keys=True)
         replace_synced(self.dir / MANIFEST, lambda tmp: tmp.write_text(text))
@@ -231,3 +239,7 @@ def _runs_kept(sizes: list[int], added: int) -> int:
     if keep + 1 > MAX_RUNS:
         return 0
     return keep
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
