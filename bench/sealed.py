@@ -4,8 +4,9 @@
     without result cache, as a new command) after one version was appended to a series of
     1,000 versions vs the same read after one version was appended to a 10-version series.
     A version is a day of 15-minute points (a collector's daily run), so both reads
-    recompute the same open day; the long series adds only its version listing and its
-    sealed rows (24 per day) to read back.
+    recompute the same open day; the long series adds only its sealed rows (24 per day)
+    to read back (the read lists only the versions since the seal and opens the ones
+    reaching the open buckets by number: factories/reduce_sealed.py).
 26b the same read on the 1,000-version series with its seals dropped (`rebuild`: a full
     recompute) vs 26a's read: what sealing saves (reported only).
 """
