@@ -131,4 +131,4 @@ def _write(
 
 
 def _batches(con: duckdb.DuckDBPyConnection, select: str) -> Any:
-    return con.sql(select).fetch_record_batch(_ROW_GROUP)
+    return con.sql(select).to_arrow_reader(_ROW_GROUP)
