@@ -13,17 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from .. import seriescache
 from ..crashpoints import crash_point
 from ..errors import FormatError, NotFoundError
 from .pondview import NodeStore, StoredPart
 from .relations import Part, register_parts
-from .sql import SOURCE_NAMES, QueryContext
-
-if TYPE_CHECKING:
-    import duckdb
+from .sql import SOURCE_NAMES, QueryContext, _literal
 
 # rows per Parquet row group of a cache file: DuckDB's own default, so a scan runs on every
 # core and the row groups' statistics prune a time window
@@ -60,10 +56,12 @@ def register_series(
     except (FormatError, NotFoundError):
         if not found or found[0].cache_key is None:
             raise
-        # a damaged or vanished cache file: dropped, the versions read as they are
+        # a damaged or vanished cache file: dropped, the versions read as they are; the
+        # next read writes it again (not this one: its connection may hold the damaged
+        # file's bytes under the name a new file would get)
         seriescache.remove(Path(found[0].path or ""))
-        found = fs.series_parts(part_id, node_id, time_start, time_end)
-        register(found)
+        register(fs.series_parts(part_id, node_id, time_start, time_end))
+        return
     if time_start is not None or time_end is not None:
         return  # a window's parts are not all the versions: nothing to cache
     directory = fs.series_cache_dir(part_id, node_id)
@@ -113,22 +111,34 @@ def _write(
     """The rows `select` gives, written as the cache file of (count, key); None when it
     cannot be written (a read-only or full disk): the read goes on without it."""
     import duckdb
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     tmp = seriescache.temp_path(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        reader = _batches(ctx.con, select)
-        with pq.ParquetWriter(tmp, reader.schema, write_statistics=True) as writer:
-            for batch in reader:
-                writer.write_batch(batch, row_group_size=_ROW_GROUP)
+        _copy(ctx, select, tmp)
         crash_point("series_cache_before_publish")
         return seriescache.publish(tmp, count, key)
-    except (OSError, duckdb.Error, pa.ArrowException):
+    except (OSError, duckdb.Error):
         seriescache.remove(tmp)
         return None
 
 
-def _batches(con: duckdb.DuckDBPyConnection, select: str) -> Any:
-    return con.sql(select).to_arrow_reader(_ROW_GROUP)
+def _copy(ctx: QueryContext, select: str, tmp: Path) -> None:
+    """DuckDB's own Parquet writer (parallel, its types as its reader gives them back);
+    through Arrow when the connection is already locked against writing files."""
+    if not ctx._locked:
+        ctx.con.execute(
+            f"COPY ({select}) TO {_literal(str(tmp))} "
+            f"(FORMAT parquet, ROW_GROUP_SIZE {_ROW_GROUP}, COMPRESSION snappy)"
+        )
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        reader = ctx.con.sql(select).to_arrow_reader(_ROW_GROUP)
+        with pq.ParquetWriter(tmp, reader.schema) as writer:
+            for batch in reader:
+                writer.write_batch(batch, row_group_size=_ROW_GROUP)
+    except pa.ArrowException as e:
+        raise OSError(str(e)) from e
