@@ -3,9 +3,15 @@
 23a `pond cat --sql` (a whole process, CSV out) over a series of 1,000 versions x 1,000 rows
     vs the same 1,000,000 rows written as one version, in another pond: interleaved pairs
     (the order alternating), the median of the pair-by-pair ratios. The answers (count,
-    an integer sum, min, max) are checked equal first.
+    an integer sum, min, max) are checked equal first. Warm: the series read cache
+    (duckpond/seriescache.py) written by an earlier read, as for every read after the
+    first.
+23a-cold the same, each read the first after the write: the cache directory removed before
+    each sample (not timed), so the read decodes the 1,000 versions and writes the cache.
+23a-append 1,000 versions (warm cache) + 1 version appended after the cache was written, vs
+    the same 1,001,000 rows in one version.
 23b the same read limited to a 10 % time window (`--time-start/--time-end`) vs 23a's full
-    read of the many-version series: reported only.
+    (warm) read of the many-version series: reported only.
 
 Notes give the in-process cost of locating the 1,000 parts (a fresh `Pond`, median of 9):
 the part of 23a the storage layer owns (storage/seriesparts.py); the rest is the engine
@@ -14,6 +20,7 @@ opening and scanning 1,000 small Parquet objects.
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import subprocess
 import time
@@ -65,6 +72,10 @@ def run(work: Path, quick: bool) -> Result:
     single = Pond.create(one)
     with single.transaction(args=["bench", "load"]) as tx:
         tx.write_series("/s/temp", pa.concat_tables(tables), parents=True)
+    extra = version_table(versions, rows_per, rng)
+    one_plus = work / "one_plus"
+    with Pond.create(one_plus).transaction(args=["bench", "load"]) as tx:
+        tx.write_series("/s/temp", pa.concat_tables([*tables, extra]), parents=True)
     lo_v = versions // 2 - versions // 20
     start = T0_US + lo_v * rows_per * SECOND
     end = start + versions // 10 * rows_per * SECOND - 1
@@ -74,21 +85,45 @@ def run(work: Path, quick: bool) -> Result:
         "one": cat(one, "--sql", QUERY, "/s/temp"),
         "window": cat(many, "--sql", QUERY, *window, "/s/temp"),
     }
-    got = {name: answer(a) for name, a in argv.items()}
-    if got["many"] != got["one"]:
+    # the first read writes the cache (its answer checked, as every other); then a copy of
+    # the pond gets one more version: its 1,000 first ones read from the cache
+    got = {"cold": answer(argv["many"])}
+    if not list((many / "cache" / "series").rglob("*.parquet")):
+        raise RuntimeError("23: the first read wrote no series cache")
+    appended = work / "appended"
+    shutil.copytree(many, appended)
+    with Pond.open(appended).transaction(args=["bench", "append", "extra"]) as tx:
+        tx.write_series("/s/temp", extra)
+    argv["appended"] = cat(appended, "--sql", QUERY, "/s/temp")
+    argv["one_plus"] = cat(one_plus, "--sql", QUERY, "/s/temp")
+    argv["cold"] = argv["many"]
+    argv["one_cold"] = argv["one"]
+    got.update({name: answer(a) for name, a in argv.items() if name != "cold"})
+    if not got["cold"] == got["many"] == got["one"]:
         raise RuntimeError(f"23: the answers differ: {got}")
+    if got["appended"] != got["one_plus"]:
+        raise RuntimeError(f"23: the appended answers differ: {got}")
     n_window = int(got["window"].splitlines()[1].split(",")[0])
     if n_window != versions // 10 * rows_per:
         raise RuntimeError(f"23: the window holds {n_window} rows")
 
     t = Timer(warmup=1)
     log(f"23: {reps} reps of each process (interleaved, order alternating)")
+    # each figure next to its baseline, the order alternating
+    pairs = [("many", "one"), ("window", "one"), ("appended", "one_plus"), ("cold", "one_cold")]
     for rep in range(reps + 1):
-        order = ["many", "one", "window"] if rep % 2 else ["one", "window", "many"]
-        for name in order:
-            t.add(name, run_process(argv[name]))
+        for pair in pairs if rep % 2 else pairs[::-1]:
+            for name in pair if rep % 2 else pair[::-1]:
+                if pair == ("window", "one") and name == "one":
+                    continue  # 23b compares with the warm read
+                if name == "cold":  # the state right after the write: no cache
+                    shutil.rmtree(many / "cache", ignore_errors=True)
+                t.add(name, run_process(argv[name]))
+    if answer(argv["many"]) != got["one"]:  # the cache the last cold read wrote
+        raise RuntimeError("23: the cache written by a cold read answers otherwise")
 
     locate: list[float] = []
+    warm: list[float] = []
     for _ in range(9):
         fresh = Pond.open(many)
         loc = fresh.fs.require("/s/temp")
@@ -96,14 +131,35 @@ def run(work: Path, quick: bool) -> Result:
         parts = fresh.fs.series_parts(loc.part_id, loc.node_id)
         locate.append(time.perf_counter() - t0)
         assert len(parts) == versions
+        fresh = Pond.open(many)
+        t0 = time.perf_counter()
+        parts = fresh.fs.series_parts(loc.part_id, loc.node_id, cached=True)
+        warm.append(time.perf_counter() - t0)
+        assert len(parts) == 1 and parts[0].covers == versions
     rows = [
         ratio_row(
             "23a",
-            f"`pond cat --sql`, series of {versions:,} versions vs the same rows in 1",
+            f"`pond cat --sql`, series of {versions:,} versions vs the same rows in 1 (warm)",
             t.median("many"),
             t.median("one"),
             1.3,
             ratio=t.pair_ratio("many", "one"),
+        ),
+        ratio_row(
+            "23a-cold",
+            "the same, the first read after the write (writes the cache)",
+            t.median("cold"),
+            t.median("one_cold"),
+            None,
+            ratio=t.pair_ratio("cold", "one_cold"),
+        ),
+        ratio_row(
+            "23a-append",
+            f"{versions:,} versions (warm) + 1 appended vs the same rows in 1",
+            t.median("appended"),
+            t.median("one_plus"),
+            1.3,
+            ratio=t.pair_ratio("appended", "one_plus"),
         ),
         ratio_row(
             "23b",
@@ -117,7 +173,8 @@ def run(work: Path, quick: bool) -> Result:
     notes = [
         f"23: answer checked equal: {got['many'].splitlines()[1]}",
         f"23: locating the {versions:,} parts in process (fresh Pond): "
-        f"{fmt_s(statistics.median(locate))} median of 9",
+        f"{fmt_s(statistics.median(locate))} median of 9; through the cache (1 file, no "
+        f"version's content read): {fmt_s(statistics.median(warm))}",
         "23: process samples (s): "
         + "; ".join(f"{k} " + " ".join(f"{x:.2f}" for x in v) for k, v in t.samples.items()),
     ]

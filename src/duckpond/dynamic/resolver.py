@@ -310,11 +310,20 @@ class StagedView(PondFS):
         return rows
 
     def series_parts(
-        self, part_id: str, node_id: str, start: int | None = None, end: int | None = None
+        self,
+        part_id: str,
+        node_id: str,
+        start: int | None = None,
+        end: int | None = None,
+        cached: bool = False,
     ) -> list[SeriesPart]:
         if self.staged.staged_row(node_id) is None:
-            return super().series_parts(part_id, node_id, start, end)
+            return super().series_parts(part_id, node_id, start, end, cached)
         return row_parts(self.blobs, self.versions(part_id, node_id), start, end)
+
+    def series_cache_dir(self, part_id: str, node_id: str) -> Path | None:
+        # a staged version is no committed one: no cache is written for this view
+        return None
 
     def series_bounds(self, part_id: str, node_id: str) -> seriesview.Bounds:
         if self.staged.staged_row(node_id) is None:

@@ -4,6 +4,7 @@ query layer imports nothing above itself), and the two helpers every reader shar
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from .. import nodes
@@ -32,13 +33,29 @@ class NodeStore(Protocol):
     def content(self, row: nodes.NodeRow) -> bytes: ...
     def blob_path(self, row: nodes.NodeRow) -> str | None: ...
     def series_parts(
-        self, part_id: str, node_id: str, start: int | None = None, end: int | None = None
+        self,
+        part_id: str,
+        node_id: str,
+        start: int | None = None,
+        end: int | None = None,
+        cached: bool = False,
     ) -> Sequence[StoredPart]: ...
+    def series_cache_dir(self, part_id: str, node_id: str) -> Path | None: ...
     def series_bounds(self, part_id: str, node_id: str) -> tuple[int | None, int | None]: ...
 
 
 class StoredPart(Protocol):
-    """Where one stored series version is (storage.seriesparts.SeriesPart)."""
+    """Where one stored series version is (storage.seriesparts.SeriesPart), or a read
+    cache file standing for the first `covers` of them (duckpond.seriescache)."""
+
+    @property
+    def version(self) -> int: ...
+    @property
+    def content_hash(self) -> str | None: ...
+    @property
+    def covers(self) -> int: ...
+    @property
+    def cache_key(self) -> str | None: ...
 
     @property
     def path(self) -> str | None: ...

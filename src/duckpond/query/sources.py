@@ -230,21 +230,25 @@ def register_source(
     if nodes.is_table(loc.file_type):
         relations.register_parts(ctx, [part_of(fs, row_at(fs, loc, version))])
     elif nodes.is_series(loc.file_type):
+        column = loc.row.extended_attributes.get("time_column")
         if version is not None:
             parts = [part_of(fs, row_at(fs, loc, version))]
-        else:  # one batched lookup, versions outside the window not even read
-            # the live versions (seriesview), the series' bounds narrowing the window
-            bounds = fs.series_bounds(loc.part_id, loc.node_id)
-            time_start, time_end = seriesview.narrow(bounds, time_start, time_end)
-            found = fs.series_parts(loc.part_id, loc.node_id, time_start, time_end)
-            parts = [
-                relations.Part(path=p.path, data=p.data, min_time=p.min_time, max_time=p.max_time)
-                for p in found
-            ]
-        column = loc.row.extended_attributes.get("time_column")
-        relations.register_parts(
+            relations.register_parts(
+                ctx, parts, time_column=column, time_start=time_start, time_end=time_end
+            )
+            return
+        # one batched lookup, versions outside the window not even read, through the
+        # series read cache; the live versions (seriesview), the series' bounds narrowing
+        # the window
+        from .seriescache import register_series
+
+        bounds = fs.series_bounds(loc.part_id, loc.node_id)
+        time_start, time_end = seriesview.narrow(bounds, time_start, time_end)
+        register_series(
             ctx,
-            parts,
+            fs,
+            loc.part_id,
+            loc.node_id,
             time_column=column,
             time_start=time_start,
             time_end=time_end,

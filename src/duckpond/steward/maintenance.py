@@ -15,6 +15,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from .. import seriescache
+from ..errors import PondError
 from ..storage import checkpoints, tableread, upkeep
 from ..storage.blobs import BlobStore
 from .control import conform
@@ -72,4 +74,24 @@ def maintain(
         )
         blobs, temps = blob_store.collect_garbage(data.referenced_hashes(), window)
         report["blobs"] = {"removed": blobs, "temp_files_removed": temps}
+        report["series_cache"] = {"removed": prune_series_cache(steward)}
     return report
+
+
+def prune_series_cache(steward: Steward) -> int:
+    """Remove series read cache files (duckpond/seriescache.py) that no longer match their
+    node's live versions, and crashed writes' temporary files: derived data, never needed."""
+    base = steward.root / "cache" / "series"
+    removed = 0
+    for part_dir in sorted(base.glob("*")) if base.is_dir() else []:
+        for node_dir in sorted(part_dir.glob("*")):
+            try:
+                live = steward.fs.series_live_versions(part_dir.name, node_dir.name) or None
+            except (PondError, KeyError, ValueError):
+                live = None
+            removed += seriescache.prune(node_dir, live)
+        try:
+            part_dir.rmdir()  # only when empty
+        except OSError:
+            pass
+    return removed

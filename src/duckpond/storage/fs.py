@@ -8,9 +8,10 @@ import bisect
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .. import nodes, paths
+from .. import nodes, paths, seriescache
 from ..errors import InvalidPathError, NotFoundError, PondError
 from ..nodes import ROOT_ID, NodeRow
 from ..seriesview import Bounds
@@ -21,6 +22,7 @@ from .dirstate import DirState, dir_part, read_dir_state
 from .seriesparts import (
     SeriesPart,
     VersionColumns,
+    live_versions,
     series_bounds,
     series_parts,
     version_columns,
@@ -107,11 +109,27 @@ class PondFS:
         return self.table.partition_index(part_id).latest(node_id)
 
     def series_parts(
-        self, part_id: str, node_id: str, start: int | None = None, end: int | None = None
+        self,
+        part_id: str,
+        node_id: str,
+        start: int | None = None,
+        end: int | None = None,
+        cached: bool = False,
     ) -> list[SeriesPart]:
         """Where the node's versions with event times in [start, end] are, in one batched
-        lookup (storage/seriesparts.py)."""
-        return series_parts(self.table, self.blobs, part_id, node_id, start, end)
+        lookup (storage/seriesparts.py); `cached`: a read cache file may stand for the
+        first ones (seriescache.py)."""
+        cache = self.series_cache_dir(part_id, node_id) if cached else None
+        return series_parts(self.table, self.blobs, part_id, node_id, start, end, cache)
+
+    def series_cache_dir(self, part_id: str, node_id: str) -> Path | None:
+        """Where the node's series read cache files go (seriescache.py), None when this
+        view cannot have one."""
+        return seriescache.node_dir(self.blobs.root.parent, part_id, node_id)
+
+    def series_live_versions(self, part_id: str, node_id: str) -> list[tuple[int, str | None]]:
+        """(version, content hash) of the node's live versions, oldest first."""
+        return live_versions(self.table, part_id, node_id)
 
     def version_columns(self, part_id: str, node_id: str) -> VersionColumns:
         """Every stored version of the node, oldest first, from the index alone (no content

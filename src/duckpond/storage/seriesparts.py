@@ -17,9 +17,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .. import seriesview
+from .. import seriescache, seriesview
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ..nodes import NodeRow
     from .blobs import BlobStore
     from .datatable import DataTable
@@ -31,13 +33,18 @@ _PART_COLUMNS = ["version", "content_hash", "min_event_time", "max_event_time"]
 @dataclass(frozen=True)
 class SeriesPart:
     """One version's Parquet object: a blob store file (`path`) or inline bytes (`data`),
-    with the event-time range of its rows (µs UTC; None: unknown, never pruned)."""
+    with the event-time range of its rows (µs UTC; None: unknown, never pruned). A series
+    read cache file (seriescache.py) stands for the first `covers` live versions: its
+    `cache_key` is theirs, `version` the last one's."""
 
     version: int
     path: str | None
     data: bytes | None
     min_time: int | None
     max_time: int | None
+    content_hash: str | None = None
+    covers: int = 1
+    cache_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -135,10 +142,15 @@ def series_parts(
     node_id: str,
     start: int | None = None,
     end: int | None = None,
+    cache_dir: Path | None = None,
 ) -> list[SeriesPart]:
     """The parts of the node's live versions (seriesview) whose event times can fall in
     [start, end], oldest first. When none can, the newest version alone (a reader takes
-    the schema of an empty result from it; its range still excludes it from any scan)."""
+    the schema of an empty result from it; its range still excludes it from any scan).
+
+    With `cache_dir` (seriescache.node_dir), a read cache file holding the longest prefix
+    of the live versions stands for them when the window keeps every one of them: their
+    contents are not read."""
     index = table.partition_index(part_id)
     marks = _marks(table, part_id, node_id)
     # the live versions only: collapsed, reverted and bounds-only versions are not read
@@ -148,9 +160,16 @@ def series_parts(
     keep = [i for i in range(len(positions)) if overlaps(lows[i], highs[i], start, end)]
     if not keep and positions:
         keep = [len(positions) - 1]
+    cached = None
+    if cache_dir is not None and len(keep) >= seriescache.MIN_PARTS:
+        cached = seriescache.lookup(cache_dir, list(zip(versions, hashes, strict=True)))
+        # exact only when the window would have kept every version the file holds
+        if cached is not None and keep[: cached.count] != list(range(cached.count)):
+            cached = None
+    covered = cached.count if cached is not None else 0
     # contents of the kept versions, file by file (rows of a file in one pass)
     by_file: dict[str, list[tuple[int, int]]] = {}
-    for i in keep:
+    for i in keep[covered:]:
         rel, row = index.file_row(positions[i])
         by_file.setdefault(rel, []).append((i, row))
     contents: dict[int, bytes | None] = {}
@@ -158,11 +177,36 @@ def series_parts(
         values = table.contents_at(rel, [row for _, row in rows])
         contents.update(zip([i for i, _ in rows], values, strict=True))
     out = []
-    for i in keep:
+    if cached is not None:
+        lo, hi = lows[:covered], highs[:covered]
+        out.append(
+            SeriesPart(
+                versions[covered - 1],
+                str(cached.path),
+                None,
+                None if None in lo else min(x for x in lo if x is not None),
+                None if None in hi else max(x for x in hi if x is not None),
+                None,
+                covered,
+                cached.key,
+            )
+        )
+    for i in keep[covered:]:
         data, digest = contents[i], hashes[i]
         path = str(blobs.path_for(digest)) if data is None and digest is not None else None
-        out.append(SeriesPart(versions[i], path, data, lows[i], highs[i]))
+        out.append(SeriesPart(versions[i], path, data, lows[i], highs[i], digest))
     return out
+
+
+def live_versions(table: DataTable, part_id: str, node_id: str) -> list[tuple[int, str | None]]:
+    """(version, content hash) of the node's live versions, oldest first, from the index
+    alone: what a series read cache's key is made of (seriescache.py)."""
+    index = table.partition_index(part_id)
+    marks = _marks(table, part_id, node_id)
+    live = {m.version for m in seriesview.live_rows([m for m, _ in marks])}
+    positions = [pos for m, pos in marks if m.version in live]
+    versions, hashes = index.columns_at(positions, ["version", "content_hash"])
+    return list(zip(versions, hashes, strict=True))
 
 
 def row_parts(
@@ -176,5 +220,7 @@ def row_parts(
     for r in keep or rows[-1:]:
         path = str(blobs.path_for(r.content_hash or "")) if r.in_blob else None
         data = r.content if path is None else None
-        out.append(SeriesPart(r.version, path, data, r.min_event_time, r.max_event_time))
+        out.append(
+            SeriesPart(r.version, path, data, r.min_event_time, r.max_event_time, r.content_hash)
+        )
     return out
