@@ -131,7 +131,7 @@ def _alias(ctx: QueryContext, name: str) -> None:
     registration's private base, so registering the next reference as `source` leaves it."""
     from . import relations, sql
 
-    relations.publish(ctx, [name], ctx._tables[sql.SOURCE_NAMES[0]])
+    relations.publish(ctx, [name], ctx.tables[sql.SOURCE_NAMES[0]])
 
 
 def _listing(pond: SourcePond, directory: str) -> str:
@@ -193,7 +193,7 @@ def _register_glob(
         raise _no_table(pond, ref, "no table or series matches")
     selects = []
     for i, path in enumerate(files):
-        name = f"__pond_glob_{len(ctx._tables)}_{i}"
+        name = f"__pond_glob_{len(ctx.tables)}_{i}"
         register_source(ctx, path, pond, derived, None, time_start, time_end)
         columns = ctx.con.sql("SELECT * FROM source LIMIT 0").columns
         if FILENAME_COLUMN in (c.lower() for c in columns):  # DuckDB's names ignore case

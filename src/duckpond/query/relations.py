@@ -296,7 +296,7 @@ def window_source(
     names: Sequence[str] = SOURCE_NAMES,
 ) -> None:
     """Limit the registered tables `names` to rows whose `column` is in [start, end]."""
-    inner = ctx._tables.get(names[0])
+    inner = ctx.tables.get(names[0])
     if inner is None:
         raise NotFoundError(f"no table {names[0]} to window")
     base = _new_base(ctx, inner)

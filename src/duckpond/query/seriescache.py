@@ -68,7 +68,7 @@ def register_series(
     target = _target(found)
     if directory is None or target is None:
         return
-    written = _write(ctx, ctx._tables[names[0]], directory, *target)
+    written = _write(ctx, ctx.tables[names[0]], directory, *target)
     if written is None:
         return
     try:
@@ -105,9 +105,7 @@ def _cache_part(path: Path, found: Sequence[StoredPart]) -> Part:
     )
 
 
-def _write(
-    ctx: QueryContext, select: str, directory: Path, count: int, key: str
-) -> Path | None:
+def _write(ctx: QueryContext, select: str, directory: Path, count: int, key: str) -> Path | None:
     """The rows `select` gives, written as the cache file of (count, key); None when it
     cannot be written (a read-only or full disk): the read goes on without it."""
     import duckdb
@@ -126,7 +124,7 @@ def _write(
 def _copy(ctx: QueryContext, select: str, tmp: Path) -> None:
     """DuckDB's own Parquet writer (parallel, its types as its reader gives them back);
     through Arrow when the connection is already locked against writing files."""
-    if not ctx._locked:
+    if not ctx.locked:
         ctx.con.execute(
             f"COPY ({select}) TO {_literal(str(tmp))} "
             f"(FORMAT parquet, ROW_GROUP_SIZE {_ROW_GROUP}, COMPRESSION snappy)"

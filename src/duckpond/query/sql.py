@@ -27,7 +27,8 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -116,6 +117,16 @@ class QueryContext:
 
     def table_exist(self, name: str) -> bool:
         return name in self._tables
+
+    @property
+    def tables(self) -> Mapping[str, str]:
+        """Each registered public name's SELECT (read-only: relations.publish adds them)."""
+        return MappingProxyType(self._tables)
+
+    @property
+    def locked(self) -> bool:
+        """Whether SQL on the connection can no longer reach files or settings (lock)."""
+        return self._locked
 
     def files_dir(self) -> str:
         if not self._files:
