@@ -240,31 +240,37 @@ def entry_pond_txn(path: Path | str) -> tuple[bool, dict[str, Any] | None]:
     try:
         head = os.read(fd, ENTRY_HEAD_BYTES)
         end = head.find(b"\n")
-        if end < 0 or not head.startswith(b'{"commitInfo"'):  # a long or foreign entry
-            chunks = [head]
-            while chunk := os.read(fd, 1 << 20):
-                chunks.append(chunk)
-            body = b"".join(chunks)
-        else:
-            body = head[:end]
+        if end >= 0 and head.startswith(_POND_HEAD):  # the pond's own: one line read
+            return True, _pond_txn(head[:end])
+        chunks = [head]  # a long or foreign entry
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
     finally:
         os.close(fd)
-    for line in body.splitlines():
-        if b'"commitInfo"' not in line:
-            continue
-        if b"pond_txn" not in line:
-            return True, None
-        try:
-            text = line.decode()
-            at = text.find(_POND_TXN)
-            if text.startswith('{"commitInfo":{') and at >= 0:
-                raw, _ = _DECODER.raw_decode(text, at + len(_POND_TXN))
-            else:
-                raw = json.loads(text)["commitInfo"]["pond_txn"]
-            return True, dict(json.loads(raw))
-        except (ValueError, KeyError, TypeError):
-            return True, None
+    for line in b"".join(chunks).splitlines():
+        if b'"commitInfo"' in line:
+            return True, _pond_txn(line)
     return True, None
+
+
+_POND_HEAD = b'{"commitInfo":{'
+
+
+def _pond_txn(line: bytes) -> dict[str, Any] | None:
+    """The `pond_txn` of a commitInfo line, None when it has none or it does not parse."""
+    if b"pond_txn" not in line:
+        return None
+    try:
+        text = line.decode()
+        at = text.find(_POND_TXN)
+        if at >= 0 and text.startswith('{"commitInfo":{'):
+            raw, _ = _DECODER.raw_decode(text, at + len(_POND_TXN))
+        else:
+            raw = json.loads(text)["commitInfo"]["pond_txn"]
+        value = json.loads(raw)
+        return value if type(value) is dict else dict(value)
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def last_record(table_dir: Path, version: int) -> tuple[bool, Recorded | None]:

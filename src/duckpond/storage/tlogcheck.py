@@ -16,9 +16,12 @@ changed, as one line; or the size and root of the tree when everything agrees.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -168,8 +171,8 @@ def commits(
         entries, tip = sorted(v for v in listed if v <= upto), upto
     else:
         entries, tip = _log_versions(table_dir / LOG)
-    if upto is not None:
-        entries, tip = [v for v in entries if v <= upto], min(tip, upto)
+        if upto is not None:
+            entries, tip = [v for v in entries if v <= upto], min(tip, upto)
     read: dict[int, dict[str, Any] | None] = {}
     log = f"{table_dir / LOG}"
     for v in entries:
@@ -537,12 +540,32 @@ def _content(
     return problem, size, root, unrecorded
 
 
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """The cyclic collector paused: a check allocates a record (dicts, lists) per commit,
+    none of them in a cycle, and the collector's passes over them all cost a tenth of
+    checking 10,000 commits; what is garbage is freed by reference counting as ever."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def check(data_dir: Path, control_dir: Path | None, source: str) -> TlogReport:
     """Recompute the tree from `data_dir` and compare it with every record.
 
     Reads take no lock, so the order matters: the control table first (its
     `data_committed` rows follow their data commits), then the data table's live files,
     then the commits up to that version (a write committing meanwhile is not seen)."""
+    with _no_cyclic_gc():
+        return _check(data_dir, control_dir, source)
+
+
+def _check(data_dir: Path, control_dir: Path | None, source: str) -> TlogReport:
     problems: list[Problem] = []
     notes: list[str] = []
     control: dict[int, tuple[str, int | None]] | None = None
