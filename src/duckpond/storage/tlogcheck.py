@@ -173,12 +173,13 @@ def commits(
         entries, tip = _log_versions(table_dir / LOG)
         if upto is not None:
             entries, tip = [v for v in entries if v <= upto], min(tip, upto)
-    read: dict[int, dict[str, Any] | None] = {}
+    # what each entry read holds: the rest of its pond_txn is dropped as it is read
+    read: dict[int, Commit | None] = {}
     log = f"{table_dir / LOG}"
     for v in entries:
         exists, pond_txn = entry_pond_txn(f"{log}/{v:020d}.json")
         if exists:  # else pruned meanwhile: archived first
-            read[v] = pond_txn
+            read[v] = _commit(v, pond_txn)
     archived = {v: raw for v, _, raw in tableread.archived_metadata(table_dir) if v not in read}
     missing = (
         [v for v in range(entries[0], tip + 1) if v not in read and v not in archived]
@@ -189,12 +190,18 @@ def commits(
     for v in sorted(read.keys() | archived.keys()):
         if upto is not None and v > upto:
             continue
-        pond_txn = read[v] if v in read else json.loads(archived[v])
-        if not pond_txn or "txn_seq" not in pond_txn:
-            continue
-        seq, tid = int(pond_txn["txn_seq"]), str(pond_txn.get("txn_id"))
-        out.append(Commit(v, seq, tid, pond_txn.get(TLOG_KEY)))
+        c = read[v] if v in read else _commit(v, json.loads(archived[v]))
+        if c is not None:
+            out.append(c)
     return out, missing
+
+
+def _commit(version: int, pond_txn: dict[str, Any] | None) -> Commit | None:
+    """The leaf a data commit's `pond_txn` names; None: not a transaction's commit."""
+    if not pond_txn or "txn_seq" not in pond_txn:
+        return None
+    seq, tid = int(pond_txn["txn_seq"]), str(pond_txn.get("txn_id"))
+    return Commit(version, seq, tid, pond_txn.get(TLOG_KEY))
 
 
 def show(table_dir: Path) -> TlogShow:
@@ -486,10 +493,7 @@ def _content(
     frontier_hex: list[str] = []  # tree.frontier as the records spell it
     for c in found:
         leaf = leaf_hash(c.txn_seq, c.txn_id, by_txn.pop(c.txn_seq, []))
-        merged, at = 0, tree.size  # append merges one frontier hash per trailing 1 bit
-        while at & 1:
-            merged, at = merged + 1, at >> 1
-        tree.append(leaf)
+        merged = tree.append(leaf)
         if merged:
             del frontier_hex[-merged:]
         frontier_hex.append(tree.frontier[-1].hex())
