@@ -319,10 +319,7 @@ def table_digests(table: pa.Table, part_ids: list[str]) -> list[tuple[int, bytes
                 encoded.append(pa.array([b"\x00"] * n, pa.large_binary()))
                 continue
             col = table.column(name).chunk(0) if n else pa.array([], pa.large_binary())
-            if name in INT_COLUMNS:
-                encoded.append(_ints(col))
-            else:
-                encoded.append(_bytes(col))
+            encoded.extend(_ints(col) if name in INT_COLUMNS else _bytes(col))
         rows = pc.binary_join_element_wise(*encoded, pa.scalar(b"", pa.large_binary()))
     except _NotVectorised:
         return row_digests(table, part_ids)
@@ -346,9 +343,24 @@ def _bytes_prefix(text: str) -> bytes:
     return b"\x02" + len(raw).to_bytes(8, "little") + raw
 
 
-def _ints(col: pa.Array) -> pa.Array:
-    """Each value as `tlog._enc_ints` writes it: 0x01 + int64 LE, or 0x00 for null."""
+def _cells(tag: int, values: Any) -> pa.Array:
+    """Per value, `tag` and the value's 8 little-endian bytes, as large_binary (built on
+    its buffers: a cast from fixed-size binary was one more copy)."""
     import numpy as np
+    import pyarrow as pa
+
+    n = len(values)
+    cells = np.empty((n, 9), np.uint8)
+    cells[:, 0] = tag
+    cells[:, 1:] = values.view(np.uint8).reshape(-1, 8)
+    offsets = np.arange(0, 9 * (n + 1), 9, dtype=np.int64)
+    return pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(cells)]
+    )
+
+
+def _ints(col: pa.Array) -> list[pa.Array]:
+    """Each value as `tlog._enc_ints` writes it: 0x01 + int64 LE, or 0x00 for null."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -358,20 +370,16 @@ def _ints(col: pa.Array) -> pa.Array:
         col = col.cast(pa.int64())  # a uint64 beyond int64 raises: row_digests then
     else:
         raise _NotVectorised(col.type)
-    values = col.fill_null(0).to_numpy(zero_copy_only=False).astype("<i8")
-    cells = np.empty((len(values), 9), np.uint8)
-    cells[:, 0] = 1
-    cells[:, 1:] = values.view(np.uint8).reshape(-1, 8)
-    enc = pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(9), len(values), [None, pa.py_buffer(cells.tobytes())]
-    ).cast(pa.large_binary())
-    return pc.if_else(col.is_valid(), enc, pa.scalar(b"\x00", pa.large_binary()))
+    enc = _cells(1, col.fill_null(0).to_numpy(zero_copy_only=False).astype("<i8"))
+    if col.null_count:
+        enc = pc.if_else(col.is_valid(), enc, pa.scalar(b"\x00", pa.large_binary()))
+    return [enc]
 
 
-def _bytes(col: pa.Array) -> pa.Array:
+def _bytes(col: pa.Array) -> list[pa.Array]:
     """Each value as `tlog._enc_bytes` writes it: 0x02 + length (u64 LE) + its bytes
-    (text as UTF-8), or 0x00 for null."""
-    import numpy as np
+    (text as UTF-8), or 0x00 for null; as two pieces (prefix, bytes) the row's join puts
+    together, so the values are copied once."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -384,14 +392,11 @@ def _bytes(col: pa.Array) -> pa.Array:
         raise _NotVectorised(col.type)
     col = col.cast(pa.large_binary())
     lengths = pc.binary_length(col).fill_null(0).to_numpy(zero_copy_only=False).astype("<u8")
-    cells = np.empty((len(lengths), 9), np.uint8)
-    cells[:, 0] = 2
-    cells[:, 1:] = lengths.view(np.uint8).reshape(-1, 8)
-    prefix = pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(9), len(lengths), [None, pa.py_buffer(cells.tobytes())]
-    ).cast(pa.large_binary())
-    joined = pc.binary_join_element_wise(prefix, col, pa.scalar(b"", pa.large_binary()))
-    return pc.if_else(col.is_valid(), joined, pa.scalar(b"\x00", pa.large_binary()))
+    prefix = _cells(2, lengths)
+    if col.null_count:  # a null is 0x00 alone: that prefix and no bytes
+        prefix = pc.if_else(col.is_valid(), prefix, pa.scalar(b"\x00", pa.large_binary()))
+        col = col.fill_null(pa.scalar(b"", pa.large_binary()))
+    return [prefix, col]
 
 
 def control_commits(control_dir: Path) -> dict[int, tuple[str, int | None]]:
