@@ -165,7 +165,7 @@ def test_verify_hashes_rows_exactly_as_a_write_does(table: pa.Table) -> None:
     """`pond tlog verify` encodes rows with Arrow kernels, a write value by value
     (tlog.row_digests): the same digests, byte for byte, or no leaf would ever match."""
     from duckpond.storage.tlog import row_digests
-    from duckpond.storage.tlogcheck import table_digests
+    from duckpond.storage.tlogrows import table_digests
 
     parts = [f"p{i % 2}" for i in range(table.num_rows)]
     want = row_digests(table, parts)
