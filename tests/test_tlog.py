@@ -165,7 +165,7 @@ def test_verify_hashes_rows_exactly_as_a_write_does(table: pa.Table) -> None:
     """`pond tlog verify` encodes rows with Arrow kernels, a write value by value
     (tlog.row_digests): the same digests, byte for byte, or no leaf would ever match."""
     from duckpond.storage.tlog import row_digests
-    from duckpond.storage.tlogcheck import table_digests
+    from duckpond.storage.tlogrows import table_digests
 
     parts = [f"p{i % 2}" for i in range(table.num_rows)]
     want = row_digests(table, parts)
@@ -303,6 +303,63 @@ def test_a_hand_edited_record_is_caught(
     info["commitInfo"]["pond_txn"] = json.dumps(pond_txn, sort_keys=True)
     path.write_text("\n".join([json.dumps(info), *lines[1:]]) + "\n")
     assert verify(root, code=1) == f"tampered: txn 3: {problem}\n"
+
+
+def _rewrite_record(root: Path, seq: int, change: Any) -> None:
+    """Rewrite txn `seq`'s commitInfo line as another JSON writer would (spaces after the
+    separators), `change` applied to its `tlog` record."""
+    path = entry(root, version_of(root, seq))
+    lines = path.read_text().splitlines()
+    info = json.loads(lines[0])
+    pond_txn = json.loads(info["commitInfo"]["pond_txn"])
+    change(pond_txn["tlog"])
+    info["commitInfo"]["pond_txn"] = json.dumps(pond_txn)
+    path.write_text("\n".join([json.dumps(info), *lines[1:]]) + "\n")
+
+
+def test_a_record_spelled_otherwise_means_the_same(tmp_path: Path) -> None:
+    """Verify compares an intact record as the hex text the pond writes and parses only
+    one that differs: the same hashes in capitals, rewritten by another JSON writer, are
+    still the same record."""
+    root = _pond(tmp_path)
+    head = show(root)
+
+    def capitals(rec: dict[str, Any]) -> None:
+        rec.update(
+            leaf=rec["leaf"].upper(),
+            root=rec["root"].upper(),
+            frontier=[h.upper() for h in rec["frontier"]],
+        )
+
+    _rewrite_record(root, 3, capitals)
+    _rewrite_record(root, 6, capitals)  # the newest: the head verify reports
+    assert verify(root) == f"intact: 6 transaction(s), root {head['root']}\n"
+
+
+def test_verify_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path) -> None:
+    """The check pauses the cyclic collector while it runs: on after an intact pond, a
+    tampered one and a check that raised; off stays off."""
+    import gc
+
+    root = _pond(tmp_path, writes=2)
+    pond = Pond.open(root)
+    assert gc.isenabled()
+    assert pond.tlog_verify().ok
+    assert gc.isenabled()
+    _rewrite_record(root, 2, lambda rec: rec.update(root="00" * 32))
+    assert pond.tlog_verify().problem == "txn 2: the tree head it recorded was changed"
+    assert gc.isenabled()
+    from duckpond.storage.tlogcheck import check
+
+    with pytest.raises(Exception, match="nowhere"):
+        check(tmp_path / "nowhere", None, "nowhere")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert pond.tlog_verify().first_bad == 2
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_a_damaged_newest_record_does_not_stop_writes(tmp_path: Path) -> None:

@@ -124,6 +124,9 @@ class Snapshot:
         self.stats = stats  # False: a checkpoint's statistics are not read (None)
         self.tombstones = tombstones  # True: removes are kept (a checkpoint carries them)
         self.version = -1
+        # the JSON entries' versions as load() listed them: the tamper check reads every
+        # entry's commitInfo and would otherwise list a long log a second time
+        self.listed: list[int] = []
         self.protocol: dict[str, Any] = {}
         self.metadata: dict[str, Any] = {}
         self.txns: dict[str, int] = {}
@@ -154,6 +157,7 @@ class Snapshot:
         snap = cls(table_dir, stats, tombstones)
         log = table_dir / "_delta_log"
         commits, checkpoints, odd = _list_log(log)
+        snap.listed = commits
         start = max(checkpoints, default=-1)
         if odd and max(odd) >= start:
             raise Unsupported("multi-part or v2 checkpoint")

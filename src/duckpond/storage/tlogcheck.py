@@ -16,35 +16,58 @@ changed, as one line; or the size and root of the tree when everything agrees.
 
 from __future__ import annotations
 
-import hashlib
+import gc
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote
 
 from ..errors import PondError
 from ..records import DATA_COMMITTED
 from . import deltalog, tableread
 from .dataschema import PARTITION
-from .tlog import INT_COLUMNS, ROW_COLUMNS, Recorded, Tree, entry_pond_txn, leaf_hash, row_digests
-
-if TYPE_CHECKING:
-    import pyarrow as pa
+from .tlog import TLOG_KEY, Recorded, Tree, entry_pond_txn, leaf_hash
+from .tlogrows import row_digests_by_txn
 
 LOG = "_delta_log"
 
 
-@dataclass(frozen=True)
 class Commit:
-    """One data commit of the log that carries `pond_txn`: one leaf of the tree."""
+    """One data commit of the log that carries `pond_txn`: one leaf of the tree. Its
+    record is kept as read (the `tlog` value) and parsed only when asked for: an intact
+    record is compared as the hex text it is (parsing 10,000 of them was a fifth of
+    reading the log)."""
 
-    version: int
-    txn_seq: int
-    txn_id: str
-    recorded: Recorded | None  # None: committed before the log was kept (or damaged)
-    damaged: bool = False  # a record that does not parse
+    __slots__ = ("version", "txn_seq", "txn_id", "raw", "_parsed")
+
+    def __init__(self, version: int, txn_seq: int, txn_id: str, raw: Any) -> None:
+        self.version = version
+        self.txn_seq = txn_seq
+        self.txn_id = txn_id
+        self.raw = raw  # pond_txn's `tlog` value; None: committed before the log was kept
+        self._parsed: tuple[Recorded | None, bool] | None = None
+
+    def _parse(self) -> tuple[Recorded | None, bool]:
+        if self._parsed is None:
+            try:
+                self._parsed = Recorded.of({TLOG_KEY: self.raw}), False
+            except PondError:
+                self._parsed = None, True
+        return self._parsed
+
+    @property
+    def recorded(self) -> Recorded | None:
+        """None: committed before the log was kept (or damaged)."""
+        return self._parse()[0]
+
+    @property
+    def damaged(self) -> bool:
+        """A record that does not parse."""
+        return self._parse()[1]
 
 
 @dataclass(frozen=True)
@@ -125,35 +148,48 @@ def _log_versions(log: Path) -> tuple[list[int], int]:
     return sorted(entries), tip
 
 
-def commits(table_dir: Path, upto: int | None = None) -> tuple[list[Commit], list[int]]:
+def commits(
+    table_dir: Path, upto: int | None = None, listed: list[int] | None = None
+) -> tuple[list[Commit], list[int]]:
     """The data commits that carry `pond_txn`, in log order (the archive's, then the
     live log's), at most version `upto`, and the versions missing from the live log (gaps
-    between its first entry and its newest version)."""
-    entries, tip = _log_versions(table_dir / LOG)
-    if upto is not None:
-        entries, tip = [v for v in entries if v <= upto], min(tip, upto)
-    read: dict[int, dict[str, Any] | None] = {}
+    between its first entry and its newest version). `listed`: the JSON entries' versions
+    as the snapshot at `upto` listed them (else the log is listed here)."""
+    if listed is not None and upto is not None:
+        entries, tip = sorted(v for v in listed if v <= upto), upto
+    else:
+        entries, tip = _log_versions(table_dir / LOG)
+        if upto is not None:
+            entries, tip = [v for v in entries if v <= upto], min(tip, upto)
+    # what each entry read holds: the rest of its pond_txn is dropped as it is read
+    read: dict[int, Commit | None] = {}
     log = f"{table_dir / LOG}"
     for v in entries:
         exists, pond_txn = entry_pond_txn(f"{log}/{v:020d}.json")
         if exists:  # else pruned meanwhile: archived first
-            read[v] = pond_txn
+            read[v] = _commit(v, pond_txn)
     archived = {v: raw for v, _, raw in tableread.archived_metadata(table_dir) if v not in read}
-    missing = [v for v in range(entries[0], tip + 1) if v not in read and v not in archived]
-    missing = missing if entries else []
+    missing = (
+        [v for v in range(entries[0], tip + 1) if v not in read and v not in archived]
+        if entries
+        else []
+    )
     out: list[Commit] = []
     for v in sorted(read.keys() | archived.keys()):
         if upto is not None and v > upto:
             continue
-        pond_txn = read[v] if v in read else json.loads(archived[v])
-        if not pond_txn or "txn_seq" not in pond_txn:
-            continue
-        seq, tid = int(pond_txn["txn_seq"]), str(pond_txn.get("txn_id"))
-        try:
-            out.append(Commit(v, seq, tid, Recorded.of(pond_txn)))
-        except PondError:
-            out.append(Commit(v, seq, tid, None, damaged=True))
+        c = read[v] if v in read else _commit(v, json.loads(archived[v]))
+        if c is not None:
+            out.append(c)
     return out, missing
+
+
+def _commit(version: int, pond_txn: dict[str, Any] | None) -> Commit | None:
+    """The leaf a data commit's `pond_txn` names; None: not a transaction's commit."""
+    if not pond_txn or "txn_seq" not in pond_txn:
+        return None
+    seq, tid = int(pond_txn["txn_seq"]), str(pond_txn.get("txn_id"))
+    return Commit(version, seq, tid, pond_txn.get(TLOG_KEY))
 
 
 def show(table_dir: Path) -> TlogShow:
@@ -180,14 +216,14 @@ def show(table_dir: Path) -> TlogShow:
     return TlogShow(size, root, leaves, unrecorded)
 
 
-def live_files(table_dir: Path) -> tuple[list[tuple[str, str]], int]:
-    """(path, part_id) of the live files and the version they are live at, replaying the
-    entries there are when some are missing (a removed entry must not hide what is
-    left)."""
+def live_files(table_dir: Path) -> tuple[list[tuple[str, str]], int, list[int] | None]:
+    """(path, part_id) of the live files, the version they are live at and the versions
+    of the log's JSON entries listed (None: not listed), replaying the entries there are
+    when some are missing (a removed entry must not hide what is left)."""
     try:
         snap = deltalog.Snapshot.load(table_dir, stats=False, gaps=True)
         files = [(f.path, f.partition_values.get(PARTITION) or "") for f in snap.add_files()]
-        return files, snap.version
+        return files, snap.version, snap.listed
     except deltalog.Unsupported as e:
         if "deletion vectors" in str(e):  # rows deleted without rewriting their files
             raise PondError(
@@ -201,159 +237,23 @@ def live_files(table_dir: Path) -> tuple[list[tuple[str, str]], int]:
     dt = DeltaTable(str(table_dir))
     actions = tableread.add_actions(dt)
     parts = actions.column(f"partition.{PARTITION}").to_pylist()
-    return list(zip(actions.column("path").to_pylist(), parts, strict=True)), dt.version()
-
-
-# Rows hashed as one table: small files are read one by one and hashed together.
-DIGEST_BATCH_ROWS = 65_536
-
-
-def row_digests_by_txn(
-    table_dir: Path, files: list[tuple[str, str]], notes: list[str]
-) -> dict[int, list[bytes]]:
-    """The digest of every row of `files`, by the txn_seq it carries; a file that is
-    missing or unreadable is noted and its rows are absent (their transactions then
-    differ from what they committed)."""
-    import pyarrow as pa
-
-    out: dict[int, list[bytes]] = {}
-    batch: list[pa.Table] = []
-    parts: list[str] = []
-
-    def add(digests: list[tuple[int, bytes]]) -> None:
-        for seq, digest in digests:
-            out.setdefault(seq, []).append(digest)
-
-    def flush() -> None:
-        try:
-            add(table_digests(pa.concat_tables(batch), parts))
-        except pa.ArrowInvalid:  # files of different schemas (another writer's): one by one
-            at = 0
-            for t in batch:
-                add(table_digests(t, parts[at : at + t.num_rows]))
-                at += t.num_rows
-        batch.clear()
-        parts.clear()
-
-    for path, part in files:
-        try:
-            table = tableread.read_parquet(table_dir / unquote(path))
-        except PondError as e:
-            notes.append(str(e).replace("; run `pond fsck`", ""))
-            continue
-        batch.append(table)
-        parts.extend([part] * table.num_rows)
-        if len(parts) >= DIGEST_BATCH_ROWS:
-            flush()
-    if batch:
-        flush()
-    return out
-
-
-def table_digests(table: pa.Table, part_ids: list[str]) -> list[tuple[int, bytes]]:
-    """What `tlog.row_digests` gives, the rows encoded by Arrow kernels rather than value
-    by value (a verify hashes every row of the pond; a write hashes a few, and keeps
-    pyarrow.compute unimported). Types the kernels do not take as `row_digests` does
-    (another writer's) go to `row_digests`."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    n = table.num_rows
-    try:
-        table = table.combine_chunks()
-        known: dict[str, bytes] = {}
-        parts = [known.get(p) or known.setdefault(p, _bytes_prefix(p)) for p in part_ids]
-        encoded = [pa.array(parts, pa.large_binary())]
-        for name in ROW_COLUMNS:
-            if name not in table.column_names:
-                encoded.append(pa.array([b"\x00"] * n, pa.large_binary()))
-                continue
-            col = table.column(name).chunk(0) if n else pa.array([], pa.large_binary())
-            if name in INT_COLUMNS:
-                encoded.append(_ints(col))
-            else:
-                encoded.append(_bytes(col))
-        rows = pc.binary_join_element_wise(*encoded, pa.scalar(b"", pa.large_binary()))
-    except _NotVectorised:
-        return row_digests(table, part_ids)
-    offsets = np.frombuffer(rows.buffers()[1], np.int64)[rows.offset : rows.offset + n + 1]
-    data = memoryview(rows.buffers()[2] or b"")
-    seqs = table.column("txn_seq").to_pylist() if "txn_seq" in table.column_names else [None] * n
-    sha = hashlib.sha256
-    bounds = offsets.tolist()
-    return [
-        (-1 if seq is None else int(seq), sha(data[lo:hi]).digest())
-        for seq, lo, hi in zip(seqs, bounds[:-1], bounds[1:], strict=True)
-    ]
-
-
-class _NotVectorised(Exception):
-    """A column of a type the kernels do not encode as `row_digests` does."""
-
-
-def _bytes_prefix(text: str) -> bytes:
-    raw = text.encode()
-    return b"\x02" + len(raw).to_bytes(8, "little") + raw
-
-
-def _ints(col: pa.Array) -> pa.Array:
-    """Each value as `tlog._enc_ints` writes it: 0x01 + int64 LE, or 0x00 for null."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if pa.types.is_timestamp(col.type):
-        col = col.cast(pa.timestamp("us", tz=col.type.tz)).view(pa.int64())
-    elif pa.types.is_signed_integer(col.type) or pa.types.is_unsigned_integer(col.type):
-        col = col.cast(pa.int64())  # a uint64 beyond int64 raises: row_digests then
-    else:
-        raise _NotVectorised(col.type)
-    values = col.fill_null(0).to_numpy(zero_copy_only=False).astype("<i8")
-    cells = np.empty((len(values), 9), np.uint8)
-    cells[:, 0] = 1
-    cells[:, 1:] = values.view(np.uint8).reshape(-1, 8)
-    enc = pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(9), len(values), [None, pa.py_buffer(cells.tobytes())]
-    ).cast(pa.large_binary())
-    return pc.if_else(col.is_valid(), enc, pa.scalar(b"\x00", pa.large_binary()))
-
-
-def _bytes(col: pa.Array) -> pa.Array:
-    """Each value as `tlog._enc_bytes` writes it: 0x02 + length (u64 LE) + its bytes
-    (text as UTF-8), or 0x00 for null."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if not (
-        pa.types.is_string(col.type)
-        or pa.types.is_large_string(col.type)
-        or pa.types.is_binary(col.type)
-        or pa.types.is_large_binary(col.type)
-    ):
-        raise _NotVectorised(col.type)
-    col = col.cast(pa.large_binary())
-    lengths = pc.binary_length(col).fill_null(0).to_numpy(zero_copy_only=False).astype("<u8")
-    cells = np.empty((len(lengths), 9), np.uint8)
-    cells[:, 0] = 2
-    cells[:, 1:] = lengths.view(np.uint8).reshape(-1, 8)
-    prefix = pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(9), len(lengths), [None, pa.py_buffer(cells.tobytes())]
-    ).cast(pa.large_binary())
-    joined = pc.binary_join_element_wise(prefix, col, pa.scalar(b"", pa.large_binary()))
-    return pc.if_else(col.is_valid(), joined, pa.scalar(b"\x00", pa.large_binary()))
+    files = list(zip(actions.column("path").to_pylist(), parts, strict=True))
+    return files, dt.version(), None
 
 
 def control_commits(control_dir: Path) -> dict[int, tuple[str, int | None]]:
     """txn_seq -> (txn_id, data version) of the control table's `data_committed` rows."""
+    import pyarrow.compute as pc
+
     snap = deltalog.Snapshot.load(control_dir, stats=False, gaps=True)
     out: dict[int, tuple[str, int | None]] = {}
-    want = ["txn_seq", "txn_id", "record_type", "data_fs_version"]
+    want = ["txn_seq", "txn_id", "data_fs_version"]
     for f in snap.add_files():
-        t = tableread.read_parquet(control_dir / unquote(f.path), columns=want)
-        for seq, tid, kind, version in zip(*(t.column(c).to_pylist() for c in want), strict=True):
-            if kind == DATA_COMMITTED and seq is not None:
+        t = tableread.read_parquet(control_dir / unquote(f.path), columns=[*want, "record_type"])
+        # a third of the rows: filtered by Arrow before any becomes a Python object
+        t = t.filter(pc.equal(t.column("record_type"), DATA_COMMITTED))
+        for seq, tid, version in zip(*(t.column(c).to_pylist() for c in want), strict=True):
+            if seq is not None:
                 out[int(seq)] = (str(tid), None if version is None else int(version))
     return out
 
@@ -437,9 +337,24 @@ def _content(
     size, root = 0, tree.root().hex()
     unrecorded: list[int] = []  # seqs since the last recorded head (written before the log)
     problem: Problem | None = None
+    frontier_hex: list[str] = []  # tree.frontier as the records spell it
     for c in found:
         leaf = leaf_hash(c.txn_seq, c.txn_id, by_txn.pop(c.txn_seq, []))
-        tree.append(leaf)
+        merged = tree.append(leaf)
+        if merged:
+            del frontier_hex[-merged:]
+        frontier_hex.append(tree.frontier[-1].hex())
+        raw = c.raw
+        if problem is None and type(raw) is dict and raw.get("size") == tree.size:
+            # the common case, compared as text: an intact record as the pond writes it
+            now_hex = tree.root().hex()
+            if (
+                raw.get("leaf") == leaf.hex()
+                and raw.get("root") == now_hex
+                and raw.get("frontier") == frontier_hex
+            ):
+                size, root, unrecorded = tree.size, now_hex, []
+                continue
         rec = c.recorded
         if c.damaged and problem is None:
             problem = c.txn_seq, f"txn {c.txn_seq}: its record in the data log is unreadable"
@@ -476,12 +391,32 @@ def _content(
     return problem, size, root, unrecorded
 
 
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """The cyclic collector paused: a check allocates a record (dicts, lists) per commit,
+    none of them in a cycle, and the collector's passes over them all cost a tenth of
+    checking 10,000 commits; what is garbage is freed by reference counting as ever."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def check(data_dir: Path, control_dir: Path | None, source: str) -> TlogReport:
     """Recompute the tree from `data_dir` and compare it with every record.
 
     Reads take no lock, so the order matters: the control table first (its
     `data_committed` rows follow their data commits), then the data table's live files,
     then the commits up to that version (a write committing meanwhile is not seen)."""
+    with _no_cyclic_gc():
+        return _check(data_dir, control_dir, source)
+
+
+def _check(data_dir: Path, control_dir: Path | None, source: str) -> TlogReport:
     problems: list[Problem] = []
     notes: list[str] = []
     control: dict[int, tuple[str, int | None]] | None = None
@@ -490,8 +425,8 @@ def check(data_dir: Path, control_dir: Path | None, source: str) -> TlogReport:
             control = control_commits(control_dir)
         except (PondError, deltalog.Unsupported, OSError, ValueError) as e:
             notes.append(f"the control table could not be read ({e}): presence not cross-checked")
-    files, version = live_files(data_dir)
-    found, missing = commits(data_dir, upto=version)
+    files, version, listed = live_files(data_dir)
+    found, missing = commits(data_dir, upto=version, listed=listed)
     if (p := _order(found, missing)) is not None:
         problems.append(p)
     if control is not None and (p := _against_control(found, control)) is not None:
@@ -518,8 +453,8 @@ def check(data_dir: Path, control_dir: Path | None, source: str) -> TlogReport:
 def adopt(data_dir: Path) -> Tree:
     """The tree over every data commit so far, recomputed from the rows as they are now:
     how a pond whose newest commit records no head starts (or resumes) its log."""
-    files, version = live_files(data_dir)
-    found, _ = commits(data_dir, upto=version)
+    files, version, listed = live_files(data_dir)
+    found, _ = commits(data_dir, upto=version, listed=listed)
     by_txn = row_digests_by_txn(data_dir, files, [])
     tree = Tree()
     for c in found:
