@@ -21,10 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
-from json import decoder as json_decoder
-from json import scanner as json_scanner
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -231,25 +228,11 @@ def record(tree: Tree, leaf: bytes) -> Recorded:
 
 
 # -- the data log's commits -----------------------------------------------------------------
-_POND_TXN = '"pond_txn":"'  # the value a string: its text starts after the quote
+_POND_TXN = '"pond_txn":"'  # its value is a JSON string (the record, encoded again)
 # What is read of a log entry at first: the pond's commitInfo line fits (the file hashes of
 # a commit of many partitions may not: then the entry is read whole).
 ENTRY_HEAD_BYTES = 16 * 1024
 _DECODER = json.JSONDecoder()
-# json's own C scanners, called without json.loads's two Python frames and two regex
-# matches per call (a tenth of decoding 10,000 records; the same parser, the same answers).
-_scanstring: Callable[[str, int], tuple[str, int]] = json_decoder.scanstring  # type: ignore[attr-defined]
-_scan_value: Callable[[str, int], tuple[Any, int]] = json_scanner.make_scanner(_DECODER)  # type: ignore[arg-type]
-
-
-def _loads(text: str) -> Any:
-    """json.loads(text), quicker for text as the pond writes it (no surrounding
-    whitespace); anything else is json.loads's to judge."""
-    try:
-        value, end = _scan_value(text, 0)
-    except StopIteration:  # no value at 0 (whitespace, or not JSON)
-        return json.loads(text)
-    return value if end == len(text) else json.loads(text)
 
 
 def entry_pond_txn(path: Path | str) -> tuple[bool, dict[str, Any] | None]:
@@ -288,10 +271,10 @@ def _pond_txn(line: bytes) -> dict[str, Any] | None:
         text = line.decode()
         at = text.find(_POND_TXN)
         if at >= 0 and text.startswith('{"commitInfo":{'):
-            raw, _ = _scanstring(text, at + len(_POND_TXN))  # the string's value
+            raw, _ = _DECODER.raw_decode(text, at + len(_POND_TXN) - 1)  # the string's value
         else:
             raw = json.loads(text)["commitInfo"]["pond_txn"]
-        value = _loads(raw)
+        value = json.loads(raw)
         return value if type(value) is dict else dict(value)
     except (ValueError, KeyError, TypeError):
         return None
