@@ -18,7 +18,9 @@ from conftest import run_pond
 from s3server import Remote
 
 from duckpond import seriescache
+from duckpond.errors import QueryError
 from duckpond.pond import Pond
+from duckpond.query.sql import make_context, within_limits
 from duckpond.remotes.push import push
 
 US = pa.timestamp("us", tz="UTC")
@@ -297,3 +299,26 @@ def test_push_and_fsck_ignore_the_cache(series: Path, tmp_path: Path) -> None:
     assert not any("cache" in str(p) for p in (tmp_path / "remote").rglob("*"))
     result = Pond.open(series).fsck()
     assert result.ok and result.problems == []
+
+
+def test_the_cache_write_stops_at_the_reads_time_limit(series: Path) -> None:
+    """A cold read writes the cache within its own time limit: past it, no cache file (nor
+    a temporary one) is left, and a read without a limit writes it."""
+    pond = Pond.open(series)
+    try:  # the limit passes before the write starts; the tiny query may still finish
+        pond.read("/s/t", timeout=1e-9)
+    except QueryError as e:
+        assert "time limit" in str(e)
+    assert cache_files(series) == []
+    assert values(series) == expected(range(20))
+    assert cache_files(series) == ["20"]
+
+
+def test_within_limits_interrupts_work_at_the_deadline() -> None:
+    ctx = make_context(timeout=0.2)
+    try:
+        endless = "SELECT sum(hash(i)) FROM range(1000000000000) t(i)"
+        assert within_limits(ctx, lambda: ctx.con.execute(endless).fetchall()) is False
+        assert ctx.con.execute("SELECT 42").fetchall() == [(42,)]  # still usable
+    finally:
+        ctx.close()

@@ -341,7 +341,7 @@ def run_query(
     from . import sql
     from .sigint import interrupt_on_sigint
 
-    ctx = sql.make_context(memory_limit)
+    ctx = sql.make_context(memory_limit, timeout)
     try:
         prepare(ctx, query, pond, derived, path, version, time_start, time_end)
         with interrupt_on_sigint(ctx.con, interruptible):
@@ -366,7 +366,7 @@ def stream_query(
     from . import sql
     from .sigint import interrupt_on_sigint
 
-    ctx = sql.make_context(memory_limit)
+    ctx = sql.make_context(memory_limit, timeout)
     try:
         prepare(ctx, query, pond, derived, path, version, time_start, time_end)
     except BaseException:

@@ -19,7 +19,7 @@ from ..crashpoints import crash_point
 from ..errors import FormatError, NotFoundError
 from .pondview import NodeStore, StoredPart
 from .relations import Part, register_parts
-from .sql import SOURCE_NAMES, QueryContext, _literal
+from .sql import SOURCE_NAMES, QueryContext, _literal, within_limits
 
 # rows per Parquet row group of a cache file: DuckDB's own default, so a scan runs on every
 # core and the row groups' statistics prune a time window
@@ -113,7 +113,11 @@ def _write(ctx: QueryContext, select: str, directory: Path, count: int, key: str
     tmp = seriescache.temp_path(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        _copy(ctx, select, tmp)
+        # bounded as the read is: stopped at its time limit or memory bound, the cache
+        # then not written (the read goes on without it)
+        if not within_limits(ctx, lambda: _copy(ctx, select, tmp)):
+            seriescache.remove(tmp)
+            return None
         crash_point("series_cache_before_publish")
         return seriescache.publish(tmp, count, key)
     except (OSError, duckdb.Error):

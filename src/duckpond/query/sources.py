@@ -69,7 +69,7 @@ def read_source(
     from . import sql as sqlmod
 
     t0, t1 = _window(time_range)
-    ctx = sqlmod.make_context(memory_limit)
+    ctx = sqlmod.make_context(memory_limit, timeout)
     try:
         register_source(ctx, url, pond, derived, version, t0, t1)
         return sqlmod.run_sql(ctx, sql or SELECT_ALL, timeout)
@@ -101,7 +101,7 @@ def stream_source(
     from . import sql as sqlmod
 
     t0, t1 = _window(time_range)
-    ctx = sqlmod.make_context(memory_limit)
+    ctx = sqlmod.make_context(memory_limit, timeout)
     register_source(ctx, url, pond, derived, version, t0, t1)
     yield from stream_batches(ctx, sql or SELECT_ALL, timeout, timeout)
 
@@ -143,7 +143,7 @@ def read_for_output(
     t0, t1 = _window(time_range)
     query = sql or SELECT_ALL
     started = time.monotonic()
-    ctx = sqlmod.make_context(memory_limit)
+    ctx = sqlmod.make_context(memory_limit, timeout)
     try:
         register_source(ctx, url, pond, derived, version, t0, t1)
         small = rowsmod.small_result(ctx, query, timeout)

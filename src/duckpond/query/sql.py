@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -80,8 +80,9 @@ def _close_all(holder: list[Any], spill: str, files: list[str]) -> None:
 class QueryContext:
     """One DuckDB connection with the pond's tables registered; see the module docstring."""
 
-    def __init__(self, memory_limit: int | None) -> None:
+    def __init__(self, memory_limit: int | None, deadline: float | None = None) -> None:
         self.memory_limit = memory_limit
+        self.deadline = deadline  # time.monotonic() by which pond's own work must stop
         self.spill = new_spill_dir()
         self._holder: list[duckdb.DuckDBPyConnection] = []
         self._files: list[str] = []  # private directories holding inline parts
@@ -178,10 +179,34 @@ class QueryContext:
         self._finalizer()
 
 
-def make_context(memory_limit: int | None = DEFAULT_MEMORY_LIMIT) -> QueryContext:
+def make_context(
+    memory_limit: int | None = DEFAULT_MEMORY_LIMIT, timeout: float | None = None
+) -> QueryContext:
     """A context whose queries may use at most `memory_limit` bytes (None: no limit),
-    spilling to a directory of its own under $TMPDIR (see limits.py)."""
-    return QueryContext(memory_limit)
+    spilling to a directory of its own under $TMPDIR (see limits.py); `timeout`: the
+    seconds from now that work pond does on its own while registering (a series cache
+    written on a read: within_limits) may take."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    return QueryContext(memory_limit, deadline)
+
+
+def within_limits(ctx: QueryContext, work: Callable[[], object]) -> bool:
+    """Run `work` (pond's own statements on ctx.con, never user SQL) under the query
+    guard: stopped by interrupt() at the context's deadline or when the process outgrows
+    the memory limit. False when a limit stopped it (or the deadline had passed)."""
+    left = None if ctx.deadline is None else ctx.deadline - time.monotonic()
+    if left is not None and left <= 0:
+        return False
+    guard = _Guard(ctx, left)
+    try:
+        work()
+    except (duckdb.Error, RuntimeError):
+        if guard.fired:
+            return False
+        raise
+    finally:
+        guard.stop()
+    return True
 
 
 def time_bucket_sql(bucket_us: int, column: str, column_type: pa.DataType) -> str:
