@@ -4,12 +4,14 @@ transaction that keeps every earlier version readable (steward/undo.py, storage/
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .. import nodes, paths
 from ..errors import AlreadyExistsError, InvalidPathError, NotFoundError, PondUsageError
-from ..steward import undo
 from ..steward.handles import PondHandles
-from ..steward.undo import LogEntry, RevertResult, TxnDiff
+
+if TYPE_CHECKING:  # steward.undo loads when an undo method is called, not with every Pond
+    from ..steward.undo import LogEntry, RevertResult, TxnDiff
 
 
 class UndoMethods(PondHandles):
@@ -75,17 +77,23 @@ class UndoMethods(PondHandles):
         changed the same nodes, listing them, unless `force`."""
         argv = args or ["pond", "revert", str(txn_seq)]
         with self.steward.transaction(argv, vars) as tx:
+            from ..steward import undo
+
             return undo.revert(tx.staged, txn_seq, force)
 
     def diff(self, start: int, end: int | None = None) -> TxnDiff:
         """What changed from transaction `start` to `end` (None: the newest): entries added,
         removed, moved; versions added with their sizes and rows."""
         self.data.refresh()
+        from ..steward import undo
+
         return undo.diff(self.fs, start, end)
 
     def log(self, path: str) -> list[LogEntry]:
         """The transactions that touched `path` (its versions, its name), newest first."""
         self.data.refresh()
+        from ..steward import undo
+
         return undo.log(self.fs, _pond_path(path))
 
 

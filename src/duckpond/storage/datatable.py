@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from ..errors import PondError
 from ..nodes import NodeRow
-from . import checkpoints, deltacommit, deltalog, parquetwrite, tableread, tlog, tlogcheck, upkeep
+from . import checkpoints, deltacommit, deltalog, parquetwrite, tableread, tlog, upkeep
 from .datalayout import OWN_GROUP_MIN_ROWS, RowGroups, own_group, own_rows_first
 from .dataschema import (
     APP_ID,
@@ -237,6 +237,8 @@ class DataTable(deltalog.SnapshotThenDelta):
                     return tree
         except PondError:
             pass  # a record that does not parse: recomputed (verify names it)
+        from . import tlogcheck  # verify's module: a write needs it once per process at most
+
         return tlogcheck.adopt(self.path)
 
     def _apply_own(
