@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -53,6 +55,38 @@ def pond_dir(tmp_path: Path) -> Path:
     root = tmp_path / "pond"
     Pond.create(root)
     return root
+
+
+class PondTemplates:
+    """Ponds built once per test process and copied for each test that asks for one.
+
+    A fixture that builds the same pond with several `pond` subprocesses for every test pays
+    that cost per test; a copy (shutil.copytree) costs milliseconds and gives each test its
+    own pond, built by the same commands. The copy keeps the template's pond id and history:
+    only for tests that make no second pond from the same template and compare them.
+    """
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.built: dict[str, Path] = {}
+
+    def copy(self, name: str, dest: Path, build: Callable[[Path, Path], None]) -> Path:
+        """A copy at `dest` of the template `name`, which `build(root, scratch)` makes at
+        `root` (with `scratch` for its input files) the first time it is asked for."""
+        if name not in self.built:
+            where = self.base / name
+            scratch = where / "scratch"
+            scratch.mkdir(parents=True)
+            build(where / "pond", scratch)
+            self.built[name] = where / "pond"
+        shutil.copytree(self.built[name], dest, symlinks=True)
+        return dest
+
+
+@pytest.fixture(scope="session")
+def pond_templates(tmp_path_factory: pytest.TempPathFactory) -> PondTemplates:
+    """Per test process (xdist worker): see PondTemplates."""
+    return PondTemplates(tmp_path_factory.mktemp("templates"))
 
 
 # The local S3 server and fresh remotes (file:// and s3://) for the remote tests.
