@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -87,6 +89,40 @@ class PondTemplates:
 def pond_templates(tmp_path_factory: pytest.TempPathFactory) -> PondTemplates:
     """Per test process (xdist worker): see PondTemplates."""
     return PondTemplates(tmp_path_factory.mktemp("templates"))
+
+
+# -- how xdist shares the tests between workers ------------------------------------------------
+# xdist's default (`load`) hands out single tests, so a file whose module-scoped fixture builds
+# a pond (test_cli_errors.py's runs ~70 CLI commands) builds it once on EVERY worker. Such a
+# file goes to one worker whole; every other test is still handed out alone, which balances
+# best. (`--dist loadgroup` with xdist_group marks would say the same, but xdist 3.8 renames
+# node ids through an attribute pytest 9 no longer reads, so its groups are ignored.)
+_MODULE_FIXTURE = re.compile(r"""scope=["'](module|package|class)["']""")
+
+
+@functools.cache
+def _has_shared_fixture(path: Path) -> bool:
+    try:
+        return bool(_MODULE_FIXTURE.search(path.read_text()))
+    except OSError:
+        return False
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """Under the default distribution: a file with a module-scoped fixture is one unit of
+    work; any other test is a unit of its own. An explicit other `--dist` is left alone."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    root = config.rootpath
+
+    class SharedFixtureFilesWhole(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = nodeid.split("::", 1)[0]
+            return file if _has_shared_fixture(root / file) else nodeid
+
+    return SharedFixtureFilesWhole(config, log)  # type: ignore[arg-type]
 
 
 # The local S3 server and fresh remotes (file:// and s3://) for the remote tests.
