@@ -37,6 +37,13 @@ def add_version(
     run_pond("copy", f"host+csv+series://{csv}", series, pond=root, env=env)
 
 
+def build_pond48(root: Path, scratch: Path) -> None:
+    """/s/temp: 48 hourly rows over 2024-01-01 and 02, in two versions (4 transactions)."""
+    run_pond("init", pond=root)
+    add_version(root, scratch, "/s/temp", 0, 30)
+    add_version(root, scratch, "/s/temp", 30, 18)
+
+
 def pond_rows(root: Path, path: str) -> list[dict[str, Any]]:
     """The series' rows as the pond reads them, time as µs since the epoch, by time."""
     return normalized(Pond.open(root).read_table(path))

@@ -10,20 +10,17 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import run_pond
-from export_helpers import add_version, normalized, parquet_files, pond_rows
+from conftest import PondTemplates, run_pond
+from export_helpers import add_version, build_pond48, normalized, parquet_files, pond_rows
 
 from duckpond.pond import Pond
 
 
 @pytest.fixture
-def pond48(tmp_path: Path) -> Path:
-    """A pond with /s/temp: 48 hourly rows over 2024-01-01 and 02, in two versions."""
-    root = tmp_path / "pond"
-    run_pond("init", pond=root)
-    add_version(root, tmp_path, "/s/temp", 0, 30)
-    add_version(root, tmp_path, "/s/temp", 30, 18)
-    return root
+def pond48(pond_templates: PondTemplates, tmp_path: Path) -> Path:
+    """A pond with /s/temp: 48 hourly rows over 2024-01-01 and 02, in two versions (a copy
+    of one built per test process by the CLI)."""
+    return pond_templates.copy("pond48", tmp_path / "pond", build_pond48)
 
 
 def read_hive(out: Path) -> list[dict[str, object]]:

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_pond
-from export_helpers import add_version, pond_rows
+from conftest import PondTemplates, run_pond
+from export_helpers import build_pond48, pond_rows
 
 ENGINES = r"""
 import datetime, glob, json, os, sys
@@ -104,13 +104,10 @@ def engines(where: str, fmt: str, day: int, opts: dict[str, str] | None = None) 
 
 
 @pytest.fixture
-def pond2(tmp_path: Path) -> Path:
-    """/s/temp: 48 hourly rows over 2024-01-01 and 02 in two versions."""
-    root = tmp_path / "pond"
-    run_pond("init", pond=root)
-    add_version(root, tmp_path, "/s/temp", 0, 30)
-    add_version(root, tmp_path, "/s/temp", 30, 18)
-    return root
+def pond2(pond_templates: PondTemplates, tmp_path: Path) -> Path:
+    """/s/temp: 48 hourly rows over 2024-01-01 and 02 in two versions (a copy of one built
+    per test process by the CLI)."""
+    return pond_templates.copy("pond48", tmp_path / "pond", build_pond48)
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "delta"])
