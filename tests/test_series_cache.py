@@ -66,13 +66,17 @@ def expected(ks: range | list[int], offset: int = 0) -> list[int]:
 
 
 def cache_files(root: Path) -> list[str]:
-    """The cache files' names as `<count>` (the key and size stripped), sorted; temporary
-    files as `tmp`."""
+    """The cache segments' names as `<start>+<count>` (the key and size stripped), sorted;
+    temporary files as `tmp`."""
     out = []
     for path in (root / "cache" / "series").rglob("*"):
         if path.is_file():
-            out.append("tmp" if path.name.startswith(".tmp-") else path.name.split("-")[0])
-    return sorted(out, key=lambda x: (x == "tmp", int(x) if x.isdigit() else 0))
+            out.append("tmp" if path.name.startswith(".tmp-") else "+".join(_fields(path)[:2]))
+    return sorted(out, key=lambda x: (x == "tmp", [int(n) for n in x.split("+") if n.isdigit()]))
+
+
+def _fields(path: Path) -> list[str]:
+    return path.name[: -len(".parquet")].split("-")
 
 
 def the_cache(root: Path) -> Path:
@@ -84,11 +88,11 @@ def the_cache(root: Path) -> Path:
 def plant(path: Path, table: pa.Table) -> Path:
     """Replace a cache file by `table` under a valid name (same count and key, its size):
     a read that returns these rows read the cache."""
-    count, key, _ = path.name[: -len(".parquet")].split("-")
+    start, count, key, _ = _fields(path)
     path.unlink()
     tmp = path.parent / "planted"
     pq.write_table(table, tmp)
-    final = path.parent / seriescache.file_name(int(count), key, tmp.stat().st_size)
+    final = path.parent / seriescache.file_name(int(start), int(count), key, tmp.stat().st_size)
     tmp.rename(final)
     return final
 
@@ -105,7 +109,7 @@ def series(tmp_path: Path) -> Path:
 def test_first_read_writes_the_cache_and_later_reads_use_it(series: Path) -> None:
     assert not (series / "cache" / "series").exists()
     assert values(series) == expected(range(20))
-    assert cache_files(series) == ["20"]
+    assert cache_files(series) == ["0+20"]
     name = the_cache(series).name
     assert values(series) == expected(range(20))  # the same rows from the cache
     assert [p.name for p in (series / "cache").rglob("*.parquet")] == [name]
@@ -122,31 +126,31 @@ def test_appends_read_cache_plus_new_versions_and_refresh_past_the_threshold(
     append(series, 20, 1)
     # the planted cache stands for versions 0..19, version 20 is read as it is
     assert values(series) == [1000, *expected([20])]
-    assert cache_files(series) == ["20"]
+    assert cache_files(series) == ["0+20"]
     append(series, 21, MANY - 2)  # 15 uncached: still below the threshold
     assert values(series) == [1000, *expected(range(20, 35))]
-    assert cache_files(series) == ["20"]
+    assert cache_files(series) == ["0+20"]
     append(series, 35, 1)  # 16 uncached: this read writes a cache of all 36
     assert values(series) == [1000, *expected(range(20, 36))]
-    assert cache_files(series) == ["20", "36"]
+    assert cache_files(series) == ["0+20", "0+36"]
     assert planted.exists()
     # `pond maintain` keeps the longest cache that matches the live versions
     report = Pond.open(series).maintain()
     assert report.tables["series_cache"] == {"removed": 1}
-    assert cache_files(series) == ["36"]
+    assert cache_files(series) == ["0+36"]
     assert values(series) == [1000, *expected(range(20, 36))]
 
 
 def test_revert_of_an_append_is_never_answered_from_the_cache(series: Path) -> None:
     more = append(series, 20, 1)
     assert values(series) == expected(range(21))
-    assert cache_files(series) == ["21"]
+    assert cache_files(series) == ["0+21"]
     Pond.open(series).revert(more[0])
     assert values(series) == expected(range(20))
-    assert cache_files(series) == ["20", "21"]  # the live versions changed: a new key
+    assert cache_files(series) == ["0+20", "0+21"]  # the live versions changed: a new key
     report = Pond.open(series).maintain()
     assert report.tables["series_cache"] == {"removed": 1}
-    assert cache_files(series) == ["20"]
+    assert cache_files(series) == ["0+20"]
 
 
 def test_rewritten_version_after_revert_gets_its_own_key(series: Path) -> None:
@@ -200,7 +204,7 @@ def test_windows_give_the_same_rows_with_and_without_the_cache(
     before = values(series, time_range=(start, end))
     assert before == want
     values(series)  # the cache written
-    assert cache_files(series) == ["20"]
+    assert cache_files(series) == ["0+20"]
     assert values(series, time_range=(start, end)) == want
 
 
@@ -225,7 +229,7 @@ def test_types_and_time_zones_read_alike_through_the_cache(tmp_path: Path) -> No
     assert not (root / "cache").exists()
     built = Pond.open(root).read("/s/t")  # writes the cache, reads it
     cached = Pond.open(root).read("/s/t")
-    assert cache_files(root) == [str(MANY + 2)]
+    assert cache_files(root) == [f"0+{MANY + 2}"]
     assert built.schema == uncached.schema == cached.schema
     assert built.to_pylist() == uncached.to_pylist() == cached.to_pylist()
     assert cached.column("extra").to_pylist() == [None] * 5 + list(range(5, MANY + 2))
@@ -279,13 +283,13 @@ def test_crash_while_writing_the_cache_leaves_reads_exact(series: Path) -> None:
     assert crashed.returncode == -signal.SIGKILL
     assert cache_files(series) == ["tmp"]  # the half-written file, never under a cache name
     assert run_pond(*args, pond=series).stdout.decode().splitlines()[1] == LINE
-    assert cache_files(series) == ["20", "tmp"]
+    assert cache_files(series) == ["0+20", "tmp"]
     # maintain leaves a young temporary file (a read may be writing it), removes an old one
     assert Pond.open(series).maintain().tables["series_cache"] == {"removed": 0}
     tmp = next((series / "cache").rglob(".tmp-*"))
     os.utime(tmp, (0, 0))
     assert Pond.open(series).maintain().tables["series_cache"] == {"removed": 1}
-    assert cache_files(series) == ["20"]
+    assert cache_files(series) == ["0+20"]
     assert run_pond(*args, pond=series).stdout.decode().splitlines()[1] == LINE
 
 
@@ -311,7 +315,7 @@ def test_the_cache_write_stops_at_the_reads_time_limit(series: Path) -> None:
         assert "time limit" in str(e)
     assert cache_files(series) == []
     assert values(series) == expected(range(20))
-    assert cache_files(series) == ["20"]
+    assert cache_files(series) == ["0+20"]
 
 
 def test_within_limits_interrupts_work_at_the_deadline() -> None:
