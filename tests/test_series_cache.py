@@ -326,3 +326,143 @@ def test_within_limits_interrupts_work_at_the_deadline() -> None:
         assert ctx.con.execute("SELECT 42").fetchall() == [(42,)]  # still usable
     finally:
         ctx.close()
+
+
+# --- segments (a refresh writes the tail only; merges as a binary counter) -------------
+
+
+@pytest.fixture
+def small_tail(monkeypatch: pytest.MonkeyPatch) -> int:
+    """A new segment from 2 uncached versions on: a refresh after every other append."""
+    monkeypatch.setattr(seriescache, "MIN_PARTS", 2)
+    return 2
+
+
+def segment_files(root: Path) -> dict[str, Path]:
+    return {
+        "+".join(_fields(p)[:2]): p
+        for p in (root / "cache" / "series").rglob("*.parquet")
+        if not p.name.startswith(".tmp-")
+    }
+
+
+def rows_in(path: Path) -> int:
+    return pq.read_metadata(path).num_rows
+
+
+def test_refreshes_write_the_tail_and_merge_as_a_binary_counter(
+    series: Path, small_tail: int
+) -> None:
+    values(series)
+    planted = plant(the_cache(series), version(0, offset=1000).slice(0, 1))
+    written = []
+    for first in range(20, 30, 2):
+        append(series, first, 2)
+        before = set(segment_files(series))
+        # the planted rows stand for versions 0..19 in every read, merged or not
+        assert values(series) == [1000, *expected(range(20, first + 2))]
+        new = {k: p for k, p in segment_files(series).items() if k not in before}
+        assert len(new) == 1
+        ((name, path),) = new.items()
+        written.append((name, rows_in(path)))
+    # [0,20) + 2: 20 > 2*2, kept; then 2 <= 2*2 merged, 4 <= 2*2 merged; 6 > 2*2 kept;
+    # then 2 + 2 + 6 = 10, and 20 <= 2*10: all merged (31 rows: the plant holds 1)
+    assert written == [("20+2", 6), ("20+4", 12), ("20+6", 18), ("26+2", 6), ("0+30", 31)]
+    # 73 rows written in all where rewriting the series each time wrote 3 * (22 + ... + 30)
+    assert sum(n for _, n in written) == 73
+    # files merged away stay while young (a query may still read them): all of them here
+    assert cache_files(series) == ["0+20", "0+30", "20+2", "20+4", "20+6", "26+2"]
+    assert planted.exists()
+    assert Pond.open(series).maintain().tables["series_cache"] == {"removed": 5}
+    assert cache_files(series) == ["0+30"]
+    assert values(series) == [1000, *expected(range(20, 30))]
+
+
+def test_superseded_files_go_once_old_at_the_next_write(series: Path, small_tail: int) -> None:
+    values(series)
+    append(series, 20, 2)
+    values(series)  # [20, 22) written
+    append(series, 22, 2)
+    values(series)  # merged into [20, 24)
+    assert cache_files(series) == ["0+20", "20+2", "20+4"]
+    old = segment_files(series)["20+2"]
+    os.utime(old, (0, 0))  # out of the chain longer than a query may run
+    append(series, 24, 2)
+    values(series)  # [20, 26): removes the old file, keeps the young one it merged away
+    assert cache_files(series) == ["0+20", "20+4", "20+6"]
+    append(series, 26, 2)
+    values(series)
+    assert cache_files(series) == ["0+20", "20+4", "20+6", "26+2"]
+    assert values(series) == expected(range(28))
+
+
+def test_a_revert_in_the_middle_keeps_the_segments_before_it(series: Path, small_tail: int) -> None:
+    values(series)
+    plant(the_cache(series), version(0, offset=1000).slice(0, 1))
+    seqs = append(series, 20, 4)
+    assert values(series) == [1000, *expected(range(20, 24))]
+    assert cache_files(series) == ["0+20", "20+4"]
+    Pond.open(series).revert(seqs[2], force=True)  # version 22 out
+    # [0, 20) still read from its file; [20, 24) no longer matches: 20, 21, 23 read, and
+    # written as [20, 23)
+    assert values(series) == [1000, *expected([20, 21, 23])]
+    assert cache_files(series) == ["0+20", "20+3", "20+4"]
+    assert values(series) == [1000, *expected([20, 21, 23])]
+    assert Pond.open(series).maintain().tables["series_cache"] == {"removed": 1}
+    assert cache_files(series) == ["0+20", "20+3"]
+
+
+def test_windows_use_the_segments_they_keep_whole(series: Path, small_tail: int) -> None:
+    values(series)
+    plant(the_cache(series), version(0, offset=1000).slice(0, 1))
+    append(series, 20, 4)
+    values(series)
+    assert cache_files(series) == ["0+20", "20+4"]
+    # keeps every version: both segments stand for them (the planted rows come back)
+    assert values(series, time_range=(T0, T0 + 100 * MIN)) == [1000, *expected(range(20, 24))]
+    # leaves version 0 out: no segment is exact, the versions are read
+    assert values(series, time_range=(T0 + 3 * MIN, T0 + 100 * MIN)) == expected(range(1, 24))
+
+
+def test_a_damaged_segment_drops_only_itself(series: Path, small_tail: int) -> None:
+    values(series)
+    append(series, 20, 4)
+    values(series)
+    assert cache_files(series) == ["0+20", "20+4"]
+    path = segment_files(series)["20+4"]
+    size = path.stat().st_size
+    path.write_bytes(b"g" * size)  # same size, no Parquet
+    assert values(series) == expected(range(24))
+    assert cache_files(series) == ["0+20"]
+    assert values(series) == expected(range(24))  # [20, 24) written again
+    assert cache_files(series) == ["0+20", "20+4"]
+
+
+def test_many_refreshes_keep_few_segments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One version per refresh, 40 refreshes: every older segment holds more than twice the
+    versions of the next newer one (so at most log2(40) + 1 of them), and each version is
+    written a few times, not once per refresh."""
+    monkeypatch.setattr(seriescache, "MIN_PARTS", 1)
+    root = tmp_path / "pond"
+    Pond.create(root)
+    rows_written = 0
+    for k in range(40):
+        append(root, k, 1)
+        before = set(segment_files(root))
+        assert values(root) == expected(range(k + 1))
+        rows_written += sum(rows_in(p) for n, p in segment_files(root).items() if n not in before)
+    chain = seriescache.lookup(
+        next((root / "cache" / "series").glob("*/*")),
+        Pond.open(root).fs.series_live_versions(*_ids(root)),
+    )
+    sizes = [e.count for e in chain]
+    assert [(e.start, e.count) for e in chain] == [(0, 34), (34, 5), (39, 1)]
+    assert all(a > 2 * b for a, b in zip(sizes, sizes[1:], strict=False))
+    # each version written 3.9 times on average; rewriting the series at every refresh
+    # wrote 3 * (1 + 2 + ... + 40) = 3 * 820 rows
+    assert rows_written == 3 * 156
+
+
+def _ids(root: Path) -> tuple[str, str]:
+    loc = Pond.open(root).fs.require("/s/t")
+    return loc.part_id, loc.node_id
