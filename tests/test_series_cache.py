@@ -466,3 +466,22 @@ def test_many_refreshes_keep_few_segments(tmp_path: Path, monkeypatch: pytest.Mo
 def _ids(root: Path) -> tuple[str, str]:
     loc = Pond.open(root).fs.require("/s/t")
     return loc.part_id, loc.node_id
+
+
+def test_crash_while_merging_leaves_the_chain_and_reads_exact(series: Path) -> None:
+    values(series)
+    append(series, 20, MANY)  # 16 new versions: the next read writes [0, 36), merging
+    args = ["cat", "--format", "csv", "--sql", "SELECT count(*) AS n, sum(value) AS s FROM source"]
+    crashed = run_pond(
+        *args,
+        "/s/t",
+        pond=series,
+        env={"POND_CRASH_AT": "series_cache_before_publish"},
+        check=False,
+    )
+    assert crashed.returncode == -signal.SIGKILL
+    assert cache_files(series) == ["0+20", "tmp"]
+    want = f"108,{sum(expected(range(36)))}"
+    assert run_pond(*args, "/s/t", pond=series).stdout.decode().splitlines()[1] == want
+    assert cache_files(series) == ["0+20", "0+36", "tmp"]
+    assert run_pond(*args, "/s/t", pond=series).stdout.decode().splitlines()[1] == want

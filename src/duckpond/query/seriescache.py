@@ -86,7 +86,10 @@ def register_series(
         select = ctx.tables[names[0]]  # all of the read's rows
     else:  # the merged segments and the tail only, under a name of pond's own
         private = f"__pond_series_{uuid.uuid4().hex[:12]}"
-        register(sources, [private])
+        try:
+            register(sources, [private])
+        except (FormatError, NotFoundError):
+            return  # the read registered them already: not expected, but no cache then
         select = ctx.tables[private]
     written = _write(ctx, select, directory, plan)
     if written is None:
