@@ -165,9 +165,10 @@ def series_parts(
     if cache_dir is not None and len(keep) >= seriescache.MIN_PARTS:
         chain = seriescache.lookup(cache_dir, list(zip(versions, hashes, strict=True)))
         # a segment is exact only when the window would have kept every version it holds:
-        # the chain up to the first one it does not
+        # the chain up to the first one it does not (`keep` ascends without repeats, so
+        # it holds 0 .. end - 1 when its entry end - 1 is end - 1)
         for seg in chain:
-            if keep[: seg.end] != list(range(seg.end)):
+            if len(keep) < seg.end or keep[seg.end - 1] != seg.end - 1:
                 break
             segments.append(seg)
     covered = segments[-1].end if segments else 0
