@@ -387,9 +387,13 @@ def test_superseded_files_go_once_old_at_the_next_write(series: Path, small_tail
     assert cache_files(series) == ["0+20", "20+2", "20+4"]
     old = segment_files(series)["20+2"]
     os.utime(old, (0, 0))  # out of the chain longer than a query may run
+    legacy = old.parent / f"20-{'0' * 40}-99.parquet"  # as the cache once named a file
+    legacy.write_bytes(b"x" * 99)
+    os.utime(legacy, (0, 0))
     append(series, 24, 2)
-    values(series)  # [20, 26): removes the old file, keeps the young one it merged away
+    values(series)  # [20, 26): removes the old files, keeps the young one it merged away
     assert cache_files(series) == ["0+20", "20+4", "20+6"]
+    assert not legacy.exists()
     append(series, 26, 2)
     values(series)
     assert cache_files(series) == ["0+20", "20+4", "20+6", "26+2"]
@@ -485,3 +489,33 @@ def test_crash_while_merging_leaves_the_chain_and_reads_exact(series: Path) -> N
     assert run_pond(*args, "/s/t", pond=series).stdout.decode().splitlines()[1] == want
     assert cache_files(series) == ["0+20", "0+36", "tmp"]
     assert run_pond(*args, "/s/t", pond=series).stdout.decode().splitlines()[1] == want
+
+
+def test_types_read_alike_through_merged_segments(tmp_path: Path, small_tail: int) -> None:
+    """Segments written as the versions come (a column added at version 5, nulls, a time
+    zone), merged: the same schema and rows as the versions read as they are."""
+    root = tmp_path / "pond"
+    pond = Pond.create(root)
+    zone = pa.timestamp("us", tz="America/New_York")
+    for k in range(12):
+        cols = {
+            "timestamp": pa.array([T0 + k * MIN], pa.int64()).cast(zone),
+            "name": pa.array([f"n{k}" if k % 3 else None]),
+        }
+        if k >= 5:
+            cols["extra"] = pa.array([k], pa.int16())
+        with pond.transaction(args=["test", str(k)]) as tx:
+            tx.write_series("/s/t", pa.table(cols), parents=True)
+        Pond.open(root).read("/s/t")
+    assert cache_files(root) == ["0+2", "0+4", "0+6", "0+10", "6+2", "10+2"]
+    chain = seriescache.lookup(
+        next((root / "cache" / "series").glob("*/*")),
+        Pond.open(root).fs.series_live_versions(*_ids(root)),
+    )
+    assert [(e.start, e.count) for e in chain] == [(0, 10), (10, 2)]  # 0..4 without `extra`
+    uncached = Pond.open(root).read("/s/t", time_range=(T0 - MIN, T0 + 100 * MIN))
+    cached = Pond.open(root).read("/s/t")
+    assert cached.schema == uncached.schema
+    assert cached.to_pylist() == uncached.to_pylist()
+    assert cached.column("extra").to_pylist() == [None] * 5 + list(range(5, 12))
+    assert cached.column("name").to_pylist() == [f"n{k}" if k % 3 else None for k in range(12)]

@@ -172,16 +172,22 @@ def sweep(
         except OSError:
             pass
     keep = set(chain_paths)
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return 0
     removed = 0
-    for e in entries(directory):
-        if e.path in keep:
+    # every `.parquet` but the chain's and temporary files: also those named as an older
+    # version of the cache named them
+    for path in (directory / n for n in names if n.endswith(".parquet") and not n.startswith(_TMP)):
+        if path in keep:
             continue
         try:
-            if now - e.path.stat().st_mtime <= age:
+            if now - path.stat().st_mtime <= age:
                 continue
         except OSError:
             continue
-        remove(e.path)
+        remove(path)
         removed += 1
     return removed
 
