@@ -71,9 +71,14 @@ def register_series(
         # a damaged or vanished segment: dropped, the versions read as they are; the next
         # read writes it again (not this one: its connection may hold the damaged file's
         # bytes under the name a new file would get)
-        for path in _damaged([Path(p.path or "") for p in segments]):
+        paths = [Path(p.path or "") for p in segments]
+        damaged = _damaged(paths)
+        for path in damaged:
             seriescache.remove(path)
         register(fs.series_parts(part_id, node_id, time_start, time_end))
+        if not damaged:  # every footer reads, yet only the versions register: which one
+            for path in paths:  # of the segments failed is unknown
+                seriescache.remove(path)
         return
     if time_start is not None or time_end is not None:
         return  # a window's parts are not all the versions: nothing to cache
@@ -106,8 +111,7 @@ def register_series(
 
 
 def _damaged(paths: list[Path]) -> list[Path]:
-    """The segments whose Parquet footer cannot be read (all of them when each one's can:
-    which one failed is then unknown)."""
+    """The segments whose Parquet footer cannot be read."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -117,7 +121,7 @@ def _damaged(paths: list[Path]) -> list[Path]:
             pq.read_metadata(path)
         except (OSError, pa.ArrowException):
             bad.append(path)
-    return bad or paths
+    return bad
 
 
 @dataclass(frozen=True)
