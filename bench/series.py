@@ -10,6 +10,11 @@
     each sample (not timed), so the read decodes the 1,000 versions and writes the cache.
 23a-append 1,000 versions (warm cache) + 1 version appended after the cache was written, vs
     the same 1,001,000 rows in one version.
+23a-grow a collector and its dashboard: 1,000 versions (warm cache), then 64 more appended
+    one by one, each followed by a read (every 16th writes a segment of the new versions),
+    the 64 reads' total time vs 64 reads of the 1-version pond (which holds 1M rows where
+    the growing series reaches 1.064M), read by read next to each other, the order
+    alternating. The final answer is checked equal to the same rows in one version.
 23b the same read limited to a 10 % time window (`--time-start/--time-end`) vs 23a's full
     (warm) read of the many-version series: reported only.
 
@@ -24,11 +29,13 @@ import shutil
 import statistics
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
+from duckpond import seriescache
 from duckpond.pond import Pond
 
 from .common import POND_BIN, Result, Timer, fmt_s, log, ratio_row, run_process
@@ -56,6 +63,82 @@ def cat(pond: Path, *extra: str) -> list[str]:
 def answer(argv: list[str]) -> str:
     proc = subprocess.run(argv, capture_output=True, check=True)
     return proc.stdout.decode()
+
+
+@dataclass
+class Grown:
+    appends: int
+    total: float  # the growing series' reads, summed
+    baseline: float  # as many reads of the 1-version pond
+    samples: list[float]
+    written: int  # segment files written by the reads
+    bytes_written: int
+    chain: int  # segment files in the cache at the end
+    chain_bytes: int
+
+
+def _cache_files(root: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_size for p in (root / "cache" / "series").rglob("*.parquet")}
+
+
+def _grow(
+    work: Path,
+    many: Path,
+    one_argv: list[str],
+    tables: list[pa.Table],
+    versions: int,
+    rows_per: int,
+    rng: np.random.Generator,
+    appends: int,
+) -> Grown:
+    """23a-grow: a copy of the warm many-version pond, appended to and read in turns."""
+    grown = work / "grown"
+    shutil.copytree(many, grown)
+    argv = cat(grown, "--sql", QUERY, "/s/temp")
+    log(f"23a-grow: {appends} appends, each followed by a read, next to a 1-version read")
+    total = baseline = 0.0
+    samples: list[float] = []
+    seen = set(_cache_files(grown))
+    written = bytes_written = 0
+    added = []
+    for k in range(appends):
+        table = version_table(versions + 1 + k, rows_per, rng)
+        added.append(table)
+        with Pond.open(grown).transaction(args=["bench", "append", str(k)]) as tx:
+            tx.write_series("/s/temp", table)
+        for name in ("grown", "one") if k % 2 else ("one", "grown"):
+            elapsed = run_process(argv if name == "grown" else one_argv)
+            if name == "grown":
+                total += elapsed
+                samples.append(elapsed)
+            else:
+                baseline += elapsed
+        files = _cache_files(grown)
+        new = {n: size for n, size in files.items() if n not in seen}
+        written += len(new)
+        bytes_written += sum(new.values())
+        seen |= set(files)
+    same = work / "grown_one"
+    with Pond.create(same).transaction(args=["bench", "load"]) as tx:
+        tx.write_series("/s/temp", pa.concat_tables([*tables, *added]), parents=True)
+    if answer(argv) != answer(cat(same, "--sql", QUERY, "/s/temp")):
+        raise RuntimeError("23a-grow: the grown series answers otherwise than its rows in one")
+    pond = Pond.open(grown)
+    loc = pond.fs.require("/s/temp")
+    chain = seriescache.lookup(
+        seriescache.node_dir(grown, loc.part_id, loc.node_id),
+        pond.fs.series_live_versions(loc.part_id, loc.node_id),
+    )
+    return Grown(
+        appends,
+        total,
+        baseline,
+        samples,
+        written,
+        bytes_written,
+        len(chain),
+        sum(e.size for e in chain),
+    )
 
 
 def run(work: Path, quick: bool) -> Result:
@@ -122,6 +205,8 @@ def run(work: Path, quick: bool) -> Result:
     if answer(argv["many"]) != got["one"]:  # the cache the last cold read wrote
         raise RuntimeError("23: the cache written by a cold read answers otherwise")
 
+    grow = _grow(work, many, argv["one"], tables, versions, rows_per, rng, 16 if quick else 64)
+
     locate: list[float] = []
     warm: list[float] = []
     for _ in range(9):
@@ -162,6 +247,14 @@ def run(work: Path, quick: bool) -> Result:
             ratio=t.pair_ratio("appended", "one_plus"),
         ),
         ratio_row(
+            "23a-grow",
+            f"{versions:,} versions (warm) + {grow.appends} appends, each then read: "
+            "the reads' total vs as many reads of 1 version",
+            grow.total,
+            grow.baseline,
+            1.3,
+        ),
+        ratio_row(
             "23b",
             "the same with a 10% time window vs the full read",
             t.median("window"),
@@ -172,6 +265,9 @@ def run(work: Path, quick: bool) -> Result:
     ]
     notes = [
         f"23: answer checked equal: {got['many'].splitlines()[1]}",
+        f"23a-grow: {grow.written} segment files written, {grow.bytes_written:,} bytes in all "
+        f"(the series' cache at the end: {grow.chain_bytes:,} bytes in {grow.chain} files); "
+        f"read samples (s) " + " ".join(f"{x:.2f}" for x in grow.samples),
         f"23: locating the {versions:,} parts in process (fresh Pond): "
         f"{fmt_s(statistics.median(locate))} median of 9; through the cache (1 file, no "
         f"version's content read): {fmt_s(statistics.median(warm))}",

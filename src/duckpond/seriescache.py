@@ -1,16 +1,20 @@
 """The series read cache's layout and keys: a local, derived, content-addressed copy of a
-series' first versions as one Parquet file, so that a read of a series of many small
-(inline) versions decodes them once, not on every read (issue 19; docs/series.md).
+series' live versions as a few Parquet files (segments), so that a read of a series of many
+small (inline) versions decodes each of them once, not on every read (issue 19;
+docs/series.md).
 
-`<pond>/cache/series/<partition>/<node>/<count>-<key>-<size>.parquet` holds the rows of the
-node's first `count` live versions, schema-unified. The key is a hash chained over those
-versions' (version, content hash) in order, so a read whose live versions start with exactly
-those versions finds it, and any other list (undo, revert, collapse, a rewritten version)
-computes another key and never reads it. `size` is the file's length: a truncated or
-appended-to file is not used. Files are written under a `.tmp-` name, fsynced and renamed.
-Nothing here is data: remotes never push it, fsck never reads it, `pond maintain` removes
-what no longer matches (`prune`). This module has the file names and keys only (no Parquet);
-storage/seriesparts.py looks a cache up, query/seriescache.py writes one.
+`<pond>/cache/series/<partition>/<node>/<start>-<count>-<key>-<size>.parquet` holds the rows
+of the node's live versions [start, start + count), schema-unified. The key is the prefix key
+at its end: a hash chained over the (version, content hash) of live versions 0 .. start +
+count - 1 in order, so a read whose live versions start with exactly those versions can use
+it, and any other list (undo, revert, collapse, a rewritten version) computes another key
+and never reads it. `size` is the file's length: a truncated or appended-to file is not
+used. A read uses the chain of segments from version 0 on, each starting where the one
+before ended, each checked on its own (`lookup`). Files are written under a `.tmp-` name,
+fsynced and renamed. Nothing here is data: remotes never push it, fsck never reads it,
+`pond maintain` removes what is not in the chain (`prune`). This module has the file names
+and keys only (no Parquet); storage/seriesparts.py looks a chain up, query/seriescache.py
+writes segments and merges them.
 """
 
 from __future__ import annotations
@@ -18,12 +22,12 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-# A read builds or refreshes the cache when at least this many inline versions are not
-# in it yet: below, reading them as they are costs less than rewriting the cache.
+# A read writes a new segment when at least this many inline versions are not in the cache
+# yet: below, reading them as they are costs less than writing a file.
 MIN_PARTS = 16
 
 START = ""  # the key of the empty prefix
@@ -43,21 +47,30 @@ def chain(key: str, version: int, content_hash: str) -> str:
 
 @dataclass(frozen=True)
 class Entry:
-    """A cache file: the first `count` versions, chained into `key`, `size` bytes."""
+    """A segment file: live versions [start, start + count), `key` the prefix key at its
+    end, `size` bytes."""
 
     path: Path
+    start: int
     count: int
     key: str
     size: int
+
+    @property
+    def end(self) -> int:
+        return self.start + self.count
 
 
 def _parse(directory: Path, name: str) -> Entry | None:
     if not name.endswith(".parquet") or name.startswith(_TMP):
         return None
     fields = name[: -len(".parquet")].split("-")
-    if len(fields) != 3 or not fields[0].isdigit() or not fields[2].isdigit():
+    if len(fields) != 4 or not all(fields[i].isdigit() for i in (0, 1, 3)):
         return None
-    return Entry(directory / name, int(fields[0]), fields[1], int(fields[2]))
+    start, count, key, size = int(fields[0]), int(fields[1]), fields[2], int(fields[3])
+    if count < 1:
+        return None
+    return Entry(directory / name, start, count, key, size)
 
 
 def entries(directory: Path) -> list[Entry]:
@@ -68,48 +81,59 @@ def entries(directory: Path) -> list[Entry]:
     return [e for e in (_parse(directory, n) for n in names) if e is not None]
 
 
-def _valid(found: Sequence[Entry], versions: Sequence[tuple[int, str | None]]) -> list[Entry]:
-    """The files whose key is a prefix of `versions`, shortest first."""
-    by_count: dict[int, list[Entry]] = {}
-    for e in found:
-        if e.count <= len(versions):
-            by_count.setdefault(e.count, []).append(e)
-    out = []
+def _whole(entry: Entry) -> bool:
+    try:
+        return entry.path.stat().st_size == entry.size
+    except OSError:
+        return False
+
+
+def _chain_of(found: Sequence[Entry], versions: Sequence[tuple[int, str | None]]) -> list[Entry]:
+    """The fewest segments covering the longest prefix of `versions` (oldest first): each
+    starting where the one before ends, each one's key the prefix key at its end, each
+    whole on disk."""
+    ends = {e.end for e in found if e.end <= len(versions)}
+    if not ends:
+        return []
+    # the prefix keys at the segments' ends (a version without a content hash ends them)
+    keys: dict[int, str] = {}
     key = START
-    for i, (version, digest) in enumerate(versions):
-        if not by_count:
-            break
-        if digest is None:  # no content hash: nothing from here on can be keyed
+    for i, (version, digest) in enumerate(versions[: max(ends)]):
+        if digest is None:
             break
         key = chain(key, version, digest)
-        for e in by_count.pop(i + 1, []):
-            if e.key == key:
-                out.append(e)
-    return out
-
-
-def lookup(directory: Path, versions: Sequence[tuple[int, str | None]]) -> Entry | None:
-    """The cache file covering the longest prefix of `versions` (oldest first), if one is
-    there whole (its size as named)."""
-    for e in reversed(_valid(entries(directory), versions)):
-        try:
-            if e.path.stat().st_size == e.size:
-                return e
-        except OSError:
+        if i + 1 in ends:
+            keys[i + 1] = key
+    # reach[p]: the fewest segments covering versions [0, p); starts ascending, so a
+    # segment's start is final before any segment from it is looked at
+    reach: dict[int, list[Entry]] = {0: []}
+    for e in sorted(found, key=lambda e: (e.start, -e.count)):
+        before = reach.get(e.start)
+        if before is None or keys.get(e.end) != e.key:
             continue
-    return None
+        if e.end in reach and len(reach[e.end]) <= len(before) + 1:
+            continue
+        if _whole(e):
+            reach[e.end] = [*before, e]
+    return reach[max(reach)]
 
 
-def file_name(count: int, key: str, size: int) -> str:
-    return f"{count}-{key}-{size}.parquet"
+def lookup(directory: Path, versions: Sequence[tuple[int, str | None]]) -> list[Entry]:
+    """The segments holding the longest prefix of `versions` (the node's live versions,
+    oldest first) that the cache has whole, oldest first; [] when none."""
+    return _chain_of(entries(directory), versions)
+
+
+def file_name(start: int, count: int, key: str, size: int) -> str:
+    return f"{start}-{count}-{key}-{size}.parquet"
 
 
 def temp_path(directory: Path) -> Path:
     return directory / f"{_TMP}{os.getpid()}-{os.urandom(6).hex()}.parquet"
 
 
-def publish(tmp: Path, count: int, key: str) -> Path:
-    """Make the written `tmp` the cache file of (count, key): fsynced, renamed, the
+def publish(tmp: Path, start: int, count: int, key: str) -> Path:
+    """Make the written `tmp` the segment of (start, count, key): fsynced, renamed, the
     directory fsynced."""
     fd = os.open(tmp, os.O_RDONLY)
     try:
@@ -117,7 +141,7 @@ def publish(tmp: Path, count: int, key: str) -> Path:
         size = os.fstat(fd).st_size
     finally:
         os.close(fd)
-    final = tmp.parent / file_name(count, key, size)
+    final = tmp.parent / file_name(start, count, key, size)
     os.replace(tmp, final)
     dfd = os.open(tmp.parent, os.O_RDONLY)
     try:
@@ -134,15 +158,46 @@ def remove(path: Path) -> None:
         pass
 
 
-def prune(directory: Path, versions: Sequence[tuple[int, str | None]] | None) -> int:
-    """Remove the node's stale cache files: every one but the longest matching `versions`
-    (the node's live versions now; None: the node is gone, all go) and crashed writes'
-    temporary files. Returns how many files were removed."""
+def sweep(
+    directory: Path, chain_paths: Iterable[Path], superseded: Iterable[Path], age: float
+) -> int:
+    """After a read wrote a segment: mark the files it merged away as superseded now (their
+    mtime), and remove every segment file not in the chain superseded more than `age`
+    seconds ago (a query started before may still read a younger one). Returns how many
+    files were removed."""
+    now = time.time()
+    for path in superseded:
+        try:
+            os.utime(path, (now, now))
+        except OSError:
+            pass
+    keep = set(chain_paths)
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return 0
     removed = 0
-    keep = None
-    if versions is not None:
-        valid = _valid(entries(directory), versions)
-        keep = valid[-1].path if valid else None
+    # every `.parquet` but the chain's and temporary files: also those named as an older
+    # version of the cache named them
+    for path in (directory / n for n in names if n.endswith(".parquet") and not n.startswith(_TMP)):
+        if path in keep:
+            continue
+        try:
+            if now - path.stat().st_mtime <= age:
+                continue
+        except OSError:
+            continue
+        remove(path)
+        removed += 1
+    return removed
+
+
+def prune(directory: Path, versions: Sequence[tuple[int, str | None]] | None) -> int:
+    """Remove the node's stale cache files: every one but the chain `lookup` finds for
+    `versions` (the node's live versions now; None: the node is gone, all go) and crashed
+    writes' temporary files. Returns how many files were removed."""
+    removed = 0
+    keep = {e.path for e in lookup(directory, versions)} if versions is not None else set()
     try:
         names = os.listdir(directory)
     except OSError:
@@ -156,7 +211,7 @@ def prune(directory: Path, versions: Sequence[tuple[int, str | None]] | None) ->
                     continue  # a read may be writing it
             except OSError:
                 continue
-        elif path == keep:
+        elif path in keep:
             continue
         remove(path)
         removed += 1

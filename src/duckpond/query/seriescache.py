@@ -2,21 +2,27 @@
 and keys; docs/developer/query-engine.md the design).
 
 A series of many small versions keeps each one as inline Parquet bytes in the data table;
-reading it decoded every one of them on every read. The first read that finds at least
-`MIN_PARTS` inline versions not in the cache writes the rows it registered as one Parquet
-file in the pond's cache directory; later reads register that file by path (as a blob is
-read) plus only the versions appended since. The cache is an optimisation only: a file
-that cannot be written or read is dropped and the versions are read as they are.
+reading it decoded every one of them on every read. The cache holds the live versions as a
+chain of segment files; a read registers those by path (as a blob is read) plus the
+versions appended since (the tail). A read that finds at least `MIN_PARTS` inline versions
+in the tail writes the tail as a new segment, merged with the newest segments as a binary
+counter merges (each segment kept more than twice the size of the next newer one): a
+version is rewritten O(log N) times in all, and a read sees O(log N) files. The cache is an
+optimisation only: a file that cannot be written or read is dropped and the versions are
+read as they are.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import seriescache
 from ..crashpoints import crash_point
 from ..errors import FormatError, NotFoundError
+from .limits import DEFAULT_TIMEOUT
 from .pondview import NodeStore, StoredPart
 from .relations import Part, register_parts
 from .sql import SOURCE_NAMES, QueryContext, _literal, within_limits
@@ -24,6 +30,11 @@ from .sql import SOURCE_NAMES, QueryContext, _literal, within_limits
 # rows per Parquet row group of a cache file: DuckDB's own default, so a scan runs on every
 # core and the row groups' statistics prune a time window
 _ROW_GROUP = 122_880
+
+# A file merged away or no longer in the chain is removed by a later write only once it has
+# been out of the chain this long: a query that registered it before may run until its
+# time limit.
+SUPERSEDED_AGE_S = DEFAULT_TIMEOUT
 
 
 def register_series(
@@ -40,11 +51,11 @@ def register_series(
     """Register the node's live versions in [time_start, time_end] under `names`
     (relations.register_parts), through the series read cache."""
 
-    def register(found: Sequence[StoredPart | Part]) -> None:
+    def register(found: Sequence[StoredPart | Part], as_names: Sequence[str] = names) -> None:
         register_parts(
             ctx,
             [Part(p.path, p.data, p.min_time, p.max_time) for p in found],
-            names=names,
+            names=as_names,
             time_column=time_column,
             time_start=time_start,
             time_end=time_end,
@@ -54,45 +65,96 @@ def register_series(
     try:
         register(found)
     except (FormatError, NotFoundError):
-        if not found or found[0].cache_key is None:
+        segments = [p for p in found if p.cache_key is not None]
+        if not segments:
             raise
-        # a damaged or vanished cache file: dropped, the versions read as they are; the
-        # next read writes it again (not this one: its connection may hold the damaged
-        # file's bytes under the name a new file would get)
-        seriescache.remove(Path(found[0].path or ""))
+        # a damaged or vanished segment: dropped, the versions read as they are; the next
+        # read writes it again (not this one: its connection may hold the damaged file's
+        # bytes under the name a new file would get)
+        paths = [Path(p.path or "") for p in segments]
+        damaged = _damaged(paths)
+        for path in damaged:
+            seriescache.remove(path)
         register(fs.series_parts(part_id, node_id, time_start, time_end))
+        if not damaged:  # every footer reads, yet only the versions register: which one
+            for path in paths:  # of the segments failed is unknown
+                seriescache.remove(path)
         return
     if time_start is not None or time_end is not None:
         return  # a window's parts are not all the versions: nothing to cache
     directory = fs.series_cache_dir(part_id, node_id)
-    target = _target(found)
-    if directory is None or target is None:
+    plan = _plan(found)
+    if directory is None or plan is None:
         return
-    written = _write(ctx, ctx.tables[names[0]], directory, *target)
+    sources = found[plan.first :]
+    if plan.first == 0:
+        select = ctx.tables[names[0]]  # all of the read's rows
+    else:  # the merged segments and the tail only, under a name of pond's own
+        private = f"__pond_series_{uuid.uuid4().hex[:12]}"
+        try:
+            register(sources, [private])
+        except (FormatError, NotFoundError):
+            return  # the read registered them already: not expected, but no cache then
+        select = ctx.tables[private]
+    written = _write(ctx, select, directory, plan)
     if written is None:
         return
+    kept = [Path(p.path or "") for p in found[: plan.first]]
     try:
-        register([_cache_part(written, found)])
+        register([*found[: plan.first], _cache_part(written, sources)])
     except (FormatError, NotFoundError):  # the new file is unreadable: the parts it holds
         seriescache.remove(written)
         register(found)
+        return
+    merged = [Path(p.path or "") for p in sources if p.cache_key is not None]
+    seriescache.sweep(directory, [*kept, written], merged, SUPERSEDED_AGE_S)
 
 
-def _target(found: Sequence[StoredPart]) -> tuple[int, str] | None:
-    """(count, key) of a cache holding every part of `found`, when enough of them are
-    inline versions the cache does not hold yet; None otherwise."""
-    cached = found[0] if found and found[0].cache_key is not None else None
-    tail = found[1:] if cached is not None else found
+def _damaged(paths: list[Path]) -> list[Path]:
+    """The segments whose Parquet footer cannot be read."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    bad = []
+    for path in paths:
+        try:
+            pq.read_metadata(path)
+        except (OSError, pa.ArrowException):
+            bad.append(path)
+    return bad
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A segment to write: the parts from `first` on (the segments it merges and the tail)
+    as live versions [start, start + count), `key` the prefix key at its end."""
+
+    first: int
+    start: int
+    count: int
+    key: str
+
+
+def _plan(found: Sequence[StoredPart]) -> _Plan | None:
+    """The segment a read of all of `found` writes, when enough of its tail are inline
+    versions the cache does not hold yet; None otherwise."""
+    n_segments = sum(1 for p in found if p.cache_key is not None)
+    segments, tail = found[:n_segments], found[n_segments:]
     if sum(1 for p in tail if p.data is not None) < seriescache.MIN_PARTS:
         return None
-    key = cached.cache_key if cached is not None and cached.cache_key else seriescache.START
-    count = cached.covers if cached is not None else 0
+    key = segments[-1].cache_key if segments and segments[-1].cache_key else seriescache.START
     for part in tail:
         if part.content_hash is None:
             return None
         key = seriescache.chain(key, part.version, part.content_hash)
-        count += 1
-    return count, key
+    # a binary counter: the newest segments merged in while each holds at most twice the
+    # versions merged so far, so the chain's sizes more than double from newest to oldest
+    first, count = n_segments, len(tail)
+    while first > 0 and segments[first - 1].covers <= 2 * count:
+        first -= 1
+        count += segments[first].covers
+    start = sum(p.covers for p in segments[:first])
+    return _Plan(first, start, count, key)
 
 
 def _cache_part(path: Path, found: Sequence[StoredPart]) -> Part:
@@ -105,9 +167,9 @@ def _cache_part(path: Path, found: Sequence[StoredPart]) -> Part:
     )
 
 
-def _write(ctx: QueryContext, select: str, directory: Path, count: int, key: str) -> Path | None:
-    """The rows `select` gives, written as the cache file of (count, key); None when it
-    cannot be written (a read-only or full disk): the read goes on without it."""
+def _write(ctx: QueryContext, select: str, directory: Path, plan: _Plan) -> Path | None:
+    """The rows `select` gives, written as the segment `plan` says; None when it cannot be
+    written (a read-only or full disk): the read goes on without it."""
     import duckdb
 
     tmp = seriescache.temp_path(directory)
@@ -119,7 +181,7 @@ def _write(ctx: QueryContext, select: str, directory: Path, count: int, key: str
             seriescache.remove(tmp)
             return None
         crash_point("series_cache_before_publish")
-        return seriescache.publish(tmp, count, key)
+        return seriescache.publish(tmp, plan.start, plan.count, plan.key)
     except (OSError, duckdb.Error):
         seriescache.remove(tmp)
         return None

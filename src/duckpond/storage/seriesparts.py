@@ -34,8 +34,9 @@ _PART_COLUMNS = ["version", "content_hash", "min_event_time", "max_event_time"]
 class SeriesPart:
     """One version's Parquet object: a blob store file (`path`) or inline bytes (`data`),
     with the event-time range of its rows (µs UTC; None: unknown, never pruned). A series
-    read cache file (seriescache.py) stands for the first `covers` live versions: its
-    `cache_key` is theirs, `version` the last one's."""
+    read cache segment (seriescache.py) stands for `covers` live versions, following the
+    segments before it: its `cache_key` is the prefix key at its end, `version` its last
+    version."""
 
     version: int
     path: str | None
@@ -148,9 +149,9 @@ def series_parts(
     [start, end], oldest first. When none can, the newest version alone (a reader takes
     the schema of an empty result from it; its range still excludes it from any scan).
 
-    With `cache_dir` (seriescache.node_dir), a read cache file holding the longest prefix
-    of the live versions stands for them when the window keeps every one of them: their
-    contents are not read."""
+    With `cache_dir` (seriescache.node_dir), the read cache's segments holding the longest
+    prefix of the live versions stand for them (each one when the window keeps every
+    version up to its end): their contents are not read."""
     index = table.partition_index(part_id)
     marks = _marks(table, part_id, node_id)
     # the live versions only: collapsed, reverted and bounds-only versions are not read
@@ -160,13 +161,17 @@ def series_parts(
     keep = [i for i in range(len(positions)) if overlaps(lows[i], highs[i], start, end)]
     if not keep and positions:
         keep = [len(positions) - 1]
-    cached = None
+    segments: list[seriescache.Entry] = []
     if cache_dir is not None and len(keep) >= seriescache.MIN_PARTS:
-        cached = seriescache.lookup(cache_dir, list(zip(versions, hashes, strict=True)))
-        # exact only when the window would have kept every version the file holds
-        if cached is not None and keep[: cached.count] != list(range(cached.count)):
-            cached = None
-    covered = cached.count if cached is not None else 0
+        chain = seriescache.lookup(cache_dir, list(zip(versions, hashes, strict=True)))
+        # a segment is exact only when the window would have kept every version it holds:
+        # the chain up to the first one it does not (`keep` ascends without repeats, so
+        # it holds 0 .. end - 1 when its entry end - 1 is end - 1)
+        for seg in chain:
+            if len(keep) < seg.end or keep[seg.end - 1] != seg.end - 1:
+                break
+            segments.append(seg)
+    covered = segments[-1].end if segments else 0
     # contents of the kept versions, file by file (rows of a file in one pass)
     by_file: dict[str, list[tuple[int, int]]] = {}
     for i in keep[covered:]:
@@ -177,18 +182,18 @@ def series_parts(
         values = table.contents_at(rel, [row for _, row in rows])
         contents.update(zip([i for i, _ in rows], values, strict=True))
     out = []
-    if cached is not None:
-        lo, hi = lows[:covered], highs[:covered]
+    for seg in segments:
+        lo, hi = lows[seg.start : seg.end], highs[seg.start : seg.end]
         out.append(
             SeriesPart(
-                versions[covered - 1],
-                str(cached.path),
+                versions[seg.end - 1],
+                str(seg.path),
                 None,
                 None if None in lo else min(x for x in lo if x is not None),
                 None if None in hi else max(x for x in hi if x is not None),
                 None,
-                covered,
-                cached.key,
+                seg.count,
+                seg.key,
             )
         )
     for i in keep[covered:]:
