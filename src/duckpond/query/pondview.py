@@ -46,7 +46,7 @@ class NodeStore(Protocol):
 
 class StoredPart(Protocol):
     """Where one stored series version is (storage.seriesparts.SeriesPart), or a read
-    cache file standing for the first `covers` of them (duckpond.seriescache)."""
+    cache segment standing for `covers` consecutive live versions (duckpond.seriescache)."""
 
     @property
     def version(self) -> int: ...
