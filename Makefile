@@ -2,6 +2,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# One pytest worker more than the CPUs this process may use: most tests wait on `pond`
+# processes starting and on fsync, so a third worker on 2 cores keeps them busy
+# (docs/developer/testing.md, "Keeping the suite fast"). `make test TEST_WORKERS=2` overrides.
+TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print(len(os.sched_getaffinity(0)) + 1)')
 
 .PHONY: setup test lint docs demo bench clean
 
@@ -17,7 +21,7 @@ test: $(STAMP)
 	$(BIN)/ruff check src tests $(wildcard bench)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/pytest -n auto --durations=25
+	$(BIN)/pytest -n $(TEST_WORKERS) --durations=25
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site-docs
 	@test $$(wc -l < README.md) -le 320 || { echo 'README.md is over 320 lines: move the detail into docs/'; exit 1; }
 
