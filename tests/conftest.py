@@ -126,4 +126,6 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
 
 
 # The local S3 server and fresh remotes (file:// and s3://) for the remote tests.
+# Headless Chromium (`browser`) for the site's browser tests.
+from chromium import browser  # noqa: E402, F401
 from s3server import remote, s3_remote, s3_server  # noqa: E402, F401

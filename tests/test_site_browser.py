@@ -11,43 +11,20 @@ import csv
 import datetime as dt
 import io
 import json
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from chromium import CHROMIUM, INSTALL
 from site_pond import make_pond
 
 from duckpond.pond import Pond
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-INSTALL = (
-    "headless Chromium is needed for the browser tests: apt-get install chromium "
-    "(and pip install playwright, in the dev extras)"
-)
-# Chromium as the project runs it: no sandbox (root in CI), no network chatter of its own.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 LINE_COLOR = (0x1F, 0x77, 0xB4)  # the first series colour (builder.PALETTE[0])
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=INSTALL)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api", reason=INSTALL)
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

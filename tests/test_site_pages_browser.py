@@ -4,25 +4,16 @@ link to a series opens that series' chart."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from chromium import CHROMIUM, INSTALL
 from site_pond import make_pond
-from test_site_browser import CHROMIUM, CHROMIUM_ARGS, INSTALL, Page, wait_drawn
+from test_site_browser import Page, wait_drawn
 from test_site_pages import PAGES, add_notes
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=INSTALL)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api", reason=INSTALL)
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def test_markdown_page_opens_from_the_nav_and_links_to_a_series_chart(

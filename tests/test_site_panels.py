@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,17 +17,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
+from chromium import CHROMIUM, INSTALL
 
 from duckpond.pond import Pond
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: bench.weather
 from bench.weather import MEASURES, ORIGINS, csv_bytes, weather, wide  # noqa: E402
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-needs_browser = pytest.mark.skipif(
-    CHROMIUM is None, reason="headless Chromium is needed: apt-get install chromium"
-)
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+needs_browser = pytest.mark.skipif(CHROMIUM is None, reason=INSTALL)
 AUTO = [
     ("temp, dewp, humid", ["temp", "dewp", "humid"]),
     ("wind_dir", ["wind_dir"]),
@@ -58,17 +54,6 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     )
     pond.site_build(base / "site", config=str(config))
     return {"out": base / "site", "table": table, "csv": csv_bytes(table)}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if CHROMIUM is None:
-        pytest.skip("headless Chromium is needed: apt-get install chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture
