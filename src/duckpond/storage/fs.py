@@ -4,7 +4,6 @@ state. A write transaction's view (storage/staging.py) walks paths the same way.
 
 from __future__ import annotations
 
-import bisect
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from .seriesparts import (
     series_bounds,
     series_parts,
     version_columns,
+    version_parts,
 )
 
 if TYPE_CHECKING:
@@ -34,8 +34,6 @@ if TYPE_CHECKING:
 MAX_SYMLINK_DEPTH = 32
 # the index columns of a version listing (VersionColumns), beside version and attributes
 _TAIL_COLUMNS = ["txn_seq", "content_hash", "min_event_time", "max_event_time"]
-# the index columns of a version's part (SeriesPart), beside its content
-_PART_COLUMNS = ["version", "content_hash", "min_event_time", "max_event_time"]
 
 
 @dataclass(frozen=True)
@@ -159,31 +157,8 @@ class PondFS:
         return len(found), VersionColumns([v for v, _, _ in tail], txns, hashes, lows, highs, attrs)
 
     def version_parts(self, part_id: str, node_id: str, versions: list[int]) -> list[SeriesPart]:
-        """The parts of the node's versions numbered `versions`, in that order (those not
-        stored are left out), each found by bisection: in proportion to how many are asked
-        for, not to the history (a sealed reduction's open buckets)."""
-        index = self.table.partition_index(part_id)
-        found = index.node_versions(node_id)
-        positions = []
-        for v in versions:
-            i = bisect.bisect_left(found, (v,))
-            if i < len(found) and found[i][0] == v:
-                positions.append(found[i][1])
-        numbers, hashes, lows, highs = index.columns_at(positions, _PART_COLUMNS)
-        by_file: dict[str, list[tuple[int, int]]] = {}  # each file's rows read in one pass
-        for i, pos in enumerate(positions):
-            rel, row = index.file_row(pos)
-            by_file.setdefault(rel, []).append((i, row))
-        contents: dict[int, bytes | None] = {}
-        for rel, rows in by_file.items():
-            values = self.table.contents_at(rel, [row for _, row in rows])
-            contents.update(zip([i for i, _ in rows], values, strict=True))
-        out = []
-        for i in range(len(positions)):
-            data, digest = contents[i], hashes[i]
-            path = str(self.blobs.path_for(digest)) if data is None and digest is not None else None
-            out.append(SeriesPart(numbers[i], path, data, lows[i], highs[i]))
-        return out
+        """The parts of the node's versions numbered `versions` (seriesparts.version_parts)."""
+        return version_parts(self.table, self.blobs, part_id, node_id, versions)
 
     def series_bounds(self, part_id: str, node_id: str) -> Bounds:
         """The series' temporal bounds (set-temporal-bounds), from the index alone."""

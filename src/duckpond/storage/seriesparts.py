@@ -12,6 +12,7 @@ more time finding its parts than reading them).
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from ..nodes import NodeRow
     from .blobs import BlobStore
     from .datatable import DataTable
+    from .partindex import PartIndex
 
 # The index columns a part needs (contents are read apart, for the kept versions only).
 _PART_COLUMNS = ["version", "content_hash", "min_event_time", "max_event_time"]
@@ -172,15 +174,7 @@ def series_parts(
                 break
             segments.append(seg)
     covered = segments[-1].end if segments else 0
-    # contents of the kept versions, file by file (rows of a file in one pass)
-    by_file: dict[str, list[tuple[int, int]]] = {}
-    for i in keep[covered:]:
-        rel, row = index.file_row(positions[i])
-        by_file.setdefault(rel, []).append((i, row))
-    contents: dict[int, bytes | None] = {}
-    for rel, rows in by_file.items():
-        values = table.contents_at(rel, [row for _, row in rows])
-        contents.update(zip([i for i, _ in rows], values, strict=True))
+    contents = _contents(table, index, {i: positions[i] for i in keep[covered:]})
     out = []
     for seg in segments:
         lo, hi = lows[seg.start : seg.end], highs[seg.start : seg.end]
@@ -200,6 +194,45 @@ def series_parts(
         data, digest = contents[i], hashes[i]
         path = str(blobs.path_for(digest)) if data is None and digest is not None else None
         out.append(SeriesPart(versions[i], path, data, lows[i], highs[i], digest))
+    return out
+
+
+def _contents(
+    table: DataTable, index: PartIndex, positions: dict[int, int]
+) -> dict[int, bytes | None]:
+    """The inline content (None: in the blob store) at each index position, keyed as
+    given: file by file, each file's rows in one pass."""
+    by_file: dict[str, list[tuple[int, int]]] = {}
+    for key, pos in positions.items():
+        rel, row = index.file_row(pos)
+        by_file.setdefault(rel, []).append((key, row))
+    contents: dict[int, bytes | None] = {}
+    for rel, rows in by_file.items():
+        values = table.contents_at(rel, [row for _, row in rows])
+        contents.update(zip([key for key, _ in rows], values, strict=True))
+    return contents
+
+
+def version_parts(
+    table: DataTable, blobs: BlobStore, part_id: str, node_id: str, versions: list[int]
+) -> list[SeriesPart]:
+    """The parts of the node's versions numbered `versions`, in that order (those not
+    stored are left out), each found by bisection: in proportion to how many are asked
+    for, not to the history (a sealed reduction's open buckets)."""
+    index = table.partition_index(part_id)
+    found = index.node_versions(node_id)
+    positions = []
+    for v in versions:
+        i = bisect.bisect_left(found, (v,))
+        if i < len(found) and found[i][0] == v:
+            positions.append(found[i][1])
+    numbers, hashes, lows, highs = index.columns_at(positions, _PART_COLUMNS)
+    contents = _contents(table, index, dict(enumerate(positions)))
+    out = []
+    for i in range(len(positions)):
+        data, digest = contents[i], hashes[i]
+        path = str(blobs.path_for(digest)) if data is None and digest is not None else None
+        out.append(SeriesPart(numbers[i], path, data, lows[i], highs[i], digest))
     return out
 
 
