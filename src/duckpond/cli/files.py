@@ -9,7 +9,6 @@ import click
 
 from ..errors import InvalidPathError, PondUsageError
 from .app import FORMATS, State, cli, log, query_limits
-from .progress import progress_bar
 
 # A copy shows its bar from this many bytes: a smaller one is over before a bar helps.
 COPY_BAR_BYTES = 16 << 20
@@ -70,6 +69,8 @@ def copy(
         written = st.open().copy_out(sources, target.path)
         log().info("copied %d file(s) to %s", len(written), target.path)
         return
+    from .progress import progress_bar
+
     total = 0
     for s in sources:
         src = parse_source(s)
