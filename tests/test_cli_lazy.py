@@ -58,6 +58,7 @@ def test_the_table_names_every_command_where_it_is_defined() -> None:
 
 
 def test_cat_imports_only_the_module_that_defines_it(tmp_path: Path) -> None:
+    """And of the rest of pond, only the query modules a host file's SQL needs."""
     path = tmp_path / "t.parquet"
     pq.write_table(pa.table({"k": [1, 2, 2], "v": [0.5, 1.5, 2.5]}), path)
     args = [
@@ -71,15 +72,21 @@ def test_cat_imports_only_the_module_that_defines_it(tmp_path: Path) -> None:
     code = (
         "import sys; from duckpond.cli.main import cli\n"
         f"cli.main(args={args!r}, prog_name='pond', standalone_mode=False)\n"
-        "print(sorted(m for m in sys.modules if m.startswith('duckpond.cli.')))"
+        "print(sorted(m for m in sys.modules if m.startswith('duckpond.')))\n"
+        "print('json' in sys.modules, 'logging' in sys.modules)"
     )
     out = _probe(code).splitlines()
+    # a host file needs neither the pond's views, the format registry, json (for CSV) nor
+    # logging (nothing on its path logs)
     assert out == [
         '"k","s"',
         "1,0.5",
         "2,4",
-        "['duckpond.cli.app', 'duckpond.cli.files', 'duckpond.cli.main', "
-        "'duckpond.cli.progress', 'duckpond.cli.render']",
+        "['duckpond.cli', 'duckpond.cli.app', 'duckpond.cli.files', 'duckpond.cli.main', "
+        "'duckpond.cli.render', 'duckpond.errors', 'duckpond.query', 'duckpond.query.limits', "
+        "'duckpond.query.relations', 'duckpond.query.rows', 'duckpond.query.sources', "
+        "'duckpond.query.sql', 'duckpond.query.urls']",
+        "False False",
     ]
     assert run_pond(*args).stdout.decode() == '"k","s"\n1,0.5\n2,4\n'
 

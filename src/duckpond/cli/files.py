@@ -9,7 +9,6 @@ import click
 
 from ..errors import InvalidPathError, PondUsageError
 from .app import FORMATS, State, cli, log, query_limits
-from .progress import progress_bar
 
 # A copy shows its bar from this many bytes: a smaller one is over before a bar helps.
 COPY_BAR_BYTES = 16 << 20
@@ -70,6 +69,8 @@ def copy(
         written = st.open().copy_out(sources, target.path)
         log().info("copied %d file(s) to %s", len(written), target.path)
         return
+    from .progress import progress_bar
+
     total = 0
     for s in sources:
         src = parse_source(s)
@@ -150,8 +151,10 @@ def cat(
     memory_limit: int | None,
 ) -> None:
     """Raw bytes of a file, or a table/series/query result."""
-    from ..query.urls import is_host
+    from ..query.urls import is_host, is_host_parquet
 
+    if not is_host_parquet(path):  # a pond or a format reader may log (app.cli)
+        st.setup_logging()
     pond = None if is_host(path) else st.open()
     if pond is not None and query is None and fmt in (None, "raw") and pond.is_raw(path):
         if fmt is None and sys.stdout.isatty():

@@ -88,6 +88,11 @@ def main() -> None:
         if path:
             _store(path, _render_help())
         full()
+    from ..query.limits import use_default_database
+
+    # the first query uses the database DuckDB opens at import, not a second one
+    # (docs/developer/process-settings.md)
+    use_default_database()
     from .main import main as full
 
     full()

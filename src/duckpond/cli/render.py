@@ -4,15 +4,14 @@ what every `pond` command prints, by the command group it serves."""
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from collections.abc import Iterator, Sequence
-from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any
 
 import click
 
-# rich loads in the functions that print with it: `--format json` never imports it.
+# rich loads in the functions that print with it: `--format json` never imports it; json
+# loads where JSON is written: `pond cat --sql ... --format csv` never imports it.
 if TYPE_CHECKING:
     import logging
 
@@ -66,6 +65,8 @@ def err_console() -> Console:
 
 
 def print_json(value: object) -> None:
+    import json
+
     text = _records_json(value)
     if text is None:
         text = json.dumps(value, indent=2, default=str)
@@ -78,9 +79,10 @@ def _records_json(value: object) -> str | None:
 
     With an indent, json.dumps runs its pure-Python encoder; this builds the same text
     from the C string encoder it uses, ~5x faster on 100,000 entries (bench 11)."""
+    from json.encoder import encode_basestring_ascii as enc
+
     if type(value) is not list or not value:
         return None
-    enc = encode_basestring_ascii
     keys: dict[str, str] = {}  # key -> its encoded line start (records share their keys)
     records = []
     for rec in value:
@@ -260,6 +262,8 @@ def recover(report: RecoverReport) -> None:
 
 
 def maintain(report: MaintainReport) -> None:
+    import json
+
     for name, counts in report.to_json().items():
         console().print(f"{name}: {json.dumps(counts, default=str)}")
 

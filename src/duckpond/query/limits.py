@@ -54,6 +54,25 @@ def parse_size(text: str) -> int | None:
 _process_bound: dict[str, int | None] = {"requested": None, "applied": None}
 
 
+# The CLI's process: DuckDB opens a database when imported (its default connection's); the
+# first query context may use it instead of opening another (sql.QueryContext).
+_default_database: dict[str, bool] = {}
+
+
+def use_default_database() -> None:
+    """Let this process's first query context configure, lock and use the database DuckDB
+    opened at import (`duckdb.default_connection()`) rather than open a second one (~13 ms of
+    CPU, most of a small `pond cat --sql`'s own cost): for the CLI, a process of its own
+    that uses DuckDB through pond alone, never for a library user's process."""
+    _default_database["free"] = True
+
+
+def take_default_database() -> bool:
+    """True, once per process, when the CLI allowed the default database and no context
+    took it yet (the taker locks its configuration: later contexts open their own)."""
+    return _default_database.pop("free", False)
+
+
 def bound_process_memory(limit: int | None) -> None:
     """Ask for this process's data segment to be capped by `limit` once its first query
     starts (see apply_process_bound): for the CLI, a process of its own, never for a

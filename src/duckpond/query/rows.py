@@ -13,7 +13,6 @@ pyarrow's CSV spelling of numbers, the JSON value mapping, the same rich table.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -251,6 +250,8 @@ def values(result: Rows) -> list[list[Any]]:
 
 def write_json(result: Rows, sink: IO[str]) -> None:
     """As output.write_json_stream: one JSON array of records."""
+    import json  # here, not at the top: a CSV or a table never needs it (~1.5 ms)
+
     names = result.names
     records = [
         json.dumps(dict(zip(names, row, strict=True)), ensure_ascii=False) for row in values(result)
@@ -300,5 +301,7 @@ def format_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dict | list):
+        import json
+
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     return str(value)

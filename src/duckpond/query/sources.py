@@ -16,16 +16,33 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .. import formats, nodes, seriesview
 from ..errors import InvalidPathError, PondError, PondUsageError, QueryError
 from .limits import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT, import_outside_bound
-from .pondview import DerivedReads, NodeStore, SourcePond, no_version, row_at
 from .urls import SourceURL, parse_source
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from .. import nodes
     from . import relations, rows, sql
+
+    # no_version and row_at: found here by importers (pond/__init__.py)
+    from .pondview import DerivedReads, NodeStore, SourcePond, no_version, row_at  # noqa: F401
+
+# What only a pond file or a format needs (the pond's protocols and node types, the series
+# view, the format registry) is imported where it is used: `pond cat host+table:///x.parquet
+# --sql ...` loads none of it (~3 ms of its start, bench group `engine`). Importers still
+# find the protocols here (module __getattr__, PEP 562).
+_PONDVIEW = ("DerivedReads", "NodeStore", "SourcePond", "no_version", "row_at")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PONDVIEW:
+        from . import pondview
+
+        return getattr(pondview, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 TimeLike = int | str | dt.datetime | None
 
@@ -192,6 +209,7 @@ def register_source(
 
     src = parse_source(url)
     if src.format is not None:
+        from .. import formats
         from .formatread import format_table
 
         table = format_table(src, pond, derived, version)
@@ -207,6 +225,8 @@ def register_source(
                 ctx, [relations.Part(path=src.path, data=None, min_time=None, max_time=None)]
             )
         else:
+            from .. import formats
+
             raise QueryError(
                 f"{url} is raw bytes; read it in a format (host+csv://, host+oteljson://, "
                 f"...: {', '.join(formats.names())}) or as Parquet (host+table://)"
@@ -214,6 +234,9 @@ def register_source(
         return
     if pond is None:
         raise no_pond()
+    from .. import formats, nodes, seriesview
+    from .pondview import no_version, row_at
+
     node = pond.derived(src.path)
     if node is not None:
         if derived is None:
@@ -325,6 +348,7 @@ def format_source(
     """The table a format URL stores, and its time column: the one asked for, else (for a
     series) the format's own when the table has it, else None (detected on write)."""
     s.check_storable()
+    from .. import formats
     from .formatread import format_table
 
     table = format_table(s, None)

@@ -44,6 +44,7 @@ from .limits import (
     format_size,
     new_spill_dir,
     remove_spill_dir,
+    take_default_database,
 )
 
 if TYPE_CHECKING:  # pyarrow loads where Arrow data is made: a small `cat --sql` never needs it
@@ -63,6 +64,15 @@ def _quote(name: str) -> str:
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+_AFTER_CONNECT = ("SET TimeZone = 'UTC'", "SET parquet_metadata_cache = true")
+
+
+def _setting(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return _literal(str(value))
 
 
 def _close_all(holder: list[Any], spill: str, files: list[str]) -> None:
@@ -106,14 +116,24 @@ class QueryContext:
         }
         if self.memory_limit:
             config["memory_limit"] = f"{self.memory_limit}B"
-        con = duckdb.connect(":memory:", config=config)
+        if take_default_database():
+            # the CLI's first context: a connection of its own (a cursor) to the database
+            # DuckDB opened at import, configured as a new one would be; its configuration
+            # is locked with this context's (limits.use_default_database)
+            con = duckdb.default_connection().cursor()
+            con.execute("; ".join(f"SET {k} = {_setting(v)}" for k, v in config.items()))
+        else:
+            con = duckdb.connect(":memory:", config=config)
         # results in UTC whatever the machine's zone; footers read once per context, not per
         # query (both need an extension loaded first, hence not in the connect config)
-        for setting in ("SET TimeZone = 'UTC'", "SET parquet_metadata_cache = true"):
-            try:
-                con.execute(setting)
-            except duckdb.Error:
-                pass
+        try:
+            con.execute(";".join(_AFTER_CONNECT))
+        except duckdb.Error:  # one of them failed: each on its own, as far as it goes
+            for setting in _AFTER_CONNECT:
+                try:
+                    con.execute(setting)
+                except duckdb.Error:
+                    pass
         return con
 
     def table_exist(self, name: str) -> bool:
@@ -164,15 +184,14 @@ class QueryContext:
         """No file, URL or setting is reachable from SQL from here on but the parts."""
         if self._locked:
             return
-        con = self.con
+        settings = []
         if self._paths:
-            con.execute(
-                f"SET allowed_paths = [{', '.join(_literal(p) for p in sorted(self._paths))}]"
-            )
+            paths = ", ".join(_literal(p) for p in sorted(self._paths))
+            settings.append(f"SET allowed_paths = [{paths}]")
         if self._files:
-            con.execute(f"SET allowed_directories = [{_literal(self._files[0] + os.sep)}]")
-        con.execute("SET enable_external_access = false")
-        con.execute("SET lock_configuration = true")
+            settings.append(f"SET allowed_directories = [{_literal(self._files[0] + os.sep)}]")
+        settings += ["SET enable_external_access = false", "SET lock_configuration = true"]
+        self.con.execute("; ".join(settings))  # one call: in order, stopping at an error
         self._locked = True
 
     def close(self) -> None:

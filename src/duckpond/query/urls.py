@@ -16,8 +16,10 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from duckpond import formats
 from duckpond.errors import PondUsageError
+
+# duckpond.formats (its registry and base classes, ~3 ms) is imported where a URL names a
+# format or a compression: `host+table:///x.parquet` and pond paths never load it.
 
 Entry = Literal["table", "series"]
 
@@ -101,8 +103,23 @@ def is_host(url: str) -> bool:
     return split is not None and split[0].split("+", 1)[0] == "host"
 
 
+def is_host_parquet(url: str) -> bool:
+    """True for ``host+table:`` and ``host+series:`` URLs (a host Parquet file, which the
+    engine reads alone); never raises."""
+    split = _split_scheme(url)
+    return split is not None and split[0] in ("host+table", "host+series")
+
+
 def _is_format(name: str) -> bool:
+    from duckpond import formats
+
     return name in formats.names()
+
+
+def _is_compression(name: str) -> bool:
+    from duckpond import formats
+
+    return name in formats.COMPRESSIONS
 
 
 def _parse_modifiers(url: str, base: str, mods: list[str]) -> tuple[str, Entry | None, str | None]:
@@ -121,7 +138,7 @@ def _parse_modifiers(url: str, base: str, mods: list[str]) -> tuple[str, Entry |
             entry = mod  # type: ignore[assignment]
             if fmt == "raw":
                 fmt = mod
-        elif mod in formats.COMPRESSIONS:
+        elif _is_compression(mod):
             if compression is not None:
                 raise _usage(f"more than one compression in '{url}'")
             if base == "host" and fmt == "raw":
@@ -147,6 +164,8 @@ def _split_options(fmt: str, path: str, url: str) -> tuple[str, tuple[tuple[str,
         pairs = parse_qsl(path[cut + 1 :], keep_blank_values=True, strict_parsing=True)
     except ValueError as e:
         raise _usage(f"bad options in '{url}': {e}") from None
+    from duckpond import formats
+
     known = formats.get(fmt).options
     for name, _ in pairs:
         if name not in known:
@@ -174,7 +193,7 @@ def parse_source(url: str) -> SourceURL:
     scheme, rest = split
     base, *mods = scheme.split("+")
     if base != "host" and not _is_format(base):
-        if base in formats.COMPRESSIONS:
+        if _is_compression(base):
             raise _usage(f"a compression cannot be the first word of a scheme: '{scheme}'")
         raise _usage(f"unknown URL scheme '{scheme}' in '{url}'")
     if "" in mods:
