@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from duckpond.errors import PondUsageError
-from duckpond.query.urls import SourceURL, is_host, is_host_parquet, parse_source
+from duckpond.query.urls import SourceURL, is_host, parse_source
 
 
 @pytest.mark.parametrize(
@@ -81,18 +81,6 @@ def test_is_host() -> None:
     assert not is_host("hostile:///x")
     assert not is_host("")
     assert parse_source("host+table:///x").is_host
-
-
-def test_is_host_parquet() -> None:
-    """The URLs `pond cat` reads without configuring logging: a host Parquet file only."""
-    assert is_host_parquet("host+table:///x.parquet")
-    assert is_host_parquet("HOST+Series:///x.parquet")
-    assert not is_host_parquet("host+csv+table:///x.csv")  # a format reader may warn
-    assert not is_host_parquet("host+table+gzip:///x")
-    assert not is_host_parquet("host:///x")
-    assert not is_host_parquet("/pond/table")
-    assert not is_host_parquet("table:///x")
-    assert not is_host_parquet("")
 
 
 @given(st.text(alphabet=st.characters(exclude_characters="\x00"), min_size=0, max_size=40))

@@ -31,18 +31,11 @@ FORMATS = click.Choice(["table", "json"])
 
 
 class State:
-    def __init__(
-        self, pond: str | None, vars: dict[str, str], wait: float, quiet: bool = False
-    ) -> None:
+    def __init__(self, pond: str | None, vars: dict[str, str], wait: float) -> None:
         self.pond_arg = pond
         self.vars = vars
         self.wait = wait
-        self.quiet = quiet
         self.argv = ["pond", *sys.argv[1:]]
-
-    def setup_logging(self) -> None:
-        """Configure pond's messages on stderr (for a command that defers it: `cat`)."""
-        _setup_logging(self.quiet)
 
     def path(self) -> Path:
         from ..pond import pond_path_from_env
@@ -192,11 +185,8 @@ def cli(
     ctx: click.Context, pond_path: str | None, vars_: tuple[str, ...], wait: float, quiet: bool
 ) -> None:
     """pond: a versioned, SQL-queryable data store on Delta Lake."""
-    # `pond cat` configures logging itself, unless it reads a host Parquet file: nothing on
-    # that path logs, so a small `cat --sql` never imports logging (~3 ms; files.py)
-    if ctx.invoked_subcommand != "cat":
-        _setup_logging(quiet)
-    ctx.obj = State(pond_path, _parse_vars(vars_), wait, quiet)
+    _setup_logging(quiet)
+    ctx.obj = State(pond_path, _parse_vars(vars_), wait)
 
 
 def log() -> logging.Logger:

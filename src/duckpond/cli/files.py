@@ -151,10 +151,8 @@ def cat(
     memory_limit: int | None,
 ) -> None:
     """Raw bytes of a file, or a table/series/query result."""
-    from ..query.urls import is_host, is_host_parquet
+    from ..query.urls import is_host
 
-    if not is_host_parquet(path):  # a pond or a format reader may log (app.cli)
-        st.setup_logging()
     pond = None if is_host(path) else st.open()
     if pond is not None and query is None and fmt in (None, "raw") and pond.is_raw(path):
         if fmt is None and sys.stdout.isatty():

@@ -103,13 +103,6 @@ def is_host(url: str) -> bool:
     return split is not None and split[0].split("+", 1)[0] == "host"
 
 
-def is_host_parquet(url: str) -> bool:
-    """True for ``host+table:`` and ``host+series:`` URLs (a host Parquet file, which the
-    engine reads alone); never raises."""
-    split = _split_scheme(url)
-    return split is not None and split[0] in ("host+table", "host+series")
-
-
 def _is_format(name: str) -> bool:
     from duckpond import formats
 
