@@ -84,7 +84,7 @@ def test_cat_imports_only_the_module_that_defines_it(tmp_path: Path) -> None:
         "['duckpond.cli', 'duckpond.cli.app', 'duckpond.cli.files', 'duckpond.cli.main', "
         "'duckpond.cli.render', 'duckpond.errors', 'duckpond.query', 'duckpond.query.limits', "
         "'duckpond.query.relations', 'duckpond.query.rows', 'duckpond.query.sources', "
-        "'duckpond.query.sql', 'duckpond.query.urls']",
+        "'duckpond.query.sql', 'duckpond.query.sqltext', 'duckpond.query.urls']",
         "False",
     ]
     assert run_pond(*args).stdout.decode() == '"k","s"\n1,0.5\n2,4\n'

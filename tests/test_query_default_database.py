@@ -34,7 +34,7 @@ def _probe(code: str) -> dict[str, object]:
 def _code(parquet: Path, claim: bool) -> str:
     return f"""
 import json, duckdb
-from duckpond.query import limits, sql
+from duckpond.query import limits, sql, sqltext
 from duckpond.query.relations import Part, register_parts
 from duckpond.query.rows import small_result
 from duckpond.errors import QueryError
@@ -45,7 +45,7 @@ out = {{}}
 def context(limit, key):
     ctx = sql.make_context(limit)
     register_parts(ctx, [Part(path={str(parquet)!r})])
-    q = {SETTINGS!r}.format(spill=sql._literal(ctx.spill))
+    q = {SETTINGS!r}.format(spill=sqltext.literal(ctx.spill))
     out[key] = small_result(ctx, q, None).rows[0]
     try:
         small_result(ctx, "SELECT * FROM read_csv('/etc/passwd')", None)

@@ -28,6 +28,7 @@ from ..errors import InvalidPathError, NotFoundError, PondUsageError, QueryError
 from .limits import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
 from .pondview import DerivedReads, SourcePond
 from .sources import no_pond, register_source, stream_batches
+from .sqltext import literal, quote
 from .urls import parse_source
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ def is_pond_ref(name: str) -> bool:
 
 def _serialize(ctx: QueryContext, text: str) -> dict[str, Any] | None:
     # a literal, not a parameter: a prepared statement costs 3x the parse itself
-    raw = ctx.con.sql(f"SELECT json_serialize_sql({_literal(text)})").fetchone()
+    raw = ctx.con.sql(f"SELECT json_serialize_sql({literal(text)})").fetchone()
     parsed: dict[str, Any] = json.loads(raw[0]) if raw else {"error": True}
     return None if parsed.get("error") else parsed
 
@@ -116,14 +117,6 @@ def table_refs(ctx: QueryContext, query: str) -> TableRefs:
 
 # ---------------------------------------------------------------------------------------------
 # registering the references
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _alias(ctx: QueryContext, name: str) -> None:
@@ -202,7 +195,7 @@ def _register_glob(
                 f"file; query the files one by one"
             )
         _alias(ctx, name)
-        selects.append(f"SELECT *, {_literal(path)} AS {FILENAME_COLUMN} FROM {_quote(name)}")
+        selects.append(f"SELECT *, {literal(path)} AS {FILENAME_COLUMN} FROM {quote(name)}")
     from . import relations
 
     relations.publish(ctx, [ref], " UNION ALL BY NAME ".join(selects))
@@ -263,7 +256,7 @@ def _check_bare(
         if name in refs.ctes or ctx.table_exist(name):
             continue
         try:
-            ctx.con.sql(f"SELECT * FROM {_quote(name)} LIMIT 0")
+            ctx.con.sql(f"SELECT * FROM {quote(name)} LIMIT 0")
         except duckdb.Error:
             known = ", ".join(f"'{f}'" for f in found if not f.startswith("__pond"))
             where = f"tables in this query: {known}; " if known else ""

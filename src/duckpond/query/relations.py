@@ -15,7 +15,8 @@ import duckdb
 
 from duckpond.errors import FormatError, NotFoundError
 
-from .sql import SOURCE_NAMES, QueryContext, _clean, _literal, _quote
+from .sql import SOURCE_NAMES, QueryContext, clean_message
+from .sqltext import literal, quote
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -166,7 +167,7 @@ def _run_select(
         return f"SELECT * FROM {name}"
     paths = _part_paths(ctx, parts)
     opened.update(zip(paths, parts, strict=True))
-    listing = ", ".join(_literal(p) for p in paths)
+    listing = ", ".join(literal(p) for p in paths)
     return f"SELECT * FROM read_parquet([{listing}], union_by_name = true)"
 
 
@@ -176,8 +177,8 @@ def _read_error(e: duckdb.Error, parts: Sequence[Part], paths: Sequence[str]) ->
         if path in msg and ("Parquet" in msg or "parquet" in msg or "magic" in msg):
             return FormatError(f"not a Parquet file: {part.describe()}")
     if isinstance(e, duckdb.ConversionException | duckdb.BinderException):
-        return FormatError(f"the file's versions have incompatible schemas: {_clean(msg)}")
-    return FormatError(f"cannot read the file's parts: {_clean(msg)}")
+        return FormatError(f"the file's versions have incompatible schemas: {clean_message(msg)}")
+    return FormatError(f"cannot read the file's parts: {clean_message(msg)}")
 
 
 def _new_base(ctx: QueryContext, body: str) -> str:
@@ -188,7 +189,7 @@ def _new_base(ctx: QueryContext, body: str) -> str:
 
 def publish(ctx: QueryContext, names: Sequence[str], select: str) -> None:
     for name in names:
-        ctx.run(("sql", f"CREATE OR REPLACE VIEW {_quote(name)} AS {select}", None))
+        ctx.run(("sql", f"CREATE OR REPLACE VIEW {quote(name)} AS {select}", None))
         ctx._tables[name] = select
 
 
@@ -235,9 +236,9 @@ def _where(
     kind = _column_type(ctx, relation, column)
     conds = []
     if start is not None:
-        conds.append(f"{_quote(column)} >= {_time_literal(kind, start)}")
+        conds.append(f"{quote(column)} >= {_time_literal(kind, start)}")
     if end is not None:
-        conds.append(f"{_quote(column)} <= {_time_literal(kind, end)}")
+        conds.append(f"{quote(column)} <= {_time_literal(kind, end)}")
     if not conds:
         _time_literal(kind, 0)  # the type must still be a time
     return " AND ".join(conds)

@@ -25,7 +25,8 @@ from ..errors import FormatError, NotFoundError
 from .limits import DEFAULT_TIMEOUT
 from .pondview import NodeStore, StoredPart
 from .relations import Part, register_parts
-from .sql import SOURCE_NAMES, QueryContext, _literal, within_limits
+from .sql import SOURCE_NAMES, QueryContext, within_limits
+from .sqltext import literal
 
 # rows per Parquet row group of a cache file: DuckDB's own default, so a scan runs on every
 # core and the row groups' statistics prune a time window
@@ -192,7 +193,7 @@ def _copy(ctx: QueryContext, select: str, tmp: Path) -> None:
     through Arrow when the connection is already locked against writing files."""
     if not ctx.locked:
         ctx.con.execute(
-            f"COPY ({select}) TO {_literal(str(tmp))} "
+            f"COPY ({select}) TO {literal(str(tmp))} "
             f"(FORMAT parquet, ROW_GROUP_SIZE {_ROW_GROUP}, COMPRESSION snappy)"
         )
         return

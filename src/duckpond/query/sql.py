@@ -46,6 +46,7 @@ from .limits import (
     remove_spill_dir,
     take_default_database,
 )
+from .sqltext import literal, quote
 
 if TYPE_CHECKING:  # pyarrow loads where Arrow data is made: a small `cat --sql` never needs it
     import pyarrow as pa
@@ -58,21 +59,13 @@ _BATCH_ROWS = 65_536
 _LINK_ROOT = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 _AFTER_CONNECT = ("SET TimeZone = 'UTC'", "SET parquet_metadata_cache = true")
 
 
 def _setting(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    return _literal(str(value))
+    return literal(str(value))
 
 
 def _close_all(holder: list[Any], spill: str, files: list[str]) -> None:
@@ -186,10 +179,10 @@ class QueryContext:
             return
         settings = []
         if self._paths:
-            paths = ", ".join(_literal(p) for p in sorted(self._paths))
+            paths = ", ".join(literal(p) for p in sorted(self._paths))
             settings.append(f"SET allowed_paths = [{paths}]")
         if self._files:
-            settings.append(f"SET allowed_directories = [{_literal(self._files[0] + os.sep)}]")
+            settings.append(f"SET allowed_directories = [{literal(self._files[0] + os.sep)}]")
         settings += ["SET enable_external_access = false", "SET lock_configuration = true"]
         self.con.execute("; ".join(settings))  # one call: in order, stopping at an error
         self._locked = True
@@ -237,7 +230,7 @@ def time_bucket_sql(bucket_us: int, column: str, column_type: pa.DataType) -> st
     positive whatever the sign convention of %)."""
     import pyarrow as pa
 
-    q = _quote(column)
+    q = quote(column)
     if pa.types.is_timestamp(column_type):
         us = f"epoch_us({q})"
     elif pa.types.is_integer(column_type):
@@ -264,7 +257,7 @@ _CATEGORY_RE = re.compile(r"^[A-Z][A-Za-z ]* Error: ")
 _SYSTEM_HINT_RE = re.compile(r' ?Did you mean "(?:pg_|duckdb_|sqlite_|information_schema)[^"]*"\?')
 
 
-def _clean(raw: str) -> str:
+def clean_message(raw: str) -> str:
     """DuckDB's message on one line: its category prefix, the query excerpt (LINE n: ...)
     and the generic advice dropped."""
     text = raw
@@ -295,7 +288,7 @@ def check_read_only(ctx: QueryContext, query: str) -> str:
     try:
         statements = ctx.con.extract_statements(query)
     except duckdb.Error as e:
-        raise QueryError(f"SQL syntax error: {_clean(str(e))}") from None
+        raise QueryError(f"SQL syntax error: {clean_message(str(e))}") from None
     if len(statements) != 1:
         raise QueryError(f"query failed: expected a single SQL statement, found {len(statements)}")
     kind = statements[0].type.name
@@ -309,17 +302,17 @@ def check_read_only(ctx: QueryContext, query: str) -> str:
 def _query_error(ctx: QueryContext, err: Exception) -> QueryError:
     raw = str(err)
     if isinstance(err, duckdb.OutOfMemoryException) or raw.startswith("Out of Memory Error"):
-        return _memory_error(ctx, _clean(raw))
+        return _memory_error(ctx, clean_message(raw))
     if isinstance(err, duckdb.PermissionException):
         return QueryError(
             f"only read-only queries are allowed: reading other files or URLs is refused "
-            f"({_clean(raw)})"
+            f"({clean_message(raw)})"
         )
     if isinstance(err, duckdb.ParserException):
-        return QueryError(f"SQL syntax error: {_clean(raw)}")
+        return QueryError(f"SQL syntax error: {clean_message(raw)}")
     if isinstance(err, duckdb.ConversionException) and "Error while reading file" in raw:
-        return QueryError(f"the file's versions have incompatible schemas: {_clean(raw)}")
-    return QueryError(f"query failed: {_clean(raw)}")
+        return QueryError(f"the file's versions have incompatible schemas: {clean_message(raw)}")
+    return QueryError(f"query failed: {clean_message(raw)}")
 
 
 def _memory_error(ctx: QueryContext, detail: str) -> QueryError:
