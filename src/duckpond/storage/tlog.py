@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -240,15 +241,32 @@ def entry_pond_txn(path: Path | str) -> tuple[bool, dict[str, Any] | None]:
     the pond writes commitInfo first, compactly, so only the `pond_txn` string is decoded
     (a whole-line parse was most of reading 10,000 entries); another writer's entry is
     parsed whole."""
+    exists, pond_txn, _ = _read_entry(path, as_written=False)
+    return exists, pond_txn
+
+
+def entry_record(path: Path | str) -> tuple[bool, dict[str, Any] | None, Written | None]:
+    """(whether the log entry exists, its `pond_txn` or None, its record as written): an
+    entry of the pond's own spelling gives the last, no JSON decoded (`written_in_line`);
+    any other its `pond_txn` parsed, as `entry_pond_txn` gives it."""
+    return _read_entry(path, as_written=True)
+
+
+def _read_entry(
+    path: Path | str, as_written: bool
+) -> tuple[bool, dict[str, Any] | None, Written | None]:
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
-        return False, None
+        return False, None, None
     try:
         head = os.read(fd, ENTRY_HEAD_BYTES)
         end = head.find(b"\n")
         if end >= 0 and head.startswith(_POND_HEAD):  # the pond's own: one line read
-            return True, _pond_txn(head[:end])
+            line = head[:end]
+            if as_written and (found := written_in_line(line)) is not None:
+                return True, None, found
+            return True, _pond_txn(line), None
         chunks = [head]  # a long or foreign entry
         while chunk := os.read(fd, 1 << 20):
             chunks.append(chunk)
@@ -256,8 +274,8 @@ def entry_pond_txn(path: Path | str) -> tuple[bool, dict[str, Any] | None]:
         os.close(fd)
     for line in b"".join(chunks).splitlines():
         if b'"commitInfo"' in line:
-            return True, _pond_txn(line)
-    return True, None
+            return True, _pond_txn(line), None
+    return True, None, None
 
 
 _POND_HEAD = b'{"commitInfo":{'
@@ -278,6 +296,85 @@ def _pond_txn(line: bytes) -> dict[str, Any] | None:
         return value if type(value) is dict else dict(value)
     except (ValueError, KeyError, TypeError):
         return None
+
+
+# -- the pond's own records, read as the text it wrote ----------------------------------------
+# A data commit's seq, id and record as the pond's writer spells them (datatable.commit:
+# `json.dumps(pond_txn, sort_keys=True)`, inside the commitInfo line that deltacommit writes
+# compactly), matched whole by one regex instead of decoded twice as JSON (the decoding was
+# the most of reading 10,000 entries). The grammar is strict: every string, number and key
+# is whole JSON tokens with no escape that could spell a key otherwise, so a match means
+# json.loads would give the same seq, id and record; anything else (another writer's
+# spelling, extra spaces, an escape in txn_id, a foreign key layout, a damaged record) does
+# not match and is parsed as JSON, as before.
+Written = tuple[int, str, int, str, str, str]
+"""(txn_seq, txn_id, size, leaf hex, root hex, frontier) as written; the frontier is the
+text of its list's items as they stand inside the commitInfo line (`\\"hex\\", \\"hex\\"`)."""
+
+
+def _grammar(q: str, esc: str) -> re.Pattern[str]:
+    """The pond's `pond_txn` text where a JSON quote is spelled `q` and a JSON string's
+    escape sequence `esc` (once escaped: the archive; twice: inside commitInfo)."""
+    plain = r"[ !#-\[\]-~]"  # printable ASCII but `"` and `\`
+    string = rf"{q}(?:{plain}|{esc})*+{q}"
+    key = rf"{q}(?!(?:{TLOG_KEY}|txn_id|txn_seq){q})[A-Za-z0-9_]++{q}"  # never one of ours
+    num = r"-?(?:0|[1-9][0-9]*+)"
+    scalar = rf"(?:{string}|{num}|null|true|false)"
+    value = (
+        rf"(?:{scalar}|\[(?:{scalar}(?:, {scalar})*+)?\]"
+        rf"|\{{(?:{string}: {scalar}(?:, {string}: {scalar})*+)?\}})"
+    )
+    hexq = rf"{q}[0-9a-f]{{64}}{q}"
+    return re.compile(
+        rf"\{{(?:{key}: {value}, )*+"
+        rf"{q}{TLOG_KEY}{q}: \{{{q}frontier{q}: \[((?:{hexq}(?:, {hexq})*+)?)\], "
+        rf"{q}leaf{q}: {q}([0-9a-f]{{64}}){q}, {q}root{q}: {q}([0-9a-f]{{64}}){q}, "
+        rf"{q}size{q}: ([1-9][0-9]*+)\}}, "
+        rf"{q}txn_id{q}: {q}({plain}*+){q}, {q}txn_seq{q}: ({num})"
+        rf"(?:, {key}: {value})*+\}}"
+    )
+
+
+# A JSON string's escape sequence (a backslash and one of "\\/bfnrt, or u and 4 hex digits)
+# as the archive spells it, and as it stands inside the commitInfo line (escaped again: its
+# backslash doubled, an escaped quote or backslash escaped once more).
+_ESC_ONCE = r'\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})'
+_ESC_TWICE = r'\\\\(?:\\["\\]|[/bfnrt]|u[0-9a-fA-F]{4})'
+_IN_LINE = _grammar(r'\\"', _ESC_TWICE)
+_ARCHIVED = _grammar('"', _ESC_ONCE)
+
+
+def _written(m: re.Match[str] | None, quote: str) -> Written | None:
+    if m is None:
+        return None
+    frontier, leaf, root, size, txn_id, txn_seq = m.groups()
+    if quote != '\\"':
+        frontier = frontier.replace(quote, '\\"')
+    return int(txn_seq), txn_id, int(size), leaf, root, frontier
+
+
+def written_in_line(line: bytes) -> Written | None:
+    """The seq, id and record of a pond commitInfo line as the pond wrote them, None when
+    it is spelled otherwise (then parse it: `_pond_txn`)."""
+    at = line.find(_POND_TXN_B)
+    if at < 0:
+        return None
+    try:
+        text = line.decode("ascii")  # the pond's writer escapes all else
+    except UnicodeDecodeError:
+        return None
+    m = _IN_LINE.match(text, at + len(_POND_TXN_B))
+    if m is None or text[m.end() : m.end() + 1] != '"':  # the string's end
+        return None
+    return _written(m, '\\"')
+
+
+def written_archived(raw: str) -> Written | None:
+    """The same for an archived `pond_txn` (the text itself, escaped once)."""
+    return _written(_ARCHIVED.fullmatch(raw), '"')
+
+
+_POND_TXN_B = _POND_TXN.encode()
 
 
 def last_record(table_dir: Path, version: int) -> tuple[bool, Recorded | None]:

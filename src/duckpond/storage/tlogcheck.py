@@ -30,7 +30,15 @@ from ..errors import PondError
 from ..records import DATA_COMMITTED
 from . import deltalog, tableread
 from .dataschema import PARTITION
-from .tlog import TLOG_KEY, Recorded, Tree, entry_pond_txn, leaf_hash
+from .tlog import (
+    TLOG_KEY,
+    Recorded,
+    Tree,
+    Written,
+    entry_record,
+    leaf_hash,
+    written_archived,
+)
 from .tlogrows import row_digests_by_txn
 
 LOG = "_delta_log"
@@ -38,18 +46,35 @@ LOG = "_delta_log"
 
 class Commit:
     """One data commit of the log that carries `pond_txn`: one leaf of the tree. Its
-    record is kept as read (the `tlog` value) and parsed only when asked for: an intact
-    record is compared as the hex text it is (parsing 10,000 of them was a fifth of
-    reading the log)."""
+    record is kept as read and parsed only when asked for: an intact record is compared
+    as the text the pond wrote (`written`: no JSON decoded at all), or as the hex text of
+    its parsed `tlog` value (`raw`) when spelled otherwise."""
 
-    __slots__ = ("version", "txn_seq", "txn_id", "raw", "_parsed")
+    __slots__ = ("version", "txn_seq", "txn_id", "_raw", "written", "_parsed")
 
-    def __init__(self, version: int, txn_seq: int, txn_id: str, raw: Any) -> None:
+    def __init__(
+        self, version: int, txn_seq: int, txn_id: str, raw: Any, written: Written | None = None
+    ) -> None:
         self.version = version
         self.txn_seq = txn_seq
         self.txn_id = txn_id
-        self.raw = raw  # pond_txn's `tlog` value; None: committed before the log was kept
+        self._raw = raw  # pond_txn's `tlog` value; None: committed before the log was kept
+        self.written = written  # (.., size, leaf, root, frontier) as the pond wrote them
         self._parsed: tuple[Recorded | None, bool] | None = None
+
+    @classmethod
+    def of_written(cls, version: int, written: Written) -> Commit:
+        return cls(version, written[0], written[1], None, written)
+
+    @property
+    def raw(self) -> Any:
+        """The `tlog` value as JSON would decode it."""
+        w = self.written
+        if w is not None and self._raw is None:
+            # the grammar `written` matched is exactly this JSON
+            frontier = w[5].replace('\\"', "").split(", ") if w[5] else []
+            self._raw = {"frontier": frontier, "leaf": w[3], "root": w[4], "size": w[2]}
+        return self._raw
 
     def _parse(self) -> tuple[Recorded | None, bool]:
         if self._parsed is None:
@@ -165,8 +190,10 @@ def commits(
     read: dict[int, Commit | None] = {}
     log = f"{table_dir / LOG}"
     for v in entries:
-        exists, pond_txn = entry_pond_txn(f"{log}/{v:020d}.json")
-        if exists:  # else pruned meanwhile: archived first
+        exists, pond_txn, written = entry_record(f"{log}/{v:020d}.json")
+        if written is not None:  # the pond's own spelling: nothing decoded
+            read[v] = Commit.of_written(v, written)
+        elif exists:  # else pruned meanwhile: archived first
             read[v] = _commit(v, pond_txn)
     archived = {v: raw for v, _, raw in tableread.archived_metadata(table_dir) if v not in read}
     missing = (
@@ -178,7 +205,12 @@ def commits(
     for v in sorted(read.keys() | archived.keys()):
         if upto is not None and v > upto:
             continue
-        c = read[v] if v in read else _commit(v, json.loads(archived[v]))
+        if v in read:
+            c = read[v]
+        elif (written := written_archived(archived[v])) is not None:
+            c = Commit.of_written(v, written)
+        else:
+            c = _commit(v, json.loads(archived[v]))
         if c is not None:
             out.append(c)
     return out, missing
@@ -344,7 +376,21 @@ def _content(
         if merged:
             del frontier_hex[-merged:]
         frontier_hex.append(tree.frontier[-1].hex())
-        raw = c.raw
+        written = c.written
+        if written is not None:
+            # the common case: the record as the pond wrote it, compared as that text
+            if problem is None and written[2] == tree.size:
+                now_hex = tree.root().hex()
+                if (
+                    written[3] == leaf.hex()
+                    and written[4] == now_hex
+                    and written[5] == '\\"' + '\\", \\"'.join(frontier_hex) + '\\"'
+                ):
+                    size, root, unrecorded = tree.size, now_hex, []
+                    continue
+            raw = None
+        else:
+            raw = c.raw
         if problem is None and type(raw) is dict and raw.get("size") == tree.size:
             # the common case, compared as text: an intact record as the pond writes it
             now_hex = tree.root().hex()
