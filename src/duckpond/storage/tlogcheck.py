@@ -32,11 +32,14 @@ from . import deltalog, tableread
 from .dataschema import PARTITION
 from .tlog import (
     TLOG_KEY,
+    NotJson,
     Recorded,
     Tree,
     Written,
-    entry_record,
+    entry_pond_txn,
+    frontier_items,
     leaf_hash,
+    read_entries,
     written_archived,
 )
 from .tlogrows import row_digests_by_txn
@@ -71,8 +74,8 @@ class Commit:
         """The `tlog` value as JSON would decode it."""
         w = self.written
         if w is not None and self._raw is None:
-            # the grammar `written` matched is exactly this JSON
-            frontier = w[5].replace('\\"', "").split(", ") if w[5] else []
+            # the grammar `written` matched is exactly this JSON (NotJson: it is not)
+            frontier = frontier_items(w[5])
             self._raw = {"frontier": frontier, "leaf": w[3], "root": w[4], "size": w[2]}
         return self._raw
 
@@ -174,12 +177,17 @@ def _log_versions(log: Path) -> tuple[list[int], int]:
 
 
 def commits(
-    table_dir: Path, upto: int | None = None, listed: list[int] | None = None
+    table_dir: Path,
+    upto: int | None = None,
+    listed: list[int] | None = None,
+    as_written: bool = True,
 ) -> tuple[list[Commit], list[int]]:
     """The data commits that carry `pond_txn`, in log order (the archive's, then the
     live log's), at most version `upto`, and the versions missing from the live log (gaps
     between its first entry and its newest version). `listed`: the JSON entries' versions
-    as the snapshot at `upto` listed them (else the log is listed here)."""
+    as the snapshot at `upto` listed them (else the log is listed here). `as_written`:
+    the pond's own records are read as the text it wrote (a `Commit.raw` of one may then
+    raise NotJson: read them again without)."""
     if listed is not None and upto is not None:
         entries, tip = sorted(v for v in listed if v <= upto), upto
     else:
@@ -189,10 +197,14 @@ def commits(
     # what each entry read holds: the rest of its pond_txn is dropped as it is read
     read: dict[int, Commit | None] = {}
     log = f"{table_dir / LOG}"
-    for v in entries:
-        exists, pond_txn, written = entry_record(f"{log}/{v:020d}.json")
+    paths: list[Path | str] = [f"{log}/{v:020d}.json" for v in entries]
+    if as_written:
+        entered = read_entries(paths)
+    else:
+        entered = [(*entry_pond_txn(path), None) for path in paths]
+    for v, (exists, pond_txn, written) in zip(entries, entered, strict=True):
         if written is not None:  # the pond's own spelling: nothing decoded
-            read[v] = Commit.of_written(v, written)
+            read[v] = Commit(v, written[0], written[1], None, written)
         elif exists:  # else pruned meanwhile: archived first
             read[v] = _commit(v, pond_txn)
     archived = {v: raw for v, _, raw in tableread.archived_metadata(table_dir) if v not in read}
@@ -207,7 +219,7 @@ def commits(
             continue
         if v in read:
             c = read[v]
-        elif (written := written_archived(archived[v])) is not None:
+        elif as_written and (written := written_archived(archived[v])) is not None:
             c = Commit.of_written(v, written)
         else:
             c = _commit(v, json.loads(archived[v]))
@@ -226,7 +238,14 @@ def _commit(version: int, pond_txn: dict[str, Any] | None) -> Commit | None:
 
 def show(table_dir: Path) -> TlogShow:
     """The log as recorded (no rows read): every leaf and the newest recorded head."""
-    found, _ = commits(table_dir)
+    try:
+        return _show(table_dir, as_written=True)
+    except NotJson:  # a record the text reading cannot decide: all read as JSON
+        return _show(table_dir, as_written=False)
+
+
+def _show(table_dir: Path, as_written: bool) -> TlogShow:
+    found, _ = commits(table_dir, as_written=as_written)
     leaves = []
     size, root, unrecorded = 0, Tree().root().hex(), 0
     for i, c in enumerate(found, start=1):
@@ -459,10 +478,15 @@ def check(data_dir: Path, control_dir: Path | None, source: str) -> TlogReport:
     `data_committed` rows follow their data commits), then the data table's live files,
     then the commits up to that version (a write committing meanwhile is not seen)."""
     with _no_cyclic_gc():
-        return _check(data_dir, control_dir, source)
+        try:
+            return _check(data_dir, control_dir, source, as_written=True)
+        except NotJson:  # a record the text reading cannot decide: all read as JSON
+            return _check(data_dir, control_dir, source, as_written=False)
 
 
-def _check(data_dir: Path, control_dir: Path | None, source: str) -> TlogReport:
+def _check(
+    data_dir: Path, control_dir: Path | None, source: str, as_written: bool
+) -> TlogReport:
     problems: list[Problem] = []
     notes: list[str] = []
     control: dict[int, tuple[str, int | None]] | None = None
@@ -472,7 +496,7 @@ def _check(data_dir: Path, control_dir: Path | None, source: str) -> TlogReport:
         except (PondError, deltalog.Unsupported, OSError, ValueError) as e:
             notes.append(f"the control table could not be read ({e}): presence not cross-checked")
     files, version, listed = live_files(data_dir)
-    found, missing = commits(data_dir, upto=version, listed=listed)
+    found, missing = commits(data_dir, upto=version, listed=listed, as_written=as_written)
     if (p := _order(found, missing)) is not None:
         problems.append(p)
     if control is not None and (p := _against_control(found, control)) is not None:
@@ -500,7 +524,7 @@ def adopt(data_dir: Path) -> Tree:
     """The tree over every data commit so far, recomputed from the rows as they are now:
     how a pond whose newest commit records no head starts (or resumes) its log."""
     files, version, listed = live_files(data_dir)
-    found, _ = commits(data_dir, upto=version, listed=listed)
+    found, _ = commits(data_dir, upto=version, listed=listed, as_written=False)  # seqs, ids
     by_txn = row_digests_by_txn(data_dir, files, [])
     tree = Tree()
     for c in found:
