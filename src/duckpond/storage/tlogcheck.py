@@ -17,6 +17,7 @@ changed, as one line; or the size and root of the tree when everything agrees.
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -294,13 +295,21 @@ def live_files(table_dir: Path) -> tuple[list[tuple[str, str]], int, list[int] |
 
 def control_commits(control_dir: Path) -> dict[int, tuple[str, int | None]]:
     """txn_seq -> (txn_id, data version) of the control table's `data_committed` rows."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     snap = deltalog.Snapshot.load(control_dir, stats=False, gaps=True)
     out: dict[int, tuple[str, int | None]] = {}
     want = ["txn_seq", "txn_id", "data_fs_version"]
-    for f in snap.add_files():
-        t = tableread.read_parquet(control_dir / unquote(f.path), columns=[*want, "record_type"])
+    tables = [
+        tableread.read_parquet(control_dir / unquote(f.path), columns=[*want, "record_type"])
+        for f in snap.add_files()
+    ]
+    try:  # filtered and converted once, not per file
+        tables = [pa.concat_tables(tables, promote_options="default")] if tables else []
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        pass  # files of other schemas (another writer's): one by one
+    for t in tables:
         # a third of the rows: filtered by Arrow before any becomes a Python object
         t = t.filter(pc.equal(t.column("record_type"), DATA_COMMITTED))
         for seq, tid, version in zip(*(t.column(c).to_pylist() for c in want), strict=True):
@@ -354,6 +363,8 @@ def _against_control(
     for seq in sorted(control):
         tid, version = control[seq]
         c = by_seq.get(seq)
+        if c is not None and c.txn_id == tid and (version is None or c.version == version):
+            continue  # as recorded
         at = f" at data version {version}" if version is not None else ""
         if c is None:
             lost = (
@@ -389,23 +400,28 @@ def _content(
     unrecorded: list[int] = []  # seqs since the last recorded head (written before the log)
     problem: Problem | None = None
     frontier_hex: list[str] = []  # tree.frontier as the records spell it
+    frontier = tree.frontier
+    sha = hashlib.sha256
     for c in found:
         leaf = leaf_hash(c.txn_seq, c.txn_id, by_txn.pop(c.txn_seq, []))
         merged = tree.append(leaf)
         if merged:
             del frontier_hex[-merged:]
-        frontier_hex.append(tree.frontier[-1].hex())
+        frontier_hex.append(frontier[-1].hex())
         written = c.written
         if written is not None:
             # the common case: the record as the pond wrote it, compared as that text
-            if problem is None and written[2] == tree.size:
-                now_hex = tree.root().hex()
-                if (
-                    written[3] == leaf.hex()
-                    and written[4] == now_hex
-                    and written[5] == '\\"' + '\\", \\"'.join(frontier_hex) + '\\"'
-                ):
-                    size, root, unrecorded = tree.size, now_hex, []
+            if (
+                problem is None
+                and written[2] == tree.size
+                and written[3] == leaf.hex()
+                and written[5] == '\\"' + '\\", \\"'.join(frontier_hex) + '\\"'
+            ):
+                now = frontier[-1]  # tree.root() inlined: log2(size) hashes per commit
+                for left in frontier[-2::-1]:
+                    now = sha(b"\x01" + left + now).digest()
+                if written[4] == now.hex():
+                    size, root, unrecorded = tree.size, written[4], []
                     continue
             raw = None
         else:
