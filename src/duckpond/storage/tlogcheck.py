@@ -325,14 +325,14 @@ Problem = tuple[int, str]  # (txn_seq, one line)
 def _order(found: list[Commit], missing: list[int]) -> Problem | None:
     """The first transaction missing from, repeated in, or out of its place in the data
     log: seqs must run 1, 2, 3, ... in log order (each is the last committed + 1)."""
-    where: dict[int, list[int]] = {}
-    for c in found:
-        where.setdefault(c.txn_seq, []).append(c.version)
     expected, prev_version = 1, -1
     for c in found:
         if c.txn_seq == expected:
             expected, prev_version = expected + 1, c.version
             continue
+        where: dict[int, list[int]] = {}  # only once something is out of place
+        for other in found:
+            where.setdefault(other.txn_seq, []).append(other.version)
         if c.txn_seq < expected:
             return c.txn_seq, (
                 f"txn {c.txn_seq}: committed twice (data log versions "
