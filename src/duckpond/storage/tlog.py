@@ -18,6 +18,7 @@ extends, so a write hashes O(log n), never the history.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -268,7 +269,7 @@ def read_entries(
     """`entry_record` of each path, in one loop (a verify reads every entry of the log:
     its per-entry calls were a tenth of reading 10,000)."""
     out: list[tuple[bool, dict[str, Any] | None, Written | None]] = []
-    match = _IN_LINE.match
+    match = _patterns()[0].match
     skip = len(_POND_TXN_B)
     for path in paths:
         try:
@@ -379,9 +380,17 @@ def _hex_items(q: str) -> str:
 # backslash doubled, an escaped quote or backslash escaped once more).
 _ESC_ONCE = r'\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})'
 _ESC_TWICE = r'\\\\(?:\\["\\]|[/bfnrt]|u[0-9a-fA-F]{4})'
-_IN_LINE = _grammar(r'\\"', _ESC_TWICE, frontier=r"[^\]]*+")  # up to the list's end
-_ARCHIVED = _grammar('"', _ESC_ONCE)
-_HEX_ITEMS_IN_LINE = re.compile(_hex_items(r'\\"'))
+
+
+@functools.cache
+def _patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    """(a commitInfo line's pond_txn, an archived one, a frontier's strict items), compiled
+    when first needed (~9 ms: not at import, which every write's process pays)."""
+    return (
+        _grammar(r'\\"', _ESC_TWICE, frontier=r"[^\]]*+"),  # frontier: up to the list's end
+        _grammar('"', _ESC_ONCE),
+        re.compile(_hex_items(r'\\"')),
+    )
 
 
 class NotJson(Exception):
@@ -391,7 +400,7 @@ class NotJson(Exception):
 
 def frontier_items(text: str) -> list[str]:
     """The frontier list a `Written` frontier text holds, as JSON would decode it."""
-    if _HEX_ITEMS_IN_LINE.fullmatch(text):  # the pond's spelling
+    if _patterns()[2].fullmatch(text):  # the pond's spelling
         return text.replace('\\"', "").split(", ") if text else []
     try:  # the list's text, unescaped once (the commitInfo string), then decoded
         items = json.loads("[" + json.loads('"' + text + '"') + "]")
@@ -411,7 +420,7 @@ def _written(m: re.Match[str] | None, quote: str) -> Written | None:
 
 def written_archived(raw: str) -> Written | None:
     """The same for an archived `pond_txn` (the text itself, escaped once)."""
-    return _written(_ARCHIVED.fullmatch(raw), '"')
+    return _written(_patterns()[1].fullmatch(raw), '"')
 
 
 _POND_TXN_B = _POND_TXN.encode()
