@@ -17,6 +17,7 @@ changed, as one line; or the size and root of the tree when everything agrees.
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -30,7 +31,18 @@ from ..errors import PondError
 from ..records import DATA_COMMITTED
 from . import deltalog, tableread
 from .dataschema import PARTITION
-from .tlog import TLOG_KEY, Recorded, Tree, entry_pond_txn, leaf_hash
+from .tlog import (
+    TLOG_KEY,
+    NotJson,
+    Recorded,
+    Tree,
+    Written,
+    entry_pond_txn,
+    frontier_items,
+    leaf_hash,
+    read_entries,
+    written_archived,
+)
 from .tlogrows import row_digests_by_txn
 
 LOG = "_delta_log"
@@ -38,18 +50,35 @@ LOG = "_delta_log"
 
 class Commit:
     """One data commit of the log that carries `pond_txn`: one leaf of the tree. Its
-    record is kept as read (the `tlog` value) and parsed only when asked for: an intact
-    record is compared as the hex text it is (parsing 10,000 of them was a fifth of
-    reading the log)."""
+    record is kept as read and parsed only when asked for: an intact record is compared
+    as the text the pond wrote (`written`: no JSON decoded at all), or as the hex text of
+    its parsed `tlog` value (`raw`) when spelled otherwise."""
 
-    __slots__ = ("version", "txn_seq", "txn_id", "raw", "_parsed")
+    __slots__ = ("version", "txn_seq", "txn_id", "_raw", "written", "_parsed")
 
-    def __init__(self, version: int, txn_seq: int, txn_id: str, raw: Any) -> None:
+    def __init__(
+        self, version: int, txn_seq: int, txn_id: str, raw: Any, written: Written | None = None
+    ) -> None:
         self.version = version
         self.txn_seq = txn_seq
         self.txn_id = txn_id
-        self.raw = raw  # pond_txn's `tlog` value; None: committed before the log was kept
+        self._raw = raw  # pond_txn's `tlog` value; None: committed before the log was kept
+        self.written = written  # (.., size, leaf, root, frontier) as the pond wrote them
         self._parsed: tuple[Recorded | None, bool] | None = None
+
+    @classmethod
+    def of_written(cls, version: int, written: Written) -> Commit:
+        return cls(version, written[0], written[1], None, written)
+
+    @property
+    def raw(self) -> Any:
+        """The `tlog` value as JSON would decode it."""
+        w = self.written
+        if w is not None and self._raw is None:
+            # the grammar `written` matched is exactly this JSON (NotJson: it is not)
+            frontier = frontier_items(w[5])
+            self._raw = {"frontier": frontier, "leaf": w[3], "root": w[4], "size": w[2]}
+        return self._raw
 
     def _parse(self) -> tuple[Recorded | None, bool]:
         if self._parsed is None:
@@ -149,12 +178,17 @@ def _log_versions(log: Path) -> tuple[list[int], int]:
 
 
 def commits(
-    table_dir: Path, upto: int | None = None, listed: list[int] | None = None
+    table_dir: Path,
+    upto: int | None = None,
+    listed: list[int] | None = None,
+    as_written: bool = True,
 ) -> tuple[list[Commit], list[int]]:
     """The data commits that carry `pond_txn`, in log order (the archive's, then the
     live log's), at most version `upto`, and the versions missing from the live log (gaps
     between its first entry and its newest version). `listed`: the JSON entries' versions
-    as the snapshot at `upto` listed them (else the log is listed here)."""
+    as the snapshot at `upto` listed them (else the log is listed here). `as_written`:
+    the pond's own records are read as the text it wrote (a `Commit.raw` of one may then
+    raise NotJson: read them again without)."""
     if listed is not None and upto is not None:
         entries, tip = sorted(v for v in listed if v <= upto), upto
     else:
@@ -164,9 +198,15 @@ def commits(
     # what each entry read holds: the rest of its pond_txn is dropped as it is read
     read: dict[int, Commit | None] = {}
     log = f"{table_dir / LOG}"
-    for v in entries:
-        exists, pond_txn = entry_pond_txn(f"{log}/{v:020d}.json")
-        if exists:  # else pruned meanwhile: archived first
+    paths: list[Path | str] = [f"{log}/{v:020d}.json" for v in entries]
+    if as_written:
+        entered = read_entries(paths)
+    else:
+        entered = [(*entry_pond_txn(path), None) for path in paths]
+    for v, (exists, pond_txn, written) in zip(entries, entered, strict=True):
+        if written is not None:  # the pond's own spelling: nothing decoded
+            read[v] = Commit(v, written[0], written[1], None, written)
+        elif exists:  # else pruned meanwhile: archived first
             read[v] = _commit(v, pond_txn)
     archived = {v: raw for v, _, raw in tableread.archived_metadata(table_dir) if v not in read}
     missing = (
@@ -178,7 +218,12 @@ def commits(
     for v in sorted(read.keys() | archived.keys()):
         if upto is not None and v > upto:
             continue
-        c = read[v] if v in read else _commit(v, json.loads(archived[v]))
+        if v in read:
+            c = read[v]
+        elif as_written and (written := written_archived(archived[v])) is not None:
+            c = Commit.of_written(v, written)
+        else:
+            c = _commit(v, json.loads(archived[v]))
         if c is not None:
             out.append(c)
     return out, missing
@@ -194,7 +239,14 @@ def _commit(version: int, pond_txn: dict[str, Any] | None) -> Commit | None:
 
 def show(table_dir: Path) -> TlogShow:
     """The log as recorded (no rows read): every leaf and the newest recorded head."""
-    found, _ = commits(table_dir)
+    try:
+        return _show(table_dir, as_written=True)
+    except NotJson:  # a record the text reading cannot decide: all read as JSON
+        return _show(table_dir, as_written=False)
+
+
+def _show(table_dir: Path, as_written: bool) -> TlogShow:
+    found, _ = commits(table_dir, as_written=as_written)
     leaves = []
     size, root, unrecorded = 0, Tree().root().hex(), 0
     for i, c in enumerate(found, start=1):
@@ -243,13 +295,21 @@ def live_files(table_dir: Path) -> tuple[list[tuple[str, str]], int, list[int] |
 
 def control_commits(control_dir: Path) -> dict[int, tuple[str, int | None]]:
     """txn_seq -> (txn_id, data version) of the control table's `data_committed` rows."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     snap = deltalog.Snapshot.load(control_dir, stats=False, gaps=True)
     out: dict[int, tuple[str, int | None]] = {}
     want = ["txn_seq", "txn_id", "data_fs_version"]
-    for f in snap.add_files():
-        t = tableread.read_parquet(control_dir / unquote(f.path), columns=[*want, "record_type"])
+    tables = [
+        tableread.read_parquet(control_dir / unquote(f.path), columns=[*want, "record_type"])
+        for f in snap.add_files()
+    ]
+    try:  # filtered and converted once, not per file
+        tables = [pa.concat_tables(tables, promote_options="default")] if tables else []
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        pass  # files of other schemas (another writer's): one by one
+    for t in tables:
         # a third of the rows: filtered by Arrow before any becomes a Python object
         t = t.filter(pc.equal(t.column("record_type"), DATA_COMMITTED))
         for seq, tid, version in zip(*(t.column(c).to_pylist() for c in want), strict=True):
@@ -265,14 +325,14 @@ Problem = tuple[int, str]  # (txn_seq, one line)
 def _order(found: list[Commit], missing: list[int]) -> Problem | None:
     """The first transaction missing from, repeated in, or out of its place in the data
     log: seqs must run 1, 2, 3, ... in log order (each is the last committed + 1)."""
-    where: dict[int, list[int]] = {}
-    for c in found:
-        where.setdefault(c.txn_seq, []).append(c.version)
     expected, prev_version = 1, -1
     for c in found:
         if c.txn_seq == expected:
             expected, prev_version = expected + 1, c.version
             continue
+        where: dict[int, list[int]] = {}  # only once something is out of place
+        for other in found:
+            where.setdefault(other.txn_seq, []).append(other.version)
         if c.txn_seq < expected:
             return c.txn_seq, (
                 f"txn {c.txn_seq}: committed twice (data log versions "
@@ -303,6 +363,8 @@ def _against_control(
     for seq in sorted(control):
         tid, version = control[seq]
         c = by_seq.get(seq)
+        if c is not None and c.txn_id == tid and (version is None or c.version == version):
+            continue  # as recorded
         at = f" at data version {version}" if version is not None else ""
         if c is None:
             lost = (
@@ -338,13 +400,32 @@ def _content(
     unrecorded: list[int] = []  # seqs since the last recorded head (written before the log)
     problem: Problem | None = None
     frontier_hex: list[str] = []  # tree.frontier as the records spell it
+    frontier = tree.frontier
+    sha = hashlib.sha256
     for c in found:
         leaf = leaf_hash(c.txn_seq, c.txn_id, by_txn.pop(c.txn_seq, []))
         merged = tree.append(leaf)
         if merged:
             del frontier_hex[-merged:]
-        frontier_hex.append(tree.frontier[-1].hex())
-        raw = c.raw
+        frontier_hex.append(frontier[-1].hex())
+        written = c.written
+        if written is not None:
+            # the common case: the record as the pond wrote it, compared as that text
+            if (
+                problem is None
+                and written[2] == tree.size
+                and written[3] == leaf.hex()
+                and written[5] == '\\"' + '\\", \\"'.join(frontier_hex) + '\\"'
+            ):
+                now = frontier[-1]  # tree.root() inlined: log2(size) hashes per commit
+                for left in frontier[-2::-1]:
+                    now = sha(b"\x01" + left + now).digest()
+                if written[4] == now.hex():
+                    size, root, unrecorded = tree.size, written[4], []
+                    continue
+            raw = None
+        else:
+            raw = c.raw
         if problem is None and type(raw) is dict and raw.get("size") == tree.size:
             # the common case, compared as text: an intact record as the pond writes it
             now_hex = tree.root().hex()
@@ -413,10 +494,15 @@ def check(data_dir: Path, control_dir: Path | None, source: str) -> TlogReport:
     `data_committed` rows follow their data commits), then the data table's live files,
     then the commits up to that version (a write committing meanwhile is not seen)."""
     with _no_cyclic_gc():
-        return _check(data_dir, control_dir, source)
+        try:
+            return _check(data_dir, control_dir, source, as_written=True)
+        except NotJson:  # a record the text reading cannot decide: all read as JSON
+            return _check(data_dir, control_dir, source, as_written=False)
 
 
-def _check(data_dir: Path, control_dir: Path | None, source: str) -> TlogReport:
+def _check(
+    data_dir: Path, control_dir: Path | None, source: str, as_written: bool
+) -> TlogReport:
     problems: list[Problem] = []
     notes: list[str] = []
     control: dict[int, tuple[str, int | None]] | None = None
@@ -426,7 +512,7 @@ def _check(data_dir: Path, control_dir: Path | None, source: str) -> TlogReport:
         except (PondError, deltalog.Unsupported, OSError, ValueError) as e:
             notes.append(f"the control table could not be read ({e}): presence not cross-checked")
     files, version, listed = live_files(data_dir)
-    found, missing = commits(data_dir, upto=version, listed=listed)
+    found, missing = commits(data_dir, upto=version, listed=listed, as_written=as_written)
     if (p := _order(found, missing)) is not None:
         problems.append(p)
     if control is not None and (p := _against_control(found, control)) is not None:
@@ -454,7 +540,7 @@ def adopt(data_dir: Path) -> Tree:
     """The tree over every data commit so far, recomputed from the rows as they are now:
     how a pond whose newest commit records no head starts (or resumes) its log."""
     files, version, listed = live_files(data_dir)
-    found, _ = commits(data_dir, upto=version, listed=listed)
+    found, _ = commits(data_dir, upto=version, listed=listed, as_written=False)  # seqs, ids
     by_txn = row_digests_by_txn(data_dir, files, [])
     tree = Tree()
     for c in found:
