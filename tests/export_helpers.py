@@ -1,5 +1,6 @@
-"""Ponds for the export tests: an hourly series made with the real CLI, and its rows as the
-pond itself reads them (the values every exported copy must hold exactly)."""
+"""Ponds for the export tests: an hourly series (made with the real CLI, or for the shared
+template with the library calls it makes), and its rows as the pond itself reads them (the
+values every exported copy must hold exactly)."""
 
 from __future__ import annotations
 
@@ -38,10 +39,20 @@ def add_version(
 
 
 def build_pond48(root: Path, scratch: Path) -> None:
-    """/s/temp: 48 hourly rows over 2024-01-01 and 02, in two versions (4 transactions)."""
-    run_pond("init", pond=root)
-    add_version(root, scratch, "/s/temp", 0, 30)
-    add_version(root, scratch, "/s/temp", 30, 18)
+    """/s/temp: 48 hourly rows over 2024-01-01 and 02, in two versions (4 transactions).
+
+    Built through the library with the very transactions `pond init`, `pond mkdir -p /s`
+    and `pond copy host+csv+series://... /s/temp` make (each of those commands is one such
+    call; the CLI's own tests cover them): the export tests need the pond, and five `pond`
+    processes per worker cost more than the build."""
+    cli = ["pond", "--pond", str(root)]
+    pond = Pond.create(root, args=[*cli, "init"])
+    for start_hour, hours in ((0, 30), (30, 18)):
+        csv = hourly_csv(scratch / f"v{start_hour}-{hours}.csv", start_hour, hours)
+        with pond.transaction([*cli, "mkdir", "-p", "/s"]) as tx:
+            tx.mkdir("/s", parents=True)
+        url = f"host+csv+series://{csv}"
+        pond.copy_in([url], "/s/temp", args=[*cli, "copy", url, "/s/temp"])
 
 
 def pond_rows(root: Path, path: str) -> list[dict[str, Any]]:

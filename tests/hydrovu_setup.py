@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import yaml
 from conftest import run_pond
 from hydrovu_server import CLIENT_ID, CLIENT_SECRET, FakeHydroVu
+
+from duckpond.pond import Pond
 
 NODE = "/etc/hydrovu"
 ENV = {"HV_ID": CLIENT_ID, "HV_SECRET": CLIENT_SECRET}
@@ -37,11 +37,13 @@ def config(fake: FakeHydroVu, **over: Any) -> dict[str, Any]:
     return cfg
 
 
+# Set-up and read-back go through the library (`pond mknod`, `cat` and `describe` are
+# tested through the CLI elsewhere; here they cost a `pond` process each, not the subject);
+# `pond run`, the subject, stays a real CLI process.
 def mknod(pond: Path, cfg: dict[str, Any], tmp: Path, overwrite: bool = False) -> None:
     path = tmp / "hv.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    extra = ["--overwrite"] if overwrite else []
-    run_pond("mknod", "hydrovu", NODE, "--config-path", path, *extra, pond=pond)
+    Pond.open(pond).mknod("hydrovu", NODE, path.read_bytes(), overwrite=overwrite)
 
 
 def run(pond: Path, *args: str, check: bool | int = True) -> subprocess.CompletedProcess[bytes]:
@@ -53,14 +55,12 @@ def series_path(device: dict[str, Any]) -> str:
 
 
 def read(pond: Path, path: str, sql: str = "SELECT * FROM source ORDER BY timestamp") -> pa.Table:
-    out = run_pond("cat", path, "--sql", sql, "--format", "parquet", pond=pond).stdout
-    return pq.read_table(pa.BufferReader(out))
+    return Pond.open(pond).read(path, sql=sql)
 
 
 def versions(pond: Path, path: str) -> list[dict[str, Any]]:
     """The stored versions of a pond file (`pond describe`)."""
-    out = run_pond("describe", path, "--format", "json", pond=pond).stdout
-    found: list[dict[str, Any]] = json.loads(out)["versions"]
+    found: list[dict[str, Any]] = Pond.open(pond).describe(path).to_json()["versions"]  # type: ignore[assignment]
     return found
 
 

@@ -13,12 +13,17 @@ from pathlib import Path
 import blake3
 from conftest import run_pond
 
+from duckpond.pond import Pond
+
 NODE = "/etc/jobs/logs"
 # Debian installs it in /usr/sbin, not on every user's PATH
 LOGROTATE = shutil.which("logrotate") or shutil.which("logrotate", path="/usr/sbin:/sbin")
 POND_LOG = "/logs/app/app.log"
 
 
+# Set-up and read-back go through the library (`pond mknod`, `cat` and `describe` are
+# tested through the CLI elsewhere; here they cost a `pond` process each, not the subject);
+# `pond run NODE`, the subject, stays a real CLI process.
 def make_node(pond: Path, logdir: Path, name: str = "app.log") -> None:
     cfg = logdir.parent / "logfile.yaml"
     cfg.write_text(
@@ -26,7 +31,7 @@ def make_node(pond: Path, logdir: Path, name: str = "app.log") -> None:
         f"active_pattern: {logdir}/{name}\n"
         "pond_path: /logs/app\n"
     )
-    run_pond("mknod", "logfile-ingest", NODE, "--config-path", cfg, pond=pond)
+    Pond.open(pond).mknod("logfile-ingest", NODE, cfg.read_bytes())
 
 
 def ingest(pond: Path, *args: str, env: dict[str, str] | None = None) -> str:
@@ -35,7 +40,7 @@ def ingest(pond: Path, *args: str, env: dict[str, str] | None = None) -> str:
 
 
 def pond_log(pond: Path, path: str = POND_LOG) -> bytes:
-    return run_pond("cat", path, pond=pond).stdout
+    return Pond.open(pond).read_bytes(path)
 
 
 def host_bytes(path: Path) -> bytes:
@@ -81,8 +86,9 @@ def b3sum_lines(pond: Path) -> list[tuple[str, str]]:
 
 
 def describe(pond: Path, path: str = POND_LOG) -> dict[str, object]:
+    """`pond describe PATH --format json`, as the CLI prints it (`default=str`)."""
     out: dict[str, object] = json.loads(
-        run_pond("describe", path, "--format", "json", pond=pond).stdout
+        json.dumps(Pond.open(pond).describe(path).to_json(), default=str)
     )
     return out
 

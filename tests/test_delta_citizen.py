@@ -6,6 +6,7 @@ readers (deltalake, DuckDB's delta_scan, Polars) see what the pond sees."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -386,11 +387,23 @@ os._exit(0)
 """
 
 
-@pytest.mark.parametrize("where", ["pond", "remote", "restored"])
-def test_other_readers_see_the_ponds_rows_and_time_travel(tmp_path: Path, where: str) -> None:
-    """`remote`: the same readers on a `file://` backup the pond pushed (issue 8: a remote
-    is a standard Delta layout with the pond's rows); `restored`: on a pond restored from
-    it. Copies of log entries keep their commit's time (time travel by timestamp)."""
+class ReadersPond:
+    """The pond the other readers read, built once (see `readers_pond`)."""
+
+    def __init__(self, root: Path, version: int, rows_then: int, moment: datetime) -> None:
+        self.root = root
+        self.version = version  # the data table's version to travel back to
+        self.rows_then = rows_then  # its live rows at that version
+        self.moment = moment  # a moment after that version and before the next write
+
+
+@pytest.fixture(scope="module")
+def readers_pond(tmp_path_factory: pytest.TempPathFactory) -> ReadersPond:
+    """A pond made by the real CLI (files, series, a compaction, a checkpoint, writes
+    after them), built once for the three readers tests (its 2.2 s of waiting and ~20
+    `pond` commands included); each test reads or pushes its own copy (copytree keeps
+    the files' times, which time travel by timestamp may read)."""
+    tmp_path = tmp_path_factory.mktemp("readers")
     root = tmp_path / "p"
     run_pond("init", pond=root)
     csv = tmp_path / "t.csv"
@@ -417,7 +430,19 @@ def test_other_readers_see_the_ponds_rows_and_time_travel(tmp_path: Path, where:
         run_pond("copy", f"host://{src}", f"/d0/f{i}", pond=root)
     assert log_actions(root / "data", "remove"), "maintain should have compacted"
     assert (root / "data" / "_delta_log" / f"{version:020d}.json").exists()
+    return ReadersPond(root, version, rows_then, moment)
 
+
+@pytest.mark.parametrize("where", ["pond", "remote", "restored"])
+def test_other_readers_see_the_ponds_rows_and_time_travel(
+    tmp_path: Path, readers_pond: ReadersPond, where: str
+) -> None:
+    """`remote`: the same readers on a `file://` backup the pond pushed (issue 8: a remote
+    is a standard Delta layout with the pond's rows); `restored`: on a pond restored from
+    it. Copies of log entries keep their commit's time (time travel by timestamp)."""
+    root = tmp_path / "p"
+    shutil.copytree(readers_pond.root, root, symlinks=True)
+    version, rows_then, moment = readers_pond.version, readers_pond.rows_then, readers_pond.moment
     pond = Pond.open(root)
     want = {"data": live_rows(root / "data"), "control": pond.control.read_all().num_rows}
     assert want["data"] > rows_then

@@ -107,11 +107,15 @@ def test_glob_merges_schemas_by_name(tmp_path: Path, pond_dir: Path) -> None:
         ["well_depth", "system_pressure_value"],
         ["well_depth", "system_pressure_value", "pump_rate"],
     ]
-    run_pond("mkdir", "/ingest", pond=pond_dir)
+    # the raw files go in through the library calls `pond mkdir` and `pond copy` make (one
+    # transaction each); reading them back through format URLs, the subject, is `pond cat`
+    pond = Pond.open(pond_dir)
+    with pond.transaction(["pond", "mkdir", "/ingest"]) as tx:
+        tx.mkdir("/ingest")
     for i, names in enumerate(eras):
         f = tmp_path / f"metrics-{i}.json"
         f.write_bytes(lines_file(era(T0 + i * 3600 * SECOND, names)))
-        run_pond("copy", f"host://{f}", "/ingest/", pond=pond_dir)
+        pond.copy_in([f"host://{f}"], "/ingest/")
     rows = cat_json("oteljson:///ingest/metrics-*.json", pond=pond_dir)
     assert len(rows) == 9
     assert sorted(rows[0]) == ["pump_rate", "system_pressure_value", "timestamp", "well_depth"]
@@ -228,11 +232,15 @@ def test_copy_into_series_then_query(tmp_path: Path, pond_dir: Path) -> None:
 
 
 def test_factory_inputs_read_format_urls(tmp_path: Path, pond_dir: Path) -> None:
-    run_pond("mkdir", "/ingest", pond=pond_dir)
+    # the raw files go in through the library calls `pond mkdir` and `pond copy` make (one
+    # transaction each); reading them back through format URLs, the subject, is `pond cat`
+    pond = Pond.open(pond_dir)
+    with pond.transaction(["pond", "mkdir", "/ingest"]) as tx:
+        tx.mkdir("/ingest")
     for i in range(2):
         f = tmp_path / f"metrics-{i}.json"
         f.write_bytes(lines_file([(t + i * 3600 * SECOND, v) for t, v in PUMPS]))
-        run_pond("copy", f"host://{f}", "/ingest/", pond=pond_dir)
+        pond.copy_in([f"host://{f}"], "/ingest/")
     reduce_cfg = tmp_path / "reduce.yaml"
     reduce_cfg.write_text(
         'in_pattern: "oteljson:///ingest/metrics-*.json"\n'

@@ -41,7 +41,7 @@ def _csv(rows: list[tuple[datetime, float]]) -> str:
 @pytest.fixture(scope="module")
 def weather(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A pond with two hourly series (JFK misses every 7th hour), a table with other
-    columns, a raw CSV and a directory, all loaded through the CLI."""
+    columns, a raw CSV and a directory."""
     tmp = tmp_path_factory.mktemp("sqlmulti")
     host = tmp / "host"
     host.mkdir()
@@ -51,27 +51,24 @@ def weather(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (host / "jfk.csv").write_text(_csv(jfk))
     (host / "stations.csv").write_text("code,name\nEWR,Newark\nJFK,Kennedy\nLGA,LaGuardia\n")
     (host / "readings.csv").write_text("sensor;value\na;1.5\nb;2.5\na;4\n")
-    pond = tmp / "pond"
-    run_pond("init", pond=pond)
-    run_pond("mkdir", "-p", "/weather/empty", pond=pond)
-    run_pond("copy", f"host+csv+series://{host}/ewr.csv", "/weather/EWR", pond=pond)
-    run_pond("copy", f"host+csv+series://{host}/jfk.csv", "/weather/JFK", pond=pond)
-    run_pond("copy", f"host+csv+table://{host}/stations.csv", "/stations", pond=pond)
-    run_pond("copy", f"host://{host}/readings.csv", "/readings.csv", pond=pond)
+    # Loaded with the library calls `pond init`, `mkdir` and `copy` make (one each; the CLI's
+    # own tests cover those commands): this file is about `pond sql`, which stays a process.
+    root = tmp / "pond"
+    pond = Pond.create(root)
+    with pond.transaction() as tx:
+        tx.mkdir("/weather/empty", parents=True)
+    pond.copy_in([f"host+csv+series://{host}/ewr.csv"], "/weather/EWR")
+    pond.copy_in([f"host+csv+series://{host}/jfk.csv"], "/weather/JFK")
+    pond.copy_in([f"host+csv+table://{host}/stations.csv"], "/stations")
+    pond.copy_in([f"host://{host}/readings.csv"], "/readings.csv")
     (host / "mean.yaml").write_text(
         'patterns: {w: "/weather/*"}\n'
         'query: "SELECT time_hour, avg(temp) AS mean FROM w GROUP BY ALL ORDER BY time_hour"\n'
     )
-    run_pond("mkdir", "/derived", pond=pond)
-    run_pond(
-        "mknod",
-        "sql-derived-series",
-        "/derived/mean",
-        "--config-path",
-        host / "mean.yaml",
-        pond=pond,
-    )
-    return pond
+    with pond.transaction() as tx:
+        tx.mkdir("/derived")
+    pond.mknod("sql-derived-series", "/derived/mean", (host / "mean.yaml").read_bytes())
+    return root
 
 
 def sql_rows(pond: Path, query: str, *args: str) -> list[dict[str, object]]:

@@ -49,10 +49,14 @@ def test_revert_of_a_doubled_copy_restores_series_derived_nodes_and_history(
     """The issue's scenario: a CSV copied into a series twice doubles a station; reverting
     the second copy gives the counts back, in the series and in the nodes derived from it."""
     a, b = host_csv(tmp_path, "a.csv", CSV_A), host_csv(tmp_path, "b.csv", CSV_B)
-    run_pond("mkdir", "/weather", pond=pond_dir)  # txn 2
-    run_pond("copy", a, "/weather/all", pond=pond_dir)  # txn 3
-    run_pond("copy", b, "/weather/all", pond=pond_dir)  # txn 4
-    run_pond("copy", b, "/weather/all", pond=pond_dir)  # txn 5: the mistake
+    # set-up through the library calls `pond mkdir`, `copy` and `mknod` make (one
+    # transaction each, the same recorded arguments); revert, the subject, is a process
+    pond = Pond.open(pond_dir)
+    with pond.transaction(["pond", "mkdir", "/weather"]) as tx:  # txn 2
+        tx.mkdir("/weather")
+    pond.copy_in([a], "/weather/all")  # txn 3
+    pond.copy_in([b], "/weather/all")  # txn 4
+    pond.copy_in([b], "/weather/all")  # txn 5: the mistake
     derived = {
         "patterns": {"w": "series:///weather/all"},
         "query": "SELECT time, station, temp FROM w",
@@ -70,7 +74,7 @@ def test_revert_of_a_doubled_copy_restores_series_derived_nodes_and_history(
     ):
         cfg = tmp_path / f"{name[1:]}.yaml"
         cfg.write_text(yaml.safe_dump(config))
-        run_pond("mknod", factory, name, "--config-path", cfg, pond=pond_dir)  # txns 6, 7
+        pond.mknod(factory, name, cfg.read_bytes())  # txns 6, 7
     assert counts(pond_dir, "/weather/all") == [
         {"station": "EWR", "n": 6},
         {"station": "JFK", "n": 8},
