@@ -90,23 +90,23 @@ class SqlFile(DerivedFile):
 
     @property
     def time_column(self) -> str | None:  # type: ignore[override]
-        """The configured one, else the first input's remembered time column that the query
-        passes through, else one detected in the output."""
         if self.series and self._time_column is None:
-            from ..query import ingest
-
-            schema = self.schema()
-            remembered = [f.time_column for fs in self.inputs.values() for f in fs]
-            for name in remembered:
-                if name is not None and schema.get_field_index(name) >= 0:
-                    try:
-                        self._time_column = ingest.detect_time_column(schema, name)
-                        break
-                    except FormatError:
-                        continue  # renamed or recast by the query: not a time there
-            else:
-                self._time_column = ingest.detect_time_column(schema)
+            self._time_column = self._detect_time_column(self.schema())
         return self._time_column
+
+    def _detect_time_column(self, schema: pa.Schema) -> str | None:
+        """The first input's remembered time column that the query passes through into
+        `schema` (the output's), else one detected there."""
+        from ..query import ingest
+
+        remembered = [f.time_column for fs in self.inputs.values() for f in fs]
+        for name in remembered:
+            if name is not None and schema.get_field_index(name) >= 0:
+                try:
+                    return ingest.detect_time_column(schema, name)
+                except FormatError:
+                    continue  # renamed or recast by the query: not a time there
+        return ingest.detect_time_column(schema)
 
     def key(self) -> str:
         ins = {n: [(f.path, f.key()) for f in fs] for n, fs in self.inputs.items()}
@@ -135,7 +135,11 @@ class SqlFile(DerivedFile):
             start = end = None
         table = self._run(lambda ctx, name, files: register_union(ctx, name, files, start, end))
         if self.series and (start is not None or end is not None):
-            column = self.time_column
+            if self._time_column is None:
+                # from the result in hand: `schema()` would open every input's versions
+                # (a windowed read then cost a full one: bench 15c)
+                self._time_column = self._detect_time_column(table.schema)
+            column = self._time_column
             if column and table.schema.get_field_index(column) >= 0:
                 table = window(table, column, start, end)
         return table
