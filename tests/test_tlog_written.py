@@ -55,7 +55,7 @@ def test_the_pond_writes_what_the_fast_path_reads(tmp_path: Path) -> None:
         if pond_txn is None:
             continue
         rec = pond_txn["tlog"]
-        assert tlog.entry_record(path) == (
+        assert tlog.read_entries([path])[0] == (
             True,
             None,
             (

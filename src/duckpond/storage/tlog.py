@@ -31,6 +31,8 @@ from ..errors import PondError
 from .tableread import archived_metadata
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pyarrow as pa
 
 # The key inside `pond_txn` that holds a commit's leaf and the tree head after it.
@@ -242,60 +244,44 @@ def entry_pond_txn(path: Path | str) -> tuple[bool, dict[str, Any] | None]:
     the pond writes commitInfo first, compactly, so only the `pond_txn` string is decoded
     (a whole-line parse was most of reading 10,000 entries); another writer's entry is
     parsed whole."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return False, None
-    try:
-        head = os.read(fd, ENTRY_HEAD_BYTES)
-        end = head.find(b"\n")
-        if end >= 0 and head.startswith(_POND_HEAD):  # the pond's own: one line read
-            return True, _pond_txn(head[:end])
-        return True, _rest_of_entry(fd, head)
-    finally:
-        os.close(fd)
-
-
-def entry_record(path: Path | str) -> tuple[bool, dict[str, Any] | None, Written | None]:
-    """(whether the log entry exists, its `pond_txn` or None, its record as written): an
-    entry of the pond's own spelling gives the last, no JSON decoded;
-    any other its `pond_txn` parsed, as `entry_pond_txn` gives it."""
-    return read_entries([path])[0]
+    exists, pond_txn, _ = _read_entry(path, None)
+    return exists, pond_txn
 
 
 def read_entries(
-    paths: list[Path | str],
+    paths: list[Path | str], as_written: bool = True
 ) -> list[tuple[bool, dict[str, Any] | None, Written | None]]:
-    """`entry_record` of each path, in one loop (a verify reads every entry of the log:
-    its per-entry calls were a tenth of reading 10,000)."""
-    out: list[tuple[bool, dict[str, Any] | None, Written | None]] = []
-    match = _patterns()[0].match
-    skip = len(_POND_TXN_B)
-    for path in paths:
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            out.append((False, None, None))
-            continue
-        try:
-            head = os.read(fd, ENTRY_HEAD_BYTES)
-            end = head.find(b"\n")
-            if end < 0 or not head.startswith(_POND_HEAD):
-                out.append((True, _rest_of_entry(fd, head), None))
-                continue
-        finally:
-            os.close(fd)
-        line = head[:end]  # the pond's own: one line read
+    """(whether the log entry exists, its `pond_txn` or None, its record as written) of
+    each path: with `as_written`, an entry of the pond's own spelling gives the last, no
+    JSON decoded; any other its `pond_txn` parsed, as `entry_pond_txn` gives it."""
+    match = _patterns()[0].match if as_written else None
+    return [_read_entry(path, match) for path in paths]
+
+
+def _read_entry(
+    path: Path | str, match: Callable[[str, int], re.Match[str] | None] | None
+) -> tuple[bool, dict[str, Any] | None, Written | None]:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False, None, None
+    try:
+        head = os.read(fd, ENTRY_HEAD_BYTES)
+        end = head.find(b"\n")
+        if end < 0 or not head.startswith(_POND_HEAD):  # a long or foreign entry
+            return True, _rest_of_entry(fd, head), None
+    finally:
+        os.close(fd)
+    line = head[:end]  # the pond's own: one line read
+    if match is not None:
         at = line.find(_POND_TXN_B)
         if at >= 0 and line.isascii():  # the pond's writer escapes all else
             text = line.decode("ascii")
-            m = match(text, at + skip)
+            m = match(text, at + len(_POND_TXN_B))
             if m is not None and text[m.end() : m.end() + 1] == '"':  # the string's end
                 frontier, leaf, root, size, txn_id, txn_seq = m.groups()
-                out.append((True, None, (int(txn_seq), txn_id, int(size), leaf, root, frontier)))
-                continue
-        out.append((True, _pond_txn(line), None))
-    return out
+                return True, None, (int(txn_seq), txn_id, int(size), leaf, root, frontier)
+    return True, _pond_txn(line), None
 
 
 def _rest_of_entry(fd: int, head: bytes) -> dict[str, Any] | None:

@@ -17,7 +17,6 @@ changed, as one line; or the size and root of the tree when everything agrees.
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -37,7 +36,6 @@ from .tlog import (
     Recorded,
     Tree,
     Written,
-    entry_pond_txn,
     frontier_items,
     leaf_hash,
     read_entries,
@@ -199,13 +197,10 @@ def commits(
     read: dict[int, Commit | None] = {}
     log = f"{table_dir / LOG}"
     paths: list[Path | str] = [f"{log}/{v:020d}.json" for v in entries]
-    if as_written:
-        entered = read_entries(paths)
-    else:
-        entered = [(*entry_pond_txn(path), None) for path in paths]
+    entered = read_entries(paths, as_written)
     for v, (exists, pond_txn, written) in zip(entries, entered, strict=True):
         if written is not None:  # the pond's own spelling: nothing decoded
-            read[v] = Commit(v, written[0], written[1], None, written)
+            read[v] = Commit.of_written(v, written)
         elif exists:  # else pruned meanwhile: archived first
             read[v] = _commit(v, pond_txn)
     archived = {v: raw for v, _, raw in tableread.archived_metadata(table_dir) if v not in read}
@@ -400,14 +395,12 @@ def _content(
     unrecorded: list[int] = []  # seqs since the last recorded head (written before the log)
     problem: Problem | None = None
     frontier_hex: list[str] = []  # tree.frontier as the records spell it
-    frontier = tree.frontier
-    sha = hashlib.sha256
     for c in found:
         leaf = leaf_hash(c.txn_seq, c.txn_id, by_txn.pop(c.txn_seq, []))
         merged = tree.append(leaf)
         if merged:
             del frontier_hex[-merged:]
-        frontier_hex.append(frontier[-1].hex())
+        frontier_hex.append(tree.frontier[-1].hex())
         written = c.written
         if written is not None:
             # the common case: the record as the pond wrote it, compared as that text
@@ -416,13 +409,10 @@ def _content(
                 and written[2] == tree.size
                 and written[3] == leaf.hex()
                 and written[5] == '\\"' + '\\", \\"'.join(frontier_hex) + '\\"'
+                and written[4] == tree.root().hex()  # last: log2(size) hashes
             ):
-                now = frontier[-1]  # tree.root() inlined: log2(size) hashes per commit
-                for left in frontier[-2::-1]:
-                    now = sha(b"\x01" + left + now).digest()
-                if written[4] == now.hex():
-                    size, root, unrecorded = tree.size, written[4], []
-                    continue
+                size, root, unrecorded = tree.size, written[4], []
+                continue
             raw = None
         else:
             raw = c.raw
