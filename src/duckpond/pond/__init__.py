@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
     from ..dynamic import Resolver
     from ..factories.live import LiveNode
-    from ..query.sources import DerivedReads
+    from ..query.pondview import DerivedReads
     from ..remotes.info import Transfer
     from ..reports import (
         IncompleteReport,
@@ -255,7 +255,7 @@ class Pond(
         node = self.derived(path)
         if node is not None:
             from ..dynamic import reads
-            from ..query.sources import no_version
+            from ..query.pondview import no_version
 
             no_version(node.path, version)
             return reads.read_bytes(node)

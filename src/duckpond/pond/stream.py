@@ -14,8 +14,8 @@ from ..steward.handles import PondHandles
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from ..query.pondview import SourcePond
     from ..query.rows import Rows
-    from ..query.sources import SourcePond
 
 
 class StreamMethods(PondHandles):

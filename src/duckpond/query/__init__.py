@@ -3,7 +3,7 @@ rendering, and reading a source (sources.py, describe.py, formatread.py).
 
 Depends only on the lowest layer (duckpond.errors, paths, nodes, results) and the format
 readers (duckpond.formats), so storage and the steward can both build on it; the pond is
-seen through protocols (sources.SourcePond), never imported.
+seen through protocols (pondview.SourcePond), never imported.
 """
 
 __all__ = [

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from .. import nodes, seriesview
 from ..results import Description, FieldInfo, VersionInfo
-from .sources import DerivedReads, SourcePond, no_pond, read_source
+from .pondview import DerivedReads, SourcePond
+from .sources import no_pond, read_source
 from .urls import is_host, parse_source
 
 if TYPE_CHECKING:

@@ -25,23 +25,11 @@ if TYPE_CHECKING:
 
     from .. import nodes
     from . import relations, rows, sql
-
-    # no_version and row_at: found here by importers (pond/__init__.py)
-    from .pondview import DerivedReads, NodeStore, SourcePond, no_version, row_at  # noqa: F401
+    from .pondview import DerivedReads, NodeStore, SourcePond
 
 # What only a pond file or a format needs (the pond's protocols and node types, the series
 # view, the format registry) is imported where it is used: `pond cat host+table:///x.parquet
-# --sql ...` loads none of it (~3 ms of its start, bench group `engine`). Importers still
-# find the protocols here (module __getattr__, PEP 562).
-_PONDVIEW = ("DerivedReads", "NodeStore", "SourcePond", "no_version", "row_at")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _PONDVIEW:
-        from . import pondview
-
-        return getattr(pondview, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# --sql ...` loads none of it (~3 ms of its start, bench group `engine`).
 
 
 TimeLike = int | str | dt.datetime | None
