@@ -74,19 +74,23 @@ GUARD = (
 )
 
 
+def _assert_contexts_are_their_own(out: dict[str, object]) -> None:
+    """Each context has its own limit, zone, spill directory and guard."""
+    assert out["first"] == ["100.0 MiB", "UTC", True, True, 3]
+    assert out["second"] == ["200.0 MiB", "UTC", True, True, 3]
+    assert out["first_guard"] == GUARD
+    assert out["second_guard"] == GUARD
+
+
 def test_the_first_context_uses_the_default_database_configured_and_locked(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "t.parquet"
     pq.write_table(pa.table({"k": [1, 2, 3]}), path)
     out = _probe(_code(path, claim=True))
-    # each context has its own limit, zone, spill directory and guard, the first on the
-    # default database (locked with it: it can no longer be reconfigured), the second on
-    # a database of its own
-    assert out["first"] == ["100.0 MiB", "UTC", True, True, 3]
-    assert out["second"] == ["200.0 MiB", "UTC", True, True, 3]
-    assert out["first_guard"] == GUARD
-    assert out["second_guard"] == GUARD
+    # the first on the default database (locked with it: it can no longer be
+    # reconfigured), the second on a database of its own
+    _assert_contexts_are_their_own(out)
     assert out["default_locked"] is True
     assert out["default_set"] == (
         'Invalid Input Error: Cannot change configuration option "memory_limit" - the '
@@ -98,8 +102,6 @@ def test_a_library_users_default_connection_is_left_alone(tmp_path: Path) -> Non
     path = tmp_path / "t.parquet"
     pq.write_table(pa.table({"k": [1, 2, 3]}), path)
     out = _probe(_code(path, claim=False))
-    assert out["first"] == ["100.0 MiB", "UTC", True, True, 3]
-    assert out["second"] == ["200.0 MiB", "UTC", True, True, 3]
-    assert out["first_guard"] == GUARD
+    _assert_contexts_are_their_own(out)
     assert out["default_locked"] is False
     assert out["default_set"] == "ok"
