@@ -1,5 +1,5 @@
 """`pond tlog verify` reads a commit's seq, id and record as the text the pond wrote (one
-regex, no JSON decoded: storage/tlog.py `read_entries`) and falls back to parsing it
+regex, no JSON decoded: storage/tlogentries.py `read_entries`) and falls back to parsing it
 whenever that text is spelled otherwise. Each record here is rewritten in the pond's own
 compact commitInfo line (so the fast path sees it) or as another writer would, and the
 report must be exactly the one the parsing path gives: checked through the CLI, and against
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from test_tlog import _pond, entry, show, verify, version_of
 
-from duckpond.storage import tlog, tlogcheck
+from duckpond.storage import tlogcheck, tlogentries
 
 
 def _rewrite(
@@ -51,11 +51,11 @@ def test_the_pond_writes_what_the_fast_path_reads(tmp_path: Path) -> None:
     log = root / "data" / "_delta_log"
     read = 0
     for path in sorted(log.glob("*.json")):
-        exists, pond_txn = tlog.entry_pond_txn(path)
+        exists, pond_txn = tlogentries.entry_pond_txn(path)
         if pond_txn is None:
             continue
         rec = pond_txn["tlog"]
-        assert tlog.read_entries([path])[0] == (
+        assert tlogentries.read_entries([path])[0] == (
             True,
             None,
             (
@@ -224,7 +224,7 @@ def test_a_frontier_that_is_not_json_makes_no_transaction(tmp_path: Path) -> Non
     )
     assert [leaf["txn_seq"] for leaf in show(root)["leaves"]] == [1, 2, 4, 5, 6]
     found, _ = tlogcheck.commits(root / "data")  # read as written: txn 3 is undecided
-    with pytest.raises(tlog.NotJson):
+    with pytest.raises(tlogentries.NotJson):
         [c.recorded for c in found]
     fast, slow = _reports(root)
     assert fast == slow

@@ -16,6 +16,7 @@ the process abort at exit). A partition is indexed without its `content` column
 it has not seen); contents are read per row group on demand, through a cache bounded in
 bytes. Files no longer live (compacted away) leave every cache.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -97,7 +98,6 @@ def _action_span(action: parquetwrite.FileAction) -> tuple[int, int | None, int 
 
 # Key columns of small row groups (a big directory's own rows) kept at most, as pairs.
 GROUP_KEYS_MAX = 4096
-
 
 
 class DataTable(deltalog.SnapshotThenDelta):
@@ -525,9 +525,7 @@ class DataTable(deltalog.SnapshotThenDelta):
             files = self._small_files(part_id) if only_small else self.partition_files(part_id)
         if len(files) < 2:
             return False
-        merged, own = own_rows_first(
-            pa.concat_tables([self._read_file(f) for f in files]), part_id
-        )
+        merged, own = own_rows_first(pa.concat_tables([self._read_file(f) for f in files]), part_id)
         before, seq = self._files_version, self.last_txn_seq()
         version, add = upkeep.compact(
             self, self.path, files, merged, {PARTITION: part_id}, self.log, own
@@ -562,8 +560,5 @@ class DataTable(deltalog.SnapshotThenDelta):
                     self.compact_partition(part, files=tier)
                     break
                 floor = limit
-        if (
-            self.version() - tableread.last_checkpoint_version(self.path)
-            >= upkeep.CHECKPOINT_EVERY
-        ):
+        if self.version() - tableread.last_checkpoint_version(self.path) >= upkeep.CHECKPOINT_EVERY:
             checkpoints.checkpoint(self.path, archive_key="pond_txn")

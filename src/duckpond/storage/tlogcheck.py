@@ -30,15 +30,14 @@ from ..errors import PondError
 from ..records import DATA_COMMITTED
 from . import deltalog, tableread
 from .dataschema import PARTITION
-from .tlog import (
+from .tlog import Recorded, Tree, leaf_hash
+from .tlogentries import (
     TLOG_KEY,
+    Entry,
     NotJson,
-    Recorded,
-    Tree,
     Written,
     frontier_items,
-    leaf_hash,
-    read_entries,
+    read_entries_aside,
     written_archived,
 )
 from .tlogrows import row_digests_by_txn
@@ -175,6 +174,36 @@ def _log_versions(log: Path) -> tuple[list[int], int]:
     return sorted(entries), tip
 
 
+class LogEntries:
+    """The data log's JSON entries at most version `upto` (`listed`: their versions as
+    the snapshot at `upto` listed them, else the log is listed here), being read: by a
+    second process when there are many (`read_entries_aside`), so the caller can read the
+    rows meanwhile."""
+
+    def __init__(
+        self,
+        table_dir: Path,
+        upto: int | None = None,
+        listed: list[int] | None = None,
+        as_written: bool = True,
+    ) -> None:
+        if listed is not None and upto is not None:
+            self.versions, self.tip = sorted(v for v in listed if v <= upto), upto
+        else:
+            self.versions, self.tip = _log_versions(table_dir / LOG)
+            if upto is not None:
+                self.versions = [v for v in self.versions if v <= upto]
+                self.tip = min(self.tip, upto)
+        self.table_dir, self.upto, self.as_written = table_dir, upto, as_written
+        self.reading = read_entries_aside(f"{table_dir / LOG}", self.versions, as_written)
+
+    def close(self) -> None:
+        self.reading.close()
+
+    def commits(self) -> tuple[list[Commit], list[int]]:
+        return _commits(self, self.reading.result())
+
+
 def commits(
     table_dir: Path,
     upto: int | None = None,
@@ -187,17 +216,18 @@ def commits(
     as the snapshot at `upto` listed them (else the log is listed here). `as_written`:
     the pond's own records are read as the text it wrote (a `Commit.raw` of one may then
     raise NotJson: read them again without)."""
-    if listed is not None and upto is not None:
-        entries, tip = sorted(v for v in listed if v <= upto), upto
-    else:
-        entries, tip = _log_versions(table_dir / LOG)
-        if upto is not None:
-            entries, tip = [v for v in entries if v <= upto], min(tip, upto)
+    entries = LogEntries(table_dir, upto, listed, as_written)
+    try:
+        return entries.commits()
+    finally:
+        entries.close()
+
+
+def _commits(log: LogEntries, entered: list[Entry]) -> tuple[list[Commit], list[int]]:
+    table_dir, upto, as_written = log.table_dir, log.upto, log.as_written
+    entries, tip = log.versions, log.tip
     # what each entry read holds: the rest of its pond_txn is dropped as it is read
     read: dict[int, Commit | None] = {}
-    log = f"{table_dir / LOG}"
-    paths: list[Path | str] = [f"{log}/{v:020d}.json" for v in entries]
-    entered = read_entries(paths, as_written)
     for v, (exists, pond_txn, written) in zip(entries, entered, strict=True):
         if written is not None:  # the pond's own spelling: nothing decoded
             read[v] = Commit.of_written(v, written)
@@ -490,9 +520,7 @@ def check(data_dir: Path, control_dir: Path | None, source: str) -> TlogReport:
             return _check(data_dir, control_dir, source, as_written=False)
 
 
-def _check(
-    data_dir: Path, control_dir: Path | None, source: str, as_written: bool
-) -> TlogReport:
+def _check(data_dir: Path, control_dir: Path | None, source: str, as_written: bool) -> TlogReport:
     problems: list[Problem] = []
     notes: list[str] = []
     control: dict[int, tuple[str, int | None]] | None = None
@@ -502,12 +530,18 @@ def _check(
         except (PondError, deltalog.Unsupported, OSError, ValueError) as e:
             notes.append(f"the control table could not be read ({e}): presence not cross-checked")
     files, version, listed = live_files(data_dir)
-    found, missing = commits(data_dir, upto=version, listed=listed, as_written=as_written)
+    # the log's entries are read by a second process (when many) while this one reads the
+    # rows: a verify reads every row and every entry, and threads would share one core
+    entries = LogEntries(data_dir, upto=version, listed=listed, as_written=as_written)
+    try:
+        by_txn = row_digests_by_txn(data_dir, files, notes)
+        found, missing = entries.commits()
+    finally:
+        entries.close()
     if (p := _order(found, missing)) is not None:
         problems.append(p)
     if control is not None and (p := _against_control(found, control)) is not None:
         problems.append(p)
-    by_txn = row_digests_by_txn(data_dir, files, notes)
     p, size, root, unrecorded = _content(found, by_txn)
     if p is not None:
         problems.append(p)
