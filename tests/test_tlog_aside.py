@@ -160,3 +160,10 @@ def test_the_runs_sent_name_every_version() -> None:
     runs = tlogentries._runs(versions)
     assert runs == [(0, 2), (5, 5), (7, 8), (20, 20)]
     assert [v for a, b in runs for v in range(a, b + 1)] == versions
+
+
+def test_show_reads_here(tmp_path: Path, here_reads: list[int]) -> None:
+    """`pond tlog show` has nothing to do meanwhile: no second process for it."""
+    root = _pond(tmp_path)
+    assert tlogcheck.show(root / "data").size == 6
+    assert len(here_reads) == 1

@@ -176,9 +176,9 @@ def _log_versions(log: Path) -> tuple[list[int], int]:
 
 class LogEntries:
     """The data log's JSON entries at most version `upto` (`listed`: their versions as
-    the snapshot at `upto` listed them, else the log is listed here), being read: by a
-    second process when there are many (`read_entries_aside`), so the caller can read the
-    rows meanwhile."""
+    the snapshot at `upto` listed them, else the log is listed here), to be read: with
+    `aside`, by a second process started now when there are many (`read_entries_aside`),
+    so the caller can read the rows meanwhile; else when `commits()` asks."""
 
     def __init__(
         self,
@@ -186,6 +186,7 @@ class LogEntries:
         upto: int | None = None,
         listed: list[int] | None = None,
         as_written: bool = True,
+        aside: bool = False,
     ) -> None:
         if listed is not None and upto is not None:
             self.versions, self.tip = sorted(v for v in listed if v <= upto), upto
@@ -195,7 +196,8 @@ class LogEntries:
                 self.versions = [v for v in self.versions if v <= upto]
                 self.tip = min(self.tip, upto)
         self.table_dir, self.upto, self.as_written = table_dir, upto, as_written
-        self.reading = read_entries_aside(f"{table_dir / LOG}", self.versions, as_written)
+        log = f"{table_dir / LOG}"
+        self.reading = read_entries_aside(log, self.versions, as_written, start=aside)
 
     def close(self) -> None:
         self.reading.close()
@@ -532,7 +534,7 @@ def _check(data_dir: Path, control_dir: Path | None, source: str, as_written: bo
     files, version, listed = live_files(data_dir)
     # the log's entries are read by a second process (when many) while this one reads the
     # rows: a verify reads every row and every entry, and threads would share one core
-    entries = LogEntries(data_dir, upto=version, listed=listed, as_written=as_written)
+    entries = LogEntries(data_dir, version, listed, as_written, aside=True)
     try:
         by_txn = row_digests_by_txn(data_dir, files, notes)
         found, missing = entries.commits()

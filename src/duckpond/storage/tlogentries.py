@@ -268,12 +268,15 @@ def _end(proc: subprocess.Popen[bytes]) -> None:
             pipe.close()
 
 
-def read_entries_aside(log_dir: str, versions: list[int], as_written: bool = True) -> Aside:
+def read_entries_aside(
+    log_dir: str, versions: list[int], as_written: bool = True, start: bool = True
+) -> Aside:
     """`read_entries` of the entries `versions` of the log in `log_dir`, started in a
-    second process when there are many and a second core to read them on (else read when
-    the result is asked for)."""
+    second process when `start` says so, there are many and a second core to read them on
+    (else read when the result is asked for)."""
     start = (
-        len(versions) >= ASIDE_MIN_ENTRIES
+        start
+        and len(versions) >= ASIDE_MIN_ENTRIES
         and (os.cpu_count() or 1) > 1
         # a Python interpreter to run this file (not, say, the server embedding the library)
         and os.path.basename(sys.executable).startswith("python")
