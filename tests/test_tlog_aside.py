@@ -7,6 +7,7 @@ fall back to reading here, with the same report."""
 from __future__ import annotations
 
 import json
+import os
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +17,8 @@ import pytest
 from test_tlog import _edit, _pond, entry, version_of
 
 from duckpond.storage import tlogcheck, tlogentries
+
+_real_idle_core = tlogentries.idle_core
 
 
 def _report(root: Path) -> tlogcheck.TlogReport:
@@ -27,6 +30,7 @@ def here_reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     """Every log of any length goes to the second process; the list counts the entries
     this process read itself (the fallback)."""
     monkeypatch.setattr(tlogentries, "ASIDE_MIN_ENTRIES", 0)
+    monkeypatch.setattr(tlogentries, "idle_core", lambda: True)  # the tests load the machine
     counted: list[int] = []
     real = tlogentries.read_entries
 
@@ -167,3 +171,22 @@ def test_show_reads_here(tmp_path: Path, here_reads: list[int]) -> None:
     root = _pond(tmp_path)
     assert tlogcheck.show(root / "data").size == 6
     assert len(here_reads) == 1
+
+
+def test_a_busy_machine_reads_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, here_reads: list[int]
+) -> None:
+    """No core to spare: a second process would only compete with this one."""
+    root = _pond(tmp_path)
+    monkeypatch.setattr("os.getloadavg", lambda: (float(os.cpu_count() or 1), 0.0, 0.0))
+    monkeypatch.setattr(tlogentries, "idle_core", _real_idle_core)
+    assert _report(root).ok
+    assert len(here_reads) == 1
+
+
+def test_an_idle_core_is_judged_by_the_load_average(monkeypatch: pytest.MonkeyPatch) -> None:
+    cores = os.cpu_count() or 1
+    monkeypatch.setattr("os.getloadavg", lambda: (cores - 1.0, 0.0, 0.0))
+    assert _real_idle_core() is (cores > 1)
+    monkeypatch.setattr("os.getloadavg", lambda: (cores - 0.5, 0.0, 0.0))
+    assert _real_idle_core() is False
