@@ -178,15 +178,26 @@ def test_a_busy_machine_reads_here(
 ) -> None:
     """No core to spare: a second process would only compete with this one."""
     root = _pond(tmp_path)
-    monkeypatch.setattr("os.getloadavg", lambda: (float(os.cpu_count() or 1), 0.0, 0.0))
+    monkeypatch.setattr(tlogentries, "runnable", lambda: os.cpu_count() or 1)
     monkeypatch.setattr(tlogentries, "idle_core", _real_idle_core)
     assert _report(root).ok
     assert len(here_reads) == 1
 
 
-def test_an_idle_core_is_judged_by_the_load_average(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_idle_core_is_judged_by_what_runs_now(monkeypatch: pytest.MonkeyPatch) -> None:
     cores = os.cpu_count() or 1
+    monkeypatch.setattr(tlogentries, "runnable", lambda: cores - 1)
+    assert _real_idle_core() is True
+    monkeypatch.setattr(tlogentries, "runnable", lambda: cores)
+    assert _real_idle_core() is False
+    # without /proc/loadavg's count: the 1-minute load average
+    monkeypatch.setattr(tlogentries, "runnable", lambda: None)
     monkeypatch.setattr("os.getloadavg", lambda: (cores - 1.0, 0.0, 0.0))
-    assert _real_idle_core() is (cores > 1)
+    assert _real_idle_core() is True
     monkeypatch.setattr("os.getloadavg", lambda: (cores - 0.5, 0.0, 0.0))
     assert _real_idle_core() is False
+
+
+def test_runnable_counts_this_process() -> None:
+    running = tlogentries.runnable()
+    assert running is None or running >= 1
