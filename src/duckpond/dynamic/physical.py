@@ -79,22 +79,44 @@ class StoredFile(LiveFile):
         ]
 
     def schema(self) -> pa.Schema:
-        from ..query import ingest, relations
+        """A table's schema; a series': its versions' unified, from the read cache's
+        recorded schemas and the footers of the versions after them (a few files, not one
+        per version: query/seriescache.py)."""
+        from ..query import ingest, relations, seriescache
 
         if self._schema is not None:
             return self._schema
-        schemas = []
-        for part in self._all_parts():
-            schemas.append(ingest.read_parquet_schema(part.path or part.data or b"", self.path))
-        self._schema = relations.unify_schemas(schemas)
+        if nodes.is_series(self.file_type):
+            self._schema = seriescache.series_schema(
+                self.fs, self.loc.part_id, self.loc.node_id, self.path
+            )
+            return self._schema
+        part = self._all_parts()[0]
+        schema = ingest.read_parquet_schema(part.path or part.data or b"", self.path)
+        self._schema = relations.unify_schemas([schema])
         return self._schema
 
     def register(
         self, ctx: Any, names: Any, start: int | None = None, end: int | None = None
     ) -> None:
-        from ..query import relations
+        """Register the file under `names`; a series through its read cache, as `pond cat`
+        reads it (query/seriescache.py: the window narrowed to its bounds, only the versions
+        it can reach opened, a new segment written after a whole read)."""
+        from ..query import relations, seriescache
 
         start, end = seriesview.narrow(self._bounds(), start, end)
+        if nodes.is_series(self.file_type):
+            seriescache.register_series(
+                ctx,
+                self.fs,
+                self.loc.part_id,
+                self.loc.node_id,
+                time_column=self.time_column,
+                time_start=start,
+                time_end=end,
+                names=names,
+            )
+            return
         relations.register_parts(
             ctx,
             self._all_parts(start, end),

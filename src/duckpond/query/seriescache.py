@@ -10,23 +10,34 @@ counter merges (each segment kept more than twice the size of the next newer one
 version is rewritten O(log N) times in all, and a read sees O(log N) files. The cache is an
 optimisation only: a file that cannot be written or read is dropped and the versions are
 read as they are.
+
+Each segment also records the unified Arrow schema of the versions it holds (its Parquet
+key-value metadata, `SCHEMA_KEY`): the file's own schema is DuckDB's, which may differ in
+types and field metadata from what the versions' footers give. `series_schema` unifies
+those records and the tail's footers: the schema a read of every footer gives, from a few.
+Both `pond cat` and factories' stored inputs (dynamic/physical.py) read through here.
 """
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import seriescache
 from ..crashpoints import crash_point
 from ..errors import FormatError, NotFoundError
 from .limits import DEFAULT_TIMEOUT
 from .pondview import NodeStore, StoredPart
-from .relations import Part, register_parts
+from .relations import Part, register_parts, unify_schemas
 from .sql import SOURCE_NAMES, QueryContext, within_limits
 from .sqltext import literal
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 # rows per Parquet row group of a cache file: DuckDB's own default, so a scan runs on every
 # core and the row groups' statistics prune a time window
@@ -36,6 +47,10 @@ _ROW_GROUP = 122_880
 # been out of the chain this long: a query that registered it before may run until its
 # time limit.
 SUPERSEDED_AGE_S = DEFAULT_TIMEOUT
+
+# a segment's Parquet key-value metadata: the unified schema of the versions it holds
+# (Arrow IPC, base64)
+SCHEMA_KEY = "duckpond.series_schema"
 
 
 def register_series(
@@ -97,7 +112,7 @@ def register_series(
         except (FormatError, NotFoundError):
             return  # the read registered them already: not expected, but no cache then
         select = ctx.tables[private]
-    written = _write(ctx, select, directory, plan)
+    written = _write(ctx, select, directory, plan, _sources_schema(sources))
     if written is None:
         return
     kept = [Path(p.path or "") for p in found[: plan.first]]
@@ -168,9 +183,12 @@ def _cache_part(path: Path, found: Sequence[StoredPart]) -> Part:
     )
 
 
-def _write(ctx: QueryContext, select: str, directory: Path, plan: _Plan) -> Path | None:
-    """The rows `select` gives, written as the segment `plan` says; None when it cannot be
-    written (a read-only or full disk): the read goes on without it."""
+def _write(
+    ctx: QueryContext, select: str, directory: Path, plan: _Plan, schema: pa.Schema | None
+) -> Path | None:
+    """The rows `select` gives, written as the segment `plan` says, `schema` (the versions'
+    unified schema, None: unknown) recorded in it; None when it cannot be written (a
+    read-only or full disk): the read goes on without it."""
     import duckdb
 
     tmp = seriescache.temp_path(directory)
@@ -178,7 +196,7 @@ def _write(ctx: QueryContext, select: str, directory: Path, plan: _Plan) -> Path
         directory.mkdir(parents=True, exist_ok=True)
         # bounded as the read is: stopped at its time limit or memory bound, the cache
         # then not written (the read goes on without it)
-        if not within_limits(ctx, lambda: _copy(ctx, select, tmp)):
+        if not within_limits(ctx, lambda: _copy(ctx, select, tmp, schema)):
             seriescache.remove(tmp)
             return None
         crash_point("series_cache_before_publish")
@@ -188,13 +206,15 @@ def _write(ctx: QueryContext, select: str, directory: Path, plan: _Plan) -> Path
         return None
 
 
-def _copy(ctx: QueryContext, select: str, tmp: Path) -> None:
+def _copy(ctx: QueryContext, select: str, tmp: Path, schema: pa.Schema | None) -> None:
     """DuckDB's own Parquet writer (parallel, its types as its reader gives them back);
     through Arrow when the connection is already locked against writing files."""
+    recorded = {} if schema is None else {SCHEMA_KEY: _encode_schema(schema)}
     if not ctx.locked:
+        kv = "".join(f", KV_METADATA {{{literal(k)}: {literal(v)}}}" for k, v in recorded.items())
         ctx.con.execute(
             f"COPY ({select}) TO {literal(str(tmp))} "
-            f"(FORMAT parquet, ROW_GROUP_SIZE {_ROW_GROUP}, COMPRESSION snappy)"
+            f"(FORMAT parquet, ROW_GROUP_SIZE {_ROW_GROUP}, COMPRESSION snappy{kv})"
         )
         return
     import pyarrow as pa
@@ -205,5 +225,73 @@ def _copy(ctx: QueryContext, select: str, tmp: Path) -> None:
         with pq.ParquetWriter(tmp, reader.schema) as writer:
             for batch in reader:
                 writer.write_batch(batch, row_group_size=_ROW_GROUP)
+            if recorded:
+                writer.add_key_value_metadata(recorded)
     except pa.ArrowException as e:
         raise OSError(str(e)) from e
+
+
+# ---------------------------------------------------------------------------------------------
+# the schema of a series: the segments' recorded schemas and the tail's footers
+
+
+def series_schema(fs: NodeStore, part_id: str, node_id: str, what: str) -> pa.Schema:
+    """The unified schema of the node's live versions (relations.unify_schemas over every
+    version's Parquet footer), from the read cache's recorded schemas and the footers of
+    the versions after them; every footer when a segment has none (written before
+    segments recorded it) or cannot be read. `what` names the node in errors."""
+    found = fs.series_parts(part_id, node_id, cached=True)
+    schemas = []
+    for part in found:
+        if part.cache_key is None:
+            schemas.append(_footer_schema(part, what))
+            continue
+        recorded = _recorded_schema(Path(part.path or ""))
+        if recorded is None:
+            found = fs.series_parts(part_id, node_id)
+            return unify_schemas([_footer_schema(p, what) for p in found])
+        schemas.append(recorded)
+    return unify_schemas(schemas)
+
+
+def _footer_schema(part: StoredPart, what: str) -> pa.Schema:
+    from .ingest import read_parquet_schema
+
+    return read_parquet_schema(part.path or part.data or b"", what)
+
+
+def _sources_schema(sources: Sequence[StoredPart]) -> pa.Schema | None:
+    """The unified schema of the versions `sources` (segments and versions) hold, for the
+    segment they are written into; None when a segment's is unknown."""
+    schemas = []
+    try:
+        for part in sources:
+            if part.cache_key is None:
+                schemas.append(_footer_schema(part, "a series version"))
+                continue
+            recorded = _recorded_schema(Path(part.path or ""))
+            if recorded is None:
+                return None
+            schemas.append(recorded)
+        return unify_schemas(schemas)
+    except (FormatError, NotFoundError):
+        return None
+
+
+def _encode_schema(schema: pa.Schema) -> str:
+    return base64.b64encode(schema.serialize().to_pybytes()).decode("ascii")
+
+
+def _recorded_schema(path: Path) -> pa.Schema | None:
+    """The schema a segment recorded (SCHEMA_KEY); None when it has none or is unreadable."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_metadata(path).metadata or {}
+        value = meta.get(SCHEMA_KEY.encode())
+        if value is None:
+            return None
+        return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(value, validate=True)))
+    except (OSError, ValueError, pa.ArrowException):
+        return None
