@@ -51,6 +51,7 @@ def run_pond(
         input = input.encode()
     proc = None if exec else LAUNCHER.run(cli_args, input, cli_env(env), timeout)
     if proc is None:
+        LAUNCHER.execd += 1
         argv = [*CLI, *cli_args]
         proc = subprocess.run(
             argv, input=input, env=cli_env(env), capture_output=True, timeout=timeout
@@ -66,6 +67,11 @@ def run_pond(
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     LAUNCHER.close()
+    log = os.environ.get("POND_TEST_LAUNCHER_LOG")  # to measure: how many were forked
+    if log:
+        with open(log, "a") as f:
+            worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+            f.write(f"{worker} forked={LAUNCHER.forked} exec'd={LAUNCHER.execd}\n")
 
 
 @pytest.fixture

@@ -41,6 +41,7 @@ class Launcher:
         self.path: str | None = None
         self.failed = os.environ.get("POND_TEST_EXEC") == "1"  # every command exec'd
         self.forked = 0  # commands run by the server (a test checks it is used)
+        self.execd = 0  # run_pond's commands it exec'd instead (counted by run_pond)
         self.last_pid: int | None = None  # the last forked `pond`
         self.starting = threading.Lock()  # run_pond is called from threads too
 
