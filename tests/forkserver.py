@@ -149,7 +149,7 @@ def _become(request: dict[str, object], fds: list[int]) -> None:
     assert isinstance(args, list)
     sys.argv = ["-m", *map(str, args)]  # runpy puts the module's path first
     sys.orig_argv = [sys.executable, "-m", "duckpond.cli", *map(str, args)]
-    sys.path[0] = cwd  # `python -m` puts the working directory first
+    sys.path[:] = _sys_path(cwd)
     for key in [k for k in sys.path_importer_cache if not os.path.isabs(k)]:
         del sys.path_importer_cache[key]
     importlib.invalidate_caches()
@@ -177,6 +177,48 @@ def _become(request: dict[str, object], fds: list[int]) -> None:
     sys.stdin, sys.stdout, sys.stderr = streams
     sys.__stdin__, sys.__stdout__, sys.__stderr__ = streams  # type: ignore[misc]
 
+
+def _pythonpath() -> list[str]:
+    """PYTHONPATH's entries as the interpreter puts them on sys.path: absolute against the
+    working directory it starts in."""
+    entries = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    return [os.path.abspath(e) for e in entries if e]
+
+
+def _pth_entries() -> list[str]:
+    """The directories site-packages' .pth files add (site.addpackage): an editable
+    install's source directory, which site skips when PYTHONPATH already put it first."""
+    import site
+
+    found = []
+    for folder in site.getsitepackages():
+        try:
+            names = sorted(n for n in os.listdir(folder) if n.endswith(".pth"))
+        except OSError:
+            continue
+        for name in names:
+            with open(os.path.join(folder, name), encoding="utf-8") as f:
+                for line in f:
+                    line = line.rstrip()
+                    if line and not line.startswith(("#", "import ", "import\t")):
+                        path = os.path.abspath(os.path.join(folder, line))
+                        if os.path.exists(path):
+                            found.append(path)
+    return found
+
+
+def _sys_path(cwd: str) -> list[str]:
+    """sys.path as `python -m` started in `cwd` with this environment makes it: the working
+    directory, PYTHONPATH (relative entries against `cwd`), the standard library and
+    site-packages, then what .pth files add and is not on it yet."""
+    here = _pythonpath()
+    rest = [p for p in STARTED_PATH[1:] if p not in STARTED_PYTHONPATH]
+    rest += [p for p in _pth_entries() if p not in rest]
+    return [cwd, *here, *(p for p in rest if p not in here)]
+
+
+STARTED_PATH = list(sys.path)  # this server's, as it started in its working directory
+STARTED_PYTHONPATH = _pythonpath()
 
 if __name__ == "__main__":
     os.environ.setdefault("MIMALLOC_PURGE_DELAY", "0")  # as cli/launch.py, before pyarrow
