@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from launcher import Launcher
 
 from duckpond.pond import Pond
 
@@ -25,6 +26,10 @@ def cli_env(env: dict[str, str] | None = None) -> dict[str, str]:
     return out
 
 
+# Started on the first run_pond of a test process, stopped at its end (pytest_sessionfinish).
+LAUNCHER = Launcher(cli_env())
+
+
 def run_pond(
     *args: object,
     pond: Path | str | None = None,
@@ -32,16 +37,25 @@ def run_pond(
     env: dict[str, str] | None = None,
     check: bool | int | None = True,
     timeout: float = 120,
+    exec: bool = False,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run `pond ARGS` in a subprocess; stdout/stderr are bytes.
 
     `pond` adds `--pond PATH`. `check`: True = exit 0 is required, an int = that exit code,
-    False/None = not checked.
+    False/None = not checked. The process is forked from a server that has the third-party
+    libraries loaded (tests/forkserver.py); `exec=True` runs a freshly exec'd interpreter,
+    for what depends on how a process starts (what it imports, in which order).
     """
-    argv = [*CLI, *(["--pond", str(pond)] if pond is not None else []), *map(str, args)]
+    cli_args = [*(["--pond", str(pond)] if pond is not None else []), *map(str, args)]
     if isinstance(input, str):
         input = input.encode()
-    proc = subprocess.run(argv, input=input, env=cli_env(env), capture_output=True, timeout=timeout)
+    proc = None if exec else LAUNCHER.run(cli_args, input, cli_env(env), timeout)
+    if proc is None:
+        LAUNCHER.execd += 1
+        argv = [*CLI, *cli_args]
+        proc = subprocess.run(
+            argv, input=input, env=cli_env(env), capture_output=True, timeout=timeout
+        )
     want = 0 if check is True else check
     if want is not None and want is not False:
         assert proc.returncode == want, (
@@ -49,6 +63,15 @@ def run_pond(
             f"stdout: {proc.stdout[:2000]!r}\nstderr: {proc.stderr.decode(errors='replace')}"
         )
     return proc
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    LAUNCHER.close()
+    log = os.environ.get("POND_TEST_LAUNCHER_LOG")  # to measure: how many were forked
+    if log:
+        with open(log, "a") as f:
+            worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+            f.write(f"{worker} forked={LAUNCHER.forked} exec'd={LAUNCHER.execd}\n")
 
 
 @pytest.fixture

@@ -181,6 +181,7 @@ def test_cli_big_result_streams_through_arrow_within_a_small_limit(parquet: Path
         "csv",
         "--memory-limit",
         "32M",
+        exec=True,  # pyarrow must load after the bound is set: not preloaded
     )
     lines = proc.stdout.decode().splitlines()
     assert len(lines) == 20_001
