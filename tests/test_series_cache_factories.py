@@ -286,12 +286,17 @@ def test_schema_from_segments_and_tail_is_every_versions_unified(tmp_path: Path)
     assert "  timestamp: timestamp[us, tz=UTC]\n  a: int64\n  b: double\n  c: string\n" in out
 
 
-def test_schema_is_read_from_the_segments_record(tmp_path: Path) -> None:
+def _cached(tmp_path: Path) -> tuple[Path, Path]:
+    """A pond whose series of 40 evolving versions has one cache segment: (root, segment)."""
     root = tmp_path / "pond"
     Pond.create(root)
     append(root, range(40), evolving)
     cat(root, "/s/t", "--sql", "SELECT count(*) AS n FROM source")
-    segment = the_segment(root)
+    return root, the_segment(root)
+
+
+def test_schema_is_read_from_the_segments_record(tmp_path: Path) -> None:
+    root, segment = _cached(tmp_path)
     rows = pq.read_table(segment)
     # a record naming a column no version has: schema() took it, not 40 footers
     marked = relations.unify_schemas([EVOLVED.remove(3), pa.schema([("planted", pa.int8())])])
@@ -300,11 +305,7 @@ def test_schema_is_read_from_the_segments_record(tmp_path: Path) -> None:
 
 
 def test_a_segment_without_a_record_falls_back_to_every_footer(tmp_path: Path) -> None:
-    root = tmp_path / "pond"
-    Pond.create(root)
-    append(root, range(40), evolving)
-    cat(root, "/s/t", "--sql", "SELECT count(*) AS n FROM source")
-    segment = the_segment(root)
+    root, segment = _cached(tmp_path)
     plant(segment, pq.read_table(segment), None)  # as a cache written before records
     node = stored(root)
     assert node.schema().equals(EVOLVED.remove(3), check_metadata=True)
