@@ -85,7 +85,7 @@ def run(work: Path, quick: bool) -> Result:
         ),
         ratio_row(
             "13d",
-            "`pond cat TABLE --format csv` (DataFusion) process vs importing pyarrow",
+            "`pond cat TABLE --format csv` (DuckDB) process vs importing pyarrow",
             t.median("cat_table"),
             t.median("pyarrow"),
             None,
