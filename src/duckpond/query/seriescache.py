@@ -241,15 +241,24 @@ def series_schema(fs: NodeStore, part_id: str, node_id: str, what: str) -> pa.Sc
     the versions after them; every footer when a segment has none (written before
     segments recorded it) or cannot be read. `what` names the node in errors."""
     found = fs.series_parts(part_id, node_id, cached=True)
+    schema = _recorded_and_footers(found, what)
+    if schema is None:
+        found = fs.series_parts(part_id, node_id)
+        return unify_schemas([_footer_schema(p, what) for p in found])
+    return schema
+
+
+def _recorded_and_footers(parts: Sequence[StoredPart], what: str) -> pa.Schema | None:
+    """The unified schema of what `parts` hold: a segment's recorded schema, a version's
+    footer; None when a segment has no readable record."""
     schemas = []
-    for part in found:
+    for part in parts:
         if part.cache_key is None:
             schemas.append(_footer_schema(part, what))
             continue
         recorded = _recorded_schema(Path(part.path or ""))
         if recorded is None:
-            found = fs.series_parts(part_id, node_id)
-            return unify_schemas([_footer_schema(p, what) for p in found])
+            return None
         schemas.append(recorded)
     return unify_schemas(schemas)
 
@@ -263,17 +272,8 @@ def _footer_schema(part: StoredPart, what: str) -> pa.Schema:
 def _sources_schema(sources: Sequence[StoredPart]) -> pa.Schema | None:
     """The unified schema of the versions `sources` (segments and versions) hold, for the
     segment they are written into; None when a segment's is unknown."""
-    schemas = []
     try:
-        for part in sources:
-            if part.cache_key is None:
-                schemas.append(_footer_schema(part, "a series version"))
-                continue
-            recorded = _recorded_schema(Path(part.path or ""))
-            if recorded is None:
-                return None
-            schemas.append(recorded)
-        return unify_schemas(schemas)
+        return _recorded_and_footers(sources, "a series version")
     except (FormatError, NotFoundError):
         return None
 
