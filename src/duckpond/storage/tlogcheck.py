@@ -203,7 +203,36 @@ class LogEntries:
         self.reading.close()
 
     def commits(self) -> tuple[list[Commit], list[int]]:
-        return _commits(self, self.reading.result())
+        """The commits that carry `pond_txn` and the versions missing (see `commits`)."""
+        entered: list[Entry] = self.reading.result()
+        table_dir, upto, as_written = self.table_dir, self.upto, self.as_written
+        entries, tip = self.versions, self.tip
+        # what each entry read holds: the rest of its pond_txn is dropped as it is read
+        read: dict[int, Commit | None] = {}
+        for v, (exists, pond_txn, written) in zip(entries, entered, strict=True):
+            if written is not None:  # the pond's own spelling: nothing decoded
+                read[v] = Commit.of_written(v, written)
+            elif exists:  # else pruned meanwhile: archived first
+                read[v] = _commit(v, pond_txn)
+        archived = {v: raw for v, _, raw in tableread.archived_metadata(table_dir) if v not in read}
+        missing = (
+            [v for v in range(entries[0], tip + 1) if v not in read and v not in archived]
+            if entries
+            else []
+        )
+        out: list[Commit] = []
+        for v in sorted(read.keys() | archived.keys()):
+            if upto is not None and v > upto:
+                continue
+            if v in read:
+                c = read[v]
+            elif as_written and (written := written_archived(archived[v])) is not None:
+                c = Commit.of_written(v, written)
+            else:
+                c = _commit(v, json.loads(archived[v]))
+            if c is not None:
+                out.append(c)
+        return out, missing
 
 
 def commits(
@@ -223,37 +252,6 @@ def commits(
         return entries.commits()
     finally:
         entries.close()
-
-
-def _commits(log: LogEntries, entered: list[Entry]) -> tuple[list[Commit], list[int]]:
-    table_dir, upto, as_written = log.table_dir, log.upto, log.as_written
-    entries, tip = log.versions, log.tip
-    # what each entry read holds: the rest of its pond_txn is dropped as it is read
-    read: dict[int, Commit | None] = {}
-    for v, (exists, pond_txn, written) in zip(entries, entered, strict=True):
-        if written is not None:  # the pond's own spelling: nothing decoded
-            read[v] = Commit.of_written(v, written)
-        elif exists:  # else pruned meanwhile: archived first
-            read[v] = _commit(v, pond_txn)
-    archived = {v: raw for v, _, raw in tableread.archived_metadata(table_dir) if v not in read}
-    missing = (
-        [v for v in range(entries[0], tip + 1) if v not in read and v not in archived]
-        if entries
-        else []
-    )
-    out: list[Commit] = []
-    for v in sorted(read.keys() | archived.keys()):
-        if upto is not None and v > upto:
-            continue
-        if v in read:
-            c = read[v]
-        elif as_written and (written := written_archived(archived[v])) is not None:
-            c = Commit.of_written(v, written)
-        else:
-            c = _commit(v, json.loads(archived[v]))
-        if c is not None:
-            out.append(c)
-    return out, missing
 
 
 def _commit(version: int, pond_txn: dict[str, Any] | None) -> Commit | None:
